@@ -1,0 +1,130 @@
+package core
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Op is the kind of change an adapter observed.
+type Op string
+
+// The operations a Change may carry. They follow Debezium's vocabulary,
+// spelled out.
+const (
+	OpCreate   Op = "create"   // a record appeared
+	OpUpdate   Op = "update"   // a record changed
+	OpDelete   Op = "delete"   // a record disappeared
+	OpRead     Op = "read"     // a record read by a snapshot
+	OpTruncate Op = "truncate" // a whole table was emptied
+	OpMessage  Op = "message"  // a pushed message, such as a webhook delivery
+)
+
+// Valid reports whether o is one of the defined operations.
+func (o Op) Valid() bool {
+	switch o {
+	case OpCreate, OpUpdate, OpDelete, OpRead, OpTruncate, OpMessage:
+		return true
+	}
+	return false
+}
+
+// Position is an opaque, versioned checkpoint of a source: an LSN, a GTID
+// set, a poll cursor, a delivery id. Only the source that produced it can
+// interpret Data; Version names the format of Data so that a newer source can
+// still read a checkpoint written by an older one.
+//
+// A Position also identifies its change within the connector: two different
+// changes of one connector never carry equal positions, and a change read
+// again after a restart carries the same position as before. Event ids are
+// derived from it.
+type Position struct {
+	Version uint32 `json:"v"`
+	Data    []byte `json:"d"`
+}
+
+// IsZero reports whether p is the empty position: no checkpoint.
+func (p Position) IsZero() bool { return len(p.Data) == 0 }
+
+// String returns a short printable form, for logs and status.
+func (p Position) String() string {
+	if p.IsZero() {
+		return "none"
+	}
+	if isPrintable(p.Data) {
+		return fmt.Sprintf("v%d:%s", p.Version, p.Data)
+	}
+	return fmt.Sprintf("v%d:%s", p.Version, base64.RawStdEncoding.EncodeToString(p.Data))
+}
+
+func isPrintable(b []byte) bool {
+	if len(b) > 200 {
+		return false
+	}
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// SourceInfo is where a change came from, in the source system's own terms.
+type SourceInfo struct {
+	// System names the technology, such as "postgres" or "webhook".
+	System string `json:"system,omitempty"`
+	// Schema and Table locate a database change.
+	Schema string `json:"schema,omitempty"`
+	Table  string `json:"table,omitempty"`
+	// Endpoint is the URL path or API endpoint of a polled or pushed change.
+	Endpoint string `json:"endpoint,omitempty"`
+	// CommitTime is when the source system committed the change, if known.
+	CommitTime time.Time `json:"commit_time,omitzero"`
+	// TxID identifies the source transaction, if any.
+	TxID string `json:"tx_id,omitempty"`
+}
+
+// Change is one change an adapter observed, in the source system's own
+// vocabulary. Rules turn it into zero or more events.
+//
+// Values inside Key, Before, After and Payload are JSON-like: nil, bool,
+// string, json.Number (exact numbers), int64, float64, time.Time, []byte,
+// []any and map[string]any.
+type Change struct {
+	Op     Op             `json:"op"`
+	Key    map[string]any `json:"key,omitempty"`
+	Before map[string]any `json:"before,omitempty"`
+	After  map[string]any `json:"after,omitempty"`
+	// Payload is a pushed message body (a parsed webhook delivery), when the
+	// change is not a record.
+	Payload any `json:"payload,omitempty"`
+	// Meta carries mechanism details rules may read: HTTP headers, query and
+	// path parameters, file names, poll run times.
+	Meta   map[string]any `json:"meta,omitempty"`
+	Source SourceInfo     `json:"source"`
+	// Position is the checkpoint that resumes after this change.
+	Position Position `json:"position"`
+	// Raw is the change as received, when the adapter keeps it (a webhook
+	// body). It travels to the dead-letter stream with a failed change.
+	Raw []byte `json:"-"`
+}
+
+// MarshalRaw returns the change as JSON for the dead-letter stream. Raw, when
+// present, is embedded as text when it is valid JSON and as base64 otherwise.
+func (c *Change) MarshalRaw() ([]byte, error) {
+	type alias Change
+	out := struct {
+		*alias
+		Raw   json.RawMessage `json:"raw,omitempty"`
+		Raw64 []byte          `json:"raw_base64,omitempty"`
+	}{alias: (*alias)(c)}
+	if len(c.Raw) > 0 {
+		if json.Valid(c.Raw) {
+			out.Raw = c.Raw
+		} else {
+			out.Raw64 = c.Raw
+		}
+	}
+	return json.Marshal(out)
+}

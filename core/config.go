@@ -1,0 +1,100 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a component's validated configuration: the values of its
+// declared fields, with defaults applied and ${...} references resolved. The
+// config loader builds it; components decode it into their own typed struct.
+type Config struct {
+	// Name is the component's instance name (the connector name).
+	Name string
+	// Values holds the decoded field values: string, int, float64, bool,
+	// []any, map[string]any.
+	Values map[string]any
+}
+
+// NewConfig returns a Config for name holding values.
+func NewConfig(name string, values map[string]any) Config {
+	if values == nil {
+		values = map[string]any{}
+	}
+	return Config{Name: name, Values: values}
+}
+
+// Decode decodes the values into v, a pointer to a struct with yaml tags.
+// Decoding is strict: a value with no matching struct field is an error.
+// Durations decode from strings such as "30s" into time.Duration fields.
+// Errors are *FieldError values naming the field.
+func (c Config) Decode(v any) error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(c.Values); err != nil {
+		return fmt.Errorf("encode configuration of %q: %w", c.Name, err)
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			var errs []error
+			for _, msg := range te.Errors {
+				errs = append(errs, &FieldError{Path: fieldFromYAMLMessage(msg), Err: errors.New(cleanYAMLMessage(msg))})
+			}
+			return errors.Join(errs...)
+		}
+		return &FieldError{Err: err}
+	}
+	return nil
+}
+
+var yamlFieldRe = regexp.MustCompile(`field (\S+) not found`)
+
+func fieldFromYAMLMessage(msg string) string {
+	if m := yamlFieldRe.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+var yamlLineRe = regexp.MustCompile(`^line \d+: `)
+
+func cleanYAMLMessage(msg string) string {
+	return yamlLineRe.ReplaceAllString(msg, "")
+}
+
+// String returns the value of a top-level string field, or "".
+func (c Config) String(name string) string {
+	switch v := c.Values[name].(type) {
+	case string:
+		return v
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// Int returns the value of a top-level integer field, or 0.
+func (c Config) Int(name string) int {
+	switch v := c.Values[name].(type) {
+	case int:
+		return v
+	case int64:
+		return int(v)
+	case float64:
+		return int(v)
+	case string:
+		n, _ := strconv.Atoi(strings.TrimSpace(v))
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,176 @@
+package core
+
+import (
+	"crypto/sha1"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+)
+
+// SpecVersion is the CloudEvents specification version Tributary emits.
+const SpecVersion = "1.0"
+
+// Event is a canonical domain event: a CloudEvents 1.0 event plus the
+// extensions partitionkey and traceparent.
+type Event struct {
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	SpecVersion     string          `json:"specversion"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            time.Time       `json:"time,omitzero"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	DataSchema      string          `json:"dataschema,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	// PartitionKey carries the business key, so that every event of one
+	// order (or customer, or invoice) lands on one partition, in order.
+	PartitionKey string `json:"partitionkey,omitempty"`
+	// TraceParent is a W3C trace context, when the change carried one.
+	TraceParent string `json:"traceparent,omitempty"`
+}
+
+// eventNamespace roots the name-based UUIDs of event ids.
+var eventNamespace = uuid.MustParse("6f1c8a2e-8d0b-5a57-9f3e-7b1e0c4d2a91")
+
+// EventID derives the id of the event that rule emits for the change at pos
+// of connector. The same inputs always give the same id, so a change
+// delivered twice yields events with equal ids and consumers can drop
+// duplicates. The id is a version 5 (name-based) UUID.
+func EventID(connector string, pos Position, rule string) string {
+	h := make([]byte, 0, len(connector)+len(rule)+len(pos.Data)+16)
+	h = append(h, connector...)
+	h = append(h, 0)
+	h = fmt.Appendf(h, "%d", pos.Version)
+	h = append(h, 0)
+	h = append(h, pos.Data...)
+	h = append(h, 0)
+	h = append(h, rule...)
+	return uuid.NewHash(sha1.New(), eventNamespace, h, 5).String()
+}
+
+// Validate checks the attributes CloudEvents 1.0 requires.
+func (e *Event) Validate() error {
+	var errs []error
+	if e.ID == "" {
+		errs = append(errs, errors.New("id is empty"))
+	}
+	if e.Source == "" {
+		errs = append(errs, errors.New("source is empty"))
+	}
+	if e.SpecVersion != SpecVersion {
+		errs = append(errs, fmt.Errorf("specversion is %q, want %q", e.SpecVersion, SpecVersion))
+	}
+	if e.Type == "" {
+		errs = append(errs, errors.New("type is empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Header names of the CloudEvents Kafka protocol binding, binary mode. The
+// watermill message metadata of an event uses the same names, so a stream
+// maps metadata to record headers one to one.
+const (
+	HeaderID              = "ce_id"
+	HeaderSource          = "ce_source"
+	HeaderSpecVersion     = "ce_specversion"
+	HeaderType            = "ce_type"
+	HeaderSubject         = "ce_subject"
+	HeaderTime            = "ce_time"
+	HeaderDataSchema      = "ce_dataschema"
+	HeaderPartitionKey    = "ce_partitionkey"
+	HeaderTraceParent     = "ce_traceparent"
+	HeaderContentType     = "content-type"
+	headerExtensionPrefix = "ce_"
+)
+
+// MetadataKey is the metadata entry a stream uses as the record key (the
+// Kafka message key). It is the partition key of the event.
+const MetadataKey = HeaderPartitionKey
+
+// ToMessage converts e to a watermill message in CloudEvents binary mode:
+// attributes in metadata under their ce_ header names, data as the payload,
+// the event id as the message UUID.
+func (e *Event) ToMessage() *message.Message {
+	m := message.NewMessage(e.ID, message.Payload(e.Data))
+	md := make(message.Metadata, 9)
+	md[HeaderID] = e.ID
+	md[HeaderSource] = e.Source
+	md[HeaderSpecVersion] = e.SpecVersion
+	md[HeaderType] = e.Type
+	if e.Subject != "" {
+		md[HeaderSubject] = e.Subject
+	}
+	if !e.Time.IsZero() {
+		md[HeaderTime] = e.Time.UTC().Format(time.RFC3339Nano)
+	}
+	if e.DataSchema != "" {
+		md[HeaderDataSchema] = e.DataSchema
+	}
+	if e.PartitionKey != "" {
+		md[HeaderPartitionKey] = e.PartitionKey
+	}
+	if e.TraceParent != "" {
+		md[HeaderTraceParent] = e.TraceParent
+	}
+	if e.DataContentType != "" {
+		md[HeaderContentType] = e.DataContentType
+	}
+	m.Metadata = md
+	return m
+}
+
+// EventFromMessage reads an event back from a message written by ToMessage
+// (or any CloudEvents binary-mode record whose headers became metadata).
+func EventFromMessage(m *message.Message) (*Event, error) {
+	md := m.Metadata
+	e := &Event{
+		ID:              md.Get(HeaderID),
+		Source:          md.Get(HeaderSource),
+		SpecVersion:     md.Get(HeaderSpecVersion),
+		Type:            md.Get(HeaderType),
+		Subject:         md.Get(HeaderSubject),
+		DataSchema:      md.Get(HeaderDataSchema),
+		DataContentType: md.Get(HeaderContentType),
+		PartitionKey:    md.Get(HeaderPartitionKey),
+		TraceParent:     md.Get(HeaderTraceParent),
+		Data:            json.RawMessage(m.Payload),
+	}
+	if e.ID == "" {
+		e.ID = m.UUID
+	}
+	if t := md.Get(HeaderTime); t != "" {
+		ts, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: header %s: %w", e.ID, HeaderTime, err)
+		}
+		e.Time = ts
+	}
+	if err := e.Validate(); err != nil {
+		return nil, fmt.Errorf("message %s is not a CloudEvent: %w", m.UUID, err)
+	}
+	return e, nil
+}
+
+// MarshalStructured returns e in CloudEvents structured JSON form. Data that
+// is JSON is embedded as a value; other data is carried as data_base64.
+func (e *Event) MarshalStructured() ([]byte, error) {
+	type alias Event
+	out := struct {
+		*alias
+		Data       json.RawMessage `json:"data,omitempty"`
+		DataBase64 []byte          `json:"data_base64,omitempty"`
+	}{alias: (*alias)(e)}
+	if len(e.Data) > 0 {
+		if json.Valid(e.Data) && (e.DataContentType == "" || strings.Contains(e.DataContentType, "json")) {
+			out.Data = e.Data
+		} else {
+			out.DataBase64 = e.Data
+		}
+	}
+	return json.Marshal(out)
+}

@@ -1,0 +1,122 @@
+package core
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source is the contract between the runtime and a connector that notices
+// changes in a system. The runtime drives one Source value through these
+// steps, in order:
+//
+//	Configure -> Open -> Read/Ack (concurrently) -> Close
+//
+// Configure decodes and validates the connector's configuration. It does no
+// I/O and is called exactly once, before Open. It returns every problem it
+// finds at once, joined with errors.Join; a *FieldError per problem lets the
+// config loader point at the offending line.
+//
+// Open connects to the system and prepares to read the changes after from.
+// A zero from means no checkpoint exists: the source starts as its
+// configuration says (a snapshot, the current end, the oldest file). Open may
+// block until ctx is done; ctx bounds the call, not the connection's life.
+// An error from Open is retried with backoff unless it wraps ErrFatal; the
+// runtime calls Close after a failed Open before trying again.
+//
+// Read blocks until at least one change is available and returns the changes
+// in source order, each with its own position. It returns ctx.Err() promptly
+// once ctx is done. Read is never called concurrently with itself. An error
+// wrapping ErrFatal stops the connector; any other error makes the runtime
+// close, back off and reopen from the last committed checkpoint.
+//
+// Ack tells the source that the change at pos and every change read before
+// it are durable on the stream and their checkpoint is stored: the source may
+// now release them (advance a replication slot, answer a webhook sender, move
+// a file). Acks arrive in read order, one call may cover many changes, and
+// Ack may run concurrently with Read. No Ack arrives after Close starts.
+// Ack must not block for long; an error from Ack is logged and counted and
+// the next Ack covers the same ground again.
+//
+// Close stops intake, releases resources and returns within ctx's deadline.
+// It is safe to call twice and after a failed or partial Open. Changes read
+// but not acked when Close is called are read again after the next Open.
+type Source interface {
+	Configure(cfg Config) error
+	Open(ctx context.Context, env Env, from Position) error
+	Read(ctx context.Context) ([]Change, error)
+	Ack(ctx context.Context, pos Position) error
+	Close(ctx context.Context) error
+}
+
+// Env is what the runtime lends a source when it opens it. Nothing in it
+// outlives the source's Close.
+type Env struct {
+	// Name is the connector instance's name from the configuration.
+	Name string
+	// Logger is the connector's logger, already tagged with its name.
+	Logger *slog.Logger
+	// StateDir is a directory private to this connector instance, for local
+	// state (diff indexes, inboxes). It exists when Open is called.
+	StateDir string
+	// HTTP mounts handlers on the sidecar's shared HTTP listener, for
+	// connectors that receive pushes. It is nil when the sidecar runs no
+	// listener.
+	HTTP Router
+	// Metrics registers connector-specific collectors. Collectors should
+	// carry a "connector" label set to Name.
+	Metrics prometheus.Registerer
+}
+
+// Router mounts HTTP handlers on a shared listener.
+type Router interface {
+	// Handle serves h at the exact path pattern (net/http ServeMux syntax,
+	// such as "POST /hooks/orders"). The returned function unmounts it.
+	Handle(pattern string, h http.Handler) (unmount func(), err error)
+}
+
+// Provisioner is an optional Source capability for one-time set-up that is
+// separate from every run's Open: creating a replication slot, registering a
+// webhook subscription, installing a trigger table. The runtime calls
+// Provision once before the first Open of a process; it must be idempotent.
+type Provisioner interface {
+	Provision(ctx context.Context, env Env) error
+}
+
+// HealthChecker is an optional Source capability. Health returns nil when the
+// source can read from its system. It must return within ctx's deadline and
+// may be called concurrently with everything else.
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
+// StatusReporter is an optional Source capability: details that appear in
+// the connector's status (slot lag, last poll, queue depth). It may be
+// called concurrently with everything else and must not block.
+type StatusReporter interface {
+	Status() map[string]any
+}
+
+// SourceFunc adapts a plain read function to a Source that needs no
+// configuration, no connection and no acknowledgement. It suits simple
+// generators and tests.
+type SourceFunc func(ctx context.Context) ([]Change, error)
+
+// Configure accepts an empty configuration.
+func (f SourceFunc) Configure(cfg Config) error { return cfg.Decode(&struct{}{}) }
+
+// Open does nothing.
+func (f SourceFunc) Open(context.Context, Env, Position) error { return nil }
+
+// Read calls f.
+func (f SourceFunc) Read(ctx context.Context) ([]Change, error) { return f(ctx) }
+
+// Ack does nothing.
+func (f SourceFunc) Ack(context.Context, Position) error { return nil }
+
+// Close does nothing.
+func (f SourceFunc) Close(context.Context) error { return nil }
+
+var _ Source = SourceFunc(nil)
