@@ -1,0 +1,556 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/core"
+)
+
+// Connector states shown in status.
+const (
+	StateStarting = "starting"
+	StateRunning  = "running"
+	StateRetrying = "retrying"
+	StateFailed   = "failed"
+	StateStopped  = "stopped"
+	StateDisabled = "disabled"
+)
+
+// ConnectorStatus is one connector's state for /v1/connectors.
+type ConnectorStatus struct {
+	Name           string         `json:"name"`
+	Type           string         `json:"type"`
+	State          string         `json:"state"`
+	Since          time.Time      `json:"since"`
+	Error          string         `json:"error,omitempty"`
+	ErrorTime      time.Time      `json:"error_time,omitzero"`
+	Retries        int            `json:"retries"`
+	NextRetry      time.Time      `json:"next_retry,omitzero"`
+	Checkpoint     string         `json:"checkpoint,omitempty"`
+	CheckpointTime time.Time      `json:"checkpoint_time,omitzero"`
+	ChangesRead    uint64         `json:"changes_read"`
+	EventsEmitted  uint64         `json:"events_emitted"`
+	DeadLettered   uint64         `json:"dead_lettered"`
+	Errors         uint64         `json:"errors"`
+	InFlight       int            `json:"in_flight"`
+	Source         map[string]any `json:"source,omitempty"`
+}
+
+type connector struct {
+	r   *Runtime
+	cfg Connector
+	log *slog.Logger
+
+	mu        sync.Mutex
+	state     string
+	since     time.Time
+	lastErr   string
+	errTime   time.Time
+	retries   int
+	nextRetry time.Time
+	cpPos     core.Position
+	cpTime    time.Time
+
+	changesRead   atomic.Uint64
+	eventsEmitted atomic.Uint64
+	deadLettered  atomic.Uint64
+	errCount      atomic.Uint64
+	inFlight      atomic.Int64
+	provisioned   bool
+}
+
+func newConnector(r *Runtime, cfg Connector) *connector {
+	return &connector{
+		r:     r,
+		cfg:   cfg,
+		log:   r.log.With("connector", cfg.Name),
+		state: StateStarting,
+		since: time.Now(),
+	}
+}
+
+func (c *connector) setState(state string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != state {
+		c.state, c.since = state, time.Now()
+	}
+	if err != nil {
+		c.lastErr, c.errTime = err.Error(), time.Now()
+	} else if state == StateRunning {
+		c.nextRetry = time.Time{}
+	}
+	up := 0.0
+	if state == StateRunning {
+		up = 1
+	}
+	c.r.metrics.Up.WithLabelValues(c.cfg.Name).Set(up)
+}
+
+func (c *connector) recordError(stage string, err error) {
+	c.errCount.Add(1)
+	c.r.metrics.Errors.WithLabelValues(c.cfg.Name, stage).Inc()
+	c.mu.Lock()
+	c.lastErr, c.errTime = fmt.Sprintf("%s: %v", stage, err), time.Now()
+	c.mu.Unlock()
+}
+
+func (c *connector) status() ConnectorStatus {
+	c.mu.Lock()
+	st := ConnectorStatus{
+		Name: c.cfg.Name, Type: c.cfg.Type, State: c.state, Since: c.since,
+		Error: c.lastErr, ErrorTime: c.errTime, Retries: c.retries, NextRetry: c.nextRetry,
+		CheckpointTime: c.cpTime,
+	}
+	if !c.cpPos.IsZero() {
+		st.Checkpoint = c.cpPos.String()
+	}
+	c.mu.Unlock()
+	st.ChangesRead = c.changesRead.Load()
+	st.EventsEmitted = c.eventsEmitted.Load()
+	st.DeadLettered = c.deadLettered.Load()
+	st.Errors = c.errCount.Load()
+	st.InFlight = int(c.inFlight.Load())
+	if sr, ok := c.cfg.Source.(core.StatusReporter); ok && st.State == StateRunning {
+		st.Source = sr.Status()
+	}
+	return st
+}
+
+func (c *connector) updateGauges() {
+	c.mu.Lock()
+	cpTime := c.cpTime
+	c.mu.Unlock()
+	if !cpTime.IsZero() {
+		c.r.metrics.CheckpointAge.WithLabelValues(c.cfg.Name).Set(time.Since(cpTime).Seconds())
+	}
+	c.r.metrics.InFlight.WithLabelValues(c.cfg.Name).Set(float64(c.inFlight.Load()))
+}
+
+// supervise runs sessions until ctx is done or the connector fails fatally.
+func (c *connector) supervise(ctx context.Context) {
+	attempt := 0
+	for {
+		started := time.Now()
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			c.setState(StateStopped, nil)
+			c.log.Info("connector stopped")
+			return
+		}
+		if errors.Is(err, core.ErrFatal) {
+			c.setState(StateFailed, err)
+			c.r.metrics.Up.WithLabelValues(c.cfg.Name).Set(0)
+			c.log.Error("connector failed; it stays stopped until the sidecar restarts", "err", err)
+			return
+		}
+		if time.Since(started) > 2*c.cfg.Retry.Max {
+			attempt = 0
+		}
+		d := c.cfg.Retry.Delay(attempt)
+		attempt++
+		var re *core.RetryError
+		if errors.As(err, &re) && re.After > 0 {
+			d = re.After
+		}
+		c.mu.Lock()
+		c.retries++
+		c.nextRetry = time.Now().Add(d)
+		c.mu.Unlock()
+		c.setState(StateRetrying, err)
+		c.log.Warn("connector error, retrying", "err", err, "in", d.Round(time.Millisecond))
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			c.setState(StateStopped, nil)
+			return
+		}
+	}
+}
+
+// session opens the source from the last checkpoint and reads until an error
+// or ctx is done, then drains and closes.
+func (c *connector) session(ctx context.Context) (err error) {
+	c.setState(StateStarting, nil)
+	store := c.r.opts.Stream.Checkpoints()
+	cp, ok, err := store.Load(ctx, c.cfg.Name)
+	if err != nil {
+		c.recordError("checkpoint", err)
+		return fmt.Errorf("load checkpoint: %w", err)
+	}
+	var from core.Position
+	if ok {
+		from = cp.Position
+		c.mu.Lock()
+		c.cpPos, c.cpTime = cp.Position, cp.Time
+		c.mu.Unlock()
+	}
+	env := core.Env{
+		Name:     c.cfg.Name,
+		Logger:   c.log,
+		StateDir: connectorStateDir(c.r.opts.StateDir, c.cfg.Name),
+		HTTP:     c.r.opts.HTTP,
+		Metrics:  c.r.opts.Registerer,
+	}
+	if env.StateDir != "" {
+		if err := os.MkdirAll(env.StateDir, 0o755); err != nil {
+			return core.Fatal(fmt.Errorf("create state directory: %w", err))
+		}
+	}
+	src := c.cfg.Source
+	if p, ok := src.(core.Provisioner); ok && !c.provisioned {
+		if err := p.Provision(ctx, env); err != nil {
+			c.recordError("provision", err)
+			return fmt.Errorf("provision: %w", err)
+		}
+		c.provisioned = true
+	}
+	if err := src.Open(ctx, env, from); err != nil {
+		c.recordError("open", err)
+		cctx, cancel := c.r.drainContext()
+		_ = src.Close(cctx)
+		cancel()
+		return fmt.Errorf("open from %s: %w", from, err)
+	}
+	c.log.Info("connector running", "from", from.String())
+	c.setState(StateRunning, nil)
+
+	s := newSession(c, src)
+	readErr := s.readLoop(ctx)
+
+	// Drain: let in-flight events reach the stream and commit them.
+	dctx, cancel := c.r.drainContext()
+	defer cancel()
+	if !s.drain(dctx) {
+		c.log.Warn("drain deadline reached; unacknowledged changes will be read again", "in_flight", s.tracker.Pending())
+	}
+	s.stop()
+	if cerr := src.Close(dctx); cerr != nil {
+		c.recordError("close", cerr)
+	}
+	if s.fatal.Load() != nil {
+		return *s.fatal.Load()
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if readErr != nil {
+		c.recordError("read", readErr)
+		return fmt.Errorf("read: %w", readErr)
+	}
+	return nil
+}
+
+// session is one Open..Close cycle of a source.
+type session struct {
+	c       *connector
+	src     core.Source
+	pub     asyncPublisher
+	tracker *core.Tracker
+
+	// pubCtx lives until the session's drain ends: publishes and their
+	// retries stop with it.
+	pubCtx    context.Context
+	cancelPub context.CancelFunc
+	failRead  context.CancelFunc
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	mark     core.Position
+	markSeq  uint64
+	kick     chan struct{}
+	commitWG sync.WaitGroup
+	fatal    atomic.Pointer[error]
+	// committedSeq is the markSeq of the last stored checkpoint.
+	committedSeq uint64
+}
+
+func newSession(c *connector, src core.Source) *session {
+	s := &session{
+		c:       c,
+		src:     src,
+		pub:     c.r.publisher(),
+		tracker: core.NewTracker(),
+		kick:    make(chan struct{}, 1),
+	}
+	s.cond = sync.NewCond(&s.mu)
+	s.pubCtx, s.cancelPub = context.WithCancel(context.Background())
+	s.commitWG.Go(s.commitLoop)
+	return s
+}
+
+func (s *session) readLoop(ctx context.Context) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.failRead = cancel
+	s.mu.Unlock()
+	for {
+		if err := s.waitCapacity(rctx); err != nil {
+			return nil
+		}
+		batch, err := s.src.Read(rctx)
+		if err != nil {
+			if rctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		s.c.changesRead.Add(uint64(len(batch)))
+		s.c.r.metrics.ChangesRead.WithLabelValues(s.c.cfg.Name).Add(float64(len(batch)))
+		for i := range batch {
+			s.handle(&batch[i])
+		}
+	}
+}
+
+// waitCapacity blocks while MaxInFlight changes are pending.
+func (s *session) waitCapacity(ctx context.Context) error {
+	if int(s.c.inFlight.Load()) < s.c.cfg.MaxInFlight {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for int(s.c.inFlight.Load()) >= s.c.cfg.MaxInFlight {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.cond.Wait()
+	}
+	return nil
+}
+
+// handle maps one change and hands its events to the stream.
+func (s *session) handle(ch *core.Change) {
+	seq := s.tracker.Add(ch.Position)
+	s.c.inFlight.Add(1)
+	outs := s.c.cfg.Mapper.Map(ch)
+
+	type batch struct {
+		topic string
+		msgs  []*message.Message
+		types []string
+	}
+	var batches []batch
+	var failed []Output
+	for _, o := range outs {
+		if o.Err != nil || o.Event == nil {
+			failed = append(failed, o)
+			continue
+		}
+		topic := s.c.r.opts.Topics.For(o.Event.Type)
+		i := len(batches) - 1
+		if i < 0 || batches[i].topic != topic {
+			batches = append(batches, batch{topic: topic})
+			i++
+		}
+		batches[i].msgs = append(batches[i].msgs, o.Event.ToMessage())
+		batches[i].types = append(batches[i].types, o.Event.Type)
+	}
+	units := int64(len(batches) + len(failed))
+	if units == 0 {
+		s.complete(seq)
+		return
+	}
+	var left atomic.Int64
+	left.Store(units)
+	unitDone := func() {
+		if left.Add(-1) == 0 {
+			s.complete(seq)
+		}
+	}
+	for _, b := range batches {
+		s.publish(b.topic, b.msgs, func() {
+			s.c.eventsEmitted.Add(uint64(len(b.msgs)))
+			for _, t := range b.types {
+				s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, t).Inc()
+			}
+			unitDone()
+		}, false)
+	}
+	for _, o := range failed {
+		msg, err := deadLetterMessage(s.c.cfg.Name, ch, o)
+		if err != nil {
+			s.fail(core.Fatal(fmt.Errorf("build dead-letter record for rule %q: %w", o.Rule, err)))
+			return
+		}
+		reason := o.Reason
+		if reason == "" {
+			reason = "rule_error"
+		}
+		s.publish(s.c.r.opts.DeadLetterTopic, []*message.Message{msg}, func() {
+			s.c.deadLettered.Add(1)
+			s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, reason).Inc()
+			unitDone()
+		}, true)
+	}
+}
+
+// deadLetterAttempts bounds retries of a dead-letter write before the
+// connector stops: the change is then read again after a restart, never
+// lost.
+const deadLetterAttempts = 8
+
+// publish hands msgs to the stream and calls done once they are durable,
+// retrying failures with backoff until the session ends.
+func (s *session) publish(topic string, msgs []*message.Message, done func(), deadLetter bool) {
+	start := time.Now()
+	var attempt func(n int)
+	retry := func(n int, err error) {
+		stage := "publish"
+		if deadLetter {
+			stage = "dead_letter"
+		}
+		s.c.recordError(stage, fmt.Errorf("topic %q: %w", topic, err))
+		if deadLetter && n+1 >= deadLetterAttempts {
+			s.fail(core.Fatal(fmt.Errorf("write to dead-letter topic %q failed %d times, stopping rather than losing the record: %w", topic, n+1, err)))
+			return
+		}
+		d := s.c.cfg.Retry.Delay(n)
+		time.AfterFunc(d, func() {
+			if s.pubCtx.Err() == nil {
+				attempt(n + 1)
+			}
+		})
+	}
+	attempt = func(n int) {
+		err := s.pub.PublishAsync(s.pubCtx, topic, msgs, func(err error) {
+			if err != nil {
+				retry(n, err)
+				return
+			}
+			s.c.r.metrics.PublishLatency.WithLabelValues(s.c.cfg.Name).Observe(time.Since(start).Seconds())
+			done()
+		})
+		if err != nil && s.pubCtx.Err() == nil {
+			retry(n, err)
+		}
+	}
+	attempt(0)
+}
+
+// complete marks the change seq durable and wakes the committer when the
+// watermark moved.
+func (s *session) complete(seq uint64) {
+	pos, advanced := s.tracker.Done(seq)
+	s.c.inFlight.Add(-1)
+	s.mu.Lock()
+	if advanced {
+		s.mark = pos
+		s.markSeq++
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	if advanced {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// fail stops the session with a fatal error.
+func (s *session) fail(err error) {
+	if s.fatal.CompareAndSwap(nil, &err) {
+		s.c.log.Error("connector stopping", "err", err)
+		s.mu.Lock()
+		cancel := s.failRead
+		s.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	}
+}
+
+// commitLoop stores the watermark as the checkpoint, then acks the source,
+// coalescing advances that arrive while a save is in progress.
+func (s *session) commitLoop() {
+	for {
+		select {
+		case <-s.kick:
+		case <-s.pubCtx.Done():
+			return
+		}
+		s.commit(s.pubCtx)
+	}
+}
+
+func (s *session) commit(ctx context.Context) {
+	s.mu.Lock()
+	pos, seq := s.mark, s.markSeq
+	s.mu.Unlock()
+	if seq == s.committedSeq {
+		return
+	}
+	cp := core.Checkpoint{Format: core.CheckpointFormat, Connector: s.c.cfg.Name, Position: pos, Time: time.Now().UTC()}
+	for n := 0; ; n++ {
+		err := s.c.r.opts.Stream.Checkpoints().Save(ctx, cp)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.c.recordError("checkpoint", err)
+		select {
+		case <-time.After(s.c.cfg.Retry.Delay(n)):
+		case <-ctx.Done():
+			return
+		}
+	}
+	s.committedSeq = seq
+	s.c.mu.Lock()
+	s.c.cpPos, s.c.cpTime = cp.Position, cp.Time
+	s.c.mu.Unlock()
+	if err := s.src.Ack(ctx, pos); err != nil && ctx.Err() == nil {
+		s.c.recordError("ack", err)
+		s.c.log.Warn("source ack failed; the next ack covers it", "err", err)
+	}
+}
+
+// drain waits until every read change is committed or ctx is done. It
+// reports whether everything drained.
+func (s *session) drain(ctx context.Context) bool {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	for s.tracker.Pending() > 0 && ctx.Err() == nil && s.fatal.Load() == nil {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	drained := s.tracker.Pending() == 0
+	// Stop the background committer, then commit what is left from here,
+	// so that no Ack runs after Close.
+	s.cancelPub()
+	s.commitWG.Wait()
+	if ctx.Err() == nil {
+		s.commit(ctx)
+	}
+	return drained
+}
+
+// stop ends publishing and committing; it is called after drain.
+func (s *session) stop() {
+	s.cancelPub()
+	s.commitWG.Wait()
+	s.c.inFlight.Store(0)
+}

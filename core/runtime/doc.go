@@ -1,0 +1,15 @@
+// Package runtime drives connectors: it opens each source from its last
+// checkpoint, maps every change to events with the connector's rules,
+// publishes them to the shared stream (batched and asynchronous), sends
+// failures to the dead-letter topic, and commits checkpoints in order, only
+// after the stream has acknowledged everything before them.
+//
+// Each connector runs in its own supervisor. Transient errors (a source that
+// cannot connect, a stream that rejects a publish) are retried with capped
+// exponential backoff and jitter and show in the connector's status; an
+// error wrapping core.ErrFatal stops that connector alone.
+//
+// Shutdown follows http.Server.Shutdown: cancelling Run's context stops
+// intake, in-flight events drain, the last checkpoints commit, sources and
+// then the stream close, all within Options.ShutdownTimeout.
+package runtime

@@ -1,0 +1,72 @@
+package runtime
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tributary/tributary/core"
+)
+
+// Router is the sidecar's shared HTTP handler: connectors mount on it
+// through core.Router and unmount when they close. It rebuilds an
+// http.ServeMux on every change, so lookups take no lock.
+type Router struct {
+	mu       sync.Mutex
+	handlers map[string]http.Handler
+	mux      atomic.Pointer[http.ServeMux]
+}
+
+// NewRouter returns an empty router.
+func NewRouter() *Router {
+	r := &Router{handlers: map[string]http.Handler{}}
+	r.mux.Store(http.NewServeMux())
+	return r
+}
+
+var _ core.Router = (*Router)(nil)
+
+// Handle mounts h at pattern. Mounting a pattern twice is an error.
+func (r *Router) Handle(pattern string, h http.Handler) (func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.handlers[pattern]; dup {
+		return nil, fmt.Errorf("http route %q is already mounted by another connector", pattern)
+	}
+	r.handlers[pattern] = h
+	if err := r.rebuild(); err != nil {
+		delete(r.handlers, pattern)
+		_ = r.rebuild()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			delete(r.handlers, pattern)
+			_ = r.rebuild()
+		})
+	}, nil
+}
+
+func (r *Router) rebuild() (err error) {
+	mux := http.NewServeMux()
+	defer func() {
+		// ServeMux panics on conflicting patterns; report it as an error.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mount http route: %v", p)
+		}
+	}()
+	for p, h := range r.handlers {
+		mux.Handle(p, h)
+	}
+	r.mux.Store(mux)
+	return nil
+}
+
+// ServeHTTP dispatches to the mounted handlers.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.mux.Load().ServeHTTP(w, req)
+}

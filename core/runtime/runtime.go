@@ -1,0 +1,361 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary/tributary/core"
+)
+
+// Topics routes events to stream topics.
+type Topics struct {
+	// Mode is "per_type" (topic = Prefix + event type) or "single"
+	// (every event on Name).
+	Mode   string
+	Prefix string
+	Name   string
+}
+
+// For returns the topic of an event type.
+func (t Topics) For(eventType string) string {
+	if t.Mode == "single" {
+		return t.Name
+	}
+	return t.Prefix + eventType
+}
+
+// Connector is one configured connector instance.
+type Connector struct {
+	Name string
+	Type string
+	// Source is configured (Configure succeeded) and not yet opened.
+	Source core.Source
+	Mapper Mapper
+	Retry  Backoff
+	// MaxInFlight bounds the changes read but not yet committed; Read is
+	// not called again while it is reached. Default 10000.
+	MaxInFlight int
+	// Disabled connectors are listed in status but never started.
+	Disabled bool
+}
+
+// Options configures a Runtime.
+type Options struct {
+	// Stream is configured and not yet opened; the runtime opens it,
+	// retrying with StreamRetry until it answers.
+	Stream      core.Stream
+	StreamRetry Backoff
+	Topics      Topics
+	// DeadLetterTopic receives every output that failed its rule or its
+	// schema. Default "tributary.deadletter".
+	DeadLetterTopic string
+	Connectors      []Connector
+	// StateDir holds per-connector state directories.
+	StateDir string
+	// HTTP is the shared listener's router, or nil when there is none.
+	HTTP core.Router
+	// Registerer receives the runtime's and connectors' metrics; nil
+	// disables them.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// ShutdownTimeout bounds draining and closing once Run's context is
+	// cancelled. Default 30s.
+	ShutdownTimeout time.Duration
+	// DrainTimeout bounds draining after a connector's source fails and
+	// before it is reopened. Default 30s.
+	DrainTimeout time.Duration
+}
+
+// Runtime runs connectors against one stream.
+type Runtime struct {
+	opts       Options
+	log        *slog.Logger
+	metrics    *Metrics
+	connectors []*connector
+
+	mu          sync.Mutex
+	streamState string
+	streamErr   string
+	streamReady bool
+	shutdownCtx context.Context
+	started     bool
+}
+
+// New checks opts and returns a runtime. It does no I/O.
+func New(opts Options) (*Runtime, error) {
+	if opts.Stream == nil {
+		return nil, errors.New("runtime: no stream")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.DeadLetterTopic == "" {
+		opts.DeadLetterTopic = "tributary.deadletter"
+	}
+	if opts.Topics.Mode == "" {
+		opts.Topics.Mode = "per_type"
+	}
+	if opts.Topics.Mode == "single" && opts.Topics.Name == "" {
+		opts.Topics.Name = "tributary.events"
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.StreamRetry.Initial <= 0 {
+		opts.StreamRetry = Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
+	}
+	r := &Runtime{opts: opts, log: opts.Logger, metrics: NewMetrics(opts.Registerer), streamState: "starting"}
+	seen := map[string]bool{}
+	for _, c := range opts.Connectors {
+		if c.Name == "" || c.Source == nil || c.Mapper == nil {
+			return nil, fmt.Errorf("runtime: connector %q: name, source and mapper are required", c.Name)
+		}
+		if seen[c.Name] {
+			return nil, fmt.Errorf("runtime: connector %q defined twice", c.Name)
+		}
+		seen[c.Name] = true
+		if c.MaxInFlight <= 0 {
+			c.MaxInFlight = 10000
+		}
+		c.Retry = c.Retry.withDefaults()
+		r.connectors = append(r.connectors, newConnector(r, c))
+	}
+	return r, nil
+}
+
+// Run opens the stream, starts every enabled connector, and blocks until ctx
+// is cancelled; then it shuts down within Options.ShutdownTimeout. It
+// returns nil after a clean shutdown. Run may be called once.
+func (r *Runtime) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.started {
+		r.mu.Unlock()
+		return errors.New("runtime: Run called twice")
+	}
+	r.started = true
+	r.mu.Unlock()
+
+	if err := os.MkdirAll(r.opts.StateDir, 0o755); err != nil && r.opts.StateDir != "" {
+		return fmt.Errorf("create state directory %s: %w", r.opts.StateDir, err)
+	}
+	if !r.openStream(ctx) {
+		return r.shutdown(nil)
+	}
+	pingCtx, stopPing := context.WithCancel(context.Background())
+	var pingWG sync.WaitGroup
+	pingWG.Go(func() { r.pingLoop(pingCtx) })
+
+	var wg sync.WaitGroup
+	for _, c := range r.connectors {
+		if c.cfg.Disabled {
+			c.setState(StateDisabled, nil)
+			continue
+		}
+		wg.Go(func() { c.supervise(ctx) })
+	}
+	<-ctx.Done()
+	r.log.Info("shutting down", "timeout", r.opts.ShutdownTimeout)
+	err := r.shutdown(func(sctx context.Context) {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			r.log.Error("connectors did not stop before the shutdown deadline")
+		}
+	})
+	stopPing()
+	pingWG.Wait()
+	return err
+}
+
+// shutdown sets the shutdown deadline, runs wait (connectors draining), and
+// closes the stream.
+func (r *Runtime) shutdown(wait func(context.Context)) error {
+	sctx, cancel := context.WithTimeout(context.Background(), r.opts.ShutdownTimeout)
+	defer cancel()
+	r.mu.Lock()
+	r.shutdownCtx = sctx
+	r.mu.Unlock()
+	if wait != nil {
+		wait(sctx)
+	}
+	if err := r.opts.Stream.Close(sctx); err != nil {
+		return fmt.Errorf("close stream: %w", err)
+	}
+	if err := sctx.Err(); err != nil {
+		return fmt.Errorf("shutdown: deadline of %s exceeded", r.opts.ShutdownTimeout)
+	}
+	return nil
+}
+
+// drainContext bounds a connector's drain: the shutdown deadline once
+// shutdown has begun, DrainTimeout otherwise.
+func (r *Runtime) drainContext() (context.Context, context.CancelFunc) {
+	r.mu.Lock()
+	sctx := r.shutdownCtx
+	r.mu.Unlock()
+	if sctx != nil {
+		return context.WithCancel(sctx)
+	}
+	return context.WithTimeout(context.Background(), r.opts.DrainTimeout)
+}
+
+// openStream opens the stream, retrying until it succeeds or ctx is done.
+func (r *Runtime) openStream(ctx context.Context) bool {
+	env := core.Env{
+		Name:     "stream",
+		Logger:   r.log.With("component", "stream"),
+		StateDir: r.opts.StateDir,
+		Metrics:  r.opts.Registerer,
+	}
+	for attempt := 0; ; attempt++ {
+		err := r.opts.Stream.Open(ctx, env)
+		if err == nil {
+			r.setStream("running", nil, true)
+			r.log.Info("stream open")
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, core.ErrFatal) {
+			r.setStream("failed", err, false)
+			r.log.Error("stream failed", "err", err)
+			<-ctx.Done()
+			return false
+		}
+		_ = r.opts.Stream.Close(ctx)
+		d := r.opts.StreamRetry.Delay(attempt)
+		r.setStream("retrying", err, false)
+		r.log.Warn("stream not available, retrying", "err", err, "in", d.Round(time.Millisecond))
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (r *Runtime) pingLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := r.opts.Stream.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.setStream("unreachable", err, false)
+		} else {
+			r.setStream("running", nil, true)
+		}
+		for _, c := range r.connectors {
+			c.updateGauges()
+		}
+	}
+}
+
+func (r *Runtime) setStream(state string, err error, ready bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.streamState, r.streamReady = state, ready
+	r.streamErr = ""
+	if err != nil {
+		r.streamErr = err.Error()
+	}
+}
+
+// StreamStatus is the stream's state in Status.
+type StreamStatus struct {
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// Status is a snapshot of the runtime for /v1/connectors.
+type Status struct {
+	Ready      bool              `json:"ready"`
+	Stream     StreamStatus      `json:"stream"`
+	Connectors []ConnectorStatus `json:"connectors"`
+}
+
+// Status returns a snapshot of the stream's and every connector's state.
+func (r *Runtime) Status() Status {
+	r.mu.Lock()
+	st := Status{Stream: StreamStatus{State: r.streamState, Error: r.streamErr}}
+	streamReady := r.streamReady
+	r.mu.Unlock()
+	ready := streamReady
+	for _, c := range r.connectors {
+		cs := c.status()
+		if cs.State != StateRunning && cs.State != StateDisabled {
+			ready = false
+		}
+		st.Connectors = append(st.Connectors, cs)
+	}
+	st.Ready = ready
+	return st
+}
+
+// Ready reports whether the stream answers and every enabled connector runs.
+func (r *Runtime) Ready() bool { return r.Status().Ready }
+
+// Metrics returns the runtime's collectors.
+func (r *Runtime) Metrics() *Metrics { return r.metrics }
+
+func (r *Runtime) publisher() asyncPublisher {
+	p := r.opts.Stream.Publisher()
+	if ap, ok := p.(core.AsyncPublisher); ok {
+		return ap
+	}
+	return syncAdapter{p: p, sem: make(chan struct{}, 64)}
+}
+
+type asyncPublisher = core.AsyncPublisher
+
+// syncAdapter runs a plain watermill publisher asynchronously, a bounded
+// number of calls at a time.
+type syncAdapter struct {
+	p   message.Publisher
+	sem chan struct{}
+}
+
+func (a syncAdapter) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	go func() {
+		defer func() { <-a.sem }()
+		done(a.p.Publish(topic, msgs...))
+	}()
+	return nil
+}
+
+func connectorStateDir(base, name string) string {
+	if base == "" {
+		return ""
+	}
+	return filepath.Join(base, "connectors", name)
+}
