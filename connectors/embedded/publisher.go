@@ -1,0 +1,111 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/core"
+)
+
+// Publisher publishes to the embedded stream. Publish returns once every
+// message is durable; PublishAsync lets many publishes share one
+// transaction and one fsync (group commit). Messages of one topic are stored,
+// and delivered, in the order they were enqueued.
+//
+// Closing a Publisher waits for its pending publishes and refuses new ones;
+// the stream itself stays open until Stream.Close. A Publisher is safe for
+// concurrent use.
+type Publisher struct {
+	st *store
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+var (
+	_ message.Publisher   = (*Publisher)(nil)
+	_ core.AsyncPublisher = (*Publisher)(nil)
+)
+
+// Publish stores msgs on topic and returns once they are durable, or with
+// the error that prevented it. The messages are written in one
+// transaction: all or none.
+func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
+	errc := make(chan error, 1)
+	if err := p.PublishAsync(context.Background(), topic, msgs, func(err error) { errc <- err }); err != nil {
+		return err
+	}
+	return <-errc
+}
+
+// PublishAsync enqueues msgs for topic and returns. It blocks only while the
+// writer's queue is full, no longer than ctx allows. When it returns nil,
+// done is called exactly once, from the writer goroutine, after the
+// messages are durable (nil) or failed to be written (every message of msgs
+// shares one transaction). done must not block.
+func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
+	if topic == "" {
+		return errors.New("publish: empty topic; name the topic to publish to")
+	}
+	if p.st == nil {
+		return fmt.Errorf("publish to topic %q: %w", topic, ErrNotOpen)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return fmt.Errorf("publish to topic %q: %w", topic, ErrClosed)
+	}
+	p.inflight.Add(1)
+	p.mu.Unlock()
+
+	rows := make([]row, len(msgs))
+	for i, m := range msgs {
+		r := row{topic: topic, uuid: m.UUID, payload: m.Payload}
+		if r.payload == nil {
+			r.payload = []byte{}
+		}
+		if len(m.Metadata) > 0 {
+			md, err := json.Marshal(m.Metadata)
+			if err != nil {
+				p.inflight.Done()
+				return fmt.Errorf("encode metadata of message %q: %w", m.UUID, err)
+			}
+			r.metadata = md
+			r.key = m.Metadata.Get(core.MetadataKey)
+		}
+		rows[i] = r
+	}
+	if len(rows) == 0 {
+		p.inflight.Done()
+		done(nil)
+		return nil
+	}
+	o := &op{rows: rows, done: func(err error) {
+		if err != nil {
+			err = fmt.Errorf("publish %d messages to topic %q: %w", len(msgs), topic, err)
+		}
+		done(err)
+		p.inflight.Done()
+	}}
+	if err := p.st.enqueue(ctx, o); err != nil {
+		p.inflight.Done()
+		return fmt.Errorf("publish to topic %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Close refuses further publishes and waits for the pending ones. It is
+// safe to call twice.
+func (p *Publisher) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.inflight.Wait()
+	return nil
+}

@@ -1,0 +1,537 @@
+package embedded
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrClosed is returned by operations on a closed stream, publisher or
+// subscriber.
+var ErrClosed = errors.New("embedded stream closed")
+
+// schemaVersion is stored in PRAGMA user_version. Schemas only grow.
+const schemaVersion = 1
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS messages (
+		"offset"     INTEGER PRIMARY KEY AUTOINCREMENT,
+		topic        TEXT    NOT NULL,
+		uuid         TEXT    NOT NULL,
+		key          TEXT    NOT NULL DEFAULT '',
+		metadata     BLOB,
+		payload      BLOB,
+		published_at INTEGER NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS messages_topic_offset ON messages (topic, "offset")`,
+	`CREATE INDEX IF NOT EXISTS messages_published_at ON messages (published_at)`,
+	`CREATE TABLE IF NOT EXISTS consumer_offsets (
+		"group"  TEXT    NOT NULL,
+		topic    TEXT    NOT NULL,
+		"offset" INTEGER NOT NULL,
+		PRIMARY KEY ("group", topic)
+	) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS checkpoints (
+		connector  TEXT NOT NULL PRIMARY KEY,
+		checkpoint TEXT NOT NULL
+	) WITHOUT ROWID`,
+	fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion),
+}
+
+const (
+	// queueSize bounds the operations waiting for the writer.
+	queueSize = 8192
+	// maxBatchRows bounds the messages written in one transaction.
+	maxBatchRows = 4096
+	// readBatch is how many messages a subscription reads per query.
+	readBatch = 256
+	// pollInterval is how often an idle subscription looks for messages
+	// written by another process.
+	pollInterval = time.Second
+	// pruneRows bounds the rows deleted per pruning statement, so that
+	// pruning a large backlog never stalls publishers for long.
+	pruneRows = 5000
+)
+
+// row is one message ready to be inserted.
+type row struct {
+	topic    string
+	uuid     string
+	key      string
+	metadata []byte
+	payload  []byte
+}
+
+// offsetCommit is a consumer group's last acknowledged offset on a topic.
+type offsetCommit struct {
+	group  string
+	topic  string
+	offset int64
+}
+
+// op is one unit of work for the writer. Every op in a batch is written in
+// one transaction, then its done is called.
+type op struct {
+	rows       []row
+	commit     *offsetCommit
+	checkpoint *checkpointRow
+	done       func(error)
+}
+
+type checkpointRow struct {
+	connector string
+	data      string
+}
+
+// stored is a message read back from the database.
+type stored struct {
+	offset   int64
+	uuid     string
+	metadata map[string]string
+	payload  []byte
+}
+
+// store is an open stream database: a single writer goroutine that group
+// commits every queued operation, and a pool of readers.
+type store struct {
+	file      string
+	logger    *slog.Logger
+	retention time.Duration
+	pruneIv   time.Duration
+
+	wdb    *sql.DB
+	wconn  *sql.Conn
+	insert *sql.Stmt
+	commit *sql.Stmt
+	saveCP *sql.Stmt
+
+	rdb      *sql.DB
+	read     *sql.Stmt
+	loadCP   *sql.Stmt
+	loadOff  *sql.Stmt
+	lastSeq  *sql.Stmt
+	fromTime *sql.Stmt
+
+	queue   chan *op
+	mu      sync.Mutex // guards closed and senders.Add
+	closed  bool
+	senders sync.WaitGroup
+	abort   atomic.Bool
+	done    chan struct{}
+
+	notifyMu sync.Mutex
+	notifyCh chan struct{}
+	lastAt   int64 // last published_at, only touched by the writer
+
+	groupsMu sync.Mutex
+	groups   map[offsetKey]*group
+	subsMu   sync.Mutex
+	subs     map[*Subscriber]struct{}
+}
+
+type offsetKey struct{ group, topic string }
+
+func dsn(file string, mode SyncMode, txlock string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	if mode == SyncNormal {
+		q.Add("_pragma", "synchronous(NORMAL)")
+	} else {
+		q.Add("_pragma", "synchronous(FULL)")
+	}
+	if txlock != "" {
+		q.Set("_txlock", txlock)
+	}
+	return file + "?" + q.Encode()
+}
+
+// openStore opens (creating when needed) the database at file and starts
+// the writer. On error everything opened so far is closed again.
+func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger) (st *store, err error) {
+	st = &store{
+		file:      file,
+		logger:    logger,
+		retention: cfg.Retention,
+		pruneIv:   cfg.pruneInterval(),
+		queue:     make(chan *op, queueSize),
+		done:      make(chan struct{}),
+		notifyCh:  make(chan struct{}),
+		groups:    map[offsetKey]*group{},
+		subs:      map[*Subscriber]struct{}{},
+	}
+	defer func() {
+		if err != nil {
+			st.release()
+		}
+	}()
+	st.wdb, err = sql.Open("sqlite", dsn(file, cfg.Sync, "immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open stream database %q: %w", file, err)
+	}
+	st.wdb.SetMaxOpenConns(1)
+	st.wconn, err = st.wdb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open stream database %q: %w", file, err)
+	}
+	for _, stmt := range schema {
+		if _, err = st.wconn.ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("create schema in stream database %q: %w", file, err)
+		}
+	}
+	var jm string
+	if err = st.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&jm); err != nil {
+		return nil, fmt.Errorf("read journal mode of stream database %q: %w", file, err)
+	}
+	if jm != "wal" {
+		return nil, fmt.Errorf("stream database %q is in journal mode %q, not wal; is the file on a file system without shared memory support?", file, jm)
+	}
+	prep := func(c interface {
+		PrepareContext(context.Context, string) (*sql.Stmt, error)
+	}, q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var s *sql.Stmt
+		s, err = c.PrepareContext(ctx, q)
+		if err != nil {
+			err = fmt.Errorf("prepare statement on stream database %q: %w", file, err)
+		}
+		return s
+	}
+	st.insert = prep(st.wconn, `INSERT INTO messages (topic, uuid, key, metadata, payload, published_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	st.commit = prep(st.wconn, `INSERT INTO consumer_offsets ("group", topic, "offset") VALUES (?, ?, ?)
+		ON CONFLICT ("group", topic) DO UPDATE SET "offset" = excluded."offset"`)
+	st.saveCP = prep(st.wconn, `INSERT INTO checkpoints (connector, checkpoint) VALUES (?, ?)
+		ON CONFLICT (connector) DO UPDATE SET checkpoint = excluded.checkpoint`)
+	if err != nil {
+		return nil, err
+	}
+
+	st.rdb, err = sql.Open("sqlite", dsn(file, cfg.Sync, ""))
+	if err != nil {
+		return nil, fmt.Errorf("open stream database %q for reading: %w", file, err)
+	}
+	st.rdb.SetMaxOpenConns(8)
+	st.rdb.SetMaxIdleConns(8)
+	st.read = prep(st.rdb, `SELECT "offset", uuid, metadata, payload FROM messages
+		WHERE topic = ? AND "offset" > ? ORDER BY "offset" LIMIT ?`)
+	st.loadCP = prep(st.rdb, `SELECT checkpoint FROM checkpoints WHERE connector = ?`)
+	st.loadOff = prep(st.rdb, `SELECT "offset" FROM consumer_offsets WHERE "group" = ? AND topic = ?`)
+	st.lastSeq = prep(st.rdb, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)`)
+	st.fromTime = prep(st.rdb, `SELECT MIN("offset") FROM messages WHERE published_at >= ?`)
+	if err != nil {
+		return nil, err
+	}
+	if err = st.wconn.QueryRowContext(ctx, `SELECT COALESCE(MAX(published_at), 0) FROM messages`).Scan(&st.lastAt); err != nil {
+		return nil, fmt.Errorf("read last publish time of stream database %q: %w", file, err)
+	}
+	go st.run()
+	return st, nil
+}
+
+// release closes the statements and databases, ignoring what was never
+// opened.
+func (st *store) release() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{st.insert, st.commit, st.saveCP, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if st.wconn != nil {
+		errs = append(errs, st.wconn.Close())
+	}
+	if st.wdb != nil {
+		errs = append(errs, st.wdb.Close())
+	}
+	if st.rdb != nil {
+		errs = append(errs, st.rdb.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close stream database %q: %w", st.file, err)
+	}
+	return nil
+}
+
+// enqueue hands o to the writer. It blocks while the queue is full, no
+// longer than ctx allows. When it returns nil, o.done will be called.
+func (st *store) enqueue(ctx context.Context, o *op) error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return ErrClosed
+	}
+	st.senders.Add(1)
+	st.mu.Unlock()
+	defer st.senders.Done()
+	select {
+	case st.queue <- o:
+		return nil
+	default:
+	}
+	select {
+	case st.queue <- o:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("enqueue write to stream database %q: %w", st.file, ctx.Err())
+	}
+}
+
+// changed returns a channel closed at the next commit of new messages.
+func (st *store) changed() <-chan struct{} {
+	st.notifyMu.Lock()
+	defer st.notifyMu.Unlock()
+	return st.notifyCh
+}
+
+func (st *store) broadcast() {
+	st.notifyMu.Lock()
+	close(st.notifyCh)
+	st.notifyCh = make(chan struct{})
+	st.notifyMu.Unlock()
+}
+
+// run is the writer: it drains the queue into transactions until the queue
+// is closed.
+func (st *store) run() {
+	defer close(st.done)
+	var prune <-chan time.Time
+	if st.retention > 0 {
+		t := time.NewTicker(st.pruneIv)
+		defer t.Stop()
+		prune = t.C
+	}
+	batch := make([]*op, 0, 512)
+	for {
+		select {
+		case o, ok := <-st.queue:
+			if !ok {
+				return
+			}
+			batch = append(batch[:0], o)
+			rows := len(o.rows)
+			open := true
+		drain:
+			for rows < maxBatchRows {
+				select {
+				case o, ok := <-st.queue:
+					if !ok {
+						open = false
+						break drain
+					}
+					batch = append(batch, o)
+					rows += len(o.rows)
+				default:
+					break drain
+				}
+			}
+			st.write(batch)
+			clear(batch)
+			if !open {
+				return
+			}
+		case <-prune:
+			if !st.abort.Load() {
+				st.prune()
+			}
+		}
+	}
+}
+
+// write stores batch in one transaction, then reports to every op.
+func (st *store) write(batch []*op) {
+	err := ErrClosed
+	if !st.abort.Load() {
+		err = st.writeTx(batch)
+	}
+	inserted := false
+	for _, o := range batch {
+		if len(o.rows) > 0 {
+			inserted = true
+		}
+		if o.done != nil {
+			o.done(err)
+		}
+	}
+	if err == nil && inserted {
+		st.broadcast()
+	}
+	if err != nil && !errors.Is(err, ErrClosed) {
+		st.logger.Error("write to stream database failed", "file", st.file, "ops", len(batch), "error", err)
+	}
+}
+
+func (st *store) writeTx(batch []*op) (err error) {
+	ctx := context.Background()
+	if _, err = st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin write to stream database %q: %w", st.file, err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := st.wconn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+			}
+		}
+	}()
+	at := max(time.Now().UnixNano(), st.lastAt)
+	var commits map[offsetKey]int64
+	for _, o := range batch {
+		for i := range o.rows {
+			r := &o.rows[i]
+			if _, err = st.insert.ExecContext(ctx, r.topic, r.uuid, r.key, r.metadata, r.payload, at); err != nil {
+				return fmt.Errorf("insert message %q on topic %q: %w", r.uuid, r.topic, err)
+			}
+		}
+		if o.commit != nil {
+			if commits == nil {
+				commits = map[offsetKey]int64{}
+			}
+			commits[offsetKey{o.commit.group, o.commit.topic}] = o.commit.offset
+		}
+		if o.checkpoint != nil {
+			if _, err = st.saveCP.ExecContext(ctx, o.checkpoint.connector, o.checkpoint.data); err != nil {
+				return fmt.Errorf("save checkpoint of %q: %w", o.checkpoint.connector, err)
+			}
+		}
+	}
+	for k, off := range commits {
+		if _, err = st.commit.ExecContext(ctx, k.group, k.topic, off); err != nil {
+			return fmt.Errorf("commit offset of group %q on topic %q: %w", k.group, k.topic, err)
+		}
+	}
+	if _, err = st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit write to stream database %q: %w", st.file, err)
+	}
+	st.lastAt = at
+	return nil
+}
+
+// prune deletes messages older than the retention, a bounded number of rows
+// at a time.
+func (st *store) prune() {
+	cutoff := time.Now().Add(-st.retention).UnixNano()
+	ctx := context.Background()
+	for range 20 {
+		res, err := st.wconn.ExecContext(ctx, `DELETE FROM messages WHERE "offset" IN
+			(SELECT "offset" FROM messages WHERE published_at < ? ORDER BY published_at LIMIT ?)`, cutoff, pruneRows)
+		if err != nil {
+			st.logger.Error("prune stream database failed", "file", st.file, "error", err)
+			return
+		}
+		if n, _ := res.RowsAffected(); n < pruneRows {
+			return
+		}
+	}
+}
+
+// shutdown stops intake, lets the writer drain the queue (or fail what is
+// left once ctx is done), then closes the database.
+func (st *store) shutdown(ctx context.Context) error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		<-st.done
+		return nil
+	}
+	st.closed = true
+	st.mu.Unlock()
+
+	var ctxErr error
+	waited := make(chan struct{})
+	go func() {
+		st.senders.Wait()
+		close(st.queue)
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			ctxErr = ctx.Err()
+		}
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+	}
+	if ctxErr != nil {
+		// Fail what is still queued; the writer finishes at most the
+		// transaction it is in.
+		st.abort.Store(true)
+		<-waited
+		<-st.done
+		ctxErr = fmt.Errorf("flush stream database %q: %w", st.file, ctxErr)
+	}
+	return errors.Join(ctxErr, st.release())
+}
+
+// lastOffset returns the offset of the last message ever written.
+func (st *store) lastOffset(ctx context.Context) (int64, error) {
+	var n int64
+	if err := st.lastSeq.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read last offset of stream database %q: %w", st.file, err)
+	}
+	return n, nil
+}
+
+// offsetAt returns the offset just before the first message published at
+// or after t.
+func (st *store) offsetAt(ctx context.Context, t time.Time) (int64, error) {
+	var n sql.NullInt64
+	if err := st.fromTime.QueryRowContext(ctx, t.UnixNano()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("find offset at %s in stream database %q: %w", t.Format(time.RFC3339Nano), st.file, err)
+	}
+	if !n.Valid {
+		return st.lastOffset(ctx)
+	}
+	return n.Int64 - 1, nil
+}
+
+// readAfter returns up to limit messages of topic after offset, in order.
+func (st *store) readAfter(ctx context.Context, topic string, after int64, limit int) ([]stored, error) {
+	rows, err := st.read.QueryContext(ctx, topic, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
+	}
+	defer rows.Close()
+	var out []stored
+	for rows.Next() {
+		var m stored
+		var md []byte
+		if err := rows.Scan(&m.offset, &m.uuid, &md, &m.payload); err != nil {
+			return nil, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
+		}
+		if len(md) > 0 {
+			if err := json.Unmarshal(md, &m.metadata); err != nil {
+				return nil, fmt.Errorf("decode metadata of message at offset %d on topic %q: %w", m.offset, topic, err)
+			}
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
+	}
+	return out, nil
+}
+
+// committed returns a consumer group's last acked offset on topic.
+func (st *store) committed(ctx context.Context, group, topic string) (int64, bool, error) {
+	var off int64
+	err := st.loadOff.QueryRowContext(ctx, group, topic).Scan(&off)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("load offset of group %q on topic %q: %w", group, topic, err)
+	}
+	return off, true, nil
+}
