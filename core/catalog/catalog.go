@@ -313,3 +313,7 @@ func pointer(tokens []string) string {
 	}
 	return sb.String()
 }
+
+// ValidTypeName reports whether name looks like an event type: a lowercase
+// reverse-DNS dotted name such as com.acme.order.accepted.
+func ValidTypeName(name string) bool { return typeRe.MatchString(name) }

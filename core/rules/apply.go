@@ -1,0 +1,330 @@
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/catalog"
+)
+
+// Result is the outcome of one rule whose `when` held (or failed) for a
+// change.
+type Result struct {
+	// Rule is the rule's name.
+	Rule string
+	// Event is the event built, nil when Err is set.
+	Event *core.Event
+	// Data is the JSON-compatible value the event's data was encoded from,
+	// or would have been: it is set with a *catalog.ValidationError, and
+	// with a *RuleError raised after the data was built. The dead-letter
+	// record carries it.
+	Data any
+	// Err is a *RuleError when an expression failed at run time, or a
+	// *catalog.ValidationError when the data violates its type's schema.
+	Err error
+}
+
+// RuleError reports an expression that failed at run time: a missing
+// field, a conversion that cannot be done, a value of the wrong kind.
+type RuleError struct {
+	Connector string
+	Rule      string
+	// Field names the expression below the rule: "when", "subject",
+	// "partition_key", "time", "source", "data" or "data.total".
+	Field string
+	// Column is the 1-based column in the expression where it failed, or 0.
+	Column int
+	Err    error
+}
+
+func (e *RuleError) Error() string {
+	if e.Column > 0 {
+		return fmt.Sprintf("rule %q of connector %q: %s, column %d: %v", e.Rule, e.Connector, e.Field, e.Column, e.Err)
+	}
+	return fmt.Sprintf("rule %q of connector %q: %s: %v", e.Rule, e.Connector, e.Field, e.Err)
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
+
+// state is the scratch space of one Apply call.
+type state struct {
+	vm  vm.VM
+	env env
+	buf []byte
+}
+
+// Apply runs every rule on ch, in order, and returns one Result per rule
+// whose `when` holds or fails; rules whose `when` is false yield nothing.
+// Apply is safe for concurrent use. It never modifies ch, and the returned
+// events and data share no memory with it except immutable strings.
+func (s *Set) Apply(ch *core.Change) []Result {
+	if s == nil || len(s.rules) == 0 || ch == nil {
+		return nil
+	}
+	st := s.states.Get().(*state)
+	st.env.fill(s.connector, ch, s.needPosition)
+	var out []Result
+	for _, r := range s.rules {
+		res, ok := s.apply(st, r, ch)
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = make([]Result, 0, len(s.rules))
+		}
+		out = append(out, res)
+	}
+	st.env = env{}
+	if cap(st.buf) > 1<<20 {
+		st.buf = nil // do not keep one huge event's buffer forever
+	}
+	s.states.Put(st)
+	return out
+}
+
+func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
+	res := Result{Rule: r.name}
+	fail := func(field string, err error) (Result, bool) {
+		res.Err = s.ruleError(r, field, err)
+		return res, true
+	}
+	if r.when != nil {
+		v, err := st.vm.Run(r.when, &st.env)
+		if err != nil {
+			return fail("when", err)
+		}
+		if b, _ := v.(bool); !b {
+			return res, false
+		}
+	}
+	if r.data != nil {
+		d, err := r.data.eval(st)
+		if err != nil {
+			var de *dataError
+			if errors.As(err, &de) {
+				return fail(de.field, de.err)
+			}
+			return fail("data", err)
+		}
+		res.Data = d
+	}
+	ev := &core.Event{
+		ID:              core.EventID(s.connector, ch.Position, r.name),
+		Source:          r.defaultSource,
+		SpecVersion:     core.SpecVersion,
+		Type:            r.typ,
+		DataContentType: "application/json",
+		DataSchema:      r.dataSchema,
+	}
+	var err error
+	if ev.Subject, err = s.text(st, r.subject); err != nil {
+		return fail("subject", err)
+	}
+	if ev.PartitionKey, err = s.text(st, r.partitionKey); err != nil {
+		return fail("partition_key", err)
+	}
+	if r.source != nil {
+		src, err := s.text(st, r.source)
+		if err != nil {
+			return fail("source", err)
+		}
+		if src == "" {
+			return fail("source", errors.New("source is empty; it must be a URI reference such as /erp/orders"))
+		}
+		ev.Source = src
+	}
+	if ev.Time, err = s.eventTime(st, r.time, ch); err != nil {
+		return fail("time", err)
+	}
+	if r.validate {
+		if err := s.catalog.Validate(r.typ, res.Data); err != nil {
+			res.Err = err
+			return res, true
+		}
+	}
+	if r.data != nil {
+		b, err := r.data.encode(st.buf[:0], res.Data)
+		st.buf = b
+		if err != nil {
+			return fail("data", err)
+		}
+		ev.Data = append(json.RawMessage(make([]byte, 0, len(b))), b...)
+	}
+	res.Event = ev
+	return res, true
+}
+
+func (s *Set) ruleError(r *rule, field string, err error) *RuleError {
+	re := &RuleError{Connector: s.connector, Rule: r.name, Field: field, Err: err}
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		re.Column = fe.Column + 1
+		msg := fe.Message
+		if strings.HasPrefix(msg, "cannot fetch ") && strings.HasSuffix(msg, " from <nil>") {
+			msg += "; read optional fields with ?., such as after?.customer?.name, to get nil instead"
+		}
+		re.Err = &exprError{msg: msg, prev: fe.Prev}
+	}
+	return re
+}
+
+// exprError is an expression's run-time failure, without expr's snippet.
+type exprError struct {
+	msg  string
+	prev error
+}
+
+func (e *exprError) Error() string { return e.msg }
+func (e *exprError) Unwrap() error { return e.prev }
+
+// text runs a subject, partition key or source expression and renders its
+// value as text. nil renders as "", so the attribute is omitted.
+func (s *Set) text(st *state, p *vm.Program) (string, error) {
+	if p == nil {
+		return "", nil
+	}
+	v, err := st.vm.Run(p, &st.env)
+	if err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case map[string]any:
+		return "", errors.New("value is an object; it must be a string, a number or a boolean")
+	case []any:
+		return "", errors.New("value is a list; it must be a string, a number or a boolean")
+	}
+	return toString(v)
+}
+
+// eventTime runs the time expression, falling back to the change's commit
+// time, then to now.
+func (s *Set) eventTime(st *state, p *vm.Program, ch *core.Change) (time.Time, error) {
+	if p != nil {
+		v, err := st.vm.Run(p, &st.env)
+		if err != nil {
+			return time.Time{}, err
+		}
+		switch x := v.(type) {
+		case time.Time:
+			if !x.IsZero() {
+				return x.UTC(), nil
+			}
+		case string:
+			if x != "" {
+				t, err := time.Parse(time.RFC3339Nano, x)
+				if err != nil {
+					return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time; parse other layouts with date(value, layout)", x)
+				}
+				return t.UTC(), nil
+			}
+		case nil:
+		default:
+			return time.Time{}, fmt.Errorf("value is a %T; it must be a time or an RFC 3339 string (convert epoch numbers with fromUnix or fromUnixMilli)", v)
+		}
+	}
+	if !ch.Source.CommitTime.IsZero() {
+		return ch.Source.CommitTime.UTC(), nil
+	}
+	return time.Now().UTC(), nil
+}
+
+// dataError locates a failure inside the data shape.
+type dataError struct {
+	field string
+	err   error
+}
+
+func (e *dataError) Error() string { return e.field + ": " + e.err.Error() }
+func (e *dataError) Unwrap() error { return e.err }
+
+// eval builds the data value of n, JSON-compatible.
+func (n *dataNode) eval(st *state) (any, error) {
+	switch n.kind {
+	case dataConst:
+		return n.konst, nil
+	case dataExpr:
+		v, err := st.vm.Run(n.prog, &st.env)
+		if err != nil {
+			return nil, &dataError{field: n.field, err: err}
+		}
+		switch v.(type) {
+		case nil, string, bool, json.Number, int, int64, float64:
+			return v, nil
+		}
+		v, err = catalog.Normalize(v)
+		if err != nil {
+			return nil, &dataError{field: n.field, err: err}
+		}
+		return v, nil
+	case dataObject:
+		m := make(map[string]any, len(n.keys))
+		for i, k := range n.keys {
+			v, err := n.children[i].eval(st)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+		return m, nil
+	case dataArray:
+		l := make([]any, len(n.children))
+		for i, c := range n.children {
+			v, err := c.eval(st)
+			if err != nil {
+				return nil, err
+			}
+			l[i] = v
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("unknown data node kind %d", n.kind)
+}
+
+// encode appends the JSON of v, built by n.eval, using the keys sorted at
+// compile time.
+func (n *dataNode) encode(b []byte, v any) ([]byte, error) {
+	switch n.kind {
+	case dataObject:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return appendJSON(b, v)
+		}
+		b = append(b, '{')
+		for i, k := range n.keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, n.keyJSON[i]...)
+			var err error
+			if b, err = n.children[i].encode(b, m[k]); err != nil {
+				return b, err
+			}
+		}
+		return append(b, '}'), nil
+	case dataArray:
+		l, ok := v.([]any)
+		if !ok || len(l) != len(n.children) {
+			return appendJSON(b, v)
+		}
+		b = append(b, '[')
+		for i, c := range n.children {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = c.encode(b, l[i]); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	}
+	return appendJSON(b, v)
+}
