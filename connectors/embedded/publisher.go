@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -71,12 +70,7 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 			r.payload = []byte{}
 		}
 		if len(m.Metadata) > 0 {
-			md, err := json.Marshal(m.Metadata)
-			if err != nil {
-				p.inflight.Done()
-				return fmt.Errorf("encode metadata of message %q: %w", m.UUID, err)
-			}
-			r.metadata = md
+			r.metadata = encodeMetadata(m.Metadata)
 			r.key = m.Metadata.Get(core.MetadataKey)
 		}
 		rows[i] = r

@@ -1,0 +1,96 @@
+package embedded_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/core"
+)
+
+// benchMessages returns n messages with a 1 KB payload and the metadata of
+// a typical CloudEvent.
+func benchMessages(n int) []*message.Message {
+	payload := make([]byte, 1024)
+	for i := range payload {
+		payload[i] = 'a' + byte(i%26)
+	}
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		m := message.NewMessage(fmt.Sprintf("evt-%08d", i), payload)
+		m.Metadata.Set("ce_specversion", "1.0")
+		m.Metadata.Set("ce_type", "com.example.order.accepted")
+		m.Metadata.Set("ce_source", "tributary/legacy_orders")
+		m.Metadata.Set("ce_time", "2024-05-01T10:00:00Z")
+		m.Metadata.Set(core.MetadataKey, fmt.Sprintf("order-%d", i%1000))
+		m.Metadata.Set("content-type", "application/json")
+		msgs[i] = m
+	}
+	return msgs
+}
+
+// BenchmarkPublish1KB publishes 1 KB events with fsync before ack (sync:
+// full), from many concurrent publishers. One op is one event.
+func BenchmarkPublish1KB(b *testing.B) {
+	msgs := benchMessages(4096)
+	b.Run("async", func(b *testing.B) {
+		s := openStream(b, b.TempDir(), nil)
+		pub := s.Publisher().(core.AsyncPublisher)
+		const inflight = 8192
+		sem := make(chan struct{}, inflight)
+		var wg sync.WaitGroup
+		var errMu sync.Mutex
+		var firstErr error
+		b.SetBytes(1024)
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			sem <- struct{}{}
+			wg.Add(1)
+			err := pub.PublishAsync(context.Background(), "bench", msgs[i%len(msgs):i%len(msgs)+1], func(err error) {
+				if err != nil {
+					errMu.Lock()
+					firstErr = err
+					errMu.Unlock()
+				}
+				<-sem
+				wg.Done()
+			})
+			if err != nil {
+				b.Fatalf("publish: %v", err)
+			}
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if firstErr != nil {
+			b.Fatalf("publish: %v", firstErr)
+		}
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	})
+	b.Run("sync_256_publishers", func(b *testing.B) {
+		s := openStream(b, b.TempDir(), nil)
+		pub := s.Publisher()
+		b.SetParallelism(128) // 2 cores: 256 goroutines
+		b.SetBytes(1024)
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if err := pub.Publish("bench", msgs[i%len(msgs)]); err != nil {
+					b.Errorf("publish: %v", err)
+					return
+				}
+				i++
+			}
+		})
+		elapsed := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	})
+}
