@@ -1,0 +1,52 @@
+# Tributary: build, run and test. `make help` lists the targets.
+
+GO        ?= go
+BIN       := bin/tributary
+PKGS      := ./...
+QUICKSTART := examples/quickstart/tributary.yaml
+TEST_TIMEOUT ?= 20m
+FUZZTIME  ?= 20s
+
+.PHONY: help build run test test-unit test-race services services-down vet schema bench fuzz clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/tributary
+	$(GO) build -o $(BIN) ./cmd/tributary
+
+run: build ## run the quickstart (webhook -> embedded stream); nothing else needed
+	$(BIN) run -c $(QUICKSTART)
+
+services: ## install and start Kafka, PostgreSQL and MariaDB on 127.0.0.1
+	scripts/services up
+
+services-down: ## stop the services
+	scripts/services down
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+test: services vet ## every test, real services required, with the race detector
+	eval "$$(scripts/services env)" && \
+	  TRIBUTARY_REQUIRE_SERVICES=1 $(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+test-unit: ## tests that need no service (service tests skip, naming `make test`)
+	$(GO) test -timeout $(TEST_TIMEOUT) $(PKGS)
+
+schema: ## regenerate config/tributary.schema.json from the registry
+	$(GO) run ./cmd/tributary schema > config/tributary.schema.json
+
+bench: services ## benchmarks (figures go in the README's performance section)
+	eval "$$(scripts/services env)" && TRIBUTARY_REQUIRE_SERVICES=1 \
+	  $(GO) test -run '^$$' -bench . -benchtime 3s -timeout 30m \
+	    ./core/rules ./connectors/embedded ./connectors/kafka ./adapters/webhook ./connectors/webhook
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+clean: ## remove build output (not the services' state)
+	rm -rf bin

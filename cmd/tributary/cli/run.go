@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/tributary/tributary/config"
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/runtime"
+)
+
+func newRunCmd(reg *core.Registry) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the sidecar: every configured connector, until SIGTERM or SIGINT",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runSidecar(ctx, reg, file, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "tributary.yaml", "configuration file")
+	return cmd
+}
+
+// newLogger builds the sidecar's logger from the log section.
+func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lc.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(lc.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Sidecar is a loaded, wired sidecar, ready to run.
+type Sidecar struct {
+	Config   *config.Config
+	Runtime  *runtime.Runtime
+	Registry *prometheus.Registry
+	Router   *runtime.Router
+	Logger   *slog.Logger
+}
+
+// Build loads the configuration at file and wires the stream, connectors and
+// rules into a runtime. It does no I/O beyond reading the configuration.
+func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) {
+	cfg, err := config.Load(file, reg)
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			return nil, invalid(err)
+		}
+		return nil, err
+	}
+	log := newLogger(cfg.Log, logOut)
+	for _, w := range cfg.Warnings {
+		log.Warn(w.Message, "at", w.String())
+	}
+	stream, err := cfg.Stream.NewStream(reg)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	router := runtime.NewRouter()
+	var conns []runtime.Connector
+	for _, cc := range cfg.Connectors {
+		src, err := cc.NewSource(reg)
+		if err != nil {
+			return nil, invalid(err)
+		}
+		set := cfg.Compiled.Rules[cc.Name]
+		if set == nil {
+			return nil, fmt.Errorf("connector %q: rules were not compiled", cc.Name)
+		}
+		conns = append(conns, runtime.Connector{
+			Name:        cc.Name,
+			Type:        cc.Type,
+			Source:      src,
+			Mapper:      runtime.Rules(set),
+			Retry:       runtime.Backoff{Initial: cc.Retry.Initial, Max: cc.Retry.Max},
+			MaxInFlight: cc.MaxInFlight,
+			Disabled:    cc.Disabled,
+		})
+	}
+	var httpRouter core.Router
+	if cfg.HTTP.Address != "" {
+		httpRouter = router
+	}
+	rt, err := runtime.New(runtime.Options{
+		Stream:          stream,
+		Topics:          runtime.Topics{Mode: cfg.Stream.Topics.Mode, Prefix: cfg.Stream.Topics.Prefix, Name: cfg.Stream.Topics.Name},
+		DeadLetterTopic: cfg.Stream.DeadLetterTopic,
+		Connectors:      conns,
+		StateDir:        cfg.StateDir,
+		HTTP:            httpRouter,
+		Registerer:      promReg,
+		Logger:          log,
+		ShutdownTimeout: cfg.Shutdown.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, Logger: log}, nil
+}
+
+func runSidecar(ctx context.Context, reg *core.Registry, file string, logOut io.Writer) error {
+	sc, err := Build(reg, file, logOut)
+	if err != nil {
+		return err
+	}
+	return sc.Run(ctx)
+}
+
+// Run serves the admin and webhook listeners and runs the runtime until ctx
+// is cancelled, then shuts everything down within the configured timeout.
+func (sc *Sidecar) Run(ctx context.Context) error {
+	cfg, log := sc.Config, sc.Logger
+	var servers []*http.Server
+	serve := func(name, addr string, h http.Handler, tlsCfg config.TLSConfig, readTimeout time.Duration) error {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s listener on %s: %w (is another process using the port? change %s.address)", name, addr, err, name)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout}
+		servers = append(servers, srv)
+		go func() {
+			var err error
+			if tlsCfg.Enabled() {
+				err = srv.ServeTLS(ln, tlsCfg.CertFile, tlsCfg.KeyFile)
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("listener stopped", "listener", name, "err", err)
+			}
+		}()
+		log.Info("listening", "listener", name, "address", ln.Addr().String(), "tls", tlsCfg.Enabled())
+		return nil
+	}
+	shutdownServers := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(sctx)
+		}
+	}
+	if cfg.Admin.Address != "" {
+		if err := serve("admin", cfg.Admin.Address, sc.AdminHandler(), config.TLSConfig{}, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	if cfg.HTTP.Address != "" {
+		if err := serve("http", cfg.HTTP.Address, sc.Router, cfg.HTTP.TLS, cfg.HTTP.ReadTimeout); err != nil {
+			shutdownServers()
+			return err
+		}
+	}
+	log.Info("tributary starting", "version", Version, "config", cfg.File, "stream", cfg.Stream.Type, "connectors", len(cfg.Connectors))
+	err := sc.Runtime.Run(ctx)
+	shutdownServers()
+	if err != nil {
+		return err
+	}
+	log.Info("tributary stopped")
+	return nil
+}

@@ -1,0 +1,11 @@
+// Package all compiles in every shipped connector and stream. The sidecar
+// and custom builds import it for its side effects:
+//
+//	import _ "github.com/tributary/tributary/connectors/all"
+package all
+
+import (
+	// Streams.
+	_ "github.com/tributary/tributary/connectors/embedded"
+	_ "github.com/tributary/tributary/connectors/kafka"
+)

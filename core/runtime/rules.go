@@ -1,0 +1,39 @@
+package runtime
+
+import (
+	"errors"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/catalog"
+	"github.com/tributary/tributary/core/rules"
+)
+
+// Dead-letter reasons.
+const (
+	ReasonRuleError       = "rule_error"
+	ReasonSchemaViolation = "schema_violation"
+)
+
+// Rules adapts a compiled rule set to a Mapper.
+func Rules(s *rules.Set) Mapper { return rulesMapper{s} }
+
+type rulesMapper struct{ s *rules.Set }
+
+func (m rulesMapper) Map(ch *core.Change) []Output {
+	res := m.s.Apply(ch)
+	if len(res) == 0 {
+		return nil
+	}
+	out := make([]Output, len(res))
+	for i, r := range res {
+		out[i] = Output{Rule: r.Rule, Event: r.Event, Data: r.Data, Err: r.Err}
+		if r.Err != nil {
+			out[i].Reason = ReasonRuleError
+			var ve *catalog.ValidationError
+			if errors.As(r.Err, &ve) {
+				out[i].Reason = ReasonSchemaViolation
+			}
+		}
+	}
+	return out
+}
