@@ -1,0 +1,107 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var connectorNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// check runs the checks that involve more than one field or that a field
+// type cannot express. It only looks at values that decoded (v holds them),
+// so a bad value is reported once, by its type check.
+func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
+	at := func(path string, format string, args ...any) {
+		key, val := locate(root, path)
+		l.problem(key, val, path, format, args...)
+	}
+	if _, ok := v["version"]; ok && cfg.Version != 1 {
+		at("version", "unsupported version %d: this build reads version 1", cfg.Version)
+	}
+	if _, ok := v["state_dir"]; ok && cfg.StateDir == "" {
+		at("state_dir", `must not be empty: name a directory, such as ".tributary"`)
+	}
+
+	if a := cfg.Admin.Address; a != "" && checkAddress(a) != "" {
+		at("admin.address", "%s", checkAddress(a))
+	}
+	h := mapOf(v, "http")
+	if a := cfg.HTTP.Address; a != "" && checkAddress(a) != "" {
+		at("http.address", "%s", checkAddress(a))
+	}
+	if t := cfg.HTTP.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		missing := "key_file"
+		if t.CertFile == "" {
+			missing = "cert_file"
+		}
+		at("http.tls", "set both cert_file and key_file, or neither (%s is missing)", missing)
+	}
+	if _, ok := h["read_timeout"]; ok && cfg.HTTP.ReadTimeout <= 0 {
+		at("http.read_timeout", "must be positive, such as 10s")
+	}
+	if _, ok := mapOf(v, "shutdown")["timeout"]; ok && cfg.Shutdown.Timeout <= 0 {
+		at("shutdown.timeout", "must be positive, such as 30s")
+	}
+
+	s := mapOf(v, "stream")
+	t := mapOf(s, "topics")
+	if _, ok := t["name"]; ok && cfg.Stream.Topics.Mode == TopicsSingle && cfg.Stream.Topics.Name == "" {
+		at("stream.topics.name", "single mode needs a topic name, such as %q", DefaultTopic)
+	}
+	if _, ok := s["dead_letter_topic"]; ok && cfg.Stream.DeadLetterTopic == "" {
+		at("stream.dead_letter_topic", "must not be empty: events that cannot be delivered need a topic, such as %q", DefaultDeadLetterTopic)
+	}
+
+	list := listOf(v, "connectors")
+	first := map[string]int{}
+	for i, c := range cfg.Connectors {
+		base := fmt.Sprintf("connectors[%d]", i)
+		cv, _ := list[i].(map[string]any)
+		switch j, dup := first[c.Name]; {
+		case c.Name == "":
+		case !connectorNameRe.MatchString(c.Name):
+			at(base+".name", "%q is not a valid connector name: use lowercase letters, digits and underscores, starting with a letter (such as legacy_orders)", c.Name)
+		case dup:
+			line, _ := position(locate(root, fmt.Sprintf("connectors[%d].name", j)))
+			at(base+".name", "connector name %q is already used by connectors[%d] (line %d); names must be unique", c.Name, j, line)
+		default:
+			first[c.Name] = i
+		}
+		r := mapOf(cv, "retry")
+		_, hasInitial := r["initial"]
+		_, hasMax := r["max"]
+		switch {
+		case hasInitial && c.Retry.Initial <= 0:
+			at(base+".retry.initial", "must be positive, such as 1s")
+		case hasInitial && hasMax && c.Retry.Max < c.Retry.Initial:
+			at(base+".retry.max", "%s is shorter than retry.initial (%s): raise max or lower initial", c.Retry.Max, c.Retry.Initial)
+		}
+		if _, ok := cv["max_in_flight"]; ok && c.MaxInFlight < 1 {
+			at(base+".max_in_flight", "must be at least 1, such as %d", DefaultMaxInFlight)
+		}
+		if _, ok := cv["emit"]; !ok || len(c.Emit) == 0 {
+			key, val := locate(root, base)
+			name := c.Name
+			if name == "" {
+				name = base
+			}
+			l.warn(key, val, base, "connector %q emits nothing: add emit rules, or set disabled: true", name)
+		}
+	}
+}
+
+// checkAddress returns why a listen address is invalid, or "".
+func checkAddress(a string) string {
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Sprintf("%q is not a listen address: write host:port, such as 127.0.0.1:8080 (\":8080\" listens on every interface)", a)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Sprintf("%q has no valid port: use a number from 0 to 65535, such as 127.0.0.1:8080", a)
+	}
+	return ""
+}

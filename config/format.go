@@ -1,0 +1,99 @@
+package config
+
+import "github.com/tributary/tributary/core"
+
+// Defaults of the file format.
+const (
+	DefaultStateDir        = ".tributary"
+	DefaultAdminAddress    = "127.0.0.1:9464"
+	DefaultHTTPAddress     = "127.0.0.1:8080"
+	DefaultStreamType      = "embedded"
+	DefaultTopic           = "tributary.events"
+	DefaultDeadLetterTopic = "tributary.deadletter"
+	DefaultMaxInFlight     = 10000
+)
+
+// Topic modes of stream.topics.mode.
+const (
+	// TopicsPerType sends each event type to its own topic, named prefix +
+	// event type.
+	TopicsPerType = "per_type"
+	// TopicsSingle sends every event to one topic, stream.topics.name.
+	TopicsSingle = "single"
+)
+
+// ruleFields declares one emit rule (core.Rule).
+func ruleFields() []core.Field {
+	return []core.Field{
+		{Name: "name", Type: core.TypeString, Required: true, Doc: "Identifies the rule within its connector; part of every event id it emits, so renaming it changes ids.", Example: "order_accepted"},
+		{Name: "when", Type: core.TypeString, Doc: "Boolean expression; the rule applies to a change only when it is true. Empty means always.", Example: `op == "create"`},
+		{Name: "type", Type: core.TypeString, Required: true, Doc: "The event type emitted, declared in the catalog.", Example: "com.acme.order.accepted"},
+		{Name: "subject", Type: core.TypeString, Doc: "String expression for the CloudEvents subject.", Example: "after.id"},
+		{Name: "partition_key", Type: core.TypeString, Doc: "String expression for the partition key, the business key that keeps related events in order.", Example: "string(after.order_id)"},
+		{Name: "time", Type: core.TypeString, Doc: "Expression for the event time; empty means the change's commit time, or the time it was read."},
+		{Name: "data", Type: core.TypeAny, Doc: "The event's data: a single expression, or a mapping whose values are expressions or nested mappings."},
+		{Name: "source", Type: core.TypeString, Doc: `Overrides the CloudEvents source; the default is "/tributary/<connector>".`},
+	}
+}
+
+// eventTypeFields declares one catalog entry (core.EventType).
+func eventTypeFields() []core.Field {
+	return []core.Field{
+		{Name: "type", Type: core.TypeString, Required: true, Doc: "The CloudEvents type, such as com.acme.order.accepted.", Example: "com.acme.order.accepted"},
+		{Name: "version", Type: core.TypeString, Required: true, Doc: "The schema's version; part of the dataschema URI.", Example: "1.0"},
+		{Name: "description", Type: core.TypeString, Doc: "The business fact the event records."},
+		{Name: "schema", Type: core.TypeAny, Doc: "The JSON Schema of the event's data, inline. Set exactly one of schema and schema_file."},
+		{Name: "schema_file", Type: core.TypeString, Doc: "Path to the JSON Schema of the event's data (JSON or YAML), relative to the configuration file.", Example: "schemas/order_accepted.json"},
+	}
+}
+
+// fileFields declares the configuration file's own keys. The config blocks
+// of the stream and of each connector are declared "any" here and checked
+// against their registered type's fields afterwards.
+func fileFields() []core.Field {
+	return []core.Field{
+		{Name: "version", Type: core.TypeInt, Default: 1, Doc: "Version of the file format. Only 1 is known."},
+		{Name: "state_dir", Type: core.TypeString, Default: DefaultStateDir, Doc: "Directory for local state (checkpoints and data of the embedded stream, connector state). Relative paths start from the configuration file's directory."},
+		{Name: "log", Type: core.TypeObject, Doc: "Logging.", Fields: []core.Field{
+			{Name: "level", Type: core.TypeString, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "Lowest level logged."},
+			{Name: "format", Type: core.TypeString, Default: "text", Enum: []string{"text", "json"}, Doc: "Log line format."},
+		}},
+		{Name: "admin", Type: core.TypeObject, Doc: "The admin HTTP server: health, status and metrics.", Fields: []core.Field{
+			{Name: "address", Type: core.TypeString, Default: DefaultAdminAddress, Doc: `Listen address (host:port); "" disables the admin server.`},
+		}},
+		{Name: "http", Type: core.TypeObject, Doc: "The shared HTTP listener that webhook connectors mount their endpoints on.", Fields: []core.Field{
+			{Name: "address", Type: core.TypeString, Default: DefaultHTTPAddress, Doc: "Listen address (host:port)."},
+			{Name: "tls", Type: core.TypeObject, Doc: "Serve HTTPS. Set both files or neither.", Fields: []core.Field{
+				{Name: "cert_file", Type: core.TypeString, Doc: "PEM certificate chain file, relative to the configuration file's directory."},
+				{Name: "key_file", Type: core.TypeString, Doc: "PEM private key file, relative to the configuration file's directory."},
+			}},
+			{Name: "read_timeout", Type: core.TypeDuration, Default: "10s", Doc: "Longest time to read a request, body included."},
+		}},
+		{Name: "shutdown", Type: core.TypeObject, Doc: "Graceful shutdown.", Fields: []core.Field{
+			{Name: "timeout", Type: core.TypeDuration, Default: "30s", Doc: "Longest time to drain in-flight events and commit checkpoints after a stop signal."},
+		}},
+		{Name: "stream", Type: core.TypeObject, Doc: "The shared stream events go to.", Fields: []core.Field{
+			{Name: "type", Type: core.TypeString, Default: DefaultStreamType, Doc: "A registered stream type."},
+			{Name: "topics", Type: core.TypeObject, Doc: "How events map to topics.", Fields: []core.Field{
+				{Name: "mode", Type: core.TypeString, Default: TopicsPerType, Enum: []string{TopicsPerType, TopicsSingle}, Doc: "per_type: one topic per event type, named prefix + event type; single: every event on the topic called name."},
+				{Name: "prefix", Type: core.TypeString, Default: "", Doc: "Prefix of per-type topic names."},
+				{Name: "name", Type: core.TypeString, Default: DefaultTopic, Doc: "The topic of single mode."},
+			}},
+			{Name: "dead_letter_topic", Type: core.TypeString, Default: DefaultDeadLetterTopic, Doc: "Topic of events and changes that could not be mapped or failed their schema."},
+			{Name: "config", Type: core.TypeAny, Doc: "The stream type's own settings."},
+		}},
+		{Name: "catalog", Type: core.TypeObjects, Doc: "The event types connectors may emit, each with the JSON Schema of its data.", Fields: eventTypeFields()},
+		{Name: "connectors", Type: core.TypeObjects, Doc: "The systems watched, one entry per connector instance.", Fields: []core.Field{
+			{Name: "name", Type: core.TypeString, Required: true, Doc: "Unique instance name, lowercase snake_case.", Example: "legacy_orders"},
+			{Name: "type", Type: core.TypeString, Required: true, Doc: "A registered connector type.", Example: "webhook"},
+			{Name: "config", Type: core.TypeAny, Doc: "The connector type's own settings."},
+			{Name: "emit", Type: core.TypeObjects, Doc: "Rules that turn the connector's changes into events.", Fields: ruleFields()},
+			{Name: "retry", Type: core.TypeObject, Doc: "Backoff between attempts after the connector fails.", Fields: []core.Field{
+				{Name: "initial", Type: core.TypeDuration, Default: "1s", Doc: "First delay; it doubles after each failure."},
+				{Name: "max", Type: core.TypeDuration, Default: "1m", Doc: "Longest delay."},
+			}},
+			{Name: "max_in_flight", Type: core.TypeInt, Default: DefaultMaxInFlight, Doc: "Changes read but not yet acknowledged before reading pauses (backpressure)."},
+			{Name: "disabled", Type: core.TypeBool, Default: false, Doc: "Keep the connector in the file without running it."},
+		}},
+	}
+}
