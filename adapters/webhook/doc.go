@@ -1,0 +1,35 @@
+// Package webhook is the mechanism behind connectors that receive pushed
+// HTTP deliveries: the request handler, body parsing, the Verifier a
+// connector plugs in, deduplication by delivery id, and a durable local
+// inbox with backpressure. It knows no particular sender; the webhook
+// connector (connectors/webhook) holds the provider presets.
+//
+// # What a 2xx means
+//
+// A delivery is answered 200 only after it is committed to the inbox, a
+// SQLite database (WAL, synchronous=FULL) in the connector's state
+// directory. The inbox keeps the delivery until the runtime acknowledges
+// it, which happens once its events are durable on the stream and the
+// checkpoint is stored; after a crash or a broker outage, deliveries not
+// acknowledged are read again. So a 2xx is never followed by a loss, and a
+// stream outage only makes the inbox grow. When it holds MaxPending
+// deliveries (or MaxPendingBytes of bodies), new deliveries are answered 503
+// with Retry-After and nothing is stored.
+//
+// One writer goroutine commits the deliveries of all concurrent requests
+// in one transaction (group commit), so one fsync covers many deliveries.
+//
+// # Identity and deduplication
+//
+// Each delivery has an id: the sender's (a header or a body field, chosen by
+// the connector) or, when it has none, the SHA-256 of the body. The id is
+// the change's position (version 1, data = the id), so the events of a
+// delivery have ids derived from it. An id accepted within the dedup window
+// is answered 200 with status "duplicate" and not emitted again.
+//
+// # Order of checks
+//
+// method (405), declared size (413), body read with its limit (413),
+// verification (401), content type (415), body parsing (400), handshake,
+// backpressure (503), inbox commit (503 on failure), answer 200.
+package webhook

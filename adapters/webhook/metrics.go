@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The reasons a delivery is rejected, as the rejected counter labels them.
+const (
+	ReasonMethod          = "method"           // 405: a method the connector does not accept
+	ReasonTooLarge        = "too_large"        // 413: the body exceeds max_body_bytes
+	ReasonUnsupportedType = "unsupported_type" // 415: a content type the connector does not accept
+	ReasonBadBody         = "bad_body"         // 400: the body does not parse
+	ReasonSignature       = "signature"        // 401: verification failed
+	ReasonBackpressure    = "backpressure"     // 503: the inbox holds max_pending deliveries
+	ReasonUnavailable     = "unavailable"      // 503: the inbox cannot store (closing, disk error)
+)
+
+var reasons = []string{ReasonMethod, ReasonTooLarge, ReasonUnsupportedType, ReasonBadBody, ReasonSignature, ReasonBackpressure, ReasonUnavailable}
+
+// metrics are one connector's webhook collectors.
+type metrics struct {
+	reg        prometheus.Registerer
+	accepted   prometheus.Counter
+	rejected   map[string]prometheus.Counter
+	duplicates prometheus.Counter
+	handshakes prometheus.Counter
+	latency    prometheus.Histogram
+	pending    prometheus.GaugeFunc
+	owned      []prometheus.Collector
+}
+
+func newMetrics(reg prometheus.Registerer, connector string, pending func() float64) *metrics {
+	labels := prometheus.Labels{"connector": connector}
+	m := &metrics{reg: reg, rejected: map[string]prometheus.Counter{}}
+	accepted := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tributary_webhook_deliveries_accepted_total", ConstLabels: labels,
+		Help: "Webhook deliveries stored in the inbox and answered with a 2xx.",
+	})
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_webhook_deliveries_rejected_total", ConstLabels: labels,
+		Help: "Webhook deliveries refused, by reason; none of them is emitted.",
+	}, []string{"reason"})
+	duplicates := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tributary_webhook_deliveries_duplicate_total", ConstLabels: labels,
+		Help: "Webhook deliveries whose delivery id was seen within the dedup window; answered 200 and not emitted.",
+	})
+	handshakes := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tributary_webhook_handshakes_total", ConstLabels: labels,
+		Help: "Handshake requests answered (challenges echoed); never emitted.",
+	})
+	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tributary_webhook_handler_seconds", ConstLabels: labels,
+		Help:    "Time from a request's arrival to its answer, inbox commit included.",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+	})
+	m.pending = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_webhook_inbox_pending", ConstLabels: labels,
+		Help: "Deliveries in the inbox that the stream has not acknowledged yet.",
+	}, pending)
+	m.accepted = register(m, accepted).(prometheus.Counter)
+	rv := register(m, rejected).(*prometheus.CounterVec)
+	for _, r := range reasons {
+		m.rejected[r] = rv.WithLabelValues(r)
+	}
+	m.duplicates = register(m, duplicates).(prometheus.Counter)
+	m.handshakes = register(m, handshakes).(prometheus.Counter)
+	m.latency = register(m, latency).(prometheus.Histogram)
+	register(m, m.pending)
+	return m
+}
+
+// register adds c to the registerer, or returns the collector already
+// registered under the same identity (a source reopened in one process).
+func register(m *metrics, c prometheus.Collector) prometheus.Collector {
+	if m.reg == nil {
+		return c
+	}
+	if err := m.reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if c == m.pending {
+				// A gauge function reads the current run's state: replace
+				// the old one.
+				m.reg.Unregister(are.ExistingCollector)
+				if m.reg.Register(c) == nil {
+					m.owned = append(m.owned, c)
+				}
+				return c
+			}
+			return are.ExistingCollector
+		}
+		return c
+	}
+	if c == m.pending {
+		m.owned = append(m.owned, c)
+	}
+	return c
+}
+
+// close unregisters the collectors that read a closed run's state. Counters
+// stay registered, so that they keep counting across reopens.
+func (m *metrics) close() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.owned {
+		m.reg.Unregister(c)
+	}
+}

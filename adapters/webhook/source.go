@@ -1,0 +1,510 @@
+package webhook
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tributary/tributary/core"
+)
+
+// PositionVersion is the format of the positions this source emits: Data
+// is the delivery id.
+const PositionVersion = 1
+
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultDedupWindow     = 24 * time.Hour
+	DefaultMaxPending      = 10000
+	DefaultMaxPendingBytes = 64 << 20
+	DefaultRetryAfter      = 5 * time.Second
+)
+
+// DefaultContentTypes are the media types accepted when Config.ContentTypes
+// is empty. Types ending in +json and +xml are accepted with them.
+var DefaultContentTypes = []string{"application/json", "application/x-www-form-urlencoded", "application/xml", "text/xml"}
+
+// maxIDLen bounds delivery ids; a longer id is replaced by its SHA-256.
+const maxIDLen = 200
+
+// readLimit bounds how many changes one Read returns.
+const readLimit = 512
+
+// Config configures a Source. A zero field takes its default.
+type Config struct {
+	// Path is the URL path deliveries arrive at, in net/http ServeMux
+	// syntax without a method: "/hooks/orders", "/hooks/{tenant}/orders".
+	// Wildcards become the change's meta.path entries.
+	Path string
+	// Methods lists the accepted request methods; default POST.
+	Methods []string
+	// MaxBodyBytes bounds a request body; larger bodies get 413.
+	MaxBodyBytes int64
+	// ContentTypes lists the accepted media types; others get 415. A
+	// delivery without a Content-Type is taken as application/json.
+	ContentTypes []string
+	// Verifier checks each delivery before anything is stored; nil accepts
+	// every delivery.
+	Verifier Verifier
+	// DeliveryID returns the sender's id of a delivery (a header, a body
+	// field). When it is nil or returns "", the id is "sha256:" followed by
+	// the hex SHA-256 of the body.
+	DeliveryID func(req *Request) string
+	// Handshake answers the requests some senders make before they deliver
+	// (a challenge to echo). It is called for GET and HEAD requests before
+	// verification, since senders do not sign those, and for other requests
+	// after verification and body parsing. A request it answers (ok true)
+	// is never stored nor emitted.
+	Handshake func(req *Request) (reply Reply, ok bool)
+	// DedupWindow is how long a delivery id is remembered: a delivery whose
+	// id was accepted within the window is answered 200 and not emitted.
+	DedupWindow time.Duration
+	// MaxPending and MaxPendingBytes bound the deliveries stored but not
+	// yet acknowledged by the stream; beyond them deliveries get 503 with
+	// Retry-After and nothing is stored.
+	MaxPending      int
+	MaxPendingBytes int64
+	// RetryAfter is the delay a refused sender is asked to wait.
+	RetryAfter time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) applyDefaults() {
+	if len(c.Methods) == 0 {
+		c.Methods = []string{http.MethodPost}
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if len(c.ContentTypes) == 0 {
+		c.ContentTypes = slices.Clone(DefaultContentTypes)
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Request is a delivery as the DeliveryID and Handshake hooks see it.
+type Request struct {
+	// HTTP is the request; its body is already read.
+	HTTP *http.Request
+	// Body is the raw body.
+	Body []byte
+	// MediaType is the body's media type, without parameters.
+	MediaType string
+
+	payload any
+	perr    error
+	parsed  bool
+}
+
+// Payload returns the parsed body (see ParseBody), parsing it once.
+func (r *Request) Payload() (any, error) {
+	if !r.parsed {
+		r.payload, r.perr = ParseBody(r.MediaType, r.Body)
+		r.parsed = true
+	}
+	return r.payload, r.perr
+}
+
+// Reply is a handshake's answer.
+type Reply struct {
+	Status      int // 200 when zero
+	ContentType string
+	Body        []byte
+}
+
+// Source receives webhook deliveries on the sidecar's HTTP listener and
+// hands them to the runtime as changes. A delivery is answered 2xx only
+// once it is committed to the source's inbox, a SQLite database in the
+// connector's state directory: the inbox keeps it until the stream has it
+// (Ack), and it is read again after any stop. See the package doc.
+//
+// Source implements every core.Source method except Configure, which the
+// connector that builds it provides.
+type Source struct {
+	cfg        Config
+	pathParams []string
+
+	mu  sync.Mutex
+	run *run
+	met *metrics
+}
+
+// NewSource returns a source for cfg. It does no I/O.
+func NewSource(cfg Config) (*Source, error) {
+	cfg.applyDefaults()
+	if cfg.Path == "" || cfg.Path[0] != '/' {
+		return nil, fmt.Errorf("webhook path %q must start with /", cfg.Path)
+	}
+	return &Source{cfg: cfg, pathParams: pathParams(cfg.Path)}, nil
+}
+
+var wildcardRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?:\.\.\.)?\}`)
+
+func pathParams(pattern string) []string {
+	var out []string
+	for _, m := range wildcardRe.FindAllStringSubmatch(pattern, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// run is the state of one Open..Close cycle.
+type run struct {
+	ib     *inbox
+	log    *slog.Logger
+	closed chan struct{}
+	unmnt  func()
+
+	// diskUpto is the highest sequence stored when the run opened: rows up
+	// to it are read from disk, later ones from memory.
+	diskUpto uint64
+	readSeq  uint64 // used by Read only
+
+	qmu    sync.Mutex
+	queue  []*record
+	notify chan struct{}
+
+	amu     sync.Mutex
+	unacked []unacked
+
+	pendingN atomic.Int64
+	pendingB atomic.Int64
+}
+
+type unacked struct {
+	id    string
+	seq   uint64
+	bytes int64
+}
+
+// push receives committed records from the inbox writer.
+func (r *run) push(recs []*record) {
+	r.qmu.Lock()
+	r.queue = append(r.queue, recs...)
+	r.qmu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (r *run) reserve(n int64, maxN int, maxB int64) bool {
+	if c := r.pendingN.Add(1); c > int64(maxN) {
+		r.pendingN.Add(-1)
+		return false
+	}
+	if b := r.pendingB.Add(n); b > maxB && b != n {
+		// A single delivery larger than the byte bound still passes when
+		// the inbox is empty, so that it can never be refused forever.
+		r.pendingB.Add(-n)
+		r.pendingN.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (r *run) release(n int64) {
+	r.pendingN.Add(-1)
+	r.pendingB.Add(-n)
+}
+
+// Open opens the inbox in env.StateDir, mounts the handler at the
+// configured path on env.HTTP and starts accepting deliveries. Deliveries
+// stored and not acknowledged before are read first, in order. A non-zero
+// from is the committed checkpoint: stored deliveries up to it are already
+// on the stream and are dropped.
+func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.run != nil {
+		return fmt.Errorf("open webhook source %q: already open", env.Name)
+	}
+	if env.HTTP == nil {
+		return core.Fatal(fmt.Errorf("open webhook source %q: the sidecar runs no HTTP listener; set http.address in the configuration", env.Name))
+	}
+	if env.StateDir == "" {
+		return core.Fatal(fmt.Errorf("open webhook source %q: no state directory for its inbox", env.Name))
+	}
+	if !from.IsZero() && from.Version != PositionVersion {
+		return core.Fatal(fmt.Errorf("open webhook source %q: checkpoint %s has format version %d, want %d", env.Name, from, from.Version, PositionVersion))
+	}
+	logger := env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ib, st, err := openInbox(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now)
+	if err != nil {
+		return fmt.Errorf("open webhook source %q: %w", env.Name, err)
+	}
+	if !from.IsZero() {
+		n, b, err := ib.forgetThrough(ctx, string(from.Data))
+		if err != nil {
+			_ = ib.close(ctx)
+			return fmt.Errorf("open webhook source %q: %w", env.Name, err)
+		}
+		st.count -= n
+		st.bytes -= b
+	}
+	r := &run{
+		ib:       ib,
+		log:      logger,
+		closed:   make(chan struct{}),
+		diskUpto: st.lastSeq,
+		readSeq:  ib.deleted,
+		notify:   make(chan struct{}, 1),
+	}
+	r.pendingN.Store(st.count)
+	r.pendingB.Store(st.bytes)
+	ib.onCommit = r.push
+	ib.start()
+	met := newMetrics(env.Metrics, env.Name, func() float64 { return float64(r.pendingN.Load()) })
+	s.met = met
+	unmount, err := env.HTTP.Handle(s.cfg.Path, &handler{s: s, r: r, m: met})
+	if err != nil {
+		_ = ib.close(ctx)
+		met.close()
+		return fmt.Errorf("open webhook source %q: mount path %q: %w", env.Name, s.cfg.Path, err)
+	}
+	r.unmnt = unmount
+	s.run = r
+	if st.count > 0 {
+		logger.Info("webhook inbox holds deliveries from before; reading them first", "deliveries", st.count)
+	}
+	return nil
+}
+
+func (s *Source) current() (*run, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.run == nil {
+		return nil, ErrClosed
+	}
+	return s.run, nil
+}
+
+// Read blocks until deliveries are stored and returns them as changes, in
+// the order they were accepted: first those stored before Open, then new
+// ones. It returns ctx.Err() once ctx is done and ErrClosed after Close.
+func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
+	r, err := s.current()
+	if err != nil {
+		return nil, err
+	}
+	var recs []*record
+	if r.readSeq < r.diskUpto {
+		recs, err = r.ib.readStored(ctx, r.readSeq, r.diskUpto, readLimit)
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) == 0 {
+			r.readSeq = r.diskUpto
+		}
+	}
+	for len(recs) == 0 {
+		r.qmu.Lock()
+		if len(r.queue) > 0 {
+			n := min(len(r.queue), readLimit)
+			recs = make([]*record, n)
+			copy(recs, r.queue)
+			rest := copy(r.queue, r.queue[n:])
+			clear(r.queue[rest:])
+			r.queue = r.queue[:rest]
+		}
+		r.qmu.Unlock()
+		if len(recs) > 0 {
+			break
+		}
+		select {
+		case <-r.notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-r.closed:
+			return nil, ErrClosed
+		}
+	}
+	out := make([]core.Change, len(recs))
+	r.amu.Lock()
+	for i, rec := range recs {
+		out[i] = rec.change()
+		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body))})
+	}
+	r.amu.Unlock()
+	r.readSeq = recs[len(recs)-1].seq
+	return out, nil
+}
+
+// Ack releases the delivery at pos and every delivery read before it: they
+// are deleted from the inbox (in the writer's next transaction) and no
+// longer count against max_pending. It does not block on disk.
+func (s *Source) Ack(_ context.Context, pos core.Position) error {
+	r, err := s.current()
+	if err != nil {
+		return err
+	}
+	id := string(pos.Data)
+	r.amu.Lock()
+	idx := -1
+	for i := range r.unacked {
+		if r.unacked[i].id == id {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		r.amu.Unlock()
+		return fmt.Errorf("ack webhook delivery %s: not read, or already acknowledged", pos)
+	}
+	var n, b int64
+	for _, u := range r.unacked[:idx+1] {
+		n++
+		b += u.bytes
+	}
+	seq := r.unacked[idx].seq
+	rest := copy(r.unacked, r.unacked[idx+1:])
+	clear(r.unacked[rest:])
+	r.unacked = r.unacked[:rest]
+	r.amu.Unlock()
+	r.pendingN.Add(-n)
+	r.pendingB.Add(-b)
+	r.ib.ack(seq)
+	return nil
+}
+
+// Close unmounts the handler (new requests are no longer accepted), lets the
+// inbox writer finish its transaction, and closes the inbox, within ctx's
+// deadline. Requests in flight get 503 unless their delivery was already
+// committed. It is safe to call twice and after a failed Open.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	r := s.run
+	s.run = nil
+	met := s.met
+	s.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.unmnt()
+	close(r.closed)
+	err := r.ib.close(ctx)
+	if met != nil {
+		met.close()
+	}
+	if err != nil {
+		return fmt.Errorf("close webhook source at %q: %w", s.cfg.Path, err)
+	}
+	return nil
+}
+
+// Status reports the inbox's depth, for the connector's status.
+func (s *Source) Status() map[string]any {
+	s.mu.Lock()
+	r := s.run
+	s.mu.Unlock()
+	st := map[string]any{"path": s.cfg.Path, "open": r != nil}
+	if r != nil {
+		st["inbox_pending"] = r.pendingN.Load()
+		st["inbox_pending_bytes"] = r.pendingB.Load()
+	}
+	return st
+}
+
+// Health returns nil while the source is open.
+func (s *Source) Health(context.Context) error {
+	_, err := s.current()
+	return err
+}
+
+var (
+	_ core.StatusReporter = (*Source)(nil)
+	_ core.HealthChecker  = (*Source)(nil)
+)
+
+// change builds the core.Change of a stored delivery. The same record
+// always yields the same change, whether it comes from memory or from disk.
+func (rec *record) change() core.Change {
+	payload, perr := rec.payload, error(nil)
+	if !rec.parsed {
+		payload, perr = ParseBody(rec.meta.ContentType, rec.body)
+	}
+	meta := map[string]any{
+		"headers":      stringMap(rec.meta.Headers),
+		"query":        stringMap(rec.meta.Query),
+		"path":         stringMap(rec.meta.PathParams),
+		"method":       rec.meta.Method,
+		"remote_addr":  rec.meta.RemoteAddr,
+		"delivery_id":  rec.id,
+		"content_type": rec.meta.ContentType,
+	}
+	if perr != nil {
+		// Bodies are checked before they are stored, so this happens only
+		// when a parser changed between versions: the change still flows,
+		// and rules or the dead-letter stream see why its payload is empty.
+		meta["parse_error"] = perr.Error()
+		payload = nil
+	}
+	return core.Change{
+		Op:      core.OpMessage,
+		Payload: payload,
+		Meta:    meta,
+		Source: core.SourceInfo{
+			System:     "webhook",
+			Endpoint:   rec.meta.Path,
+			CommitTime: rec.received,
+		},
+		Position: core.Position{Version: PositionVersion, Data: []byte(rec.id)},
+		Raw:      rec.body,
+	}
+}
+
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// bodyID is the delivery id of a delivery whose sender gives none.
+func bodyID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// readBody reads at most limit bytes, sized by Content-Length when known.
+func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, req.Body, limit)
+	if cl := req.ContentLength; cl >= 0 && cl <= limit {
+		buf := make([]byte, cl)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		// Content-Length is authoritative in net/http: nothing follows.
+		return buf, nil
+	}
+	return io.ReadAll(rd)
+}

@@ -1,0 +1,397 @@
+package webhook
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tributary/tributary/adapters/webhook"
+)
+
+// NewVerifier returns the verifier of a preset. now is the clock the
+// timestamped presets compare against; nil means time.Now. v must be valid.
+func NewVerifier(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if v.Tolerance == 0 {
+		v.Tolerance = DefaultTolerance
+	}
+	keys := make([][]byte, len(v.Secrets))
+	for i, s := range v.Secrets {
+		keys[i] = []byte(s)
+	}
+	switch v.Preset {
+	case PresetNone, "":
+		return nil, nil
+	case PresetHMAC:
+		h, err := hashOf(v.Algorithm)
+		if err != nil {
+			return nil, err
+		}
+		return &hmacVerifier{hash: h, keys: keys, header: v.Header, prefix: v.Prefix, base64: v.Encoding == "base64"}, nil
+	case PresetGitHub:
+		return &hmacVerifier{hash: sha256.New, keys: keys, header: "X-Hub-Signature-256", prefix: "sha256="}, nil
+	case PresetShopify:
+		return &hmacVerifier{hash: sha256.New, keys: keys, header: "X-Shopify-Hmac-Sha256", base64: true}, nil
+	case PresetStripe:
+		return &stripeVerifier{keys: keys, tolerance: v.Tolerance, now: now}, nil
+	case PresetSlack:
+		return &slackVerifier{keys: keys, tolerance: v.Tolerance, now: now}, nil
+	case PresetStandardWebhooks:
+		sk := make([][]byte, len(v.Secrets))
+		for i, s := range v.Secrets {
+			k, err := standardSecret(s)
+			if err != nil {
+				return nil, fmt.Errorf("verify.secrets[%d]: not a Standard Webhooks secret", i)
+			}
+			sk[i] = k
+		}
+		return &standardVerifier{keys: sk, tolerance: v.Tolerance, now: now}, nil
+	case PresetBasic:
+		return newCredentialVerifier(v.Username, v.Secrets, true), nil
+	case PresetBearer:
+		return newCredentialVerifier("", v.Secrets, false), nil
+	}
+	return nil, fmt.Errorf("verify.preset: unknown preset %q", v.Preset)
+}
+
+func hashOf(alg string) (func() hash.Hash, error) {
+	switch alg {
+	case "sha1":
+		return sha1.New, nil
+	case "sha256", "":
+		return sha256.New, nil
+	case "sha512":
+		return sha512.New, nil
+	}
+	return nil, fmt.Errorf("verify.algorithm: unknown algorithm %q", alg)
+}
+
+// mac computes the HMAC of parts under key.
+func mac(h func() hash.Hash, key []byte, parts ...[]byte) []byte {
+	m := hmac.New(h, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+func missing(header string) error {
+	return fmt.Errorf("%w: header %s missing", webhook.ErrUnverified, header)
+}
+
+func mismatch(header string) error {
+	return fmt.Errorf("%w: signature in %s matches no secret", webhook.ErrUnverified, header)
+}
+
+// hmacVerifier checks an HMAC of the raw body carried in one header.
+type hmacVerifier struct {
+	hash   func() hash.Hash
+	keys   [][]byte
+	header string
+	prefix string
+	base64 bool
+}
+
+func (v *hmacVerifier) Verify(r *http.Request, body []byte) error {
+	val := r.Header.Get(v.header)
+	if val == "" {
+		return missing(v.header)
+	}
+	sig, ok := strings.CutPrefix(strings.TrimSpace(val), v.prefix)
+	if !ok {
+		return fmt.Errorf("%w: header %s does not start with %q", webhook.ErrUnverified, v.header, v.prefix)
+	}
+	var (
+		got []byte
+		err error
+	)
+	if v.base64 {
+		got, err = base64.StdEncoding.DecodeString(sig)
+	} else {
+		got, err = hex.DecodeString(sig)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: header %s is not valid %s", webhook.ErrUnverified, v.header, map[bool]string{true: "base64", false: "hex"}[v.base64])
+	}
+	for _, k := range v.keys {
+		if hmac.Equal(mac(v.hash, k, body), got) {
+			return nil
+		}
+	}
+	return mismatch(v.header)
+}
+
+// checkTime reports whether the Unix timestamp ts lies within tolerance of
+// now.
+func checkTime(ts string, now time.Time, tolerance time.Duration) error {
+	secs, err := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: timestamp %q is not Unix seconds", webhook.ErrUnverified, ts)
+	}
+	d := now.Sub(time.Unix(secs, 0))
+	if d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: timestamp %d is %s away from the local clock, beyond the tolerance of %s", webhook.ErrUnverified, secs, d.Round(time.Second), tolerance)
+	}
+	return nil
+}
+
+// StripeHeader is the parsed Stripe-Signature header.
+type StripeHeader struct {
+	Timestamp  string
+	Signatures [][]byte // the v1 signatures, decoded
+}
+
+// ParseStripeHeader parses a Stripe-Signature header value:
+// comma-separated key=value pairs with one t (Unix seconds) and any number
+// of v1 (hex HMAC-SHA256) entries; other schemes (v0) are ignored.
+func ParseStripeHeader(val string) (StripeHeader, error) {
+	var h StripeHeader
+	for part := range strings.SplitSeq(val, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return StripeHeader{}, fmt.Errorf("entry %q is not key=value", part)
+		}
+		switch k {
+		case "t":
+			if h.Timestamp != "" {
+				return StripeHeader{}, errors.New("timestamp given twice")
+			}
+			h.Timestamp = v
+		case "v1":
+			sig, err := hex.DecodeString(v)
+			if err != nil {
+				return StripeHeader{}, errors.New("a v1 signature is not hex")
+			}
+			h.Signatures = append(h.Signatures, sig)
+		}
+	}
+	if h.Timestamp == "" {
+		return StripeHeader{}, errors.New("no timestamp (t=)")
+	}
+	if len(h.Signatures) == 0 {
+		return StripeHeader{}, errors.New("no v1 signature")
+	}
+	return h, nil
+}
+
+// stripeVerifier checks Stripe's Stripe-Signature: HMAC-SHA256 of
+// "<t>.<body>" under the endpoint's signing secret (whsec_..., used as is).
+type stripeVerifier struct {
+	keys      [][]byte
+	tolerance time.Duration
+	now       func() time.Time
+}
+
+func (v *stripeVerifier) Verify(r *http.Request, body []byte) error {
+	const header = "Stripe-Signature"
+	val := r.Header.Get(header)
+	if val == "" {
+		return missing(header)
+	}
+	h, err := ParseStripeHeader(val)
+	if err != nil {
+		return fmt.Errorf("%w: header %s: %v", webhook.ErrUnverified, header, err)
+	}
+	if err := checkTime(h.Timestamp, v.now(), v.tolerance); err != nil {
+		return err
+	}
+	for _, k := range v.keys {
+		want := mac(sha256.New, k, []byte(h.Timestamp), []byte("."), body)
+		for _, sig := range h.Signatures {
+			if hmac.Equal(want, sig) {
+				return nil
+			}
+		}
+	}
+	return mismatch(header)
+}
+
+// slackVerifier checks Slack's v0 signature: X-Slack-Signature is
+// "v0=" + hex HMAC-SHA256 of "v0:<X-Slack-Request-Timestamp>:<body>".
+type slackVerifier struct {
+	keys      [][]byte
+	tolerance time.Duration
+	now       func() time.Time
+}
+
+func (v *slackVerifier) Verify(r *http.Request, body []byte) error {
+	const sigHeader, tsHeader = "X-Slack-Signature", "X-Slack-Request-Timestamp"
+	ts := r.Header.Get(tsHeader)
+	if ts == "" {
+		return missing(tsHeader)
+	}
+	val := r.Header.Get(sigHeader)
+	if val == "" {
+		return missing(sigHeader)
+	}
+	if err := checkTime(ts, v.now(), v.tolerance); err != nil {
+		return err
+	}
+	hexSig, ok := strings.CutPrefix(val, "v0=")
+	if !ok {
+		return fmt.Errorf("%w: header %s does not start with v0=", webhook.ErrUnverified, sigHeader)
+	}
+	sig, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return fmt.Errorf("%w: header %s is not hex", webhook.ErrUnverified, sigHeader)
+	}
+	for _, k := range v.keys {
+		if hmac.Equal(mac(sha256.New, k, []byte("v0:"), []byte(ts), []byte(":"), body), sig) {
+			return nil
+		}
+	}
+	return mismatch(sigHeader)
+}
+
+// ParseStandardSignatures parses a webhook-signature header value: space
+// separated "<version>,<base64>" entries. It returns the decoded v1
+// signatures; entries of other versions are skipped.
+func ParseStandardSignatures(val string) ([][]byte, error) {
+	var out [][]byte
+	for entry := range strings.FieldsSeq(val) {
+		version, sig, ok := strings.Cut(entry, ",")
+		if !ok {
+			return nil, fmt.Errorf("entry %q is not <version>,<signature>", truncate(entry))
+		}
+		if version != "v1" {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(sig)
+		if err != nil {
+			return nil, errors.New("a v1 signature is not base64")
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no v1 signature")
+	}
+	return out, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "..."
+	}
+	return s
+}
+
+// standardVerifier checks Standard Webhooks signatures: HMAC-SHA256 of
+// "<webhook-id>.<webhook-timestamp>.<body>" under the base64-decoded
+// secret, any of several v1 signatures matching.
+type standardVerifier struct {
+	keys      [][]byte
+	tolerance time.Duration
+	now       func() time.Time
+}
+
+func (v *standardVerifier) Verify(r *http.Request, body []byte) error {
+	id := r.Header.Get("Webhook-Id")
+	if id == "" {
+		return missing("webhook-id")
+	}
+	ts := r.Header.Get("Webhook-Timestamp")
+	if ts == "" {
+		return missing("webhook-timestamp")
+	}
+	val := r.Header.Get("Webhook-Signature")
+	if val == "" {
+		return missing("webhook-signature")
+	}
+	if err := checkTime(ts, v.now(), v.tolerance); err != nil {
+		return err
+	}
+	sigs, err := ParseStandardSignatures(val)
+	if err != nil {
+		return fmt.Errorf("%w: header webhook-signature: %v", webhook.ErrUnverified, err)
+	}
+	for _, k := range v.keys {
+		want := mac(sha256.New, k, []byte(id), []byte("."), []byte(ts), []byte("."), body)
+		for _, sig := range sigs {
+			if hmac.Equal(want, sig) {
+				return nil
+			}
+		}
+	}
+	return mismatch("webhook-signature")
+}
+
+// credentialVerifier checks HTTP basic credentials or a bearer token. It
+// compares SHA-256 digests in constant time, so that neither the content
+// nor the length of a secret leaks through timing.
+type credentialVerifier struct {
+	user   [32]byte
+	hashes [][32]byte
+	basic  bool
+}
+
+func newCredentialVerifier(user string, secrets []string, basic bool) *credentialVerifier {
+	v := &credentialVerifier{user: sha256.Sum256([]byte(user)), basic: basic}
+	for _, s := range secrets {
+		v.hashes = append(v.hashes, sha256.Sum256([]byte(s)))
+	}
+	return v
+}
+
+func (v *credentialVerifier) Verify(r *http.Request, _ []byte) error {
+	if r.Header.Get("Authorization") == "" {
+		return missing("Authorization")
+	}
+	var secret string
+	if v.basic {
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			return fmt.Errorf("%w: Authorization is not Basic credentials", webhook.ErrUnverified)
+		}
+		u := sha256.Sum256([]byte(user))
+		if subtle.ConstantTimeCompare(u[:], v.user[:]) != 1 {
+			// Still compare the password, so timing does not tell
+			// whether the user name was right.
+			v.match(pass)
+			return fmt.Errorf("%w: wrong user name or password", webhook.ErrUnverified)
+		}
+		secret = pass
+	} else {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return fmt.Errorf("%w: Authorization is not a Bearer token", webhook.ErrUnverified)
+		}
+		secret = strings.TrimSpace(tok)
+	}
+	if !v.match(secret) {
+		if v.basic {
+			return fmt.Errorf("%w: wrong user name or password", webhook.ErrUnverified)
+		}
+		return fmt.Errorf("%w: token matches no secret", webhook.ErrUnverified)
+	}
+	return nil
+}
+
+func (v *credentialVerifier) match(secret string) bool {
+	got := sha256.Sum256([]byte(secret))
+	ok := 0
+	for _, h := range v.hashes {
+		ok |= subtle.ConstantTimeCompare(got[:], h[:])
+	}
+	return ok == 1
+}
+
+var (
+	_ webhook.Verifier = (*hmacVerifier)(nil)
+	_ webhook.Verifier = (*stripeVerifier)(nil)
+	_ webhook.Verifier = (*slackVerifier)(nil)
+	_ webhook.Verifier = (*standardVerifier)(nil)
+	_ webhook.Verifier = (*credentialVerifier)(nil)
+)
