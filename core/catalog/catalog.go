@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -24,12 +25,33 @@ var printer = message.NewPrinter(language.English)
 type Catalog struct {
 	types   []core.EventType
 	entries map[string]*entry
+	// formats holds, per format name, the schema {"format": name}; the
+	// pre-checks of all types share them. Only New writes it.
+	formats map[string]*jsonschema.Schema
+}
+
+// formatSchema returns the compiled schema {"format": name}, or nil.
+func (c *Catalog) formatSchema(name string) *jsonschema.Schema {
+	if s, ok := c.formats[name]; ok {
+		return s
+	}
+	comp := jsonschema.NewCompiler()
+	comp.DefaultDraft(jsonschema.Draft2020)
+	comp.AssertFormat()
+	const loc = "urn:tributary:format"
+	var s *jsonschema.Schema
+	if err := comp.AddResource(loc, map[string]any{"format": name}); err == nil {
+		s, _ = comp.Compile(loc)
+	}
+	c.formats[name] = s
+	return s
 }
 
 type entry struct {
 	typ        core.EventType
 	dataSchema string
 	schema     *jsonschema.Schema
+	fast       *fastSchema // nil when the schema needs the full validator
 }
 
 // ErrUnknownType is returned by Validate for a type the catalog does not
@@ -55,7 +77,7 @@ var versionRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // schema that does not compile, "[2].schema" for an inline schema that does
 // not compile, or no schema at all.
 func New(types []core.EventType, baseDir string) (*Catalog, error) {
-	c := &Catalog{entries: make(map[string]*entry, len(types))}
+	c := &Catalog{entries: make(map[string]*entry, len(types)), formats: map[string]*jsonschema.Schema{}}
 	var errs []error
 	seen := make(map[string]int, len(types))
 	for i, t := range types {
@@ -84,7 +106,7 @@ func New(types []core.EventType, baseDir string) (*Catalog, error) {
 			errs = append(errs, core.FieldErrorf(at+".version", "version %q may hold only letters, digits, '.', '_' and '-', such as \"1\" or \"2.1.0\"", t.Version))
 			ok = false
 		}
-		sch, err := compile(t, baseDir)
+		sch, fast, err := compile(t, baseDir, c.formatSchema)
 		if err != nil {
 			errs = append(errs, core.PrefixFieldErrors(at, err))
 			ok = false
@@ -93,7 +115,7 @@ func New(types []core.EventType, baseDir string) (*Catalog, error) {
 			continue
 		}
 		c.types = append(c.types, t)
-		c.entries[t.Type] = &entry{typ: t, dataSchema: dataSchema(t), schema: sch}
+		c.entries[t.Type] = &entry{typ: t, dataSchema: dataSchema(t), schema: sch, fast: fast}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -107,13 +129,13 @@ func dataSchema(t core.EventType) string {
 
 // compile compiles the schema of t. Errors are *core.FieldError values with
 // paths "schema" or "schema_file".
-func compile(t core.EventType, baseDir string) (*jsonschema.Schema, error) {
+func compile(t core.EventType, baseDir string, formats func(string) *jsonschema.Schema) (*jsonschema.Schema, *fastSchema, error) {
 	hasInline := t.Schema != nil
 	switch {
 	case hasInline && t.SchemaFile != "":
-		return nil, core.FieldErrorf("schema_file", "set either schema or schema_file, not both")
+		return nil, nil, core.FieldErrorf("schema_file", "set either schema or schema_file, not both")
 	case !hasInline && t.SchemaFile == "":
-		return nil, core.FieldErrorf("schema", "schema is missing: write the JSON Schema of the data inline under schema, or name its file in schema_file")
+		return nil, nil, core.FieldErrorf("schema", "schema is missing: write the JSON Schema of the data inline under schema, or name its file in schema_file")
 	}
 	comp := jsonschema.NewCompiler()
 	comp.DefaultDraft(jsonschema.Draft2020)
@@ -121,15 +143,17 @@ func compile(t core.EventType, baseDir string) (*jsonschema.Schema, error) {
 	comp.UseLoader(fileLoader{})
 
 	var loc, field string
+	var doc any
 	if hasInline {
 		field = "schema"
-		doc, err := Normalize(t.Schema)
+		var err error
+		doc, err = Normalize(t.Schema)
 		if err != nil {
-			return nil, core.FieldErrorf(field, "schema is not JSON: %w", err)
+			return nil, nil, core.FieldErrorf(field, "schema is not JSON: %w", err)
 		}
 		loc = "urn:tributary:schema:" + url.PathEscape(t.Type) + ":" + url.PathEscape(t.Version)
 		if err := comp.AddResource(loc, doc); err != nil {
-			return nil, core.FieldErrorf(field, "add schema: %w", err)
+			return nil, nil, core.FieldErrorf(field, "add schema: %w", err)
 		}
 	} else {
 		field = "schema_file"
@@ -139,22 +163,22 @@ func compile(t core.EventType, baseDir string) (*jsonschema.Schema, error) {
 		}
 		abs, err := filepath.Abs(path)
 		if err != nil {
-			return nil, core.FieldErrorf(field, "resolve schema file %q: %w", t.SchemaFile, err)
+			return nil, nil, core.FieldErrorf(field, "resolve schema file %q: %w", t.SchemaFile, err)
 		}
-		doc, err := loadFile(abs)
+		doc, err = loadFile(abs)
 		if err != nil {
-			return nil, core.FieldErrorf(field, "%w", err)
+			return nil, nil, core.FieldErrorf(field, "%w", err)
 		}
 		loc = fileURL(abs)
 		if err := comp.AddResource(loc, doc); err != nil {
-			return nil, core.FieldErrorf(field, "add schema %q: %w", t.SchemaFile, err)
+			return nil, nil, core.FieldErrorf(field, "add schema %q: %w", t.SchemaFile, err)
 		}
 	}
 	sch, err := comp.Compile(loc)
 	if err != nil {
-		return nil, core.FieldErrorf(field, "schema does not compile: %s", compileMessage(err))
+		return nil, nil, core.FieldErrorf(field, "schema does not compile: %s", compileMessage(err))
 	}
-	return sch, nil
+	return sch, newFast(doc, true, formats), nil
 }
 
 // compileMessage flattens a compile error to one line. A schema that breaks
@@ -263,6 +287,9 @@ func (c *Catalog) Validate(eventType string, data any) error {
 	if e == nil {
 		return fmt.Errorf("validate data of %q: %w", eventType, ErrUnknownType)
 	}
+	if e.fast != nil && e.fast.valid(data) {
+		return nil
+	}
 	err := e.schema.Validate(data)
 	if err == nil {
 		return nil
@@ -280,7 +307,8 @@ type ValidationError struct {
 	Type    string
 	Version string
 	// Problems lists every violation as "<JSON pointer>: <message>", such as
-	// "/total: must be >= 0"; the data itself is written "(root)".
+	// "/total: minimum: got -3.5, want 0", sorted; the data itself is
+	// written "(root)".
 	Problems []string
 }
 
@@ -302,6 +330,8 @@ func problems(ve *jsonschema.ValidationError) []string {
 		}
 	}
 	walk(ve)
+	// The validator walks maps: sort, so that equal data gives equal errors.
+	slices.Sort(out)
 	return out
 }
 

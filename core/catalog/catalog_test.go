@@ -192,10 +192,10 @@ func TestValidateUnknownType(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(ts []core.EventType) []core.EventType
-		path  string
-		msg   string
+		path   string
+		msg    string
 	}{
 		{"empty type", func(ts []core.EventType) []core.EventType { ts[1].Type = ""; return ts }, "[1].type", "empty"},
 		{"uppercase type", func(ts []core.EventType) []core.EventType { ts[1].Type = "Com.Acme.Order"; return ts }, "[1].type", "reverse-DNS"},

@@ -95,7 +95,7 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		return res, true
 	}
 	if r.when != nil {
-		v, err := st.vm.Run(r.when, &st.env)
+		v, err := r.when.run(st)
 		if err != nil {
 			return fail("when", err)
 		}
@@ -185,11 +185,11 @@ func (e *exprError) Unwrap() error { return e.prev }
 
 // text runs a subject, partition key or source expression and renders its
 // value as text. nil renders as "", so the attribute is omitted.
-func (s *Set) text(st *state, p *vm.Program) (string, error) {
+func (s *Set) text(st *state, p *program) (string, error) {
 	if p == nil {
 		return "", nil
 	}
-	v, err := st.vm.Run(p, &st.env)
+	v, err := p.run(st)
 	if err != nil {
 		return "", err
 	}
@@ -206,9 +206,9 @@ func (s *Set) text(st *state, p *vm.Program) (string, error) {
 
 // eventTime runs the time expression, falling back to the change's commit
 // time, then to now.
-func (s *Set) eventTime(st *state, p *vm.Program, ch *core.Change) (time.Time, error) {
+func (s *Set) eventTime(st *state, p *program, ch *core.Change) (time.Time, error) {
 	if p != nil {
-		v, err := st.vm.Run(p, &st.env)
+		v, err := p.run(st)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -251,7 +251,7 @@ func (n *dataNode) eval(st *state) (any, error) {
 	case dataConst:
 		return n.konst, nil
 	case dataExpr:
-		v, err := st.vm.Run(n.prog, &st.env)
+		v, err := n.prog.run(st)
 		if err != nil {
 			return nil, &dataError{field: n.field, err: err}
 		}

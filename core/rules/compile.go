@@ -10,7 +10,9 @@ import (
 	"sync"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/catalog"
@@ -33,11 +35,11 @@ type Set struct {
 type rule struct {
 	name          string
 	typ           string
-	when          *vm.Program
-	subject       *vm.Program
-	partitionKey  *vm.Program
-	time          *vm.Program
-	source        *vm.Program
+	when          *program
+	subject       *program
+	partitionKey  *program
+	time          *program
+	source        *program
 	defaultSource string
 	data          *dataNode
 	dataSchema    string
@@ -59,7 +61,7 @@ type dataNode struct {
 	kind  dataKind
 	field string // path below the rule, for errors: "data.total"
 	konst any
-	prog  *vm.Program
+	prog  *program
 	// keys are sorted, and keyJSON holds each key encoded with its colon.
 	keys     []string
 	keyJSON  [][]byte
@@ -182,7 +184,7 @@ func (c *compiler) options() []expr.Option {
 }
 
 // compile compiles one expression, recording an error at path on failure.
-func (c *compiler) compile(path, code string, extra ...expr.Option) (prog *vm.Program) {
+func (c *compiler) compile(path, code string, extra ...expr.Option) (prog *program) {
 	defer func() {
 		// expr may panic on input it does not anticipate; a broken
 		// expression must be an error, never a crash of the sidecar.
@@ -196,7 +198,69 @@ func (c *compiler) compile(path, code string, extra ...expr.Option) (prog *vm.Pr
 		c.errs = append(c.errs, &core.FieldError{Path: path, Err: compileError(path, code, err)})
 		return nil
 	}
-	return p
+	return newProgram(code, p)
+}
+
+// program is a compiled expression. An expression that only reads one
+// field of a record (after.total, before.id, key.id, meta.file) is read
+// directly, without the VM: most of a mapping is such fields, and the
+// result is the same, nil for a missing field or a nil record included.
+type program struct {
+	prog  *vm.Program
+	root  int8 // a mapRoot, or noRoot
+	field string
+}
+
+const (
+	noRoot int8 = iota - 1
+	rootKey
+	rootBefore
+	rootAfter
+	rootMeta
+)
+
+var mapRoots = map[string]int8{"key": rootKey, "before": rootBefore, "after": rootAfter, "meta": rootMeta}
+
+func newProgram(code string, p *vm.Program) *program {
+	pr := &program{prog: p, root: noRoot}
+	tree, err := parser.Parse(code)
+	if err != nil {
+		return pr
+	}
+	m, ok := tree.Node.(*ast.MemberNode)
+	if !ok || m.Method {
+		return pr
+	}
+	id, ok := m.Node.(*ast.IdentifierNode)
+	if !ok {
+		return pr
+	}
+	prop, ok := m.Property.(*ast.StringNode)
+	if !ok {
+		return pr
+	}
+	if r, ok := mapRoots[id.Value]; ok {
+		pr.root, pr.field = r, prop.Value
+	}
+	return pr
+}
+
+// run evaluates p against the state's environment.
+func (p *program) run(st *state) (any, error) {
+	var m map[string]any
+	switch p.root {
+	case noRoot:
+		return st.vm.Run(p.prog, &st.env)
+	case rootKey:
+		m = st.env.Key
+	case rootBefore:
+		m = st.env.Before
+	case rootAfter:
+		m = st.env.After
+	case rootMeta:
+		m = st.env.Meta
+	}
+	return m[p.field], nil
 }
 
 // compileError turns expr's error into one line naming the column.
