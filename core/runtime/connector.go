@@ -288,29 +288,51 @@ func newSession(c *connector, src core.Source) *session {
 	return s
 }
 
+// readLoop reads batches on one goroutine and maps and publishes them on
+// this one, so that a source's decoding and the mapping overlap on two
+// cores. Changes keep their read order through both.
 func (s *session) readLoop(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()
 	s.failRead = cancel
 	s.mu.Unlock()
-	for {
-		if err := s.waitCapacity(rctx); err != nil {
-			return nil
-		}
-		batch, err := s.src.Read(rctx)
-		if err != nil {
-			if rctx.Err() != nil {
-				return nil
+	batches := make(chan []core.Change, 4)
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(batches)
+		for {
+			if err := s.waitCapacity(rctx); err != nil {
+				return
 			}
-			return err
+			batch, err := s.src.Read(rctx)
+			if err != nil {
+				if rctx.Err() == nil {
+					readErr = err
+				}
+				return
+			}
+			// Count the batch in flight before mapping starts, so that
+			// waitCapacity sees it.
+			s.c.inFlight.Add(int64(len(batch)))
+			select {
+			case batches <- batch:
+			case <-rctx.Done():
+				s.c.inFlight.Add(-int64(len(batch)))
+				return
+			}
 		}
+	})
+	for batch := range batches {
 		s.c.changesRead.Add(uint64(len(batch)))
 		s.c.r.metrics.ChangesRead.WithLabelValues(s.c.cfg.Name).Add(float64(len(batch)))
 		for i := range batch {
 			s.handle(&batch[i])
 		}
 	}
+	wg.Wait()
+	return readErr
 }
 
 // waitCapacity blocks while MaxInFlight changes are pending.
@@ -338,7 +360,6 @@ func (s *session) waitCapacity(ctx context.Context) error {
 // handle maps one change and hands its events to the stream.
 func (s *session) handle(ch *core.Change) {
 	seq := s.tracker.Add(ch.Position)
-	s.c.inFlight.Add(1)
 	outs := s.c.cfg.Mapper.Map(ch)
 
 	type batch struct {
