@@ -1,0 +1,455 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/core"
+)
+
+// Record describes the Kafka record a consumed message came from. It is in
+// the message's context; see RecordFromContext.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Key       []byte
+}
+
+type recordKey struct{}
+
+// RecordFromContext returns the record a consumed message came from.
+func RecordFromContext(ctx context.Context) (Record, bool) {
+	r, ok := ctx.Value(recordKey{}).(Record)
+	return r, ok
+}
+
+// subscriber reads topics as its SubscribeOptions say. With a group, each
+// Subscribe joins a sarama consumer group and offsets are committed after
+// Ack; without one, each Subscribe reads every partition from the start
+// point and commits nothing.
+//
+// Within a partition, messages are delivered one at a time: the next one
+// comes after the previous is acked, and a nacked message is delivered again
+// before anything after it.
+type subscriber struct {
+	c    *conn
+	opts core.SubscribeOptions
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{}
+	wg      sync.WaitGroup
+}
+
+var (
+	_ message.Subscriber          = (*subscriber)(nil)
+	_ message.SubscribeInitializer = (*subscriber)(nil)
+)
+
+func newSubscriber(c *conn, opts core.SubscribeOptions) *subscriber {
+	return &subscriber{c: c, opts: opts, closing: make(chan struct{})}
+}
+
+// SubscribeInitialize creates topic when it is missing (and allowed).
+func (s *subscriber) SubscribeInitialize(topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return s.c.topics.ensure(ctx, topic, false)
+}
+
+// Subscribe returns the messages of topic. The channel is closed when ctx
+// ends or the subscriber is closed. The topic is created when missing (and
+// allowed).
+func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("subscribe to kafka topic %q: subscriber %w", topic, ErrClosed)
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	out, finished, err := s.subscribe(ctx, topic)
+	if err != nil {
+		if finished != nil {
+			<-finished
+		}
+		s.wg.Done()
+		return nil, err
+	}
+	go func() {
+		<-finished
+		s.wg.Done()
+	}()
+	return out, nil
+}
+
+// subscribe starts reading topic. finished is closed once every goroutine
+// of the subscription has ended; it may be non-nil along with an error.
+func (s *subscriber) subscribe(ctx context.Context, topic string) (out chan *message.Message, finished chan struct{}, err error) {
+	if err := s.c.topics.ensure(ctx, topic, false); err != nil {
+		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
+	}
+	// runCtx ends when the caller's ctx ends or the subscriber closes.
+	runCtx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.closing:
+		case <-runCtx.Done():
+		}
+		cancel()
+	}()
+	out = make(chan *message.Message)
+	d := &deliverer{out: out, subCtx: ctx}
+	if s.opts.Group != "" {
+		finished, err = s.consumeGroup(runCtx, topic, d)
+	} else {
+		finished, err = s.consumePartitions(runCtx, topic, d)
+	}
+	if err != nil {
+		cancel()
+		return nil, finished, err
+	}
+	return out, finished, nil
+}
+
+// Close ends every subscription and waits for their goroutines. It is safe
+// to call twice.
+func (s *subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.c.forget(s)
+	return nil
+}
+
+// startOffset is the offset of topic/partition where a reading without a
+// committed offset starts.
+func (s *subscriber) startOffset(client sarama.Client, topic string, partition int32) (int64, error) {
+	switch s.opts.From {
+	case core.FromBeginning:
+		return sarama.OffsetOldest, nil
+	case core.FromTime:
+		off, err := client.GetOffset(topic, partition, s.opts.Since.UnixMilli())
+		if err != nil {
+			return 0, fmt.Errorf("find offset of kafka topic %q partition %d at %s: %w", topic, partition, s.opts.Since.Format(time.RFC3339), err)
+		}
+		if off >= 0 {
+			return off, nil
+		}
+		// No record at or after Since: start at the end.
+		fallthrough
+	default:
+		off, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
+		if err != nil {
+			return 0, fmt.Errorf("find end offset of kafka topic %q partition %d: %w", topic, partition, err)
+		}
+		return off, nil
+	}
+}
+
+// consumePartitions reads every partition of topic without a group.
+func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *deliverer) (chan struct{}, error) {
+	client := s.c.client
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions of kafka topic %q: %w", topic, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return nil, fmt.Errorf("consume kafka topic %q: %w", topic, err)
+	}
+	var pcs []sarama.PartitionConsumer
+	fail := func(err error) (chan struct{}, error) {
+		for _, pc := range pcs {
+			pc.AsyncClose()
+		}
+		_ = consumer.Close()
+		return nil, err
+	}
+	for _, p := range parts {
+		var pc sarama.PartitionConsumer
+		err := retryLeader(ctx, client, topic, func() error {
+			off, err := s.startOffset(client, topic, p)
+			if err != nil {
+				return err
+			}
+			if pc, err = consumer.ConsumePartition(topic, p, off); err != nil {
+				return fmt.Errorf("consume kafka topic %q partition %d: %w", topic, p, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		pcs = append(pcs, pc)
+	}
+	var wg sync.WaitGroup
+	for _, pc := range pcs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for err := range pc.Errors() {
+				s.c.log.Warn("kafka partition consumer error", "topic", err.Topic, "partition", err.Partition, "error", err.Err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			defer pc.AsyncClose()
+			for {
+				select {
+				case km, ok := <-pc.Messages():
+					if !ok {
+						return
+					}
+					if !d.deliver(ctx, km) {
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		<-ctx.Done()
+		for _, pc := range pcs {
+			pc.AsyncClose()
+		}
+		wg.Wait()
+		_ = consumer.Close()
+		close(d.out)
+	}()
+	return finished, nil
+}
+
+// consumeGroup joins the consumer group and reads the partitions it is
+// assigned, marking each offset once its message is acked. When opts.From is
+// FromEnd the subscription is in place (the group joined) before it returns.
+func (s *subscriber) consumeGroup(ctx context.Context, topic string, d *deliverer) (chan struct{}, error) {
+	sc := *s.c.sc
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if s.opts.From == core.FromEnd {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	client, err := sarama.NewClient(s.c.cfg.Brokers, &sc)
+	if err != nil {
+		return nil, fmt.Errorf("consume kafka topic %q in group %q: connect: %w", topic, s.opts.Group, err)
+	}
+	group, err := sarama.NewConsumerGroupFromClient(s.opts.Group, client)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("consume kafka topic %q in group %q: %w", topic, s.opts.Group, err)
+	}
+	h := &groupHandler{s: s, d: d, client: client, ready: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for err := range group.Errors() {
+			s.c.log.Warn("kafka consumer group error", "group", s.opts.Group, "topic", topic, "error", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			err := group.Consume(ctx, []string{topic}, h)
+			if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return
+			}
+			if err != nil {
+				s.c.log.Warn("kafka consumer group session ended", "group", s.opts.Group, "topic", topic, "error", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		<-ctx.Done()
+		_ = group.Close()
+		wg.Wait()
+		_ = client.Close()
+		close(d.out)
+	}()
+	if s.opts.From == core.FromEnd {
+		select {
+		case <-h.ready:
+		case <-ctx.Done():
+			return finished, fmt.Errorf("subscribe to kafka topic %q in group %q: %w", topic, s.opts.Group, ctx.Err())
+		}
+	}
+	return finished, nil
+}
+
+// groupHandler is the sarama consumer group handler of one subscription.
+type groupHandler struct {
+	s         *subscriber
+	d         *deliverer
+	client    sarama.Client
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// Setup positions the claimed partitions that have no committed offset at
+// the subscription's start point (FromEnd, FromTime); FromBeginning needs
+// nothing, since it is the group's initial offset.
+func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	defer h.readyOnce.Do(func() { close(h.ready) })
+	if h.s.opts.From == core.FromBeginning {
+		return nil
+	}
+	admin, err := h.s.c.topics.clusterAdmin()
+	if err != nil {
+		return err
+	}
+	claims := sess.Claims()
+	committed, err := admin.ListConsumerGroupOffsets(h.s.opts.Group, claims)
+	if err != nil {
+		return fmt.Errorf("fetch committed offsets of group %q: %w", h.s.opts.Group, err)
+	}
+	for topic, parts := range claims {
+		for _, p := range parts {
+			if b := committed.GetBlock(topic, p); b != nil && b.Offset >= 0 {
+				continue
+			}
+			off, err := h.s.startOffset(h.client, topic, p)
+			if err != nil {
+				return err
+			}
+			sess.MarkOffset(topic, p, off, "")
+		}
+	}
+	return nil
+}
+
+// Cleanup commits the offsets marked in the ending session.
+func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	sess.Commit()
+	return nil
+}
+
+// ConsumeClaim delivers a partition's messages one at a time and marks each
+// once acked.
+func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	ctx := sess.Context()
+	for {
+		select {
+		case km, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			if !h.d.deliver(ctx, km) {
+				return nil
+			}
+			sess.MarkMessage(km, "")
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// deliverer hands records to a subscription's channel as watermill messages.
+type deliverer struct {
+	out    chan *message.Message
+	subCtx context.Context // the Subscribe context, parent of message contexts
+}
+
+// deliver sends km until it is acked; a nack sends it again. It returns
+// false when ctx ends first.
+func (d *deliverer) deliver(ctx context.Context, km *sarama.ConsumerMessage) bool {
+	for {
+		msg := toMessage(km)
+		msgCtx, cancel := context.WithCancel(context.WithValue(d.subCtx, recordKey{}, Record{
+			Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Timestamp: km.Timestamp, Key: km.Key,
+		}))
+		msg.SetContext(msgCtx)
+		select {
+		case d.out <- msg:
+		case <-ctx.Done():
+			cancel()
+			return false
+		}
+		select {
+		case <-msg.Acked():
+			cancel()
+			return true
+		case <-msg.Nacked():
+			cancel()
+		case <-ctx.Done():
+			cancel()
+			return false
+		}
+	}
+}
+
+// toMessage maps a record to a message: headers to metadata one to one, the
+// value to the payload, ce_id to the UUID. A record without ce_id (written
+// by another producer) gets topic-partition-offset as its UUID, and its key
+// becomes ce_partitionkey when that header is absent.
+func toMessage(km *sarama.ConsumerMessage) *message.Message {
+	md := make(message.Metadata, len(km.Headers)+1)
+	for _, h := range km.Headers {
+		if h != nil {
+			md[string(h.Key)] = string(h.Value)
+		}
+	}
+	if _, ok := md[core.MetadataKey]; !ok && len(km.Key) > 0 {
+		md[core.MetadataKey] = string(km.Key)
+	}
+	id := md[core.HeaderID]
+	if id == "" {
+		id = fmt.Sprintf("%s-%d-%d", km.Topic, km.Partition, km.Offset)
+	}
+	m := message.NewMessage(id, km.Value)
+	m.Metadata = md
+	return m
+}
+
+// retryLeader runs fn until it succeeds, fails with an error that is not
+// about partition leadership, or 15 seconds pass. Right after a topic is
+// created, a broker may answer "not the leader" for a moment although the
+// metadata already names it.
+func retryLeader(ctx context.Context, client sarama.Client, topic string, fn func() error) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := fn()
+		if err == nil || !isLeaderError(err) || time.Now().After(deadline) {
+			return err
+		}
+		_ = client.RefreshMetadata(topic)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func isLeaderError(err error) bool {
+	return errors.Is(err, sarama.ErrNotLeaderForPartition) ||
+		errors.Is(err, sarama.ErrLeaderNotAvailable) ||
+		errors.Is(err, sarama.ErrUnknownTopicOrPartition) ||
+		errors.Is(err, sarama.ErrOffsetsLoadInProgress) ||
+		errors.Is(err, sarama.ErrNotCoordinatorForConsumer)
+}

@@ -1,0 +1,184 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// ErrTopicMissing is returned (wrapped, naming the topic and the fix) when a
+// topic does not exist and the stream may not create it.
+var ErrTopicMissing = errors.New("kafka topic missing")
+
+// topics makes sure the topics the stream uses exist, creating them when
+// allowed. Each topic is checked once per stream; concurrent callers for
+// one topic share the check.
+type topics struct {
+	client sarama.Client
+	cfg    Config
+
+	mu      sync.Mutex
+	admin   sarama.ClusterAdmin
+	known   map[string]bool
+	pending map[string]*topicCheck
+}
+
+type topicCheck struct {
+	done chan struct{}
+	err  error
+}
+
+func newTopics(client sarama.Client, cfg Config) *topics {
+	return &topics{client: client, cfg: cfg, known: map[string]bool{}, pending: map[string]*topicCheck{}}
+}
+
+// ensure returns nil once topic exists. compact asks for a compacted topic
+// (cleanup.policy=compact) when it has to be created. It returns when ctx
+// ends; the check itself goes on and its result is kept for the next call.
+func (t *topics) ensure(ctx context.Context, topic string, compact bool) error {
+	t.mu.Lock()
+	if t.known[topic] {
+		t.mu.Unlock()
+		return nil
+	}
+	chk, running := t.pending[topic]
+	if !running {
+		if err := checkTopicName(topic); err != nil {
+			t.mu.Unlock()
+			return fmt.Errorf("kafka topic: %w", err)
+		}
+		chk = &topicCheck{done: make(chan struct{})}
+		t.pending[topic] = chk
+		go t.check(topic, compact, chk)
+	}
+	t.mu.Unlock()
+	select {
+	case <-chk.done:
+		return chk.err
+	case <-ctx.Done():
+		return fmt.Errorf("check kafka topic %q: %w", topic, ctx.Err())
+	}
+}
+
+func (t *topics) check(topic string, compact bool, chk *topicCheck) {
+	chk.err = t.create(topic, compact)
+	t.mu.Lock()
+	delete(t.pending, topic)
+	if chk.err == nil {
+		t.known[topic] = true
+	}
+	t.mu.Unlock()
+	close(chk.done)
+}
+
+func (t *topics) clusterAdmin() (sarama.ClusterAdmin, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.admin != nil {
+		return t.admin, nil
+	}
+	// The admin shares the stream's client; it is never closed itself,
+	// since closing it would close the client.
+	a, err := sarama.NewClusterAdminFromClient(t.client)
+	if err != nil {
+		return nil, err
+	}
+	t.admin = a
+	return a, nil
+}
+
+func (t *topics) create(topic string, compact bool) error {
+	admin, err := t.clusterAdmin()
+	if err != nil {
+		return fmt.Errorf("kafka topic %q: reach the cluster controller: %w", topic, err)
+	}
+	md, err := admin.DescribeTopics([]string{topic})
+	if err != nil {
+		return fmt.Errorf("describe kafka topic %q: %w", topic, err)
+	}
+	exists := false
+	for _, m := range md {
+		if m.Name != topic {
+			continue
+		}
+		switch {
+		case errors.Is(m.Err, sarama.ErrNoError):
+			exists = true
+		case errors.Is(m.Err, sarama.ErrUnknownTopicOrPartition):
+		case errors.Is(m.Err, sarama.ErrTopicAuthorizationFailed):
+			return fmt.Errorf("kafka topic %q: not authorized to describe it: grant the client's principal DESCRIBE and WRITE (and READ for subscribers) on the topic: %w", topic, m.Err)
+		default:
+			return fmt.Errorf("describe kafka topic %q: %w", topic, m.Err)
+		}
+	}
+	if !exists {
+		if !t.cfg.CreateTopics {
+			return fmt.Errorf("kafka topic %q does not exist and create_topics is false: create it (kafka-topics.sh --create --topic %s --partitions %d --replication-factor %d%s) or set create_topics: true: %w",
+				topic, topic, t.cfg.TopicPartitions, t.cfg.TopicReplication, compactFlag(compact), ErrTopicMissing)
+		}
+		detail := &sarama.TopicDetail{
+			NumPartitions:     int32(t.cfg.TopicPartitions),
+			ReplicationFactor: int16(t.cfg.TopicReplication),
+		}
+		if compact {
+			policy := "compact"
+			detail.NumPartitions = 1
+			detail.ConfigEntries = map[string]*string{"cleanup.policy": &policy}
+		}
+		err := admin.CreateTopic(topic, detail, false)
+		switch {
+		case err == nil, errors.Is(err, sarama.ErrTopicAlreadyExists):
+		case errors.Is(err, sarama.ErrTopicAuthorizationFailed), errors.Is(err, sarama.ErrClusterAuthorizationFailed):
+			return fmt.Errorf("kafka topic %q does not exist and the client may not create it: create it beforehand (kafka-topics.sh --create --topic %s --partitions %d --replication-factor %d%s) or grant the client's principal CREATE on the cluster or topic: %w",
+				topic, topic, t.cfg.TopicPartitions, t.cfg.TopicReplication, compactFlag(compact), err)
+		case errors.Is(err, sarama.ErrInvalidReplicationFactor):
+			return fmt.Errorf("create kafka topic %q: replication factor %d is more than the cluster's brokers; lower topic_replication: %w", topic, t.cfg.TopicReplication, err)
+		default:
+			return fmt.Errorf("create kafka topic %q: %w", topic, err)
+		}
+	}
+	return t.waitLeaders(topic)
+}
+
+// waitLeaders waits until the client's metadata shows a leader for every
+// partition of topic, so that the first produce or fetch after creation does
+// not fail.
+func (t *topics) waitLeaders(topic string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := t.client.RefreshMetadata(topic)
+		if err == nil {
+			var parts []int32
+			if parts, err = t.client.Partitions(topic); err == nil && len(parts) > 0 {
+				ready := true
+				for _, p := range parts {
+					if _, lerr := t.client.Leader(topic, p); lerr != nil {
+						ready = false
+						err = lerr
+						break
+					}
+				}
+				if ready {
+					return nil
+				}
+			} else if err == nil {
+				err = errors.New("no partitions yet")
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kafka topic %q has no leader for all partitions after 15s: %w", topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func compactFlag(compact bool) string {
+	if compact {
+		return " --config cleanup.policy=compact"
+	}
+	return ""
+}
