@@ -99,7 +99,11 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		if err != nil {
 			return fail("when", err)
 		}
-		if b, _ := v.(bool); !b {
+		b, ok := v.(bool)
+		if !ok {
+			return fail("when", fmt.Errorf("when gave %s, not a boolean; compare it, such as after.flag == \"Y\", or convert it with bool(...)", describe(v)))
+		}
+		if !b {
 			return res, false
 		}
 	}
@@ -327,4 +331,19 @@ func (n *dataNode) encode(b []byte, v any) ([]byte, error) {
 		return append(b, ']'), nil
 	}
 	return appendJSON(b, v)
+}
+
+// describe names a value's kind for a message.
+func describe(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nil"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	}
+	return fmt.Sprintf("a %T", v)
 }
