@@ -18,6 +18,10 @@ import (
 // ErrClosed is returned by a source or inbox that has been closed.
 var ErrClosed = errors.New("webhook source closed")
 
+// ackDelay is the longest an ack waits to be applied when no delivery
+// arrives to carry it.
+const ackDelay = 200 * time.Millisecond
+
 // maxBatch bounds how many deliveries one inbox transaction commits.
 const maxBatch = 1024
 
@@ -83,12 +87,16 @@ type inbox struct {
 	onCommit func([]*record)
 
 	reqs    chan *writeReq
-	ackSig  chan struct{}
 	ackTo   atomic.Uint64
 	quit    chan struct{}
 	stopped chan struct{}
 	quitMu  sync.Once
 	running bool
+
+	// commits and stored count transactions and the deliveries they
+	// stored, for status.
+	commits atomic.Int64
+	stored  atomic.Int64
 
 	// Writer-only state.
 	nextSeq   uint64
@@ -132,7 +140,6 @@ func openInbox(ctx context.Context, dir string, window time.Duration, now func()
 		window:  window,
 		now:     now,
 		reqs:    make(chan *writeReq, 4*maxBatch),
-		ackSig:  make(chan struct{}, 1),
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -242,7 +249,8 @@ func (ib *inbox) submit(ctx context.Context, rec *record) (dup bool, err error) 
 	}
 }
 
-// ack asks the writer to delete every row up to seq. It does not wait.
+// ack asks the writer to delete every row up to seq, in its next
+// transaction. It does not wait.
 func (ib *inbox) ack(seq uint64) {
 	for {
 		cur := ib.ackTo.Load()
@@ -250,21 +258,22 @@ func (ib *inbox) ack(seq uint64) {
 			break
 		}
 	}
-	select {
-	case ib.ackSig <- struct{}{}:
-	default:
-	}
 }
 
 func (ib *inbox) run() {
 	defer close(ib.stopped)
 	batch := make([]*writeReq, 0, maxBatch)
+	// Acks ride along with the next deliveries' transaction; when none
+	// come, the ticker applies them, so that an ack never costs an fsync
+	// of its own under load.
+	tick := time.NewTicker(ackDelay)
+	defer tick.Stop()
 	for {
 		batch = batch[:0]
 		select {
 		case r := <-ib.reqs:
 			batch = append(batch, r)
-		case <-ib.ackSig:
+		case <-tick.C:
 		case <-ib.quit:
 			ib.drain()
 			return
@@ -355,6 +364,8 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 		}
 		return
 	}
+	ib.commits.Add(1)
+	ib.stored.Add(int64(len(accepted)))
 	if ack > ib.deleted {
 		ib.deleted = ack
 	}

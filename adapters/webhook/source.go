@@ -429,6 +429,8 @@ func (s *Source) Status() map[string]any {
 	if r != nil {
 		st["inbox_pending"] = r.pendingN.Load()
 		st["inbox_pending_bytes"] = r.pendingB.Load()
+		st["inbox_commits"] = r.ib.commits.Load()
+		st["inbox_stored"] = r.ib.stored.Load()
 	}
 	return st
 }

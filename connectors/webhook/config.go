@@ -216,7 +216,7 @@ func (c *Config) Validate() error {
 		add("max_body_bytes", "%d is out of range: use 1 to 67108864 (64 MiB)", c.MaxBodyBytes)
 	}
 	for i, t := range c.ContentTypes {
-		if mt, _, err := mime.ParseMediaType(t); err != nil || mt != strings.ToLower(t) {
+		if mt, _, err := mime.ParseMediaType(t); err != nil || mt != strings.ToLower(t) || !strings.Contains(mt, "/") {
 			add(fmt.Sprintf("content_types[%d]", i), "%q is not a media type such as application/json", t)
 		}
 	}

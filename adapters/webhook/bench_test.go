@@ -1,0 +1,145 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/adapters/webhook"
+	"github.com/tributary/tributary/adapters/webhook/webhooktest"
+	"github.com/tributary/tributary/core"
+)
+
+// BenchmarkHandler1KB measures the whole ingress path over loopback HTTP:
+// concurrent clients post 1 KB JSON deliveries signed with HMAC-SHA256; the
+// handler verifies, validates and commits each to the inbox (fsync before
+// the answer) while a reader drains and acknowledges them, as the runtime
+// would. It reports requests per second and latency percentiles.
+func BenchmarkHandler1KB(b *testing.B) {
+	for _, clients := range []int{16, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchHandler(b, clients) })
+	}
+}
+
+func benchHandler(b *testing.B, clients int) {
+	secret := []byte("bench-secret")
+	verifier := webhook.VerifierFunc(func(r *http.Request, body []byte) error {
+		sig, err := hex.DecodeString(r.Header.Get("X-Signature"))
+		if err != nil {
+			return webhook.ErrUnverified
+		}
+		m := hmac.New(sha256.New, secret)
+		m.Write(body)
+		if !hmac.Equal(m.Sum(nil), sig) {
+			return webhook.ErrUnverified
+		}
+		return nil
+	})
+	router := webhooktest.NewRouter()
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+	src, err := webhook.NewSource(webhook.Config{
+		Path: "/hooks/bench", Verifier: verifier, MaxPending: 1 << 20, MaxPendingBytes: 1 << 30,
+		DeliveryID: func(r *webhook.Request) string { return r.HTTP.Header.Get("X-Delivery") },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := src.Open(ctx, core.Env{Name: "bench", StateDir: b.TempDir(), HTTP: router}, core.Position{}); err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close(ctx)
+
+	readCtx, stopRead := context.WithCancel(ctx)
+	var readWG sync.WaitGroup
+	readWG.Add(1)
+	go func() {
+		defer readWG.Done()
+		for {
+			chs, err := src.Read(readCtx)
+			if err != nil {
+				return
+			}
+			_ = src.Ack(readCtx, chs[len(chs)-1].Position)
+		}
+	}()
+
+	body := make([]byte, 0, 1024)
+	body = append(body, `{"type":"order.created","data":{"id":"o-1","lines":[`...)
+	for len(body) < 1000 {
+		body = append(body, `{"sku":"ABC-123","qty":1,"price":"9.99"},`...)
+	}
+	body = append(body[:len(body)-1], `]}}`...)
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	sig := hex.EncodeToString(m.Sum(nil))
+
+	tr := &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+
+	var (
+		seq     atomic.Int64
+		failed  atomic.Int64
+		latMu   sync.Mutex
+		latency []time.Duration
+	)
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(max(1, clients/2)) // RunParallel starts GOMAXPROCS*p goroutines
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/bench", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Signature", sig)
+			req.Header.Set("X-Delivery", strconv.FormatInt(seq.Add(1), 10))
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			local = append(local, time.Since(t0))
+			if resp.StatusCode != http.StatusOK {
+				failed.Add(1)
+			}
+		}
+		latMu.Lock()
+		latency = append(latency, local...)
+		latMu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	stopRead()
+	readWG.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests failed", n, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	st := src.Status()
+	if c := st["inbox_commits"].(int64); c > 0 {
+		b.ReportMetric(float64(st["inbox_stored"].(int64))/float64(c), "deliveries/commit")
+	}
+	if len(latency) > 0 {
+		slices.Sort(latency)
+		b.ReportMetric(float64(latency[len(latency)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(latency[len(latency)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
