@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,15 +43,21 @@ var eventNamespace = uuid.MustParse("6f1c8a2e-8d0b-5a57-9f3e-7b1e0c4d2a91")
 // delivered twice yields events with equal ids and consumers can drop
 // duplicates. The id is a version 5 (name-based) UUID.
 func EventID(connector string, pos Position, rule string) string {
-	h := make([]byte, 0, len(connector)+len(rule)+len(pos.Data)+16)
-	h = append(h, connector...)
-	h = append(h, 0)
-	h = fmt.Appendf(h, "%d", pos.Version)
-	h = append(h, 0)
-	h = append(h, pos.Data...)
-	h = append(h, 0)
-	h = append(h, rule...)
-	return uuid.NewHash(sha1.New(), eventNamespace, h, 5).String()
+	buf := make([]byte, 0, 16+len(connector)+len(rule)+len(pos.Data)+16)
+	buf = append(buf, eventNamespace[:]...)
+	buf = append(buf, connector...)
+	buf = append(buf, 0)
+	buf = strconv.AppendUint(buf, uint64(pos.Version), 10)
+	buf = append(buf, 0)
+	buf = append(buf, pos.Data...)
+	buf = append(buf, 0)
+	buf = append(buf, rule...)
+	sum := sha1.Sum(buf)
+	var id uuid.UUID
+	copy(id[:], sum[:16])
+	id[6] = (id[6] & 0x0f) | 0x50 // version 5
+	id[8] = (id[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return id.String()
 }
 
 // Validate checks the attributes CloudEvents 1.0 requires.

@@ -29,7 +29,9 @@ type Rule struct {
 	// mapping whose values are expressions or nested mappings.
 	Data any `yaml:"data,omitempty" json:"data,omitempty"`
 	// Source overrides the CloudEvents source; the default is
-	// "/tributary/<connector>".
+	// "/tributary/<connector>". A URI reference (starting with "/" or
+	// holding a scheme, such as "urn:acme:erp") is taken literally; any
+	// other text is a string expression.
 	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 }
 

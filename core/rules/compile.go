@@ -125,7 +125,13 @@ func Compile(connector string, rs []core.Rule, cat *catalog.Catalog) (*Set, erro
 		if r.Time != "" {
 			cr.time = c.compile(at+".time", r.Time)
 		}
-		if r.Source != "" {
+		switch {
+		case r.Source == "":
+		case looksLikeURI(r.Source):
+			// A URI reference such as /erp/orders or urn:acme:erp is
+			// taken literally; anything else is an expression.
+			cr.defaultSource = r.Source
+		default:
 			cr.source = c.compile(at+".source", r.Source)
 		}
 		if r.Data != nil {

@@ -63,7 +63,7 @@ func TestCompileErrors(t *testing.T) {
 		{"subject does not parse", func(rs []core.Rule) { rs[0].Subject = `"orders/" +` }, false, "[0].subject", "does not compile"},
 		{"partition key unknown function", func(rs []core.Rule) { rs[0].PartitionKey = `hash(after.id)` }, false, "[0].partition_key", "hash"},
 		{"time does not parse", func(rs []core.Rule) { rs[1].Time = `after.(` }, false, "[1].time", "does not compile"},
-		{"source unquoted", func(rs []core.Rule) { rs[1].Source = `/erp/orders` }, false, "[1].source", `'"/erp/orders"'`},
+		{"source expression does not parse", func(rs []core.Rule) { rs[1].Source = `"/erp/" +` }, false, "[1].source", "does not compile"},
 		{"data leaf does not parse", func(rs []core.Rule) {
 			rs[0].Data.(map[string]any)["total"] = "after.total *"
 		}, false, "[0].data.total", "does not compile"},
