@@ -1,0 +1,113 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/connectors/kafka"
+	"github.com/tributary/tributary/core"
+)
+
+// benchEvents returns n CloudEvents of about size bytes of JSON data each,
+// over 1000 partition keys.
+func benchEvents(n, size int) []*message.Message {
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		head := fmt.Sprintf(`{"order_id":"ord-%07d","customer":"cust-%05d","status":"accepted","lines":[`, i, i%997)
+		var b strings.Builder
+		b.WriteString(head)
+		for j := 0; b.Len() < size-40; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"sku":"SKU-%06d","qty":%d,"price":%d.%02d}`, (i*7+j)%100000, j%9+1, (i+j)%500, j%100)
+		}
+		b.WriteString(`],"currency":"EUR"}`)
+		e := core.Event{
+			ID:              core.EventID("bench", core.Position{Version: 1, Data: fmt.Appendf(nil, "%d", i)}, "r"),
+			Source:          "tributary/bench",
+			SpecVersion:     core.SpecVersion,
+			Type:            "com.example.order.accepted.v1",
+			Subject:         fmt.Sprintf("ord-%07d", i),
+			Time:            time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+			DataContentType: "application/json",
+			Data:            []byte(b.String()),
+			PartitionKey:    fmt.Sprintf("ord-%04d", i%1000),
+		}
+		msgs[i] = e.ToMessage()
+	}
+	return msgs
+}
+
+// BenchmarkPublish1KB publishes 1 KB events through PublishAsync (batches
+// of 500 per call, several calls in flight, as the runtime does) with
+// acks from all in-sync replicas, and reports events/s.
+func BenchmarkPublish1KB(b *testing.B) {
+	cases := []struct {
+		name   string
+		values map[string]any
+	}{
+		{"default", nil},
+		{"lz4", map[string]any{"compression": "lz4"}},
+		{"linger=1ms", map[string]any{"linger": "1ms"}},
+		{"linger=20ms", map[string]any{"linger": "20ms", "batch_max_bytes": 1 << 20}},
+		{"batch=128KB", map[string]any{"batch_max_bytes": 128 << 10}},
+	}
+	const perCall = 500
+	events := benchEvents(20*perCall, 1024)
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			s := openStream(b, tc.values)
+			pub := s.Publisher().(*kafka.Publisher)
+			topic := newTopic("bench")
+			ctx := context.Background()
+			warm := make(chan error, 1)
+			if err := pub.PublishAsync(ctx, topic, events[:perCall], func(err error) { warm <- err }); err != nil {
+				b.Fatal(err)
+			}
+			if err := <-warm; err != nil {
+				b.Fatal(err)
+			}
+			var (
+				wg       sync.WaitGroup
+				errMu    sync.Mutex
+				firstErr error
+			)
+			b.SetBytes(1024)
+			b.ResetTimer()
+			start := time.Now()
+			for sent := 0; sent < b.N; sent += perCall {
+				n := min(perCall, b.N-sent)
+				off := sent % len(events)
+				if off+n > len(events) {
+					off = 0
+				}
+				wg.Add(1)
+				err := pub.PublishAsync(ctx, topic, events[off:off+n], func(err error) {
+					if err != nil {
+						errMu.Lock()
+						firstErr = err
+						errMu.Unlock()
+					}
+					wg.Done()
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if firstErr != nil {
+				b.Fatal(firstErr)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
+	}
+}
