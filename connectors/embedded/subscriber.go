@@ -255,7 +255,14 @@ func deliver(ctx context.Context, out chan<- *message.Message, m stored) bool {
 			cancel()
 		case <-ctx.Done():
 			cancel()
-			return false
+			// An ack that raced with the end still counts, so that the
+			// group's offset moves past the message.
+			select {
+			case <-msg.Acked():
+				return true
+			default:
+				return false
+			}
 		}
 	}
 }

@@ -1,0 +1,430 @@
+package embedded_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/goleak"
+
+	"github.com/tributary/tributary/connectors/embedded"
+	"github.com/tributary/tributary/core"
+)
+
+func publish(t *testing.T, s *embedded.Stream, topic string, ids ...string) {
+	t.Helper()
+	var msgs []*message.Message
+	for _, id := range ids {
+		m := message.NewMessage(id, []byte("payload "+id))
+		m.Metadata.Set(core.MetadataKey, "key-"+id)
+		msgs = append(msgs, m)
+	}
+	if err := s.Publisher().Publish(topic, msgs...); err != nil {
+		t.Fatalf("publish %v: %v", ids, err)
+	}
+}
+
+// receive reads n messages from a new subscription of topic, acking each,
+// and returns their ids.
+func receive(t *testing.T, s *embedded.Stream, opts core.SubscribeOptions, topic string, n int) []string {
+	t.Helper()
+	sub, err := s.Subscriber(opts)
+	if err != nil {
+		t.Fatalf("subscriber: %v", err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	var ids []string
+	for len(ids) < n {
+		m, ok := <-msgs
+		if !ok {
+			t.Fatalf("subscription ended after %v, want %d messages", ids, n)
+		}
+		ids = append(ids, m.UUID)
+		m.Ack()
+	}
+	return ids
+}
+
+func TestReplay(t *testing.T) {
+	s := openStream(t, t.TempDir(), nil)
+	publish(t, s, "orders", "a1", "a2", "a3")
+	publish(t, s, "other", "x1")
+	since := time.Now()
+	publish(t, s, "orders", "b1", "b2")
+
+	tests := []struct {
+		name string
+		opts core.SubscribeOptions
+		want []string
+	}{
+		{name: "from beginning", opts: core.SubscribeOptions{From: core.FromBeginning}, want: []string{"a1", "a2", "a3", "b1", "b2"}},
+		{name: "from time", opts: core.SubscribeOptions{From: core.FromTime, Since: since}, want: []string{"b1", "b2"}},
+		{name: "from time before everything", opts: core.SubscribeOptions{From: core.FromTime, Since: since.Add(-time.Hour)}, want: []string{"a1", "a2", "a3", "b1", "b2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := receive(t, s, tt.opts, "orders", len(tt.want))
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("from end", func(t *testing.T) {
+		sub, err := s.Subscriber(core.SubscribeOptions{From: core.FromEnd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		msgs, err := sub.Subscribe(context.Background(), "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish(t, s, "orders", "c1")
+		m := <-msgs
+		m.Ack()
+		if m.UUID != "c1" {
+			t.Errorf("first message from end = %s, want c1", m.UUID)
+		}
+	})
+}
+
+func TestMetadataRoundTrip(t *testing.T) {
+	s := openStream(t, t.TempDir(), nil)
+	m := message.NewMessage("id-1", []byte{0, 1, 2, 255})
+	md := map[string]string{
+		"plain":          "value",
+		"quotes":         `a "quoted" \ value`,
+		"control":        "line\nbreak\ttab\x01",
+		"unicode":        "Ünïcødé ✓",
+		"":               "empty key",
+		core.MetadataKey: "order-42",
+		"ce_type":        "com.example.order.accepted",
+		"empty":          "",
+	}
+	for k, v := range md {
+		m.Metadata.Set(k, v)
+	}
+	if err := s.Publisher().Publish("t", m); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := s.Subscriber(core.SubscribeOptions{From: core.FromBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := <-msgs
+	got.Ack()
+	if !bytes.Equal(got.Payload, m.Payload) {
+		t.Errorf("payload = %v, want %v", got.Payload, m.Payload)
+	}
+	if !reflect.DeepEqual(map[string]string(got.Metadata), md) {
+		t.Errorf("metadata = %q, want %q", got.Metadata, md)
+	}
+}
+
+func TestGroupResumesAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	group := core.SubscribeOptions{Group: "billing", From: core.FromBeginning}
+
+	s := openStream(t, dir, nil)
+	publish(t, s, "orders", "m1", "m2", "m3", "m4", "m5")
+	if got := receive(t, s, group, "orders", 3); !reflect.DeepEqual(got, []string{"m1", "m2", "m3"}) {
+		t.Fatalf("first read = %v", got)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStream(t, dir, nil)
+	publish(t, s, "orders", "m6")
+	got := receive(t, s, group, "orders", 3)
+	if want := []string{"m4", "m5", "m6"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after reopen got %v, want %v", got, want)
+	}
+	// A group of its own starts where its options say.
+	other := receive(t, s, core.SubscribeOptions{Group: "audit", From: core.FromBeginning}, "orders", 1)
+	if other[0] != "m1" {
+		t.Errorf("new group starts at %s, want m1", other[0])
+	}
+}
+
+func TestGroupSharesWork(t *testing.T) {
+	s := openStream(t, t.TempDir(), nil)
+	opts := core.SubscribeOptions{Group: "g", From: core.FromBeginning}
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, fmt.Sprintf("m%02d", i))
+	}
+	publish(t, s, "orders", ids...)
+
+	subA, err := s.Subscriber(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subA.Close()
+	subB, err := s.Subscriber(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subB.Close()
+	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	msgsA, err := subA.Subscribe(ctxA, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgsB, err := subB.Subscribe(ctxB, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One of them holds the group's lease: it reads half, then leaves, and
+	// the other takes over where it stopped.
+	var got []string
+	var first, second <-chan *message.Message
+	var leave context.CancelFunc
+	select {
+	case m := <-msgsA:
+		got, first, second, leave = append(got, m.UUID), msgsA, msgsB, cancelA
+		m.Ack()
+	case m := <-msgsB:
+		got, first, second, leave = append(got, m.UUID), msgsB, msgsA, cancelB
+		m.Ack()
+	}
+	for range 9 {
+		m := <-first
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	leave()
+	for range 10 {
+		m := <-second
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	if !reflect.DeepEqual(got, ids) {
+		t.Errorf("group read %v, want %v", got, ids)
+	}
+}
+
+func TestNackResends(t *testing.T) {
+	s := openStream(t, t.TempDir(), nil)
+	publish(t, s, "orders", "m1", "m2")
+	sub, err := s.Subscriber(core.SubscribeOptions{From: core.FromBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	msgs, err := sub.Subscribe(context.Background(), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range 4 {
+		m := <-msgs
+		got = append(got, m.UUID)
+		if i < 2 {
+			m.Nack()
+		} else {
+			m.Ack()
+		}
+	}
+	if want := []string{"m1", "m1", "m1", "m2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openStream(t, dir, nil)
+	cps := s.Checkpoints()
+	if _, ok, err := cps.Load(ctx, "legacy_orders"); err != nil || ok {
+		t.Fatalf("load before save: ok=%v err=%v", ok, err)
+	}
+	want := core.Checkpoint{
+		Format:    core.CheckpointFormat,
+		Connector: "legacy_orders",
+		Position:  core.Position{Version: 1, Data: []byte("cursor-7")},
+		Time:      time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC),
+	}
+	if err := cps.Save(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	want.Position.Data = []byte("cursor-8")
+	if err := cps.Save(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStream(t, dir, nil)
+	got, ok, err := s.Checkpoints().Load(ctx, "legacy_orders")
+	if err != nil || !ok {
+		t.Fatalf("load after reopen: ok=%v err=%v", ok, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("loaded %+v, want %+v", got, want)
+	}
+	if err := s.Checkpoints().Save(ctx, core.Checkpoint{}); err == nil {
+		t.Error("save without connector: want an error")
+	}
+}
+
+// TestCheckpointGoldenV1 reads the frozen encoding of a format 1
+// checkpoint, as stored in the checkpoints table, and checks that format 1
+// still encodes the same way.
+func TestCheckpointGoldenV1(t *testing.T) {
+	golden, err := os.ReadFile("testdata/checkpoint_v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden = bytes.TrimSpace(golden)
+	want := core.Checkpoint{
+		Format:    1,
+		Connector: "legacy_orders",
+		Position:  core.Position{Version: 2, Data: []byte("0/16B6F48")},
+		Time:      time.Date(2024, 5, 1, 10, 0, 0, 123456789, time.UTC),
+	}
+	enc, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(enc, golden) {
+		t.Errorf("format 1 encodes as\n%s\nwant the frozen\n%s", enc, golden)
+	}
+
+	dir := t.TempDir()
+	s := openStream(t, dir, nil)
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", dbFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO checkpoints (connector, checkpoint) VALUES (?, ?)`, "legacy_orders", string(golden)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStream(t, dir, nil)
+	got, ok, err := s.Checkpoints().Load(context.Background(), "legacy_orders")
+	if err != nil || !ok {
+		t.Fatalf("load golden: ok=%v err=%v", ok, err)
+	}
+	if !reflect.DeepEqual(got, want) || !got.Time.Equal(want.Time) {
+		t.Errorf("golden decoded as %+v, want %+v", got, want)
+	}
+}
+
+func TestRetentionPrunes(t *testing.T) {
+	dir := t.TempDir()
+	s := openStream(t, dir, map[string]any{"retention": "100ms"})
+	publish(t, s, "orders", "old1", "old2", "old3")
+	db, err := sql.Open("sqlite", dbFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func() int {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages still stored well after the retention", count())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Offsets keep growing after a prune: a new subscriber from the end
+	// sees only new messages, and readers from the beginning only what is
+	// retained.
+	publish(t, s, "orders", "new1")
+	got := receive(t, s, core.SubscribeOptions{From: core.FromBeginning}, "orders", 1)
+	if got[0] != "new1" {
+		t.Errorf("after prune read %v, want new1", got)
+	}
+}
+
+func TestCloseIdempotentAndAfterFailedOpen(t *testing.T) {
+	ctx := context.Background()
+	s := embedded.New()
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("close before open: %v", err)
+	}
+
+	s = embedded.New()
+	if err := s.Configure(core.NewConfig("stream", map[string]any{"path": "/proc/forbidden/stream.db"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx, core.Env{}); err == nil {
+		t.Fatal("open under /proc: want an error")
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("close after failed open: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+}
+
+func TestNoGoroutinesAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	s := embedded.New()
+	ctx := context.Background()
+	if err := s.Configure(core.NewConfig("stream", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(ctx, core.Env{StateDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, s, "orders", "m1")
+	sub, err := s.Subscriber(core.SubscribeOptions{Group: "g", From: core.FromBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := sub.Subscribe(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	(<-msgs).Ack()
+	if _, err := sub.Subscribe(ctx, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-msgs; ok {
+		t.Error("subscription channel still open after Close")
+	}
+	if err := s.Publisher().Publish("orders", message.NewMessage("late", nil)); !errors.Is(err, embedded.ErrNotOpen) && !errors.Is(err, embedded.ErrClosed) {
+		t.Errorf("publish after close = %v, want ErrClosed or ErrNotOpen", err)
+	}
+}
