@@ -16,7 +16,7 @@ var connectorNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // so a bad value is reported once, by its type check.
 func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
 	at := func(path string, format string, args ...any) {
-		key, val := locate(root, path)
+		key, val := l.locate(root, path)
 		l.problem(key, val, path, format, args...)
 	}
 	if _, ok := v["version"]; ok && cfg.Version != 1 {
@@ -66,7 +66,7 @@ func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
 		case !connectorNameRe.MatchString(c.Name):
 			at(base+".name", "%q is not a valid connector name: use lowercase letters, digits and underscores, starting with a letter (such as legacy_orders)", c.Name)
 		case dup:
-			line, _ := position(locate(root, fmt.Sprintf("connectors[%d].name", j)))
+			line, _ := position(l.locate(root, fmt.Sprintf("connectors[%d].name", j)))
 			at(base+".name", "connector name %q is already used by connectors[%d] (line %d); names must be unique", c.Name, j, line)
 		default:
 			first[c.Name] = i
@@ -84,7 +84,7 @@ func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
 			at(base+".max_in_flight", "must be at least 1, such as %d", DefaultMaxInFlight)
 		}
 		if _, ok := cv["emit"]; !ok || len(c.Emit) == 0 {
-			key, val := locate(root, base)
+			key, val := l.locate(root, base)
 			name := c.Name
 			if name == "" {
 				name = base

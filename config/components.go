@@ -16,7 +16,7 @@ import (
 func (l *loader) components(cfg *Config, root *yaml.Node, reg *core.Registry) {
 	l.stream(cfg, root, reg)
 	seq := deref(root)
-	if p, ok := lookup(seq, "connectors"); ok {
+	if p, ok := l.lookup(seq, "connectors"); ok {
 		seq = deref(p.value)
 	}
 	for i := range cfg.Connectors {
@@ -35,12 +35,12 @@ func (l *loader) stream(cfg *Config, root *yaml.Node, reg *core.Registry) {
 	}
 	spec, ok := reg.Stream(s.Type)
 	if !ok {
-		key, val := locate(root, "stream.type")
+		key, val := l.locate(root, "stream.type")
 		l.problem(key, val, "stream.type", "unknown stream type %q%s", s.Type, knownTypes(s.Type, reg.StreamTypes(), "stream"))
 		return
 	}
 	parent, owner := (*yaml.Node)(nil), root
-	if p, ok := lookup(root, "stream"); ok {
+	if p, ok := l.lookup(root, "stream"); ok {
 		parent, owner = p.value, p.key
 	}
 	m := l.mark()
@@ -62,7 +62,7 @@ func (l *loader) connector(c *ConnectorConfig, i int, item, root *yaml.Node, reg
 	}
 	spec, ok := reg.Source(c.Type)
 	if !ok {
-		key, val := locate(root, base+".type")
+		key, val := l.locate(root, base+".type")
 		if c.Disabled {
 			l.warn(key, val, base+".type", "unknown connector type %q in a disabled connector: its configuration is not checked", c.Type)
 			return
@@ -87,7 +87,7 @@ func (l *loader) connector(c *ConnectorConfig, i int, item, root *yaml.Node, reg
 // connector's list item) against fields. Problems about a missing config
 // point at owner.
 func (l *loader) block(parent, owner *yaml.Node, path string, fields []core.Field) map[string]any {
-	p, _ := lookup(parent, "config")
+	p, _ := l.lookup(parent, "config")
 	return l.object(p.key, p.value, owner, path, fields, false, 1)
 }
 
@@ -95,7 +95,7 @@ func (l *loader) block(parent, owner *yaml.Node, path string, fields []core.Fiel
 // at the position its field path names below base.
 func (l *loader) configure(root *yaml.Node, base string, fn func() error) {
 	for _, fp := range fieldProblems(safeConfigure(fn), base) {
-		key, val := locate(root, fp.path)
+		key, val := l.locate(root, fp.path)
 		l.problem(key, val, fp.path, "%s", fp.msg)
 	}
 }

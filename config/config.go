@@ -166,7 +166,7 @@ func Parse(name string, data []byte, reg *core.Registry) (*Config, error) {
 	l := newLoader(name, dir)
 	root := l.parseYAML(data)
 	if root == nil {
-		return nil, &Error{Problems: sortProblems(l.problems)}
+		return nil, l.err()
 	}
 	l.prepare(root, "", 0, map[*yaml.Node]bool{})
 	values := l.object(nil, root, nil, "", fileFields(), true, 0)
@@ -178,7 +178,7 @@ func Parse(name string, data []byte, reg *core.Registry) (*Config, error) {
 	l.compile(cfg, root)
 
 	if len(l.problems) > 0 {
-		return nil, &Error{Problems: sortProblems(l.problems)}
+		return nil, l.err()
 	}
 	cfg.Warnings = sortProblems(l.warnings)
 	return cfg, nil

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -622,5 +623,19 @@ func TestNewSourceAndStream(t *testing.T) {
 	bad.Type = "nope"
 	if _, err := bad.NewSource(reg); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Errorf("NewSource(unknown type) = %v", err)
+	}
+}
+
+func TestMergeChainStaysLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x:\n  a0: &a0 {k: 1}\n")
+	for i := 1; i < 40; i++ {
+		fmt.Fprintf(&b, "  a%d: &a%d {<<: [*a%d, *a%d]}\n", i, i, i-1, i-1)
+	}
+	b.WriteString("stream: {config: {<<: *a39, fsync: true}}\n")
+	_, err := parse(t, b.String())
+	ps := problems(t, err)
+	if len(ps) != 2 || ps[0].Field != "x" || ps[1].Field != "stream.config.k" {
+		t.Errorf("problems = %v", err)
 	}
 }

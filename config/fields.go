@@ -37,7 +37,7 @@ func (l *loader) object(key, m, owner *yaml.Node, path string, fields []core.Fie
 		byName[f.Name] = f
 	}
 	if present {
-		for _, p := range pairs(n) {
+		for _, p := range l.pairs(n) {
 			if p.key.Kind != yaml.ScalarNode {
 				continue // reported by prepare
 			}
@@ -55,7 +55,7 @@ func (l *loader) object(key, m, owner *yaml.Node, path string, fields []core.Fie
 		var p pair
 		found := false
 		if present {
-			p, found = lookup(n, f.Name)
+			p, found = l.lookup(n, f.Name)
 		}
 		if found && !isNull(p.value) {
 			if f.Deprecated != "" {
@@ -127,7 +127,7 @@ func (l *loader) value(key, v *yaml.Node, path string, f core.Field, fill bool, 
 		}
 		out := map[string]any{}
 		ok := true
-		for _, p := range pairs(n) {
+		for _, p := range l.pairs(n) {
 			if p.key.Kind != yaml.ScalarNode {
 				ok = false
 				continue
@@ -225,7 +225,7 @@ func (l *loader) toAny(v *yaml.Node, path string, depth int) any {
 	switch n.Kind {
 	case yaml.MappingNode:
 		out := map[string]any{}
-		for _, p := range pairs(n) {
+		for _, p := range l.pairs(n) {
 			out[p.key.Value] = l.toAny(p.value, joinPath(path, p.key.Value), depth+1)
 		}
 		return out

@@ -25,22 +25,31 @@ type loader struct {
 	// Redacted hides.
 	secrets map[string]bool
 
+	// pairCache holds each mapping's pairs with merges applied.
+	pairCache map[*yaml.Node][]pair
+
+	dropped   int
 	visits    int
 	exhausted bool
 }
 
 func newLoader(file, dir string) *loader {
 	return &loader{
-		file:     file,
-		dir:      dir,
-		failed:   map[*yaml.Node]bool{},
-		fromFile: map[*yaml.Node]bool{},
-		secrets:  map[string]bool{},
+		file:      file,
+		dir:       dir,
+		failed:    map[*yaml.Node]bool{},
+		fromFile:  map[*yaml.Node]bool{},
+		secrets:   map[string]bool{},
+		pairCache: map[*yaml.Node][]pair{},
 	}
 }
 
 // problemAt records a problem at an explicit position.
 func (l *loader) problemAt(line, col int, field, format string, args ...any) {
+	if len(l.problems) >= maxProblems {
+		l.dropped++
+		return
+	}
 	l.problems = append(l.problems, Problem{File: l.file, Line: line, Column: col, Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -76,9 +85,18 @@ func (l *loader) visit(n *yaml.Node, depth int) bool {
 	return true
 }
 
+// err returns the problems found as an *Error, in file order.
+func (l *loader) err() *Error {
+	ps := sortProblems(l.problems)
+	if l.dropped > 0 {
+		ps = append(ps, Problem{File: l.file, Message: fmt.Sprintf("%d more problems not shown; fix the ones above first", l.dropped)})
+	}
+	return &Error{Problems: ps}
+}
+
 // mark reports how many problems have been recorded, for checking later
 // whether a part of the document added any.
 func (l *loader) mark() int { return len(l.problems) }
 
 // clean reports whether no problem was recorded since mark m.
-func (l *loader) clean(m int) bool { return len(l.problems) == m }
+func (l *loader) clean(m int) bool { return len(l.problems) == m && l.dropped == 0 }

@@ -10,8 +10,9 @@ import (
 // Limits that keep hostile documents (alias bombs, deep nesting) from
 // exhausting memory or the stack.
 const (
-	maxDepth  = 100
-	maxVisits = 1 << 20
+	maxDepth    = 100
+	maxVisits   = 1 << 16
+	maxProblems = 100
 )
 
 // pair is one key and value of a mapping node.
@@ -38,15 +39,17 @@ func isNull(n *yaml.Node) bool {
 
 // pairs returns the key/value pairs of mapping m in order, followed by the
 // pairs that merge keys ("<<: *base") bring in and that m does not override.
-func pairs(m *yaml.Node) []pair {
-	return pairsDepth(m, 0)
-}
-
-func pairsDepth(m *yaml.Node, depth int) []pair {
+// Results are cached per node, so chains of merges cost their size once
+// instead of multiplying.
+func (l *loader) pairs(m *yaml.Node) []pair {
 	m = deref(m)
-	if m == nil || m.Kind != yaml.MappingNode || depth > maxDepth {
+	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
+	if ps, ok := l.pairCache[m]; ok {
+		return ps // an entry still being built (a merge cycle) reads as empty
+	}
+	l.pairCache[m] = nil
 	var out []pair
 	var merges []*yaml.Node
 	seen := map[string]bool{}
@@ -70,7 +73,7 @@ func pairsDepth(m *yaml.Node, depth int) []pair {
 			sources = v.Content
 		}
 		for _, s := range sources {
-			for _, p := range pairsDepth(s, depth+1) {
+			for _, p := range l.pairs(s) {
 				if !seen[p.key.Value] {
 					seen[p.key.Value] = true
 					out = append(out, p)
@@ -78,12 +81,13 @@ func pairsDepth(m *yaml.Node, depth int) []pair {
 			}
 		}
 	}
+	l.pairCache[m] = out
 	return out
 }
 
 // lookup returns the pair of mapping m whose key is name.
-func lookup(m *yaml.Node, name string) (pair, bool) {
-	for _, p := range pairs(m) {
+func (l *loader) lookup(m *yaml.Node, name string) (pair, bool) {
+	for _, p := range l.pairs(m) {
 		if p.key.Kind == yaml.ScalarNode && p.key.Value == name {
 			return p, true
 		}
@@ -148,7 +152,7 @@ func parsePath(path string) []segment {
 // locate finds the node a field path names below root. When the path goes
 // further than the document, it returns the deepest node that exists, so a
 // problem about a missing field points at its nearest existing ancestor.
-func locate(root *yaml.Node, path string) (key, value *yaml.Node) {
+func (l *loader) locate(root *yaml.Node, path string) (key, value *yaml.Node) {
 	value = root
 	for _, s := range parsePath(path) {
 		n := deref(value)
@@ -162,7 +166,7 @@ func locate(root *yaml.Node, path string) (key, value *yaml.Node) {
 			key, value = nil, n.Content[s.index]
 			continue
 		}
-		p, ok := lookup(n, s.key)
+		p, ok := l.lookup(n, s.key)
 		if !ok {
 			break
 		}
