@@ -94,7 +94,13 @@ func (l *loader) block(parent, owner *yaml.Node, path string, fields []core.Fiel
 // configure runs a component's Configure and records each error it returns
 // at the position its field path names below base.
 func (l *loader) configure(root *yaml.Node, base string, fn func() error) {
-	for _, fp := range fieldProblems(safeConfigure(fn), base) {
+	l.fieldErrors(root, base, safeConfigure(fn))
+}
+
+// fieldErrors records each error of err at the position its field path
+// names below base, or at the nearest part of the document that exists.
+func (l *loader) fieldErrors(root *yaml.Node, base string, err error) {
+	for _, fp := range fieldProblems(err, base) {
 		key, val := l.locate(root, fp.path)
 		l.problem(key, val, fp.path, "%s", fp.msg)
 	}

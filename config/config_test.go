@@ -123,6 +123,9 @@ func TestValidConfig(t *testing.T) {
 	if len(cfg.Catalog) != 1 || cfg.Catalog[0].Version != "1.0" || cfg.Catalog[0].Schema.(map[string]any)["type"] != "object" {
 		t.Errorf("catalog = %+v", cfg.Catalog)
 	}
+	if !cfg.Compiled.Catalog.Has("com.acme.order.accepted") || len(cfg.Compiled.Rules) != 2 || cfg.Compiled.Rules["billing"].Len() != 1 {
+		t.Errorf("compiled = %+v", cfg.Compiled)
+	}
 	if cfg.Stream.Config.Name != "stream" || cfg.Stream.Config.Values["fsync"] != true || cfg.Stream.Config.Values["dir"] != "" {
 		t.Errorf("stream config = %+v", cfg.Stream.Config)
 	}
@@ -332,6 +335,41 @@ func TestProblems(t *testing.T) {
 			line: 37, col: 5, field: "connectors[1].config.url",
 			message: `required field "url" is missing`,
 		},
+		{
+			name: "rule expression does not compile", old: `when: op == "create"`, new: `when: op ==`,
+			line: 34, col: 15, field: "connectors[0].emit[0].when",
+			message: `expression "op ==" does not compile: unexpected token EOF (column 5)`,
+		},
+		{
+			name: "rule data expression does not compile", old: "data: {id: after.id}", new: "data: {id: after.id +}",
+			line: 35, col: 20, field: "connectors[0].emit[0].data.id",
+			message: `expression "after.id +" does not compile: unexpected token EOF (column 10)`,
+		},
+		{
+			name: "rule type not in the catalog", old: "        type: com.acme.order.accepted\n", new: "        type: com.acme.order.shipped\n",
+			line: 33, col: 15, field: "connectors[0].emit[0].type",
+			message: `type "com.acme.order.shipped" is not in the catalog: declare it there, or use one of "com.acme.order.accepted"`,
+		},
+		{
+			name: "catalog schema does not compile", old: "schema: {type: object}", new: "schema: {type: 7}",
+			line: 19, col: 13, field: "catalog[0].schema",
+			message: `schema does not compile: it breaks the JSON Schema metaschema: /type: got number, want array; /type: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'`,
+		},
+		{
+			name: "catalog schema missing", old: "    schema: {type: object}\n", new: "",
+			line: 17, col: 5, field: "catalog[0].schema",
+			message: `schema is missing: write the JSON Schema of the data inline under schema, or name its file in schema_file`,
+		},
+		{
+			name: "catalog entry without version", old: "    version: \"1.0\"\n", new: "",
+			line: 17, col: 5, field: "catalog[0].version",
+			message: `required field "version" is missing`,
+		},
+		{
+			name: "rule without name", old: "      - name: accepted\n        type:", new: "      - type:",
+			line: 32, col: 9, field: "connectors[0].emit[0].name",
+			message: `required field "name" is missing`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -509,7 +547,7 @@ func TestMergeKeys(t *testing.T) {
     name: a
     type: webhook
     config: &cfg {path: /a, secret: s, batch: 7}
-    emit: [{name: r, type: t}]
+    emit: [{name: r, type: com.acme.test}]
   - <<: *base
     name: b
     config:

@@ -50,7 +50,7 @@ func TestInterpolation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			doc := "connectors:\n  - name: a\n    type: webhook\n    config:\n      path: /a\n      secret: s\n      extra: " + tt.value + "\n    emit: [{name: r, type: t}]\n"
+			doc := "connectors:\n  - name: a\n    type: webhook\n    config:\n      path: /a\n      secret: s\n      extra: " + tt.value + "\n    emit: [{name: r, type: com.acme.test}]\n"
 			cfg, err := config.Parse(filepath.Join(dir, "t.yaml"), []byte(doc), testRegistry())
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
@@ -147,7 +147,7 @@ func TestInterpolationThroughAliases(t *testing.T) {
   - name: a
     type: webhook
     config: {path: &p "/$${x}/${TRIBUTARY_TEST_SET}", secret: s, extra: *p}
-    emit: [{name: r, type: t}]
+    emit: [{name: r, type: com.acme.test}]
 `
 	cfg, err := parse(t, doc)
 	if err != nil {
