@@ -146,6 +146,7 @@ type store struct {
 	closed  bool
 	senders sync.WaitGroup
 	abort   atomic.Bool
+	aborted atomic.Int64 // ops failed because the flush was cut short
 	done    chan struct{}
 
 	notifyMu sync.Mutex
@@ -163,7 +164,11 @@ type offsetKey struct{ group, topic string }
 func dsn(file string, mode SyncMode, txlock string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "cache_size(-65536)")
+	if txlock != "" {
+		// The writer's cache holds a whole batch, so that no page
+		// spills to the log before the commit.
+		q.Add("_pragma", "cache_size(-65536)")
+	}
 	if mode == SyncNormal {
 		q.Add("_pragma", "synchronous(NORMAL)")
 	} else {
@@ -374,6 +379,8 @@ func (st *store) write(batch []*op) {
 	err := ErrClosed
 	if !st.abort.Load() {
 		err = st.writeTx(batch)
+	} else {
+		st.aborted.Add(int64(len(batch)))
 	}
 	inserted := false
 	for _, o := range batch {
@@ -508,7 +515,11 @@ func (st *store) shutdown(ctx context.Context) error {
 		st.abort.Store(true)
 		<-waited
 		<-st.done
-		ctxErr = fmt.Errorf("flush stream database %q: %w", st.file, ctxErr)
+		if n := st.aborted.Load(); n > 0 {
+			ctxErr = fmt.Errorf("flush stream database %q: %d queued writes failed: %w", st.file, n, ctxErr)
+		} else {
+			ctxErr = nil
+		}
 	}
 	return errors.Join(ctxErr, st.release())
 }

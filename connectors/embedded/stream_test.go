@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -426,5 +428,50 @@ func TestNoGoroutinesAfterClose(t *testing.T) {
 	}
 	if err := s.Publisher().Publish("orders", message.NewMessage("late", nil)); !errors.Is(err, embedded.ErrNotOpen) && !errors.Is(err, embedded.ErrClosed) {
 		t.Errorf("publish after close = %v, want ErrClosed or ErrNotOpen", err)
+	}
+}
+
+// TestCloseBoundedByContext closes the stream with a cancelled context
+// while publishes are queued: Close returns, and every publish learns its
+// outcome exactly once.
+func TestCloseBoundedByContext(t *testing.T) {
+	s := openStream(t, t.TempDir(), nil)
+	pub := s.Publisher().(core.AsyncPublisher)
+	const n = 5000
+	var wg sync.WaitGroup
+	var calls, failed atomic.Int64
+	for i := range n {
+		wg.Add(1)
+		m := message.NewMessage(fmt.Sprintf("m%d", i), []byte("x"))
+		err := pub.PublishAsync(context.Background(), "orders", []*message.Message{m}, func(err error) {
+			calls.Add(1)
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Close(ctx)
+	wg.Wait()
+	t.Logf("%d of %d publishes flushed before the cancelled Close gave up", n-failed.Load(), n)
+	if calls.Load() != n {
+		t.Errorf("done called %d times for %d publishes", calls.Load(), n)
+	}
+	if failed.Load() > 0 && !errors.Is(err, context.Canceled) {
+		t.Errorf("%d publishes failed but Close returned %v", failed.Load(), err)
+	}
+	if failed.Load() == 0 && err != nil {
+		t.Errorf("every publish flushed but Close returned %v", err)
+	}
+	err = pub.PublishAsync(context.Background(), "orders", []*message.Message{message.NewMessage("late", nil)}, func(error) {
+		t.Error("done called for a publish refused after Close")
+	})
+	if !errors.Is(err, embedded.ErrClosed) {
+		t.Errorf("publish after close = %v, want ErrClosed", err)
 	}
 }
