@@ -45,10 +45,22 @@ func TestSchemaUpToDate(t *testing.T) {
 	}
 }
 
-// compileSchema compiles the schema generated for the test registry.
-func compileSchema(t *testing.T) *jsonschema.Schema {
+// TestSchemaAcceptsExample checks the README's example against the schema
+// of the shipped connectors.
+func TestSchemaAcceptsExample(t *testing.T) {
+	doc, err := os.ReadFile("testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := compileSchema(t, core.DefaultRegistry).Validate(asJSON(t, string(doc))); err != nil {
+		t.Errorf("testdata/example.yaml fails the schema: %v", err)
+	}
+}
+
+// compileSchema compiles the schema generated for reg.
+func compileSchema(t *testing.T, reg *core.Registry) *jsonschema.Schema {
 	t.Helper()
-	raw, err := config.Schema(testRegistry())
+	raw, err := config.Schema(reg)
 	if err != nil {
 		t.Fatalf("Schema: %v", err)
 	}
@@ -86,7 +98,7 @@ func asJSON(t *testing.T, doc string) any {
 }
 
 func TestSchemaMatchesLoader(t *testing.T) {
-	s := compileSchema(t)
+	s := compileSchema(t, testRegistry())
 	if err := s.Validate(asJSON(t, validYAML)); err != nil {
 		t.Fatalf("the valid configuration fails the schema: %v", err)
 	}
