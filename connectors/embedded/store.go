@@ -2,11 +2,13 @@ package embedded
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +44,13 @@ var schema = []string{
 		"group"  TEXT    NOT NULL,
 		topic    TEXT    NOT NULL,
 		"offset" INTEGER NOT NULL,
+		PRIMARY KEY ("group", topic)
+	) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS consumer_leases (
+		"group"    TEXT    NOT NULL,
+		topic      TEXT    NOT NULL,
+		owner      TEXT    NOT NULL,
+		expires_at INTEGER NOT NULL,
 		PRIMARY KEY ("group", topic)
 	) WITHOUT ROWID`,
 	`CREATE TABLE IF NOT EXISTS checkpoints (
@@ -103,7 +112,16 @@ type op struct {
 	rows       []row
 	commit     *offsetCommit
 	checkpoint *checkpointRow
+	lease      *leaseReq
 	done       func(error)
+}
+
+// leaseReq takes, renews (hold) or gives up (!hold) a consumer group's
+// lease on a topic, which says which process reads for the group.
+type leaseReq struct {
+	key  offsetKey
+	hold bool
+	got  bool // set by the writer: the lease is ours until the TTL
 }
 
 type checkpointRow struct {
@@ -127,12 +145,15 @@ type store struct {
 	retention time.Duration
 	pruneIv   time.Duration
 
-	wdb     *sql.DB
-	wconn   *sql.Conn
-	insert  *sql.Stmt // one row
-	insertN *sql.Stmt // insertRows rows
-	commit  *sql.Stmt
-	saveCP  *sql.Stmt
+	wdb       *sql.DB
+	wconn     *sql.Conn
+	insert    *sql.Stmt // one row
+	insertN   *sql.Stmt // insertRows rows
+	commit    *sql.Stmt
+	saveCP    *sql.Stmt
+	takeLease *sql.Stmt
+	dropLease *sql.Stmt
+	owner     string // this store's lease owner id
 
 	rdb      *sql.DB
 	read     *sql.Stmt
@@ -192,6 +213,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		done:      make(chan struct{}),
 		notifyCh:  make(chan struct{}),
 		groups:    map[offsetKey]*group{},
+		owner:     newOwner(),
 		subs:      map[*Subscriber]struct{}{},
 	}
 	defer func() {
@@ -239,6 +261,10 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		ON CONFLICT ("group", topic) DO UPDATE SET "offset" = excluded."offset"`)
 	st.saveCP = prep(st.wconn, `INSERT INTO checkpoints (connector, checkpoint) VALUES (?, ?)
 		ON CONFLICT (connector) DO UPDATE SET checkpoint = excluded.checkpoint`)
+	st.takeLease = prep(st.wconn, `INSERT INTO consumer_leases ("group", topic, owner, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT ("group", topic) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+		WHERE consumer_leases.owner = excluded.owner OR consumer_leases.expires_at < ?`)
+	st.dropLease = prep(st.wconn, `DELETE FROM consumer_leases WHERE "group" = ? AND topic = ? AND owner = ?`)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +295,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 // opened.
 func (st *store) release() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{st.insert, st.insertN, st.commit, st.saveCP, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
+	for _, s := range []*sql.Stmt{st.insert, st.insertN, st.commit, st.saveCP, st.takeLease, st.dropLease, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -439,6 +465,11 @@ func (st *store) writeTx(batch []*op) (err error) {
 			}
 			commits[offsetKey{o.commit.group, o.commit.topic}] = o.commit.offset
 		}
+		if o.lease != nil {
+			if err = st.writeLease(ctx, o.lease); err != nil {
+				return err
+			}
+		}
 		if o.checkpoint != nil {
 			if _, err = st.saveCP.ExecContext(ctx, o.checkpoint.connector, o.checkpoint.data); err != nil {
 				return fmt.Errorf("save checkpoint of %q: %w", o.checkpoint.connector, err)
@@ -584,4 +615,51 @@ func (st *store) committed(ctx context.Context, group, topic string) (int64, boo
 		return 0, false, fmt.Errorf("load offset of group %q on topic %q: %w", group, topic, err)
 	}
 	return off, true, nil
+}
+
+// leaseTTL is how long a consumer group's lease lasts without renewal: how
+// long a group waits for a process that died while reading.
+const leaseTTL = 15 * time.Second
+
+func newOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%d-%x", os.Getpid(), b)
+}
+
+// writeLease takes, renews or drops a lease inside the writer's transaction.
+func (st *store) writeLease(ctx context.Context, l *leaseReq) error {
+	if !l.hold {
+		if _, err := st.dropLease.ExecContext(ctx, l.key.group, l.key.topic, st.owner); err != nil {
+			return fmt.Errorf("release lease of group %q on topic %q: %w", l.key.group, l.key.topic, err)
+		}
+		return nil
+	}
+	now := time.Now()
+	res, err := st.takeLease.ExecContext(ctx, l.key.group, l.key.topic, st.owner, now.Add(leaseTTL).UnixNano(), now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("take lease of group %q on topic %q: %w", l.key.group, l.key.topic, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("take lease of group %q on topic %q: %w", l.key.group, l.key.topic, err)
+	}
+	l.got = n > 0
+	return nil
+}
+
+// lease takes or renews (hold) or releases a group's lease, and reports
+// whether this store holds it.
+func (st *store) lease(ctx context.Context, key offsetKey, hold bool) (bool, error) {
+	l := &leaseReq{key: key, hold: hold}
+	errc := make(chan error, 1)
+	if err := st.enqueue(ctx, &op{lease: l, done: func(err error) { errc <- err }}); err != nil {
+		return false, err
+	}
+	select {
+	case err := <-errc:
+		return l.got, err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 }

@@ -475,3 +475,76 @@ func TestCloseBoundedByContext(t *testing.T) {
 		t.Errorf("publish after close = %v, want ErrClosed", err)
 	}
 }
+
+// TestTwoStreamsOnOneFile opens the same file twice, as a sidecar and a
+// second process (such as `tributary events tail`) do: messages published
+// through one are read through the other, and one consumer group spans
+// both, one reader at a time.
+func TestTwoStreamsOnOneFile(t *testing.T) {
+	dir := t.TempDir()
+	s1 := openStream(t, dir, nil)
+	s2 := openStream(t, dir, nil)
+
+	tail, err := s2.Subscriber(core.SubscribeOptions{From: core.FromEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	tailed, err := tail.Subscribe(context.Background(), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, fmt.Sprintf("m%02d", i))
+	}
+	publish(t, s1, "orders", ids...)
+	if m := <-tailed; m.UUID != "m00" {
+		t.Errorf("other stream read %s first, want m00", m.UUID)
+	} else {
+		m.Ack()
+	}
+
+	opts := core.SubscribeOptions{Group: "billing", From: core.FromBeginning}
+	subA, err := s1.Subscriber(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgsA, err := subA.Subscribe(context.Background(), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 5 {
+		m := <-msgsA
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	subB, err := s2.Subscriber(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subB.Close()
+	msgsB, err := subB.Subscribe(context.Background(), "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// B waits for the lease while A holds it and reads on, then resumes
+	// after A's last ack.
+	for range 3 {
+		m := <-msgsA
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	if err := subA.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m := <-msgsB
+		got = append(got, m.UUID)
+		m.Ack()
+	}
+	if !reflect.DeepEqual(got, ids) {
+		t.Errorf("group across two streams read %v, want %v", got, ids)
+	}
+}

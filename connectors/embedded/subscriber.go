@@ -150,12 +150,76 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			return
 		}
 		defer func() { <-g.lease }()
-		g.mu.Lock()
-		pos := g.offset
-		g.mu.Unlock()
-		s.consume(sctx, topic, out, pos, func(off int64) { s.commit(sctx, g, topic, off) })
+		s.consumeGroup(sctx, g, topic, out)
 	}()
 	return out, nil
+}
+
+// consumeGroup reads for the group while this process holds the group's
+// lease on topic in the database, so that processes sharing the file
+// share the group too. It renews the lease while reading and stops reading
+// if it is lost (the process stalled for longer than the lease's TTL).
+func (s *Subscriber) consumeGroup(ctx context.Context, g *group, topic string, out chan<- *message.Message) {
+	key := offsetKey{s.opts.Group, topic}
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		select {
+		case <-retry.C:
+		case <-ctx.Done():
+			return
+		}
+		retry.Reset(pollInterval)
+		got, err := s.st.lease(ctx, key, true)
+		if err != nil || !got {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				s.st.logger.Warn("take consumer group lease failed; retrying", "group", key.group, "topic", topic, "error", err)
+			}
+			continue
+		}
+		// Another process may have read for the group: resume from the
+		// committed offset, which the writer has stored before the lease
+		// was taken.
+		off, ok, err := s.st.committed(ctx, key.group, topic)
+		if err != nil {
+			continue
+		}
+		g.mu.Lock()
+		if ok {
+			g.offset = off
+		}
+		pos := g.offset
+		g.mu.Unlock()
+
+		lctx, lost := context.WithCancel(ctx)
+		renewed := make(chan struct{})
+		go func() {
+			defer close(renewed)
+			t := time.NewTicker(leaseTTL / 3)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					if got, err := s.st.lease(lctx, key, true); err == nil && !got {
+						s.st.logger.Warn("consumer group lease lost; waiting to take it again", "group", key.group, "topic", topic)
+						lost()
+						return
+					}
+				case <-lctx.Done():
+					return
+				}
+			}
+		}()
+		s.consume(lctx, topic, out, pos, func(off int64) { s.commit(lctx, g, topic, off) })
+		lost()
+		<-renewed
+		if ctx.Err() != nil {
+			// Give the lease up for the next reader; the writer stores it
+			// after this reader's last commit.
+			_ = s.st.enqueue(context.Background(), &op{lease: &leaseReq{key: key}})
+			return
+		}
+	}
 }
 
 // initGroup loads the group's committed offset, or fixes and commits its
