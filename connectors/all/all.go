@@ -8,4 +8,7 @@ import (
 	// Streams.
 	_ "github.com/tributary/tributary/connectors/embedded"
 	_ "github.com/tributary/tributary/connectors/kafka"
+
+	// Sources.
+	_ "github.com/tributary/tributary/connectors/webhook"
 )

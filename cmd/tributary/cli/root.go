@@ -51,10 +51,11 @@ func invalid(err error) error { return &exitError{code: ExitInvalid, err: err} }
 
 // Main runs the command with args against reg and returns the exit code.
 func Main(reg *core.Registry, args []string) int {
-	return run(reg, args, os.Stdout, os.Stderr)
+	return Run(reg, args, os.Stdout, os.Stderr)
 }
 
-func run(reg *core.Registry, args []string, stdout, stderr io.Writer) int {
+// Run is Main with explicit output streams.
+func Run(reg *core.Registry, args []string, stdout, stderr io.Writer) int {
 	root := New(reg)
 	root.SetArgs(args)
 	root.SetOut(stdout)
