@@ -10,4 +10,3 @@ curl -sS -X POST "http://127.0.0.1:8080/hooks/demo" \
   -H "X-Delivery-Id: delivery-$id" \
   -H "X-Signature: sha256=$sig" \
   --data-binary "$body"
-echo
