@@ -170,6 +170,10 @@ type store struct {
 	aborted atomic.Int64 // ops failed because the flush was cut short
 	done    chan struct{}
 
+	ckptStop context.CancelFunc
+	ckptCtx  context.Context
+	ckptDone chan struct{}
+
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
 	lastAt   int64 // last published_at, only touched by the writer
@@ -189,6 +193,10 @@ func dsn(file string, mode SyncMode, txlock string) string {
 		// The writer's cache holds a whole batch, so that no page
 		// spills to the log before the commit.
 		q.Add("_pragma", "cache_size(-65536)")
+		// Checkpoints run in the background (see checkpointLoop); the
+		// writer checkpoints only as a safety net when the log grows
+		// past 256 MiB.
+		q.Add("_pragma", "wal_autocheckpoint(16384)")
 	}
 	if mode == SyncNormal {
 		q.Add("_pragma", "synchronous(NORMAL)")
@@ -214,10 +222,13 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		notifyCh:  make(chan struct{}),
 		groups:    map[offsetKey]*group{},
 		owner:     newOwner(),
+		ckptDone:  make(chan struct{}),
 		subs:      map[*Subscriber]struct{}{},
 	}
+	st.ckptCtx, st.ckptStop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
+			st.ckptStop()
 			st.release()
 		}
 	}()
@@ -288,6 +299,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		return nil, fmt.Errorf("read last publish time of stream database %q: %w", file, err)
 	}
 	go st.run()
+	go st.checkpointLoop()
 	return st, nil
 }
 
@@ -552,7 +564,33 @@ func (st *store) shutdown(ctx context.Context) error {
 			ctxErr = nil
 		}
 	}
+	st.ckptStop()
+	<-st.ckptDone
 	return errors.Join(ctxErr, st.release())
+}
+
+// checkpointInterval is how often the write-ahead log is copied into the
+// database file.
+const checkpointInterval = 500 * time.Millisecond
+
+// checkpointLoop copies the write-ahead log into the database file on a
+// reader connection, so that the writer only ever appends to the log and
+// the copy (and its fsync) runs beside it. A passive checkpoint never
+// blocks the writer or the readers.
+func (st *store) checkpointLoop() {
+	defer close(st.ckptDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-st.ckptCtx.Done():
+			return
+		}
+		if _, err := st.rdb.ExecContext(st.ckptCtx, "PRAGMA wal_checkpoint(PASSIVE)"); err != nil && st.ckptCtx.Err() == nil {
+			st.logger.Warn("checkpoint stream database failed", "file", st.file, "error", err)
+		}
+	}
 }
 
 // lastOffset returns the offset of the last message ever written.
