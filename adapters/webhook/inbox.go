@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,20 +26,15 @@ const ackDelay = 200 * time.Millisecond
 // maxBatch bounds how many deliveries one inbox transaction commits.
 const maxBatch = 1024
 
-// pruneEvery is how often the inbox forgets delivery ids older than the
-// dedup window, and pruneLimit how many it forgets per transaction so that
-// pruning never stalls deliveries for long.
-const (
-	pruneEvery = time.Minute
-	pruneLimit = 5000
-)
-
 // record is one delivery as the inbox keeps it.
 type record struct {
 	seq      uint64
 	id       string
 	received time.Time
 	meta     recordMeta
+	// metaJSON is meta encoded for storage, filled by the submitter so
+	// that the single writer does not spend its time encoding.
+	metaJSON []byte
 	body     []byte
 	// payload is the parsed body when the handler already parsed it.
 	payload any
@@ -64,19 +60,21 @@ type writeReq struct {
 	done chan struct{}
 }
 
-// inboxStats are the inbox's contents when it was opened.
-type inboxStats struct {
-	count   int64
-	bytes   int64
-	lastSeq uint64
-}
-
 // inbox is the durable, deduplicating queue between the HTTP handler and
 // the source's Read. One writer goroutine commits many deliveries per
 // transaction (group commit), so that one fsync covers them all.
+//
+// Storage: each transaction's accepted deliveries form one row of
+// inbox_batches (sequence range and a framed blob), so that a delivery costs
+// no B-tree insert of its own. inbox_state keeps the sequence acknowledged
+// so far (deliveries at or below it are never read again) and the dedup
+// generation. Delivery ids live in two generation tables, seen_0 and
+// seen_1: an id is a duplicate when either holds it; new ids go to the
+// current one; when the current generation is one window old, the other
+// table is emptied and becomes current. An id is thus remembered for at
+// least one window and at most two, without a time index to maintain.
 type inbox struct {
 	wdb    *sql.DB // the single writer connection
-	rdb    *sql.DB // readers
 	conn   *sql.Conn
 	stmts  inboxStmts
 	window time.Duration
@@ -99,42 +97,45 @@ type inbox struct {
 	stored  atomic.Int64
 
 	// Writer-only state.
-	nextSeq   uint64
-	deleted   uint64
-	lastPrune time.Time
-	pruneMore bool
+	nextSeq  uint64
+	deleted  uint64 // acked sequence persisted in inbox_state
+	gen      int    // current seen generation, 0 or 1
+	genStart time.Time
+	buf      []byte
 }
 
 type inboxStmts struct {
 	begin, commit, rollback *sql.Stmt
-	seen, insert, del       *sql.Stmt
-	prune                   *sql.Stmt
+	dedup                   [2]*sql.Stmt // indexed by the current generation
+	clear                   [2]*sql.Stmt // empties seen_N
+	insert, del, state      *sql.Stmt
 }
 
 const inboxSchema = `
-CREATE TABLE IF NOT EXISTS inbox (
-	seq         INTEGER PRIMARY KEY,
-	delivery_id TEXT    NOT NULL,
-	received_ns INTEGER NOT NULL,
-	meta        BLOB    NOT NULL,
-	body        BLOB    NOT NULL
+CREATE TABLE IF NOT EXISTS inbox_batches (
+	first_seq INTEGER PRIMARY KEY,
+	last_seq  INTEGER NOT NULL,
+	data      BLOB    NOT NULL
 );
-CREATE TABLE IF NOT EXISTS seen (
-	delivery_id TEXT    PRIMARY KEY,
-	seen_ns     INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_by_time ON seen (seen_ns);
+CREATE TABLE IF NOT EXISTS inbox_state (
+	id           INTEGER PRIMARY KEY CHECK (id = 0),
+	acked_seq    INTEGER NOT NULL,
+	gen          INTEGER NOT NULL,
+	gen_start_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen_0 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_1 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
 `
 
-// openInbox opens (creating when missing) the inbox database in dir. It
+// openInbox opens (creating when missing) the inbox database in dir and
+// returns the deliveries it holds that were not acknowledged, in order. It
 // does not start the writer: call start once onCommit is set.
-func openInbox(ctx context.Context, dir string, window time.Duration, now func() time.Time) (*inbox, inboxStats, error) {
+func openInbox(ctx context.Context, dir string, window time.Duration, now func() time.Time) (*inbox, []*record, error) {
 	path := filepath.Join(dir, "webhook-inbox.db")
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "foreign_keys(OFF)")
 	dsn := "file:" + path + "?" + q.Encode()
 	ib := &inbox{
 		window:  window,
@@ -143,9 +144,9 @@ func openInbox(ctx context.Context, dir string, window time.Duration, now func()
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	fail := func(err error) (*inbox, inboxStats, error) {
+	fail := func(err error) (*inbox, []*record, error) {
 		ib.closeDBs()
-		return nil, inboxStats{}, fmt.Errorf("open webhook inbox %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open webhook inbox %s: %w", path, err)
 	}
 	var err error
 	if ib.wdb, err = sql.Open("sqlite", dsn); err != nil {
@@ -158,10 +159,20 @@ func openInbox(ctx context.Context, dir string, window time.Duration, now func()
 	if _, err = ib.conn.ExecContext(ctx, inboxSchema); err != nil {
 		return fail(err)
 	}
-	if ib.rdb, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+	var genStart int64
+	err = ib.conn.QueryRowContext(ctx, `SELECT acked_seq, gen, gen_start_ns FROM inbox_state WHERE id = 0`).Scan(&ib.deleted, &ib.gen, &genStart)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		ib.genStart = now()
+		if _, err = ib.conn.ExecContext(ctx, `INSERT INTO inbox_state (id, acked_seq, gen, gen_start_ns) VALUES (0, 0, 0, ?)`, ib.genStart.UnixNano()); err != nil {
+			return fail(err)
+		}
+	case err != nil:
 		return fail(err)
+	default:
+		ib.genStart = time.Unix(0, genStart)
+		ib.gen &= 1
 	}
-	ib.rdb.SetMaxOpenConns(2)
 	prep := func(dst **sql.Stmt, query string) {
 		if err != nil {
 			return
@@ -171,51 +182,133 @@ func openInbox(ctx context.Context, dir string, window time.Duration, now func()
 	prep(&ib.stmts.begin, `BEGIN IMMEDIATE`)
 	prep(&ib.stmts.commit, `COMMIT`)
 	prep(&ib.stmts.rollback, `ROLLBACK`)
-	prep(&ib.stmts.seen, `INSERT INTO seen (delivery_id, seen_ns) VALUES (?1, ?2)
-		ON CONFLICT (delivery_id) DO UPDATE SET seen_ns = excluded.seen_ns WHERE seen.seen_ns < ?3`)
-	prep(&ib.stmts.insert, `INSERT INTO inbox (seq, delivery_id, received_ns, meta, body) VALUES (?, ?, ?, ?, ?)`)
-	prep(&ib.stmts.del, `DELETE FROM inbox WHERE seq <= ?`)
-	prep(&ib.stmts.prune, `DELETE FROM seen WHERE delivery_id IN
-		(SELECT delivery_id FROM seen WHERE seen_ns < ? ORDER BY seen_ns LIMIT ?)`)
+	prep(&ib.stmts.dedup[0], `INSERT INTO seen_0 (delivery_id) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM seen_1 WHERE delivery_id = ?1) ON CONFLICT DO NOTHING`)
+	prep(&ib.stmts.dedup[1], `INSERT INTO seen_1 (delivery_id) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM seen_0 WHERE delivery_id = ?1) ON CONFLICT DO NOTHING`)
+	prep(&ib.stmts.clear[0], `DELETE FROM seen_0`)
+	prep(&ib.stmts.clear[1], `DELETE FROM seen_1`)
+	prep(&ib.stmts.insert, `INSERT INTO inbox_batches (first_seq, last_seq, data) VALUES (?, ?, ?)`)
+	prep(&ib.stmts.del, `DELETE FROM inbox_batches WHERE first_seq <= ?1 AND last_seq <= ?1`)
+	prep(&ib.stmts.state, `UPDATE inbox_state SET acked_seq = ?, gen = ?, gen_start_ns = ? WHERE id = 0`)
 	if err != nil {
 		return fail(err)
 	}
-	var st inboxStats
-	row := ib.conn.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0), COALESCE(MAX(seq), 0) FROM inbox`)
-	if err = row.Scan(&st.count, &st.bytes, &st.lastSeq); err != nil {
+	recs, err := ib.load(ctx)
+	if err != nil {
 		return fail(err)
 	}
-	ib.nextSeq = st.lastSeq
-	return ib, st, nil
+	return ib, recs, nil
 }
 
-// forgetThrough deletes the rows up to and including the one holding
-// delivery id: the stream already holds them (a checkpoint says so) though
-// their ack did not reach the inbox before a stop. It reports how many rows
-// and bytes it removed. It is called before start.
-func (ib *inbox) forgetThrough(ctx context.Context, id string) (int64, int64, error) {
-	var seq uint64
-	err := ib.conn.QueryRowContext(ctx, `SELECT seq FROM inbox WHERE delivery_id = ? ORDER BY seq LIMIT 1`, id).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, nil
-	}
+// load returns the stored deliveries not yet acknowledged and sets nextSeq.
+func (ib *inbox) load(ctx context.Context) ([]*record, error) {
+	ib.nextSeq = ib.deleted
+	rows, err := ib.conn.QueryContext(ctx, `SELECT first_seq, last_seq, data FROM inbox_batches WHERE last_seq > ? ORDER BY first_seq`, int64(ib.deleted))
 	if err != nil {
-		return 0, 0, fmt.Errorf("find checkpointed delivery %q in the inbox: %w", id, err)
+		return nil, fmt.Errorf("read stored deliveries: %w", err)
 	}
-	var n, b int64
-	if err := ib.conn.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM inbox WHERE seq <= ?`, seq).Scan(&n, &b); err != nil {
-		return 0, 0, fmt.Errorf("count checkpointed deliveries: %w", err)
+	defer rows.Close()
+	var out []*record
+	for rows.Next() {
+		var (
+			first, last int64
+			data        []byte
+		)
+		if err := rows.Scan(&first, &last, &data); err != nil {
+			return nil, fmt.Errorf("read stored deliveries: %w", err)
+		}
+		recs, err := decodeBatch(uint64(first), data)
+		if err != nil {
+			return nil, fmt.Errorf("decode stored batch at sequence %d: %w", first, err)
+		}
+		if len(recs) == 0 || recs[len(recs)-1].seq != uint64(last) {
+			return nil, fmt.Errorf("decode stored batch at sequence %d: holds %d deliveries, want %d", first, len(recs), last-first+1)
+		}
+		for _, r := range recs {
+			if r.seq > ib.deleted {
+				out = append(out, r)
+			}
+		}
+		ib.nextSeq = max(ib.nextSeq, uint64(last))
 	}
-	if _, err := ib.conn.ExecContext(ctx, `DELETE FROM inbox WHERE seq <= ?`, seq); err != nil {
-		return 0, 0, fmt.Errorf("forget checkpointed deliveries through %q: %w", id, err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read stored deliveries: %w", err)
 	}
-	ib.deleted = seq
-	return n, b, nil
+	return out, nil
+}
+
+// appendRecord frames r for a batch blob: id, received time, meta, body.
+func appendRecord(b []byte, r *record) []byte {
+	b = binary.AppendUvarint(b, uint64(len(r.id)))
+	b = append(b, r.id...)
+	b = binary.AppendVarint(b, r.received.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(r.metaJSON)))
+	b = append(b, r.metaJSON...)
+	b = binary.AppendUvarint(b, uint64(len(r.body)))
+	return append(b, r.body...)
+}
+
+// decodeBatch reads the records of a batch blob; the first has sequence
+// first and the others follow.
+func decodeBatch(first uint64, data []byte) ([]*record, error) {
+	var out []*record
+	field := func() ([]byte, error) {
+		n, k := binary.Uvarint(data)
+		if k <= 0 || n > uint64(len(data)-k) {
+			return nil, errors.New("truncated field")
+		}
+		f := data[k : k+int(n)]
+		data = data[k+int(n):]
+		return f, nil
+	}
+	for seq := first; len(data) > 0; seq++ {
+		id, err := field()
+		if err != nil {
+			return nil, err
+		}
+		ns, k := binary.Varint(data)
+		if k <= 0 {
+			return nil, errors.New("truncated time")
+		}
+		data = data[k:]
+		meta, err := field()
+		if err != nil {
+			return nil, err
+		}
+		body, err := field()
+		if err != nil {
+			return nil, err
+		}
+		r := &record{seq: seq, id: string(id), received: time.Unix(0, ns).UTC(), metaJSON: meta, body: body}
+		if err := json.Unmarshal(meta, &r.meta); err != nil {
+			return nil, fmt.Errorf("delivery %q: %w", r.id, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// forget marks the deliveries up to and including the one holding
+// delivery id as acknowledged: the stream already holds them (a checkpoint
+// says so) though their ack did not reach the inbox before a stop. recs
+// are the stored deliveries; forget returns those that remain. It is called
+// before start.
+func (ib *inbox) forget(ctx context.Context, recs []*record, id string) ([]*record, error) {
+	for i, r := range recs {
+		if r.id != id {
+			continue
+		}
+		if _, err := ib.conn.ExecContext(ctx, `UPDATE inbox_state SET acked_seq = ? WHERE id = 0`, int64(r.seq)); err != nil {
+			return nil, fmt.Errorf("forget checkpointed deliveries through %q: %w", id, err)
+		}
+		ib.deleted = r.seq
+		ib.ackTo.Store(r.seq)
+		return recs[i+1:], nil
+	}
+	return recs, nil
 }
 
 // start runs the writer goroutine.
 func (ib *inbox) start() {
-	ib.lastPrune = ib.now()
 	ib.running = true
 	go ib.run()
 }
@@ -223,6 +316,11 @@ func (ib *inbox) start() {
 // submit stores rec durably (or finds it a duplicate) and returns once the
 // transaction holding it committed. It is safe for concurrent use.
 func (ib *inbox) submit(ctx context.Context, rec *record) (dup bool, err error) {
+	if rec.metaJSON == nil {
+		if rec.metaJSON, err = json.Marshal(&rec.meta); err != nil {
+			return false, fmt.Errorf("encode delivery %q: %w", rec.id, err)
+		}
+	}
 	req := &writeReq{rec: rec, done: make(chan struct{})}
 	select {
 	case <-ib.quit:
@@ -249,13 +347,13 @@ func (ib *inbox) submit(ctx context.Context, rec *record) (dup bool, err error) 
 	}
 }
 
-// ack asks the writer to delete every row up to seq, in its next
+// ack asks the writer to forget every delivery up to seq, in its next
 // transaction. It does not wait.
 func (ib *inbox) ack(seq uint64) {
 	for {
 		cur := ib.ackTo.Load()
 		if seq <= cur || ib.ackTo.CompareAndSwap(cur, seq) {
-			break
+			return
 		}
 	}
 }
@@ -312,16 +410,25 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	ctx := context.Background()
 	now := ib.now()
 	ack := ib.ackTo.Load()
-	prune := ib.pruneMore || now.Sub(ib.lastPrune) >= pruneEvery
-	if len(batch) == 0 && ack <= ib.deleted && !prune {
+	rotate := now.Sub(ib.genStart) >= ib.window
+	if len(batch) == 0 && ack <= ib.deleted && !rotate {
 		return
+	}
+	gen, genStart := ib.gen, ib.genStart
+	if rotate {
+		gen, genStart = 1-gen, now
 	}
 	startSeq := ib.nextSeq
 	accepted := make([]*record, 0, len(batch))
+	ib.buf = ib.buf[:0]
 	err := ib.txn(ctx, func() error {
-		cutoff := now.Add(-ib.window).UnixNano()
+		if rotate {
+			if _, err := ib.stmts.clear[gen].ExecContext(ctx); err != nil {
+				return fmt.Errorf("forget delivery ids older than %s: %w", ib.window, err)
+			}
+		}
 		for _, r := range batch {
-			res, err := ib.stmts.seen.ExecContext(ctx, r.rec.id, now.UnixNano(), cutoff)
+			res, err := ib.stmts.dedup[gen].ExecContext(ctx, r.rec.id)
 			if err != nil {
 				return fmt.Errorf("record delivery id %q: %w", r.rec.id, err)
 			}
@@ -329,29 +436,25 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 				r.dup = true
 				continue
 			}
-			meta, err := json.Marshal(&r.rec.meta)
-			if err != nil {
-				return fmt.Errorf("encode delivery %q: %w", r.rec.id, err)
-			}
 			ib.nextSeq++
 			r.rec.seq = ib.nextSeq
-			if _, err := ib.stmts.insert.ExecContext(ctx, int64(r.rec.seq), r.rec.id, r.rec.received.UnixNano(), meta, r.rec.body); err != nil {
-				return fmt.Errorf("store delivery %q: %w", r.rec.id, err)
-			}
+			ib.buf = appendRecord(ib.buf, r.rec)
 			accepted = append(accepted, r.rec)
+		}
+		if len(accepted) > 0 {
+			if _, err := ib.stmts.insert.ExecContext(ctx, int64(startSeq+1), int64(ib.nextSeq), ib.buf); err != nil {
+				return fmt.Errorf("store %d deliveries: %w", len(accepted), err)
+			}
 		}
 		if ack > ib.deleted {
 			if _, err := ib.stmts.del.ExecContext(ctx, int64(ack)); err != nil {
 				return fmt.Errorf("delete acked deliveries through sequence %d: %w", ack, err)
 			}
 		}
-		if prune {
-			res, err := ib.stmts.prune.ExecContext(ctx, cutoff, pruneLimit)
-			if err != nil {
-				return fmt.Errorf("forget delivery ids older than %s: %w", ib.window, err)
+		if ack > ib.deleted || rotate {
+			if _, err := ib.stmts.state.ExecContext(ctx, int64(max(ack, ib.deleted)), gen, genStart.UnixNano()); err != nil {
+				return fmt.Errorf("store inbox state: %w", err)
 			}
-			n, _ := res.RowsAffected()
-			ib.pruneMore = n == pruneLimit
 		}
 		return nil
 	})
@@ -366,12 +469,8 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	}
 	ib.commits.Add(1)
 	ib.stored.Add(int64(len(accepted)))
-	if ack > ib.deleted {
-		ib.deleted = ack
-	}
-	if prune {
-		ib.lastPrune = now
-	}
+	ib.deleted = max(ack, ib.deleted)
+	ib.gen, ib.genStart = gen, genStart
 	if len(accepted) > 0 && ib.onCommit != nil {
 		ib.onCommit(accepted)
 	}
@@ -393,40 +492,6 @@ func (ib *inbox) txn(ctx context.Context, f func() error) error {
 		return fmt.Errorf("commit inbox transaction: %w", err)
 	}
 	return nil
-}
-
-// readStored returns up to limit stored records with after < seq <= upto,
-// in sequence order.
-func (ib *inbox) readStored(ctx context.Context, after, upto uint64, limit int) ([]*record, error) {
-	rows, err := ib.rdb.QueryContext(ctx,
-		`SELECT seq, delivery_id, received_ns, meta, body FROM inbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
-		int64(after), int64(upto), limit)
-	if err != nil {
-		return nil, fmt.Errorf("read webhook inbox after sequence %d: %w", after, err)
-	}
-	defer rows.Close()
-	var out []*record
-	for rows.Next() {
-		var (
-			r    record
-			seq  int64
-			ns   int64
-			meta []byte
-		)
-		if err := rows.Scan(&seq, &r.id, &ns, &meta, &r.body); err != nil {
-			return nil, fmt.Errorf("read webhook inbox row: %w", err)
-		}
-		r.seq = uint64(seq)
-		r.received = time.Unix(0, ns).UTC()
-		if err := json.Unmarshal(meta, &r.meta); err != nil {
-			return nil, fmt.Errorf("decode webhook inbox row %d (delivery %q): %w", seq, r.id, err)
-		}
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read webhook inbox: %w", err)
-	}
-	return out, nil
 }
 
 // close stops the writer (bounded by ctx) and closes the database.
@@ -453,10 +518,6 @@ func (ib *inbox) closeDBs() error {
 	if ib.conn != nil {
 		errs = append(errs, ib.conn.Close())
 		ib.conn = nil
-	}
-	if ib.rdb != nil {
-		errs = append(errs, ib.rdb.Close())
-		ib.rdb = nil
 	}
 	if ib.wdb != nil {
 		errs = append(errs, ib.wdb.Close())

@@ -180,11 +180,6 @@ type run struct {
 	closed chan struct{}
 	unmnt  func()
 
-	// diskUpto is the highest sequence stored when the run opened: rows up
-	// to it are read from disk, later ones from memory.
-	diskUpto uint64
-	readSeq  uint64 // used by Read only
-
 	qmu    sync.Mutex
 	queue  []*record
 	notify chan struct{}
@@ -257,29 +252,29 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ib, st, err := openInbox(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now)
+	ib, recs, err := openInbox(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now)
 	if err != nil {
 		return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 	}
 	if !from.IsZero() {
-		n, b, err := ib.forgetThrough(ctx, string(from.Data))
-		if err != nil {
+		if recs, err = ib.forget(ctx, recs, string(from.Data)); err != nil {
 			_ = ib.close(ctx)
 			return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 		}
-		st.count -= n
-		st.bytes -= b
 	}
 	r := &run{
-		ib:       ib,
-		log:      logger,
-		closed:   make(chan struct{}),
-		diskUpto: st.lastSeq,
-		readSeq:  ib.deleted,
-		notify:   make(chan struct{}, 1),
+		ib:     ib,
+		log:    logger,
+		closed: make(chan struct{}),
+		queue:  recs,
+		notify: make(chan struct{}, 1),
 	}
-	r.pendingN.Store(st.count)
-	r.pendingB.Store(st.bytes)
+	var stored int64
+	for _, rec := range recs {
+		stored += int64(len(rec.body))
+	}
+	r.pendingN.Store(int64(len(recs)))
+	r.pendingB.Store(stored)
 	ib.onCommit = r.push
 	ib.start()
 	met := newMetrics(env.Metrics, env.Name, func() float64 { return float64(r.pendingN.Load()) })
@@ -292,8 +287,8 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	r.unmnt = unmount
 	s.run = r
-	if st.count > 0 {
-		logger.Info("webhook inbox holds deliveries from before; reading them first", "deliveries", st.count)
+	if len(recs) > 0 {
+		logger.Info("webhook inbox holds deliveries from before; reading them first", "deliveries", len(recs))
 	}
 	return nil
 }
@@ -308,23 +303,14 @@ func (s *Source) current() (*run, error) {
 }
 
 // Read blocks until deliveries are stored and returns them as changes, in
-// the order they were accepted: first those stored before Open, then new
-// ones. It returns ctx.Err() once ctx is done and ErrClosed after Close.
+// the order they were accepted: first those stored before Open (loaded when
+// it opened; max_pending bounds them), then new ones. It returns ctx.Err() once ctx is done and ErrClosed after Close.
 func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	r, err := s.current()
 	if err != nil {
 		return nil, err
 	}
 	var recs []*record
-	if r.readSeq < r.diskUpto {
-		recs, err = r.ib.readStored(ctx, r.readSeq, r.diskUpto, readLimit)
-		if err != nil {
-			return nil, err
-		}
-		if len(recs) == 0 {
-			r.readSeq = r.diskUpto
-		}
-	}
 	for len(recs) == 0 {
 		r.qmu.Lock()
 		if len(r.queue) > 0 {
@@ -354,7 +340,6 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body))})
 	}
 	r.amu.Unlock()
-	r.readSeq = recs[len(recs)-1].seq
 	return out, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,17 +290,26 @@ func TestDuplicates(t *testing.T) {
 }
 
 func TestDedupWindowExpires(t *testing.T) {
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	h := newHarness(t, webhook.Config{Path: "/hooks/orders", DeliveryID: headerID, DedupWindow: time.Hour, Now: clock})
+	var clock atomic.Int64
+	clock.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	h := newHarness(t, webhook.Config{Path: "/hooks/orders", DeliveryID: headerID, DedupWindow: time.Hour, Now: now})
 	h.post(`{}`, map[string]string{"X-Delivery": "x"})
-	h.readN(1)
-	// Nothing advances the clock while requests run, so this is not racy.
-	h.restart(core.Position{Version: 1, Data: []byte("x")})
-	now = now.Add(2 * time.Hour)
-	h.restart(core.Position{Version: 1, Data: []byte("x")})
+	// Ids are remembered for at least one window...
+	clock.Add(int64(90 * time.Minute))
+	if a := h.post(`{}`, map[string]string{"X-Delivery": "x"}); a.body["status"] != "duplicate" {
+		t.Fatalf("within the window = %s, want duplicate", a.raw)
+	}
+	h.restart(core.Position{})
+	if a := h.post(`{}`, map[string]string{"X-Delivery": "x"}); a.body["status"] != "duplicate" {
+		t.Fatalf("within the window after a restart = %s, want duplicate", a.raw)
+	}
+	// ...and forgotten after at most two.
+	clock.Add(int64(2 * time.Hour))
+	h.post(`{}`, map[string]string{"X-Delivery": "y"})
+	clock.Add(int64(2 * time.Hour))
 	if a := h.post(`{}`, map[string]string{"X-Delivery": "x"}); a.body["status"] != "accepted" {
-		t.Fatalf("after the window = %s, want accepted", a.raw)
+		t.Fatalf("after two windows = %s, want accepted", a.raw)
 	}
 }
 
