@@ -215,8 +215,8 @@ func dsn(file string, mode SyncMode, txlock string) string {
 
 // openStore opens (creating when needed) the database at file and starts
 // the writer. On error everything opened so far is closed again.
-func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger) (st *store, err error) {
-	st = &store{
+func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger) (_ *store, err error) {
+	st := &store{
 		file:      file,
 		logger:    logger,
 		retention: cfg.Retention,
@@ -233,7 +233,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 	defer func() {
 		if err != nil {
 			st.ckptStop()
-			st.release()
+			_ = st.release() // the open error says more
 		}
 	}()
 	st.wdb, err = sql.Open("sqlite", dsn(file, cfg.Sync, "immediate"))

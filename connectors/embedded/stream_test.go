@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -546,5 +548,61 @@ func TestTwoStreamsOnOneFile(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, ids) {
 		t.Errorf("group across two streams read %v, want %v", got, ids)
+	}
+}
+
+func TestPing(t *testing.T) {
+	ctx := context.Background()
+	s := embedded.New()
+	if err := s.Ping(ctx); !errors.Is(err, embedded.ErrNotOpen) {
+		t.Errorf("ping before open = %v, want ErrNotOpen", err)
+	}
+	if err := s.Open(ctx, core.Env{StateDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, embedded.ErrClosed) {
+		t.Errorf("ping after close = %v, want ErrClosed", err)
+	}
+}
+
+func TestOpenErrorsNameTheFile(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("not a database\n"), 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		values map[string]any
+		env    core.Env
+	}{
+		{name: "path is a directory", values: map[string]any{"path": dir}},
+		{name: "no path and no state directory", values: nil},
+		{name: "file is not a database", values: map[string]any{"path": junk}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := embedded.New()
+			if err := s.Configure(core.NewConfig("stream", tt.values)); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Open(context.Background(), tt.env)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			t.Logf("error: %v", err)
+			if p, _ := tt.values["path"].(string); p != "" && !strings.Contains(err.Error(), p) {
+				t.Errorf("error %q does not name the file %q", err, p)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Errorf("close after failed open: %v", err)
+			}
+		})
 	}
 }
