@@ -86,6 +86,9 @@ func (s *Stream) Open(ctx context.Context, env core.Env) error {
 	if err != nil {
 		return err
 	}
+	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
+		return core.FieldErrorf("path", "%q is a directory; name the database file, such as %s", file, filepath.Join(file, defaultFile))
+	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
 		return fmt.Errorf("create directory of stream database %q: %w", file, err)
 	}

@@ -243,11 +243,11 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 	st.wdb.SetMaxOpenConns(1)
 	st.wconn, err = st.wdb.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open stream database %q: %w", file, err)
+		return nil, fmt.Errorf("open stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
 	}
 	for _, stmt := range schema {
 		if _, err = st.wconn.ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("create schema in stream database %q: %w", file, err)
+			return nil, fmt.Errorf("create schema in stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
 		}
 	}
 	var jm string
