@@ -131,6 +131,11 @@ func ValidateBody(mediaType string, body []byte) error {
 }
 
 func parseJSON(body []byte) (any, error) {
+	return decodeJSON(body)
+}
+
+// parseJSONStd is the encoding/json reference parseJSON must agree with.
+func parseJSONStd(body []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
