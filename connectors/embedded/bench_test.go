@@ -94,3 +94,40 @@ func BenchmarkPublish1KB(b *testing.B) {
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	})
 }
+
+// BenchmarkSubscribe1KB reads 1 KB events already stored, acking each, in
+// a consumer group (so every ack commits the group's offset). One op is
+// one event.
+func BenchmarkSubscribe1KB(b *testing.B) {
+	msgs := benchMessages(4096)
+	s := openStream(b, b.TempDir(), nil)
+	pub := s.Publisher()
+	for i := 0; i < b.N; i += 512 {
+		n := min(512, b.N-i)
+		batch := make([]*message.Message, n)
+		for j := range batch {
+			batch[j] = msgs[(i+j)%len(msgs)]
+		}
+		if err := pub.Publish("bench", batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sub, err := s.Subscriber(core.SubscribeOptions{Group: "bench", From: core.FromBeginning})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	ch, err := sub.Subscribe(context.Background(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		(<-ch).Ack()
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}

@@ -102,10 +102,13 @@ type row struct {
 }
 
 // offsetCommit is a consumer group's last acknowledged offset on a topic.
+// With latest set, the writer stores the group's offset as it is when the
+// transaction is written, so that a burst of acks costs one queued op.
 type offsetCommit struct {
 	group  string
 	topic  string
 	offset int64
+	latest *group
 }
 
 // op is one unit of work for the writer. Every op in a batch is written in
@@ -479,7 +482,13 @@ func (st *store) writeTx(batch []*op) (err error) {
 			if commits == nil {
 				commits = map[offsetKey]int64{}
 			}
-			commits[offsetKey{o.commit.group, o.commit.topic}] = o.commit.offset
+			off := o.commit.offset
+			if g := o.commit.latest; g != nil {
+				g.mu.Lock()
+				off, g.pending = g.offset, false
+				g.mu.Unlock()
+			}
+			commits[offsetKey{o.commit.group, o.commit.topic}] = off
 		}
 		if o.lease != nil {
 			if err = st.writeLease(ctx, o.lease); err != nil {

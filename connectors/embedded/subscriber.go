@@ -44,9 +44,10 @@ var _ message.Subscriber = (*Subscriber)(nil)
 type group struct {
 	lease chan struct{} // holds a token while a subscription reads
 
-	mu     sync.Mutex
-	loaded bool
-	offset int64 // last acked offset
+	mu      sync.Mutex
+	loaded  bool
+	offset  int64 // last acked offset
+	pending bool  // a commit of offset is queued for the writer
 }
 
 func (st *store) group(name, topic string) *group {
@@ -253,10 +254,20 @@ func (s *Subscriber) initGroup(ctx context.Context, g *group, topic string) erro
 func (s *Subscriber) commit(ctx context.Context, g *group, topic string, off int64) {
 	g.mu.Lock()
 	g.offset = off
+	queued := g.pending
+	g.pending = true
 	g.mu.Unlock()
-	c := &offsetCommit{group: s.opts.Group, topic: topic, offset: off}
-	if err := s.st.enqueue(ctx, &op{commit: c}); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
-		s.st.logger.Warn("commit consumer offset failed", "group", s.opts.Group, "topic", topic, "offset", off, "error", err)
+	if queued {
+		return // the queued commit will store this offset
+	}
+	c := &offsetCommit{group: s.opts.Group, topic: topic, latest: g}
+	if err := s.st.enqueue(ctx, &op{commit: c}); err != nil {
+		g.mu.Lock()
+		g.pending = false
+		g.mu.Unlock()
+		if !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+			s.st.logger.Warn("commit consumer offset failed", "group", s.opts.Group, "topic", topic, "offset", off, "error", err)
+		}
 	}
 }
 
