@@ -117,11 +117,7 @@ func ValidateBody(mediaType string, body []byte) error {
 		return nil
 	}
 	if KindOf(mediaType) == KindJSON {
-		if !json.Valid(body) {
-			_, err := parseJSON(body)
-			if err == nil {
-				err = errors.New("invalid JSON")
-			}
+		if err := checkJSON(body); err != nil {
 			return &BodyError{MediaType: mediaType, Err: err}
 		}
 		return nil

@@ -1,13 +1,13 @@
 package webhook
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // handler serves one run's deliveries.
@@ -194,13 +194,70 @@ func (h *handler) reply(w http.ResponseWriter, r Reply) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v response) {
-	b, _ := json.Marshal(v)
-	b = append(b, '\n')
+	b := make([]byte, 0, 64+len(v.DeliveryID)+len(v.Error))
+	b = append(b, '{')
+	sep := false
+	for _, f := range [...]struct{ k, v string }{{"status", v.Status}, {"delivery_id", v.DeliveryID}, {"error", v.Error}} {
+		if f.v == "" {
+			continue
+		}
+		if sep {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, f.k...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, f.v)
+		sep = true
+	}
+	b = append(b, '}', '\n')
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	hd["Content-Type"] = []string{"application/json"}
+	hd["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else if r == '\u2028' || r == '\u2029' {
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func headerMap(h http.Header) map[string]string {

@@ -24,6 +24,11 @@ type jsonParser struct {
 	s     string // the document, copied once
 	i     int
 	depth int
+	// skip checks syntax only: nothing is built and nothing allocated.
+	skip bool
+	// stack holds the elements of the arrays being parsed, so that each
+	// array is allocated once at its final size.
+	stack []any
 }
 
 var errJSONSyntax = errors.New("invalid JSON")
@@ -88,11 +93,17 @@ func (p *jsonParser) object() (any, error) {
 		return nil, err
 	}
 	p.i++ // {
-	m := map[string]any{}
+	var m map[string]any
+	if !p.skip {
+		m = make(map[string]any, 4)
+	}
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
 		p.depth--
+		if p.skip {
+			return nil, nil
+		}
 		return m, nil
 	}
 	for {
@@ -113,7 +124,9 @@ func (p *jsonParser) object() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k.(string)] = v
+		if !p.skip {
+			m[k.(string)] = v
+		}
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, p.fail("unexpected end of object")
@@ -124,6 +137,9 @@ func (p *jsonParser) object() (any, error) {
 		case '}':
 			p.i++
 			p.depth--
+			if p.skip {
+				return nil, nil
+			}
 			return m, nil
 		default:
 			return nil, p.fail("expected ',' or '}'")
@@ -136,19 +152,24 @@ func (p *jsonParser) array() (any, error) {
 		return nil, err
 	}
 	p.i++ // [
-	a := []any{}
+	base := len(p.stack)
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
 		p.depth--
-		return a, nil
+		if p.skip {
+			return nil, nil
+		}
+		return []any{}, nil
 	}
 	for {
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		if !p.skip {
+			p.stack = append(p.stack, v)
+		}
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, p.fail("unexpected end of array")
@@ -159,6 +180,13 @@ func (p *jsonParser) array() (any, error) {
 		case ']':
 			p.i++
 			p.depth--
+			if p.skip {
+				return nil, nil
+			}
+			a := make([]any, len(p.stack)-base)
+			copy(a, p.stack[base:])
+			clear(p.stack[base:])
+			p.stack = p.stack[:base]
 			return a, nil
 		default:
 			return nil, p.fail("expected ',' or ']'")
@@ -199,6 +227,9 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.fail("invalid number")
 		}
 	}
+	if p.skip {
+		return nil, nil
+	}
 	return json.Number(p.s[start:p.i]), nil
 }
 
@@ -211,22 +242,30 @@ func (p *jsonParser) str() (any, error) {
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		if c == '"' {
-			s := p.s[start:p.i]
 			p.i++
-			return s, nil
+			if p.skip {
+				return "", nil
+			}
+			return p.s[start : p.i-1], nil
 		}
 		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 			break
 		}
 		p.i++
 	}
-	out := make([]byte, 0, p.i-start+16)
-	out = append(out, p.b[start:p.i]...)
+	var out []byte
+	if !p.skip {
+		out = make([]byte, 0, p.i-start+16)
+		out = append(out, p.b[start:p.i]...)
+	}
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
 			p.i++
+			if p.skip {
+				return "", nil
+			}
 			return string(out), nil
 		case c < 0x20:
 			return nil, p.fail("control character in string")
@@ -305,6 +344,17 @@ func (p *jsonParser) hex4() (rune, bool) {
 // it.
 func decodeJSON(b []byte) (any, error) {
 	p := jsonParser{b: b, s: string(b)}
+	return p.document()
+}
+
+// checkJSON reports whether b is one JSON document, building nothing.
+func checkJSON(b []byte) error {
+	p := jsonParser{b: b, skip: true}
+	_, err := p.document()
+	return err
+}
+
+func (p *jsonParser) document() (any, error) {
 	v, err := p.value()
 	if err != nil {
 		return nil, err

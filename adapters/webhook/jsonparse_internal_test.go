@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -28,6 +29,9 @@ func TestDecodeJSONMatchesEncodingJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := decodeJSON([]byte(tt.in))
 			want, werr := parseJSONStd([]byte(tt.in))
+			if cerr := checkJSON([]byte(tt.in)); (cerr == nil) != (err == nil) {
+				t.Fatalf("checkJSON error %v, decodeJSON error %v", cerr, err)
+			}
 			if (err == nil) != (werr == nil) {
 				t.Fatalf("decodeJSON error %v, encoding/json error %v", err, werr)
 			}
@@ -45,6 +49,9 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeJSON(b)
 		want, werr := parseJSONStd(b)
+		if cerr := checkJSON(b); (cerr == nil) != (err == nil) {
+			t.Fatalf("checkJSON(%q) error %v, decodeJSON error %v", b, cerr, err)
+		}
 		if (err == nil) != (werr == nil) {
 			t.Fatalf("decodeJSON(%q) error %v, encoding/json error %v", b, err, werr)
 		}
@@ -74,6 +81,19 @@ func BenchmarkParseJSON1KB(b *testing.B) {
 			if _, err := parseJSONStd(body); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"abc", "a\"b\\c", "\x00\x1f<>&", "\xff\u2028é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := appendJSONString(nil, s)
+		want, _ := json.Marshal(s)
+		if string(got) != string(want) {
+			t.Fatalf("appendJSONString(%q) = %s, encoding/json = %s", s, got, want)
 		}
 	})
 }
