@@ -447,13 +447,18 @@ func (st *store) write(batch []*op) {
 func (st *store) writeTx(batch []*op) (err error) {
 	ctx := context.Background()
 	if _, err = st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("begin write to stream database %q: %w", st.file, err)
+		// A transaction left open by a failed rollback would fail every
+		// later write: end it and try once more.
+		_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+		if _, err = st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return fmt.Errorf("begin write to stream database %q: %w", st.file, err)
+		}
 	}
 	defer func() {
 		if err != nil {
-			if _, rerr := st.wconn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
-			}
+			// INSERT OR ROLLBACK may have ended the transaction already,
+			// so a failing rollback says nothing more.
+			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
 	at := max(time.Now().UnixNano(), st.lastAt)
