@@ -111,3 +111,25 @@ func BenchmarkPublish1KB(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublish1KBOneByOne publishes the same events with a blocking
+// Publish of one message at a time (what watermill-kafka's publisher does),
+// for comparison with BenchmarkPublish1KB.
+func BenchmarkPublish1KBOneByOne(b *testing.B) {
+	events := benchEvents(1000, 1024)
+	s := openStream(b, nil)
+	pub := s.Publisher()
+	topic := newTopic("bench-sync")
+	if err := pub.Publish(topic, events[0]); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(1024)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if err := pub.Publish(topic, events[i%len(events)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}

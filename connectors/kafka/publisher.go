@@ -81,6 +81,10 @@ type publisher struct {
 	calls   map[*call]struct{}
 
 	dispatched chan struct{} // closed once Successes and Errors are drained
+
+	// records recycles producer messages and their header slices once the
+	// producer hands them back: fewer allocations per event, less GC.
+	records sync.Pool
 }
 
 // call tracks the messages of one PublishAsync call.
@@ -115,6 +119,7 @@ func newPublisher(client sarama.Client, t *topics, log *slog.Logger) (*publisher
 			if c, ok := m.Metadata.(*call); ok {
 				c.ack(nil)
 			}
+			p.recycle(m)
 		}
 	}()
 	go func() {
@@ -143,7 +148,7 @@ func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*mess
 	c := &call{done: done, p: p}
 	records := make([]*sarama.ProducerMessage, len(msgs))
 	for i, m := range msgs {
-		records[i] = toRecord(topic, m, c)
+		records[i] = p.toRecord(topic, m, c)
 	}
 	return p.enqueue(ctx, topic, c, records)
 }
@@ -180,24 +185,39 @@ func (p *publisher) enqueue(ctx context.Context, topic string, c *call, records 
 // toRecord maps a message to a record in CloudEvents binary mode: metadata
 // to headers one to one (adding ce_id from the message UUID when absent),
 // payload to value, the partition key to the record key.
-func toRecord(topic string, m *message.Message, c *call) *sarama.ProducerMessage {
-	headers := make([]sarama.RecordHeader, 0, len(m.Metadata)+1)
+func (p *publisher) toRecord(topic string, m *message.Message, c *call) *sarama.ProducerMessage {
+	r, _ := p.records.Get().(*sarama.ProducerMessage)
+	if r == nil {
+		r = &sarama.ProducerMessage{}
+	}
+	headers := r.Headers[:0]
+	if cap(headers) < len(m.Metadata)+1 {
+		headers = make([]sarama.RecordHeader, 0, len(m.Metadata)+1)
+	}
 	for k, v := range m.Metadata {
 		headers = append(headers, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(v)})
 	}
 	if _, ok := m.Metadata[core.HeaderID]; !ok {
 		headers = append(headers, sarama.RecordHeader{Key: bytesOf(core.HeaderID), Value: bytesOf(m.UUID)})
 	}
-	r := &sarama.ProducerMessage{
-		Topic:    topic,
-		Value:    sarama.ByteEncoder(m.Payload),
-		Headers:  headers,
-		Metadata: c,
-	}
+	r.Topic = topic
+	r.Value = sarama.ByteEncoder(m.Payload)
+	r.Headers = headers
+	r.Metadata = c
 	if k := m.Metadata[core.MetadataKey]; k != "" {
-		r.Key = sarama.StringEncoder(k)
+		r.Key = sarama.ByteEncoder(bytesOf(k))
 	}
 	return r
+}
+
+// recycle returns a producer message the producer is done with to the pool.
+// Only messages that succeeded are recycled: a failed one may still be
+// referenced by an error the caller holds.
+func (p *publisher) recycle(r *sarama.ProducerMessage) {
+	headers := r.Headers
+	clear(headers)
+	*r = sarama.ProducerMessage{Headers: headers[:0]}
+	p.records.Put(r)
 }
 
 // ack counts one message of the call as finished.
