@@ -23,8 +23,13 @@ var ErrClosed = errors.New("webhook source closed")
 // arrives to carry it.
 const ackDelay = 200 * time.Millisecond
 
-// maxBatch bounds how many deliveries one inbox transaction commits.
-const maxBatch = 1024
+// maxBatch and maxBatchBytes bound how many deliveries, and how many body
+// bytes, one inbox transaction commits (a batch is one SQLite blob, which
+// must stay well below SQLite's 1 GB limit).
+const (
+	maxBatch      = 1024
+	maxBatchBytes = 16 << 20
+)
 
 // record is one delivery as the inbox keeps it.
 type record struct {
@@ -366,21 +371,31 @@ func (ib *inbox) run() {
 	// of its own under load.
 	tick := time.NewTicker(ackDelay)
 	defer tick.Stop()
+	var next *writeReq // taken from the queue but left for the next batch
 	for {
 		batch = batch[:0]
-		select {
-		case r := <-ib.reqs:
-			batch = append(batch, r)
-		case <-tick.C:
-		case <-ib.quit:
-			ib.drain()
-			return
-		}
-	fill:
-		for len(batch) < maxBatch {
+		size := 0
+		if next != nil {
+			batch, size, next = append(batch, next), len(next.rec.body), nil
+		} else {
 			select {
 			case r := <-ib.reqs:
-				batch = append(batch, r)
+				batch, size = append(batch, r), len(r.rec.body)
+			case <-tick.C:
+			case <-ib.quit:
+				ib.drain()
+				return
+			}
+		}
+	fill:
+		for len(batch) < maxBatch && size < maxBatchBytes {
+			select {
+			case r := <-ib.reqs:
+				if size+len(r.rec.body) > maxBatchBytes {
+					next = r
+					break fill
+				}
+				batch, size = append(batch, r), size+len(r.rec.body)
 			default:
 				break fill
 			}

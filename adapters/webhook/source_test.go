@@ -550,3 +550,38 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) fl
 	}
 	return 0
 }
+
+func TestLargeDeliveriesSurviveRestart(t *testing.T) {
+	h := newHarness(t, webhook.Config{Path: "/hooks/orders", DeliveryID: headerID, MaxBodyBytes: 2 << 20})
+	const n = 16 // 16 × 1.5 MiB needs two transactions of at most 16 MiB
+	errc := make(chan error, n)
+	for i := range n {
+		go func() {
+			body := `{"i":` + fmt.Sprint(i) + `,"pad":"` + strings.Repeat("x", 3<<19) + `"}`
+			req, _ := http.NewRequest("POST", h.srv.URL+"/hooks/orders", strings.NewReader(body))
+			req.Header.Set("X-Delivery", fmt.Sprint("big-", i))
+			resp, err := h.srv.Client().Do(req)
+			if err != nil {
+				errc <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("delivery %d: status %d", i, resp.StatusCode)
+			}
+			errc <- err
+		}()
+	}
+	for range n {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.restart(core.Position{})
+	chs := h.readN(n)
+	for _, c := range chs {
+		if len(c.Raw) < 3<<19 {
+			t.Fatalf("delivery %s came back with %d bytes", c.Position, len(c.Raw))
+		}
+	}
+}
