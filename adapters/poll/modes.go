@@ -1,0 +1,324 @@
+package poll
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/tributary/tributary/core"
+)
+
+// scanPage is how many index entries one delete-detection step reads.
+const scanPage = 1000
+
+// cursorPos is the JSON form of a cursor-mode position.
+type cursorPos struct {
+	C json.RawMessage `json:"c"`
+	K json.RawMessage `json:"k"`
+	H string          `json:"h"`
+}
+
+func appendCursorPos(b []byte, c cval, kind CursorKind, key string, h [16]byte) []byte {
+	b = append(b, `{"c":`...)
+	b = c.appendJSON(b, kind)
+	b = append(b, `,"k":`...)
+	b = append(b, key...)
+	b = append(b, `,"h":"`...)
+	b = append(b, hashText(h)...)
+	return append(b, `"}`...)
+}
+
+func decodeCursorPos(p core.Position, kind CursorKind) (cval, error) {
+	if p.Version != 1 {
+		return cval{}, fmt.Errorf("unknown position version %d", p.Version)
+	}
+	var cp cursorPos
+	if err := json.Unmarshal(p.Data, &cp); err != nil {
+		return cval{}, err
+	}
+	if len(cp.C) == 0 {
+		return cval{}, fmt.Errorf("position has no cursor")
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(cp.C))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return cval{}, err
+	}
+	return normCursor(kind, v)
+}
+
+func seenID(key string, c cval, h [16]byte) [16]byte {
+	var buf [24]byte
+	hh := sha256.New()
+	hh.Write([]byte(key))
+	hh.Write([]byte{0})
+	hh.Write(strconv.AppendInt(buf[:0], c.i, 10))
+	hh.Write([]byte{0})
+	hh.Write([]byte(c.s))
+	hh.Write([]byte{0})
+	hh.Write(h[:])
+	var out [16]byte
+	copy(out[:], hh.Sum(nil))
+	return out
+}
+
+// runCursor reads the records at or after the watermark minus the
+// look-back window and emits those not seen yet.
+func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
+	kind := s.cfg.Cursor
+	req := Request{Mode: ModeCursor, RunTime: rt}
+	s.mu.Lock()
+	if s.hasMark {
+		req.Cursor = s.lowerBound(s.mark).value(kind)
+	}
+	s.mu.Unlock()
+	h := &hasher{}
+	var pos []byte
+	n := 0
+	err := s.cfg.Fetcher.Fetch(ctx, req, func(recs []Record) error {
+		changes := make([]core.Change, 0, len(recs))
+		s.mu.Lock()
+		for i := range recs {
+			r := &recs[i]
+			n++
+			c, err := normCursor(kind, r.Cursor)
+			if err != nil {
+				s.mu.Unlock()
+				return core.Fatal(fmt.Errorf("record %d (key %v): %w", n, r.Key, err))
+			}
+			key, err := canonicalKey(r.Key)
+			if err != nil {
+				s.mu.Unlock()
+				return core.Fatal(fmt.Errorf("record %d: %w", n, err))
+			}
+			sum := h.sum(r.Data)
+			id := seenID(key, c, sum)
+			if _, dup := s.seen[id]; dup {
+				continue
+			}
+			s.seen[id] = c
+			if !s.hasMark || s.mark.less(c, kind) {
+				s.mark, s.hasMark = c, true
+			}
+			pos = appendCursorPos(pos[:0], c, kind, key, sum)
+			p := string(pos)
+			s.fifo = append(s.fifo, pending{pos: p, id: id, c: c})
+			changes = append(changes, s.change(r, core.OpUpdate, p, rt))
+		}
+		s.mu.Unlock()
+		return s.send(ctx, changes)
+	})
+	s.mu.Lock()
+	if s.hasMark {
+		lower := s.lowerBound(s.mark)
+		for id, c := range s.seen {
+			if c.less(lower, kind) {
+				delete(s.seen, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// snapshotPos is the JSON form of a snapshot-mode position: the key, its
+// version number in the index and its content hash ("" when deleted).
+func appendSnapshotPos(b []byte, key string, ver int64, h string) []byte {
+	b = append(b, `{"k":`...)
+	b = append(b, key...)
+	b = append(b, `,"v":`...)
+	b = strconv.AppendInt(b, ver, 10)
+	b = append(b, `,"h":"`...)
+	b = append(b, h...)
+	return append(b, `"}`...)
+}
+
+// base is the newest known state of a key.
+type base struct {
+	hash []byte
+	ver  int64
+	rid  int64
+	ok   bool
+}
+
+// runSnapshot reads the whole set, diffs it against the index and the
+// changes not acknowledged yet, then emits deletes for the keys it did not
+// see.
+func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
+	s.mu.Lock()
+	s.runSeq++
+	seq := s.runSeq
+	s.running = true
+	clear(s.marks)
+	st := s.st
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = false
+		s.mu.Unlock()
+	}()
+	h := &hasher{}
+	var (
+		keys  []string
+		sums  [][16]byte
+		need  []string
+		bases = map[string]base{}
+		found = map[string]indexRow{}
+		pos   []byte
+		n     int
+	)
+	err := s.cfg.Fetcher.Fetch(ctx, Request{Mode: ModeSnapshot, RunTime: rt}, func(recs []Record) error {
+		keys, sums, need = keys[:0], sums[:0], need[:0]
+		clear(bases)
+		clear(found)
+		for i := range recs {
+			n++
+			k, err := canonicalKey(recs[i].Key)
+			if err != nil {
+				return core.Fatal(fmt.Errorf("record %d: %w", n, err))
+			}
+			keys = append(keys, k)
+			sums = append(sums, h.sum(recs[i].Data))
+		}
+		// Pending changes first: once a key leaves the overlay its change
+		// is committed, so a lookup after this point sees it.
+		s.mu.Lock()
+		for _, k := range keys {
+			if ov, ok := s.overlay[k]; ok {
+				ov.seenRun = seq
+				bases[k] = base{hash: ov.hash, ver: ov.ver, ok: true}
+			} else {
+				need = append(need, k)
+			}
+		}
+		s.mu.Unlock()
+		if err := st.lookupKeys(ctx, need, found); err != nil {
+			return err
+		}
+		changes := make([]core.Change, 0, 16)
+		s.mu.Lock()
+		for i := range recs {
+			k, sum := keys[i], sums[i]
+			b, ok := bases[k]
+			if !ok {
+				if row, ok := found[k]; ok {
+					s.marks.set(row.rid)
+					b = base{hash: row.hash, ver: row.ver, ok: true}
+				}
+			}
+			if b.ok && b.hash != nil && bytes.Equal(b.hash, sum[:]) {
+				continue
+			}
+			op := core.OpCreate
+			if b.ok && b.hash != nil {
+				op = core.OpUpdate
+			}
+			ver := b.ver + 1
+			hs := append([]byte(nil), sum[:]...)
+			pos = appendSnapshotPos(pos[:0], k, ver, hashText(sum))
+			p := string(pos)
+			if ov, ok := s.overlay[k]; ok {
+				ov.hash, ov.ver = hs, ver
+				ov.refs++
+				ov.seenRun = seq
+			} else {
+				s.overlay[k] = &overlayEntry{hash: hs, ver: ver, refs: 1, seenRun: seq}
+			}
+			s.fifo = append(s.fifo, pending{pos: p, key: k, hash: hs, ver: ver})
+			changes = append(changes, s.change(&recs[i], op, p, rt))
+		}
+		s.mu.Unlock()
+		return s.send(ctx, changes)
+	})
+	if err != nil {
+		return err
+	}
+	// Deletes of keys pending from earlier runs and not seen in this one.
+	handled := map[string]bool{}
+	var dels []core.Change
+	s.mu.Lock()
+	for k, ov := range s.overlay {
+		if ov.hash == nil || ov.seenRun == seq {
+			continue
+		}
+		ov.hash = nil
+		ov.ver++
+		ov.refs++
+		handled[k] = true
+		dels = append(dels, s.deleteChange(&pos, k, ov.ver, rt))
+	}
+	s.mu.Unlock()
+	for len(dels) > 0 {
+		m := min(len(dels), scanPage)
+		if err := s.send(ctx, dels[:m]); err != nil {
+			return err
+		}
+		dels = dels[m:]
+	}
+	// Deletes of committed keys not seen in this run.
+	err = st.scanLive(ctx, scanPage, func(rids []int64, keys []string, vers []int64) error {
+		var changes []core.Change
+		s.mu.Lock()
+		for i, rid := range rids {
+			k := keys[i]
+			if s.marks.has(rid) || handled[k] {
+				continue
+			}
+			if _, ok := s.overlay[k]; ok {
+				continue
+			}
+			ver := vers[i] + 1
+			s.overlay[k] = &overlayEntry{ver: ver, refs: 1, seenRun: seq}
+			changes = append(changes, s.deleteChange(&pos, k, ver, rt))
+		}
+		s.mu.Unlock()
+		return s.send(ctx, changes)
+	})
+	if err != nil {
+		return err
+	}
+	return st.pruneTombstones(ctx, s.now().Add(-s.cfg.TombstoneTTL).UnixNano())
+}
+
+// deleteChange builds the delete change of key and queues its entry.
+// Callers hold mu.
+func (s *Source) deleteChange(buf *[]byte, key string, ver int64, rt time.Time) core.Change {
+	*buf = appendSnapshotPos((*buf)[:0], key, ver, "")
+	p := string(*buf)
+	s.fifo = append(s.fifo, pending{pos: p, key: key, ver: ver})
+	var k map[string]any
+	dec := json.NewDecoder(bytes.NewReader([]byte(key)))
+	dec.UseNumber()
+	_ = dec.Decode(&k)
+	return s.change(&Record{Key: k}, core.OpDelete, p, rt)
+}
+
+// runEach emits every record the fetcher returns, at the fetcher's
+// positions.
+func (s *Source) runEach(ctx context.Context, rt time.Time) error {
+	s.mu.Lock()
+	after := s.after
+	s.mu.Unlock()
+	n := 0
+	return s.cfg.Fetcher.Fetch(ctx, Request{Mode: ModeEach, RunTime: rt, After: after}, func(recs []Record) error {
+		changes := make([]core.Change, 0, len(recs))
+		s.mu.Lock()
+		for i := range recs {
+			r := &recs[i]
+			n++
+			if r.ID == "" {
+				s.mu.Unlock()
+				return core.Fatal(fmt.Errorf("record %d has no ID: a Fetcher in each mode must name every record's position", n))
+			}
+			s.fifo = append(s.fifo, pending{pos: r.ID, done: r.Done})
+			changes = append(changes, s.change(r, core.OpCreate, r.ID, rt))
+		}
+		s.mu.Unlock()
+		return s.send(ctx, changes)
+	})
+}

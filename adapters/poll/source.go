@@ -1,0 +1,710 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tributary/tributary/core"
+)
+
+// ErrClosed is returned by a Source used after Close.
+var ErrClosed = errors.New("poll source closed")
+
+// Defaults of Config.
+const (
+	DefaultMaxCatchUp   = 100
+	DefaultTombstoneTTL = 30 * 24 * time.Hour
+	DefaultBuffer       = 4
+)
+
+// Config configures a Source.
+type Config struct {
+	// Schedule is a cron expression or "@every <duration>"; see
+	// ParseSchedule.
+	Schedule string
+	// TimeZone is the IANA zone cron expressions are evaluated in; "" is
+	// UTC.
+	TimeZone string
+	// Jitter delays each run by a random duration below it, spreading the
+	// load of many connectors on one schedule. Run times stay the
+	// scheduled ones.
+	Jitter time.Duration
+	// CatchUp is CatchUpOne (the default) or CatchUpAll.
+	CatchUp string
+	// MaxCatchUp bounds the runs CatchUpAll makes up for; older missed
+	// times are dropped. Default DefaultMaxCatchUp.
+	MaxCatchUp int
+	// Mode is the change-detection mode.
+	Mode Mode
+	// Cursor is the watermark type in cursor mode.
+	Cursor CursorKind
+	// LookBack is how far below the watermark each cursor-mode run reads
+	// again, for timestamp cursors.
+	LookBack time.Duration
+	// LookBackCount is the same for integer cursors: how many ids below
+	// the watermark are read again.
+	LookBackCount int64
+	// TombstoneTTL is how long snapshot mode remembers a deleted key's
+	// version, so that a key deleted and created again gets new positions.
+	// Default DefaultTombstoneTTL.
+	TombstoneTTL time.Duration
+	// Fetcher reads the records.
+	Fetcher Fetcher
+	// Source is the SourceInfo of every change; records may override
+	// fields.
+	Source core.SourceInfo
+	// Buffer is how many pages may wait for Read. Default DefaultBuffer.
+	Buffer int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate reports every problem of c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, err := ParseSchedule(c.Schedule, c.TimeZone); err != nil {
+		errs = append(errs, core.FieldErrorf("schedule", "%v", err))
+	}
+	switch c.CatchUp {
+	case "", CatchUpOne, CatchUpAll:
+	default:
+		errs = append(errs, core.FieldErrorf("catch_up", "%q is not one of one, all", c.CatchUp))
+	}
+	if c.Jitter < 0 {
+		errs = append(errs, core.FieldErrorf("jitter", "%s is negative", c.Jitter))
+	}
+	switch c.Mode {
+	case ModeCursor:
+		switch c.Cursor {
+		case CursorTime, CursorInt, CursorString:
+		default:
+			errs = append(errs, core.FieldErrorf("cursor.type", "%q is not one of timestamp, integer, string", c.Cursor))
+		}
+		if c.LookBack < 0 || c.LookBackCount < 0 {
+			errs = append(errs, core.FieldErrorf("cursor.look_back", "is negative"))
+		}
+	case ModeSnapshot, ModeEach:
+	default:
+		errs = append(errs, core.FieldErrorf("mode", "%q is not one of cursor, snapshot", c.Mode))
+	}
+	if c.Fetcher == nil {
+		errs = append(errs, errors.New("poll source needs a Fetcher"))
+	}
+	return errors.Join(errs...)
+}
+
+// pendingKind tells FIFO entries apart.
+const (
+	entryChange = iota
+	entryRunEnd
+)
+
+// pending is a change emitted and not yet acknowledged, with what its
+// acknowledgement makes durable.
+type pending struct {
+	kind int
+	pos  string
+	// cursor mode
+	id [16]byte
+	c  cval
+	// snapshot mode
+	key  string
+	hash []byte // nil for a delete
+	ver  int64
+	// each mode
+	done func(ctx context.Context) error
+	// run end
+	runNS int64
+}
+
+// overlayEntry is a snapshot-mode key whose newest state is not committed.
+type overlayEntry struct {
+	hash    []byte
+	ver     int64
+	refs    int
+	seenRun int64
+}
+
+// item is what the run loop hands Read: a batch or the run's error.
+type item struct {
+	batch []core.Change
+	err   error
+}
+
+// Source is a polling source: it runs a Fetcher on a schedule and turns
+// its records into changes. It implements core.Source except Configure,
+// which belongs to the connector that builds it.
+type Source struct {
+	cfg   Config
+	sched Schedule
+	now   func() time.Time
+
+	// ackMu serialises acknowledgements and run completions, which
+	// commit to the state in FIFO order.
+	ackMu sync.Mutex
+
+	mu      sync.Mutex
+	log     *slog.Logger
+	st      *state
+	out     chan item
+	cancel  context.CancelFunc
+	done    chan struct{}
+	closed  bool
+	fifo    []pending
+	head    int
+	seen    map[[16]byte]cval
+	mark    cval
+	hasMark bool
+	ackMark cval // highest acknowledged cursor
+	hasAck  bool
+	overlay map[string]*overlayEntry
+	marks   bitset
+	runSeq  int64
+	running bool
+	after   string
+
+	lastRun   time.Time
+	nextRun   time.Time
+	lastError string
+	runs      atomic.Int64
+	emitted   atomic.Int64
+}
+
+// NewSource validates cfg and returns an unopened Source. It does no I/O.
+func NewSource(cfg Config) (*Source, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sched, _ := ParseSchedule(cfg.Schedule, cfg.TimeZone)
+	if cfg.CatchUp == "" {
+		cfg.CatchUp = CatchUpOne
+	}
+	if cfg.MaxCatchUp <= 0 {
+		cfg.MaxCatchUp = DefaultMaxCatchUp
+	}
+	if cfg.TombstoneTTL <= 0 {
+		cfg.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Source{cfg: cfg, sched: sched, now: now}, nil
+}
+
+// Open opens the local state in env.StateDir (in memory when it is empty),
+// restores the watermark from `from` and starts the schedule. A zero from
+// resets the local state.
+func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.st != nil {
+		return errors.New("poll source opened twice")
+	}
+	s.log = env.Logger
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st, err := openState(ctx, env.StateDir)
+	if err != nil {
+		return err
+	}
+	s.st = st
+	fail := func(err error) error {
+		st.close()
+		s.st = nil
+		return err
+	}
+	mode, _, err := st.meta(ctx, metaMode)
+	if err != nil {
+		return fail(err)
+	}
+	if from.IsZero() || (mode != "" && mode != string(s.cfg.Mode)) {
+		if err := st.reset(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	if err := st.setMeta(ctx, metaMode, string(s.cfg.Mode)); err != nil {
+		return fail(err)
+	}
+	s.fifo, s.head = nil, 0
+	s.overlay = map[string]*overlayEntry{}
+	s.seen = map[[16]byte]cval{}
+	switch s.cfg.Mode {
+	case ModeCursor:
+		if err := s.restoreMark(ctx, from); err != nil {
+			return fail(err)
+		}
+	case ModeEach:
+		s.after = string(from.Data)
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.out = make(chan item, s.cfg.Buffer)
+	s.done = make(chan struct{})
+	started, err := st.metaInt(ctx, metaStarted)
+	if err != nil {
+		return fail(err)
+	}
+	doneNS, err := st.metaInt(ctx, metaDone)
+	if err != nil {
+		return fail(err)
+	}
+	go s.loop(loopCtx, started, doneNS)
+	return nil
+}
+
+// restoreMark sets the watermark to the higher of the acknowledged one in
+// the local state and the cursor of the checkpoint, and loads the seen set
+// of the look-back window below it.
+func (s *Source) restoreMark(ctx context.Context, from core.Position) error {
+	kind := s.cfg.Cursor
+	if v, ok, err := s.st.meta(ctx, metaMark); err != nil {
+		return err
+	} else if ok {
+		if kind == CursorString {
+			s.mark = cval{s: v}
+		} else {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			s.mark = cval{i: n}
+		}
+		s.hasMark = true
+	}
+	if !from.IsZero() {
+		c, err := decodeCursorPos(from, kind)
+		if err != nil {
+			return core.Fatal(fmt.Errorf("checkpoint %s is not a cursor-mode position of a %s cursor (reset the connector's checkpoint to start over): %w", from, kind, err))
+		}
+		if !s.hasMark || s.mark.less(c, kind) {
+			s.mark, s.hasMark = c, true
+		}
+	}
+	s.ackMark, s.hasAck = s.mark, s.hasMark
+	if !s.hasMark {
+		return nil
+	}
+	seen, err := s.st.loadSeen(ctx, kind, s.lowerBound(s.mark))
+	if err != nil {
+		return err
+	}
+	s.seen = seen
+	return nil
+}
+
+func (s *Source) lowerBound(c cval) cval {
+	return c.minus(s.cfg.Cursor, s.cfg.LookBack, s.cfg.LookBackCount)
+}
+
+// Read returns the next page of changes, blocking until one is ready. It
+// returns a run's error once the changes read before it are returned.
+func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
+	s.mu.Lock()
+	out, closed := s.out, s.closed
+	s.mu.Unlock()
+	if closed || out == nil {
+		return nil, ErrClosed
+	}
+	select {
+	case it, ok := <-out:
+		if !ok {
+			return nil, ErrClosed
+		}
+		if it.err != nil {
+			return nil, it.err
+		}
+		return it.batch, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Ack makes durable what the changes up to pos, and every change before
+// them, imply: seen entries and the watermark, index entries, completed
+// runs, processed files. A position this Source did not read is ignored.
+func (s *Source) Ack(ctx context.Context, pos core.Position) error {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	s.mu.Lock()
+	if s.st == nil || s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	key := string(pos.Data)
+	found := -1
+	for j := s.head; j < len(s.fifo); j++ {
+		if s.fifo[j].kind == entryChange && s.fifo[j].pos == key {
+			found = j
+			break
+		}
+	}
+	if found < 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	end := found + 1
+	for end < len(s.fifo) && s.fifo[end].kind == entryRunEnd {
+		end++
+	}
+	entries := s.fifo[s.head:end]
+	st := s.st
+	s.mu.Unlock()
+	return s.apply(ctx, st, entries, end)
+}
+
+// apply commits entries (the FIFO from head to end) and pops them.
+// Callers hold ackMu.
+func (s *Source) apply(ctx context.Context, st *state, entries []pending, end int) error {
+	kind := s.cfg.Cursor
+	b := commitBatch{kind: kind}
+	var dones []func(context.Context) error
+	mark, hasMark := s.ackMark, s.hasAck
+	for i := range entries {
+		e := &entries[i]
+		switch {
+		case e.kind == entryRunEnd:
+			b.doneNS = e.runNS
+		case s.cfg.Mode == ModeCursor:
+			if !hasMark || mark.less(e.c, kind) {
+				mark, hasMark = e.c, true
+			}
+		case s.cfg.Mode == ModeSnapshot:
+			if e.hash == nil {
+				b.goneKeys = append(b.goneKeys, e.key)
+				b.goneVer = append(b.goneVer, e.ver)
+			} else {
+				b.upsertKeys = append(b.upsertKeys, e.key)
+				b.upsertHash = append(b.upsertHash, e.hash)
+				b.upsertVer = append(b.upsertVer, e.ver)
+			}
+		case s.cfg.Mode == ModeEach:
+			if e.done != nil {
+				dones = append(dones, e.done)
+			}
+		}
+	}
+	if s.cfg.Mode == ModeCursor && hasMark {
+		lower := s.lowerBound(mark)
+		for i := range entries {
+			e := &entries[i]
+			if e.kind == entryChange && !e.c.less(lower, kind) {
+				b.seenIDs = append(b.seenIDs, e.id)
+				b.seenCs = append(b.seenCs, e.c)
+			}
+		}
+		b.mark, b.hasMark = mark, true
+		b.prune, b.hasPrune = lower, true
+	}
+	b.goneNS = s.now().UnixNano()
+	rids, err := st.commit(ctx, &b)
+	if err != nil {
+		return err
+	}
+	for _, d := range dones {
+		if err := d(ctx); err != nil {
+			err = fmt.Errorf("finish acknowledged records: %w", err)
+			s.setError(err)
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ackMark, s.hasAck = mark, hasMark
+	if s.cfg.Mode == ModeSnapshot {
+		for i := range entries {
+			e := &entries[i]
+			if e.kind != entryChange {
+				continue
+			}
+			ov := s.overlay[e.key]
+			if ov == nil {
+				continue
+			}
+			ov.refs--
+			if ov.refs > 0 {
+				continue
+			}
+			delete(s.overlay, e.key)
+			if rid, ok := rids[e.key]; ok && s.running && ov.seenRun == s.runSeq {
+				s.marks.set(rid)
+			}
+		}
+	}
+	clear(s.fifo[s.head:end])
+	s.head = end
+	if s.head == len(s.fifo) {
+		s.fifo, s.head = s.fifo[:0], 0
+	} else if s.head > 4096 && s.head > len(s.fifo)/2 {
+		n := copy(s.fifo, s.fifo[s.head:])
+		clear(s.fifo[n:])
+		s.fifo, s.head = s.fifo[:n], 0
+	}
+	return nil
+}
+
+// Close stops the schedule, waits for a run in progress to stop and closes
+// the local state. It is safe to call twice and before Open.
+func (s *Source) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("close poll source: run still stopping: %w", ctx.Err())
+		}
+	}
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st != nil {
+		if err := s.st.close(); err != nil {
+			return fmt.Errorf("close poll source: %w", err)
+		}
+	}
+	return nil
+}
+
+// Status reports the schedule and the changes waiting for acknowledgement.
+func (s *Source) Status() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := map[string]any{
+		"mode":     string(s.cfg.Mode),
+		"schedule": s.cfg.Schedule,
+		"runs":     s.runs.Load(),
+		"changes":  s.emitted.Load(),
+		"unacked":  len(s.fifo) - s.head,
+	}
+	if !s.lastRun.IsZero() {
+		st["last_run"] = s.lastRun
+	}
+	if !s.nextRun.IsZero() {
+		st["next_run"] = s.nextRun
+	}
+	if s.lastError != "" {
+		st["last_error"] = s.lastError
+	}
+	if s.cfg.Mode == ModeCursor && s.hasMark {
+		st["watermark"] = s.mark.value(s.cfg.Cursor)
+	}
+	return st
+}
+
+// Health returns nil while the source is open.
+func (s *Source) Health(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.st == nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Source) setError(err error) {
+	s.mu.Lock()
+	s.lastError = err.Error()
+	s.mu.Unlock()
+}
+
+// loop runs the schedule until ctx is done or a run fails.
+func (s *Source) loop(ctx context.Context, startedNS, doneNS int64) {
+	defer close(s.done)
+	var queue []time.Time
+	var last time.Time
+	switch {
+	case startedNS > doneNS:
+		// A run was not fully acknowledged: run it again, same run time.
+		queue = []time.Time{time.Unix(0, startedNS).UTC()}
+		last = queue[0]
+	case doneNS == 0:
+		queue = []time.Time{s.now().UTC()}
+		last = queue[0]
+	default:
+		last = time.Unix(0, doneNS).UTC()
+	}
+	for {
+		if len(queue) == 0 {
+			now := s.now()
+			m := missed(s.sched, last, now, s.cfg.MaxCatchUp)
+			if len(m) > 0 && s.cfg.CatchUp == CatchUpOne {
+				m = m[len(m)-1:]
+			}
+			queue = m
+		}
+		if len(queue) == 0 {
+			next := s.sched.Next(last)
+			if next.IsZero() {
+				<-ctx.Done()
+				return
+			}
+			wait := next.Sub(s.now())
+			if s.cfg.Jitter > 0 {
+				wait += time.Duration(rand.Int64N(int64(s.cfg.Jitter)))
+			}
+			s.mu.Lock()
+			s.nextRun = next
+			s.mu.Unlock()
+			t := time.NewTimer(max(wait, 0))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		rt := queue[0].UTC()
+		queue = queue[1:]
+		last = rt
+		if err := s.run(ctx, rt); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			err = fmt.Errorf("poll run at %s: %w", rt.Format(time.RFC3339Nano), err)
+			s.setError(err)
+			select {
+			case s.out <- item{err: err}:
+			case <-ctx.Done():
+			}
+			return
+		}
+	}
+}
+
+// run executes one run and records its completion.
+func (s *Source) run(ctx context.Context, rt time.Time) error {
+	if err := s.st.setMeta(ctx, metaStarted, strconv.FormatInt(rt.UnixNano(), 10)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.lastRun = rt
+	s.mu.Unlock()
+	s.runs.Add(1)
+	var err error
+	switch s.cfg.Mode {
+	case ModeCursor:
+		err = s.runCursor(ctx, rt)
+	case ModeSnapshot:
+		err = s.runSnapshot(ctx, rt)
+	case ModeEach:
+		err = s.runEach(ctx, rt)
+	}
+	if err != nil {
+		return err
+	}
+	return s.endRun(ctx, rt)
+}
+
+// endRun marks rt complete at once when nothing is waiting for
+// acknowledgement, and otherwise once everything before it is acknowledged.
+func (s *Source) endRun(ctx context.Context, rt time.Time) error {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	s.mu.Lock()
+	if s.head < len(s.fifo) {
+		s.fifo = append(s.fifo, pending{kind: entryRunEnd, runNS: rt.UnixNano()})
+		s.mu.Unlock()
+		return nil
+	}
+	st := s.st
+	s.mu.Unlock()
+	_, err := st.commit(ctx, &commitBatch{kind: s.cfg.Cursor, doneNS: rt.UnixNano()})
+	return err
+}
+
+// send hands a batch to Read, blocking while Read is behind.
+func (s *Source) send(ctx context.Context, batch []core.Change) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	select {
+	case s.out <- item{batch: batch}:
+		s.emitted.Add(int64(len(batch)))
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// change builds the change of a record.
+func (s *Source) change(r *Record, op core.Op, pos string, rt time.Time) core.Change {
+	src := s.cfg.Source
+	if r.Source.System != "" {
+		src.System = r.Source.System
+	}
+	if r.Source.Schema != "" {
+		src.Schema = r.Source.Schema
+	}
+	if r.Source.Table != "" {
+		src.Table = r.Source.Table
+	}
+	if r.Source.Endpoint != "" {
+		src.Endpoint = r.Source.Endpoint
+	}
+	if !r.Source.CommitTime.IsZero() {
+		src.CommitTime = r.Source.CommitTime
+	}
+	if r.Source.TxID != "" {
+		src.TxID = r.Source.TxID
+	}
+	meta := make(map[string]any, len(r.Meta)+2)
+	for k, v := range r.Meta {
+		meta[k] = v
+	}
+	meta["run_time"] = rt
+	meta["poll_mode"] = string(s.cfg.Mode)
+	if r.Op != "" && s.cfg.Mode != ModeSnapshot {
+		op = r.Op
+	}
+	return core.Change{
+		Op:       op,
+		Key:      r.Key,
+		After:    r.Data,
+		Meta:     meta,
+		Source:   src,
+		Position: core.Position{Version: 1, Data: []byte(pos)},
+	}
+}
+
+// bitset is a growable set of row ids.
+type bitset []uint64
+
+func (b *bitset) set(i int64) {
+	w := int(i >> 6)
+	if w >= len(*b) {
+		*b = append(*b, make([]uint64, w-len(*b)+1+len(*b)/4)...)
+	}
+	(*b)[w] |= 1 << (uint(i) & 63)
+}
+
+func (b bitset) has(i int64) bool {
+	w := int(i >> 6)
+	return w < len(b) && b[w]&(1<<(uint(i)&63)) != 0
+}
+
+var (
+	_ core.StatusReporter = (*Source)(nil)
+	_ core.HealthChecker  = (*Source)(nil)
+)

@@ -1,0 +1,381 @@
+package poll
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // the pure Go SQLite driver behind the local state
+)
+
+// StateFile is the name of the local state database in Env.StateDir.
+const StateFile = "poll-state.db"
+
+const stateSchema = `
+CREATE TABLE IF NOT EXISTS poll_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS poll_seen (id BLOB PRIMARY KEY, c ANY) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS poll_seen_c ON poll_seen (c);
+CREATE TABLE IF NOT EXISTS poll_index (
+	rid     INTEGER PRIMARY KEY,
+	key     TEXT    NOT NULL UNIQUE,
+	hash    BLOB,
+	ver     INTEGER NOT NULL,
+	gone_ns INTEGER
+);
+`
+
+// Meta keys of poll_meta.
+const (
+	metaMode    = "mode"
+	metaStarted = "started_ns" // run time of the last run started
+	metaDone    = "done_ns"    // run time of the last run fully acknowledged
+	metaMark    = "watermark"  // cursor mode: highest acknowledged cursor
+)
+
+// lookupChunk is how many keys one index lookup asks for.
+const lookupChunk = 256
+
+// upsertChunk is how many rows one index write statement carries.
+const upsertChunk = 200
+
+// state is the Source's local database: run times, the cursor-mode seen
+// set, the snapshot-mode index.
+type state struct {
+	db     *sql.DB
+	lookup *sql.Stmt
+	path   string
+}
+
+// indexRow is one committed index entry.
+type indexRow struct {
+	rid  int64
+	hash []byte // nil for a tombstone
+	ver  int64
+}
+
+func openState(ctx context.Context, dir string) (*state, error) {
+	path := ":memory:"
+	dsn := "file::memory:?mode=memory&cache=shared"
+	if dir != "" {
+		path = filepath.Join(dir, StateFile)
+		q := url.Values{}
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		dsn = "file:" + path + "?" + q.Encode()
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open poll state %s: %w", path, err)
+	}
+	if dir == "" {
+		db.SetMaxOpenConns(1) // one in-memory database per Source
+	} else {
+		db.SetMaxOpenConns(4)
+	}
+	st := &state{db: db, path: path}
+	if _, err := db.ExecContext(ctx, stateSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create poll state %s: %w", path, err)
+	}
+	q := "SELECT rid, key, hash, ver FROM poll_index WHERE key IN (?" + strings.Repeat(",?", lookupChunk-1) + ")"
+	if st.lookup, err = db.PrepareContext(ctx, q); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prepare poll state %s: %w", path, err)
+	}
+	return st, nil
+}
+
+func (st *state) close() error {
+	if st == nil || st.db == nil {
+		return nil
+	}
+	if st.lookup != nil {
+		st.lookup.Close()
+	}
+	err := st.db.Close()
+	st.db = nil
+	return err
+}
+
+// reset empties the state.
+func (st *state) reset(ctx context.Context) error {
+	_, err := st.db.ExecContext(ctx, `DELETE FROM poll_meta; DELETE FROM poll_seen; DELETE FROM poll_index;`)
+	if err != nil {
+		return fmt.Errorf("reset poll state %s: %w", st.path, err)
+	}
+	return nil
+}
+
+func (st *state) meta(ctx context.Context, k string) (string, bool, error) {
+	var v string
+	err := st.db.QueryRowContext(ctx, `SELECT v FROM poll_meta WHERE k = ?`, k).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read %s from poll state %s: %w", k, st.path, err)
+	}
+	return v, true, nil
+}
+
+func (st *state) metaInt(ctx context.Context, k string) (int64, error) {
+	v, ok, err := st.meta(ctx, k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n, nil
+}
+
+func (st *state) setMeta(ctx context.Context, k, v string) error {
+	_, err := st.db.ExecContext(ctx, `INSERT INTO poll_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, k, v)
+	if err != nil {
+		return fmt.Errorf("write %s to poll state %s: %w", k, st.path, err)
+	}
+	return nil
+}
+
+// cursorArg is a cval as stored in the c column.
+func cursorArg(c cval, kind CursorKind) any {
+	if kind == CursorString {
+		return c.s
+	}
+	return c.i
+}
+
+// loadSeen returns the seen entries whose cursor is at or after lower.
+func (st *state) loadSeen(ctx context.Context, kind CursorKind, lower cval) (map[[16]byte]cval, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT id, c FROM poll_seen WHERE c >= ?`, cursorArg(lower, kind))
+	if err != nil {
+		return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
+	}
+	defer rows.Close()
+	out := map[[16]byte]cval{}
+	for rows.Next() {
+		var id []byte
+		var c any
+		if err := rows.Scan(&id, &c); err != nil {
+			return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
+		}
+		var k [16]byte
+		copy(k[:], id)
+		switch x := c.(type) {
+		case int64:
+			out[k] = cval{i: x}
+		case string:
+			out[k] = cval{s: x}
+		case []byte:
+			out[k] = cval{s: string(x)}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
+	}
+	return out, nil
+}
+
+// lookupKeys returns the committed index rows of keys.
+func (st *state) lookupKeys(ctx context.Context, keys []string, out map[string]indexRow) error {
+	args := make([]any, lookupChunk)
+	for start := 0; start < len(keys); start += lookupChunk {
+		chunk := keys[start:min(start+lookupChunk, len(keys))]
+		for i := range args {
+			if i < len(chunk) {
+				args[i] = chunk[i]
+			} else {
+				args[i] = chunk[0]
+			}
+		}
+		rows, err := st.lookup.QueryContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("look up keys in poll index %s: %w", st.path, err)
+		}
+		for rows.Next() {
+			var r indexRow
+			var k string
+			if err := rows.Scan(&r.rid, &k, &r.hash, &r.ver); err != nil {
+				rows.Close()
+				return fmt.Errorf("look up keys in poll index %s: %w", st.path, err)
+			}
+			out[k] = r
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("look up keys in poll index %s: %w", st.path, err)
+		}
+	}
+	return nil
+}
+
+// scanLive calls fn with every live (not deleted) index entry, in row id
+// order, in pages of up to n.
+func (st *state) scanLive(ctx context.Context, n int, fn func(rids []int64, keys []string, vers []int64) error) error {
+	after := int64(-1)
+	for {
+		rows, err := st.db.QueryContext(ctx, `SELECT rid, key, ver FROM poll_index WHERE rid > ? AND hash IS NOT NULL ORDER BY rid LIMIT ?`, after, n)
+		if err != nil {
+			return fmt.Errorf("scan poll index %s: %w", st.path, err)
+		}
+		var rids, vers []int64
+		var keys []string
+		for rows.Next() {
+			var rid, ver int64
+			var k string
+			if err := rows.Scan(&rid, &k, &ver); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan poll index %s: %w", st.path, err)
+			}
+			rids, keys, vers = append(rids, rid), append(keys, k), append(vers, ver)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("scan poll index %s: %w", st.path, err)
+		}
+		if len(rids) == 0 {
+			return nil
+		}
+		if err := fn(rids, keys, vers); err != nil {
+			return err
+		}
+		after = rids[len(rids)-1]
+	}
+}
+
+// commitBatch is what one Ack makes durable.
+type commitBatch struct {
+	kind CursorKind
+	// seen entries to add, and the bound below which entries are dropped.
+	seenIDs    [][16]byte
+	seenCs     []cval
+	prune      cval
+	hasPrune   bool
+	mark       cval
+	hasMark    bool
+	upsertKeys []string
+	upsertHash [][]byte
+	upsertVer  []int64
+	goneKeys   []string
+	goneVer    []int64
+	goneNS     int64
+	doneNS     int64
+}
+
+func (b *commitBatch) empty() bool {
+	return len(b.seenIDs) == 0 && !b.hasMark && len(b.upsertKeys) == 0 && len(b.goneKeys) == 0 && b.doneNS == 0
+}
+
+// commit applies b in one transaction and returns the row ids of the
+// upserted keys.
+func (st *state) commit(ctx context.Context, b *commitBatch) (map[string]int64, error) {
+	tx, err := st.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("commit poll state %s: %w", st.path, err)
+	}
+	defer tx.Rollback()
+	fail := func(err error) (map[string]int64, error) {
+		return nil, fmt.Errorf("commit poll state %s: %w", st.path, err)
+	}
+	for start := 0; start < len(b.seenIDs); start += upsertChunk {
+		end := min(start+upsertChunk, len(b.seenIDs))
+		var sb strings.Builder
+		sb.WriteString(`INSERT OR IGNORE INTO poll_seen (id, c) VALUES `)
+		args := make([]any, 0, 2*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?)")
+			args = append(args, b.seenIDs[i][:], cursorArg(b.seenCs[i], b.kind))
+		}
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fail(err)
+		}
+	}
+	if b.hasPrune {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM poll_seen WHERE c < ?`, cursorArg(b.prune, b.kind)); err != nil {
+			return fail(err)
+		}
+	}
+	if b.hasMark {
+		v := strconv.FormatInt(b.mark.i, 10)
+		if b.kind == CursorString {
+			v = b.mark.s
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO poll_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, metaMark, v); err != nil {
+			return fail(err)
+		}
+	}
+	var rids map[string]int64
+	for start := 0; start < len(b.upsertKeys); start += upsertChunk {
+		end := min(start+upsertChunk, len(b.upsertKeys))
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO poll_index (key, hash, ver, gone_ns) VALUES `)
+		args := make([]any, 0, 3*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,NULL)")
+			args = append(args, b.upsertKeys[i], b.upsertHash[i], b.upsertVer[i])
+		}
+		sb.WriteString(` ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, ver = excluded.ver, gone_ns = NULL RETURNING key, rid`)
+		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		if err != nil {
+			return fail(err)
+		}
+		if rids == nil {
+			rids = make(map[string]int64, len(b.upsertKeys))
+		}
+		for rows.Next() {
+			var k string
+			var rid int64
+			if err := rows.Scan(&k, &rid); err != nil {
+				rows.Close()
+				return fail(err)
+			}
+			rids[k] = rid
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	for i, k := range b.goneKeys {
+		if _, err := tx.ExecContext(ctx, `UPDATE poll_index SET hash = NULL, ver = ?, gone_ns = ? WHERE key = ?`, b.goneVer[i], b.goneNS, k); err != nil {
+			return fail(err)
+		}
+	}
+	if b.doneNS != 0 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO poll_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, metaDone, strconv.FormatInt(b.doneNS, 10)); err != nil {
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return rids, nil
+}
+
+// pruneTombstones drops deleted index entries older than beforeNS.
+func (st *state) pruneTombstones(ctx context.Context, beforeNS int64) error {
+	if _, err := st.db.ExecContext(ctx, `DELETE FROM poll_index WHERE hash IS NULL AND gone_ns < ?`, beforeNS); err != nil {
+		return fmt.Errorf("prune poll index %s: %w", st.path, err)
+	}
+	return nil
+}
+
+// indexStats returns the number of live index entries.
+func (st *state) liveCount(ctx context.Context) (int64, error) {
+	var n int64
+	err := st.db.QueryRowContext(ctx, `SELECT count(*) FROM poll_index WHERE hash IS NOT NULL`).Scan(&n)
+	return n, err
+}
