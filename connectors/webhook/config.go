@@ -130,7 +130,7 @@ func Fields() []core.Field {
 			{Name: "header", Type: core.TypeString, Example: "X-Request-Id", Doc: "Header holding the delivery id."},
 			{Name: "field", Type: core.TypeString, Example: "id", Doc: "Dotted path to the delivery id in the body."},
 			{Name: "window", Type: core.TypeDuration, Default: webhook.DefaultDedupWindow.String(),
-				Doc: "How long a delivery id is remembered; a delivery with a remembered id is answered 200 and not emitted."},
+				Doc: "How long a delivery id is at least remembered (at most twice as long); a delivery with a remembered id is answered 200 and not emitted."},
 		}},
 		{Name: "max_pending", Type: core.TypeInt, Default: webhook.DefaultMaxPending,
 			Doc: "Deliveries stored but not yet on the stream beyond which new ones get 503 with Retry-After."},
