@@ -59,13 +59,27 @@ type sidecar struct {
 	t      *testing.T
 	dir    string
 	router *runtime.Router
-	srv    *httptest.Server
-	stream *embedded.Stream
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startSidecar(t *testing.T, dir string, router *runtime.Router) *sidecar {
+// embeddedStream returns the embedded stream in dir, configured.
+func embeddedStream(t *testing.T, dir string) *embedded.Stream {
+	t.Helper()
+	st := embedded.New()
+	if err := st.Configure(core.NewConfig("stream", map[string]any{"path": filepath.Join(dir, "stream.db")})); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func startSidecar(t *testing.T, dir string, router *runtime.Router, st core.Stream) *sidecar {
+	t.Helper()
+	return startSidecarOn(t, dir, router, st, "events")
+}
+
+// startSidecarOn is startSidecar with every event on topic.
+func startSidecarOn(t *testing.T, dir string, router *runtime.Router, st core.Stream, topic string) *sidecar {
 	t.Helper()
 	values, emit := sampleEntry(t, "demo_orders")
 	cat, err := catalog.New([]core.EventType{{
@@ -83,13 +97,9 @@ func startSidecar(t *testing.T, dir string, router *runtime.Router) *sidecar {
 	if err := src.Configure(core.NewConfig("demo_orders", values)); err != nil {
 		t.Fatal(err)
 	}
-	st := embedded.New()
-	if err := st.Configure(core.NewConfig("stream", map[string]any{"path": filepath.Join(dir, "stream.db")})); err != nil {
-		t.Fatal(err)
-	}
 	rt, err := runtime.New(runtime.Options{
 		Stream:          st,
-		Topics:          runtime.Topics{Mode: "single", Name: "events"},
+		Topics:          runtime.Topics{Mode: "single", Name: topic},
 		Connectors:      []runtime.Connector{{Name: "demo_orders", Type: connector.Type, Source: src, Mapper: runtime.Rules(set), Retry: runtime.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond}}},
 		StateDir:        dir,
 		HTTP:            router,
@@ -99,7 +109,7 @@ func startSidecar(t *testing.T, dir string, router *runtime.Router) *sidecar {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sidecar{t: t, dir: dir, router: router, stream: st, cancel: cancel, done: make(chan error, 1)}
+	s := &sidecar{t: t, dir: dir, router: router, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- rt.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for rt.Status().Connectors[0].State != runtime.StateRunning {
@@ -138,7 +148,7 @@ func postDemo(t *testing.T, url, id string, n int) int {
 
 // readEvents reads n events from the stream's beginning and fails on more
 // arriving shortly after.
-func readEvents(t *testing.T, st *embedded.Stream, n int) []*core.Event {
+func readEvents(t *testing.T, st core.Stream, n int) []*core.Event {
 	t.Helper()
 	sub, err := st.Subscriber(core.SubscribeOptions{From: core.FromBeginning})
 	if err != nil {
@@ -174,7 +184,8 @@ func TestEndToEndEmbedded(t *testing.T) {
 	srv := httptest.NewServer(router)
 	defer srv.Close()
 
-	sc := startSidecar(t, dir, router)
+	st := embeddedStream(t, dir)
+	sc := startSidecar(t, dir, router, st)
 	accepted := map[string]int{}
 	for i := range 30 {
 		id := fmt.Sprint("d-", i)
@@ -194,7 +205,7 @@ func TestEndToEndEmbedded(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("unsigned delivery = %v %v, want 401", resp, err)
 	}
-	readEvents(t, sc.stream, 30)
+	readEvents(t, st, 30)
 	sc.stop()
 
 	// While the sidecar is down the path answers 404: nothing is accepted.
@@ -202,7 +213,8 @@ func TestEndToEndEmbedded(t *testing.T) {
 		t.Fatalf("delivery while stopped = %d, want a refusal", code)
 	}
 
-	sc = startSidecar(t, dir, router)
+	st = embeddedStream(t, dir)
+	sc = startSidecar(t, dir, router, st)
 	defer sc.stop()
 	for i := 30; i < 40; i++ {
 		id := fmt.Sprint("d-", i)
@@ -211,7 +223,7 @@ func TestEndToEndEmbedded(t *testing.T) {
 		}
 		accepted[id] = i
 	}
-	events := readEvents(t, sc.stream, 40)
+	events := readEvents(t, st, 40)
 	byID := map[string]int{}
 	for _, e := range events {
 		byID[e.ID]++
