@@ -41,6 +41,14 @@ func BenchmarkHandlerDirect1KB(b *testing.B) {
 	benchHandler(b, 0)
 }
 
+// BenchmarkHandlerSteady5k sends 1 KB signed deliveries over loopback HTTP
+// at a steady 5000 requests/s (open loop: latency counts from each
+// request's scheduled time, so a stall is not hidden by a slower sender)
+// and reports p50/p99 latency. b.N is the number of requests.
+func BenchmarkHandlerSteady5k(b *testing.B) {
+	benchHandler(b, -5000)
+}
+
 func benchHandler(b *testing.B, clients int) {
 	secret := []byte("bench-secret")
 	verifier := webhook.VerifierFunc(func(r *http.Request, body []byte) error {
@@ -109,6 +117,21 @@ func benchHandler(b *testing.B, clients int) {
 	if direct {
 		clients = 128
 	}
+	if clients < 0 {
+		rate := -clients
+		tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost, tr.MaxIdleConns = 256, 256, 256
+		lat, failures := steady(b, client, srv.URL+"/hooks/bench", body, sig, rate)
+		stopRead()
+		readWG.Wait()
+		if failures > 0 {
+			b.Fatalf("%d of %d requests failed", failures, b.N)
+		}
+		slices.Sort(lat)
+		b.ReportMetric(float64(rate), "target-req/s")
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		return
+	}
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(max(1, clients/2)) // RunParallel starts GOMAXPROCS*p goroutines
 	b.ResetTimer()
@@ -164,4 +187,54 @@ func benchHandler(b *testing.B, clients int) {
 		b.ReportMetric(float64(latency[len(latency)/2].Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(latency[len(latency)*99/100].Microseconds())/1000, "p99-ms")
 	}
+}
+
+// steady sends b.N requests at rate per second from a pool of workers and
+// returns each request's latency from its scheduled start.
+func steady(b *testing.B, client *http.Client, url string, body []byte, sig string, rate int) ([]time.Duration, int64) {
+	type job struct {
+		n     int
+		sched time.Time
+	}
+	jobs := make(chan job, b.N)
+	lat := make([]time.Duration, b.N)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if d := time.Until(j.sched); d > 0 {
+					time.Sleep(d)
+				}
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Signature", sig)
+				req.Header.Set("X-Delivery", "steady-"+strconv.Itoa(j.n))
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					lat[j.n] = time.Since(j.sched)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat[j.n] = time.Since(j.sched)
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	b.ResetTimer()
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for i := range b.N {
+		jobs <- job{n: i, sched: start.Add(time.Duration(i) * interval)}
+	}
+	close(jobs)
+	wg.Wait()
+	b.StopTimer()
+	return lat, failed.Load()
 }
