@@ -44,6 +44,8 @@ func TestPubSub(t *testing.T) {
 		},
 	}
 	for _, v := range variants {
+		// Under the race detector the suite runs its short message counts.
+		v.features.ForceShort = raceEnabled
 		t.Run(v.name, func(t *testing.T) {
 			s := openStream(t, t.TempDir(), nil)
 			pubSub := func(t *testing.T) (message.Publisher, message.Subscriber) {
