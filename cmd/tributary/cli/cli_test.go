@@ -296,3 +296,72 @@ func TestSidecarEndToEnd(t *testing.T) {
 		t.Fatalf("dead-letter record = %s", out)
 	}
 }
+
+// TestUnreachableKafkaIsNotFatal starts the sidecar with a Kafka stream that
+// does not answer: it must keep running, retry, and report not ready with
+// the reason, then shut down cleanly.
+func TestUnreachableKafkaIsNotFatal(t *testing.T) {
+	dir := t.TempDir()
+	admin := freeAddr(t)
+	dead := freeAddr(t) // nothing listens here
+	cfgFile := filepath.Join(dir, "tributary.yaml")
+	cfg := fmt.Sprintf(`
+state_dir: %s
+admin: {address: %s}
+shutdown: {timeout: 5s}
+stream:
+  type: kafka
+  config: {brokers: [%q]}
+connectors:
+  - name: inbox
+    type: webhook
+    config: {path: /hooks/in}
+    emit:
+      - {name: received, type: com.example.thing.received, data: payload}
+`, filepath.Join(dir, "state"), admin, dead)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := cli.Build(core.DefaultRegistry, cfgFile, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx) }()
+
+	deadline := time.Now().Add(20 * time.Second)
+	var ready struct {
+		Ready    bool              `json:"ready"`
+		NotReady map[string]string `json:"not_ready"`
+	}
+	for {
+		code := 0
+		if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
+			code = resp.StatusCode
+			json.NewDecoder(resp.Body).Decode(&ready)
+			resp.Body.Close()
+		}
+		if code == http.StatusServiceUnavailable && strings.Contains(ready.NotReady["stream"], "retrying") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz = %d %+v, want 503 with the stream retrying", code, ready)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("sidecar exited while the broker was down: %v", err)
+	default:
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("sidecar did not stop within 10s of cancellation")
+	}
+}
