@@ -103,7 +103,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		return core.Fatal(fmt.Errorf("parse url: %s", redactParseError(err)))
 	}
 	pcfg.MaxConns = 4
-	pcfg.ConnConfig.RuntimeParams["application_name"] = "tributary " + env.Name
+	textForms(pcfg.ConnConfig.RuntimeParams, env.Name)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return connectError("connect to PostgreSQL", err)
@@ -157,13 +157,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		return core.Fatal(fmt.Errorf("parse url: %s", redactParseError(err)))
 	}
 	rcfg.RuntimeParams["replication"] = "database"
-	rcfg.RuntimeParams["application_name"] = "tributary " + env.Name
-	// Text forms the decoder expects, whatever the server's defaults.
-	rcfg.RuntimeParams["DateStyle"] = "ISO, YMD"
-	rcfg.RuntimeParams["IntervalStyle"] = "iso_8601"
-	rcfg.RuntimeParams["TimeZone"] = "UTC"
-	rcfg.RuntimeParams["extra_float_digits"] = "3"
-	rcfg.RuntimeParams["bytea_output"] = "hex"
+	textForms(rcfg.RuntimeParams, env.Name)
 	repl, err := pgconn.ConnectConfig(ctx, rcfg)
 	if err != nil {
 		return connectError("open replication connection", err)
@@ -271,6 +265,17 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	log.Info("streaming from replication slot", "slot", cfg.Slot, "publication", cfg.Publication, "start", start, "tables", len(metas))
 	return nil
+}
+
+// textForms sets the session settings that fix the text forms the decoder
+// reads, whatever the server's defaults, on every connection.
+func textForms(p map[string]string, name string) {
+	p["application_name"] = "tributary " + name
+	p["DateStyle"] = "ISO, YMD"
+	p["IntervalStyle"] = "iso_8601"
+	p["TimeZone"] = "UTC"
+	p["extra_float_digits"] = "3"
+	p["bytea_output"] = "hex"
 }
 
 func keysOf(m map[string]*tableMeta) []string {

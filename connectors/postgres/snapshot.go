@@ -101,9 +101,9 @@ func (sr *snapshotReader) chunkOf(ctx context.Context, meta *tableMeta, after []
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	for i := range keys {
-		fmt.Fprintf(&b, "%s::text, ", quoted[i])
+		fmt.Fprintf(&b, "%s::text AS \"__tributary_k%d\", ", quoted[i], i)
 	}
-	b.WriteString("* FROM " + meta.sqlName())
+	b.WriteString("t.* FROM " + meta.sqlName() + " t")
 	args := []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
 	if len(after) == len(keys) {
 		ph := make([]string, len(keys))
@@ -111,9 +111,9 @@ func (sr *snapshotReader) chunkOf(ctx context.Context, meta *tableMeta, after []
 			args = append(args, after[i])
 			ph[i] = fmt.Sprintf("$%d::text::%s", len(args)-1, ktypes[i])
 		}
-		fmt.Fprintf(&b, " WHERE (%s) > (%s)", strings.Join(quoted, ", "), strings.Join(ph, ", "))
+		fmt.Fprintf(&b, " WHERE (t.%s) > (%s)", strings.Join(quoted, ", t."), strings.Join(ph, ", "))
 	}
-	fmt.Fprintf(&b, " ORDER BY %s LIMIT %d", strings.Join(quoted, ", "), sr.chunk)
+	fmt.Fprintf(&b, " ORDER BY t.%s LIMIT %d", strings.Join(quoted, ", t."), sr.chunk)
 	rows, err := sr.tx.Query(ctx, b.String(), args...)
 	if err != nil {
 		return nil, nil, tableError("snapshot of table "+meta.qualified(), err)
