@@ -63,10 +63,12 @@ type BodyError struct {
 	Err       error
 }
 
+// Error says which media type failed to parse and why.
 func (e *BodyError) Error() string {
 	return fmt.Sprintf("parse %s body: %v", e.MediaType, e.Err)
 }
 
+// Unwrap returns the parser's error.
 func (e *BodyError) Unwrap() error { return e.Err }
 
 // ParseBody parses a delivery body by its media type into a JSON-like value:

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +29,12 @@ const (
 	DefaultRetryAfter      = 5 * time.Second
 )
 
-// DefaultContentTypes are the media types accepted when Config.ContentTypes
-// is empty. Types ending in +json and +xml are accepted with them.
-var DefaultContentTypes = []string{"application/json", "application/x-www-form-urlencoded", "application/xml", "text/xml"}
+// DefaultContentTypes returns the media types accepted when
+// Config.ContentTypes is empty. Types ending in +json and +xml are accepted
+// with them.
+func DefaultContentTypes() []string {
+	return []string{"application/json", "application/x-www-form-urlencoded", "application/xml", "text/xml"}
+}
 
 // maxIDLen bounds delivery ids; a longer id is replaced by its SHA-256.
 const maxIDLen = 200
@@ -88,7 +90,7 @@ func (c *Config) applyDefaults() {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if len(c.ContentTypes) == 0 {
-		c.ContentTypes = slices.Clone(DefaultContentTypes)
+		c.ContentTypes = DefaultContentTypes()
 	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = DefaultDedupWindow

@@ -106,7 +106,7 @@ func Fields() []core.Field {
 			Doc: "Accepted request methods; others get 405."},
 		{Name: "max_body_bytes", Type: core.TypeInt, Default: webhook.DefaultMaxBodyBytes,
 			Doc: "Largest accepted request body in bytes; larger ones get 413."},
-		{Name: "content_types", Type: core.TypeStrings, Default: webhook.DefaultContentTypes,
+		{Name: "content_types", Type: core.TypeStrings, Default: webhook.DefaultContentTypes(),
 			Doc: "Accepted media types (+json and +xml types come with application/json and application/xml); others get 415."},
 		{Name: "verify", Type: core.TypeObject, Doc: "How deliveries are authenticated; failures get 401 and are not stored.", Fields: []core.Field{
 			{Name: "preset", Type: core.TypeString, Default: PresetNone, Enum: Presets(),
@@ -157,7 +157,7 @@ func (c *Config) applyDefaults() {
 		c.MaxBodyBytes = webhook.DefaultMaxBodyBytes
 	}
 	if len(c.ContentTypes) == 0 {
-		c.ContentTypes = append([]string(nil), webhook.DefaultContentTypes...)
+		c.ContentTypes = webhook.DefaultContentTypes()
 	}
 	if c.Verify.Preset == "" {
 		c.Verify.Preset = PresetNone
