@@ -1,0 +1,294 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/plugin"
+)
+
+// session is one plugin process from start to stop: the reader of its
+// messages, the writer of credits and acks, and the watchdog that kills it
+// when it falls silent.
+type session struct {
+	name    string
+	proc    process
+	conn    plugin.Conn
+	log     *slog.Logger
+	timeout time.Duration
+	caps    []string
+
+	sendMu sync.Mutex
+
+	// in holds received batches; its capacity is the credit window, which
+	// no batch can overrun since each holds at least one change.
+	in chan []core.Change
+	// window is how many changes the plugin may still send.
+	window   atomic.Int64
+	buffered atomic.Int64
+	lastSeen atomic.Int64 // unix nanoseconds
+
+	replies chan *plugin.Message
+
+	// out coalesces credits and the latest ack for the writer.
+	outMu      sync.Mutex
+	outCredits int
+	outAck     *core.Position
+	kick       chan struct{}
+
+	once    sync.Once
+	done    chan struct{} // closed when the session failed or ended
+	err     error         // why; set before done is closed
+	stop    chan struct{} // closed by close to end the writer and watchdog
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+func newSession(name string, proc process, log *slog.Logger, credits int, timeout time.Duration) *session {
+	s := &session{
+		name: name, proc: proc, conn: proc.Conn(), log: log, timeout: timeout,
+		in:      make(chan []core.Change, credits),
+		replies: make(chan *plugin.Message, 4),
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	s.window.Store(int64(credits))
+	s.lastSeen.Store(time.Now().UnixNano())
+	s.wg.Go(s.readLoop)
+	s.wg.Go(s.writeLoop)
+	s.wg.Go(s.watchdog)
+	return s
+}
+
+// fail ends the session with err, once.
+func (s *session) fail(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+}
+
+func (s *session) readLoop() {
+	for {
+		m, err := s.conn.Recv()
+		if err != nil {
+			select {
+			case <-s.stop:
+				s.fail(errSessionClosed)
+			default:
+				exit := s.proc.Exit()
+				if exit == "" {
+					exit = err.Error()
+				}
+				s.fail(fmt.Errorf("plugin %q stopped answering (%s); it is restarted from the last committed position", s.name, exit))
+			}
+			return
+		}
+		s.lastSeen.Store(time.Now().UnixNano())
+		switch m.Type {
+		case plugin.TypeChanges:
+			n := int64(len(m.Changes))
+			if n == 0 {
+				continue
+			}
+			if s.window.Add(-n) < 0 {
+				s.fail(core.Fatal(fmt.Errorf("plugin %q broke flow control: it sent %d changes beyond its credits (the protocol lets it send only as many changes as it holds credits)", s.name, -s.window.Load())))
+				s.proc.Kill()
+				return
+			}
+			s.buffered.Add(n)
+			s.in <- plugin.FromWire(m.Changes)
+		case plugin.TypeError:
+			err := fmt.Errorf("plugin %q: %s", s.name, m.Error)
+			if m.Fatal {
+				err = core.Fatal(err)
+			}
+			s.fail(err)
+		case plugin.TypeHello, plugin.TypeConfigured, plugin.TypeOpened, plugin.TypeProduced, plugin.TypeClosed:
+			select {
+			case s.replies <- m:
+			default:
+				s.fail(fmt.Errorf("plugin %q sent an unrequested %s", s.name, m.Type))
+			}
+		}
+		// heartbeat, and types of later protocol versions, only prove life.
+	}
+}
+
+var errSessionClosed = errors.New("plugin session closed")
+
+// send writes one message now.
+func (s *session) send(m *plugin.Message) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if err := s.conn.Send(m); err != nil {
+		return fmt.Errorf("send %s to plugin %q: %w", m.Type, s.name, err)
+	}
+	return nil
+}
+
+// request sends m and waits for the reply of type want.
+func (s *session) request(ctx context.Context, m *plugin.Message, want string) (*plugin.Message, error) {
+	if err := s.send(m); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-s.replies:
+		if r.Type != want {
+			return nil, fmt.Errorf("plugin %q answered %s with %s, want %s", s.name, m.Type, r.Type, want)
+		}
+		return r, nil
+	case <-s.done:
+		return nil, s.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %q did not answer %s: %w", s.name, m.Type, ctx.Err())
+	}
+}
+
+// writeLoop sends credits and acks as they accumulate, so that neither
+// Read nor Ack waits on the plugin.
+func (s *session) writeLoop() {
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stop:
+			return
+		case <-s.done:
+			return
+		}
+		s.outMu.Lock()
+		credits, ack := s.outCredits, s.outAck
+		s.outCredits, s.outAck = 0, nil
+		s.outMu.Unlock()
+		if credits > 0 {
+			if err := s.send(&plugin.Message{Type: plugin.TypeCredit, N: credits}); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+		if ack != nil {
+			if err := s.send(&plugin.Message{Type: plugin.TypeAck, Position: ack}); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (s *session) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watchdog kills the plugin when it stays silent longer than the timeout.
+func (s *session) watchdog() {
+	t := time.NewTicker(max(s.timeout/10, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.done:
+			return
+		case <-t.C:
+			silent := time.Since(time.Unix(0, s.lastSeen.Load()))
+			if silent > s.timeout {
+				s.fail(fmt.Errorf("plugin %q sent nothing for %s, past its heartbeat timeout of %s: killed as hung; it is restarted from the last committed position", s.name, silent.Round(time.Millisecond), s.timeout))
+				s.proc.Kill()
+				return
+			}
+		}
+	}
+}
+
+// read returns the next batch, returning its credits to the plugin.
+func (s *session) read(ctx context.Context) ([]core.Change, error) {
+	select {
+	case b := <-s.in:
+		return s.take(b), nil
+	default:
+	}
+	select {
+	case b := <-s.in:
+		return s.take(b), nil
+	case <-s.done:
+		// Changes that arrived before the failure are still good.
+		select {
+		case b := <-s.in:
+			return s.take(b), nil
+		default:
+		}
+		return nil, s.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *session) take(b []core.Change) []core.Change {
+	n := len(b)
+	s.buffered.Add(-int64(n))
+	s.window.Add(int64(n))
+	s.outMu.Lock()
+	s.outCredits += n
+	s.outMu.Unlock()
+	s.wake()
+	return b
+}
+
+func (s *session) ack(pos core.Position) {
+	s.outMu.Lock()
+	s.outAck = &pos
+	s.outMu.Unlock()
+	s.wake()
+}
+
+func (s *session) has(capability string) bool { return slices.Contains(s.caps, capability) }
+
+// close asks the plugin to close its source, waits for the answer within
+// ctx, and stops the process. It is called once.
+func (s *session) close(ctx context.Context) error {
+	var err error
+	select {
+	case <-s.done:
+	default:
+		// Flush the last ack before close, so the plugin sees it first.
+		s.outMu.Lock()
+		ack := s.outAck
+		s.outAck = nil
+		s.outMu.Unlock()
+		if ack != nil {
+			_ = s.send(&plugin.Message{Type: plugin.TypeAck, Position: ack})
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.timeout)
+		r, rerr := s.request(cctx, &plugin.Message{Type: plugin.TypeClose}, plugin.TypeClosed)
+		cancel()
+		switch {
+		case rerr != nil && !errors.Is(rerr, errSessionClosed):
+			s.log.Warn("plugin did not close cleanly; stopping it", "err", rerr)
+		case r != nil && r.Error != "":
+			err = fmt.Errorf("plugin %q close: %s", s.name, r.Error)
+		}
+	}
+	s.stopped.Do(func() { close(s.stop) })
+	s.proc.Stop(ctx)
+	s.fail(errSessionClosed)
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		s.proc.Kill()
+		<-waited
+	}
+	return err
+}

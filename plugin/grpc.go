@@ -1,0 +1,253 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/plugin/pluginpb"
+)
+
+// PluginName is the name the source is dispensed under in go-plugin.
+const PluginName = "source"
+
+// Handshake returns the go-plugin handshake of the gRPC transport. Its
+// ProtocolVersion is ProtocolVersion.
+func Handshake() goplugin.HandshakeConfig {
+	return goplugin.HandshakeConfig{ProtocolVersion: ProtocolVersion, MagicCookieKey: EnvCookie, MagicCookieValue: CookieValue}
+}
+
+// GRPCPlugin is the go-plugin binding of the gRPC transport. The plugin
+// end sets Source; the sidecar end dispenses a pluginpb.SourceClient.
+type GRPCPlugin struct {
+	// go-plugin requires its net/rpc methods; this plugin is gRPC only.
+	goplugin.NetRPCUnsupportedPlugin
+	// Source is the served source (plugin end only).
+	Source core.Source
+	// Logger is the source's Env.Logger (plugin end only).
+	Logger *slog.Logger
+	served atomic.Bool
+}
+
+// GRPCServer registers the Source service.
+func (p *GRPCPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
+	pluginpb.RegisterSourceServer(s, &grpcServer{p: p})
+	return nil
+}
+
+// GRPCClient returns a pluginpb.SourceClient.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return pluginpb.NewSourceClient(cc), nil
+}
+
+var _ goplugin.GRPCPlugin = (*GRPCPlugin)(nil)
+
+type grpcServer struct {
+	pluginpb.UnimplementedSourceServer
+	p *GRPCPlugin
+}
+
+func (g *grpcServer) Session(stream grpc.BidiStreamingServer[pluginpb.Message, pluginpb.Message]) error {
+	if !g.p.served.CompareAndSwap(false, true) {
+		return errors.New("a plugin process serves one session; the sidecar starts a new process for the next")
+	}
+	return ServeConn(stream.Context(), g.p.Source, NewGRPCConn(stream), g.p.Logger)
+}
+
+func serveGRPC(src core.Source, logger *slog.Logger) {
+	goplugin.Serve(&goplugin.ServeConfig{
+		HandshakeConfig: Handshake(),
+		VersionedPlugins: map[int]goplugin.PluginSet{
+			ProtocolVersion: {PluginName: &GRPCPlugin{Source: src, Logger: logger}},
+		},
+		GRPCServer: goplugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "go-plugin", Level: hclog.Warn, Output: os.Stderr, JSONFormat: true,
+		}),
+	})
+}
+
+// PBStream is either end of the Session stream.
+type PBStream interface {
+	Send(*pluginpb.Message) error
+	Recv() (*pluginpb.Message, error)
+}
+
+// NewGRPCConn returns a Conn over either end of the Session stream.
+func NewGRPCConn(s PBStream) Conn { return grpcConn{s} }
+
+type grpcConn struct{ s PBStream }
+
+func (c grpcConn) Send(m *Message) error {
+	pm, err := toPB(m)
+	if err != nil {
+		return err
+	}
+	return c.s.Send(pm)
+}
+
+func (c grpcConn) Recv() (*Message, error) {
+	pm, err := c.s.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return fromPB(pm)
+}
+
+func toPB(m *Message) (*pluginpb.Message, error) {
+	pm := &pluginpb.Message{
+		Type: m.Type, Protocol: int32(m.Protocol), Capabilities: m.Capabilities, Name: m.Name,
+		StateDir: m.StateDir, Credits: int64(m.Credits), HeartbeatMs: int64(m.HeartbeatMS),
+		N: int64(m.N), Error: m.Error, Fatal: m.Fatal,
+	}
+	for _, p := range m.Protocols {
+		pm.Protocols = append(pm.Protocols, int32(p))
+	}
+	if m.Config != nil {
+		b, err := json.Marshal(m.Config)
+		if err != nil {
+			return nil, fmt.Errorf("encode config: %w", err)
+		}
+		pm.Config = b
+	}
+	for _, p := range m.Problems {
+		pm.Problems = append(pm.Problems, &pluginpb.Problem{Path: p.Path, Message: p.Message})
+	}
+	if m.Position != nil {
+		pm.Position = &pluginpb.Position{Version: m.Position.Version, Data: m.Position.Data}
+	}
+	if len(m.Changes) > 0 {
+		pm.Changes = make([]*pluginpb.Change, len(m.Changes))
+		for i := range m.Changes {
+			pc, err := changeToPB(&m.Changes[i])
+			if err != nil {
+				return nil, fmt.Errorf("encode change at %s: %w", m.Changes[i].Position, err)
+			}
+			pm.Changes[i] = pc
+		}
+	}
+	return pm, nil
+}
+
+func changeToPB(c *Change) (*pluginpb.Change, error) {
+	pc := &pluginpb.Change{
+		Op:       string(c.Op),
+		Position: &pluginpb.Position{Version: c.Position.Version, Data: c.Position.Data},
+		Raw:      c.Raw,
+		Source: &pluginpb.SourceInfo{
+			System: c.Source.System, Schema: c.Source.Schema, Table: c.Source.Table,
+			Endpoint: c.Source.Endpoint, TxId: c.Source.TxID,
+		},
+	}
+	if !c.Source.CommitTime.IsZero() {
+		pc.Source.CommitTime = c.Source.CommitTime.Format(time.RFC3339Nano)
+	}
+	var err error
+	if pc.Key, err = marshalMap(c.Key); err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	if pc.Before, err = marshalMap(c.Before); err != nil {
+		return nil, fmt.Errorf("before: %w", err)
+	}
+	if pc.After, err = marshalMap(c.After); err != nil {
+		return nil, fmt.Errorf("after: %w", err)
+	}
+	if pc.Meta, err = marshalMap(c.Meta); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	if c.Payload != nil {
+		if pc.Payload, err = json.Marshal(c.Payload); err != nil {
+			return nil, fmt.Errorf("payload: %w", err)
+		}
+	}
+	return pc, nil
+}
+
+func marshalMap(m map[string]any) ([]byte, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return json.Marshal(m)
+}
+
+func fromPB(pm *pluginpb.Message) (*Message, error) {
+	m := &Message{
+		Type: pm.Type, Protocol: int(pm.Protocol), Capabilities: pm.Capabilities, Name: pm.Name,
+		StateDir: pm.StateDir, Credits: int(pm.Credits), HeartbeatMS: int(pm.HeartbeatMs),
+		N: int(pm.N), Error: pm.Error, Fatal: pm.Fatal,
+	}
+	for _, p := range pm.Protocols {
+		m.Protocols = append(m.Protocols, int(p))
+	}
+	if len(pm.Config) > 0 {
+		if err := unmarshalJSON(pm.Config, &m.Config); err != nil {
+			return nil, fmt.Errorf("decode config: %w", err)
+		}
+	}
+	for _, p := range pm.Problems {
+		m.Problems = append(m.Problems, Problem{Path: p.Path, Message: p.Message})
+	}
+	if pm.Position != nil {
+		m.Position = &core.Position{Version: pm.Position.Version, Data: pm.Position.Data}
+	}
+	if len(pm.Changes) > 0 {
+		m.Changes = make([]Change, len(pm.Changes))
+		for i, pc := range pm.Changes {
+			if err := changeFromPB(pc, &m.Changes[i]); err != nil {
+				return nil, fmt.Errorf("decode change %d: %w", i, err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func changeFromPB(pc *pluginpb.Change, c *Change) error {
+	c.Op = core.Op(pc.Op)
+	c.Raw = pc.Raw
+	if pc.Position != nil {
+		c.Position = core.Position{Version: pc.Position.Version, Data: pc.Position.Data}
+	}
+	if s := pc.Source; s != nil {
+		c.Source = core.SourceInfo{System: s.System, Schema: s.Schema, Table: s.Table, Endpoint: s.Endpoint, TxID: s.TxId}
+		if s.CommitTime != "" {
+			t, err := time.Parse(time.RFC3339Nano, s.CommitTime)
+			if err != nil {
+				return fmt.Errorf("commit time %q: %w", s.CommitTime, err)
+			}
+			c.Source.CommitTime = t
+		}
+	}
+	for _, f := range []struct {
+		b   []byte
+		dst *map[string]any
+	}{{pc.Key, &c.Key}, {pc.Before, &c.Before}, {pc.After, &c.After}, {pc.Meta, &c.Meta}} {
+		if len(f.b) > 0 {
+			if err := unmarshalJSON(f.b, f.dst); err != nil {
+				return err
+			}
+		}
+	}
+	if len(pc.Payload) > 0 {
+		if err := unmarshalJSON(pc.Payload, &c.Payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func unmarshalJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
