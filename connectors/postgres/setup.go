@@ -110,7 +110,7 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]
 	for _, t := range cfg.Tables {
 		wanted = append(wanted, qualified(t))
 	}
-	if cfg.Outbox.Table != "" && len(cfg.Tables) > 0 {
+	if cfg.Outbox.Table != "" {
 		wanted = append(wanted, qualified(cfg.Outbox.Table))
 	}
 	if !exists {
@@ -153,7 +153,7 @@ func ensurePublication(ctx context.Context, pool *pgxpool.Pool, cfg *Config) ([]
 			}
 		}
 	}
-	if len(cfg.Tables) > 0 {
+	if len(wanted) > 0 {
 		return wanted, nil
 	}
 	rows, err := pool.Query(ctx, `select schemaname || '.' || tablename from pg_publication_tables where pubname = $1`, cfg.Publication)

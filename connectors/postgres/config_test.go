@@ -1,0 +1,127 @@
+package postgres_test
+
+import (
+	"errors"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	connector "github.com/tributary/tributary/connectors/postgres"
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/rules"
+)
+
+var refRe = regexp.MustCompile(`\$\{([^}]+?)(?::-([^}]*))?\}`)
+
+// interpolate stands in for the config loader: ${VAR:-default} takes its
+// default, ${file:...} a fixed URL.
+func interpolate(s string) string {
+	return refRe.ReplaceAllStringFunc(s, func(m string) string {
+		sub := refRe.FindStringSubmatch(m)
+		if strings.HasPrefix(sub[1], "file") {
+			return "postgres://u:p@db:5432/billing"
+		}
+		return sub[2]
+	})
+}
+
+func TestSampleConfigures(t *testing.T) {
+	data, err := os.ReadFile("sample.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Connectors []struct {
+			Name   string         `yaml:"name"`
+			Type   string         `yaml:"type"`
+			Config map[string]any `yaml:"config"`
+			Emit   []core.Rule    `yaml:"emit"`
+		} `yaml:"connectors"`
+	}
+	if err := yaml.Unmarshal([]byte(interpolate(string(data))), &doc); err != nil {
+		t.Fatalf("decode sample.yaml: %v", err)
+	}
+	if len(doc.Connectors) == 0 {
+		t.Fatal("sample.yaml has no connectors")
+	}
+	for _, c := range doc.Connectors {
+		t.Run(c.Name, func(t *testing.T) {
+			if c.Type != connector.Type || len(c.Emit) == 0 {
+				t.Fatalf("type %q, %d rules", c.Type, len(c.Emit))
+			}
+			if err := connector.New().Configure(core.NewConfig(c.Name, c.Config)); err != nil {
+				t.Fatalf("Configure() = %v", err)
+			}
+			if _, err := rules.Compile(c.Name, c.Emit, nil); err != nil {
+				t.Fatalf("rules: %v", err)
+			}
+		})
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	spec, ok := core.DefaultRegistry.Source(connector.Type)
+	if !ok {
+		t.Fatal("postgres_cdc is not registered")
+	}
+	if _, ok := spec.New().(*connector.Source); !ok {
+		t.Errorf("New() returns %T", spec.New())
+	}
+	core.NewRegistry().RegisterSource(connector.Spec())
+}
+
+func TestConfigValidation(t *testing.T) {
+	valid := func() map[string]any {
+		return map[string]any{"url": "postgres://u:secretpw@db:5432/erp", "tables": []any{"public.orders"}}
+	}
+	tests := []struct {
+		name      string
+		edit      func(v map[string]any)
+		wantPaths []string
+	}{
+		{name: "valid", edit: func(map[string]any) {}},
+		{name: "missing url", edit: func(v map[string]any) { delete(v, "url") }, wantPaths: []string{"url"}},
+		{name: "bad url", edit: func(v map[string]any) { v["url"] = "postgres://u:secretpw@db:notaport/erp" }, wantPaths: []string{"url"}},
+		{name: "bad table", edit: func(v map[string]any) { v["tables"] = []any{"a.b.c"} }, wantPaths: []string{"tables[0]"}},
+		{name: "bad slot", edit: func(v map[string]any) { v["slot"] = "Bad-Slot" }, wantPaths: []string{"slot"}},
+		{name: "bad setup", edit: func(v map[string]any) { v["setup"] = "create" }, wantPaths: []string{"setup"}},
+		{name: "bad mode", edit: func(v map[string]any) { v["snapshot"] = map[string]any{"mode": "always"} }, wantPaths: []string{"snapshot.mode"}},
+		{name: "bad chunk", edit: func(v map[string]any) { v["snapshot"] = map[string]any{"chunk_size": -1} }, wantPaths: []string{"snapshot.chunk_size"}},
+		{name: "short heartbeat", edit: func(v map[string]any) { v["heartbeat"] = map[string]any{"interval": "1ms"} }, wantPaths: []string{"heartbeat.interval"}},
+		{name: "bad action", edit: func(v map[string]any) { v["heartbeat"] = map[string]any{"action": "ping"} }, wantPaths: []string{"heartbeat.action"}},
+		{name: "delete without outbox", edit: func(v map[string]any) { v["outbox"] = map[string]any{"delete_captured": true} }, wantPaths: []string{"outbox.delete_captured"}},
+		{name: "unknown key", edit: func(v map[string]any) { v["tabels"] = []any{"x"} }, wantPaths: []string{"tabels"}},
+		{name: "several problems at once", edit: func(v map[string]any) {
+			v["slot"] = "X"
+			v["max_batch"] = 0 - 1
+		}, wantPaths: []string{"slot", "max_batch"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := valid()
+			tc.edit(v)
+			err := connector.New().Configure(core.NewConfig("orders", v))
+			var paths []string
+			for _, e := range core.Flatten(err) {
+				var fe *core.FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("error %v is not a FieldError", e)
+				}
+				paths = append(paths, fe.Path)
+				if strings.Contains(fe.Error(), "secretpw") {
+					t.Errorf("error leaks the password: %v", fe)
+				}
+			}
+			slices.Sort(paths)
+			want := slices.Clone(tc.wantPaths)
+			slices.Sort(want)
+			if !slices.Equal(paths, want) {
+				t.Fatalf("paths %v, want %v (err %v)", paths, want, err)
+			}
+		})
+	}
+}
