@@ -24,6 +24,10 @@ type response struct {
 	Error      string `json:"error,omitempty"`
 }
 
+// preparseBytes is the inbox backlog (body bytes not yet acknowledged) below
+// which the handler builds a delivery's payload itself.
+const preparseBytes = 8 << 20
+
 // redactedHeaders never reach the change's meta: they carry credentials.
 var redactedHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
 
@@ -75,9 +79,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			h.reject(w, http.StatusUnsupportedMediaType, ReasonUnsupportedType, "content type "+strconv.Quote(ct)+" not accepted; use one of "+strings.Join(cfg.ContentTypes, ", "))
 			return
 		}
-		if KindOf(hr.MediaType) == KindJSON {
+		if KindOf(hr.MediaType) == KindJSON && h.r.pendingB.Load() >= preparseBytes {
+			// The reader is behind: only check the syntax now and leave
+			// building the payload to Read, so that a backlog holds raw
+			// bodies rather than their (several times larger) trees.
 			err = ValidateBody(hr.MediaType, body)
 		} else {
+			// Build the payload here, on the request's goroutine, in
+			// parallel with other requests, rather than on Read's single
+			// goroutine.
 			_, err = hr.Payload()
 		}
 		if err != nil {
