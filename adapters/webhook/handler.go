@@ -145,11 +145,31 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		h.retryLater(w, ReasonUnavailable, "delivery not stored; retry later")
 	case dup:
 		h.m.duplicates.Inc()
+		if seq, pending := h.r.pendingSeq(id); pending {
+			// AckStream: the first copy is stored but not on the stream
+			// yet; this retry waits for it as the first did.
+			h.awaitStream(w, req, id, seq, "duplicate")
+			return
+		}
 		writeJSON(w, http.StatusOK, response{Status: "duplicate", DeliveryID: id})
+	case h.r.streamAck:
+		h.m.accepted.Inc()
+		h.awaitStream(w, req, id, rec.seq, "delivered")
 	default:
 		h.m.accepted.Inc()
 		writeJSON(w, http.StatusOK, response{Status: "accepted", DeliveryID: id})
 	}
+}
+
+// awaitStream answers 200 once the delivery at seq is on the stream, and
+// 503 with Retry-After when that takes longer than AckTimeout.
+func (h *handler) awaitStream(w http.ResponseWriter, req *http.Request, id string, seq uint64, status string) {
+	err := h.r.waitAck(req.Context(), seq, h.s.cfg.AckTimeout)
+	if err != nil {
+		h.retryLater(w, ReasonAckTimeout, "delivery stored but not yet on the stream; retry later")
+		return
+	}
+	writeJSON(w, http.StatusOK, response{Status: status, DeliveryID: id})
 }
 
 func (h *handler) typeAllowed(mt string) bool {

@@ -15,9 +15,10 @@ const (
 	ReasonSignature       = "signature"        // 401: verification failed
 	ReasonBackpressure    = "backpressure"     // 503: the inbox holds max_pending deliveries
 	ReasonUnavailable     = "unavailable"      // 503: the inbox cannot store (closing, disk error)
+	ReasonAckTimeout      = "ack_timeout"      // 503: stored, but not on the stream within the ack timeout (ack mode stream)
 )
 
-var reasons = []string{ReasonMethod, ReasonTooLarge, ReasonUnsupportedType, ReasonBadBody, ReasonSignature, ReasonBackpressure, ReasonUnavailable}
+var reasons = []string{ReasonMethod, ReasonTooLarge, ReasonUnsupportedType, ReasonBadBody, ReasonSignature, ReasonBackpressure, ReasonUnavailable, ReasonAckTimeout}
 
 // metrics are one connector's webhook collectors.
 type metrics struct {

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -27,6 +28,24 @@ const (
 	DefaultMaxPending      = 10000
 	DefaultMaxPendingBytes = 64 << 20
 	DefaultRetryAfter      = 5 * time.Second
+	DefaultAckTimeout      = 10 * time.Second
+)
+
+// AckMode says what a 2xx answer waits for.
+type AckMode string
+
+// The answer modes.
+const (
+	// AckInbox answers once the delivery is committed to the inbox, which
+	// keeps it until the stream has it: fast, and a 2xx still means "will
+	// be delivered".
+	AckInbox AckMode = "inbox"
+	// AckStream answers once the delivery's events are durable on the
+	// stream and its checkpoint is stored (the source's Ack covered it).
+	// A delivery not acknowledged within AckTimeout gets 503 with
+	// Retry-After; it stays in the inbox, and a retry of it waits for the
+	// same acknowledgement.
+	AckStream AckMode = "stream"
 )
 
 // DefaultContentTypes returns the media types accepted when
@@ -78,6 +97,10 @@ type Config struct {
 	MaxPendingBytes int64
 	// RetryAfter is the delay a refused sender is asked to wait.
 	RetryAfter time.Duration
+	// AckMode says what a 2xx waits for; default AckInbox.
+	AckMode AckMode
+	// AckTimeout bounds the wait of AckStream.
+	AckTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -106,6 +129,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.AckMode == "" {
+		c.AckMode = AckInbox
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
 	}
 }
 
@@ -162,6 +191,9 @@ func NewSource(cfg Config) (*Source, error) {
 	if cfg.Path == "" || cfg.Path[0] != '/' {
 		return nil, fmt.Errorf("webhook path %q must start with /", cfg.Path)
 	}
+	if cfg.AckMode != AckInbox && cfg.AckMode != AckStream {
+		return nil, fmt.Errorf("webhook ack mode %q is not %q or %q", cfg.AckMode, AckInbox, AckStream)
+	}
 	return &Source{cfg: cfg, pathParams: pathParams(cfg.Path)}, nil
 }
 
@@ -191,6 +223,51 @@ type run struct {
 
 	pendingN atomic.Int64
 	pendingB atomic.Int64
+
+	// Stream acknowledgement (AckStream only): the highest sequence
+	// acknowledged, a channel closed and replaced at every Ack, and the
+	// sequence of every stored delivery not yet acknowledged, by id.
+	streamAck bool
+	wmu       sync.Mutex
+	acked     uint64
+	ackedCh   chan struct{}
+	waiting   map[string]uint64
+}
+
+// errAckTimeout reports a delivery not acknowledged by the stream in time.
+var errAckTimeout = errors.New("delivery not on the stream in time")
+
+// pendingSeq returns the sequence of a stored delivery not yet
+// acknowledged.
+func (r *run) pendingSeq(id string) (uint64, bool) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	seq, ok := r.waiting[id]
+	return seq, ok
+}
+
+// waitAck blocks until the delivery at seq is acknowledged, the timeout
+// passes, ctx ends or the run closes.
+func (r *run) waitAck(ctx context.Context, seq uint64, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		r.wmu.Lock()
+		acked, ch := r.acked, r.ackedCh
+		r.wmu.Unlock()
+		if acked >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return errAckTimeout
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.closed:
+			return ErrClosed
+		}
+	}
 }
 
 type unacked struct {
@@ -201,6 +278,13 @@ type unacked struct {
 
 // push receives committed records from the inbox writer.
 func (r *run) push(recs []*record) {
+	if r.streamAck {
+		r.wmu.Lock()
+		for _, rec := range recs {
+			r.waiting[rec.id] = rec.seq
+		}
+		r.wmu.Unlock()
+	}
 	r.qmu.Lock()
 	r.queue = append(r.queue, recs...)
 	r.qmu.Unlock()
@@ -265,12 +349,15 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		}
 	}
 	r := &run{
-		ib:     ib,
-		log:    logger,
-		closed: make(chan struct{}),
-		queue:  recs,
-		notify: make(chan struct{}, 1),
+		ib:        ib,
+		log:       logger,
+		closed:    make(chan struct{}),
+		notify:    make(chan struct{}, 1),
+		streamAck: s.cfg.AckMode == AckStream,
+		ackedCh:   make(chan struct{}),
+		waiting:   map[string]uint64{},
 	}
+	r.push(recs)
 	var stored int64
 	for _, rec := range recs {
 		stored += int64(len(rec.body))
@@ -372,6 +459,16 @@ func (s *Source) Ack(_ context.Context, pos core.Position) error {
 		b += u.bytes
 	}
 	seq := r.unacked[idx].seq
+	if r.streamAck {
+		r.wmu.Lock()
+		for _, u := range r.unacked[:idx+1] {
+			delete(r.waiting, u.id)
+		}
+		r.acked = seq
+		close(r.ackedCh)
+		r.ackedCh = make(chan struct{})
+		r.wmu.Unlock()
+	}
 	rest := copy(r.unacked, r.unacked[idx+1:])
 	clear(r.unacked[rest:])
 	r.unacked = r.unacked[:rest]

@@ -65,6 +65,10 @@ type Config struct {
 	RetryAfter time.Duration `yaml:"retry_after"`
 	// Handshake configures challenge answers.
 	Handshake HandshakeConfig `yaml:"handshake"`
+	// Ack says what a 2xx waits for: inbox or stream.
+	Ack string `yaml:"ack"`
+	// AckTimeout bounds the wait of ack: stream.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
 }
 
 // VerifyConfig selects and parameterises a verification preset.
@@ -138,6 +142,10 @@ func Fields() []core.Field {
 			Doc: "Total body bytes stored but not yet on the stream beyond which new deliveries get 503."},
 		{Name: "retry_after", Type: core.TypeDuration, Default: webhook.DefaultRetryAfter.String(),
 			Doc: "Delay a refused sender is asked to wait (Retry-After)."},
+		{Name: "ack", Type: core.TypeString, Default: string(webhook.AckInbox), Enum: []string{string(webhook.AckInbox), string(webhook.AckStream)},
+			Doc: "What a 2xx waits for: inbox (the delivery is durably stored and will be delivered) or stream (its events are durable on the stream)."},
+		{Name: "ack_timeout", Type: core.TypeDuration, Default: webhook.DefaultAckTimeout.String(),
+			Doc: "With ack: stream, how long a request waits for the stream before a 503 with Retry-After (the delivery stays stored)."},
 		{Name: "handshake", Type: core.TypeObject, Doc: "Answers to the challenges some senders send before delivering; never emitted.", Fields: []core.Field{
 			{Name: "type", Type: core.TypeString, Default: HandshakeAuto, Enum: []string{HandshakeAuto, HandshakeNone, HandshakeSlack, HandshakeEcho},
 				Doc: "auto answers Slack's url_verification when verify.preset is slack; echo returns a challenge from query_param or json_field."},
@@ -185,6 +193,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Handshake.Type == "" {
 		c.Handshake.Type = HandshakeAuto
+	}
+	if c.Ack == "" {
+		c.Ack = string(webhook.AckInbox)
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = webhook.DefaultAckTimeout
 	}
 }
 
@@ -235,6 +249,14 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryAfter < time.Second {
 		add("retry_after", "%s is too short: use at least 1s", c.RetryAfter)
+	}
+	switch webhook.AckMode(c.Ack) {
+	case webhook.AckInbox, webhook.AckStream:
+	default:
+		add("ack", "%q is not one of inbox, stream", c.Ack)
+	}
+	if c.AckTimeout < 10*time.Millisecond {
+		add("ack_timeout", "%s is too short: use at least 10ms, such as 10s", c.AckTimeout)
 	}
 	switch c.Handshake.Type {
 	case HandshakeAuto, HandshakeNone, HandshakeSlack:

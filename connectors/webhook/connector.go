@@ -77,6 +77,8 @@ func (s *Source) Configure(c core.Config) error {
 		MaxPending:      cfg.MaxPending,
 		MaxPendingBytes: cfg.MaxPendingBytes,
 		RetryAfter:      cfg.RetryAfter,
+		AckMode:         webhook.AckMode(cfg.Ack),
+		AckTimeout:      cfg.AckTimeout,
 		Now:             s.now,
 	})
 	if err != nil {

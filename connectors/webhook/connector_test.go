@@ -123,6 +123,8 @@ func TestConfigValidation(t *testing.T) {
 			v["verify"].(map[string]any)["preset"] = "bearer"
 			v["verify"].(map[string]any)["secrets"] = []any{}
 		}, wantPaths: []string{"path", "max_pending", "verify.secrets"}},
+		{name: "unknown ack mode", edit: func(v map[string]any) { v["ack"] = "kafka" }, wantPaths: []string{"ack"}},
+		{name: "stream ack", edit: func(v map[string]any) { v["ack"] = "stream"; v["ack_timeout"] = "30s" }},
 		{name: "unknown key", edit: func(v map[string]any) { v["secret"] = "x" }, wantPaths: []string{"secret"}},
 	}
 	for _, tt := range tests {

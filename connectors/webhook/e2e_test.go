@@ -75,13 +75,17 @@ func embeddedStream(t *testing.T, dir string) *embedded.Stream {
 
 func startSidecar(t *testing.T, dir string, router *runtime.Router, st core.Stream) *sidecar {
 	t.Helper()
-	return startSidecarOn(t, dir, router, st, "events")
+	return startSidecarOn(t, dir, router, st, "events", nil)
 }
 
-// startSidecarOn is startSidecar with every event on topic.
-func startSidecarOn(t *testing.T, dir string, router *runtime.Router, st core.Stream, topic string) *sidecar {
+// startSidecarOn is startSidecar with every event on topic and the
+// connector's configuration changed by edit, when not nil.
+func startSidecarOn(t *testing.T, dir string, router *runtime.Router, st core.Stream, topic string, edit func(map[string]any)) *sidecar {
 	t.Helper()
 	values, emit := sampleEntry(t, "demo_orders")
+	if edit != nil {
+		edit(values)
+	}
 	cat, err := catalog.New([]core.EventType{{
 		Type: "com.example.order.received", Version: "1",
 		Schema: map[string]any{"type": "object", "required": []any{"order_id"}},
@@ -248,5 +252,48 @@ func TestEndToEndEmbedded(t *testing.T) {
 	}
 	if len(byID) != len(accepted) {
 		t.Errorf("%d distinct events, want %d", len(byID), len(accepted))
+	}
+}
+
+// TestEndToEndAckStream checks ack: stream through the runtime: once a
+// delivery is answered 200, its event is already on the stream.
+func TestEndToEndAckStream(t *testing.T) {
+	dir := t.TempDir()
+	router := runtime.NewRouter()
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+	st := embeddedStream(t, dir)
+	sc := startSidecarOn(t, dir, router, st, "events", func(v map[string]any) { v["ack"] = "stream" })
+	defer sc.stop()
+	for i := range 5 {
+		if code := postDemo(t, srv.URL, fmt.Sprint("s-", i), i); code != 200 {
+			t.Fatalf("delivery %d = %d", i, code)
+		}
+		// No waiting: the event must be there already.
+		sub, err := st.Subscriber(core.SubscribeOptions{From: core.FromBeginning})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		msgs, err := sub.Subscribe(ctx, "events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := core.EventID("demo_orders", core.Position{Version: 1, Data: []byte(fmt.Sprint("s-", i))}, "order_received")
+		found := false
+		for n := 0; n <= i && !found; n++ {
+			select {
+			case m := <-msgs:
+				m.Ack()
+				found = m.UUID == want
+			case <-ctx.Done():
+				n = i + 1
+			}
+		}
+		cancel()
+		sub.Close()
+		if !found {
+			t.Fatalf("delivery %d answered 200 but its event %s is not on the stream", i, want)
+		}
 	}
 }

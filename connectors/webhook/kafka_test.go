@@ -41,7 +41,7 @@ func TestEndToEndKafka(t *testing.T) {
 	router := runtime.NewRouter()
 	srv := httptest.NewServer(router)
 	defer srv.Close()
-	sc := startSidecarOn(t, dir, router, st, topic)
+	sc := startSidecarOn(t, dir, router, st, topic, nil)
 	defer sc.stop()
 
 	const n = 20
