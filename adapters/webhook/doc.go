@@ -16,6 +16,11 @@
 // deliveries (or MaxPendingBytes of bodies), new deliveries are answered 503
 // with Retry-After and nothing is stored.
 //
+// With AckMode AckStream, the 200 waits further, until the runtime's Ack
+// covers the delivery (its events are durable on the stream); a delivery
+// not acknowledged within AckTimeout gets 503 with Retry-After and stays
+// stored.
+//
 // One writer goroutine commits the deliveries of all concurrent requests
 // in one transaction (group commit), so one fsync covers many deliveries.
 //
