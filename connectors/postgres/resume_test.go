@@ -126,4 +126,3 @@ func TestIdleSlotHeartbeat(t *testing.T) {
 		})
 	}
 }
-
