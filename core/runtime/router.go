@@ -12,15 +12,29 @@ import (
 // Router is the sidecar's shared HTTP handler: connectors mount on it
 // through core.Router and unmount when they close. It rebuilds an
 // http.ServeMux on every change, so lookups take no lock.
+//
+// A pattern that was mounted once keeps answering after it is unmounted:
+// 503 with Retry-After, so that a sender retries while its connector
+// reopens (after an error, with backoff) instead of taking a 404 for a
+// permanent answer.
 type Router struct {
 	mu       sync.Mutex
 	handlers map[string]http.Handler
+	live     map[string]bool
 	mux      atomic.Pointer[http.ServeMux]
 }
 
+// unavailable answers for a connector that is closed and will reopen.
+var unavailable = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Retry-After", "5")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"error":"connector is restarting; retry later"}` + "\n"))
+})
+
 // NewRouter returns an empty router.
 func NewRouter() *Router {
-	r := &Router{handlers: map[string]http.Handler{}}
+	r := &Router{handlers: map[string]http.Handler{}, live: map[string]bool{}}
 	r.mux.Store(http.NewServeMux())
 	return r
 }
@@ -31,21 +45,28 @@ var _ core.Router = (*Router)(nil)
 func (r *Router) Handle(pattern string, h http.Handler) (func(), error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.handlers[pattern]; dup {
+	if r.live[pattern] {
 		return nil, fmt.Errorf("http route %q is already mounted by another connector", pattern)
 	}
+	prev, had := r.handlers[pattern]
 	r.handlers[pattern] = h
 	if err := r.rebuild(); err != nil {
-		delete(r.handlers, pattern)
+		if had {
+			r.handlers[pattern] = prev
+		} else {
+			delete(r.handlers, pattern)
+		}
 		_ = r.rebuild()
 		return nil, err
 	}
+	r.live[pattern] = true
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			delete(r.handlers, pattern)
+			r.live[pattern] = false
+			r.handlers[pattern] = unavailable
 			_ = r.rebuild()
 		})
 	}, nil
