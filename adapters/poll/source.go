@@ -70,8 +70,13 @@ type Config struct {
 // Validate reports every problem of c at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, err := ParseSchedule(c.Schedule, c.TimeZone); err != nil {
+	if _, err := ParseSchedule(c.Schedule, ""); err != nil {
 		errs = append(errs, core.FieldErrorf("schedule", "%v", err))
+	}
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			errs = append(errs, core.FieldErrorf("time_zone", "%q is not a known time zone: use an IANA name such as Europe/Paris", c.TimeZone))
+		}
 	}
 	switch c.CatchUp {
 	case "", CatchUpOne, CatchUpAll:
@@ -157,7 +162,6 @@ type Source struct {
 	out     chan item
 	cancel  context.CancelFunc
 	done    chan struct{}
-	closed  bool
 	fifo    []pending
 	head    int
 	seen    map[[16]byte]cval
@@ -209,11 +213,8 @@ func NewSource(cfg Config) (*Source, error) {
 func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	if s.st != nil {
-		return errors.New("poll source opened twice")
+		return errors.New("poll source opened twice without Close")
 	}
 	s.log = env.Logger
 	if s.log == nil {
@@ -242,6 +243,8 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		return fail(err)
 	}
 	s.fifo, s.head = nil, 0
+	s.mark, s.hasMark, s.ackMark, s.hasAck = cval{}, false, cval{}, false
+	s.after = ""
 	s.overlay = map[string]*overlayEntry{}
 	s.seen = map[[16]byte]cval{}
 	switch s.cfg.Mode {
@@ -313,9 +316,9 @@ func (s *Source) lowerBound(c cval) cval {
 // returns a run's error once the changes read before it are returned.
 func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	s.mu.Lock()
-	out, closed := s.out, s.closed
+	out := s.out
 	s.mu.Unlock()
-	if closed || out == nil {
+	if out == nil {
 		return nil, ErrClosed
 	}
 	select {
@@ -339,7 +342,7 @@ func (s *Source) Ack(ctx context.Context, pos core.Position) error {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
 	s.mu.Lock()
-	if s.st == nil || s.closed {
+	if s.st == nil {
 		s.mu.Unlock()
 		return nil
 	}
@@ -456,14 +459,10 @@ func (s *Source) apply(ctx context.Context, st *state, entries []pending, end in
 }
 
 // Close stops the schedule, waits for a run in progress to stop and closes
-// the local state. It is safe to call twice and before Open.
+// the local state. It is safe to call twice and before Open; the Source
+// may be opened again afterwards.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
 	cancel, done := s.cancel, s.done
 	s.mu.Unlock()
 	if cancel != nil {
@@ -478,8 +477,13 @@ func (s *Source) Close(ctx context.Context) error {
 	defer s.ackMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.cancel, s.done, s.out = nil, nil, nil
+	s.fifo, s.head = nil, 0
+	s.overlay, s.seen, s.marks = nil, nil, nil
 	if s.st != nil {
-		if err := s.st.close(); err != nil {
+		err := s.st.close()
+		s.st = nil
+		if err != nil {
 			return fmt.Errorf("close poll source: %w", err)
 		}
 	}
@@ -516,7 +520,7 @@ func (s *Source) Status() map[string]any {
 func (s *Source) Health(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.st == nil {
+	if s.st == nil {
 		return ErrClosed
 	}
 	return nil
