@@ -24,11 +24,8 @@ var ErrClosed = errors.New("embedded stream closed")
 // schemaVersion is stored in PRAGMA user_version. Schemas only grow.
 const schemaVersion = 1
 
+// schema creates the tables of schemaVersion, in one transaction.
 var schema = []string{
-	// The page size only applies to a new file, and before WAL is on.
-	// Large pages mean fewer WAL frames (and write calls) per message.
-	`PRAGMA page_size = 16384`,
-	`PRAGMA journal_mode = WAL`,
 	`CREATE TABLE IF NOT EXISTS messages (
 		"offset"     INTEGER PRIMARY KEY AUTOINCREMENT,
 		topic        TEXT    NOT NULL,
@@ -58,6 +55,76 @@ var schema = []string{
 		checkpoint TEXT NOT NULL
 	) WITHOUT ROWID`,
 	fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion),
+}
+
+// setup creates the schema in a new file, and checks an existing one
+// without writing to it.
+func (st *store) setup(ctx context.Context) error {
+	var version int
+	if err := st.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this build's %d; upgrade tributary", version, schemaVersion)
+	}
+	if version < schemaVersion {
+		// The page size only applies to a new file, and before WAL is
+		// on. Large pages mean fewer log frames (and write calls) per
+		// message.
+		if _, err := st.wconn.ExecContext(ctx, "PRAGMA page_size = 16384"); err != nil {
+			return fmt.Errorf("set page size: %w", err)
+		}
+		if _, err := st.wconn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+			return fmt.Errorf("set journal mode: %w", err)
+		}
+		if _, err := st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+		for _, stmt := range schema {
+			if _, err := st.wconn.ExecContext(ctx, stmt); err != nil {
+				_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+				return fmt.Errorf("create schema: %w", err)
+			}
+		}
+		if _, err := st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	var jm string
+	if err := st.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&jm); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if jm != "wal" {
+		return fmt.Errorf("journal mode is %q, not wal; is the file on a file system without shared memory support?", jm)
+	}
+	return nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked", which some
+// moments of another connection's life (opening or closing the log)
+// return without waiting for the busy timeout.
+func isBusy(err error) bool {
+	var se interface{ Code() int }
+	return errors.As(err, &se) && se.Code()&0xff == 5 // SQLITE_BUSY
+}
+
+// setupRetrying runs setup, retrying while the file is busy, as long as
+// ctx allows.
+func (st *store) setupRetrying(ctx context.Context) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := st.setup(ctx)
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 const (
@@ -248,17 +315,8 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("open stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
 	}
-	for _, stmt := range schema {
-		if _, err = st.wconn.ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("create schema in stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
-		}
-	}
-	var jm string
-	if err = st.wconn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&jm); err != nil {
-		return nil, fmt.Errorf("read journal mode of stream database %q: %w", file, err)
-	}
-	if jm != "wal" {
-		return nil, fmt.Errorf("stream database %q is in journal mode %q, not wal; is the file on a file system without shared memory support?", file, jm)
+	if err = st.setupRetrying(ctx); err != nil {
+		return nil, fmt.Errorf("open stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
 	}
 	prep := func(c interface {
 		PrepareContext(context.Context, string) (*sql.Stmt, error)

@@ -162,6 +162,10 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // if it is lost (the process stalled for longer than the lease's TTL).
 func (s *Subscriber) consumeGroup(ctx context.Context, g *group, topic string, out chan<- *message.Message) {
 	key := offsetKey{s.opts.Group, topic}
+	// Give the lease up for the next reader, also when ctx ended while it
+	// was being taken. The writer stores the release after this reader's
+	// last commit, and before the next reader in this process asks.
+	defer func() { _ = s.st.enqueue(context.Background(), &op{lease: &leaseReq{key: key}}) }()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	for {
@@ -215,9 +219,6 @@ func (s *Subscriber) consumeGroup(ctx context.Context, g *group, topic string, o
 		lost()
 		<-renewed
 		if ctx.Err() != nil {
-			// Give the lease up for the next reader; the writer stores it
-			// after this reader's last commit.
-			_ = s.st.enqueue(context.Background(), &op{lease: &leaseReq{key: key}})
 			return
 		}
 	}
