@@ -10,5 +10,6 @@ import (
 	_ "github.com/tributary/tributary/connectors/kafka"
 
 	// Sources.
+	_ "github.com/tributary/tributary/connectors/postgres"
 	_ "github.com/tributary/tributary/connectors/webhook"
 )

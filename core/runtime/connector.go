@@ -327,9 +327,7 @@ func (s *session) readLoop(ctx context.Context) error {
 	for batch := range batches {
 		s.c.changesRead.Add(uint64(len(batch)))
 		s.c.r.metrics.ChangesRead.WithLabelValues(s.c.cfg.Name).Add(float64(len(batch)))
-		for i := range batch {
-			s.handle(&batch[i])
-		}
+		s.handleBatch(batch)
 	}
 	wg.Wait()
 	return readErr
@@ -357,69 +355,127 @@ func (s *session) waitCapacity(ctx context.Context) error {
 	return nil
 }
 
-// handle maps one change and hands its events to the stream.
-func (s *session) handle(ch *core.Change) {
-	seq := s.tracker.Add(ch.Position)
-	outs := s.c.cfg.Mapper.Map(ch)
+// maxGroup bounds the messages handed to the stream in one publish call.
+const maxGroup = 1024
 
-	type batch struct {
-		topic string
-		msgs  []*message.Message
-		types []string
+// pendingChange counts the messages a change still waits for.
+type pendingChange struct {
+	seq  uint64
+	left atomic.Int32
+}
+
+// group is one publish call: messages for one topic, from one or more
+// consecutive changes, in read order.
+type group struct {
+	topic      string
+	deadLetter bool
+	msgs       []*message.Message
+	changes    []*pendingChange // the change of each message
+	labels     []string         // event type, or dead-letter reason, of each message
+}
+
+// handleBatch maps a batch of changes and hands their events to the stream,
+// one publish call per topic (and per maxGroup messages) rather than per
+// change, so that the stream sees large batches. Each change completes when
+// its last message is durable.
+func (s *session) handleBatch(batch []core.Change) {
+	pcs := make([]pendingChange, len(batch))
+	var order []*group
+	open := map[string]*group{}
+	flush := func(g *group) {
+		delete(open, groupKey(g.topic, g.deadLetter))
+		s.publishGroup(g)
 	}
-	var batches []batch
-	var failed []Output
-	for _, o := range outs {
-		if o.Err != nil || o.Event == nil {
-			failed = append(failed, o)
-			continue
+	get := func(topic string, dl bool) *group {
+		k := groupKey(topic, dl)
+		g := open[k]
+		if g == nil {
+			g = &group{topic: topic, deadLetter: dl}
+			open[k] = g
+			order = append(order, g)
 		}
-		topic := s.c.r.opts.Topics.For(o.Event.Type)
-		i := len(batches) - 1
-		if i < 0 || batches[i].topic != topic {
-			batches = append(batches, batch{topic: topic})
-			i++
-		}
-		batches[i].msgs = append(batches[i].msgs, o.Event.ToMessage())
-		batches[i].types = append(batches[i].types, o.Event.Type)
+		return g
 	}
-	units := int64(len(batches) + len(failed))
-	if units == 0 {
-		s.complete(seq)
-		return
-	}
-	var left atomic.Int64
-	left.Store(units)
-	unitDone := func() {
-		if left.Add(-1) == 0 {
-			s.complete(seq)
-		}
-	}
-	for _, b := range batches {
-		s.publish(b.topic, b.msgs, func() {
-			s.c.eventsEmitted.Add(uint64(len(b.msgs)))
-			for _, t := range b.types {
-				s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, t).Inc()
+	for i := range batch {
+		ch := &batch[i]
+		pc := &pcs[i]
+		pc.seq = s.tracker.Add(ch.Position)
+		n := 0
+		for _, o := range s.c.cfg.Mapper.Map(ch) {
+			if o.Err == nil && o.Event != nil {
+				g := get(s.c.r.opts.Topics.For(o.Event.Type), false)
+				g.msgs = append(g.msgs, o.Event.ToMessage())
+				g.changes = append(g.changes, pc)
+				g.labels = append(g.labels, o.Event.Type)
+				n++
+				continue
 			}
-			unitDone()
-		}, false)
-	}
-	for _, o := range failed {
-		msg, err := deadLetterMessage(s.c.cfg.Name, ch, o)
-		if err != nil {
-			s.fail(core.Fatal(fmt.Errorf("build dead-letter record for rule %q: %w", o.Rule, err)))
-			return
+			msg, err := deadLetterMessage(s.c.cfg.Name, ch, o)
+			if err != nil {
+				s.fail(core.Fatal(fmt.Errorf("build dead-letter record for rule %q: %w", o.Rule, err)))
+				return
+			}
+			reason := o.Reason
+			if reason == "" {
+				reason = ReasonRuleError
+			}
+			g := get(s.c.r.opts.DeadLetterTopic, true)
+			g.msgs = append(g.msgs, msg)
+			g.changes = append(g.changes, pc)
+			g.labels = append(g.labels, reason)
+			n++
 		}
-		reason := o.Reason
-		if reason == "" {
-			reason = "rule_error"
+		pc.left.Store(int32(n))
+		if n == 0 {
+			s.complete(pc.seq)
 		}
-		s.publish(s.c.r.opts.DeadLetterTopic, []*message.Message{msg}, func() {
-			s.c.deadLettered.Add(1)
-			s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, reason).Inc()
-			unitDone()
-		}, true)
+		// Flush full groups between changes, never in the middle of one,
+		// so that a change's count is set before any of its acks arrive.
+		for _, g := range order {
+			if len(g.msgs) >= maxGroup && open[groupKey(g.topic, g.deadLetter)] == g {
+				flush(g)
+			}
+		}
 	}
+	for _, g := range order {
+		if open[groupKey(g.topic, g.deadLetter)] == g {
+			flush(g)
+		}
+	}
+}
+
+func groupKey(topic string, dl bool) string {
+	if dl {
+		return "\x00dl\x00" + topic
+	}
+	return topic
+}
+
+// publishGroup publishes one group and completes its changes once durable.
+func (s *session) publishGroup(g *group) {
+	s.publish(g.topic, g.msgs, func() {
+		counts := map[string]int{}
+		for _, l := range g.labels {
+			counts[l]++
+		}
+		for l, n := range counts {
+			if g.deadLetter {
+				s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
+			} else {
+				s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
+			}
+		}
+		if g.deadLetter {
+			s.c.deadLettered.Add(uint64(len(g.msgs)))
+		} else {
+			s.c.eventsEmitted.Add(uint64(len(g.msgs)))
+		}
+		for _, pc := range g.changes {
+			if pc.left.Add(-1) == 0 {
+				s.complete(pc.seq)
+			}
+		}
+	}, g.deadLetter)
 }
 
 // deadLetterAttempts bounds retries of a dead-letter write before the
