@@ -482,6 +482,13 @@ func (st *store) write(batch []*op) {
 	err := ErrClosed
 	if !st.abort.Load() {
 		err = st.writeTx(batch)
+		// Another process may hold the file for longer than the busy
+		// timeout, or be opening or closing the log: try again for a
+		// few seconds before failing the batch.
+		for wait := 10 * time.Millisecond; isBusy(err) && wait < 2*time.Second && !st.abort.Load(); wait *= 2 {
+			time.Sleep(wait)
+			err = st.writeTx(batch)
+		}
 	} else {
 		st.aborted.Add(int64(len(batch)))
 	}
