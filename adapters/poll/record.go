@@ -252,6 +252,23 @@ func canonicalKey(key map[string]any) (string, error) {
 	if len(key) == 0 {
 		return "", fmt.Errorf("record has no key")
 	}
+	if len(key) == 1 {
+		// Fast path for the common single-column key.
+		for k, v := range key {
+			var b []byte
+			switch x := v.(type) {
+			case int64:
+				b = strconv.AppendInt(append(strconv.AppendQuote([]byte("{"), k), ':'), x, 10)
+			case string:
+				if isPlain(k) && isPlain(x) {
+					b = append(append(append(append([]byte(`{"`), k...), `":"`...), x...), '"')
+				}
+			}
+			if b != nil && isPlain(k) {
+				return string(append(b, '}')), nil
+			}
+		}
+	}
 	b, err := json.Marshal(jsonable(key))
 	if err != nil {
 		return "", fmt.Errorf("encode record key: %w", err)
@@ -369,4 +386,16 @@ func (h *hasher) appendValue(b []byte, v any) []byte {
 // hashText is the short form of a content hash positions carry.
 func hashText(h [16]byte) string {
 	return base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// isPlain reports whether s needs no escaping in JSON (and is encoded the
+// same by encoding/json).
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

@@ -186,7 +186,9 @@ func generatedQuery(c *Config) string {
 	}
 	if c.Mode == ModeCursor {
 		col, key := c.Cursor.Column, c.Key[0]
-		conds = append(conds, "{{if .After}}("+col+" > :cursor OR ("+col+" = :cursor AND "+key+" > :key)){{else if .Cursor}}"+col+" >= :cursor{{else}}1 = 1{{end}}")
+		// The leading >= lets every database use an index on the cursor
+		// column for the keyset condition.
+		conds = append(conds, "{{if .After}}"+col+" >= :cursor AND ("+col+" > :cursor OR ("+col+" = :cursor AND "+key+" > :key)){{else if .Cursor}}"+col+" >= :cursor{{else}}1 = 1{{end}}")
 	}
 	if len(conds) > 0 {
 		b.WriteString(" WHERE " + strings.Join(conds, " AND "))

@@ -55,7 +55,7 @@ func TestGeneratedQueryShapes(t *testing.T) {
 	}{
 		{name: "first run", want: "SELECT * FROM orders WHERE (x = 1) AND 1 = 1 ORDER BY updated_at, id LIMIT $1"},
 		{name: "from cursor", vars: queryVars{Cursor: true}, want: "SELECT * FROM orders WHERE (x = 1) AND updated_at >= $1 ORDER BY updated_at, id LIMIT $2"},
-		{name: "next page", vars: queryVars{Cursor: true, After: true}, want: "SELECT * FROM orders WHERE (x = 1) AND (updated_at > $1 OR (updated_at = $1 AND id > $2)) ORDER BY updated_at, id LIMIT $3"},
+		{name: "next page", vars: queryVars{Cursor: true, After: true}, want: "SELECT * FROM orders WHERE (x = 1) AND updated_at >= $1 AND (updated_at > $1 OR (updated_at = $1 AND id > $2)) ORDER BY updated_at, id LIMIT $3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
