@@ -2,6 +2,8 @@ package main_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -30,7 +32,9 @@ func freeAddr(t *testing.T) string {
 func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tributary")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	bctx, bcancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer bcancel()
+	build := exec.CommandContext(bctx, "go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -80,6 +84,25 @@ connectors:
 		t.Fatalf("delivery: %v %v", err, resp)
 	}
 	resp.Body.Close()
+	// Wait until the event is on the stream, so that what follows tests the
+	// shutdown, not how fast a loaded machine publishes.
+	for {
+		resp, err := http.Get("http://" + admin + "/v1/connectors/inbox")
+		if err == nil {
+			var st struct {
+				EventsEmitted int `json:"events_emitted"`
+			}
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if st.EventsEmitted == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event not emitted: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -99,7 +122,9 @@ connectors:
 	if !strings.Contains(logs.String(), "tributary stopped") {
 		t.Fatalf("no clean-stop log line:\n%s", logs.String())
 	}
-	out, err := exec.Command(bin, "events", "tail", "-c", cfg, "--from-beginning", "--limit", "1").CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "events", "tail", "-c", cfg, "--from-beginning", "--limit", "1").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"type":"com.example.thing.received"`) || !strings.Contains(string(out), `"n":1`) {
 		t.Fatalf("event after restart: %v\n%s", err, out)
 	}

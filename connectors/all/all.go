@@ -10,6 +10,10 @@ import (
 	_ "github.com/tributary/tributary/connectors/kafka"
 
 	// Sources.
+	_ "github.com/tributary/tributary/connectors/files"
+	_ "github.com/tributary/tributary/connectors/plugin"
 	_ "github.com/tributary/tributary/connectors/postgres"
+	_ "github.com/tributary/tributary/connectors/rest"
+	_ "github.com/tributary/tributary/connectors/sql"
 	_ "github.com/tributary/tributary/connectors/webhook"
 )

@@ -89,6 +89,7 @@ func New(reg *core.Registry) *cobra.Command {
 		newConnectorsCmd(reg),
 		newEventsCmd(reg),
 		newSchemaCmd(reg),
+		NewPluginCmd(reg),
 		newVersionCmd(),
 	)
 	return root
