@@ -122,7 +122,7 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sample.yaml: %v", err)
 	}
-	if c.Linger != 5*time.Millisecond || strings.Join(c.Brokers, ",") != "127.0.0.1:9092" {
+	if c.Linger != 0 || strings.Join(c.Brokers, ",") != "127.0.0.1:9092" {
 		t.Fatalf("sample.yaml decoded to %+v", c)
 	}
 	readme, err := os.ReadFile("README.md")
