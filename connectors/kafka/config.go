@@ -302,7 +302,7 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
 		return min(50*time.Millisecond<<min(retries, 6), 2*time.Second)
 	}
-	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Producer.Partitioner = newJavaPartitioner
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
 	sc.Producer.Flush.Messages = c.BatchMaxMessages
