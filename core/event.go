@@ -43,8 +43,10 @@ var eventNamespace = uuid.MustParse("6f1c8a2e-8d0b-5a57-9f3e-7b1e0c4d2a91")
 // delivered twice yields events with equal ids and consumers can drop
 // duplicates. The id is a version 5 (name-based) UUID.
 func EventID(connector string, pos Position, rule string) string {
-	buf := make([]byte, 0, 16+len(connector)+len(rule)+len(pos.Data)+16)
-	buf = append(buf, eventNamespace[:]...)
+	// The name hashed is namespace, connector, 0, version, 0, position, 0,
+	// rule; a stack buffer holds it unless it is unusually long.
+	var stack [256]byte
+	buf := append(stack[:0], eventNamespace[:]...)
 	buf = append(buf, connector...)
 	buf = append(buf, 0)
 	buf = strconv.AppendUint(buf, uint64(pos.Version), 10)
@@ -53,11 +55,23 @@ func EventID(connector string, pos Position, rule string) string {
 	buf = append(buf, 0)
 	buf = append(buf, rule...)
 	sum := sha1.Sum(buf)
-	var id uuid.UUID
-	copy(id[:], sum[:16])
-	id[6] = (id[6] & 0x0f) | 0x50 // version 5
-	id[8] = (id[8] & 0x3f) | 0x80 // RFC 4122 variant
-	return id.String()
+	sum[6] = (sum[6] & 0x0f) | 0x50 // version 5
+	sum[8] = (sum[8] & 0x3f) | 0x80 // RFC 4122 variant
+	// The canonical form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, as
+	// uuid.UUID.String writes it, in one allocation.
+	const hexDigits = "0123456789abcdef"
+	var out [36]byte
+	j := 0
+	for i, c := range sum[:16] {
+		switch i {
+		case 4, 6, 8, 10:
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = hexDigits[c>>4], hexDigits[c&0x0f]
+		j += 2
+	}
+	return string(out[:])
 }
 
 // Validate checks the attributes CloudEvents 1.0 requires.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tributary/tributary/core"
@@ -68,5 +69,84 @@ func TestFastDeclines(t *testing.T) {
 		if f := newFast(s, true, func(string) *jsonschema.Schema { return nil }); f != nil {
 			t.Errorf("schema %v gets a pre-check, want none", s)
 		}
+	}
+}
+
+// TestQuickDateIsTimeParse checks the hand-written date test against
+// time.Parse on every month and day around the edges, leap years included.
+func TestQuickDateIsTimeParse(t *testing.T) {
+	var inputs []string
+	for _, y := range []string{"0000", "0004", "1900", "1999", "2000", "2023", "2024", "2100", "9999"} {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				inputs = append(inputs, fmt.Sprintf("%s-%02d-%02d", y, m, d))
+			}
+		}
+	}
+	inputs = append(inputs, "", "2024-5-01", "2024-05-1", "24-05-01", "2024/05/01", "2024-05-01 ",
+		"20240-05-01", "2024-05-0a", "a024-05-01", "2024-0a-01", "2024-05-01T", "+024-05-01", "-024-05-01")
+	for _, s := range inputs {
+		_, err := time.Parse("2006-01-02", s)
+		if got, want := quickDate(s), err == nil; got != want {
+			t.Errorf("quickDate(%q) = %v, time.Parse says %v", s, got, want)
+		}
+	}
+}
+
+// TestFieldsAgreesWithFast checks the per-key pre-check gives the answer of
+// the object pre-check on the object built from the same keys and values.
+func TestFieldsAgreesWithFast(t *testing.T) {
+	schema := map[string]any{
+		"type": "object", "required": []any{"a"}, "additionalProperties": false,
+		"properties": map[string]any{
+			"a": map[string]any{"type": "integer", "minimum": 0},
+			"b": map[string]any{"type": "string", "format": "date-time"},
+			"c": true,
+		},
+	}
+	c, err := New([]core.EventType{{Type: "com.acme.t", Version: "1", Schema: schema}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := New([]core.EventType{{Type: "com.acme.t", Version: "1", Schema: map[string]any{"type": "object"}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		cat    *Catalog
+		keys   []string
+		values []any
+	}{
+		{"valid", c, []string{"a", "b", "c"}, []any{1, "2024-05-01T10:00:00Z", nil}},
+		{"valid subset", c, []string{"a"}, []any{0}},
+		{"bad value", c, []string{"a", "b"}, []any{-1, "2024-05-01T10:00:00Z"}},
+		{"bad format", c, []string{"a", "b"}, []any{1, "2024-02-30T10:00:00Z"}},
+		{"required key missing", c, []string{"b"}, []any{"2024-05-01T10:00:00Z"}},
+		{"forbidden key", c, []string{"a", "d"}, []any{1, 1}},
+		{"open schema", open, []string{"x", "y"}, []any{1, "z"}},
+		{"too few values", c, []string{"a", "b"}, []any{1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := map[string]any{}
+			for i, k := range tt.keys {
+				if i < len(tt.values) {
+					m[k] = tt.values[i]
+				}
+			}
+			f := tt.cat.Fields("com.acme.t", tt.keys)
+			got := f.Valid(tt.values)
+			want := tt.cat.entries["com.acme.t"].fast.valid(m) && len(tt.values) == len(tt.keys)
+			if got != want {
+				t.Errorf("Fields.Valid = %v, the object pre-check says %v", got, want)
+			}
+			if got && tt.cat.Validate("com.acme.t", m) != nil {
+				t.Errorf("Fields.Valid accepts %v, Validate rejects it", m)
+			}
+		})
+	}
+	if (*Catalog)(nil).Fields("com.acme.t", nil).Valid(nil) {
+		t.Error("a nil catalog's Fields accepts data")
 	}
 }

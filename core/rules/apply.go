@@ -57,6 +57,9 @@ type state struct {
 	vm  vm.VM
 	env env
 	buf []byte
+	// vals holds the values of a data mapping, one per key in key order,
+	// while a rule is applied.
+	vals []any
 }
 
 // Apply runs every rule on ch, in order, and returns one Result per rule
@@ -81,6 +84,7 @@ func (s *Set) Apply(ch *core.Change) []Result {
 		out = append(out, res)
 	}
 	st.env = env{}
+	clear(st.vals)
 	if cap(st.buf) > 1<<20 {
 		st.buf = nil // do not keep one huge event's buffer forever
 	}
@@ -90,8 +94,16 @@ func (s *Set) Apply(ch *core.Change) []Result {
 
 func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 	res := Result{Rule: r.name}
+	// A data mapping is evaluated into vals, one value per key, and
+	// pre-checked and encoded from there: the object is built only for
+	// the Result.
+	mapped := r.data != nil && r.data.kind == dataObject
+	var vals []any
 	fail := func(field string, err error) (Result, bool) {
 		res.Err = s.ruleError(r, field, err)
+		if vals != nil {
+			res.Data = r.data.object(vals)
+		}
 		return res, true
 	}
 	if r.when != nil {
@@ -108,7 +120,12 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		}
 	}
 	if r.data != nil {
-		d, err := r.data.eval(st)
+		var err error
+		if mapped {
+			vals, err = r.data.evalFields(st)
+		} else {
+			res.Data, err = r.data.eval(st)
+		}
 		if err != nil {
 			var de *dataError
 			if errors.As(err, &de) {
@@ -116,7 +133,6 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 			}
 			return fail("data", err)
 		}
-		res.Data = d
 	}
 	ev := &core.Event{
 		ID:              core.EventID(s.connector, ch.Position, r.name),
@@ -146,16 +162,26 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 	if ev.Time, err = s.eventTime(st, r.time, ch); err != nil {
 		return fail("time", err)
 	}
-	if r.validate {
+	if mapped {
+		res.Data = r.data.object(vals)
+	}
+	if r.validate && !r.fields.Valid(vals) {
+		// Not certainly valid: the full validator decides, and explains.
 		if err := s.catalog.Validate(r.typ, res.Data); err != nil {
 			res.Err = err
 			return res, true
 		}
 	}
 	if r.data != nil {
-		b, err := r.data.encode(st.buf[:0], res.Data)
+		var b []byte
+		if mapped {
+			b, err = r.data.encodeFields(st.buf[:0], vals)
+		} else {
+			b, err = r.data.encode(st.buf[:0], res.Data)
+		}
 		st.buf = b
 		if err != nil {
+			vals = nil // res.Data is built
 			return fail("data", err)
 		}
 		ev.Data = append(json.RawMessage(make([]byte, 0, len(b))), b...)
@@ -290,6 +316,50 @@ func (n *dataNode) eval(st *state) (any, error) {
 		return l, nil
 	}
 	return nil, fmt.Errorf("unknown data node kind %d", n.kind)
+}
+
+// evalFields evaluates the children of n, a mapping, into st.vals: one
+// value per key, in key order.
+func (n *dataNode) evalFields(st *state) ([]any, error) {
+	if cap(st.vals) < len(n.children) {
+		st.vals = make([]any, len(n.children))
+	}
+	vals := st.vals[:len(n.children)]
+	for i, c := range n.children {
+		v, err := c.eval(st)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+// object builds the data value of n, a mapping, from the values of its
+// keys: what n.eval returns.
+func (n *dataNode) object(vals []any) map[string]any {
+	m := make(map[string]any, len(n.keys))
+	for i, k := range n.keys {
+		m[k] = vals[i]
+	}
+	return m
+}
+
+// encodeFields appends the JSON of n, a mapping, from the values of its
+// keys, in the order sorted at compile time.
+func (n *dataNode) encodeFields(b []byte, vals []any) ([]byte, error) {
+	b = append(b, '{')
+	for i, c := range n.children {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, n.keyJSON[i]...)
+		var err error
+		if b, err = c.encode(b, vals[i]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
 // encode appends the JSON of v, built by n.eval, using the keys sorted at

@@ -44,6 +44,10 @@ type rule struct {
 	data          *dataNode
 	dataSchema    string
 	validate      bool
+	// fields pre-checks a data mapping's values against the type's schema
+	// without building the object; nil unless the data is a mapping and
+	// validated.
+	fields *catalog.Fields
 }
 
 type dataKind uint8
@@ -136,6 +140,9 @@ func Compile(connector string, rs []core.Rule, cat *catalog.Catalog) (*Set, erro
 		}
 		if r.Data != nil {
 			cr.data = c.compileData(at, "data", r.Data)
+			if cr.validate && cr.data.kind == dataObject {
+				cr.fields = cat.Fields(r.Type, cr.data.keys)
+			}
 		}
 		s.rules = append(s.rules, cr)
 	}
