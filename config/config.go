@@ -156,6 +156,19 @@ func Load(path string, reg *core.Registry) (*Config, error) {
 // and to resolve relative paths (against the working directory when name
 // is "").
 func Parse(name string, data []byte, reg *core.Registry) (*Config, error) {
+	return ParseWith(name, data, reg, Options{})
+}
+
+// Options adjusts how ParseWith reads a document.
+type Options struct {
+	// OpenSecret opens the file of a ${file:PATH} reference (PATH already
+	// resolved against the configuration's directory). Nil means os.Open.
+	// Tests use it to load sample files that point at /run/secrets.
+	OpenSecret func(path string) (io.ReadCloser, error)
+}
+
+// ParseWith is Parse with options.
+func ParseWith(name string, data []byte, reg *core.Registry, opts Options) (*Config, error) {
 	if reg == nil {
 		reg = core.DefaultRegistry
 	}
@@ -164,6 +177,9 @@ func Parse(name string, data []byte, reg *core.Registry) (*Config, error) {
 		return nil, err
 	}
 	l := newLoader(name, dir)
+	if opts.OpenSecret != nil {
+		l.openSecret = opts.OpenSecret
+	}
 	root := l.parseYAML(data)
 	if root == nil {
 		return nil, l.err()

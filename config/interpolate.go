@@ -170,7 +170,11 @@ func (l *loader) readSecret(p string) (string, string) {
 	if !filepath.IsAbs(full) {
 		full = filepath.Join(l.dir, full)
 	}
-	f, err := os.Open(full)
+	open := l.openSecret
+	if open == nil {
+		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
+	}
+	f, err := open(full)
 	if err != nil {
 		return "", fmt.Sprintf("cannot read ${file:%s}: %v; check the path (relative paths start from %s) and its permissions", p, err, l.dir)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -11,6 +12,8 @@ import (
 type loader struct {
 	file string
 	dir  string
+	// openSecret opens ${file:...} references; nil means os.Open.
+	openSecret func(string) (io.ReadCloser, error)
 
 	problems []Problem
 	warnings []Problem

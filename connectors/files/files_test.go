@@ -9,63 +9,20 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/tributary/tributary/config/configtest"
 
 	connector "github.com/tributary/tributary/connectors/files"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/conformance"
 )
 
-var refRe = regexp.MustCompile(`\$\{([^}:]+)(?::-([^}]*))?\}`)
-
-func interpolate(s string) string {
-	return refRe.ReplaceAllStringFunc(s, func(m string) string {
-		sub := refRe.FindStringSubmatch(m)
-		if strings.HasPrefix(sub[1], "file") {
-			return "secret-from-file"
-		}
-		return sub[2]
-	})
-}
-
 func TestSampleConfigures(t *testing.T) {
-	data, err := os.ReadFile("sample.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Connectors []struct {
-			Name   string         `yaml:"name"`
-			Type   string         `yaml:"type"`
-			Config map[string]any `yaml:"config"`
-			Emit   []core.Rule    `yaml:"emit"`
-		} `yaml:"connectors"`
-	}
-	if err := yaml.Unmarshal([]byte(interpolate(string(data))), &doc); err != nil {
-		t.Fatalf("decode sample.yaml: %v", err)
-	}
-	if len(doc.Connectors) == 0 {
-		t.Fatal("sample.yaml has no connectors")
-	}
-	for _, c := range doc.Connectors {
-		t.Run(c.Name, func(t *testing.T) {
-			if c.Type != connector.Type {
-				t.Fatalf("type = %q, want %q", c.Type, connector.Type)
-			}
-			if len(c.Emit) == 0 {
-				t.Errorf("no emit rules")
-			}
-			if err := connector.New().Configure(core.NewConfig(c.Name, c.Config)); err != nil {
-				t.Fatalf("Configure() = %v", err)
-			}
-		})
-	}
+	configtest.Sample(t, "sample.yaml", connector.Spec())
 }
 
 func TestRegistered(t *testing.T) {

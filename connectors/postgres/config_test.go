@@ -2,65 +2,20 @@ package postgres_test
 
 import (
 	"errors"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/tributary/tributary/config/configtest"
 
 	connector "github.com/tributary/tributary/connectors/postgres"
 	"github.com/tributary/tributary/core"
-	"github.com/tributary/tributary/core/rules"
 )
 
-var refRe = regexp.MustCompile(`\$\{([^}]+?)(?::-([^}]*))?\}`)
-
-// interpolate stands in for the config loader: ${VAR:-default} takes its
-// default, ${file:...} a fixed URL.
-func interpolate(s string) string {
-	return refRe.ReplaceAllStringFunc(s, func(m string) string {
-		sub := refRe.FindStringSubmatch(m)
-		if strings.HasPrefix(sub[1], "file") {
-			return "postgres://u:p@db:5432/billing"
-		}
-		return sub[2]
-	})
-}
-
 func TestSampleConfigures(t *testing.T) {
-	data, err := os.ReadFile("sample.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Connectors []struct {
-			Name   string         `yaml:"name"`
-			Type   string         `yaml:"type"`
-			Config map[string]any `yaml:"config"`
-			Emit   []core.Rule    `yaml:"emit"`
-		} `yaml:"connectors"`
-	}
-	if err := yaml.Unmarshal([]byte(interpolate(string(data))), &doc); err != nil {
-		t.Fatalf("decode sample.yaml: %v", err)
-	}
-	if len(doc.Connectors) == 0 {
-		t.Fatal("sample.yaml has no connectors")
-	}
-	for _, c := range doc.Connectors {
-		t.Run(c.Name, func(t *testing.T) {
-			if c.Type != connector.Type || len(c.Emit) == 0 {
-				t.Fatalf("type %q, %d rules", c.Type, len(c.Emit))
-			}
-			if err := connector.New().Configure(core.NewConfig(c.Name, c.Config)); err != nil {
-				t.Fatalf("Configure() = %v", err)
-			}
-			if _, err := rules.Compile(c.Name, c.Emit, nil); err != nil {
-				t.Fatalf("rules: %v", err)
-			}
-		})
-	}
+	configtest.SampleWithSecrets(t, "sample.yaml", map[string]string{
+		"/run/secrets/billing_pg_url": "postgres://tributary:secret@127.0.0.1:5432/billing",
+	}, connector.Spec())
 }
 
 func TestRegistered(t *testing.T) {
