@@ -28,6 +28,7 @@ type Stream struct {
 	order    []Published
 	failNext int
 	failErr  error
+	failTop  map[string]error
 	closed   bool
 	opened   bool
 	ch       *gochannel.GoChannel
@@ -117,6 +118,21 @@ func (s *Stream) FailNext(n int, err error) {
 	s.failNext, s.failErr = n, err
 }
 
+// FailTopic makes every publish to topic fail with err until it is called
+// again with a nil err.
+func (s *Stream) FailTopic(topic string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failTop == nil {
+		s.failTop = map[string]error{}
+	}
+	if err == nil {
+		delete(s.failTop, topic)
+		return
+	}
+	s.failTop[topic] = err
+}
+
 // Messages returns the messages published on topic, in order.
 func (s *Stream) Messages(topic string) []*message.Message {
 	s.mu.Lock()
@@ -162,6 +178,10 @@ func (s *Stream) store(topic string, msgs []*message.Message) error {
 	if s.closed {
 		s.mu.Unlock()
 		return errors.New("memstream: publish on closed stream")
+	}
+	if err := s.failTop[topic]; err != nil {
+		s.mu.Unlock()
+		return err
 	}
 	if s.failNext > 0 {
 		s.failNext--

@@ -20,10 +20,12 @@ type Result struct {
 	Rule string
 	// Event is the event built, nil when Err is set.
 	Event *core.Event
-	// Data is the JSON-compatible value the event's data was encoded from,
-	// or would have been: it is set with a *catalog.ValidationError, and
-	// with a *RuleError raised after the data was built. The dead-letter
-	// record carries it.
+	// Data is the JSON-compatible value the event's data would have been
+	// encoded from: it is set with a *catalog.ValidationError, and with a
+	// *RuleError raised after the data was built. The dead-letter record
+	// carries it. It is nil when Event is set, whose Data holds the
+	// encoding: a data mapping is encoded from its values, without the
+	// object being built.
 	Data any
 	// Err is a *RuleError when an expression failed at run time, or a
 	// *catalog.ValidationError when the data violates its type's schema.
@@ -99,11 +101,15 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 	// the Result.
 	mapped := r.data != nil && r.data.kind == dataObject
 	var vals []any
+	evaluated := false // vals holds the mapping's values, res.Data is not built
+	build := func() {
+		if evaluated {
+			res.Data, evaluated = r.data.object(vals), false
+		}
+	}
 	fail := func(field string, err error) (Result, bool) {
 		res.Err = s.ruleError(r, field, err)
-		if vals != nil {
-			res.Data = r.data.object(vals)
-		}
+		build()
 		return res, true
 	}
 	if r.when != nil {
@@ -123,6 +129,7 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		var err error
 		if mapped {
 			vals, err = r.data.evalFields(st)
+			evaluated = err == nil
 		} else {
 			res.Data, err = r.data.eval(st)
 		}
@@ -162,11 +169,9 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 	if ev.Time, err = s.eventTime(st, r.time, ch); err != nil {
 		return fail("time", err)
 	}
-	if mapped {
-		res.Data = r.data.object(vals)
-	}
 	if r.validate && !r.fields.Valid(vals) {
 		// Not certainly valid: the full validator decides, and explains.
+		build()
 		if err := s.catalog.Validate(r.typ, res.Data); err != nil {
 			res.Err = err
 			return res, true
@@ -174,19 +179,18 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 	}
 	if r.data != nil {
 		var b []byte
-		if mapped {
+		if evaluated {
 			b, err = r.data.encodeFields(st.buf[:0], vals)
 		} else {
 			b, err = r.data.encode(st.buf[:0], res.Data)
 		}
 		st.buf = b
 		if err != nil {
-			vals = nil // res.Data is built
 			return fail("data", err)
 		}
 		ev.Data = append(json.RawMessage(make([]byte, 0, len(b))), b...)
 	}
-	res.Event = ev
+	res.Event, res.Data = ev, nil
 	return res, true
 }
 

@@ -302,3 +302,81 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// TestMappingData checks a data mapping's event data and Result.Data on
+// each path: the per-key pre-check, the full validator when the pre-check
+// cannot decide, a schema violation, a failure after the data was built,
+// and a mapping without keys.
+func TestMappingData(t *testing.T) {
+	cat, err := catalog.New([]core.EventType{{
+		Type: "com.acme.order.accepted", Version: "1",
+		Schema: map[string]any{
+			"type": "object", "required": []any{"id"}, "additionalProperties": false,
+			"properties": map[string]any{
+				"id":    map[string]any{"type": "string"},
+				"total": map[string]any{"type": "number", "minimum": 0},
+				"at":    map[string]any{"type": "string", "format": "date-time"},
+			},
+		},
+	}, {
+		Type: "com.acme.order.empty", Version: "1", Schema: map[string]any{"type": "object"},
+	}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	order := map[string]any{"id": `"A-1"`, "total": "after.total", "at": "after.at"}
+	tests := []struct {
+		name     string
+		rule     core.Rule
+		total    any
+		want     string // event data, or "" for an error
+		wantData map[string]any
+	}{
+		{"pre-checked", core.Rule{Data: order}, json.Number("12.5"), `{"at":"2024-05-01T10:00:00Z","id":"A-1","total":12.5}`, nil},
+		{"decided by the full validator", core.Rule{Data: order}, json.Number("12.50000000000000000001"),
+			`{"at":"2024-05-01T10:00:00Z","id":"A-1","total":12.50000000000000000001}`, nil},
+		{"schema violation", core.Rule{Data: order}, -1,
+			"", map[string]any{"id": "A-1", "total": -1, "at": "2024-05-01T10:00:00Z"}},
+		{"failure after the data", core.Rule{Data: order, Subject: "after.missing.x"}, 1,
+			"", map[string]any{"id": "A-1", "total": 1, "at": "2024-05-01T10:00:00Z"}},
+		{"no keys", core.Rule{Type: "com.acme.order.empty", Data: map[string]any{}}, 1, `{}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.rule
+			r.Name = "r"
+			if r.Type == "" {
+				r.Type = "com.acme.order.accepted"
+			}
+			set, err := rules.Compile("erp", []core.Rule{r}, cat)
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			res := set.Apply(&core.Change{Op: core.OpCreate, After: map[string]any{"total": tt.total, "at": at}})
+			if len(res) != 1 {
+				t.Fatalf("Apply = %+v", res)
+			}
+			if tt.want == "" {
+				if res[0].Err == nil {
+					t.Fatalf("Apply gave event %s, want an error", res[0].Event.Data)
+				}
+				got, _ := json.Marshal(res[0].Data)
+				want, _ := json.Marshal(tt.wantData)
+				if string(got) != string(want) {
+					t.Errorf("Result.Data = %s, want %s", got, want)
+				}
+				return
+			}
+			if res[0].Err != nil {
+				t.Fatalf("Apply: %v", res[0].Err)
+			}
+			if got := string(res[0].Event.Data); got != tt.want {
+				t.Errorf("data = %s, want %s", got, tt.want)
+			}
+			if res[0].Data != nil {
+				t.Errorf("Result.Data = %v with an event, want nil", res[0].Data)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -295,5 +296,31 @@ func TestResumeAfterRestart(t *testing.T) {
 	stop2()
 	if n := len(st2.Messages("test.created")); n != 10 {
 		t.Fatalf("second run emitted %d events, want 10 (21..30)", n)
+	}
+}
+
+// TestDeadLetterWriteFailureStopsConnector: when the dead-letter topic keeps
+// refusing writes, the connector stops (fatal) instead of losing the record,
+// and its checkpoint never passes the change that could not be
+// dead-lettered.
+func TestDeadLetterWriteFailureStopsConnector(t *testing.T) {
+	st := memstream.New()
+	st.FailTopic("tributary.deadletter", errors.New("disk full"))
+	src := &seqSource{total: 30}
+	rt, stop := startRuntime(t, st, runtime.Connector{Name: "orders", Source: src, Mapper: mapper("orders", 10)})
+	waitFor(t, "connector failed", func() bool { return rt.Status().Connectors[0].State == runtime.StateFailed })
+	status := rt.Status().Connectors[0]
+	stop()
+	if !strings.Contains(status.Error, "dead-letter") {
+		t.Fatalf("status error = %q, want it to name the dead-letter write", status.Error)
+	}
+	if got := src.lastAck(); got >= 10 {
+		t.Fatalf("source acked %d, past change 10 whose dead letter was never written", got)
+	}
+	cp, ok, _ := st.Checkpoints().Load(context.Background(), "orders")
+	if ok {
+		if n, _ := strconv.Atoi(string(cp.Position.Data)); n >= 10 {
+			t.Fatalf("checkpoint %d passed the failed change 10", n)
+		}
 	}
 }
