@@ -65,6 +65,12 @@ type Env struct {
 	// connectors that receive pushes. It is nil when the sidecar runs no
 	// listener.
 	HTTP Router
+	// Admin mounts operator endpoints on the sidecar's admin listener
+	// (such as an on-demand re-snapshot). A connector mounts only below
+	// "/v1/connectors/<Name>/", for example
+	// "POST /v1/connectors/orders/snapshot". It is nil when the sidecar
+	// runs no admin listener.
+	Admin Router
 	// Metrics registers connector-specific collectors. Collectors should
 	// carry a "connector" label set to Name.
 	Metrics prometheus.Registerer

@@ -223,6 +223,11 @@ func (s *Set) text(st *state, p *program) (string, error) {
 	if p == nil {
 		return "", nil
 	}
+	if p.fast != nil {
+		if s, ok := p.fast.text(&st.env); ok {
+			return s, nil
+		}
+	}
 	v, err := p.run(st)
 	if err != nil {
 		return "", err

@@ -222,6 +222,9 @@ type program struct {
 	prog  *vm.Program
 	root  int8 // a mapRoot, or noRoot
 	field string
+	// fast evaluates common simple expressions without the VM; nil when
+	// the expression is beyond it.
+	fast *fastExpr
 }
 
 const (
@@ -240,6 +243,7 @@ func newProgram(code string, p *vm.Program) *program {
 	if err != nil {
 		return pr
 	}
+	pr.fast = newFastExpr(tree.Node)
 	m, ok := tree.Node.(*ast.MemberNode)
 	if !ok || m.Method {
 		return pr
@@ -253,7 +257,7 @@ func newProgram(code string, p *vm.Program) *program {
 		return pr
 	}
 	if r, ok := mapRoots[id.Value]; ok {
-		pr.root, pr.field = r, prop.Value
+		pr.root, pr.field, pr.fast = r, prop.Value, nil
 	}
 	return pr
 }
@@ -263,6 +267,11 @@ func (p *program) run(st *state) (any, error) {
 	var m map[string]any
 	switch p.root {
 	case noRoot:
+		if p.fast != nil {
+			if v, ok := p.fast.value(&st.env); ok {
+				return v, nil
+			}
+		}
 		return st.vm.Run(p.prog, &st.env)
 	case rootKey:
 		m = st.env.Key

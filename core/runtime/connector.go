@@ -199,6 +199,7 @@ func (c *connector) session(ctx context.Context) (err error) {
 		Logger:   c.log,
 		StateDir: connectorStateDir(c.r.opts.StateDir, c.cfg.Name),
 		HTTP:     c.r.opts.HTTP,
+		Admin:    c.r.opts.Admin,
 		Metrics:  c.r.opts.Registerer,
 	}
 	if env.StateDir != "" {

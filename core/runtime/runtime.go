@@ -64,6 +64,9 @@ type Options struct {
 	StateDir string
 	// HTTP is the shared listener's router, or nil when there is none.
 	HTTP core.Router
+	// Admin is the admin listener's router for connectors' operator
+	// endpoints, or nil.
+	Admin core.Router
 	// Registerer receives the runtime's and connectors' metrics; nil
 	// disables them.
 	Registerer prometheus.Registerer

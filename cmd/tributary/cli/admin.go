@@ -43,6 +43,9 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no connector named " + r.PathValue("name")})
 	})
+	// Everything else below /v1/connectors/ belongs to connectors'
+	// operator endpoints (core.Env.Admin).
+	mux.Handle("/v1/connectors/", sc.AdminRouter)
 	return mux
 }
 

@@ -22,8 +22,8 @@ import (
 	// The custom-connector example's configuration needs its connector,
 	// which its own sidecar build (examples/custom-connector/cmd) compiles
 	// in; this test registers it the same way.
-	_ "github.com/tributary/tributary/examples/custom-connector/erp"
 	"github.com/tributary/tributary/core"
+	_ "github.com/tributary/tributary/examples/custom-connector/erp"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -56,7 +56,10 @@ type Sidecar struct {
 	Runtime  *runtime.Runtime
 	Registry *prometheus.Registry
 	Router   *runtime.Router
-	Logger   *slog.Logger
+	// AdminRouter carries connectors' operator endpoints on the admin
+	// listener.
+	AdminRouter *runtime.Router
+	Logger      *slog.Logger
 }
 
 // Build loads the configuration at file and wires the stream, connectors and
@@ -81,6 +84,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	router := runtime.NewRouter()
+	adminRouter := runtime.NewRouter()
 	var conns []runtime.Connector
 	for _, cc := range cfg.Connectors {
 		src, err := cc.NewSource(reg)
@@ -112,6 +116,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		Connectors:      conns,
 		StateDir:        cfg.StateDir,
 		HTTP:            httpRouter,
+		Admin:           adminRouter,
 		Registerer:      promReg,
 		Logger:          log,
 		ShutdownTimeout: cfg.Shutdown.Timeout,
@@ -119,7 +124,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, Logger: log}, nil
+	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log}, nil
 }
 
 func runSidecar(ctx context.Context, reg *core.Registry, file string, logOut io.Writer) error {

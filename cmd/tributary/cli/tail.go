@@ -188,4 +188,3 @@ func tailTopics(cfg *config.Config, o tailOptions) ([]string, error) {
 	}
 	return topics, nil
 }
-

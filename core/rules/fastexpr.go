@@ -1,0 +1,192 @@
+package rules
+
+import (
+	"github.com/expr-lang/expr/ast"
+)
+
+// fastExpr evaluates, without the VM, the expressions rules write most:
+// string and boolean constants, op, connector and position, a field of key,
+// before, after or meta, and ==, !=, +, &&, || and ! over them, such as
+//
+//	op == "create" && after.status == "NEW"
+//	"orders/" + after.order_id
+//
+// It answers only when every value met has the kind the operator wants:
+// strings for ==, != and +, booleans for &&, || and !. Otherwise ok is
+// false and the VM runs the expression, so the VM keeps the final word on
+// every other case (numbers, nil, errors). Expressions have no side
+// effects, so running one again is harmless.
+type fastExpr struct {
+	op    fastOp
+	str   string // the constant of fastString
+	bool  bool   // the constant of fastBool
+	root  int8   // the record of fastField, a mapRoot
+	field string // the field of fastField
+	l, r  *fastExpr
+}
+
+type fastOp uint8
+
+const (
+	fastString fastOp = iota
+	fastBool
+	fastOpVar
+	fastConnector
+	fastPosition
+	fastField
+	fastEq
+	fastNe
+	fastConcat
+	fastAnd
+	fastOr
+	fastNot
+)
+
+// newFastExpr compiles the parsed tree of an expression that compiled, or
+// returns nil when it holds anything fastExpr does not handle.
+func newFastExpr(n ast.Node) *fastExpr {
+	switch x := n.(type) {
+	case *ast.StringNode:
+		return &fastExpr{op: fastString, str: x.Value}
+	case *ast.BoolNode:
+		return &fastExpr{op: fastBool, bool: x.Value}
+	case *ast.IdentifierNode:
+		switch x.Value {
+		case "op":
+			return &fastExpr{op: fastOpVar}
+		case "connector":
+			return &fastExpr{op: fastConnector}
+		case "position":
+			return &fastExpr{op: fastPosition}
+		}
+	case *ast.MemberNode:
+		id, ok := x.Node.(*ast.IdentifierNode)
+		prop, isStr := x.Property.(*ast.StringNode)
+		if !ok || !isStr || x.Optional || x.Method {
+			return nil
+		}
+		if r, ok := mapRoots[id.Value]; ok {
+			return &fastExpr{op: fastField, root: r, field: prop.Value}
+		}
+	case *ast.UnaryNode:
+		if x.Operator != "!" && x.Operator != "not" {
+			return nil
+		}
+		if e := newFastExpr(x.Node); e != nil {
+			return &fastExpr{op: fastNot, l: e}
+		}
+	case *ast.BinaryNode:
+		var op fastOp
+		switch x.Operator {
+		case "==":
+			op = fastEq
+		case "!=":
+			op = fastNe
+		case "+":
+			op = fastConcat
+		case "&&", "and":
+			op = fastAnd
+		case "||", "or":
+			op = fastOr
+		default:
+			return nil
+		}
+		l, r := newFastExpr(x.Left), newFastExpr(x.Right)
+		if l == nil || r == nil {
+			return nil
+		}
+		return &fastExpr{op: op, l: l, r: r}
+	}
+	return nil
+}
+
+// value evaluates e. ok is false when the VM must decide.
+func (e *fastExpr) value(en *env) (v any, ok bool) {
+	switch e.op {
+	case fastBool, fastEq, fastNe, fastAnd, fastOr, fastNot:
+		b, ok := e.truth(en)
+		return b, ok
+	case fastField:
+		return e.fieldValue(en), true
+	}
+	s, ok := e.text(en)
+	return s, ok
+}
+
+// text evaluates e when its value is a string.
+func (e *fastExpr) text(en *env) (string, bool) {
+	switch e.op {
+	case fastString:
+		return e.str, true
+	case fastOpVar:
+		return en.Op, true
+	case fastConnector:
+		return en.Connector, true
+	case fastPosition:
+		return en.Position, true
+	case fastField:
+		s, ok := e.fieldValue(en).(string)
+		return s, ok
+	case fastConcat:
+		l, ok := e.l.text(en)
+		if !ok {
+			return "", false
+		}
+		r, ok := e.r.text(en)
+		if !ok {
+			return "", false
+		}
+		return l + r, true
+	}
+	return "", false
+}
+
+// truth evaluates e when its value is a boolean.
+func (e *fastExpr) truth(en *env) (bool, bool) {
+	switch e.op {
+	case fastBool:
+		return e.bool, true
+	case fastField:
+		b, ok := e.fieldValue(en).(bool)
+		return b, ok
+	case fastEq, fastNe:
+		l, ok := e.l.text(en)
+		if !ok {
+			return false, false
+		}
+		r, ok := e.r.text(en)
+		if !ok {
+			return false, false
+		}
+		return (l == r) == (e.op == fastEq), true
+	case fastAnd, fastOr:
+		l, ok := e.l.truth(en)
+		if !ok {
+			return false, false
+		}
+		if l == (e.op == fastOr) {
+			// false && ..., true || ...: the right side is not run.
+			return l, true
+		}
+		return e.r.truth(en)
+	case fastNot:
+		b, ok := e.l.truth(en)
+		return !b, ok
+	}
+	return false, false
+}
+
+func (e *fastExpr) fieldValue(en *env) any {
+	var m map[string]any
+	switch e.root {
+	case rootKey:
+		m = en.Key
+	case rootBefore:
+		m = en.Before
+	case rootAfter:
+		m = en.After
+	case rootMeta:
+		m = en.Meta
+	}
+	return m[e.field]
+}
