@@ -218,6 +218,11 @@ type faultDelivery struct {
 func TestKafkaBrokerOutage(t *testing.T) {
 	brokers := servicetest.Kafka(t)
 	faultAddr := kafkaFaultBrokers(t)
+	if c, err := net.DialTimeout("tcp", faultListener, 5*time.Second); err != nil {
+		t.Fatalf("the kafka broker has no fault listener on %s: %v (`scripts/services up kafka` restarts a broker started without it)", faultListener, err)
+	} else {
+		c.Close()
+	}
 	proxy, err := newCutProxy(faultAddr, faultListener)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +324,7 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 			}
 		}()
 	}
+	var pendingAtRestore float64
 	start := time.Now()
 	tick := time.NewTicker(time.Second / rate)
 	for n := 0; ; n++ {
@@ -332,6 +338,7 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 			outage.Add(1)
 		}
 		if outage.Load() == 1 && elapsed >= outageUntil {
+			pendingAtRestore = inboxPending(t, sc)
 			outage.Add(1)
 			if err := proxy.restore(); err != nil {
 				t.Error(err)
@@ -382,6 +389,11 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 		if acceptedInOutage == 0 {
 			t.Errorf("no delivery was accepted while the broker was cut off")
 		}
+		// The deliveries accepted during the outage waited in the inbox:
+		// the stream could not take them.
+		if pendingAtRestore == 0 {
+			t.Errorf("the inbox was empty when the broker came back: the outage did not stop publishing")
+		}
 	}
 
 	// Every accepted delivery's event must reach the broker once the proxy
@@ -415,8 +427,26 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 	if missing > 0 {
 		t.Errorf("%d of %d accepted deliveries have no event", missing, len(accepted))
 	}
-	t.Logf("%d deliveries: %d accepted (%d during the %v outage), %d refused (%d during the outage); %d records, %d distinct ids, %d duplicates",
-		total, len(accepted), acceptedInOutage, outageUntil-outageFrom, len(refused), refusedInOutage, records, len(seen), duplicates)
+	t.Logf("%d deliveries: %d accepted (%d during the %v outage, %v pending in the inbox at the restore), %d refused (%d during the outage); %d records, %d distinct ids, %d duplicates",
+		total, len(accepted), acceptedInOutage, outageUntil-outageFrom, pendingAtRestore, len(refused), refusedInOutage, records, len(seen), duplicates)
+}
+
+// inboxPending reads the connector's inbox depth from the sidecar's metrics.
+func inboxPending(t *testing.T, sc *cli.Sidecar) float64 {
+	t.Helper()
+	mfs, err := sc.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gather sidecar metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "tributary_webhook_inbox_pending" {
+			for _, m := range mf.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("sidecar metrics lack tributary_webhook_inbox_pending")
+	return 0
 }
 
 // faultWaitReady polls the admin API until the sidecar is ready.
