@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -387,6 +388,7 @@ func (ib *inbox) run() {
 				return
 			}
 		}
+		ib.coalesce()
 	fill:
 		for len(batch) < maxBatch && size < maxBatchBytes {
 			select {
@@ -401,6 +403,28 @@ func (ib *inbox) run() {
 			}
 		}
 		ib.commitBatch(batch)
+	}
+}
+
+// coalesceYields bounds how many times the writer yields before a commit.
+const coalesceYields = 4
+
+// coalesce lets the handlers that are about to submit a delivery do so
+// before the writer takes its batch. Under load the cores are busy with
+// requests (verification, parsing), so deliveries reach the queue a few at a
+// time; yielding while the queue still grows lets one commit, and one fsync,
+// carry them all instead of one small commit per wake-up. When the queue
+// stops growing (an idle sidecar: at once) the writer commits.
+func (ib *inbox) coalesce() {
+	for range coalesceYields {
+		n := len(ib.reqs)
+		if n >= maxBatch {
+			return
+		}
+		runtime.Gosched()
+		if len(ib.reqs) == n {
+			return
+		}
 	}
 }
 
