@@ -26,24 +26,13 @@ import (
 // listens on faultListener and advertises the address in
 // envKafkaFaultBrokers, where this test runs a proxy it can cut.
 const (
-	envKafkaFaultBrokers = "TRIBUTARY_KAFKA_FAULT_BROKERS"
+	envKafkaFaultBrokers = servicetest.EnvKafkaFault
 	faultListener        = "127.0.0.1:9094"
 )
 
 // kafkaFaultBrokers returns the advertised address of the broker's fault
-// listener, with the same skip-or-fail rule as core/servicetest.
-func kafkaFaultBrokers(t *testing.T) string {
-	t.Helper()
-	v := strings.TrimSpace(os.Getenv(envKafkaFaultBrokers))
-	if v != "" {
-		return v
-	}
-	if servicetest.Required() {
-		t.Fatalf("the kafka fault listener is required (%s=1) but %s is unset: start kafka with `scripts/services up kafka` and export `scripts/services env`", servicetest.EnvRequire, envKafkaFaultBrokers)
-	}
-	t.Skipf("kafka fault listener not configured (%s unset); `make test` starts it and runs this test", envKafkaFaultBrokers)
-	return ""
-}
+// listener.
+func kafkaFaultBrokers(t *testing.T) string { return servicetest.KafkaFault(t) }
 
 // cutProxy forwards TCP connections from its address to a target until cut:
 // cutting closes its listener and every open connection, so clients see the

@@ -23,6 +23,10 @@ const (
 	EnvKafka    = "TRIBUTARY_KAFKA_BROKERS" // comma-separated host:port list
 	EnvPostgres = "TRIBUTARY_POSTGRES_URL"  // postgres://user:pass@127.0.0.1:port/db
 	EnvMySQL    = "TRIBUTARY_MYSQL_DSN"     // user:pass@tcp(127.0.0.1:port)/db
+	// EnvKafkaFault is the broker's fault listener as advertised: a client
+	// bootstrapping there reaches the broker only through whatever listens
+	// on that address (a proxy a fault test can cut).
+	EnvKafkaFault = "TRIBUTARY_KAFKA_FAULT_BROKERS"
 )
 
 // Required reports whether missing services must fail tests.
@@ -35,6 +39,13 @@ func Kafka(t testing.TB) []string {
 	brokers := strings.Split(v, ",")
 	reachable(t, "kafka", brokers[0])
 	return brokers
+}
+
+// KafkaFault returns the advertised address of the Kafka broker's fault
+// listener; the test serves it with a proxy it can cut.
+func KafkaFault(t testing.TB) string {
+	t.Helper()
+	return lookup(t, EnvKafkaFault, "kafka")
 }
 
 // Postgres returns the connection URL of the real PostgreSQL service.
