@@ -80,6 +80,9 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 	h := &hasher{}
 	var pos []byte
 	n := 0
+	// The seen set is pruned during the run as the watermark climbs, so
+	// that it holds about one look-back window of entries, not the run.
+	pruneAt := 2*len(s.seen) + 4096
 	err := s.cfg.Fetcher.Fetch(ctx, req, func(recs []Record) error {
 		changes := make([]core.Change, 0, len(recs))
 		s.mu.Lock()
@@ -110,20 +113,32 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 			s.fifo = append(s.fifo, pending{pos: p, id: id, c: c})
 			changes = append(changes, s.change(r, core.OpUpdate, p, rt))
 		}
+		if len(s.seen) >= pruneAt {
+			s.pruneSeen()
+			pruneAt = 2*len(s.seen) + 4096
+		}
 		s.mu.Unlock()
 		return s.send(ctx, changes)
 	})
 	s.mu.Lock()
-	if s.hasMark {
-		lower := s.lowerBound(s.mark)
-		for id, c := range s.seen {
-			if c.less(lower, kind) {
-				delete(s.seen, id)
-			}
-		}
-	}
+	s.pruneSeen()
 	s.mu.Unlock()
 	return err
+}
+
+// pruneSeen drops the seen entries below the look-back window of the
+// watermark: no later read returns them. Callers hold mu.
+func (s *Source) pruneSeen() {
+	if !s.hasMark {
+		return
+	}
+	kind := s.cfg.Cursor
+	lower := s.lowerBound(s.mark)
+	for id, c := range s.seen {
+		if c.less(lower, kind) {
+			delete(s.seen, id)
+		}
+	}
 }
 
 // snapshotPos is the JSON form of a snapshot-mode position: the key, its
@@ -156,12 +171,21 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 	s.running = true
 	clear(s.marks)
 	st := s.st
+	pendingBefore := len(s.overlay) > 0
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.running = false
 		s.mu.Unlock()
 	}()
+	// With an empty index and nothing pending, every key is new: a key
+	// appears once per run, so the index can only hold keys of this run
+	// and neither lookups nor the delete scan can find anything.
+	fresh, err := st.indexEmpty(ctx)
+	if err != nil {
+		return err
+	}
+	fresh = fresh && !pendingBefore
 	h := &hasher{}
 	var (
 		keys  []string
@@ -172,7 +196,7 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 		pos   []byte
 		n     int
 	)
-	err := s.cfg.Fetcher.Fetch(ctx, Request{Mode: ModeSnapshot, RunTime: rt}, func(recs []Record) error {
+	err = s.cfg.Fetcher.Fetch(ctx, Request{Mode: ModeSnapshot, RunTime: rt}, func(recs []Record) error {
 		keys, sums, need = keys[:0], sums[:0], need[:0]
 		clear(bases)
 		clear(found)
@@ -197,6 +221,9 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 			}
 		}
 		s.mu.Unlock()
+		if fresh {
+			need = need[:0]
+		}
 		if err := st.lookupKeys(ctx, need, found); err != nil {
 			return err
 		}
@@ -259,6 +286,9 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 			return err
 		}
 		dels = dels[m:]
+	}
+	if fresh {
+		return nil
 	}
 	// Deletes of committed keys not seen in this run.
 	err = st.scanLive(ctx, scanPage, func(rids []int64, keys []string, vers []int64) error {

@@ -48,7 +48,23 @@ const upsertChunk = 200
 type state struct {
 	db     *sql.DB
 	lookup *sql.Stmt
-	path   string
+	// insSeen and upsert are the statements of full chunks of seen
+	// entries and index rows, prepared once: parsing a statement of
+	// hundreds of rows costs more than running it.
+	insSeen *sql.Stmt
+	upsert  *sql.Stmt
+	path    string
+}
+
+// seenInsert returns the statement inserting n seen entries.
+func seenInsert(n int) string {
+	return `INSERT OR IGNORE INTO poll_seen (id, c) VALUES (?,?)` + strings.Repeat(",(?,?)", n-1)
+}
+
+// indexUpsert returns the statement upserting n index rows.
+func indexUpsert(n int) string {
+	return `INSERT INTO poll_index (key, hash, ver, gone_ns) VALUES (?,?,?,NULL)` + strings.Repeat(",(?,?,?,NULL)", n-1) +
+		` ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, ver = excluded.ver, gone_ns = NULL RETURNING key, rid`
 }
 
 // indexRow is one committed index entry.
@@ -84,8 +100,13 @@ func openState(ctx context.Context, dir string) (*state, error) {
 		return nil, fmt.Errorf("create poll state %s: %w", path, err)
 	}
 	q := "SELECT rid, key, hash, ver FROM poll_index WHERE key IN (?" + strings.Repeat(",?", lookupChunk-1) + ")"
-	if st.lookup, err = db.PrepareContext(ctx, q); err != nil {
-		db.Close()
+	if st.lookup, err = db.PrepareContext(ctx, q); err == nil {
+		if st.insSeen, err = db.PrepareContext(ctx, seenInsert(upsertChunk)); err == nil {
+			st.upsert, err = db.PrepareContext(ctx, indexUpsert(upsertChunk))
+		}
+	}
+	if err != nil {
+		st.close()
 		return nil, fmt.Errorf("prepare poll state %s: %w", path, err)
 	}
 	return st, nil
@@ -95,8 +116,10 @@ func (st *state) close() error {
 	if st == nil || st.db == nil {
 		return nil
 	}
-	if st.lookup != nil {
-		st.lookup.Close()
+	for _, stmt := range []*sql.Stmt{st.lookup, st.insSeen, st.upsert} {
+		if stmt != nil {
+			stmt.Close()
+		}
 	}
 	err := st.db.Close()
 	st.db = nil
@@ -214,6 +237,16 @@ func (st *state) lookupKeys(ctx context.Context, keys []string, out map[string]i
 	return nil
 }
 
+// indexEmpty reports whether the index holds no entry, not even a
+// tombstone.
+func (st *state) indexEmpty(ctx context.Context) (bool, error) {
+	var any int
+	if err := st.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM poll_index)`).Scan(&any); err != nil {
+		return false, fmt.Errorf("read poll index %s: %w", st.path, err)
+	}
+	return any == 0, nil
+}
+
 // scanLive calls fn with every live (not deleted) index entry, in row id
 // order, in pages of up to n.
 func (st *state) scanLive(ctx context.Context, n int, fn func(rids []int64, keys []string, vers []int64) error) error {
@@ -283,20 +316,24 @@ func (st *state) commit(ctx context.Context, b *commitBatch) (map[string]int64, 
 	fail := func(err error) (map[string]int64, error) {
 		return nil, fmt.Errorf("commit poll state %s: %w", st.path, err)
 	}
-	for start := 0; start < len(b.seenIDs); start += upsertChunk {
-		end := min(start+upsertChunk, len(b.seenIDs))
-		var sb strings.Builder
-		sb.WriteString(`INSERT OR IGNORE INTO poll_seen (id, c) VALUES `)
-		args := make([]any, 0, 2*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				sb.WriteByte(',')
+	var args []any
+	if len(b.seenIDs) > 0 {
+		ins := tx.StmtContext(ctx, st.insSeen)
+		for start := 0; start < len(b.seenIDs); start += upsertChunk {
+			end := min(start+upsertChunk, len(b.seenIDs))
+			args = args[:0]
+			for i := start; i < end; i++ {
+				args = append(args, b.seenIDs[i][:], cursorArg(b.seenCs[i], b.kind))
 			}
-			sb.WriteString("(?,?)")
-			args = append(args, b.seenIDs[i][:], cursorArg(b.seenCs[i], b.kind))
-		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
-			return fail(err)
+			var err error
+			if end-start == upsertChunk {
+				_, err = ins.ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, seenInsert(end-start), args...)
+			}
+			if err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if b.hasPrune {
@@ -314,20 +351,23 @@ func (st *state) commit(ctx context.Context, b *commitBatch) (map[string]int64, 
 		}
 	}
 	var rids map[string]int64
+	var ups *sql.Stmt
+	if len(b.upsertKeys) >= upsertChunk {
+		ups = tx.StmtContext(ctx, st.upsert)
+	}
 	for start := 0; start < len(b.upsertKeys); start += upsertChunk {
 		end := min(start+upsertChunk, len(b.upsertKeys))
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO poll_index (key, hash, ver, gone_ns) VALUES `)
-		args := make([]any, 0, 3*(end-start))
+		args = args[:0]
 		for i := start; i < end; i++ {
-			if i > start {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?,NULL)")
 			args = append(args, b.upsertKeys[i], b.upsertHash[i], b.upsertVer[i])
 		}
-		sb.WriteString(` ON CONFLICT (key) DO UPDATE SET hash = excluded.hash, ver = excluded.ver, gone_ns = NULL RETURNING key, rid`)
-		rows, err := tx.QueryContext(ctx, sb.String(), args...)
+		var rows *sql.Rows
+		var err error
+		if end-start == upsertChunk {
+			rows, err = ups.QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, indexUpsert(end-start), args...)
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -349,9 +389,16 @@ func (st *state) commit(ctx context.Context, b *commitBatch) (map[string]int64, 
 			return fail(err)
 		}
 	}
-	for i, k := range b.goneKeys {
-		if _, err := tx.ExecContext(ctx, `UPDATE poll_index SET hash = NULL, ver = ?, gone_ns = ? WHERE key = ?`, b.goneVer[i], b.goneNS, k); err != nil {
+	if len(b.goneKeys) > 0 {
+		gone, err := tx.PrepareContext(ctx, `UPDATE poll_index SET hash = NULL, ver = ?, gone_ns = ? WHERE key = ?`)
+		if err != nil {
 			return fail(err)
+		}
+		defer gone.Close()
+		for i, k := range b.goneKeys {
+			if _, err := gone.ExecContext(ctx, b.goneVer[i], b.goneNS, k); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if b.doneNS != 0 {

@@ -3,16 +3,19 @@ package sql_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tributary/tributary/connectors/embedded"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/runtime"
 )
 
 // drain reads n changes, acknowledging every batch as the runtime would.
@@ -38,12 +41,8 @@ func drain(b *testing.B, s core.Source, n int) {
 // acknowledged.
 func BenchmarkCursorPostgres(b *testing.B) {
 	d := postgresDB(b)
-	tbl := table("bench_orders")
 	const rows = 200_000
-	d.exec(b, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, status TEXT NOT NULL, total NUMERIC(12,2) NOT NULL, updated_at TIMESTAMP(6) NOT NULL)")
-	d.dropLater(b, tbl)
-	d.exec(b, "CREATE INDEX "+tbl+"_cursor ON "+tbl+" (updated_at, id)")
-	d.exec(b, "INSERT INTO "+tbl+" SELECT g, 'paid', g % 1000 + 0.5, TIMESTAMP '2024-01-01' + g * INTERVAL '1 millisecond' FROM generate_series(1, $1) g", rows)
+	tbl := benchOrders(b, d, rows)
 	b.ResetTimer()
 	for range b.N {
 		s := newSource(b, map[string]any{
@@ -58,6 +57,81 @@ func BenchmarkCursorPostgres(b *testing.B) {
 		s.Close(context.Background())
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// benchOrders creates and fills a PostgreSQL table of rows orders, one
+// millisecond apart, and returns its name.
+func benchOrders(b *testing.B, d *testDB, rows int) string {
+	b.Helper()
+	tbl := table("bench_orders")
+	d.exec(b, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, status TEXT NOT NULL, total NUMERIC(12,2) NOT NULL, updated_at TIMESTAMP(6) NOT NULL)")
+	d.dropLater(b, tbl)
+	d.exec(b, "CREATE INDEX "+tbl+"_cursor ON "+tbl+" (updated_at, id)")
+	d.exec(b, "INSERT INTO "+tbl+" SELECT g, 'paid', g % 1000 + 0.5, TIMESTAMP '2024-01-01' + g * INTERVAL '1 millisecond' FROM generate_series(1, $1) g", rows)
+	return tbl
+}
+
+// BenchmarkCursorEmbedded measures cursor polling of a PostgreSQL table
+// through core/runtime into the embedded stream: rows per second from the
+// query to events committed to the stream and checkpointed.
+func BenchmarkCursorEmbedded(b *testing.B) {
+	d := postgresDB(b)
+	const rows = 200_000
+	tbl := benchOrders(b, d, rows)
+	mapper := runtime.MapperFunc(func(ch *core.Change) []runtime.Output {
+		data, _ := json.Marshal(ch.After)
+		return []runtime.Output{{Rule: "r", Event: &core.Event{
+			ID: core.EventID("bench", ch.Position, "r"), Source: "/bench", SpecVersion: core.SpecVersion,
+			Type: "com.example.order.changed", DataContentType: "application/json", Data: data,
+			PartitionKey: fmt.Sprint(ch.Key["id"]),
+		}}}
+	})
+	var total time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		st := embedded.New()
+		if err := st.Configure(core.NewConfig("stream", map[string]any{"path": filepath.Join(dir, "stream.db")})); err != nil {
+			b.Fatal(err)
+		}
+		src := newSource(b, map[string]any{
+			"driver": "postgres", "dsn": d.dsn, "schedule": "@every 1h", "table": tbl, "key": []any{"id"},
+			"page_size": 5000, "cursor": map[string]any{"column": "updated_at", "type": "timestamp", "look_back": "1s"},
+		})
+		rt, err := runtime.New(runtime.Options{
+			Stream:          st,
+			Connectors:      []runtime.Connector{{Name: "bench", Type: "sql_poll", Source: src, Mapper: mapper}},
+			StateDir:        dir,
+			ShutdownTimeout: 30 * time.Second,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		start := time.Now()
+		go func() { done <- rt.Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Minute)
+		for {
+			s := rt.Status().Connectors[0]
+			if s.EventsEmitted >= rows && s.InFlight == 0 {
+				break
+			}
+			if time.Now().After(deadline) || s.State == runtime.StateFailed {
+				b.Fatalf("stuck: %+v", s)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("runtime: %v", err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rows*b.N)/total.Seconds(), "rows/s")
 }
 
 // BenchmarkSnapshotDiff1M measures snapshot diffs of a 1,000,000-row
@@ -75,7 +149,7 @@ func BenchmarkSnapshotDiff1M(b *testing.B) {
 		env := core.Env{Name: "bench", StateDir: filepath.Join(dir, "state")}
 		os.MkdirAll(env.StateDir, 0o755)
 		values := map[string]any{"driver": "sqlite", "dsn": d.dsn, "schedule": "@every 1h", "mode": "snapshot", "table": "customers", "key": []any{"id"}, "page_size": 5000}
-		runtime.GC()
+		goruntime.GC()
 		start := time.Now()
 		s := newSource(b, values)
 		if err := s.Open(context.Background(), env, core.Position{}); err != nil {
@@ -119,5 +193,3 @@ func peakRSS() int64 {
 	}
 	return 0
 }
-
-var _ = fmt.Sprint
