@@ -37,7 +37,7 @@ test-unit: ## tests that need no service (service tests skip, naming `make test`
 schema: ## regenerate config/tributary.schema.json from the registry
 	$(GO) run ./cmd/tributary schema > config/tributary.schema.json
 
-bench: services ## every benchmark; figures go in the README's performance section
+bench: services build ## every benchmark; figures go in the README's performance section
 	eval "$$(scripts/services env)" && export TRIBUTARY_REQUIRE_SERVICES=1 && set -e && \
 	  $(GO) test -run '^$$' -bench 'Apply10Fields$$' -cpu 1 -count 3 ./core/rules && \
 	  $(GO) test -run '^$$' -bench . -benchtime 300000x ./core/runtime && \
@@ -46,7 +46,8 @@ bench: services ## every benchmark; figures go in the README's performance secti
 	  $(GO) test -run '^$$' -bench 'Handler' -benchtime 50000x ./adapters/webhook && \
 	  $(GO) test -run '^$$' -bench 'Stream|Recvlogical' -benchtime 1x ./connectors/postgres && \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x ./connectors/sql ./connectors/rest && \
-	  $(GO) test -run '^$$' -bench . -benchtime 200000x ./connectors/plugin
+	  $(GO) test -run '^$$' -bench . -benchtime 200000x ./connectors/plugin && \
+	  bench/webhook.sh embedded kafka
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
