@@ -53,7 +53,12 @@ type Source struct {
 	outbox *outboxTracker
 	lag    *cdc.Lag
 	stopBG context.CancelFunc
+	bgctx  context.Context
 	bg     sync.WaitGroup
+	// metas are the captured tables, by qualified name.
+	metas   map[string]*tableMeta
+	resnaps *resnapshots
+	unmount func()
 	closed bool
 	log    *slog.Logger
 	state  string
@@ -240,11 +245,17 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		return fmt.Errorf("start replication from slot %q at %s: %w", cfg.Slot, start, err)
 	}
 	s.outbox = newOutboxTracker(cfg.Outbox.DeleteCaptured)
+	s.mu.Lock()
+	if s.resnaps == nil {
+		s.resnaps = &resnapshots{}
+	}
+	s.metas = metas
+	s.mu.Unlock()
 	r := &receiver{
 		conn: repl, pool: pool, cfg: cfg, log: log, types: s.newTypes(),
 		rels: map[uint32]*relation{}, rel: s.rel, outbox: s.outbox,
 		out: make(chan []core.Change, 16), stop: make(chan struct{}), done: make(chan struct{}),
-		resume: resume, sentLSN: start,
+		resume: resume, sentLSN: start, resnaps: s.resnaps,
 	}
 	r.toast = &toaster{pool: pool, types: r.types}
 	if cfg.Outbox.Table != "" {
@@ -253,7 +264,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	lag := cdc.NewLag(env.Metrics, env.Name)
 	bgctx, stop := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.recv, s.lag, s.stopBG, s.state = r, lag, stop, "streaming"
+	s.recv, s.lag, s.stopBG, s.bgctx, s.state = r, lag, stop, bgctx, "streaming"
 	if doSnap {
 		s.state = "snapshot"
 	}
@@ -262,6 +273,15 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	s.bg.Go(func() { s.heartbeat(bgctx, pool, r, lag) })
 	if outboxMeta != nil {
 		s.bg.Go(func() { s.outbox.run(bgctx, pool, outboxMeta, log) })
+	}
+	if env.Admin != nil {
+		unmount, err := env.Admin.Handle("POST /v1/connectors/"+env.Name+"/snapshot", s.snapshotHandler())
+		if err != nil {
+			return fmt.Errorf("mount the snapshot endpoint of connector %q on the admin listener: %w", env.Name, err)
+		}
+		s.mu.Lock()
+		s.unmount = unmount
+		s.mu.Unlock()
 	}
 	log.Info("streaming from replication slot", "slot", cfg.Slot, "publication", cfg.Publication, "start", start, "tables", len(metas))
 	return nil
@@ -432,8 +452,12 @@ func (s *Source) Close(ctx context.Context) error {
 	s.closed = true
 	r, repl, pool, sr, stop, lag := s.recv, s.repl, s.pool, s.snap, s.stopBG, s.lag
 	s.recv, s.repl, s.pool, s.snap, s.stopBG, s.lag = nil, nil, nil, nil, nil, nil
-	s.state = "closed"
+	unmount := s.unmount
+	s.unmount, s.state = nil, "closed"
 	s.mu.Unlock()
+	if unmount != nil {
+		unmount()
+	}
 	if r != nil {
 		r.halt()
 		select {
@@ -473,6 +497,11 @@ func (s *Source) Status() map[string]any {
 	}
 	if s.rel != nil {
 		st["confirmed_lsn"] = s.rel.flush().String()
+	}
+	if s.resnaps != nil {
+		if rs := s.resnaps.status(); rs != nil {
+			st["on_demand_snapshot"] = rs
+		}
 	}
 	return st
 }

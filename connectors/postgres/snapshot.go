@@ -93,6 +93,47 @@ func keyCols(meta *tableMeta) (names, types []string) {
 }
 
 func (sr *snapshotReader) chunkOf(ctx context.Context, meta *tableMeta, after []string) ([]core.Change, []string, error) {
+	rows, err := readChunk(ctx, sr.tx, sr.types, meta, after, sr.chunk)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]core.Change, len(rows))
+	var last []string
+	for i, row := range rows {
+		last = row.keyText
+		pos := cdc.Position{Snapshot: &cdc.SnapshotPosition{At: sr.at, Table: meta.qualified(), Key: last}}
+		out[i] = row.change(meta)
+		out[i].Position = pos.Encode()
+	}
+	return out, last, nil
+}
+
+// querier runs a query: a transaction or a pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// chunkRow is a row read by a snapshot chunk.
+type chunkRow struct {
+	// keyText is the text form of the key columns, in key order.
+	keyText []string
+	key     map[string]any
+	rec     map[string]any
+}
+
+// change returns the row as a read change, without a position.
+func (row chunkRow) change(meta *tableMeta) core.Change {
+	return core.Change{
+		Op:     core.OpRead,
+		Key:    row.key,
+		After:  row.rec,
+		Source: core.SourceInfo{System: "postgres", Schema: meta.schema, Table: meta.name},
+	}
+}
+
+// readChunk reads up to limit rows of the table after the key after (all
+// from the start when after is nil), in key order.
+func readChunk(ctx context.Context, q querier, ts *types, meta *tableMeta, after []string, limit int) ([]chunkRow, error) {
 	keys, ktypes := keyCols(meta)
 	quoted := make([]string, len(keys))
 	for i, k := range keys {
@@ -113,20 +154,19 @@ func (sr *snapshotReader) chunkOf(ctx context.Context, meta *tableMeta, after []
 		}
 		fmt.Fprintf(&b, " WHERE (t.%s) > (%s)", strings.Join(quoted, ", t."), strings.Join(ph, ", "))
 	}
-	fmt.Fprintf(&b, " ORDER BY t.%s LIMIT %d", strings.Join(quoted, ", t."), sr.chunk)
-	rows, err := sr.tx.Query(ctx, b.String(), args...)
+	fmt.Fprintf(&b, " ORDER BY t.%s LIMIT %d", strings.Join(quoted, ", t."), limit)
+	rows, err := q.Query(ctx, b.String(), args...)
 	if err != nil {
-		return nil, nil, tableError("snapshot of table "+meta.qualified(), err)
+		return nil, tableError("snapshot of table "+meta.qualified(), err)
 	}
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
-	var out []core.Change
-	var last []string
+	var out []chunkRow
 	for rows.Next() {
 		raw := rows.RawValues()
-		last = make([]string, len(keys))
+		kt := make([]string, len(keys))
 		for i := range keys {
-			last[i] = string(raw[i])
+			kt[i] = string(raw[i])
 		}
 		rec := make(map[string]any, len(fds)-len(keys))
 		for i := len(keys); i < len(fds); i++ {
@@ -134,9 +174,9 @@ func (sr *snapshotReader) chunkOf(ctx context.Context, meta *tableMeta, after []
 				rec[fds[i].Name] = nil
 				continue
 			}
-			v, err := sr.types.decode(fds[i].DataTypeOID, raw[i])
+			v, err := ts.decode(fds[i].DataTypeOID, raw[i])
 			if err != nil {
-				return nil, nil, fmt.Errorf("snapshot of table %s: decode column %q: %w", meta.qualified(), fds[i].Name, err)
+				return nil, fmt.Errorf("snapshot of table %s: decode column %q: %w", meta.qualified(), fds[i].Name, err)
 			}
 			rec[fds[i].Name] = v
 		}
@@ -147,19 +187,12 @@ func (sr *snapshotReader) chunkOf(ctx context.Context, meta *tableMeta, after []
 				key[k] = rec[k]
 			}
 		}
-		pos := cdc.Position{Snapshot: &cdc.SnapshotPosition{At: sr.at, Table: meta.qualified(), Key: last}}
-		out = append(out, core.Change{
-			Op:       core.OpRead,
-			Key:      key,
-			After:    rec,
-			Source:   core.SourceInfo{System: "postgres", Schema: meta.schema, Table: meta.name},
-			Position: pos.Encode(),
-		})
+		out = append(out, chunkRow{keyText: kt, key: key, rec: rec})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, tableError("snapshot of table "+meta.qualified(), err)
+		return nil, tableError("snapshot of table "+meta.qualified(), err)
 	}
-	return out, last, nil
+	return out, nil
 }
 
 // close ends the snapshot transaction and returns its connection.

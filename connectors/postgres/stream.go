@@ -53,6 +53,10 @@ type receiver struct {
 	toast    *toaster
 	outbox   *outboxTracker
 	outboxOf string
+	// resnaps holds the on-demand snapshot in progress; win is the
+	// deduplication window the watermarks open (receiver goroutine only).
+	resnaps *resnapshots
+	win     *window
 
 	out  chan []core.Change
 	stop chan struct{}
@@ -277,12 +281,15 @@ func (r *receiver) handleLogical(xld pglogrepl.XLogData) error {
 		r.xid = strconv.FormatUint(uint64(m.Xid), 10)
 		r.ctime = m.CommitTime.UTC()
 		r.skipTxn = m.FinalLSN < r.resume.c
-		if !r.skipTxn {
-			r.rel.add(ord{m.FinalLSN, 0}, m.FinalLSN)
-		}
 	case *pglogrepl.CommitMessage:
 		r.inTxn = false
-		if !r.skipTxn {
+		switch {
+		case r.skipTxn:
+		case r.idx == 0:
+			// No change (a watermark whose rows were all dropped): the
+			// commit is released with what was emitted before it.
+			r.rel.idle(m.TransactionEndLSN)
+		default:
 			r.rel.add(ord{r.commit, r.idx - 1}, m.TransactionEndLSN)
 		}
 		if len(r.batch) > 0 {
@@ -304,9 +311,15 @@ func (r *receiver) handleLogical(xld pglogrepl.XLogData) error {
 			if !ok {
 				return fmt.Errorf("slot %q: truncate of unknown relation %d", r.cfg.Slot, id)
 			}
+			if r.win.covers(rel) {
+				r.win.truncated = true
+			}
 			r.append(key, core.Change{Op: core.OpTruncate, Source: r.source(rel)})
 		}
 	case *pglogrepl.LogicalDecodingMessage:
+		if m.Transactional && m.Prefix == WatermarkPrefix {
+			r.watermark(string(m.Content))
+		}
 		if !r.inTxn && !m.Transactional {
 			r.rel.idle(m.LSN)
 		}
@@ -319,6 +332,11 @@ func (r *receiver) handleLogical(xld pglogrepl.XLogData) error {
 func (r *receiver) next() (ord, bool) {
 	key := ord{r.commit, r.idx}
 	r.idx++
+	if key.i == 0 && !r.skipTxn {
+		// The transaction is decoded again after a restart until its
+		// first change is acknowledged.
+		r.rel.add(key, r.commit)
+	}
 	if r.skipTxn || !r.resume.less(key) {
 		r.rel.emit(key, true)
 		return key, true
@@ -417,6 +435,10 @@ func (r *receiver) row(relID uint32, op core.Op, oldType uint8, oldT, newT *pglo
 	rel, ok := r.rels[relID]
 	if !ok {
 		return fmt.Errorf("slot %q: change of unknown relation %d", r.cfg.Slot, relID)
+	}
+	if r.win.covers(rel) {
+		r.win.note(rel, oldT)
+		r.win.note(rel, newT)
 	}
 	if rel.outbox {
 		if op != core.OpCreate {
