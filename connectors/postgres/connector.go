@@ -59,9 +59,9 @@ type Source struct {
 	metas   map[string]*tableMeta
 	resnaps *resnapshots
 	unmount func()
-	closed bool
-	log    *slog.Logger
-	state  string
+	closed  bool
+	log     *slog.Logger
+	state   string
 }
 
 // New returns an unconfigured source.
