@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
@@ -85,27 +84,32 @@ type PBStream interface {
 }
 
 // NewGRPCConn returns a Conn over either end of the Session stream.
-func NewGRPCConn(s PBStream) Conn { return grpcConn{s} }
+func NewGRPCConn(s PBStream) Conn { return &grpcConn{s: s} }
 
-type grpcConn struct{ s PBStream }
+type grpcConn struct {
+	s   PBStream
+	dec decoder // Recv's
+	// last is the size of the last batch sent, to size the next.
+	last int
+}
 
-func (c grpcConn) Send(m *Message) error {
-	pm, err := toPB(m)
+func (c *grpcConn) Send(m *Message) error {
+	pm, err := c.toPB(m)
 	if err != nil {
 		return err
 	}
 	return c.s.Send(pm)
 }
 
-func (c grpcConn) Recv() (*Message, error) {
+func (c *grpcConn) Recv() (*Message, error) {
 	pm, err := c.s.Recv()
 	if err != nil {
 		return nil, err
 	}
-	return fromPB(pm)
+	return c.fromPB(pm)
 }
 
-func toPB(m *Message) (*pluginpb.Message, error) {
+func (c *grpcConn) toPB(m *Message) (*pluginpb.Message, error) {
 	pm := &pluginpb.Message{
 		Type: m.Type, Protocol: int32(m.Protocol), Capabilities: m.Capabilities, Name: m.Name,
 		StateDir: m.StateDir, Credits: int64(m.Credits), HeartbeatMs: int64(m.HeartbeatMS),
@@ -128,60 +132,17 @@ func toPB(m *Message) (*pluginpb.Message, error) {
 		pm.Position = &pluginpb.Position{Version: m.Position.Version, Data: m.Position.Data}
 	}
 	if len(m.Changes) > 0 {
-		pm.Changes = make([]*pluginpb.Change, len(m.Changes))
-		for i := range m.Changes {
-			pc, err := changeToPB(&m.Changes[i])
-			if err != nil {
-				return nil, fmt.Errorf("encode change at %s: %w", m.Changes[i].Position, err)
-			}
-			pm.Changes[i] = pc
+		b, err := appendBatch(make([]byte, 0, c.last+c.last/8), m.Changes)
+		if err != nil {
+			return nil, err
 		}
+		c.last = len(b)
+		pm.Batch = b
 	}
 	return pm, nil
 }
 
-func changeToPB(c *Change) (*pluginpb.Change, error) {
-	pc := &pluginpb.Change{
-		Op:       string(c.Op),
-		Position: &pluginpb.Position{Version: c.Position.Version, Data: c.Position.Data},
-		Raw:      c.Raw,
-		Source: &pluginpb.SourceInfo{
-			System: c.Source.System, Schema: c.Source.Schema, Table: c.Source.Table,
-			Endpoint: c.Source.Endpoint, TxId: c.Source.TxID,
-		},
-	}
-	if !c.Source.CommitTime.IsZero() {
-		pc.Source.CommitTime = c.Source.CommitTime.Format(time.RFC3339Nano)
-	}
-	var err error
-	if pc.Key, err = marshalMap(c.Key); err != nil {
-		return nil, fmt.Errorf("key: %w", err)
-	}
-	if pc.Before, err = marshalMap(c.Before); err != nil {
-		return nil, fmt.Errorf("before: %w", err)
-	}
-	if pc.After, err = marshalMap(c.After); err != nil {
-		return nil, fmt.Errorf("after: %w", err)
-	}
-	if pc.Meta, err = marshalMap(c.Meta); err != nil {
-		return nil, fmt.Errorf("meta: %w", err)
-	}
-	if c.Payload != nil {
-		if pc.Payload, err = json.Marshal(c.Payload); err != nil {
-			return nil, fmt.Errorf("payload: %w", err)
-		}
-	}
-	return pc, nil
-}
-
-func marshalMap(m map[string]any) ([]byte, error) {
-	if m == nil {
-		return nil, nil
-	}
-	return json.Marshal(m)
-}
-
-func fromPB(pm *pluginpb.Message) (*Message, error) {
+func (c *grpcConn) fromPB(pm *pluginpb.Message) (*Message, error) {
 	m := &Message{
 		Type: pm.Type, Protocol: int(pm.Protocol), Capabilities: pm.Capabilities, Name: pm.Name,
 		StateDir: pm.StateDir, Credits: int(pm.Credits), HeartbeatMS: int(pm.HeartbeatMs),
@@ -201,49 +162,14 @@ func fromPB(pm *pluginpb.Message) (*Message, error) {
 	if pm.Position != nil {
 		m.Position = &core.Position{Version: pm.Position.Version, Data: pm.Position.Data}
 	}
-	if len(pm.Changes) > 0 {
-		m.Changes = make([]Change, len(pm.Changes))
-		for i, pc := range pm.Changes {
-			if err := changeFromPB(pc, &m.Changes[i]); err != nil {
-				return nil, fmt.Errorf("decode change %d: %w", i, err)
-			}
+	if len(pm.Batch) > 0 {
+		chs, err := c.dec.decodeBatch(pm.Batch)
+		if err != nil {
+			return nil, err
 		}
+		m.Changes = chs
 	}
 	return m, nil
-}
-
-func changeFromPB(pc *pluginpb.Change, c *Change) error {
-	c.Op = core.Op(pc.Op)
-	c.Raw = pc.Raw
-	if pc.Position != nil {
-		c.Position = core.Position{Version: pc.Position.Version, Data: pc.Position.Data}
-	}
-	if s := pc.Source; s != nil {
-		c.Source = core.SourceInfo{System: s.System, Schema: s.Schema, Table: s.Table, Endpoint: s.Endpoint, TxID: s.TxId}
-		if s.CommitTime != "" {
-			t, err := time.Parse(time.RFC3339Nano, s.CommitTime)
-			if err != nil {
-				return fmt.Errorf("commit time %q: %w", s.CommitTime, err)
-			}
-			c.Source.CommitTime = t
-		}
-	}
-	for _, f := range []struct {
-		b   []byte
-		dst *map[string]any
-	}{{pc.Key, &c.Key}, {pc.Before, &c.Before}, {pc.After, &c.After}, {pc.Meta, &c.Meta}} {
-		if len(f.b) > 0 {
-			if err := unmarshalJSON(f.b, f.dst); err != nil {
-				return err
-			}
-		}
-	}
-	if len(pc.Payload) > 0 {
-		if err := unmarshalJSON(pc.Payload, &c.Payload); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func unmarshalJSON(b []byte, v any) error {

@@ -8,8 +8,20 @@ import (
 	"github.com/tributary/tributary/core"
 )
 
-// ProtocolVersion is the version of the plugin protocol this package speaks.
-const ProtocolVersion = 1
+// ProtocolVersion is the newest version of the plugin protocol this
+// package speaks. Version 2 carries changes on the gRPC transport as typed
+// binary values (pluginpb.Batch) instead of JSON text; over JSON Lines the
+// two versions are the same, so this package speaks both there.
+const ProtocolVersion = 2
+
+// Versions returns the protocol versions spoken on transport, newest first:
+// 2 over gRPC, 2 and 1 over JSON Lines.
+func Versions(transport string) []int {
+	if transport == TransportJSONL {
+		return []int{ProtocolVersion, 1}
+	}
+	return []int{ProtocolVersion}
+}
 
 // Message types. The sidecar sends hello, configure, open, credit, ack,
 // produce and close; the plugin sends hello, configured, opened, changes,

@@ -101,12 +101,20 @@ func (s *server) serve(ctx context.Context) error {
 	if m.Type != TypeHello {
 		return fmt.Errorf("first message is %q, want hello", m.Type)
 	}
-	if !slices.Contains(m.Protocols, ProtocolVersion) {
-		err := fmt.Errorf("sidecar speaks plugin protocols %v, this plugin speaks %d: upgrade the older of the two", m.Protocols, ProtocolVersion)
+	// Over gRPC, go-plugin's handshake has already settled the version.
+	version := 0
+	for _, v := range Versions(TransportJSONL) {
+		if slices.Contains(m.Protocols, v) {
+			version = v
+			break
+		}
+	}
+	if version == 0 {
+		err := fmt.Errorf("sidecar speaks plugin protocols %v, this plugin speaks %v: upgrade the older of the two", m.Protocols, Versions(TransportJSONL))
 		_ = s.send(&Message{Type: TypeError, Error: err.Error(), Fatal: true})
 		return err
 	}
-	hello := &Message{Type: TypeHello, Protocol: ProtocolVersion}
+	hello := &Message{Type: TypeHello, Protocol: version}
 	if _, ok := s.src.(Producer); ok {
 		hello.Capabilities = append(hello.Capabilities, CapabilityProduce)
 	}

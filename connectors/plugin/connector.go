@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,6 +108,9 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		if errors.As(err, &ee) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return core.Fatal(&core.FieldError{Path: "command", Err: fmt.Errorf("start plugin %q: %w: check the path and that it is executable", s.cfg.Command, err)})
 		}
+		if strings.Contains(err.Error(), "Incompatible API version") {
+			return core.Fatal(fmt.Errorf("start plugin %q: %w: the plugin was built for another version of the plugin protocol (this sidecar speaks %d over grpc); rebuild it with this version of plugin.Serve", s.cfg.Command, err, plugin.ProtocolVersion))
+		}
 		return fmt.Errorf("start plugin %q: %w", s.cfg.Command, err)
 	}
 	sess := newSession(base, proc, log, s.cfg.Credits, s.cfg.HeartbeatTimeout)
@@ -128,12 +133,13 @@ func (s *Source) start(log *slog.Logger) (process, error) {
 // handshake runs hello, configure and open. On error the runtime calls
 // Close, which stops the process.
 func (s *Source) handshake(ctx context.Context, sess *session, env core.Env, from core.Position) error {
-	hello, err := sess.request(ctx, &plugin.Message{Type: plugin.TypeHello, Protocols: []int{plugin.ProtocolVersion}}, plugin.TypeHello)
+	versions := plugin.Versions(s.cfg.Transport)
+	hello, err := sess.request(ctx, &plugin.Message{Type: plugin.TypeHello, Protocols: versions}, plugin.TypeHello)
 	if err != nil {
 		return fmt.Errorf("plugin %q handshake: %w", s.cfg.Command, err)
 	}
-	if hello.Protocol != plugin.ProtocolVersion {
-		return core.Fatal(fmt.Errorf("plugin %q speaks protocol %d, this sidecar speaks %d: rebuild or upgrade the plugin", s.cfg.Command, hello.Protocol, plugin.ProtocolVersion))
+	if !slices.Contains(versions, hello.Protocol) {
+		return core.Fatal(fmt.Errorf("plugin %q speaks protocol %d, this sidecar speaks %v over %s: rebuild or upgrade the plugin", s.cfg.Command, hello.Protocol, versions, s.cfg.Transport))
 	}
 	sess.caps = hello.Capabilities
 	conf, err := sess.request(ctx, &plugin.Message{Type: plugin.TypeConfigure, Name: s.name, Config: s.cfg.Config}, plugin.TypeConfigured)

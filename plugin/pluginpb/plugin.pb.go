@@ -1,6 +1,7 @@
-// The gRPC form of the Tributary plugin protocol, version 1. It carries the
+// The gRPC form of the Tributary plugin protocol, version 2. It carries the
 // same messages, in the same order, as the JSON Lines form described in
-// plugin/PROTOCOL.md; map-valued change fields travel as JSON text.
+// plugin/PROTOCOL.md. The changes of a changes message travel in
+// Message.batch as an encoded Batch: typed values, no JSON.
 //
 // Regenerate with (from the repository root):
 //
@@ -140,9 +141,9 @@ type SourceInfo struct {
 	Schema   string                 `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
 	Table    string                 `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
 	Endpoint string                 `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
-	// RFC 3339 with nanoseconds; empty when unknown.
-	CommitTime    string `protobuf:"bytes,5,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
-	TxId          string `protobuf:"bytes,6,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
+	// Absent when unknown.
+	CommitTime    *Timestamp `protobuf:"bytes,5,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
+	TxId          string     `protobuf:"bytes,6,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,11 +206,11 @@ func (x *SourceInfo) GetEndpoint() string {
 	return ""
 }
 
-func (x *SourceInfo) GetCommitTime() string {
+func (x *SourceInfo) GetCommitTime() *Timestamp {
 	if x != nil {
 		return x.CommitTime
 	}
-	return ""
+	return nil
 }
 
 func (x *SourceInfo) GetTxId() string {
@@ -219,14 +220,63 @@ func (x *SourceInfo) GetTxId() string {
 	return ""
 }
 
+// Batch is the content of Message.batch: the changes of one changes
+// message, in source order. Message.batch is declared as bytes so that the
+// Go side encodes and decodes it by hand, without reflection; its bytes
+// are exactly an encoded Batch, so any protobuf library can read and write
+// it as one.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Batch) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 type Change struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Op            string                 `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`         // JSON object
-	Before        []byte                 `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`   // JSON object
-	After         []byte                 `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`     // JSON object
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"` // any JSON value
-	Meta          []byte                 `protobuf:"bytes,6,opt,name=meta,proto3" json:"meta,omitempty"`       // JSON object
+	Key           *Map                   `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"` // absent: no key
+	Before        *Map                   `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	After         *Map                   `protobuf:"bytes,4,opt,name=after,proto3" json:"after,omitempty"`
+	Payload       *Value                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"` // absent: no payload
+	Meta          *Map                   `protobuf:"bytes,6,opt,name=meta,proto3" json:"meta,omitempty"`
 	Source        *SourceInfo            `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
 	Position      *Position              `protobuf:"bytes,8,opt,name=position,proto3" json:"position,omitempty"`
 	Raw           []byte                 `protobuf:"bytes,9,opt,name=raw,proto3" json:"raw,omitempty"`
@@ -236,7 +286,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[3]
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +298,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[3]
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +311,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{3}
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Change) GetOp() string {
@@ -271,35 +321,35 @@ func (x *Change) GetOp() string {
 	return ""
 }
 
-func (x *Change) GetKey() []byte {
+func (x *Change) GetKey() *Map {
 	if x != nil {
 		return x.Key
 	}
 	return nil
 }
 
-func (x *Change) GetBefore() []byte {
+func (x *Change) GetBefore() *Map {
 	if x != nil {
 		return x.Before
 	}
 	return nil
 }
 
-func (x *Change) GetAfter() []byte {
+func (x *Change) GetAfter() *Map {
 	if x != nil {
 		return x.After
 	}
 	return nil
 }
 
-func (x *Change) GetPayload() []byte {
+func (x *Change) GetPayload() *Value {
 	if x != nil {
 		return x.Payload
 	}
 	return nil
 }
 
-func (x *Change) GetMeta() []byte {
+func (x *Change) GetMeta() *Map {
 	if x != nil {
 		return x.Meta
 	}
@@ -327,30 +377,387 @@ func (x *Change) GetRaw() []byte {
 	return nil
 }
 
-type Message struct {
+// Map is a map[string]any. Present and empty is an empty map; absent is
+// none.
+type Map struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	Protocols     []int32                `protobuf:"varint,2,rep,packed,name=protocols,proto3" json:"protocols,omitempty"`
-	Protocol      int32                  `protobuf:"varint,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
-	Config        []byte                 `protobuf:"bytes,6,opt,name=config,proto3" json:"config,omitempty"` // JSON
-	Problems      []*Problem             `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
-	Position      *Position              `protobuf:"bytes,8,opt,name=position,proto3" json:"position,omitempty"`
-	StateDir      string                 `protobuf:"bytes,9,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
-	Credits       int64                  `protobuf:"varint,10,opt,name=credits,proto3" json:"credits,omitempty"`
-	HeartbeatMs   int64                  `protobuf:"varint,11,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
-	Changes       []*Change              `protobuf:"bytes,12,rep,name=changes,proto3" json:"changes,omitempty"`
-	N             int64                  `protobuf:"varint,13,opt,name=n,proto3" json:"n,omitempty"`
-	Error         string                 `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
-	Fatal         bool                   `protobuf:"varint,15,opt,name=fatal,proto3" json:"fatal,omitempty"`
+	Fields        map[string]*Value      `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Map) Reset() {
+	*x = Map{}
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Map) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Map) ProtoMessage() {}
+
+func (x *Map) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Map.ProtoReflect.Descriptor instead.
+func (*Map) Descriptor() ([]byte, []int) {
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Map) GetFields() map[string]*Value {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+type List struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []*Value               `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *List) Reset() {
+	*x = List{}
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *List) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*List) ProtoMessage() {}
+
+func (x *List) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use List.ProtoReflect.Descriptor instead.
+func (*List) Descriptor() ([]byte, []int) {
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *List) GetValues() []*Value {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// Timestamp is an instant: seconds and nanoseconds since the Unix epoch,
+// as google.protobuf.Timestamp. It arrives as a time.Time in UTC.
+type Timestamp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seconds       int64                  `protobuf:"varint,1,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	Nanos         int32                  `protobuf:"varint,2,opt,name=nanos,proto3" json:"nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Timestamp) Reset() {
+	*x = Timestamp{}
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Timestamp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Timestamp) ProtoMessage() {}
+
+func (x *Timestamp) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Timestamp.ProtoReflect.Descriptor instead.
+func (*Timestamp) Descriptor() ([]byte, []int) {
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Timestamp) GetSeconds() int64 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+func (x *Timestamp) GetNanos() int32 {
+	if x != nil {
+		return x.Nanos
+	}
+	return 0
+}
+
+// Value is one value inside a change. No kind set is null, as is
+// null_value.
+type Value struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*Value_NullValue
+	//	*Value_BoolValue
+	//	*Value_IntValue
+	//	*Value_DoubleValue
+	//	*Value_StringValue
+	//	*Value_BytesValue
+	//	*Value_TimeValue
+	//	*Value_NumberValue
+	//	*Value_ListValue
+	//	*Value_MapValue
+	Kind          isValue_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Value) Reset() {
+	*x = Value{}
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Value) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Value) ProtoMessage() {}
+
+func (x *Value) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Value.ProtoReflect.Descriptor instead.
+func (*Value) Descriptor() ([]byte, []int) {
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Value) GetKind() isValue_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *Value) GetNullValue() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_NullValue); ok {
+			return x.NullValue
+		}
+	}
+	return false
+}
+
+func (x *Value) GetBoolValue() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_BoolValue); ok {
+			return x.BoolValue
+		}
+	}
+	return false
+}
+
+func (x *Value) GetIntValue() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_IntValue); ok {
+			return x.IntValue
+		}
+	}
+	return 0
+}
+
+func (x *Value) GetDoubleValue() float64 {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_DoubleValue); ok {
+			return x.DoubleValue
+		}
+	}
+	return 0
+}
+
+func (x *Value) GetStringValue() string {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_StringValue); ok {
+			return x.StringValue
+		}
+	}
+	return ""
+}
+
+func (x *Value) GetBytesValue() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_BytesValue); ok {
+			return x.BytesValue
+		}
+	}
+	return nil
+}
+
+func (x *Value) GetTimeValue() *Timestamp {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_TimeValue); ok {
+			return x.TimeValue
+		}
+	}
+	return nil
+}
+
+func (x *Value) GetNumberValue() string {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_NumberValue); ok {
+			return x.NumberValue
+		}
+	}
+	return ""
+}
+
+func (x *Value) GetListValue() *List {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_ListValue); ok {
+			return x.ListValue
+		}
+	}
+	return nil
+}
+
+func (x *Value) GetMapValue() *Map {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_MapValue); ok {
+			return x.MapValue
+		}
+	}
+	return nil
+}
+
+type isValue_Kind interface {
+	isValue_Kind()
+}
+
+type Value_NullValue struct {
+	NullValue bool `protobuf:"varint,1,opt,name=null_value,json=nullValue,proto3,oneof"`
+}
+
+type Value_BoolValue struct {
+	BoolValue bool `protobuf:"varint,2,opt,name=bool_value,json=boolValue,proto3,oneof"`
+}
+
+type Value_IntValue struct {
+	IntValue int64 `protobuf:"zigzag64,3,opt,name=int_value,json=intValue,proto3,oneof"` // Go int, int8..int64, and uints that fit
+}
+
+type Value_DoubleValue struct {
+	DoubleValue float64 `protobuf:"fixed64,4,opt,name=double_value,json=doubleValue,proto3,oneof"` // Go float32, float64
+}
+
+type Value_StringValue struct {
+	StringValue string `protobuf:"bytes,5,opt,name=string_value,json=stringValue,proto3,oneof"`
+}
+
+type Value_BytesValue struct {
+	BytesValue []byte `protobuf:"bytes,6,opt,name=bytes_value,json=bytesValue,proto3,oneof"` // Go []byte
+}
+
+type Value_TimeValue struct {
+	TimeValue *Timestamp `protobuf:"bytes,7,opt,name=time_value,json=timeValue,proto3,oneof"` // Go time.Time
+}
+
+type Value_NumberValue struct {
+	NumberValue string `protobuf:"bytes,8,opt,name=number_value,json=numberValue,proto3,oneof"` // an exact decimal (Go json.Number), as its text
+}
+
+type Value_ListValue struct {
+	ListValue *List `protobuf:"bytes,9,opt,name=list_value,json=listValue,proto3,oneof"`
+}
+
+type Value_MapValue struct {
+	MapValue *Map `protobuf:"bytes,10,opt,name=map_value,json=mapValue,proto3,oneof"`
+}
+
+func (*Value_NullValue) isValue_Kind() {}
+
+func (*Value_BoolValue) isValue_Kind() {}
+
+func (*Value_IntValue) isValue_Kind() {}
+
+func (*Value_DoubleValue) isValue_Kind() {}
+
+func (*Value_StringValue) isValue_Kind() {}
+
+func (*Value_BytesValue) isValue_Kind() {}
+
+func (*Value_TimeValue) isValue_Kind() {}
+
+func (*Value_NumberValue) isValue_Kind() {}
+
+func (*Value_ListValue) isValue_Kind() {}
+
+func (*Value_MapValue) isValue_Kind() {}
+
+type Message struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Type         string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Protocols    []int32                `protobuf:"varint,2,rep,packed,name=protocols,proto3" json:"protocols,omitempty"`
+	Protocol     int32                  `protobuf:"varint,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Capabilities []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Name         string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Config       []byte                 `protobuf:"bytes,6,opt,name=config,proto3" json:"config,omitempty"` // JSON
+	Problems     []*Problem             `protobuf:"bytes,7,rep,name=problems,proto3" json:"problems,omitempty"`
+	Position     *Position              `protobuf:"bytes,8,opt,name=position,proto3" json:"position,omitempty"`
+	StateDir     string                 `protobuf:"bytes,9,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	Credits      int64                  `protobuf:"varint,10,opt,name=credits,proto3" json:"credits,omitempty"`
+	HeartbeatMs  int64                  `protobuf:"varint,11,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
+	// An encoded Batch (changes): the changes of a changes message.
+	Batch         []byte `protobuf:"bytes,16,opt,name=batch,proto3" json:"batch,omitempty"`
+	N             int64  `protobuf:"varint,13,opt,name=n,proto3" json:"n,omitempty"`
+	Error         string `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	Fatal         bool   `protobuf:"varint,15,opt,name=fatal,proto3" json:"fatal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[4]
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +769,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[4]
+	mi := &file_plugin_pluginpb_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +782,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{4}
+	return file_plugin_pluginpb_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Message) GetType() string {
@@ -455,9 +862,9 @@ func (x *Message) GetHeartbeatMs() int64 {
 	return 0
 }
 
-func (x *Message) GetChanges() []*Change {
+func (x *Message) GetBatch() []byte {
 	if x != nil {
-		return x.Changes
+		return x.Batch
 	}
 	return nil
 }
@@ -493,26 +900,56 @@ const file_plugin_pluginpb_plugin_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"7\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xa4\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc4\x01\n" +
 	"\n" +
 	"SourceInfo\x12\x16\n" +
 	"\x06system\x18\x01 \x01(\tR\x06system\x12\x16\n" +
 	"\x06schema\x18\x02 \x01(\tR\x06schema\x12\x14\n" +
 	"\x05table\x18\x03 \x01(\tR\x05table\x12\x1a\n" +
-	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12\x1f\n" +
-	"\vcommit_time\x18\x05 \x01(\tR\n" +
+	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x12?\n" +
+	"\vcommit_time\x18\x05 \x01(\v2\x1e.tributary.plugin.v1.TimestampR\n" +
 	"commitTime\x12\x13\n" +
-	"\x05tx_id\x18\x06 \x01(\tR\x04txId\"\x8c\x02\n" +
+	"\x05tx_id\x18\x06 \x01(\tR\x04txId\">\n" +
+	"\x05Batch\x125\n" +
+	"\achanges\x18\x01 \x03(\v2\x1b.tributary.plugin.v1.ChangeR\achanges\"\x90\x03\n" +
 	"\x06Change\x12\x0e\n" +
-	"\x02op\x18\x01 \x01(\tR\x02op\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\x12\x16\n" +
-	"\x06before\x18\x03 \x01(\fR\x06before\x12\x14\n" +
-	"\x05after\x18\x04 \x01(\fR\x05after\x12\x18\n" +
-	"\apayload\x18\x05 \x01(\fR\apayload\x12\x12\n" +
-	"\x04meta\x18\x06 \x01(\fR\x04meta\x127\n" +
+	"\x02op\x18\x01 \x01(\tR\x02op\x12*\n" +
+	"\x03key\x18\x02 \x01(\v2\x18.tributary.plugin.v1.MapR\x03key\x120\n" +
+	"\x06before\x18\x03 \x01(\v2\x18.tributary.plugin.v1.MapR\x06before\x12.\n" +
+	"\x05after\x18\x04 \x01(\v2\x18.tributary.plugin.v1.MapR\x05after\x124\n" +
+	"\apayload\x18\x05 \x01(\v2\x1a.tributary.plugin.v1.ValueR\apayload\x12,\n" +
+	"\x04meta\x18\x06 \x01(\v2\x18.tributary.plugin.v1.MapR\x04meta\x127\n" +
 	"\x06source\x18\a \x01(\v2\x1f.tributary.plugin.v1.SourceInfoR\x06source\x129\n" +
 	"\bposition\x18\b \x01(\v2\x1d.tributary.plugin.v1.PositionR\bposition\x12\x10\n" +
-	"\x03raw\x18\t \x01(\fR\x03raw\"\xe7\x03\n" +
+	"\x03raw\x18\t \x01(\fR\x03raw\"\x9a\x01\n" +
+	"\x03Map\x12<\n" +
+	"\x06fields\x18\x01 \x03(\v2$.tributary.plugin.v1.Map.FieldsEntryR\x06fields\x1aU\n" +
+	"\vFieldsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.tributary.plugin.v1.ValueR\x05value:\x028\x01\":\n" +
+	"\x04List\x122\n" +
+	"\x06values\x18\x01 \x03(\v2\x1a.tributary.plugin.v1.ValueR\x06values\";\n" +
+	"\tTimestamp\x12\x18\n" +
+	"\aseconds\x18\x01 \x01(\x03R\aseconds\x12\x14\n" +
+	"\x05nanos\x18\x02 \x01(\x05R\x05nanos\"\xb8\x03\n" +
+	"\x05Value\x12\x1f\n" +
+	"\n" +
+	"null_value\x18\x01 \x01(\bH\x00R\tnullValue\x12\x1f\n" +
+	"\n" +
+	"bool_value\x18\x02 \x01(\bH\x00R\tboolValue\x12\x1d\n" +
+	"\tint_value\x18\x03 \x01(\x12H\x00R\bintValue\x12#\n" +
+	"\fdouble_value\x18\x04 \x01(\x01H\x00R\vdoubleValue\x12#\n" +
+	"\fstring_value\x18\x05 \x01(\tH\x00R\vstringValue\x12!\n" +
+	"\vbytes_value\x18\x06 \x01(\fH\x00R\n" +
+	"bytesValue\x12?\n" +
+	"\n" +
+	"time_value\x18\a \x01(\v2\x1e.tributary.plugin.v1.TimestampH\x00R\ttimeValue\x12#\n" +
+	"\fnumber_value\x18\b \x01(\tH\x00R\vnumberValue\x12:\n" +
+	"\n" +
+	"list_value\x18\t \x01(\v2\x19.tributary.plugin.v1.ListH\x00R\tlistValue\x127\n" +
+	"\tmap_value\x18\n" +
+	" \x01(\v2\x18.tributary.plugin.v1.MapH\x00R\bmapValueB\x06\n" +
+	"\x04kind\"\xcc\x03\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1c\n" +
 	"\tprotocols\x18\x02 \x03(\x05R\tprotocols\x12\x1a\n" +
@@ -525,11 +962,11 @@ const file_plugin_pluginpb_plugin_proto_rawDesc = "" +
 	"\tstate_dir\x18\t \x01(\tR\bstateDir\x12\x18\n" +
 	"\acredits\x18\n" +
 	" \x01(\x03R\acredits\x12!\n" +
-	"\fheartbeat_ms\x18\v \x01(\x03R\vheartbeatMs\x125\n" +
-	"\achanges\x18\f \x03(\v2\x1b.tributary.plugin.v1.ChangeR\achanges\x12\f\n" +
+	"\fheartbeat_ms\x18\v \x01(\x03R\vheartbeatMs\x12\x14\n" +
+	"\x05batch\x18\x10 \x01(\fR\x05batch\x12\f\n" +
 	"\x01n\x18\r \x01(\x03R\x01n\x12\x14\n" +
 	"\x05error\x18\x0e \x01(\tR\x05error\x12\x14\n" +
-	"\x05fatal\x18\x0f \x01(\bR\x05fatal2S\n" +
+	"\x05fatal\x18\x0f \x01(\bR\x05fatalJ\x04\b\f\x10\r2S\n" +
 	"\x06Source\x12I\n" +
 	"\aSession\x12\x1c.tributary.plugin.v1.Message\x1a\x1c.tributary.plugin.v1.Message(\x010\x01B0Z.github.com/tributary/tributary/plugin/pluginpbb\x06proto3"
 
@@ -545,27 +982,45 @@ func file_plugin_pluginpb_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_pluginpb_plugin_proto_rawDescData
 }
 
-var file_plugin_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_plugin_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_plugin_pluginpb_plugin_proto_goTypes = []any{
 	(*Position)(nil),   // 0: tributary.plugin.v1.Position
 	(*Problem)(nil),    // 1: tributary.plugin.v1.Problem
 	(*SourceInfo)(nil), // 2: tributary.plugin.v1.SourceInfo
-	(*Change)(nil),     // 3: tributary.plugin.v1.Change
-	(*Message)(nil),    // 4: tributary.plugin.v1.Message
+	(*Batch)(nil),      // 3: tributary.plugin.v1.Batch
+	(*Change)(nil),     // 4: tributary.plugin.v1.Change
+	(*Map)(nil),        // 5: tributary.plugin.v1.Map
+	(*List)(nil),       // 6: tributary.plugin.v1.List
+	(*Timestamp)(nil),  // 7: tributary.plugin.v1.Timestamp
+	(*Value)(nil),      // 8: tributary.plugin.v1.Value
+	(*Message)(nil),    // 9: tributary.plugin.v1.Message
+	nil,                // 10: tributary.plugin.v1.Map.FieldsEntry
 }
 var file_plugin_pluginpb_plugin_proto_depIdxs = []int32{
-	2, // 0: tributary.plugin.v1.Change.source:type_name -> tributary.plugin.v1.SourceInfo
-	0, // 1: tributary.plugin.v1.Change.position:type_name -> tributary.plugin.v1.Position
-	1, // 2: tributary.plugin.v1.Message.problems:type_name -> tributary.plugin.v1.Problem
-	0, // 3: tributary.plugin.v1.Message.position:type_name -> tributary.plugin.v1.Position
-	3, // 4: tributary.plugin.v1.Message.changes:type_name -> tributary.plugin.v1.Change
-	4, // 5: tributary.plugin.v1.Source.Session:input_type -> tributary.plugin.v1.Message
-	4, // 6: tributary.plugin.v1.Source.Session:output_type -> tributary.plugin.v1.Message
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7,  // 0: tributary.plugin.v1.SourceInfo.commit_time:type_name -> tributary.plugin.v1.Timestamp
+	4,  // 1: tributary.plugin.v1.Batch.changes:type_name -> tributary.plugin.v1.Change
+	5,  // 2: tributary.plugin.v1.Change.key:type_name -> tributary.plugin.v1.Map
+	5,  // 3: tributary.plugin.v1.Change.before:type_name -> tributary.plugin.v1.Map
+	5,  // 4: tributary.plugin.v1.Change.after:type_name -> tributary.plugin.v1.Map
+	8,  // 5: tributary.plugin.v1.Change.payload:type_name -> tributary.plugin.v1.Value
+	5,  // 6: tributary.plugin.v1.Change.meta:type_name -> tributary.plugin.v1.Map
+	2,  // 7: tributary.plugin.v1.Change.source:type_name -> tributary.plugin.v1.SourceInfo
+	0,  // 8: tributary.plugin.v1.Change.position:type_name -> tributary.plugin.v1.Position
+	10, // 9: tributary.plugin.v1.Map.fields:type_name -> tributary.plugin.v1.Map.FieldsEntry
+	8,  // 10: tributary.plugin.v1.List.values:type_name -> tributary.plugin.v1.Value
+	7,  // 11: tributary.plugin.v1.Value.time_value:type_name -> tributary.plugin.v1.Timestamp
+	6,  // 12: tributary.plugin.v1.Value.list_value:type_name -> tributary.plugin.v1.List
+	5,  // 13: tributary.plugin.v1.Value.map_value:type_name -> tributary.plugin.v1.Map
+	1,  // 14: tributary.plugin.v1.Message.problems:type_name -> tributary.plugin.v1.Problem
+	0,  // 15: tributary.plugin.v1.Message.position:type_name -> tributary.plugin.v1.Position
+	8,  // 16: tributary.plugin.v1.Map.FieldsEntry.value:type_name -> tributary.plugin.v1.Value
+	9,  // 17: tributary.plugin.v1.Source.Session:input_type -> tributary.plugin.v1.Message
+	9,  // 18: tributary.plugin.v1.Source.Session:output_type -> tributary.plugin.v1.Message
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_plugin_pluginpb_plugin_proto_init() }
@@ -573,13 +1028,25 @@ func file_plugin_pluginpb_plugin_proto_init() {
 	if File_plugin_pluginpb_plugin_proto != nil {
 		return
 	}
+	file_plugin_pluginpb_plugin_proto_msgTypes[8].OneofWrappers = []any{
+		(*Value_NullValue)(nil),
+		(*Value_BoolValue)(nil),
+		(*Value_IntValue)(nil),
+		(*Value_DoubleValue)(nil),
+		(*Value_StringValue)(nil),
+		(*Value_BytesValue)(nil),
+		(*Value_TimeValue)(nil),
+		(*Value_NumberValue)(nil),
+		(*Value_ListValue)(nil),
+		(*Value_MapValue)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_pluginpb_plugin_proto_rawDesc), len(file_plugin_pluginpb_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

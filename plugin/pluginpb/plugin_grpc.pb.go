@@ -1,6 +1,7 @@
-// The gRPC form of the Tributary plugin protocol, version 1. It carries the
+// The gRPC form of the Tributary plugin protocol, version 2. It carries the
 // same messages, in the same order, as the JSON Lines form described in
-// plugin/PROTOCOL.md; map-valued change fields travel as JSON text.
+// plugin/PROTOCOL.md. The changes of a changes message travel in
+// Message.batch as an encoded Batch: typed values, no JSON.
 //
 // Regenerate with (from the repository root):
 //
