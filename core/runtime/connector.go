@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary/tributary/core"
 )
@@ -361,8 +362,9 @@ const maxGroup = 1024
 
 // pendingChange counts the messages a change still waits for.
 type pendingChange struct {
-	seq  uint64
-	left atomic.Int32
+	seq        uint64
+	left       atomic.Int32
+	commitTime time.Time
 }
 
 // group is one publish call: messages for one topic, from one or more
@@ -401,6 +403,7 @@ func (s *session) handleBatch(batch []core.Change) {
 		ch := &batch[i]
 		pc := &pcs[i]
 		pc.seq = s.tracker.Add(ch.Position)
+		pc.commitTime = ch.Source.CommitTime
 		n := 0
 		for _, o := range s.c.cfg.Mapper.Map(ch) {
 			if o.Err == nil && o.Event != nil {
@@ -471,8 +474,16 @@ func (s *session) publishGroup(g *group) {
 		} else {
 			s.c.eventsEmitted.Add(uint64(len(g.msgs)))
 		}
+		var lag prometheus.Observer
+		now := time.Now()
 		for _, pc := range g.changes {
 			if pc.left.Add(-1) == 0 {
+				if !pc.commitTime.IsZero() {
+					if lag == nil {
+						lag = s.c.r.metrics.CommitLatency.WithLabelValues(s.c.cfg.Name)
+					}
+					lag.Observe(now.Sub(pc.commitTime).Seconds())
+				}
 				s.complete(pc.seq)
 			}
 		}

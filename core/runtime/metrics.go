@@ -15,6 +15,10 @@ type Metrics struct {
 	Up             *prometheus.GaugeVec
 	CheckpointAge  *prometheus.GaugeVec
 	PublishLatency *prometheus.HistogramVec
+	// CommitLatency is the end-to-end delay from the source system's commit
+	// of a change (Change.Source.CommitTime, where the source knows it) to
+	// its events being durable on the stream.
+	CommitLatency *prometheus.HistogramVec
 }
 
 // NewMetrics creates the collectors and registers them on reg (which may be
@@ -47,9 +51,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from handing events to the stream to their durable acknowledgement.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"connector"}),
+		CommitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tributary_commit_to_durable_seconds",
+			Help:    "Time from the source system's commit of a change to its events being durable on the stream.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"connector"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ChangesRead, m.EventsEmitted, m.DeadLettered, m.Errors, m.InFlight, m.Up, m.CheckpointAge, m.PublishLatency)
+		reg.MustRegister(m.ChangesRead, m.EventsEmitted, m.DeadLettered, m.Errors, m.InFlight, m.Up, m.CheckpointAge, m.PublishLatency, m.CommitLatency)
 	}
 	return m
 }
