@@ -310,10 +310,47 @@ func generic(v any) (any, error) {
 // maxInterned bounds a decoder's table of interned strings.
 const maxInterned = 4096
 
-// decoder decodes batches; it interns map keys and source names, which
-// repeat from change to change. One decoder serves one connection.
+// maxBoxed is the longest string or number value a decoder keeps boxed.
+const maxBoxed = 32
+
+// decoder decodes batches; it interns map keys and source names, and keeps
+// short string and number values boxed, all of which repeat from change to
+// change. One decoder serves one connection.
 type decoder struct {
 	strs map[string]string
+	strv map[string]any // boxed string values
+	numv map[string]any // boxed json.Number values
+}
+
+// boxed returns v as a string (or json.Number) in an interface, reusing
+// the one made for the same bytes before.
+func (d *decoder) boxed(v []byte, number bool) any {
+	if len(v) > maxBoxed {
+		if number {
+			return json.Number(v)
+		}
+		return string(v)
+	}
+	cache := &d.strv
+	if number {
+		cache = &d.numv
+	}
+	if x, ok := (*cache)[string(v)]; ok {
+		return x
+	}
+	var x any
+	if number {
+		x = json.Number(v)
+	} else {
+		x = string(v)
+	}
+	if len(*cache) < maxInterned {
+		if *cache == nil {
+			*cache = make(map[string]any)
+		}
+		(*cache)[string(v)] = x
+	}
+	return x
 }
 
 func (d *decoder) intern(b []byte) string {
@@ -336,6 +373,18 @@ var errTruncated = errors.New("truncated or malformed protobuf")
 // for length-delimited ones v (a sub-slice of b). It returns the number of
 // bytes read, or an error.
 func field(b []byte) (num protowire.Number, typ protowire.Type, u uint64, v []byte, n int, err error) {
+	// Most fields have a one-byte tag and a one-byte varint or length.
+	if len(b) >= 2 && b[0] >= 8 && b[0] < 0x80 && b[1] < 0x80 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch typ {
+		case protowire.VarintType:
+			return num, typ, uint64(b[1]), nil, 2, nil
+		case protowire.BytesType:
+			if l := int(b[1]); 2+l <= len(b) {
+				return num, typ, 0, b[2 : 2+l], 2 + l, nil
+			}
+		}
+	}
 	num, typ, n = protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, 0, nil, 0, errTruncated
@@ -560,7 +609,7 @@ func (d *decoder) value(b []byte, depth int) (any, error) {
 		case num == fValueDouble && typ == protowire.Fixed64Type:
 			out = math.Float64frombits(u)
 		case num == fValueString && typ == protowire.BytesType:
-			out = string(v)
+			out = d.boxed(v, false)
 		case num == fValueBytes && typ == protowire.BytesType:
 			out = v[:len(v):len(v)]
 		case num == fValueTime && typ == protowire.BytesType:
@@ -568,7 +617,7 @@ func (d *decoder) value(b []byte, depth int) (any, error) {
 				return nil, err
 			}
 		case num == fValueNumber && typ == protowire.BytesType:
-			out = json.Number(v)
+			out = d.boxed(v, true)
 		case num == fValueList && typ == protowire.BytesType:
 			if depth > maxDepth {
 				return nil, fmt.Errorf("values nested deeper than %d", maxDepth)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -23,10 +24,38 @@ import (
 // tests.
 func TestMain(m *testing.M) {
 	if os.Getenv(plugin.EnvCookie) != "" {
+		profilePlugin()
 		plugin.Serve(&testSource{})
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// profilePlugin writes a CPU profile of the plugin process to the file
+// named by TRIBUTARY_TEST_PLUGIN_CPUPROFILE, covering its first
+// TRIBUTARY_TEST_PLUGIN_CPUPROFILE_SECONDS (default 5) seconds: the
+// process ends by os.Exit, so the profile stops on a timer.
+func profilePlugin() {
+	path := os.Getenv("TRIBUTARY_TEST_PLUGIN_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	secs, err := strconv.Atoi(os.Getenv("TRIBUTARY_TEST_PLUGIN_CPUPROFILE_SECONDS"))
+	if err != nil || secs <= 0 {
+		secs = 5
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return
+	}
+	time.AfterFunc(time.Duration(secs)*time.Second, func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	})
 }
 
 // testSource is the plugin the tests run: it reads a journal file (one

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A Tributary connector plugin in Python, speaking the JSON Lines protocol
-(plugin/PROTOCOL.md, version 1) on stdin and stdout. Standard library only.
+(plugin/PROTOCOL.md, version 2 or 1: the two are the same over JSON Lines) on stdin and stdout. Standard library only.
 
 It follows a CSV export that a legacy order system appends to:
 
@@ -32,7 +32,9 @@ import select
 import sys
 import time
 
-PROTOCOL = 1
+# The protocol versions this plugin speaks, newest first. Over JSON Lines
+# versions 1 and 2 are the same; 2 changed only the gRPC transport.
+PROTOCOLS = (2, 1)
 COLUMNS = ["id", "status", "total", "currency"]
 
 
@@ -166,10 +168,13 @@ class Session:
         """Handles one message; returns False when the session ends."""
         kind = msg.get("type")
         if kind == "hello":
-            if PROTOCOL not in msg.get("protocols", []):
-                self.send({"type": "error", "error": "this plugin speaks protocol %d only" % PROTOCOL, "fatal": True})
+            offered = msg.get("protocols", [])
+            common = [v for v in PROTOCOLS if v in offered]
+            if not common:
+                self.send({"type": "error", "fatal": True,
+                           "error": "sidecar speaks plugin protocols %s, this plugin speaks %s: upgrade the older of the two" % (offered, list(PROTOCOLS))})
                 return False
-            self.send({"type": "hello", "protocol": PROTOCOL, "capabilities": ["produce"]})
+            self.send({"type": "hello", "protocol": common[0], "capabilities": ["produce"]})
         elif kind == "configure":
             self.send({"type": "configured", "problems": self.source.configure(msg.get("name"), msg.get("config") or {})})
         elif kind == "open":
