@@ -255,16 +255,24 @@ func canonicalKey(key map[string]any) (string, error) {
 	if len(key) == 1 {
 		// Fast path for the common single-column key.
 		for k, v := range key {
-			var b []byte
+			if !isPlain(k) {
+				break
+			}
+			var arr [64]byte
+			b := append(append(append(arr[:0], `{"`...), k...), `":`...)
 			switch x := v.(type) {
 			case int64:
-				b = strconv.AppendInt(append(strconv.AppendQuote([]byte("{"), k), ':'), x, 10)
+				b = strconv.AppendInt(b, x, 10)
 			case string:
-				if isPlain(k) && isPlain(x) {
-					b = append(append(append(append([]byte(`{"`), k...), `":"`...), x...), '"')
+				if !isPlain(x) {
+					b = nil
+					break
 				}
+				b = append(append(append(b, '"'), x...), '"')
+			default:
+				b = nil
 			}
-			if b != nil && isPlain(k) {
+			if b != nil {
 				return string(append(b, '}')), nil
 			}
 		}

@@ -175,6 +175,12 @@ type Source struct {
 	running bool
 	after   string
 
+	// modeAny and runAny are the mode and the run time as Meta values,
+	// boxed once per run rather than per change. Guarded by mu.
+	modeAny any
+	runAny  any
+	runAt   time.Time
+
 	lastRun   time.Time
 	nextRun   time.Time
 	lastError string
@@ -204,7 +210,7 @@ func NewSource(cfg Config) (*Source, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Source{cfg: cfg, sched: sched, now: now}, nil
+	return &Source{cfg: cfg, sched: sched, now: now, modeAny: string(cfg.Mode)}, nil
 }
 
 // Open opens the local state in env.StateDir (in memory when it is empty),
@@ -652,7 +658,7 @@ func (s *Source) send(ctx context.Context, batch []core.Change) error {
 	}
 }
 
-// change builds the change of a record.
+// change builds the change of a record. Callers hold mu.
 func (s *Source) change(r *Record, op core.Op, pos string, rt time.Time) core.Change {
 	src := s.cfg.Source
 	if r.Source.System != "" {
@@ -677,8 +683,11 @@ func (s *Source) change(r *Record, op core.Op, pos string, rt time.Time) core.Ch
 	for k, v := range r.Meta {
 		meta[k] = v
 	}
-	meta["run_time"] = rt
-	meta["poll_mode"] = string(s.cfg.Mode)
+	if s.runAny == nil || !s.runAt.Equal(rt) {
+		s.runAny, s.runAt = rt, rt
+	}
+	meta["run_time"] = s.runAny
+	meta["poll_mode"] = s.modeAny
 	if r.Op != "" && s.cfg.Mode != ModeSnapshot {
 		op = r.Op
 	}

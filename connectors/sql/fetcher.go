@@ -90,6 +90,7 @@ func (f *fetcher) query(ctx context.Context, mode poll.Mode, q string, args []an
 		}
 	}
 	raw := make([]any, len(cols))
+	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range raw {
 		ptrs[i] = &raw[i]
@@ -102,15 +103,16 @@ func (f *fetcher) query(ctx context.Context, mode poll.Mode, q string, args []an
 		}
 		data := make(map[string]any, len(cols))
 		for i, v := range raw {
-			data[names[i]] = convert(v, kinds[i])
+			vals[i] = convert(v, kinds[i])
+			data[names[i]] = vals[i]
 		}
 		key := make(map[string]any, len(keyIdx))
 		for _, i := range keyIdx {
-			key[names[i]] = data[names[i]]
+			key[names[i]] = vals[i]
 		}
 		rec := poll.Record{Key: key, Data: data}
 		if curIdx >= 0 {
-			rec.Cursor = data[names[curIdx]]
+			rec.Cursor = vals[curIdx]
 		}
 		page = append(page, rec)
 		n++
@@ -119,7 +121,7 @@ func (f *fetcher) query(ctx context.Context, mode poll.Mode, q string, args []an
 			if err := emit(page); err != nil {
 				return n, last, err
 			}
-			page = make([]poll.Record, 0, cap(page))
+			page = page[:0] // the Source keeps no reference to a page after emit
 		}
 	}
 	if err := rows.Err(); err != nil {
