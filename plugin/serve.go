@@ -255,6 +255,8 @@ func (s *server) closeSource() error {
 // splitting a batch larger than the credits left.
 func (s *server) pump(ctx context.Context) {
 	var pending []core.Change
+	// wire is reused from send to send: Send has encoded it when it returns.
+	var wire []Change
 	for {
 		s.mu.Lock()
 		for s.credits <= 0 && !s.done {
@@ -281,7 +283,13 @@ func (s *server) pump(ctx context.Context) {
 		s.mu.Lock()
 		s.credits -= k
 		s.mu.Unlock()
-		if err := s.send(&Message{Type: TypeChanges, Changes: ToWire(pending[:k])}); err != nil {
+		wire = wire[:0]
+		for i := range pending[:k] {
+			wire = append(wire, Change{Change: pending[i], Raw: pending[i].Raw})
+		}
+		err := s.send(&Message{Type: TypeChanges, Changes: wire})
+		clear(wire)
+		if err != nil {
 			return
 		}
 		pending = pending[k:]

@@ -313,58 +313,91 @@ const maxInterned = 4096
 // maxBoxed is the longest string or number value a decoder keeps boxed.
 const maxBoxed = 32
 
+// slots is the size of a decoder's direct-mapped caches, which answer most
+// lookups without hashing the whole string.
+const slots = 1024
+
 // decoder decodes batches; it interns map keys and source names, and keeps
 // short string and number values boxed, all of which repeat from change to
 // change. One decoder serves one connection.
 type decoder struct {
-	strs map[string]string
-	strv map[string]any // boxed string values
-	numv map[string]any // boxed json.Number values
+	strs   map[string]string
+	recent [slots]string
+	strv   map[string]any // boxed string values
+	numv   map[string]any // boxed json.Number values
+	boxes  [slots]box
+}
+
+type box struct {
+	s      string
+	number bool
+	v      any
+}
+
+func slot(b []byte) int {
+	n := len(b)
+	return int((uint(n)*0x9e37 ^ uint(b[0])<<5 ^ uint(b[n/2])<<10 ^ uint(b[n-1])) % slots)
+}
+
+func (d *decoder) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	i := slot(b)
+	if s := d.recent[i]; s == string(b) {
+		return s
+	}
+	s, ok := d.strs[string(b)]
+	if !ok {
+		s = string(b)
+		if len(b) <= 64 && len(d.strs) < maxInterned {
+			if d.strs == nil {
+				d.strs = make(map[string]string)
+			}
+			d.strs[s] = s
+		}
+	}
+	d.recent[i] = s
+	return s
 }
 
 // boxed returns v as a string (or json.Number) in an interface, reusing
 // the one made for the same bytes before.
 func (d *decoder) boxed(v []byte, number bool) any {
-	if len(v) > maxBoxed {
+	if len(v) > maxBoxed || len(v) == 0 {
 		if number {
 			return json.Number(v)
 		}
 		return string(v)
 	}
+	i := slot(v)
+	if bx := &d.boxes[i]; bx.v != nil && bx.number == number && bx.s == string(v) {
+		return bx.v
+	}
 	cache := &d.strv
 	if number {
 		cache = &d.numv
 	}
-	if x, ok := (*cache)[string(v)]; ok {
-		return x
+	x, ok := (*cache)[string(v)]
+	if !ok {
+		if number {
+			x = json.Number(v)
+		} else {
+			x = string(v)
+		}
+		if len(*cache) < maxInterned {
+			if *cache == nil {
+				*cache = make(map[string]any)
+			}
+			(*cache)[string(v)] = x
+		}
 	}
-	var x any
+	key, _ := x.(string)
 	if number {
-		x = json.Number(v)
-	} else {
-		x = string(v)
+		key = string(x.(json.Number))
 	}
-	if len(*cache) < maxInterned {
-		if *cache == nil {
-			*cache = make(map[string]any)
-		}
-		(*cache)[string(v)] = x
-	}
+	d.boxes[i] = box{s: key, number: number, v: x}
 	return x
-}
-
-func (d *decoder) intern(b []byte) string {
-	if s, ok := d.strs[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(b) <= 64 && len(d.strs) < maxInterned {
-		if d.strs == nil {
-			d.strs = make(map[string]string)
-		}
-		d.strs[s] = s
-	}
-	return s
 }
 
 var errTruncated = errors.New("truncated or malformed protobuf")
