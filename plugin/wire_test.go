@@ -97,8 +97,8 @@ func TestGRPCChangesKeepValues(t *testing.T) {
 	}
 	full := core.Change{
 		Op: core.OpMessage, Payload: []any{"body", int64(1)}, Meta: map[string]any{},
-		Before: map[string]any{"k": nil},
-		Source: core.SourceInfo{System: "s", Schema: "sc", Table: "t", Endpoint: "/e", CommitTime: at, TxID: "tx"},
+		Before:   map[string]any{"k": nil},
+		Source:   core.SourceInfo{System: "s", Schema: "sc", Table: "t", Endpoint: "/e", CommitTime: at, TxID: "tx"},
 		Position: core.Position{Version: 1, Data: []byte{0}}, Raw: []byte("raw record"),
 	}
 	in = append(in, full)
