@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -172,6 +175,12 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 	clear(s.marks)
 	st := s.st
 	pendingBefore := len(s.overlay) > 0
+	// Keys pending from earlier runs may be committed while the run reads
+	// ahead in the index: they are always looked up, after the overlay.
+	stale := make(map[string]struct{}, len(s.overlay))
+	for k := range s.overlay {
+		stale[k] = struct{}{}
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -191,6 +200,8 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 		keys  []string
 		sums  [][16]byte
 		need  []string
+		miss  []string
+		cur   = &indexCursor{st: st}
 		bases = map[string]base{}
 		found = map[string]indexRow{}
 		pos   []byte
@@ -221,11 +232,32 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 			}
 		}
 		s.mu.Unlock()
-		if fresh {
-			need = need[:0]
+		miss = miss[:0]
+		if !fresh {
+			for _, k := range need {
+				if _, ok := stale[k]; !ok {
+					row, ok, err := cur.match(ctx, k)
+					if err != nil {
+						return err
+					}
+					if ok {
+						found[k] = row
+						continue
+					}
+				}
+				miss = append(miss, k)
+			}
 		}
-		if err := st.lookupKeys(ctx, need, found); err != nil {
+		if err := st.lookupKeys(ctx, miss, found); err != nil {
 			return err
+		}
+		// Resynchronise the cursor after keys that left the source or
+		// came back in another order.
+		for i := len(miss) - 1; i >= 0; i-- {
+			if row, ok := found[miss[i]]; ok && row.hash != nil {
+				cur.seek(row.rid)
+				break
+			}
 		}
 		changes := make([]core.Change, 0, 16)
 		s.mu.Lock()
@@ -290,8 +322,17 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 	if fresh {
 		return nil
 	}
-	// Deletes of committed keys not seen in this run.
-	err = st.scanLive(ctx, scanPage, func(rids []int64, keys []string, vers []int64) error {
+	// Deletes of committed keys not seen in this run. Each page of index
+	// entries is read and checked with acknowledgements held off, so that
+	// an entry read live is still pending (in the overlay) or committed as
+	// read when it is checked.
+	check := func(read func() ([]int64, []string, []int64, error)) (int, error) {
+		s.ackMu.Lock()
+		rids, keys, vers, err := read()
+		if err != nil {
+			s.ackMu.Unlock()
+			return 0, err
+		}
 		var changes []core.Change
 		s.mu.Lock()
 		for i, rid := range rids {
@@ -307,10 +348,61 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 			changes = append(changes, s.deleteChange(&pos, k, ver, rt))
 		}
 		s.mu.Unlock()
-		return s.send(ctx, changes)
-	})
-	if err != nil {
-		return err
+		s.ackMu.Unlock()
+		return len(rids), s.send(ctx, changes)
+	}
+	scan := func(lo, hi int64) error {
+		after := lo
+		for {
+			var last int64
+			n, err := check(func() ([]int64, []string, []int64, error) {
+				rids, keys, vers, err := st.livePage(ctx, after, hi, scanPage)
+				if len(rids) > 0 {
+					last = rids[len(rids)-1]
+				}
+				return rids, keys, vers, err
+			})
+			if err != nil || n < scanPage {
+				return err
+			}
+			after = last
+		}
+	}
+	cands, ranges, ok := cur.candidates()
+	if !ok {
+		ranges = [][2]int64{{-1, math.MaxInt64}}
+	} else {
+		// Keys pending at the start of the run are read again too: the
+		// cursor may have seen them before their changes were committed.
+		cands = append(cands, slices.Collect(maps.Keys(stale))...)
+	}
+	live := map[string]indexRow{}
+	for len(cands) > 0 {
+		chunk := cands[:min(len(cands), scanPage)]
+		cands = cands[len(chunk):]
+		_, err := check(func() ([]int64, []string, []int64, error) {
+			clear(live)
+			if err := st.lookupKeys(ctx, chunk, live); err != nil {
+				return nil, nil, nil, err
+			}
+			var rids, vers []int64
+			var ks []string
+			for _, k := range chunk {
+				if r, ok := live[k]; ok && r.hash != nil {
+					rids, ks, vers = append(rids, r.rid), append(ks, k), append(vers, r.ver)
+					delete(live, k) // a key listed twice is checked once
+				}
+			}
+			return rids, ks, vers, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range ranges {
+		if err := scan(r[0], r[1]); err != nil {
+			return err
+		}
 	}
 	return st.pruneTombstones(ctx, s.now().Add(-s.cfg.TombstoneTTL).UnixNano())
 }

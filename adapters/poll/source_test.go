@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -462,3 +464,115 @@ func TestConformanceSnapshot(t *testing.T) {
 type wrap struct{ *poll.Source }
 
 func (wrap) Configure(core.Config) error { return nil }
+
+// TestSnapshotDiffManyKeys diffs thousands of keys over several runs, read
+// in key order, reversed and shuffled, with a range of keys deleted and
+// created again, and checks each run's changes against a model.
+func TestSnapshotDiffManyKeys(t *testing.T) {
+	var mu sync.Mutex
+	cur := map[int64]string{}
+	var order func([]int64)
+	fetch := poll.FetcherFunc(func(ctx context.Context, req poll.Request, emit func([]poll.Record) error) error {
+		mu.Lock()
+		ids := slices.Sorted(maps.Keys(cur))
+		if order != nil {
+			order(ids)
+		}
+		recs := make([]poll.Record, len(ids))
+		for i, id := range ids {
+			recs[i] = poll.Record{Key: map[string]any{"id": id}, Data: map[string]any{"id": id, "val": cur[id]}}
+		}
+		mu.Unlock()
+		for len(recs) > 0 {
+			n := min(len(recs), 500)
+			if err := emit(recs[:n]); err != nil {
+				return err
+			}
+			recs = recs[n:]
+		}
+		return nil
+	})
+	s := newSource(t, poll.Config{Mode: poll.ModeSnapshot, Fetcher: fetch})
+	open(t, s, testEnv(t), core.Position{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(pct int, f func(id int64)) {
+		for _, id := range slices.Sorted(maps.Keys(cur)) {
+			if rng.IntN(100) < pct {
+				f(id)
+			}
+		}
+	}
+	acked := map[int64]string{}
+	steps := []struct {
+		name   string
+		mutate func(round int)
+		order  func([]int64)
+	}{
+		{"first run", func(int) {
+			for id := int64(1); id <= 6000; id++ {
+				cur[id] = "a"
+			}
+		}, nil},
+		{"updates, deletes and creates in key order", func(round int) {
+			pick(5, func(id int64) { cur[id] = fmt.Sprint("u", round) })
+			pick(5, func(id int64) { delete(cur, id) })
+			for id := int64(6001); id <= 6300; id++ {
+				cur[id] = "n"
+			}
+		}, nil},
+		{"a range deleted", func(int) {
+			for id := int64(1000); id < 4000; id++ {
+				delete(cur, id)
+			}
+		}, nil},
+		{"the range back, reversed", func(int) {
+			for id := int64(1000); id < 4000; id++ {
+				cur[id] = "b"
+			}
+		}, func(ids []int64) { slices.Reverse(ids) }},
+		{"shuffled", func(round int) {
+			pick(10, func(id int64) { cur[id] = fmt.Sprint("u", round) })
+			pick(3, func(id int64) { delete(cur, id) })
+		}, func(ids []int64) { rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] }) }},
+		{"back in key order", func(round int) {
+			pick(2, func(id int64) { cur[id] = fmt.Sprint("u", round) })
+			cur[-1] = "first"
+		}, nil},
+	}
+	for round, step := range steps {
+		mu.Lock()
+		step.mutate(round)
+		order = step.order
+		want := map[string]string{}
+		for id, v := range cur {
+			if old, ok := acked[id]; !ok {
+				want[fmt.Sprint(id)] = "create:" + v
+			} else if old != v {
+				want[fmt.Sprint(id)] = "update:" + v
+			}
+		}
+		for id := range acked {
+			if _, ok := cur[id]; !ok {
+				want[fmt.Sprint(id)] = "delete"
+			}
+		}
+		acked = maps.Clone(cur)
+		mu.Unlock()
+		got := readUntil(t, s, func(c []core.Change) bool { return len(c) >= len(want) })
+		seen := map[string]string{}
+		for _, ch := range got {
+			id, v := fmt.Sprint(ch.Key["id"]), string(ch.Op)
+			if ch.Op != core.OpDelete {
+				v += ":" + fmt.Sprint(ch.After["val"])
+			}
+			if prev, dup := seen[id]; dup {
+				t.Fatalf("%s: key %s changed twice: %s, %s", step.name, id, prev, v)
+			}
+			if want[id] != v {
+				t.Fatalf("%s: key %s: got %s, want %q", step.name, id, v, want[id])
+			}
+			seen[id] = v
+		}
+		ack(t, s, got[len(got)-1])
+	}
+}

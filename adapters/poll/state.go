@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -250,39 +251,159 @@ func (st *state) indexEmpty(ctx context.Context) (bool, error) {
 	return any == 0, nil
 }
 
-// scanLive calls fn with every live (not deleted) index entry, in row id
-// order, in pages of up to n.
-func (st *state) scanLive(ctx context.Context, n int, fn func(rids []int64, keys []string, vers []int64) error) error {
-	after := int64(-1)
-	for {
-		rows, err := st.db.QueryContext(ctx, `SELECT rid, key, ver FROM poll_index WHERE rid > ? AND hash IS NOT NULL ORDER BY rid LIMIT ?`, after, n)
-		if err != nil {
-			return fmt.Errorf("scan poll index %s: %w", st.path, err)
-		}
-		var rids, vers []int64
-		var keys []string
-		for rows.Next() {
-			var rid, ver int64
-			var k string
-			if err := rows.Scan(&rid, &k, &ver); err != nil {
-				rows.Close()
-				return fmt.Errorf("scan poll index %s: %w", st.path, err)
-			}
-			rids, keys, vers = append(rids, rid), append(keys, k), append(vers, ver)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return fmt.Errorf("scan poll index %s: %w", st.path, err)
-		}
-		if len(rids) == 0 {
-			return nil
-		}
-		if err := fn(rids, keys, vers); err != nil {
-			return err
-		}
-		after = rids[len(rids)-1]
+// indexCursor reads the live index entries in row id order, a page at a
+// time, and matches a snapshot run's keys against them. Row ids follow the
+// order keys were first read in, so when the source returns its rows in a
+// stable order (by primary key, or in storage order) each key is the next
+// entry and a run costs one sequential read of the index instead of one
+// lookup per key. A key that is not among the next entries is left to a
+// lookup: the cursor only saves work, it never decides that a key is
+// absent.
+//
+// The cursor also remembers what it passed over: the entries it stepped
+// over without a match and the row id ranges it jumped. Once the source is
+// read, those and the entries after the cursor are the only candidates
+// for deletes; with too many of them, the whole index is scanned instead.
+type indexCursor struct {
+	st    *state
+	after int64 // the highest row id read
+	pos   int64 // the row id of the last entry matched or skipped to
+	buf   []cursorEntry
+	i     int
+	done  bool
+
+	skipped  []string   // keys stepped over without a match
+	gaps     [][2]int64 // row id ranges (lo, hi] jumped without reading
+	overflow bool       // too many skipped keys: scan the whole index
+}
+
+// maxSkipped bounds the keys an indexCursor remembers.
+const maxSkipped = 1 << 16
+
+func (c *indexCursor) skip(from, to int) {
+	if c.overflow {
+		return
 	}
+	for j := from; j < to; j++ {
+		c.skipped = append(c.skipped, c.buf[j].key)
+	}
+	if len(c.skipped) > maxSkipped {
+		c.overflow, c.skipped, c.gaps = true, nil, nil
+	}
+}
+
+type cursorEntry struct {
+	key string
+	row indexRow
+}
+
+// cursorPage is how many index entries the cursor reads at a time;
+// cursorAhead how many entries past the next one it looks at, stepping
+// over keys that left the source.
+const (
+	cursorPage  = 2048
+	cursorAhead = 8
+)
+
+// match returns the index entry of key if it is among the next entries.
+func (c *indexCursor) match(ctx context.Context, key string) (indexRow, bool, error) {
+	if len(c.buf)-c.i <= cursorAhead && !c.done {
+		if err := c.fill(ctx); err != nil {
+			return indexRow{}, false, err
+		}
+	}
+	for j := c.i; j < len(c.buf) && j <= c.i+cursorAhead; j++ {
+		if c.buf[j].key == key {
+			c.skip(c.i, j)
+			c.i = j + 1
+			c.pos = c.buf[j].row.rid
+			return c.buf[j].row, true, nil
+		}
+	}
+	return indexRow{}, false, nil
+}
+
+// seek moves the cursor after row id rid when rid is ahead of it.
+func (c *indexCursor) seek(rid int64) {
+	if rid <= c.pos {
+		return
+	}
+	c.pos = rid
+	j := c.i
+	for j < len(c.buf) && c.buf[j].row.rid <= rid {
+		j++
+	}
+	c.skip(c.i, j)
+	c.i = j
+	if c.i == len(c.buf) && rid > c.after {
+		if !c.overflow {
+			c.gaps = append(c.gaps, [2]int64{c.after, rid})
+		}
+		c.buf, c.i, c.after, c.done = c.buf[:0], 0, rid, false
+	}
+}
+
+// candidates returns the keys passed over and not matched, including the
+// entries read and not consumed, and the row id ranges to scan: the gaps
+// and everything after the cursor. ok is false when the whole index must
+// be scanned.
+func (c *indexCursor) candidates() (keys []string, ranges [][2]int64, ok bool) {
+	if c.overflow {
+		return nil, nil, false
+	}
+	c.skip(c.i, len(c.buf))
+	if c.overflow {
+		return nil, nil, false
+	}
+	return c.skipped, append(c.gaps, [2]int64{c.after, math.MaxInt64}), true
+}
+
+// fill appends the next page of entries to those not consumed yet.
+func (c *indexCursor) fill(ctx context.Context) error {
+	n := copy(c.buf, c.buf[c.i:])
+	c.buf, c.i = c.buf[:n], 0
+	rows, err := c.st.db.QueryContext(ctx, `SELECT rid, key, hash, ver FROM poll_index WHERE rid > ? AND hash IS NOT NULL ORDER BY rid LIMIT ?`, c.after, cursorPage)
+	if err != nil {
+		return fmt.Errorf("read poll index %s: %w", c.st.path, err)
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var e cursorEntry
+		if err := rows.Scan(&e.row.rid, &e.key, &e.row.hash, &e.row.ver); err != nil {
+			return fmt.Errorf("read poll index %s: %w", c.st.path, err)
+		}
+		c.buf = append(c.buf, e)
+		c.after = e.row.rid
+		got++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read poll index %s: %w", c.st.path, err)
+	}
+	c.done = got < cursorPage
+	return nil
+}
+
+// livePage returns up to n live (not deleted) index entries with row ids
+// in (after, hi], in row id order.
+func (st *state) livePage(ctx context.Context, after, hi int64, n int) (rids []int64, keys []string, vers []int64, err error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT rid, key, ver FROM poll_index WHERE rid > ? AND rid <= ? AND hash IS NOT NULL ORDER BY rid LIMIT ?`, after, hi, n)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("scan poll index %s: %w", st.path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rid, ver int64
+		var k string
+		if err := rows.Scan(&rid, &k, &ver); err != nil {
+			return nil, nil, nil, fmt.Errorf("scan poll index %s: %w", st.path, err)
+		}
+		rids, keys, vers = append(rids, rid), append(keys, k), append(vers, ver)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("scan poll index %s: %w", st.path, err)
+	}
+	return rids, keys, vers, nil
 }
 
 // commitBatch is what one Ack makes durable.
