@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/tributary/tributary/plugin"
 	"github.com/tributary/tributary/plugin/pluginpb"
@@ -115,6 +116,10 @@ func (p *jsonlProcess) Stop(ctx context.Context) {
 	p.stdout.Close()
 }
 
+// grpcWindow is the HTTP/2 flow-control window of the plugin's changes:
+// how many bytes it may send ahead of this side's reading.
+const grpcWindow = 4 << 20
+
 // grpcProcess speaks gRPC through go-plugin.
 type grpcProcess struct {
 	client *goplugin.Client
@@ -137,6 +142,14 @@ func startGRPC(cmd *exec.Cmd, stderr *logWriter, startTimeout time.Duration) (*g
 		SyncStderr:       stderr,
 		SyncStdout:       stderr,
 		StartTimeout:     startTimeout,
+		// HTTP/2's default 64 KiB window holds a fraction of one batch of
+		// changes, so the plugin would stall mid-batch until this side had
+		// decoded the one before. A window of a few batches lets the two
+		// work at once; credits still bound how many changes are in flight.
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithInitialWindowSize(grpcWindow),
+			grpc.WithInitialConnWindowSize(grpcWindow),
+		},
 	})
 	rpc, err := client.Client()
 	if err != nil {
