@@ -26,6 +26,7 @@ type jsonConn struct {
 	w   *bufio.Writer
 	enc *json.Encoder
 	buf []byte
+	dec decoder // Recv's, for changes messages
 }
 
 // Send writes m as one line and flushes it.
@@ -46,6 +47,9 @@ func (c *jsonConn) Recv() (*Message, error) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
+		}
+		if m, ok := c.dec.fastChanges(line); ok {
+			return m, nil
 		}
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.UseNumber()
