@@ -55,18 +55,20 @@ func decodeCursorPos(p core.Position, kind CursorKind) (cval, error) {
 	return normCursor(kind, v)
 }
 
-func seenID(key string, c cval, h [16]byte) [16]byte {
-	var buf [24]byte
-	hh := sha256.New()
-	hh.Write([]byte(key))
-	hh.Write([]byte{0})
-	hh.Write(strconv.AppendInt(buf[:0], c.i, 10))
-	hh.Write([]byte{0})
-	hh.Write([]byte(c.s))
-	hh.Write([]byte{0})
-	hh.Write(h[:])
+// seenID identifies a record read in cursor mode: SHA-256 of its key,
+// cursor and content hash. h's buffer is reused.
+func (h *hasher) seenID(key string, c cval, sum [16]byte) [16]byte {
+	b := append(h.buf[:0], key...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, c.i, 10)
+	b = append(b, 0)
+	b = append(b, c.s...)
+	b = append(b, 0)
+	b = append(b, sum[:]...)
+	h.buf = b
+	s := sha256.Sum256(b)
 	var out [16]byte
-	copy(out[:], hh.Sum(nil))
+	copy(out[:], s[:16])
 	return out
 }
 
@@ -103,7 +105,7 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 				return core.Fatal(fmt.Errorf("record %d: %w", n, err))
 			}
 			sum := h.sum(r.Data)
-			id := seenID(key, c, sum)
+			id := h.seenID(key, c, sum)
 			if _, dup := s.seen[id]; dup {
 				continue
 			}

@@ -312,15 +312,48 @@ func jsonable(v any) any {
 type hasher struct {
 	buf  []byte
 	keys []string
+	// order is the sorted member names of the last top-level map: the
+	// records of one source usually share them.
+	order []string
 }
 
 // sum returns the 16-byte content hash of data.
 func (h *hasher) sum(data map[string]any) [16]byte {
-	h.buf = h.appendValue(h.buf[:0], data)
+	h.buf = h.appendRecord(h.buf[:0], data)
 	s := sha256.Sum256(h.buf)
 	var out [16]byte
 	copy(out[:], s[:16])
 	return out
+}
+
+// appendRecord appends the encoding of a record's data, as appendValue
+// does, with the member names sorted once for records that share them.
+func (h *hasher) appendRecord(b []byte, x map[string]any) []byte {
+	same := len(x) == len(h.order) && x != nil
+	for _, k := range h.order {
+		if !same {
+			break
+		}
+		_, same = x[k]
+	}
+	if !same {
+		h.order = h.order[:0]
+		for k := range x {
+			h.order = append(h.order, k)
+		}
+		slices.Sort(h.order)
+		if x == nil {
+			return h.appendValue(b, x)
+		}
+	}
+	b = append(b, '{')
+	b = binary.AppendUvarint(b, uint64(len(h.order)))
+	for _, k := range h.order {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = h.appendValue(b, x[k])
+	}
+	return append(b, '}')
 }
 
 func (h *hasher) appendValue(b []byte, v any) []byte {

@@ -193,8 +193,14 @@ func generatedQuery(c *Config) string {
 	if len(conds) > 0 {
 		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
 	}
-	if c.Mode == ModeCursor {
+	switch c.Mode {
+	case ModeCursor:
 		b.WriteString(" ORDER BY " + c.Cursor.Column + ", " + c.Key[0] + " " + limitClause(c.Driver))
+	case ModeSnapshot:
+		// A stable order lets the diff match rows against its index in
+		// one sequential pass (rows moved by updates would otherwise be
+		// looked up one by one).
+		b.WriteString(" ORDER BY " + strings.Join(c.Key, ", "))
 	}
 	return b.String()
 }
