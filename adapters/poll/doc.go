@@ -28,10 +28,16 @@
 //
 // ModeSnapshot reads the whole set every run and compares it with a durable
 // index of key to content hash in the local database: new keys become
-// creates, changed hashes updates, and keys the run did not see deletes. The
-// index is streamed page by page; the keys a run saw are remembered in a
-// bitmap of index row ids, so memory stays bounded (about one bit per
-// indexed key) however large the set.
+// creates, changed hashes updates, and keys the run did not see deletes.
+// Index rows are numbered in the order keys were first read, and the run
+// reads the index in that order alongside the source: when the source
+// returns its records in a stable order (the SQL connector orders them by
+// key), each key is the next index entry and a run is one sequential pass
+// over both, with a lookup only for keys that are new or out of place. The
+// keys a run saw are remembered in a bitmap of index row ids, and deletes
+// are looked for only among the entries the pass stepped over (or in the
+// whole index when there are too many), so memory stays bounded (about one
+// bit per indexed key) however large the set.
 //
 // ModeEach emits every record the fetcher returns; the fetcher names each
 // record's position and may attach a callback run once the record and every

@@ -84,9 +84,9 @@ func openState(ctx context.Context, dir string) (*state, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "busy_timeout(10000)")
-		// A 64 MiB page cache (per connection) holds the index of about a
+		// A 32 MiB page cache (per connection) holds most of the index of a
 		// million keys: lookups and upserts then rarely go to the file.
-		q.Add("_pragma", "cache_size(-65536)")
+		q.Add("_pragma", "cache_size(-32768)")
 		dsn = "file:" + path + "?" + q.Encode()
 	}
 	db, err := sql.Open("sqlite", dsn)
