@@ -18,6 +18,10 @@ import (
 // ErrClosed is returned by a Source used after Close.
 var ErrClosed = errors.New("poll source closed")
 
+// seenPruneEvery is how many seen entries are written between two
+// deletes of the entries below the look-back window.
+const seenPruneEvery = 16384
+
 // Defaults of Config.
 const (
 	DefaultMaxCatchUp   = 100
@@ -155,6 +159,9 @@ type Source struct {
 	// ackMu serialises acknowledgements and run completions, which
 	// commit to the state in FIFO order.
 	ackMu sync.Mutex
+	// seenWritten counts the seen entries written since the last prune.
+	// Guarded by ackMu.
+	seenWritten int
 
 	mu      sync.Mutex
 	log     *slog.Logger
@@ -415,12 +422,20 @@ func (s *Source) apply(ctx context.Context, st *state, entries []pending, end in
 			}
 		}
 		b.mark, b.hasMark = mark, true
-		b.prune, b.hasPrune = lower, true
+		// Entries below the window are ignored when the set is loaded, so
+		// they are deleted in bulk rather than on every acknowledgement.
+		s.seenWritten += len(b.seenIDs)
+		if s.seenWritten >= seenPruneEvery {
+			b.prune, b.hasPrune = lower, true
+		}
 	}
 	b.goneNS = s.now().UnixNano()
 	rids, err := st.commit(ctx, &b)
 	if err != nil {
 		return err
+	}
+	if b.hasPrune {
+		s.seenWritten = 0
 	}
 	for _, d := range dones {
 		if err := d(ctx); err != nil {
