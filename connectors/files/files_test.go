@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,47 +99,6 @@ func newSource(t testing.TB, values map[string]any) *connector.Source {
 		t.Fatalf("Configure: %v", err)
 	}
 	return s
-}
-
-func testEnv(t testing.TB) core.Env {
-	return core.Env{Name: "drop", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: t.TempDir()}
-}
-
-func open(t testing.TB, s core.Source, env core.Env, from core.Position) {
-	t.Helper()
-	if err := s.Open(context.Background(), env, from); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-}
-
-func readN(t testing.TB, s core.Source, n int) []core.Change {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var got []core.Change
-	for len(got) < n {
-		b, err := s.Read(ctx)
-		if err != nil {
-			t.Fatalf("read after %d of %d changes: %v", len(got), n, err)
-		}
-		got = append(got, b...)
-	}
-	return got
-}
-
-func settle(t testing.TB, s core.Source, d time.Duration) []core.Change {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var got []core.Change
-	for {
-		b, err := s.Read(ctx)
-		if err != nil {
-			return got
-		}
-		got = append(got, b...)
-	}
 }
 
 func copyFile(t testing.TB, src, dst string) {
@@ -390,3 +347,11 @@ func TestConformance(t *testing.T) {
 		Capabilities: conformance.Capabilities{Resume: true, Ordered: true},
 	})
 }
+
+func testEnv(t testing.TB) core.Env { return conformance.TestEnv(t, "drop") }
+
+var (
+	open   = conformance.Open
+	readN  = conformance.ReadN
+	settle = conformance.Settle
+)

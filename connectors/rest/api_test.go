@@ -1,12 +1,9 @@
 package rest_test
 
 import (
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -15,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/core/conformance"
 
 	connector "github.com/tributary/tributary/connectors/rest"
 	"github.com/tributary/tributary/core"
@@ -183,50 +182,6 @@ func newSource(t testing.TB, values map[string]any) *connector.Source {
 	return s
 }
 
-func testEnv(t testing.TB) core.Env {
-	return core.Env{Name: "api", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: t.TempDir()}
-}
-
-func open(t testing.TB, s core.Source, env core.Env, from core.Position) {
-	t.Helper()
-	if err := s.Open(context.Background(), env, from); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-}
-
-func readN(t testing.TB, s core.Source, n int) []core.Change {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var got []core.Change
-	for len(got) < n {
-		b, err := s.Read(ctx)
-		if err != nil {
-			t.Fatalf("read after %d of %d changes: %v", len(got), n, err)
-		}
-		got = append(got, b...)
-	}
-	return got
-}
-
-func settle(t testing.TB, s core.Source, d time.Duration) []core.Change {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var got []core.Change
-	for {
-		b, err := s.Read(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				t.Fatalf("read: %v", err)
-			}
-			return got
-		}
-		got = append(got, b...)
-	}
-}
-
 func names(chs []core.Change) []string {
 	var out []string
 	for _, ch := range chs {
@@ -248,3 +203,11 @@ func cursorValues(url string) map[string]any {
 		"cursor":       map[string]any{"field": "updated_at", "type": "timestamp", "look_back": "1m"},
 	}
 }
+
+func testEnv(t testing.TB) core.Env { return conformance.TestEnv(t, "api") }
+
+var (
+	open   = conformance.Open
+	readN  = conformance.ReadN
+	settle = conformance.Settle
+)

@@ -4,13 +4,13 @@ import (
 	"context"
 	dbsql "database/sql"
 	"fmt"
-	"io"
-	"log/slog"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/core/conformance"
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -139,55 +139,6 @@ func newSource(t testing.TB, values map[string]any) *connector.Source {
 	return s
 }
 
-func testEnv(t testing.TB) core.Env {
-	return core.Env{Name: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: t.TempDir()}
-}
-
-func open(t testing.TB, s core.Source, env core.Env, from core.Position) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Open(ctx, env, from); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-}
-
-// readN reads until n changes arrived.
-func readN(t testing.TB, s core.Source, n int) []core.Change {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	var got []core.Change
-	for len(got) < n {
-		b, err := s.Read(ctx)
-		if err != nil {
-			t.Fatalf("read after %d of %d changes: %v", len(got), n, err)
-		}
-		got = append(got, b...)
-	}
-	return got
-}
-
-// settle returns whatever arrives within d; the source polls several
-// times meanwhile.
-func settle(t testing.TB, s core.Source, d time.Duration) []core.Change {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var got []core.Change
-	for {
-		b, err := s.Read(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				t.Fatalf("read: %v", err)
-			}
-			return got
-		}
-		got = append(got, b...)
-	}
-}
-
 func ackAll(t testing.TB, s core.Source, chs []core.Change) {
 	t.Helper()
 	if len(chs) == 0 {
@@ -214,3 +165,11 @@ func summary(chs []core.Change) []string {
 	}
 	return out
 }
+
+func testEnv(t testing.TB) core.Env { return conformance.TestEnv(t, "test") }
+
+var (
+	open   = conformance.Open
+	readN  = conformance.ReadN
+	settle = conformance.Settle
+)
