@@ -238,7 +238,6 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-
 // quiet discards resty's own log lines: errors reach the runtime as values.
 type quiet struct{}
 
