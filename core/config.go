@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -69,32 +67,4 @@ var yamlLineRe = regexp.MustCompile(`^line \d+: `)
 
 func cleanYAMLMessage(msg string) string {
 	return yamlLineRe.ReplaceAllString(msg, "")
-}
-
-// String returns the value of a top-level string field, or "".
-func (c Config) String(name string) string {
-	switch v := c.Values[name].(type) {
-	case string:
-		return v
-	case nil:
-		return ""
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-// Int returns the value of a top-level integer field, or 0.
-func (c Config) Int(name string) int {
-	switch v := c.Values[name].(type) {
-	case int:
-		return v
-	case int64:
-		return int(v)
-	case float64:
-		return int(v)
-	case string:
-		n, _ := strconv.Atoi(strings.TrimSpace(v))
-		return n
-	}
-	return 0
 }

@@ -21,12 +21,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/memstream"
 	"github.com/tributary/tributary/core/runtime"
 )
 
@@ -308,7 +308,7 @@ func testLeak(t *testing.T, h Harness) {
 
 func testRuntime(t *testing.T, h Harness) {
 	env := h.Env(t)
-	st := newRecordingStream()
+	st := memstream.New()
 	src := h.New(t)
 	rt, err := runtime.New(runtime.Options{
 		Stream: st,
@@ -342,7 +342,7 @@ func testRuntime(t *testing.T, h Harness) {
 	h.Produce(t, 10)
 	wctx, wcancel := context.WithTimeout(context.Background(), h.Timeout)
 	defer wcancel()
-	if err := st.waitEvents(wctx, 10); err != nil {
+	if err := st.WaitLen(wctx, 10); err != nil {
 		t.Fatalf("events through the runtime: %v (status %+v)", err, rt.Status().Connectors[0])
 	}
 	for time.Now().Before(deadline) {
@@ -353,6 +353,3 @@ func testRuntime(t *testing.T, h Harness) {
 	}
 	t.Fatal("no checkpoint committed after the events were durable")
 }
-
-// httpCheck is used by harnesses that push over HTTP.
-var _ http.Handler = (*runtime.Router)(nil)

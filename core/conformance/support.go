@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"runtime"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tributary/tributary/core"
-	"github.com/tributary/tributary/core/memstream"
 	rt "github.com/tributary/tributary/core/runtime"
 )
 
@@ -58,16 +56,6 @@ func identityMapper(connector string) rt.Mapper {
 		}}}
 	})
 }
-
-type recordingStream struct{ *memstream.Stream }
-
-func newRecordingStream() recordingStream { return recordingStream{memstream.New()} }
-
-func (s recordingStream) waitEvents(ctx context.Context, n int) error {
-	return s.WaitLen(ctx, n)
-}
-
-var _ core.Stream = recordingStream{}
 
 type goroutine struct {
 	id    string

@@ -17,12 +17,18 @@ import (
 	"github.com/tributary/tributary/core/memstream"
 	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
+	"github.com/tributary/tributary/core/servicetest"
 )
 
 func pluginConfig(t testing.TB, inner map[string]any) map[string]any {
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Skip("python3 not found in PATH: install Python 3 to run the Python plugin example")
+		// CI and `make test` require every part: a missing interpreter
+		// fails there, and only a plain `go test` skips.
+		if servicetest.Required() {
+			t.Fatalf("python3 not found in PATH (%s=1): install Python 3 to run the Python plugin example", servicetest.EnvRequire)
+		}
+		t.Skip("python3 not found in PATH: install Python 3 to run the Python plugin example; `make test` requires it")
 	}
 	script, err := filepath.Abs("orders_plugin.py")
 	if err != nil {
