@@ -2,7 +2,10 @@ package cdc_test
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/tributary/tributary/adapters/cdc"
@@ -18,6 +21,10 @@ func TestPositionRoundTrip(t *testing.T) {
 		{"stream", cdc.Position{Commit: "0/16B3748", Index: 3}, `{"lsn":"0/16B3748","i":3}`},
 		{"stream first", cdc.Position{Commit: "1A/0", Index: 0}, `{"lsn":"1A/0","i":0}`},
 		{"snapshot", cdc.Position{Snapshot: &cdc.SnapshotPosition{At: "0/10", Table: "public.orders", Key: []string{"42", "a\"b"}}}, `{"snap":"0/10","t":"public.orders","k":["42","a\"b"]}`},
+		{"parallel snapshot", cdc.Position{Snapshot: &cdc.SnapshotPosition{
+			At: "0/10", Table: "public.b", Key: []string{"7"}, Started: "public.d",
+			Others: map[string][]string{"public.a": {"42"}, "public.d": nil},
+		}}, `{"snap":"0/10","t":"public.b","k":["7"],"hi":"public.d","p":{"public.a":["42"],"public.d":null}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,10 +46,68 @@ func TestDecodeBadPosition(t *testing.T) {
 		{Version: 1, Data: []byte(`not json`)},
 		{Version: 1, Data: []byte(`{}`)},
 		{Version: 1, Data: []byte(`{"snap":"0/1"}`)},
+		{Version: 1, Data: []byte(`{"snap":"0/1","t":"public.b","k":["1"],"hi":"public.a"}`)},
 	} {
 		if _, err := cdc.DecodePosition(p); !errors.Is(err, cdc.ErrBadPosition) {
 			t.Errorf("DecodePosition(%s) = %v", p, err)
 		}
+	}
+}
+
+// TestDecodeSingleTablePositions: checkpoints written by snapshots that
+// read one table at a time (format version 1 without "hi" and "p") still
+// resume: tables before t are done, t resumes after k, the rest start.
+func TestDecodeSingleTablePositions(t *testing.T) {
+	pos := core.Position{Version: 1, Data: []byte(`{"snap":"0/16B3700","t":"public.orders","k":["42","a\u003cb"]}`)}
+	got, err := cdc.DecodePosition(pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &cdc.SnapshotPosition{At: "0/16B3700", Table: "public.orders", Key: []string{"42", "a<b"}}
+	if !reflect.DeepEqual(got.Snapshot, want) {
+		t.Fatalf("DecodePosition = %+v", got.Snapshot)
+	}
+	if got.Snapshot.StartedThrough() != "public.orders" {
+		t.Fatalf("StartedThrough = %q", got.Snapshot.StartedThrough())
+	}
+	if enc := got.Encode(); string(enc.Data) != string(pos.Data) {
+		t.Fatalf("encoded again as %s", enc.Data)
+	}
+	steps := cdc.NewPlan([]string{"public.customers", "public.orders", "public.items", "public.zones"}).Remaining(got.Snapshot)
+	wantSteps := []cdc.Step{{Table: "public.orders", After: []string{"42", "a<b"}}, {Table: "public.zones"}}
+	if !reflect.DeepEqual(steps, wantSteps) {
+		t.Fatalf("Remaining = %+v", steps)
+	}
+}
+
+func TestChunkEncoderMatchesEncode(t *testing.T) {
+	tests := []struct {
+		name string
+		sp   cdc.SnapshotPosition
+		keys [][]string
+	}{
+		{"single table", cdc.SnapshotPosition{At: "0/10", Table: "public.a"}, [][]string{{"1"}, {"2", "x"}}},
+		{"escapes", cdc.SnapshotPosition{At: "0/10", Table: `public."odd<&>"`}, [][]string{{"a\"b", "c\\d", "<tag>", "e&f", "\n", "é", "\u2028"}, {}}},
+		{"nil key", cdc.SnapshotPosition{At: "0/10", Table: "public.a"}, [][]string{nil}},
+		{"parallel", cdc.SnapshotPosition{At: "0/10", Table: "public.b", Started: "public.c", Others: map[string][]string{"public.c": nil, "public.a": {"9", "q\""}}}, [][]string{{"1"}}},
+		{"others only", cdc.SnapshotPosition{At: "0/10", Table: "public.b", Others: map[string][]string{"public.a": {"9"}}}, [][]string{{"1"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := cdc.NewChunkEncoder(tc.sp)
+			for _, k := range tc.keys {
+				sp := tc.sp
+				sp.Key = k
+				want := cdc.Position{Snapshot: &sp}.Encode()
+				got := enc.Encode(k)
+				if got.Version != want.Version || string(got.Data) != string(want.Data) {
+					t.Fatalf("ChunkEncoder = %s, Encode = %s", got.Data, want.Data)
+				}
+				if _, err := cdc.DecodePosition(got); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -84,5 +149,110 @@ func TestPlanRemaining(t *testing.T) {
 	}
 	if got := pl.Remaining(nil); len(got) != 3 || got[0].After != nil {
 		t.Fatalf("Remaining(nil) = %+v", got)
+	}
+	got = pl.Remaining(&cdc.SnapshotPosition{Table: "public.a", Key: []string{"3"}, Started: "public.b", Others: map[string][]string{"public.b": {}, "public.gone": {"1"}}})
+	want = []cdc.Step{{Table: "public.a", After: []string{"3"}}, {Table: "public.b"}, {Table: "public.c"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Remaining of a parallel position = %+v", got)
+	}
+}
+
+// TestProgressResumesEveryTable hands out chunks of several tables in
+// random interleavings, as parallel readers would, and checks that the
+// position of every change resumes each table exactly after the last key
+// handed out before or with it: nothing lost, nothing read twice, and
+// tables started but with nothing handed out yet read from their start.
+func TestProgressResumesEveryTable(t *testing.T) {
+	const at = "0/10"
+	plan := cdc.NewPlan([]string{"s.a", "s.b", "s.c", "s.d", "s.e", "s.f"})
+	rows := map[string]int{"s.a": 7, "s.b": 0, "s.c": 3, "s.d": 12, "s.e": 1, "s.f": 5}
+	const chunk, parallel = 2, 3
+	key := func(i int) []string { return []string{fmt.Sprintf("%03d", i)} }
+	for seed := range 200 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		// Run the snapshot from the start, then resume it from a random
+		// change's position, and from there again, three runs in all.
+		var from *cdc.SnapshotPosition
+		done := map[string]int{} // rows of each table handed out before from
+		for run := range 3 {
+			steps := plan.Remaining(from)
+			for _, st := range steps {
+				next := 0
+				if st.After != nil {
+					fmt.Sscanf(st.After[0], "%d", &next)
+				}
+				if next != done[st.Table] {
+					t.Fatalf("seed %d run %d: %s resumes after row %d, %d were handed out", seed, run, st.Table, next, done[st.Table])
+				}
+			}
+			for _, tb := range plan.Tables {
+				if done[tb] < rows[tb] && !slices.ContainsFunc(steps, func(st cdc.Step) bool { return st.Table == tb }) {
+					t.Fatalf("seed %d run %d: %s is skipped after %d of %d rows", seed, run, tb, done[tb], rows[tb])
+				}
+			}
+			p := cdc.NewProgress(at, steps, from)
+			// Readers take steps in order, each reads its table in chunks;
+			// a chunk of any active reader may come next.
+			type reader struct {
+				table string
+				next  int
+			}
+			var active []*reader
+			queue := slices.Clone(steps)
+			var handed []core.Position
+			counts := map[string]int{}
+			for len(queue) > 0 || len(active) > 0 {
+				for len(active) < parallel && len(queue) > 0 {
+					st := queue[0]
+					queue = queue[1:]
+					r := &reader{table: st.Table}
+					if st.After != nil {
+						fmt.Sscanf(st.After[0], "%d", &r.next)
+					}
+					active = append(active, r)
+				}
+				i := rng.IntN(len(active))
+				r := active[i]
+				n := min(chunk, rows[r.table]-r.next)
+				if n > 0 {
+					enc := p.Chunk(r.table)
+					for range n {
+						r.next++
+						handed = append(handed, enc.Encode(key(r.next)))
+					}
+					p.Read(r.table, key(r.next))
+				}
+				if n < chunk {
+					p.Finish(r.table)
+					active = slices.Delete(active, i, i+1)
+				}
+				counts[r.table] = r.next
+			}
+			for tb, n := range rows {
+				if counts[tb] != n && done[tb] != n {
+					t.Fatalf("seed %d run %d: %s read to %d of %d", seed, run, tb, counts[tb], n)
+				}
+			}
+			if len(handed) == 0 {
+				break
+			}
+			// Crash after a random change: what was handed out up to it
+			// counts as done.
+			cut := rng.IntN(len(handed))
+			dp, err := cdc.DecodePosition(handed[cut])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(dp.Snapshot.Others) >= parallel {
+				t.Fatalf("seed %d: position %s names %d other tables with %d readers", seed, handed[cut], len(dp.Snapshot.Others), parallel)
+			}
+			for _, pos := range handed[:cut+1] {
+				d, _ := cdc.DecodePosition(pos)
+				var n int
+				fmt.Sscanf(d.Snapshot.Key[0], "%d", &n)
+				done[d.Snapshot.Table] = n
+			}
+			from = dp.Snapshot
+		}
 	}
 }

@@ -25,15 +25,38 @@ type Position struct {
 	Snapshot *SnapshotPosition `json:"-"`
 }
 
-// SnapshotPosition is a change's place in a snapshot.
+// SnapshotPosition is a change's place in a snapshot, and how far the
+// snapshot got by the time the change was handed out: enough to resume
+// every table after a crash.
+//
+// Tables are started in name order (see Plan). A position written by a
+// snapshot that reads one table at a time has neither Started nor Others:
+// every table before Table is done and Table is done up to Key. A snapshot
+// that reads tables in parallel hands out their chunks interleaved, so its
+// positions also name the greatest table started (Started) and the other
+// tables started but not finished (Others); every other table up to
+// Started is done.
 type SnapshotPosition struct {
 	// At is the log position the snapshot is consistent with: streaming
 	// starts there once the snapshot is done.
 	At string `json:"snap"`
-	// Table is the qualified name of the table being read.
+	// Table is the qualified name of the change's table.
 	Table string `json:"t"`
 	// Key is the text form of the row's key columns, in key order.
 	Key []string `json:"k"`
+	// Started, when set, is the greatest table name started: tables after
+	// it in name order are not started. Empty means Table.
+	Started string `json:"hi,omitempty"`
+	// Others are the tables other than Table started and not finished, by
+	// qualified name, each with the text form of its last key handed out
+	// before or with this change (nil when none was).
+	Others map[string][]string `json:"p,omitempty"`
+}
+
+// StartedThrough returns the greatest table name started: Started, or
+// Table when Started is empty.
+func (sp *SnapshotPosition) StartedThrough() string {
+	return max(sp.Started, sp.Table)
 }
 
 // IsSnapshot reports whether p names a change read by a snapshot.
@@ -71,11 +94,13 @@ func DecodePosition(pos core.Position) (Position, error) {
 		return Position{}, fmt.Errorf("position %s: version %d, want %d: %w", pos, pos.Version, PositionVersion, ErrBadPosition)
 	}
 	var raw struct {
-		Commit *string  `json:"lsn"`
-		Index  int      `json:"i"`
-		At     *string  `json:"snap"`
-		Table  string   `json:"t"`
-		Key    []string `json:"k"`
+		Commit  *string             `json:"lsn"`
+		Index   int                 `json:"i"`
+		At      *string             `json:"snap"`
+		Table   string              `json:"t"`
+		Key     []string            `json:"k"`
+		Started string              `json:"hi"`
+		Others  map[string][]string `json:"p"`
 	}
 	if err := json.Unmarshal(pos.Data, &raw); err != nil {
 		return Position{}, fmt.Errorf("position %s: %w: %w", pos, ErrBadPosition, err)
@@ -85,7 +110,10 @@ func DecodePosition(pos core.Position) (Position, error) {
 		if raw.Table == "" {
 			return Position{}, fmt.Errorf("position %s: snapshot position without a table: %w", pos, ErrBadPosition)
 		}
-		return Position{Snapshot: &SnapshotPosition{At: *raw.At, Table: raw.Table, Key: raw.Key}}, nil
+		if raw.Started != "" && raw.Started < raw.Table {
+			return Position{}, fmt.Errorf("position %s: snapshot started through %q, before its own table: %w", pos, raw.Started, ErrBadPosition)
+		}
+		return Position{Snapshot: &SnapshotPosition{At: *raw.At, Table: raw.Table, Key: raw.Key, Started: raw.Started, Others: raw.Others}}, nil
 	case raw.Commit != nil:
 		if raw.Index < 0 {
 			return Position{}, fmt.Errorf("position %s: negative index: %w", pos, ErrBadPosition)
@@ -93,4 +121,72 @@ func DecodePosition(pos core.Position) (Position, error) {
 		return Position{Commit: *raw.Commit, Index: raw.Index}, nil
 	}
 	return Position{}, fmt.Errorf("position %s: neither a log nor a snapshot position: %w", pos, ErrBadPosition)
+}
+
+// ChunkEncoder encodes the positions of the changes of one snapshot chunk,
+// which share At, Table, Started and Others and differ only in Key. The
+// shared parts are encoded once, so a change costs only its key. Its
+// positions are byte for byte those of Position.Encode.
+type ChunkEncoder struct {
+	prefix, suffix []byte
+}
+
+// NewChunkEncoder returns the encoder of the chunk whose changes are sp
+// with their own keys; sp.Key is ignored.
+func NewChunkEncoder(sp SnapshotPosition) ChunkEncoder {
+	var e ChunkEncoder
+	e.prefix = append(e.prefix, `{"snap":`...)
+	e.prefix = appendString(e.prefix, sp.At)
+	e.prefix = append(e.prefix, `,"t":`...)
+	e.prefix = appendString(e.prefix, sp.Table)
+	e.prefix = append(e.prefix, `,"k":`...)
+	rest, _ := json.Marshal(struct { // strings only: cannot fail
+		Started string              `json:"hi,omitempty"`
+		Others  map[string][]string `json:"p,omitempty"`
+	}{sp.Started, sp.Others})
+	if len(rest) > 2 {
+		e.suffix = append([]byte{','}, rest[1:]...)
+	} else {
+		e.suffix = []byte{'}'}
+	}
+	return e
+}
+
+// Encode returns the position of the chunk's change with key.
+func (e ChunkEncoder) Encode(key []string) core.Position {
+	n := len(e.prefix) + len(e.suffix) + 2
+	for _, k := range key {
+		n += len(k) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, e.prefix...)
+	if key == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, k := range key {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, e.suffix...)
+	return core.Position{Version: PositionVersion, Data: b}
+}
+
+// appendString appends s as encoding/json writes it: plain printable ASCII
+// as is, anything else through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string: cannot fail
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

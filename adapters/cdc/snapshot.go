@@ -52,14 +52,16 @@ func Decide(mode SnapshotMode, hasCheckpoint, inSnapshot, logKept bool) (bool, e
 	return false, nil
 }
 
-// Plan is the fixed order in which a snapshot reads its tables, and where it
-// resumes.
+// Plan is the fixed order in which a snapshot starts its tables, and where
+// it resumes. Tables are started in name order; a snapshot may read several
+// at once, each by its own reader, so their changes interleave (see
+// Progress).
 type Plan struct {
-	// Tables are qualified table names, read in this order.
+	// Tables are qualified table names, started in this order.
 	Tables []string
 }
 
-// NewPlan returns the plan reading tables in name order, so that the order
+// NewPlan returns the plan starting tables in name order, so that the order
 // survives restarts whatever order the tables were listed or discovered in.
 func NewPlan(tables []string) Plan {
 	t := slices.Clone(tables)
@@ -76,17 +78,125 @@ type Step struct {
 }
 
 // Remaining returns the tables still to read after the snapshot change at
-// p, or every table when p is nil. A table of p that is no longer part of
-// the plan resumes at the next one in name order.
+// p, in name order, or every table when p is nil: each table p started and
+// did not finish after its last key handed out (from its start when none
+// was), and every table not started. A table p names that is no longer
+// part of the plan is dropped; one added to the plan since, with a name
+// before p's greatest started table, counts as done, as it would have
+// been had it been there from the start.
 func (pl Plan) Remaining(p *SnapshotPosition) []Step {
 	var out []Step
 	for _, t := range pl.Tables {
 		switch {
-		case p == nil || t > p.Table:
+		case p == nil || t > p.StartedThrough():
 			out = append(out, Step{Table: t})
 		case t == p.Table:
-			out = append(out, Step{Table: t, After: p.Key})
+			out = append(out, Step{Table: t, After: nonEmpty(p.Key)})
+		default:
+			if k, ok := p.Others[t]; ok {
+				out = append(out, Step{Table: t, After: nonEmpty(k)})
+			}
 		}
 	}
 	return out
+}
+
+func nonEmpty(k []string) []string {
+	if len(k) == 0 {
+		return nil
+	}
+	return k
+}
+
+// Progress follows a snapshot whose tables are read in parallel and handed
+// out chunk by chunk, interleaved in whatever order the chunks are ready,
+// and gives each change the position that resumes every table: the
+// runtime commits the position of the last change such that it and every
+// change before it are acknowledged, so that position must say how far
+// every table got by then.
+//
+// A chunk is the rows of one table; the tables are started in the order of
+// the steps (name order), each read in key order. A position carries the
+// greatest table started and the last key handed out of every table
+// started and not finished, so its size grows with the tables read at once,
+// not with the tables of the snapshot; the changes of one chunk share all
+// of it but their own key (ChunkEncoder).
+//
+// A Progress is used from one goroutine, the one handing out changes.
+type Progress struct {
+	at string
+	// sched are the tables to read, in the order they are started.
+	sched []string
+	// next indexes the first table of sched after hi.
+	next int
+	// hi is the greatest table started, "" before the first.
+	hi string
+	// open are the tables started and not finished, with their last key
+	// handed out (nil when none was).
+	open map[string][]string
+	// early are tables after hi that finished without a change handed out.
+	early map[string]bool
+}
+
+// NewProgress returns the progress of a snapshot consistent with at that
+// reads steps (Plan.Remaining of from; from is nil for a new snapshot).
+func NewProgress(at string, steps []Step, from *SnapshotPosition) *Progress {
+	p := &Progress{at: at, open: map[string][]string{}, early: map[string]bool{}}
+	if from != nil {
+		p.hi = from.StartedThrough()
+	}
+	for _, st := range steps {
+		p.sched = append(p.sched, st.Table)
+		if st.Table <= p.hi {
+			p.open[st.Table] = st.After
+			p.next = len(p.sched)
+		}
+	}
+	return p
+}
+
+// Chunk returns the encoder of the positions of a chunk of table about to
+// be handed out, marking table (and every table before it not finished)
+// started.
+func (p *Progress) Chunk(table string) ChunkEncoder {
+	if table > p.hi {
+		for p.next < len(p.sched) && p.sched[p.next] <= table {
+			if t := p.sched[p.next]; !p.early[t] {
+				if _, ok := p.open[t]; !ok {
+					p.open[t] = nil
+				}
+			}
+			delete(p.early, p.sched[p.next])
+			p.next++
+		}
+		p.hi = table
+	}
+	sp := SnapshotPosition{At: p.at, Table: table}
+	if p.hi != table {
+		sp.Started = p.hi
+	}
+	if len(p.open) > 1 {
+		sp.Others = make(map[string][]string, len(p.open)-1)
+		for t, k := range p.open {
+			if t != table {
+				sp.Others[t] = k
+			}
+		}
+	}
+	return NewChunkEncoder(sp)
+}
+
+// Read records the last key of table handed out.
+func (p *Progress) Read(table string, last []string) {
+	p.open[table] = last
+}
+
+// Finish records that every row of table was handed out.
+func (p *Progress) Finish(table string) {
+	switch {
+	case table > p.hi:
+		p.early[table] = true
+	default:
+		delete(p.open, table)
+	}
 }
