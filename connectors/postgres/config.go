@@ -62,6 +62,9 @@ type Config struct {
 type SnapshotConfig struct {
 	Mode      string `yaml:"mode"`
 	ChunkSize int    `yaml:"chunk_size"`
+	// Parallel is how many tables are read at once, each on its own
+	// connection.
+	Parallel int `yaml:"parallel"`
 }
 
 // HeartbeatConfig configures heartbeats.
@@ -81,6 +84,7 @@ type OutboxConfig struct {
 // Defaults.
 const (
 	DefaultChunkSize         = 10000
+	DefaultSnapshotParallel  = 4
 	DefaultMaxBatch          = 2048
 	DefaultHeartbeatInterval = 10 * time.Second
 )
@@ -103,6 +107,8 @@ func Fields() []core.Field {
 				Doc: "initial snapshots when there is no checkpoint; never only streams; when_needed also snapshots when the slot behind a checkpoint is gone."},
 			{Name: "chunk_size", Type: core.TypeInt, Default: DefaultChunkSize,
 				Doc: "Rows per keyset-paginated snapshot query."},
+			{Name: "parallel", Type: core.TypeInt, Default: DefaultSnapshotParallel,
+				Doc: "Tables read at once, each on its own connection inside the same consistent snapshot; 1 reads them one after the other."},
 		}},
 		{Name: "heartbeat", Type: core.TypeObject, Doc: "Status updates that keep an idle slot from pinning WAL.", Fields: []core.Field{
 			{Name: "interval", Type: core.TypeDuration, Default: DefaultHeartbeatInterval.String(),
@@ -138,6 +144,9 @@ func (c *Config) applyDefaults(name string) {
 	if c.Snapshot.ChunkSize == 0 {
 		c.Snapshot.ChunkSize = DefaultChunkSize
 	}
+	if c.Snapshot.Parallel == 0 {
+		c.Snapshot.Parallel = DefaultSnapshotParallel
+	}
 	if c.Heartbeat.Interval == 0 {
 		c.Heartbeat.Interval = DefaultHeartbeatInterval
 	}
@@ -148,6 +157,10 @@ func (c *Config) applyDefaults(name string) {
 		c.MaxBatch = DefaultMaxBatch
 	}
 }
+
+// maxSnapshotParallel bounds snapshot.parallel: each table read at once
+// holds a connection and a transaction open for the whole snapshot.
+const maxSnapshotParallel = 64
 
 var nameRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -198,6 +211,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Snapshot.ChunkSize < 1 {
 		errs = append(errs, core.FieldErrorf("snapshot.chunk_size", "must be at least 1, got %d", c.Snapshot.ChunkSize))
+	}
+	if c.Snapshot.Parallel < 1 || c.Snapshot.Parallel > maxSnapshotParallel {
+		errs = append(errs, core.FieldErrorf("snapshot.parallel", "must be between 1 and %d tables read at once, got %d", maxSnapshotParallel, c.Snapshot.Parallel))
 	}
 	if c.Heartbeat.Interval < 10*time.Millisecond {
 		errs = append(errs, core.FieldErrorf("heartbeat.interval", "must be at least 10ms, got %s", c.Heartbeat.Interval))

@@ -107,7 +107,9 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if err != nil {
 		return core.Fatal(fmt.Errorf("parse url: %s", redactParseError(err)))
 	}
-	pcfg.MaxConns = 4
+	// The heartbeat, TOAST lookups, the outbox and on-demand snapshots
+	// share three connections; each snapshot worker holds one of its own.
+	pcfg.MaxConns = int32(3 + cfg.Snapshot.Parallel)
 	textForms(pcfg.ConnConfig.RuntimeParams, env.Name)
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -220,20 +222,22 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 
 	s.rel = newReleaser(start, doSnap)
 	if doSnap {
-		sr := &snapshotReader{
-			steps: cdc.NewPlan(keysOf(metas)).Remaining(after), metas: metas, at: at,
-			chunk: cfg.Snapshot.ChunkSize, types: s.newTypes(), outbox: qualified(cfg.Outbox.Table),
+		outbox := ""
+		if cfg.Outbox.Table != "" {
+			outbox = qualified(cfg.Outbox.Table)
 		}
-		if cfg.Outbox.Table == "" {
-			sr.outbox = ""
-		}
+		sr := newSnapshotReader(cdc.NewPlan(keysOf(metas)).Remaining(after), after, metas, at,
+			cfg.Snapshot.ChunkSize, cfg.Snapshot.Parallel, outbox, s.newTypes)
+		// Every worker imports the exported snapshot here, before
+		// START_REPLICATION below: the replication connection's next
+		// command ends the snapshot's life.
 		if err := sr.begin(ctx, pool, exported); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		s.snap = sr
 		s.mu.Unlock()
-		log.Info("snapshot started", "tables", len(sr.steps), "consistent_with", at, "exported", exported != "")
+		log.Info("snapshot started", "tables", len(sr.steps), "parallel", sr.parallel, "consistent_with", at, "exported", exported != "")
 	}
 
 	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", cfg.Publication), "messages 'true'"}
@@ -387,10 +391,12 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 		}
 		s.rel.snapshotRead(last, sr.done())
 		if sr.done() {
-			sr.close(ctx)
 			s.mu.Lock()
-			s.snap, s.state = nil, "streaming"
+			if s.snap == sr {
+				s.snap, s.state = nil, "streaming"
+			}
 			s.mu.Unlock()
+			sr.close(ctx)
 			s.log.Info("snapshot done")
 		}
 		if len(chs) > 0 {
