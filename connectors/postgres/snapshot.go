@@ -37,8 +37,8 @@ type snapshotReader struct {
 	closeMu sync.Mutex // guards txs
 	txs     []snapshotTx
 	out     chan snapshotChunk
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 	// taken counts the steps workers took; running counts the workers
 	// still running, and the last one to stop closes out; failed is set
 	// when one stopped before its tables were read.

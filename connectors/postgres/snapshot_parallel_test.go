@@ -265,7 +265,7 @@ func TestResumeSingleTablePosition(t *testing.T) {
 			sprintf(`insert into %s select generate_series(1, 10)`, tb))
 	}
 	src := openSource(t, parallelConfig(d, 4, 1, names...), core.Position{})
-	first := readN(t, src, 14) // a: 4+4+2, b: 4
+	first := readN(t, src, 14)       // a: 4+4+2, b: 4
 	checkpoint := first[12].Position // b, id 3
 	if string(checkpoint.Data) != sprintf(`{"snap":"%s","t":"public.%s","k":["3"]}`, snapshotPos(t, first[12]).At, d.table("b")) {
 		t.Fatalf("checkpoint %s is not a single-table position", checkpoint)
