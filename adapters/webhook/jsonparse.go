@@ -59,7 +59,11 @@ func (p *jsonParser) value() (any, error) {
 	case c == '[':
 		return p.array()
 	case c == '"':
-		return p.str()
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case c == 't':
 		return p.literal("true", true)
 	case c == 'f':
@@ -125,7 +129,7 @@ func (p *jsonParser) object() (any, error) {
 			return nil, err
 		}
 		if !p.skip {
-			m[k.(string)] = v
+			m[k] = v
 		}
 		p.ws()
 		if p.i >= len(p.b) {
@@ -234,8 +238,9 @@ func (p *jsonParser) number() (any, error) {
 }
 
 // str reads a string starting at its opening quote. Invalid UTF-8 and
-// lone surrogates become U+FFFD, as in encoding/json.
-func (p *jsonParser) str() (any, error) {
+// lone surrogates become U+FFFD, as in encoding/json. It returns a string,
+// not an any, so that object keys are not boxed.
+func (p *jsonParser) str() (string, error) {
 	p.i++ // "
 	start := p.i
 	// Fast path: no escapes, valid UTF-8, no control characters.
@@ -268,11 +273,11 @@ func (p *jsonParser) str() (any, error) {
 			}
 			return string(out), nil
 		case c < 0x20:
-			return nil, p.fail("control character in string")
+			return "", p.fail("control character in string")
 		case c == '\\':
 			p.i++
 			if p.i >= len(p.b) {
-				return nil, p.fail("unexpected end of string")
+				return "", p.fail("unexpected end of string")
 			}
 			e := p.b[p.i]
 			p.i++
@@ -292,7 +297,7 @@ func (p *jsonParser) str() (any, error) {
 			case 'u':
 				r, ok := p.hex4()
 				if !ok {
-					return nil, p.fail("invalid \\u escape")
+					return "", p.fail("invalid \\u escape")
 				}
 				if utf16.IsSurrogate(r) {
 					r2 := rune(-1)
@@ -302,7 +307,7 @@ func (p *jsonParser) str() (any, error) {
 						var ok2 bool
 						r2, ok2 = p.hex4()
 						if !ok2 {
-							return nil, p.fail("invalid \\u escape")
+							return "", p.fail("invalid \\u escape")
 						}
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							out = utf8.AppendRune(out, dec)
@@ -314,7 +319,7 @@ func (p *jsonParser) str() (any, error) {
 				}
 				out = utf8.AppendRune(out, r)
 			default:
-				return nil, p.fail("invalid escape")
+				return "", p.fail("invalid escape")
 			}
 		case c < utf8.RuneSelf:
 			out = append(out, c)
@@ -325,7 +330,7 @@ func (p *jsonParser) str() (any, error) {
 			out = utf8.AppendRune(out, r)
 		}
 	}
-	return nil, p.fail("unexpected end of string")
+	return "", p.fail("unexpected end of string")
 }
 
 func (p *jsonParser) hex4() (rune, bool) {
