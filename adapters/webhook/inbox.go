@@ -108,6 +108,7 @@ type inbox struct {
 	gen      int    // current seen generation, 0 or 1
 	genStart time.Time
 	buf      []byte
+	idsBuf   []byte
 }
 
 type inboxStmts struct {
@@ -132,6 +133,16 @@ CREATE TABLE IF NOT EXISTS inbox_state (
 CREATE TABLE IF NOT EXISTS seen_0 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen_1 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
 `
+
+// dedupSQL records the delivery ids of a JSON array (?1) in the current
+// generation table cur, skipping those either generation already holds, and
+// returns the ids it recorded: one statement per batch rather than one per
+// delivery.
+func dedupSQL(cur, other string) string {
+	return `INSERT INTO ` + cur + ` (delivery_id) SELECT value FROM json_each(?1) AS j
+		WHERE NOT EXISTS (SELECT 1 FROM ` + other + ` WHERE delivery_id = j.value)
+		ON CONFLICT DO NOTHING RETURNING delivery_id`
+}
 
 // openInbox opens (creating when missing) the inbox database in dir and
 // returns the deliveries it holds that were not acknowledged, in order. It
@@ -188,8 +199,8 @@ func openInbox(ctx context.Context, dir string, window time.Duration, now func()
 	prep(&ib.stmts.begin, `BEGIN IMMEDIATE`)
 	prep(&ib.stmts.commit, `COMMIT`)
 	prep(&ib.stmts.rollback, `ROLLBACK`)
-	prep(&ib.stmts.dedup[0], `INSERT INTO seen_0 (delivery_id) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM seen_1 WHERE delivery_id = ?1) ON CONFLICT DO NOTHING`)
-	prep(&ib.stmts.dedup[1], `INSERT INTO seen_1 (delivery_id) SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM seen_0 WHERE delivery_id = ?1) ON CONFLICT DO NOTHING`)
+	prep(&ib.stmts.dedup[0], dedupSQL("seen_0", "seen_1"))
+	prep(&ib.stmts.dedup[1], dedupSQL("seen_1", "seen_0"))
 	prep(&ib.stmts.clear[0], `DELETE FROM seen_0`)
 	prep(&ib.stmts.clear[1], `DELETE FROM seen_1`)
 	prep(&ib.stmts.insert, `INSERT INTO inbox_batches (first_seq, last_seq, data) VALUES (?, ?, ?)`)
@@ -466,15 +477,17 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 				return fmt.Errorf("forget delivery ids older than %s: %w", ib.window, err)
 			}
 		}
+		fresh, err := ib.record(ctx, gen, batch)
+		if err != nil {
+			return err
+		}
 		for _, r := range batch {
-			res, err := ib.stmts.dedup[gen].ExecContext(ctx, r.rec.id)
-			if err != nil {
-				return fmt.Errorf("record delivery id %q: %w", r.rec.id, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if _, ok := fresh[r.rec.id]; !ok {
 				r.dup = true
 				continue
 			}
+			// A second copy in the same batch is a duplicate of the first.
+			delete(fresh, r.rec.id)
 			ib.nextSeq++
 			r.rec.seq = ib.nextSeq
 			ib.buf = appendRecord(ib.buf, r.rec)
@@ -516,6 +529,41 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	for _, r := range batch {
 		close(r.done)
 	}
+}
+
+// record stores the delivery ids of batch in generation gen and returns
+// those that were new (each once, however many copies batch holds).
+func (ib *inbox) record(ctx context.Context, gen int, batch []*writeReq) (map[string]struct{}, error) {
+	fresh := make(map[string]struct{}, len(batch))
+	if len(batch) == 0 {
+		return fresh, nil
+	}
+	ids := ib.idsBuf[:0]
+	ids = append(ids, '[')
+	for i, r := range batch {
+		if i > 0 {
+			ids = append(ids, ',')
+		}
+		ids = appendJSONString(ids, r.rec.id)
+	}
+	ids = append(ids, ']')
+	ib.idsBuf = ids
+	rows, err := ib.stmts.dedup[gen].QueryContext(ctx, string(ids))
+	if err != nil {
+		return nil, fmt.Errorf("record %d delivery ids: %w", len(batch), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("record %d delivery ids: %w", len(batch), err)
+		}
+		fresh[id] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record %d delivery ids: %w", len(batch), err)
+	}
+	return fresh, nil
 }
 
 func (ib *inbox) txn(ctx context.Context, f func() error) error {

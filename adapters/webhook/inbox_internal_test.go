@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,4 +45,45 @@ func BenchmarkInbox(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
 	b.ReportMetric(float64(ib.stored.Load())/float64(max(1, ib.commits.Load())), "deliveries/commit")
+}
+
+// TestInboxDuplicatesInOneBatch commits a batch that holds the same
+// delivery id twice, and an id an earlier batch stored: only the first copy
+// of the new id is stored.
+func TestInboxDuplicatesInOneBatch(t *testing.T) {
+	ctx := context.Background()
+	ib, _, err := openInbox(ctx, t.TempDir(), time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close(ctx)
+	var committed []string
+	ib.onCommit = func(recs []*record) {
+		for _, r := range recs {
+			committed = append(committed, r.id)
+		}
+	}
+	req := func(id string) *writeReq {
+		return &writeReq{rec: &record{id: id, received: time.Now(), body: []byte(`{}`)}, done: make(chan struct{})}
+	}
+	first := []*writeReq{req("a")}
+	ib.commitBatch(first)
+	batch := []*writeReq{req("b"), req("a"), req(`b`), req("c \"quoted\"")}
+	ib.commitBatch(batch)
+	var dups []bool
+	for _, r := range append(first, batch...) {
+		if r.err != nil {
+			t.Fatalf("delivery %q: %v", r.rec.id, r.err)
+		}
+		dups = append(dups, r.dup)
+	}
+	if want := []bool{false, false, true, true, false}; !slices.Equal(dups, want) {
+		t.Errorf("duplicates = %v, want %v", dups, want)
+	}
+	if want := []string{"a", "b", "c \"quoted\""}; !slices.Equal(committed, want) {
+		t.Errorf("stored = %q, want %q", committed, want)
+	}
+	if seqs := []uint64{batch[0].rec.seq, batch[3].rec.seq}; seqs[0] != 2 || seqs[1] != 3 {
+		t.Errorf("sequences = %v, want [2 3]", seqs)
+	}
 }
