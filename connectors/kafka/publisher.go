@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/IBM/sarama"
@@ -82,8 +83,9 @@ type publisher struct {
 
 	dispatched chan struct{} // closed once Successes and Errors are drained
 
-	// records recycles producer messages and their header slices once the
-	// producer hands them back: fewer allocations per event, less GC.
+	// records recycles records (producer messages with their key, value
+	// and headers) once the producer hands them back: no allocation per
+	// event in the steady state, less GC.
 	records sync.Pool
 }
 
@@ -116,17 +118,24 @@ func newPublisher(client sarama.Client, t *topics, log *slog.Logger) (*publisher
 	go func() {
 		defer wg.Done()
 		for m := range producer.Successes() {
-			if c, ok := m.Metadata.(*call); ok {
-				c.ack(nil)
+			switch md := m.Metadata.(type) {
+			case *record:
+				md.call.ack(nil)
+				p.recycle(md)
+			case *call: // a record built elsewhere, such as a checkpoint
+				md.ack(nil)
 			}
-			p.recycle(m)
 		}
 	}()
 	go func() {
 		defer wg.Done()
 		for e := range producer.Errors() {
-			if c, ok := e.Msg.Metadata.(*call); ok {
-				c.ack(fmt.Errorf("publish to kafka topic %q: %w", e.Msg.Topic, e.Err))
+			err := fmt.Errorf("publish to kafka topic %q: %w", e.Msg.Topic, e.Err)
+			switch md := e.Msg.Metadata.(type) {
+			case *record:
+				md.call.ack(err)
+			case *call:
+				md.ack(err)
 			}
 		}
 	}()
@@ -147,8 +156,9 @@ func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*mess
 	}
 	c := &call{done: done, p: p}
 	records := make([]*sarama.ProducerMessage, len(msgs))
+	now := time.Now()
 	for i, m := range msgs {
-		records[i] = p.toRecord(topic, m, c)
+		records[i] = p.toRecord(topic, m, c, now)
 	}
 	return p.enqueue(ctx, topic, c, records)
 }
@@ -182,41 +192,81 @@ func (p *publisher) enqueue(ctx context.Context, topic string, c *call, records 
 	return nil
 }
 
+// record is a producer message with room for its key, value and headers,
+// recycled as a whole once the producer hands it back, so that building a
+// record allocates nothing in the steady state: the key and value encoders
+// are fields the message points to (an interface holding a pointer does not
+// allocate), and the headers use the array inside.
+type record struct {
+	msg     sarama.ProducerMessage
+	call    *call // the PublishAsync call the record belongs to
+	key     rawBytes
+	value   rawBytes
+	headers [recordHeaders]sarama.RecordHeader
+}
+
+// recordHeaders is the room for headers inside a record: the eight usual
+// CloudEvents attributes, ce_id and one spare. More headers spill to the
+// heap.
+const recordHeaders = 10
+
+// rawBytes is a sarama.Encoder of bytes the producer only reads.
+type rawBytes struct{ b []byte }
+
+var _ sarama.Encoder = (*rawBytes)(nil)
+
+// Encode returns the bytes.
+func (r *rawBytes) Encode() ([]byte, error) { return r.b, nil }
+
+// Length returns the number of bytes.
+func (r *rawBytes) Length() int { return len(r.b) }
+
+// headerID is the ce_id header key.
+var headerID = []byte(core.HeaderID)
+
 // toRecord maps a message to a record in CloudEvents binary mode: metadata
 // to headers one to one (adding ce_id from the message UUID when absent),
-// payload to value, the partition key to the record key.
-func (p *publisher) toRecord(topic string, m *message.Message, c *call) *sarama.ProducerMessage {
-	r, _ := p.records.Get().(*sarama.ProducerMessage)
+// payload to value, the partition key to the record key. now is the record
+// timestamp, read once per call rather than once per record.
+func (p *publisher) toRecord(topic string, m *message.Message, c *call, now time.Time) *sarama.ProducerMessage {
+	r, _ := p.records.Get().(*record)
 	if r == nil {
-		r = &sarama.ProducerMessage{}
+		r = &record{}
 	}
-	headers := r.Headers[:0]
-	if cap(headers) < len(m.Metadata)+1 {
-		headers = make([]sarama.RecordHeader, 0, len(m.Metadata)+1)
-	}
+	headers := r.headers[:0]
+	hasID := false
+	var key string
 	for k, v := range m.Metadata {
 		headers = append(headers, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(v)})
+		switch k {
+		case core.HeaderID:
+			hasID = true
+		case core.MetadataKey:
+			key = v
+		}
 	}
-	if _, ok := m.Metadata[core.HeaderID]; !ok {
-		headers = append(headers, sarama.RecordHeader{Key: bytesOf(core.HeaderID), Value: bytesOf(m.UUID)})
+	if !hasID {
+		headers = append(headers, sarama.RecordHeader{Key: headerID, Value: bytesOf(m.UUID)})
 	}
-	r.Topic = topic
-	r.Value = sarama.ByteEncoder(m.Payload)
-	r.Headers = headers
-	r.Metadata = c
-	if k := m.Metadata[core.MetadataKey]; k != "" {
-		r.Key = sarama.ByteEncoder(bytesOf(k))
+	r.msg.Topic = topic
+	r.msg.Timestamp = now
+	r.value.b = m.Payload
+	r.msg.Value = &r.value
+	r.msg.Headers = headers
+	r.call = c
+	r.msg.Metadata = r
+	if key != "" {
+		r.key.b = bytesOf(key)
+		r.msg.Key = &r.key
 	}
-	return r
+	return &r.msg
 }
 
 // recycle returns a producer message the producer is done with to the pool.
 // Only messages that succeeded are recycled: a failed one may still be
 // referenced by an error the caller holds.
-func (p *publisher) recycle(r *sarama.ProducerMessage) {
-	headers := r.Headers
-	clear(headers)
-	*r = sarama.ProducerMessage{Headers: headers[:0]}
+func (p *publisher) recycle(r *record) {
+	*r = record{}
 	p.records.Put(r)
 }
 
