@@ -4,7 +4,10 @@
 # (each with its own delivery id), and prints requests/s and latency
 # percentiles, for the embedded stream and for Kafka.
 #
-#   bench/webhook.sh [embedded|kafka ...]   default: embedded kafka
+#   bench/webhook.sh [embedded|kafka|ceiling ...]   default: embedded kafka
+#
+# `ceiling` runs the same load against bench/httpceiling, a net/http server
+# that only reads the body and answers 200: what the machine allows at all.
 #
 # Throughput is measured with wrk when it is installed (it costs the shared
 # cores less than a Go client), else with bench/webhookload; the steady
@@ -34,6 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 go build -o "$work/webhookload" ./bench/webhookload
+go build -o "$work/httpceiling" ./bench/httpceiling
 url="http://127.0.0.1:$PORT/hooks/bench"
 sig=$("$work/webhookload" -write-body "$work/body.json")
 
@@ -66,7 +70,8 @@ stream_yaml() {
 	case $1 in
 	embedded) echo "stream: {type: embedded}" ;;
 	kafka) echo "stream: {type: kafka, config: {brokers: [\"$KAFKA_BROKERS\"]}}" ;;
-	*) echo "unknown stream $1: use embedded or kafka" >&2; exit 2 ;;
+	ceiling) echo "" ;;
+	*) echo "unknown stream $1: use embedded, kafka or ceiling" >&2; exit 2 ;;
 	esac
 }
 
@@ -114,7 +119,11 @@ connectors:
           currency: payload.order.currency
           lines: len(payload.order.lines)
 YAML
-	"$BIN" run -c "$work/tributary.yaml" >"$work/sidecar.log" 2>&1 &
+	if [ "$s" = ceiling ]; then
+		"$work/httpceiling" -addr "127.0.0.1:$PORT" >"$work/sidecar.log" 2>&1 &
+	else
+		"$BIN" run -c "$work/tributary.yaml" >"$work/sidecar.log" 2>&1 &
+	fi
 	pid=$!
 	for _ in $(seq 100); do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url" -H 'Content-Type: application/json' \
@@ -127,26 +136,37 @@ YAML
 		cat "$work/sidecar.log" >&2
 		exit 1
 	fi
-	echo "== $s stream: 1 KB JSON, HMAC-SHA256, 2xx once durable in the inbox"
+	if [ "$s" = ceiling ]; then
+		echo "== ceiling: net/http reading the body and answering 200, nothing else"
+	else
+		echo "== $s stream: 1 KB JSON, HMAC-SHA256, 2xx once durable in the inbox"
+	fi
+	hz=$(getconf CLK_TCK)
+	cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	if command -v wrk >/dev/null; then
 		echo "-- wrk -t2 -c$CONNS -d$DURATION"
-		wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$work/request.lua" "$url" |
-			grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|requests in'
+		wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$work/request.lua" "$url" >"$work/closed.out"
+		grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|requests in' "$work/closed.out"
+		served=$(grep -o '[0-9]* requests in' "$work/closed.out" | grep -o '^[0-9]*' || true)
 	else
 		echo "-- webhookload -c $CONNS -d $DURATION"
-		"$work/webhookload" -url "$url" -c "$CONNS" -d "$DURATION" -id-prefix "closed-$s"
+		"$work/webhookload" -url "$url" -c "$CONNS" -d "$DURATION" -id-prefix "closed-$s" | tee "$work/closed.out"
+		served=$(grep -o '2xx: [0-9]*' "$work/closed.out" | grep -o '[0-9]*$' || true)
 	fi
+	cpu1=$(awk '{print $14+$15}' "/proc/$pid/stat")
+	# CPU of the server process only, over the closed-loop run: the load
+	# generator's share of the two cores is not in it.
+	awk -v n="${served:-0}" -v t="$((cpu1 - cpu0))" -v hz="$hz" 'BEGIN {
+		if (n > 0) printf "-- server CPU %.0f us per request (closed loop, %d requests)\n", t/hz*1e6/n, n }'
 	sleep 2 # let the stream drain the backlog before the latency run
 	echo "-- webhookload -rate $RATE -d $DURATION (open loop)"
 	"$work/webhookload" -url "$url" -c 512 -rate "$RATE" -d "$DURATION" -id-prefix "steady-$s"
 	st=$(curl -s "http://127.0.0.1:$ADMIN_PORT/v1/connectors/bench_orders" || true)
 	commits=$(grep -o '"inbox_commits": *[0-9]*' <<<"$st" | grep -o '[0-9]*$' || true)
 	stored=$(grep -o '"inbox_stored": *[0-9]*' <<<"$st" | grep -o '[0-9]*$' || true)
-	cpu=$(awk '{print $14+$15}' "/proc/$pid/stat")
-	hz=$(getconf CLK_TCK)
 	if [ -n "$commits" ] && [ "$commits" -gt 0 ]; then
-		awk -v c="$commits" -v s="$stored" -v t="$cpu" -v hz="$hz" 'BEGIN {
-			printf "-- inbox: %d deliveries in %d commits (%.1f per commit); sidecar CPU %.0f us per delivery\n", s, c, s/c, t/hz*1e6/s }'
+		awk -v c="$commits" -v s="$stored" 'BEGIN {
+			printf "-- inbox: %d deliveries in %d commits (%.1f per commit)\n", s, c, s/c }'
 	fi
 	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 	if [ -n "${SIDECAR_LOG:-}" ]; then cp "$work/sidecar.log" "$SIDECAR_LOG.$s"; fi
