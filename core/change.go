@@ -36,12 +36,25 @@ func (o Op) Valid() bool {
 // still read a checkpoint written by an older one.
 //
 // A Position also identifies its change within the connector: two different
-// changes of one connector never carry equal positions, and a change read
-// again after a restart carries the same position as before. Event ids are
-// derived from it.
+// changes of one connector never carry equal identities, and a change read
+// again after a restart carries the same identity as before. Event ids are
+// derived from it. The identity is ID when set, else Data.
 type Position struct {
 	Version uint32 `json:"v"`
 	Data    []byte `json:"d"`
+	// ID, when set, is the change's identity, for a source whose Data also
+	// carries resume state that can differ between two reads of the same
+	// change (a snapshot reading several tables at once records how far
+	// each got). It is not part of checkpoints: only event ids use it.
+	ID []byte `json:"-"`
+}
+
+// Identity returns what event ids derive from: ID when set, else Data.
+func (p Position) Identity() []byte {
+	if len(p.ID) > 0 {
+		return p.ID
+	}
+	return p.Data
 }
 
 // IsZero reports whether p is the empty position: no checkpoint.

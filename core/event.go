@@ -39,7 +39,7 @@ type Event struct {
 var eventNamespace = uuid.MustParse("6f1c8a2e-8d0b-5a57-9f3e-7b1e0c4d2a91")
 
 // EventID derives the id of the event that rule emits for the change at pos
-// of connector. The same inputs always give the same id, so a change
+// (its Identity) of connector. The same inputs always give the same id, so a change
 // delivered twice yields events with equal ids and consumers can drop
 // duplicates. The id is a version 5 (name-based) UUID.
 func EventID(connector string, pos Position, rule string) string {
@@ -51,7 +51,7 @@ func EventID(connector string, pos Position, rule string) string {
 	buf = append(buf, 0)
 	buf = strconv.AppendUint(buf, uint64(pos.Version), 10)
 	buf = append(buf, 0)
-	buf = append(buf, pos.Data...)
+	buf = append(buf, pos.Identity()...)
 	buf = append(buf, 0)
 	buf = append(buf, rule...)
 	sum := sha1.Sum(buf)

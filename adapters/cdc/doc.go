@@ -25,7 +25,17 @@
 //
 //	{"snap":"0/16B3700","t":"public.orders","k":["42"]}
 //
-// Tables are read one after the other in a fixed order (Plan), each in key
-// order, so such a position says how far the snapshot got: every table
-// before t is done and t is done up to key k.
+// Tables are started in a fixed order (Plan), each read in key order. When
+// one table is read at a time, such a position says how far the snapshot
+// got: every table before t is done and t is done up to key k. When several
+// tables are read at once (Progress), their chunks are handed out
+// interleaved, so a position also carries the greatest table started ("hi")
+// and the last key handed out of every other table under way ("p"):
+//
+//	{"snap":"0/16B3700","t":"public.orders","k":["42"],"hi":"public.parts","p":{"public.lines":["7","2"]}}
+//
+// That progress depends on how chunks interleaved, which differs from one
+// run to the next, so such a position's identity (core.Position.ID, from
+// which event ids derive) is its single-table form: a row read again after a
+// crash keeps its event ids.
 package cdc

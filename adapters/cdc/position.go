@@ -65,8 +65,7 @@ func (p Position) IsSnapshot() bool { return p.Snapshot != nil }
 // Encode returns p as a core.Position.
 func (p Position) Encode() core.Position {
 	if p.Snapshot != nil {
-		data, _ := json.Marshal(p.Snapshot) // strings only: cannot fail
-		return core.Position{Version: PositionVersion, Data: data}
+		return NewChunkEncoder(*p.Snapshot).Encode(p.Snapshot.Key)
 	}
 	return StreamPosition(p.Commit, p.Index)
 }
@@ -152,7 +151,9 @@ func NewChunkEncoder(sp SnapshotPosition) ChunkEncoder {
 	return e
 }
 
-// Encode returns the position of the chunk's change with key.
+// Encode returns the position of the chunk's change with key. When the
+// chunk carries other tables' progress, the position's ID is the
+// single-table form, which names the row alone.
 func (e ChunkEncoder) Encode(key []string) core.Position {
 	n := len(e.prefix) + len(e.suffix) + 2
 	for _, k := range key {
@@ -172,8 +173,17 @@ func (e ChunkEncoder) Encode(key []string) core.Position {
 		}
 		b = append(b, ']')
 	}
+	if len(e.suffix) == 1 {
+		b = append(b, e.suffix...)
+		return core.Position{Version: PositionVersion, Data: b}
+	}
+	// The identity is the position without the other tables' progress,
+	// which depends on how chunks interleaved: byte for byte the position a
+	// snapshot reading one table at a time gives the row, so that a row read
+	// again after a crash keeps its event ids, whatever snapshot.parallel.
+	id := append(b[:len(b):len(b)], '}')
 	b = append(b, e.suffix...)
-	return core.Position{Version: PositionVersion, Data: b}
+	return core.Position{Version: PositionVersion, Data: b, ID: id}
 }
 
 // appendString appends s as encoding/json writes it: plain printable ASCII

@@ -11,9 +11,12 @@ import (
 	"github.com/tributary/tributary/core"
 )
 
+// snapshotConfig reads one table at a time (parallel 1), so that the tests
+// of this file can expect tables in name order; snapshot_parallel_test.go
+// covers parallel reading.
 func snapshotConfig(d *db, chunk int, tables ...string) map[string]any {
 	cfg := d.config(tables...)
-	cfg["snapshot"] = map[string]any{"mode": "initial", "chunk_size": chunk}
+	cfg["snapshot"] = map[string]any{"mode": "initial", "chunk_size": chunk, "parallel": 1}
 	return cfg
 }
 

@@ -152,7 +152,9 @@ func readN(t testing.TB, h Harness, src core.Source, n int) []core.Change {
 	return out
 }
 
-func posKey(p core.Position) string { return fmt.Sprintf("%d/%x", p.Version, p.Data) }
+// posKey is a change's identity (what its event ids derive from), as a map
+// key.
+func posKey(p core.Position) string { return fmt.Sprintf("%d/%x", p.Version, p.Identity()) }
 
 func testOpenClose(t *testing.T, h Harness) {
 	env := h.Env(t)
