@@ -2,37 +2,55 @@ package embedded
 
 import (
 	"encoding/json"
+	"errors"
 	"maps"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 )
 
-// These tests are internal: the metadata encoding is not exported, and its
-// fast decoding path must agree with encoding/json.
+// These tests are internal: the batch and metadata encodings are not
+// exported.
+
+var metadataCases = []struct {
+	name string
+	md   map[string]string
+}{
+	{name: "empty", md: map[string]string{}},
+	{name: "plain", md: map[string]string{"ce_type": "com.example.order.accepted", "ce_partitionkey": "order-1", "": ""}},
+	{name: "escapes", md: map[string]string{"q": `say "hi" \ bye`, "ctl": "a\nb\tc\rd\x00\x1f"}},
+	{name: "unicode", md: map[string]string{"ключ": "värde ✓ 😀"}},
+}
 
 func TestMetadataEncoding(t *testing.T) {
-	tests := []struct {
-		name string
-		md   map[string]string
-	}{
-		{name: "empty", md: map[string]string{}},
-		{name: "plain", md: map[string]string{"ce_type": "com.example.order.accepted", "ce_partitionkey": "order-1", "": ""}},
-		{name: "escapes", md: map[string]string{"q": `say "hi" \ bye`, "ctl": "a\nb\tc\rd\x00\x1f"}},
-		{name: "unicode", md: map[string]string{"ключ": "värde ✓ 😀"}},
-	}
-	for _, tt := range tests {
+	for _, tt := range metadataCases {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := encodeMetadata(tt.md)
-			var viaJSON map[string]string
-			if err := json.Unmarshal(enc, &viaJSON); err != nil {
-				t.Fatalf("encoding %s is not JSON: %v", enc, err)
+			if n, ok := metadataLen(enc); !ok || n != len(enc) {
+				t.Fatalf("metadataLen of %q = %d, %v; want %d, true", enc, n, ok, len(enc))
 			}
-			got, err := decodeMetadata(enc)
+			if got := decodeBinaryMetadata(enc); !maps.Equal(got, tt.md) {
+				t.Errorf("round trip of %q gave %q", tt.md, got)
+			}
+		})
+	}
+}
+
+// TestJSONMetadataDecoding checks the decoding of version 1 metadata,
+// whose fast path must agree with encoding/json.
+func TestJSONMetadataDecoding(t *testing.T) {
+	for _, tt := range metadataCases {
+		t.Run(tt.name, func(t *testing.T) {
+			enc, err := json.Marshal(tt.md)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !maps.Equal(got, tt.md) || !maps.Equal(viaJSON, tt.md) {
-				t.Errorf("round trip of %q gave %q (encoding/json: %q)", tt.md, got, viaJSON)
+			got, err := decodeJSONMetadata(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(got, tt.md) {
+				t.Errorf("decoding %s gave %q", enc, got)
 			}
 		})
 	}
@@ -43,17 +61,109 @@ func FuzzMetadataEncoding(f *testing.F) {
 	f.Add("", "", "\\", "\n")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
 		md := map[string]string{k1: v1, k2: v2}
+		if got := decodeBinaryMetadata(encodeMetadata(md)); !maps.Equal(got, md) {
+			t.Errorf("round trip of %q gave %q", md, got)
+		}
 		for _, s := range []string{k1, v1, k2, v2} {
 			if !utf8.ValidString(s) {
-				t.Skip("encoding/json replaces invalid UTF-8")
+				return // encoding/json replaces invalid UTF-8
 			}
 		}
-		got, err := decodeMetadata(encodeMetadata(md))
+		enc, err := json.Marshal(md)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeJSONMetadata(enc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !maps.Equal(got, md) {
-			t.Errorf("round trip of %q gave %q", md, got)
+			t.Errorf("JSON decoding of %s gave %q", enc, got)
+		}
+	})
+}
+
+func TestBatchEncoding(t *testing.T) {
+	rows := []row{
+		{uuid: "a", metadata: encodeMetadata(map[string]string{"k": "v"}), payload: []byte("one")},
+		{uuid: "", metadata: emptyMetadata, payload: nil},
+		{uuid: "c", metadata: encodeMetadata(map[string]string{"x": "", "": "y"}), payload: make([]byte, 300)},
+	}
+	tests := []struct {
+		name    string
+		offsets []int64
+		after   int64
+		want    []int64
+	}{
+		{name: "contiguous", offsets: []int64{10, 11, 12}, after: 0, want: []int64{10, 11, 12}},
+		{name: "contiguous skipping", offsets: []int64{10, 11, 12}, after: 11, want: []int64{12}},
+		{name: "listed", offsets: []int64{3, 7, 200}, after: 0, want: []int64{3, 7, 200}},
+		{name: "listed skipping", offsets: []int64{3, 7, 200}, after: 5, want: []int64{7, 200}},
+		{name: "all read", offsets: []int64{3, 7, 200}, after: 200, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			blob := encodeBatch(rows, tt.offsets)
+			got, err := decodeBatch(nil, blob, tt.offsets[0], tt.after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var offs []int64
+			for _, m := range got {
+				offs = append(offs, m.offset)
+				r := rows[indexOf(tt.offsets, m.offset)]
+				if m.uuid != r.uuid || string(m.payload) != string(r.payload) || string(m.metadata) != string(r.metadata) {
+					t.Errorf("message at %d = %+v, want %+v", m.offset, m, r)
+				}
+			}
+			if !reflect.DeepEqual(offs, tt.want) {
+				t.Errorf("offsets after %d = %v, want %v", tt.after, offs, tt.want)
+			}
+		})
+	}
+}
+
+func indexOf(s []int64, v int64) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestBatchCorrupt(t *testing.T) {
+	good := encodeBatch([]row{{uuid: "a", metadata: encodeMetadata(map[string]string{"k": "v"}), payload: []byte("p")}}, []int64{1})
+	tests := []struct {
+		name string
+		blob []byte
+	}{
+		{name: "empty", blob: nil},
+		{name: "newer format", blob: append([]byte{batchFormat + 1}, good[1:]...)},
+		{name: "unknown offsets kind", blob: append([]byte{batchFormat, 9}, good[2:]...)},
+		{name: "truncated", blob: good[:len(good)-1]},
+		{name: "trailing bytes", blob: append(append([]byte{}, good...), 0)},
+		{name: "bad metadata", blob: []byte{batchFormat, offsetsContiguous, 1, 3, 0, 5, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeBatch(nil, tt.blob, 1, 0); !errors.Is(err, errCorrupt) {
+				t.Errorf("decode = %v, want errCorrupt", err)
+			}
+		})
+	}
+}
+
+func FuzzBatchDecoding(f *testing.F) {
+	f.Add(encodeBatch([]row{{uuid: "a", metadata: emptyMetadata, payload: []byte("p")}}, []int64{1}))
+	f.Add(encodeBatch([]row{{uuid: "a", metadata: emptyMetadata}, {uuid: "b", metadata: emptyMetadata}}, []int64{1, 5}))
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		msgs, err := decodeBatch(nil, blob, 1, 0)
+		if err != nil {
+			return
+		}
+		for _, m := range msgs {
+			_ = decodeBinaryMetadata(m.metadata)
 		}
 	})
 }

@@ -65,13 +65,11 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 
 	rows := make([]row, len(msgs))
 	for i, m := range msgs {
-		r := row{topic: topic, uuid: m.UUID, payload: m.Payload}
-		if r.payload == nil {
-			r.payload = []byte{}
-		}
+		// The metadata is encoded now; the payload is copied into its
+		// batch by the writer, before done is called.
+		r := row{topic: topic, uuid: m.UUID, payload: m.Payload, metadata: emptyMetadata}
 		if len(m.Metadata) > 0 {
 			r.metadata = encodeMetadata(m.Metadata)
-			r.key = m.Metadata.Get(core.MetadataKey)
 		}
 		rows[i] = r
 	}

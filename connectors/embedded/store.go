@@ -18,22 +18,35 @@ import (
 // subscriber.
 var ErrClosed = errors.New("embedded stream closed")
 
-// schemaVersion is stored in PRAGMA user_version. Schemas only grow.
-const schemaVersion = 1
+// schemaVersion is stored in PRAGMA user_version. Version 1 kept one row
+// per message in a messages table; version 2 keeps one row per batch (see
+// batch.go). Opening a version 1 file migrates it (see migrate.go).
+const schemaVersion = 2
 
 // schema creates the tables of schemaVersion, in one transaction.
 var schema = []string{
-	`CREATE TABLE IF NOT EXISTS messages (
-		"offset"     INTEGER PRIMARY KEY AUTOINCREMENT,
+	// One row per topic and transaction: the messages with offsets
+	// first_offset to last_offset, all published at published_at. A
+	// reader finds the first batch of a topic it has not read with one
+	// seek of batches_topic_last, since a topic's batches never overlap.
+	`CREATE TABLE IF NOT EXISTS batches (
+		first_offset INTEGER PRIMARY KEY,
+		last_offset  INTEGER NOT NULL,
 		topic        TEXT    NOT NULL,
-		uuid         TEXT    NOT NULL,
-		key          TEXT    NOT NULL DEFAULT '',
-		metadata     BLOB,
-		payload      BLOB,
-		published_at INTEGER NOT NULL
+		published_at INTEGER NOT NULL,
+		messages     BLOB    NOT NULL
 	)`,
-	`CREATE INDEX IF NOT EXISTS messages_topic_offset ON messages (topic, "offset")`,
-	`CREATE INDEX IF NOT EXISTS messages_published_at ON messages (published_at)`,
+	`CREATE INDEX IF NOT EXISTS batches_topic_last ON batches (topic, last_offset)`,
+	`CREATE INDEX IF NOT EXISTS batches_published_at ON batches (published_at)`,
+	// The end of the log: the last offset handed out (it never goes back,
+	// even when pruning deletes every batch) and the last publish time
+	// (publish times never go back either, across processes too).
+	`CREATE TABLE IF NOT EXISTS log_end (
+		id                INTEGER PRIMARY KEY CHECK (id = 1),
+		last_offset       INTEGER NOT NULL,
+		last_published_at INTEGER NOT NULL
+	)`,
+	`INSERT OR IGNORE INTO log_end (id, last_offset, last_published_at) VALUES (1, 0, 0)`,
 	`CREATE TABLE IF NOT EXISTS consumer_offsets (
 		"group"  TEXT    NOT NULL,
 		topic    TEXT    NOT NULL,
@@ -51,41 +64,49 @@ var schema = []string{
 		connector  TEXT NOT NULL PRIMARY KEY,
 		checkpoint TEXT NOT NULL
 	) WITHOUT ROWID`,
-	fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion),
 }
 
-// setup creates the schema in a new file, and checks an existing one
-// without writing to it.
+// newerSchemaError reports a file written by a newer version of tributary.
+type newerSchemaError struct{ version int }
+
+func (e *newerSchemaError) Error() string {
+	return fmt.Sprintf("schema version %d is newer than this build reads (%d); upgrade tributary to the version that wrote it, or set path to another file", e.version, schemaVersion)
+}
+
+// migrateError reports a version 1 file that could not be migrated; the
+// file is left as it was.
+type migrateError struct{ err error }
+
+func (e *migrateError) Error() string {
+	return fmt.Sprintf("migrate schema version 1 to %d: %v; the file is left as it was: open it with the tributary version that wrote it, or move it aside to start an empty stream", schemaVersion, e.err)
+}
+
+func (e *migrateError) Unwrap() error { return e.err }
+
+// setup creates the schema in a new file, migrates a version 1 file, and
+// checks a current one without writing to it.
 func (st *store) setup(ctx context.Context) error {
-	var version int
-	if err := st.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
+	version, err := st.userVersion(ctx)
+	if err != nil {
+		return err
 	}
 	if version > schemaVersion {
-		return fmt.Errorf("schema version %d is newer than this build's %d; upgrade tributary", version, schemaVersion)
+		return &newerSchemaError{version}
 	}
 	if version < schemaVersion {
-		// The page size only applies to a new file, and before WAL is
-		// on. Large pages mean fewer log frames (and write calls) per
-		// message.
-		if _, err := st.wconn.ExecContext(ctx, "PRAGMA page_size = 16384"); err != nil {
-			return fmt.Errorf("set page size: %w", err)
+		if version == 0 {
+			// The page size only applies to a new file, and before WAL
+			// is on. Large pages mean fewer log frames (and write calls)
+			// per message.
+			if _, err := st.wconn.ExecContext(ctx, "PRAGMA page_size = 16384"); err != nil {
+				return fmt.Errorf("set page size: %w", err)
+			}
 		}
 		if _, err := st.wconn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
 			return fmt.Errorf("set journal mode: %w", err)
 		}
-		if _, err := st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			return fmt.Errorf("create schema: %w", err)
-		}
-		for _, stmt := range schema {
-			if _, err := st.wconn.ExecContext(ctx, stmt); err != nil {
-				_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
-				return fmt.Errorf("create schema: %w", err)
-			}
-		}
-		if _, err := st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
-			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
-			return fmt.Errorf("create schema: %w", err)
+		if err := st.upgrade(ctx); err != nil {
+			return err
 		}
 	}
 	var jm string
@@ -94,6 +115,55 @@ func (st *store) setup(ctx context.Context) error {
 	}
 	if jm != "wal" {
 		return fmt.Errorf("journal mode is %q, not wal; is the file on a file system without shared memory support?", jm)
+	}
+	return nil
+}
+
+func (st *store) userVersion(ctx context.Context) (int, error) {
+	var version int
+	if err := st.wconn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return version, nil
+}
+
+// upgrade creates or migrates the schema in one transaction. It reads the
+// version again once it holds the write lock, since another process may
+// have upgraded the file in the meantime.
+func (st *store) upgrade(ctx context.Context) (err error) {
+	if _, err := st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	version, err := st.userVersion(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case version == schemaVersion:
+	case version > schemaVersion:
+		return &newerSchemaError{version}
+	default:
+		for _, stmt := range schema {
+			if _, err := st.wconn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("create schema: %w", err)
+			}
+		}
+		if version == 1 {
+			if err := st.migrateV1(ctx); err != nil {
+				return &migrateError{err}
+			}
+		}
+		if _, err := st.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+			return fmt.Errorf("set schema version: %w", err)
+		}
+	}
+	if _, err := st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("create schema: %w", err)
 	}
 	return nil
 }
@@ -129,23 +199,20 @@ const (
 	queueSize = 8192
 	// maxBatchRows bounds the messages written in one transaction.
 	maxBatchRows = 4096
-	// readBatch is how many messages a subscription reads per query.
-	readBatch = 256
+	// readBatch is how many messages a subscription reads per query, at
+	// least: it reads whole batches.
+	readBatch = 1024
+	// readRows bounds the batches a subscription reads per query.
+	readRows = 64
 	// pollInterval is how often an idle subscription looks for messages
 	// written by another process.
 	pollInterval = time.Second
-	// pruneRows bounds the rows deleted per pruning statement, so that
-	// pruning a large backlog never stalls publishers for long.
-	pruneRows = 5000
+	// pruneRows and pruneBytes bound the batches deleted per pruning
+	// transaction, so that pruning a large backlog never stalls
+	// publishers for long.
+	pruneRows  = 1000
+	pruneBytes = 32 << 20
 )
-
-// stored is a message read back from the database.
-type stored struct {
-	offset   int64
-	uuid     string
-	metadata map[string]string
-	payload  []byte
-}
 
 // store is an open stream database: a single writer goroutine that group
 // commits every queued operation, and a pool of readers.
@@ -157,12 +224,15 @@ type store struct {
 
 	wdb       *sql.DB
 	wconn     *sql.Conn
-	insert    *sql.Stmt // one row
-	insertN   *sql.Stmt // insertRows rows
+	insert    *sql.Stmt // one batch
+	readEnd   *sql.Stmt
+	writeEnd  *sql.Stmt
 	commit    *sql.Stmt
 	saveCP    *sql.Stmt
 	takeLease *sql.Stmt
 	dropLease *sql.Stmt
+	pruneSel  *sql.Stmt
+	pruneDel  *sql.Stmt
 	owner     string // this store's lease owner id
 
 	rdb      *sql.DB
@@ -186,7 +256,8 @@ type store struct {
 
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
-	lastAt   int64 // last published_at, only touched by the writer
+	wbuf     []byte    // the writer's batch buffer
+	wtopics  []topicRows // the writer's rows by topic
 
 	groupsMu sync.Mutex
 	groups   map[offsetKey]*group
@@ -202,7 +273,7 @@ func dsn(file string, mode SyncMode, txlock string) string {
 	if txlock != "" {
 		// The writer's cache holds a whole batch, so that no page
 		// spills to the log before the commit.
-		q.Add("_pragma", "cache_size(-65536)")
+		q.Add("_pragma", "cache_size(-16384)")
 		// Checkpoints run in the background (see checkpointLoop); the
 		// writer checkpoints only as a safety net when the log grows
 		// past 256 MiB.
@@ -254,6 +325,11 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		return nil, fmt.Errorf("open stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
 	}
 	if err = st.setupRetrying(ctx); err != nil {
+		var ne *newerSchemaError
+		var me *migrateError
+		if errors.As(err, &ne) || errors.As(err, &me) {
+			return nil, fmt.Errorf("open stream database %q: %w", file, err)
+		}
 		return nil, fmt.Errorf("open stream database %q (path must name a SQLite file, or a new file in a writable directory): %w", file, err)
 	}
 	prep := func(c interface {
@@ -269,8 +345,9 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		}
 		return s
 	}
-	st.insert = prep(st.wconn, insertSQL(1))
-	st.insertN = prep(st.wconn, insertSQL(insertRows))
+	st.insert = prep(st.wconn, `INSERT INTO batches (first_offset, last_offset, topic, published_at, messages) VALUES (?, ?, ?, ?, ?)`)
+	st.readEnd = prep(st.wconn, `SELECT last_offset, last_published_at FROM log_end WHERE id = 1`)
+	st.writeEnd = prep(st.wconn, `UPDATE log_end SET last_offset = ?, last_published_at = ? WHERE id = 1`)
 	st.commit = prep(st.wconn, `INSERT INTO consumer_offsets ("group", topic, "offset") VALUES (?, ?, ?)
 		ON CONFLICT ("group", topic) DO UPDATE SET "offset" = excluded."offset"`)
 	st.saveCP = prep(st.wconn, `INSERT INTO checkpoints (connector, checkpoint) VALUES (?, ?)
@@ -279,6 +356,9 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		ON CONFLICT ("group", topic) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 		WHERE consumer_leases.owner = excluded.owner OR consumer_leases.expires_at < ?`)
 	st.dropLease = prep(st.wconn, `DELETE FROM consumer_leases WHERE "group" = ? AND topic = ? AND owner = ?`)
+	st.pruneSel = prep(st.wconn, `SELECT first_offset, length(messages) FROM batches
+		WHERE published_at < ? ORDER BY published_at, first_offset LIMIT ?`)
+	st.pruneDel = prep(st.wconn, `DELETE FROM batches WHERE first_offset = ?`)
 	if err != nil {
 		return nil, err
 	}
@@ -289,17 +369,14 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 	}
 	st.rdb.SetMaxOpenConns(8)
 	st.rdb.SetMaxIdleConns(8)
-	st.read = prep(st.rdb, `SELECT "offset", uuid, metadata, payload FROM messages
-		WHERE topic = ? AND "offset" > ? ORDER BY "offset" LIMIT ?`)
+	st.read = prep(st.rdb, `SELECT first_offset, messages FROM batches
+		WHERE topic = ? AND last_offset > ? ORDER BY last_offset LIMIT ?`)
 	st.loadCP = prep(st.rdb, `SELECT checkpoint FROM checkpoints WHERE connector = ?`)
 	st.loadOff = prep(st.rdb, `SELECT "offset" FROM consumer_offsets WHERE "group" = ? AND topic = ?`)
-	st.lastSeq = prep(st.rdb, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)`)
-	st.fromTime = prep(st.rdb, `SELECT MIN("offset") FROM messages WHERE published_at >= ?`)
+	st.lastSeq = prep(st.rdb, `SELECT last_offset FROM log_end WHERE id = 1`)
+	st.fromTime = prep(st.rdb, `SELECT MIN(first_offset) FROM batches WHERE published_at >= ?`)
 	if err != nil {
 		return nil, err
-	}
-	if err = st.wconn.QueryRowContext(ctx, `SELECT COALESCE(MAX(published_at), 0) FROM messages`).Scan(&st.lastAt); err != nil {
-		return nil, fmt.Errorf("read last publish time of stream database %q: %w", file, err)
 	}
 	go st.run()
 	go st.checkpointLoop()
@@ -310,7 +387,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 // opened.
 func (st *store) release() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{st.insert, st.insertN, st.commit, st.saveCP, st.takeLease, st.dropLease, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
+	for _, s := range []*sql.Stmt{st.insert, st.readEnd, st.writeEnd, st.commit, st.saveCP, st.takeLease, st.dropLease, st.pruneSel, st.pruneDel, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -352,31 +429,34 @@ func (st *store) offsetAt(ctx context.Context, t time.Time) (int64, error) {
 	return n.Int64 - 1, nil
 }
 
-// readAfter returns up to limit messages of topic after offset, in order.
-func (st *store) readAfter(ctx context.Context, topic string, after int64, limit int) ([]stored, error) {
-	rows, err := st.read.QueryContext(ctx, topic, after, limit)
+// readAfter returns the messages of topic after offset, in order: those of
+// whole batches, at least limit messages when there are as many. more is
+// true when there may be more to read at once.
+func (st *store) readAfter(ctx context.Context, topic string, after int64, limit int) (out []stored, more bool, err error) {
+	rows, err := st.read.QueryContext(ctx, topic, after, readRows)
 	if err != nil {
-		return nil, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
+		return nil, false, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
 	}
 	defer rows.Close()
-	var out []stored
+	n := 0
 	for rows.Next() {
-		var m stored
-		var md []byte
-		if err := rows.Scan(&m.offset, &m.uuid, &md, &m.payload); err != nil {
-			return nil, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
+		n++
+		var first int64
+		var blob []byte
+		if err := rows.Scan(&first, &blob); err != nil {
+			return nil, false, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
 		}
-		if len(md) > 0 {
-			if m.metadata, err = decodeMetadata(md); err != nil {
-				return nil, fmt.Errorf("decode metadata of message at offset %d on topic %q: %w", m.offset, topic, err)
-			}
+		if out, err = decodeBatch(out, blob, first, after); err != nil {
+			return nil, false, fmt.Errorf("decode batch at offset %d of topic %q in stream database %q: %w", first, topic, st.file, err)
 		}
-		out = append(out, m)
+		if len(out) >= limit {
+			return out, true, nil
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
+		return nil, false, fmt.Errorf("read topic %q after offset %d: %w", topic, after, err)
 	}
-	return out, nil
+	return out, n == readRows, nil
 }
 
 // committed returns a consumer group's last acked offset on topic.

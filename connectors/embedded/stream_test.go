@@ -355,7 +355,7 @@ func TestRetentionPrunes(t *testing.T) {
 	defer db.Close()
 	count := func() int {
 		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&n); err != nil {
+		if err := db.QueryRow(`SELECT COUNT(*) FROM batches`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -363,7 +363,7 @@ func TestRetentionPrunes(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for count() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d messages still stored well after the retention", count())
+			t.Fatalf("%d batches still stored well after the retention", count())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

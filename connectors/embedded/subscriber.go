@@ -278,7 +278,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 	defer poll.Stop()
 	for {
 		changed := s.st.changed()
-		batch, err := s.st.readAfter(ctx, topic, pos, readBatch)
+		batch, more, err := s.st.readAfter(ctx, topic, pos, readBatch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -295,7 +295,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 				acked(pos)
 			}
 		}
-		if len(batch) == readBatch {
+		if more {
 			continue
 		}
 		poll.Reset(pollInterval)
@@ -311,10 +311,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 // deliver sends m until it is acked. It returns false when ctx ends first.
 func deliver(ctx context.Context, out chan<- *message.Message, m stored) bool {
 	for {
+		// Every attempt gets its own copy of the payload and metadata,
+		// whatever the previous one's handler did to them.
 		msg := message.NewMessage(m.uuid, append(message.Payload(nil), m.payload...))
-		for k, v := range m.metadata {
-			msg.Metadata.Set(k, v)
-		}
+		msg.Metadata = decodeBinaryMetadata(m.metadata)
 		mctx, cancel := context.WithCancel(ctx)
 		msg.SetContext(mctx)
 		select {

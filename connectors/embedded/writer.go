@@ -2,37 +2,24 @@ package embedded
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"time"
 )
 
-// insertRows is how many rows one multi-row INSERT holds.
-const insertRows = 32
-
-func insertSQL(rows int) string {
-	var b strings.Builder
-	// OR ROLLBACK: a failing row fails the whole transaction anyway, and
-	// it spares SQLite a statement journal per multi-row statement.
-	b.WriteString(`INSERT OR ROLLBACK INTO messages (topic, uuid, key, metadata, payload, published_at) VALUES `)
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?)")
-	}
-	return b.String()
-}
-
-// row is one message ready to be inserted.
+// row is one message ready to be written.
 type row struct {
 	topic    string
 	uuid     string
-	key      string
-	metadata []byte
+	metadata []byte // in the batch encoding
 	payload  []byte
+}
+
+// topicRows is the rows of one topic in a transaction, in queue order.
+type topicRows struct {
+	topic string
+	rows  []*row
 }
 
 // offsetCommit is a consumer group's last acknowledged offset on a topic.
@@ -150,6 +137,7 @@ func (st *store) write(batch []*op) {
 	err := ErrClosed
 	if !st.abort.Load() {
 		err = st.writeTx(batch)
+		defer st.releaseRows()
 		// Another process may hold the file for longer than the busy
 		// timeout, or be opening or closing the log: try again for a
 		// few seconds before failing the batch.
@@ -189,33 +177,18 @@ func (st *store) writeTx(batch []*op) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			// INSERT OR ROLLBACK may have ended the transaction already,
-			// so a failing rollback says nothing more.
+			// A failed statement may have ended the transaction
+			// already, so a failing rollback says nothing more.
 			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	at := max(time.Now().UnixNano(), st.lastAt)
-	var commits map[offsetKey]int64
-	args := make([]any, 0, insertRows*6)
-	flush := func(stmt *sql.Stmt) error {
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("insert %d messages: %w", len(args)/6, err)
+	if topics := st.groupRows(batch); len(topics) > 0 {
+		if err = st.insertBatches(ctx, topics); err != nil {
+			return err
 		}
-		args = args[:0]
-		return nil
 	}
-	// Rows go in statements of insertRows rows, in queue order, so that
-	// offsets follow the order publishes were enqueued in.
+	var commits map[offsetKey]int64
 	for _, o := range batch {
-		for i := range o.rows {
-			r := &o.rows[i]
-			args = append(args, r.topic, r.uuid, r.key, r.metadata, r.payload, at)
-			if len(args) == insertRows*6 {
-				if err = flush(st.insertN); err != nil {
-					return err
-				}
-			}
-		}
 		if o.commit != nil {
 			if commits == nil {
 				commits = map[offsetKey]int64{}
@@ -239,11 +212,6 @@ func (st *store) writeTx(batch []*op) (err error) {
 			}
 		}
 	}
-	for i := 0; i < len(args); i += 6 {
-		if _, err = st.insert.ExecContext(ctx, args[i:i+6]...); err != nil {
-			return fmt.Errorf("insert message %q: %w", args[i+1], err)
-		}
-	}
 	for k, off := range commits {
 		if _, err = st.commit.ExecContext(ctx, k.group, k.topic, off); err != nil {
 			return fmt.Errorf("commit offset of group %q on topic %q: %w", k.group, k.topic, err)
@@ -252,26 +220,165 @@ func (st *store) writeTx(batch []*op) (err error) {
 	if _, err = st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("commit write to stream database %q: %w", st.file, err)
 	}
-	st.lastAt = at
 	return nil
 }
 
-// prune deletes messages older than the retention, a bounded number of rows
-// at a time.
+// groupRows returns the rows of batch by topic, in queue order within a
+// topic. It reuses the writer's buffers: the result is valid until the
+// next call.
+func (st *store) groupRows(batch []*op) []topicRows {
+	ts := st.wtopics[:0]
+	last := -1
+	for _, o := range batch {
+		for i := range o.rows {
+			r := &o.rows[i]
+			if last < 0 || ts[last].topic != r.topic {
+				last = -1
+				for j := range ts {
+					if ts[j].topic == r.topic {
+						last = j
+						break
+					}
+				}
+				if last < 0 {
+					if len(ts) < cap(ts) {
+						ts = ts[:len(ts)+1]
+						ts[len(ts)-1].topic, ts[len(ts)-1].rows = r.topic, ts[len(ts)-1].rows[:0]
+					} else {
+						ts = append(ts, topicRows{topic: r.topic})
+					}
+					last = len(ts) - 1
+				}
+			}
+			ts[last].rows = append(ts[last].rows, r)
+		}
+	}
+	st.wtopics = ts
+	return ts
+}
+
+// releaseRows drops the writer's references to the rows of the last
+// transaction, so that their payloads can be collected.
+func (st *store) releaseRows() {
+	for i := range st.wtopics {
+		clear(st.wtopics[i].rows)
+		st.wtopics[i].topic = ""
+	}
+	st.wtopics = st.wtopics[:0]
+	if cap(st.wbuf) > 4*maxBatchBlob {
+		st.wbuf = nil
+	}
+}
+
+// insertBatches writes the rows of each topic as batches: one row per
+// topic, or more when the topic's messages outgrow maxBatchBlob. Offsets
+// continue the log's sequence, contiguous within a batch, and every batch
+// gets the transaction's publish time, never earlier than the last one.
+func (st *store) insertBatches(ctx context.Context, topics []topicRows) error {
+	// The end of the log is read inside the transaction: another process
+	// may have written since this one last did.
+	var last, lastAt int64
+	if err := st.readEnd.QueryRowContext(ctx).Scan(&last, &lastAt); err != nil {
+		return fmt.Errorf("read end of log: %w", err)
+	}
+	at := max(time.Now().UnixNano(), lastAt)
+	for _, t := range topics {
+		rows := t.rows
+		for len(rows) > 0 {
+			n, size := 0, 0
+			for n < len(rows) {
+				fs := frameSize(rows[n])
+				if n > 0 && size+fs > maxBatchBlob {
+					break
+				}
+				size += fs
+				n++
+			}
+			b := slices.Grow(st.wbuf[:0], 12+size)
+			b = appendBatchHeader(b, n)
+			for _, r := range rows[:n] {
+				b = appendFrame(b, r)
+			}
+			st.wbuf = b
+			first := last + 1
+			last += int64(n)
+			// The driver copies the blob when it binds it, so the
+			// buffer is free again when Exec returns.
+			if _, err := st.insert.ExecContext(ctx, first, last, t.topic, at, b); err != nil {
+				return fmt.Errorf("insert %d messages at offset %d of topic %q: %w", n, first, t.topic, err)
+			}
+			rows = rows[n:]
+		}
+	}
+	if _, err := st.writeEnd.ExecContext(ctx, last, at); err != nil {
+		return fmt.Errorf("store end of log: %w", err)
+	}
+	return nil
+}
+
+// prune deletes the batches whose messages are all older than the
+// retention, in bounded transactions.
 func (st *store) prune() {
 	cutoff := time.Now().Add(-st.retention).UnixNano()
-	ctx := context.Background()
 	for range 20 {
-		res, err := st.wconn.ExecContext(ctx, `DELETE FROM messages WHERE "offset" IN
-			(SELECT "offset" FROM messages WHERE published_at < ? ORDER BY published_at LIMIT ?)`, cutoff, pruneRows)
+		more, err := st.pruneSome(context.Background(), cutoff)
 		if err != nil {
 			st.logger.Error("prune stream database failed", "file", st.file, "error", err)
 			return
 		}
-		if n, _ := res.RowsAffected(); n < pruneRows {
+		if !more {
 			return
 		}
 	}
+}
+
+// pruneSome deletes, in one transaction, the oldest batches published
+// before cutoff: up to pruneRows of them, and no more than pruneBytes of
+// messages (deleting a batch reads its overflow pages back) unless the
+// first alone is larger. more is true when there may be more to delete.
+func (st *store) pruneSome(ctx context.Context, cutoff int64) (more bool, err error) {
+	if _, err := st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return false, fmt.Errorf("begin pruning: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	rows, err := st.pruneSel.QueryContext(ctx, cutoff, pruneRows)
+	if err != nil {
+		return false, fmt.Errorf("find batches to prune: %w", err)
+	}
+	var firsts []int64
+	candidates, bytes := 0, 0
+	for rows.Next() {
+		candidates++
+		var first int64
+		var size int
+		if err := rows.Scan(&first, &size); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("find batches to prune: %w", err)
+		}
+		if len(firsts) > 0 && bytes+size > pruneBytes {
+			more = true
+			break
+		}
+		firsts = append(firsts, first)
+		bytes += size
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("find batches to prune: %w", err)
+	}
+	for _, first := range firsts {
+		if _, err := st.pruneDel.ExecContext(ctx, first); err != nil {
+			return false, fmt.Errorf("delete batch at offset %d: %w", first, err)
+		}
+	}
+	if _, err := st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		return false, fmt.Errorf("commit pruning: %w", err)
+	}
+	return more || candidates == pruneRows, nil
 }
 
 // shutdown stops intake, lets the writer drain the queue (or fail what is
