@@ -69,24 +69,18 @@ func (h *Publisher) Close() error {
 	return nil
 }
 
-// publisher owns the asynchronous producer of a stream.
+// publisher owns the producer of a stream and tracks the publish calls in
+// flight.
 type publisher struct {
-	producer sarama.AsyncProducer
-	topics   *topics
-	log      *slog.Logger
+	prod   *producer
+	topics *topics
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	closed  bool
 	closing chan struct{}  // closed when Close starts: enqueuing stops
 	senders sync.WaitGroup // PublishAsync calls currently enqueuing
 	calls   map[*call]struct{}
-
-	dispatched chan struct{} // closed once Successes and Errors are drained
-
-	// records recycles records (producer messages with their key, value
-	// and headers) once the producer hands them back: no allocation per
-	// event in the steady state, less GC.
-	records sync.Pool
 }
 
 // call tracks the messages of one PublishAsync call.
@@ -101,49 +95,17 @@ type call struct {
 }
 
 func newPublisher(client sarama.Client, t *topics, log *slog.Logger) (*publisher, error) {
-	producer, err := sarama.NewAsyncProducerFromClient(client)
+	prod, err := newProducer(client, client.Config(), log)
 	if err != nil {
 		return nil, err
 	}
-	p := &publisher{
-		producer:   producer,
-		topics:     t,
-		log:        log,
-		closing:    make(chan struct{}),
-		calls:      map[*call]struct{}{},
-		dispatched: make(chan struct{}),
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for m := range producer.Successes() {
-			switch md := m.Metadata.(type) {
-			case *record:
-				md.call.ack(nil)
-				p.recycle(md)
-			case *call: // a record built elsewhere, such as a checkpoint
-				md.ack(nil)
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for e := range producer.Errors() {
-			err := fmt.Errorf("publish to kafka topic %q: %w", e.Msg.Topic, e.Err)
-			switch md := e.Msg.Metadata.(type) {
-			case *record:
-				md.call.ack(err)
-			case *call:
-				md.ack(err)
-			}
-		}
-	}()
-	go func() {
-		wg.Wait()
-		close(p.dispatched)
-	}()
-	return p, nil
+	return &publisher{
+		prod:    prod,
+		topics:  t,
+		log:     log,
+		closing: make(chan struct{}),
+		calls:   map[*call]struct{}{},
+	}, nil
 }
 
 func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
@@ -154,18 +116,88 @@ func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*mess
 		done(nil)
 		return nil
 	}
-	c := &call{done: done, p: p}
-	records := make([]*sarama.ProducerMessage, len(msgs))
-	now := time.Now()
-	for i, m := range msgs {
-		records[i] = p.toRecord(topic, m, c, now)
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Payload) + 256
 	}
-	return p.enqueue(ctx, topic, c, records)
+	c := &call{done: done, p: p}
+	return p.enqueueWith(ctx, topic, c, len(msgs), size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
+		pr := p.prod
+		for _, m := range msgs {
+			var nh int
+			pr.headers, nh = appendHeaders(pr.headers[:0], m)
+			var key []byte
+			if k := m.Metadata[core.MetadataKey]; k != "" {
+				key = bytesOf(k)
+			}
+			pr.add(parts, key, m.Payload, nh, pr.headers, ts, now, c, w)
+		}
+	})
 }
 
-// enqueue hands records, all tracked by c, to the producer.
+// appendHeaders encodes the metadata of m as record headers, one to one,
+// adding ce_id from the message UUID when absent, and returns their count.
+func appendHeaders(dst []byte, m *message.Message) ([]byte, int) {
+	nh, hasID := 0, false
+	for k, v := range m.Metadata {
+		dst = appendVarintString(dst, k)
+		dst = appendVarintString(dst, v)
+		nh++
+		if k == core.HeaderID {
+			hasID = true
+		}
+	}
+	if !hasID {
+		dst = appendVarintString(dst, core.HeaderID)
+		dst = appendVarintString(dst, m.UUID)
+		nh++
+	}
+	return dst, nh
+}
+
+// enqueue hands records, all tracked by c, to the producer: their key,
+// value and headers as they are.
 func (p *publisher) enqueue(ctx context.Context, topic string, c *call, records []*sarama.ProducerMessage) error {
-	c.remaining.Store(int64(len(records)))
+	type rec struct{ key, value []byte }
+	recs := make([]rec, len(records))
+	size := 0
+	for i, r := range records {
+		var err error
+		if r.Key != nil {
+			if recs[i].key, err = r.Key.Encode(); err != nil {
+				return fmt.Errorf("publish to kafka topic %q: encode key: %w", topic, err)
+			}
+		}
+		if r.Value != nil {
+			if recs[i].value, err = r.Value.Encode(); err != nil {
+				return fmt.Errorf("publish to kafka topic %q: encode value: %w", topic, err)
+			}
+		}
+		size += len(recs[i].key) + len(recs[i].value) + 256
+	}
+	return p.enqueueWith(ctx, topic, c, len(records), size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
+		pr := p.prod
+		for i, r := range records {
+			h := pr.headers[:0]
+			for _, x := range r.Headers {
+				h = appendVarintBytes(h, x.Key)
+				h = appendVarintBytes(h, x.Value)
+			}
+			pr.headers = h
+			pr.add(parts, recs[i].key, recs[i].value, len(r.Headers), h, ts, now, c, w)
+		}
+	})
+}
+
+// enqueueWith registers c for n records taking about size bytes, waits for
+// room in the producer's buffer and calls add with the producer locked.
+// Either every record is enqueued or, with an error, none is.
+func (p *publisher) enqueueWith(ctx context.Context, topic string, c *call, n, size int, add func(parts []*partition, ts int64, now time.Time, w *wakeSet)) error {
+	parts, err := p.prod.partitions(topic)
+	if err != nil {
+		return fmt.Errorf("publish to kafka topic %q: %w", topic, err)
+	}
+	c.remaining.Store(int64(n))
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -176,102 +208,21 @@ func (p *publisher) enqueue(ctx context.Context, topic string, c *call, records 
 	p.mu.Unlock()
 	defer p.senders.Done()
 
-	in := p.producer.Input()
-	for i, r := range records {
-		select {
-		case in <- r:
-			continue
-		case <-ctx.Done():
-			c.abandon(len(records) - i)
-			return fmt.Errorf("publish to kafka topic %q: %d of %d messages not enqueued: %w", topic, len(records)-i, len(records), ctx.Err())
-		case <-p.closing:
-			c.abandon(len(records) - i)
+	now := time.Now()
+	ts := now.UnixMilli()
+	err = p.prod.reserve(ctx, p.closing, size, func(w *wakeSet) { add(parts, ts, now, w) })
+	if err != nil {
+		c.abandon(n)
+		if errors.Is(err, ErrClosed) {
 			return fmt.Errorf("publish to kafka topic %q: %w", topic, ErrClosed)
 		}
+		return fmt.Errorf("publish to kafka topic %q: %d messages not enqueued: %w", topic, n, err)
 	}
 	return nil
 }
 
-// record is a producer message with room for its key, value and headers,
-// recycled as a whole once the producer hands it back, so that building a
-// record allocates nothing in the steady state: the key and value encoders
-// are fields the message points to (an interface holding a pointer does not
-// allocate), and the headers use the array inside.
-type record struct {
-	msg     sarama.ProducerMessage
-	call    *call // the PublishAsync call the record belongs to
-	key     rawBytes
-	value   rawBytes
-	headers [recordHeaders]sarama.RecordHeader
-}
-
-// recordHeaders is the room for headers inside a record: the eight usual
-// CloudEvents attributes, ce_id and one spare. More headers spill to the
-// heap.
-const recordHeaders = 10
-
-// rawBytes is a sarama.Encoder of bytes the producer only reads.
-type rawBytes struct{ b []byte }
-
-var _ sarama.Encoder = (*rawBytes)(nil)
-
-// Encode returns the bytes.
-func (r *rawBytes) Encode() ([]byte, error) { return r.b, nil }
-
-// Length returns the number of bytes.
-func (r *rawBytes) Length() int { return len(r.b) }
-
-// headerID is the ce_id header key.
-var headerID = []byte(core.HeaderID)
-
-// toRecord maps a message to a record in CloudEvents binary mode: metadata
-// to headers one to one (adding ce_id from the message UUID when absent),
-// payload to value, the partition key to the record key. now is the record
-// timestamp, read once per call rather than once per record.
-func (p *publisher) toRecord(topic string, m *message.Message, c *call, now time.Time) *sarama.ProducerMessage {
-	r, _ := p.records.Get().(*record)
-	if r == nil {
-		r = &record{}
-	}
-	headers := r.headers[:0]
-	hasID := false
-	var key string
-	for k, v := range m.Metadata {
-		headers = append(headers, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(v)})
-		switch k {
-		case core.HeaderID:
-			hasID = true
-		case core.MetadataKey:
-			key = v
-		}
-	}
-	if !hasID {
-		headers = append(headers, sarama.RecordHeader{Key: headerID, Value: bytesOf(m.UUID)})
-	}
-	r.msg.Topic = topic
-	r.msg.Timestamp = now
-	r.value.b = m.Payload
-	r.msg.Value = &r.value
-	r.msg.Headers = headers
-	r.call = c
-	r.msg.Metadata = r
-	if key != "" {
-		r.key.b = bytesOf(key)
-		r.msg.Key = &r.key
-	}
-	return &r.msg
-}
-
-// recycle returns a producer message the producer is done with to the pool.
-// Only messages that succeeded are recycled: a failed one may still be
-// referenced by an error the caller holds.
-func (p *publisher) recycle(r *record) {
-	*r = record{}
-	p.records.Put(r)
-}
-
-// ack counts one message of the call as finished.
-func (c *call) ack(err error) {
+// ackN counts n messages of the call as finished.
+func (c *call) ackN(n int, err error) {
 	if err != nil {
 		c.errMu.Lock()
 		if c.err == nil {
@@ -279,7 +230,7 @@ func (c *call) ack(err error) {
 		}
 		c.errMu.Unlock()
 	}
-	if c.remaining.Add(-1) == 0 {
+	if c.remaining.Add(-int64(n)) == 0 {
 		c.errMu.Lock()
 		err := c.err
 		c.errMu.Unlock()
@@ -308,8 +259,7 @@ func (c *call) finish(err error) {
 }
 
 // close stops intake, flushes what is in flight and stops the producer.
-// When ctx ends first, the calls still waiting fail with ErrClosed and the
-// producer finishes its retries in the background.
+// When ctx ends first, the calls still waiting fail with ErrClosed.
 func (p *publisher) close(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -321,11 +271,8 @@ func (p *publisher) close(ctx context.Context) error {
 	p.mu.Unlock()
 
 	p.senders.Wait()
-	p.producer.AsyncClose()
-	select {
-	case <-p.dispatched:
+	if err := p.prod.close(ctx); err == nil {
 		return nil
-	case <-ctx.Done():
 	}
 	p.mu.Lock()
 	pending := make([]*call, 0, len(p.calls))
@@ -340,8 +287,8 @@ func (p *publisher) close(ctx context.Context) error {
 }
 
 // bytesOf returns the bytes of s without copying them. The producer only
-// reads header bytes (to encode them), never writes, so sharing the string's
-// memory is safe and saves a copy of every header of every message.
+// reads them (to encode them), never writes, so sharing the string's memory
+// is safe and saves a copy.
 func bytesOf(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

@@ -1,0 +1,875 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/klauspost/compress/gzip"
+	snappy "github.com/klauspost/compress/snappy/xerial"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// producer is the stream's idempotent producer. It encodes each record once,
+// straight into the record batch of its partition, and sends the batches of
+// the partitions a broker leads in one produce request (acks from all
+// in-sync replicas), one request in flight per broker, so that a batch
+// forms while the previous request is answered.
+//
+// Idempotence: the producer holds a producer id from the brokers and numbers
+// the records of each partition. A batch keeps its numbers across retries,
+// so a batch whose answer was lost (a cut connection, a timeout) and that is
+// sent again is stored once; one batch per partition is in flight, so
+// records of a partition are stored in the order they were enqueued. After
+// a sequence error, or after giving up on a batch whose outcome is unknown,
+// the producer waits until nothing is in flight, takes a new producer id
+// and numbers the remaining batches afresh.
+//
+// Metadata (partitions, leaders, broker addresses) and producer ids come
+// from sarama's client; produce requests go over the producer's own
+// connections (wire.go).
+type producer struct {
+	client sarama.Client
+	sc     *sarama.Config
+	log    *slog.Logger
+	opts   producerOptions
+
+	ctx    context.Context // ends when the producer stops
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	topics   map[string][]*partition
+	senders  map[int32]*sender
+	pid      int64
+	epoch    int16
+	resetPID bool // take a new producer id once nothing is in flight
+	inflight int  // batches sent and not yet answered
+	buffered int  // bytes of records enqueued and not yet finished
+	space    chan struct{}
+	flushing bool // closing: send every batch without lingering
+	drained  chan struct{}
+	stopped  bool
+	next     uint32 // partition of the next record without a key
+	headers  []byte // one record's encoded headers
+
+	metaWake chan struct{}
+	wg       sync.WaitGroup // senders
+	batches  sync.Pool
+}
+
+// producerOptions are the producer's settings, taken from the client
+// configuration.
+type producerOptions struct {
+	clientID      string
+	acks          int16
+	timeout       time.Duration
+	linger        time.Duration
+	flushBytes    int // with a linger, send a batch at this many bytes
+	flushMessages int // with a linger, send a batch at this many records
+	maxBatchBytes int
+	bufferBytes   int // enqueuing waits above this many buffered bytes
+	codec         sarama.CompressionCodec
+	level         int
+	maxRetries    int
+	backoff       func(retries int) time.Duration
+}
+
+// defaultBufferBytes bounds the records enqueued and not yet acknowledged:
+// enough to keep a full batch per partition in flight and the next ones
+// forming, small enough that a broker outage holds callers back early.
+const defaultBufferBytes = 32 << 20
+
+func producerOptionsOf(sc *sarama.Config) producerOptions {
+	o := producerOptions{
+		clientID:      sc.ClientID,
+		acks:          int16(sc.Producer.RequiredAcks),
+		timeout:       sc.Producer.Timeout,
+		linger:        sc.Producer.Flush.Frequency,
+		flushBytes:    sc.Producer.Flush.Bytes,
+		flushMessages: sc.Producer.Flush.Messages,
+		maxBatchBytes: sc.Producer.MaxMessageBytes,
+		bufferBytes:   max(defaultBufferBytes, 4*sc.Producer.MaxMessageBytes),
+		codec:         sc.Producer.Compression,
+		level:         sc.Producer.CompressionLevel,
+		maxRetries:    sc.Producer.Retry.Max,
+	}
+	backoff := sc.Producer.Retry.BackoffFunc
+	o.backoff = func(retries int) time.Duration {
+		if backoff != nil {
+			return backoff(retries, o.maxRetries)
+		}
+		return sc.Producer.Retry.Backoff
+	}
+	return o
+}
+
+// partition is the producer's state of one topic partition. Guarded by
+// producer.mu.
+type partition struct {
+	topic    string
+	id       int32
+	leader   int32    // broker id; -1 while unknown
+	open     *batch   // the batch records are appended to
+	ready    []*batch // sealed batches, oldest first; ready[0] may be in flight
+	inflight bool
+	nextSeq  int32
+	retries  int // of ready[0]
+	retryAt  time.Time
+}
+
+// seal closes the open batch: later records go to a new one.
+func (pt *partition) seal() {
+	if pt.open != nil {
+		pt.ready = append(pt.ready, pt.open)
+		pt.open = nil
+	}
+}
+
+// batch is a record batch of one partition: its encoded records and the
+// calls they belong to.
+type batch struct {
+	records []byte
+	n       int32
+	firstTS int64 // milliseconds
+	maxTS   int64
+	created time.Time
+	size    int // bytes counted in producer.buffered
+	acks    []batchAck
+
+	hasSeq bool // pid, epoch and seq are set: keep them across retries
+	pid    int64
+	epoch  int16
+	seq    int32
+}
+
+// batchAck counts the records of a batch that belong to one call.
+type batchAck struct {
+	c *call
+	n int
+}
+
+// completion is the outcome of some of a call's records.
+type completion struct {
+	c   *call
+	n   int
+	err error
+}
+
+func newProducer(client sarama.Client, sc *sarama.Config, log *slog.Logger) (*producer, error) {
+	resp, err := client.InitProducerID()
+	if err == nil && resp.Err != sarama.ErrNoError {
+		err = resp.Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get an idempotent producer id: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &producer{
+		client:   client,
+		sc:       sc,
+		log:      log,
+		opts:     producerOptionsOf(sc),
+		ctx:      ctx,
+		cancel:   cancel,
+		topics:   map[string][]*partition{},
+		senders:  map[int32]*sender{},
+		pid:      resp.ProducerID,
+		epoch:    resp.ProducerEpoch,
+		space:    make(chan struct{}),
+		drained:  make(chan struct{}),
+		metaWake: make(chan struct{}, 1),
+	}
+	go p.runMeta()
+	return p, nil
+}
+
+// partitions returns the partitions of topic, learning them on first use.
+func (p *producer) partitions(topic string) ([]*partition, error) {
+	p.mu.Lock()
+	parts := p.topics[topic]
+	p.mu.Unlock()
+	if parts != nil {
+		return parts, nil
+	}
+	ids, err := p.client.Partitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("list partitions of kafka topic %q: %w", topic, err)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("list partitions of kafka topic %q: none", topic)
+	}
+	n := int32(0)
+	for _, id := range ids {
+		n = max(n, id+1)
+	}
+	parts = make([]*partition, n)
+	leaders := make([]*sarama.Broker, n)
+	for i := range parts {
+		parts[i] = &partition{topic: topic, id: int32(i), leader: -1}
+		if b, err := p.client.Leader(topic, int32(i)); err == nil {
+			leaders[i] = b
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if known := p.topics[topic]; known != nil {
+		return known, nil
+	}
+	for i, b := range leaders {
+		if b != nil {
+			parts[i].leader = b.ID()
+			p.ensureSender(b)
+		}
+	}
+	p.topics[topic] = parts
+	return parts, nil
+}
+
+// reserve waits until size more bytes fit the buffer (or ctx ends, or
+// abort is closed), then calls add with the producer locked, and wakes the
+// senders that have work.
+func (p *producer) reserve(ctx context.Context, abort <-chan struct{}, size int, add func(wake *wakeSet)) error {
+	for {
+		p.mu.Lock()
+		if p.stopped || p.flushing {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if p.buffered == 0 || p.buffered+size <= p.opts.bufferBytes {
+			var w wakeSet
+			add(&w)
+			p.mu.Unlock()
+			w.wake(p)
+			return nil
+		}
+		space := p.space
+		p.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-abort:
+			return ErrClosed
+		case <-p.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// wakeSet collects the brokers that got records, to wake their senders once
+// the producer is unlocked.
+type wakeSet struct {
+	brokers []int32
+	meta    bool
+}
+
+func (w *wakeSet) add(broker int32) {
+	if broker < 0 {
+		w.meta = true
+		return
+	}
+	for _, b := range w.brokers {
+		if b == broker {
+			return
+		}
+	}
+	w.brokers = append(w.brokers, broker)
+}
+
+func (w *wakeSet) wake(p *producer) {
+	if len(w.brokers) > 0 {
+		p.mu.Lock()
+		for _, id := range w.brokers {
+			if s := p.senders[id]; s != nil {
+				s.signal()
+			}
+		}
+		p.mu.Unlock()
+	}
+	if w.meta {
+		p.wakeMeta()
+	}
+}
+
+// add appends one record, whose nh headers are encoded in headers, to the
+// batch of its partition among parts. Called with p.mu held.
+func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []byte, ts int64, now time.Time, c *call, w *wakeSet) {
+	var pt *partition
+	if key != nil {
+		pt = parts[int32(murmur2(key)&0x7fffffff)%int32(len(parts))]
+	} else {
+		p.next++
+		pt = parts[p.next%uint32(len(parts))]
+	}
+	b := pt.open
+	if b == nil {
+		b = p.newBatch(ts, now)
+		pt.open = b
+	}
+	body, total := recordLen(b.n, ts-b.firstTS, key, value, nh, len(headers))
+	if b.n > 0 && batchOverhead+len(b.records)+total > p.opts.maxBatchBytes {
+		pt.seal()
+		b = p.newBatch(ts, now)
+		pt.open = b
+		body, total = recordLen(0, 0, key, value, nh, len(headers))
+	}
+	b.records = appendRecord(b.records, body, b.n, ts-b.firstTS, key, value, nh, headers)
+	b.n++
+	b.maxTS = max(b.maxTS, ts)
+	b.size += total
+	p.buffered += total
+	if k := len(b.acks); k > 0 && b.acks[k-1].c == c {
+		b.acks[k-1].n++
+	} else {
+		b.acks = append(b.acks, batchAck{c: c, n: 1})
+	}
+	if p.opts.linger > 0 && (p.opts.flushMessages > 0 && int(b.n) >= p.opts.flushMessages ||
+		p.opts.flushBytes > 0 && len(b.records) >= p.opts.flushBytes) {
+		pt.seal()
+	}
+	w.add(pt.leader)
+}
+
+func (p *producer) newBatch(ts int64, now time.Time) *batch {
+	b, _ := p.batches.Get().(*batch)
+	if b == nil {
+		b = &batch{}
+	}
+	b.firstTS, b.maxTS, b.created = ts, ts, now
+	return b
+}
+
+func (p *producer) recycle(b *batch) {
+	clear(b.acks)
+	*b = batch{records: b.records[:0], acks: b.acks[:0]}
+	p.batches.Put(b)
+}
+
+// sender writes the produce requests of one broker.
+type sender struct {
+	id   int32
+	addr string
+	wake chan struct{}
+
+	connMu sync.Mutex
+	conn   *brokerConn
+
+	// Used by the sender's goroutine only.
+	req     []byte
+	comp    bytes.Buffer
+	results []partitionResult
+	sent    []*partition
+}
+
+func (s *sender) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ensureSender starts the sender of broker b unless it runs. Called with
+// p.mu held.
+func (p *producer) ensureSender(b *sarama.Broker) {
+	if _, ok := p.senders[b.ID()]; ok || p.stopped {
+		return
+	}
+	s := &sender{id: b.ID(), addr: b.Addr(), wake: make(chan struct{}, 1)}
+	p.senders[s.id] = s
+	p.wg.Add(1)
+	go p.runSender(s)
+}
+
+func (p *producer) runSender(s *sender) {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if p.ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		wait := p.collect(s, time.Now())
+		p.mu.Unlock()
+		if len(s.sent) == 0 {
+			timer.Reset(wait)
+			select {
+			case <-s.wake:
+			case <-timer.C:
+			case <-p.ctx.Done():
+				return
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			continue
+		}
+		err := p.produce(s)
+		for _, c := range p.handle(s, err) {
+			c.c.ackN(c.n, c.err)
+		}
+	}
+}
+
+// collect picks, for each partition s's broker leads, the batch to send
+// next, and gives each its sequence numbers on its first send. It returns
+// how long to wait when there is none. Called with p.mu held.
+func (p *producer) collect(s *sender, now time.Time) time.Duration {
+	s.sent = s.sent[:0]
+	wait := time.Hour
+	if p.resetPID {
+		return wait // woken once the new producer id is there
+	}
+	size := 0
+	for _, parts := range p.topics {
+		for _, pt := range parts {
+			if pt.leader != s.id || pt.inflight {
+				continue
+			}
+			if now.Before(pt.retryAt) {
+				wait = min(wait, pt.retryAt.Sub(now))
+				continue
+			}
+			if len(pt.ready) == 0 && pt.open != nil {
+				if due := pt.open.created.Add(p.opts.linger); p.opts.linger > 0 && !p.flushing && now.Before(due) {
+					wait = min(wait, due.Sub(now))
+					continue
+				}
+				pt.seal()
+			}
+			if len(pt.ready) == 0 {
+				continue
+			}
+			b := pt.ready[0]
+			if len(s.sent) > 0 && size+len(b.records) > p.opts.maxBatchBytes*4 {
+				wait = 0
+				continue
+			}
+			if !b.hasSeq {
+				b.hasSeq, b.pid, b.epoch, b.seq = true, p.pid, p.epoch, pt.nextSeq
+				pt.nextSeq = addSeq(pt.nextSeq, b.n)
+			}
+			pt.inflight = true
+			p.inflight++
+			size += len(b.records)
+			s.sent = append(s.sent, pt)
+		}
+	}
+	return wait
+}
+
+// addSeq advances a sequence number by n; numbers wrap to 0 past the
+// largest int32, as brokers expect.
+func addSeq(seq, n int32) int32 {
+	if seq > math.MaxInt32-n {
+		return n - (math.MaxInt32 - seq) - 1
+	}
+	return seq + n
+}
+
+// produce sends the batches of s.sent and reads the answer into s.results.
+func (p *producer) produce(s *sender) error {
+	req := appendRequestHeader(s.req[:0], apiProduce, produceVersion, p.opts.clientID)
+	req = append(req, 0xff, 0xff) // no transactional id
+	req = appendUint16(req, uint16(p.opts.acks))
+	req = appendUint32(req, uint32(p.opts.timeout.Milliseconds()))
+	var topics uint32
+	for i, pt := range s.sent {
+		if i == 0 || pt.topic != s.sent[i-1].topic {
+			topics++
+		}
+	}
+	req = appendUint32(req, topics)
+	for i, pt := range s.sent {
+		if i == 0 || pt.topic != s.sent[i-1].topic {
+			n := uint32(1)
+			for _, next := range s.sent[i+1:] {
+				if next.topic != pt.topic {
+					break
+				}
+				n++
+			}
+			req = appendString(req, pt.topic)
+			req = appendUint32(req, n)
+		}
+		b := pt.ready[0]
+		records, err := p.compress(s, b.records)
+		if err != nil {
+			return fmt.Errorf("compress record batch with %s: %w", p.opts.codec, err)
+		}
+		req = appendUint32(req, uint32(pt.id))
+		req = appendUint32(req, uint32(batchOverhead+len(records)))
+		start := len(req)
+		req = appendBatchHeader(req, b, p.opts.codec, len(records))
+		req = append(req, records...)
+		finishBatch(req, start)
+	}
+	s.req = req
+
+	s.connMu.Lock()
+	conn := s.conn
+	s.connMu.Unlock()
+	if conn == nil {
+		c, err := dialBroker(p.ctx, s.addr, p.sc)
+		if err != nil {
+			return fmt.Errorf("connect to kafka broker %d at %s: %w", s.id, s.addr, err)
+		}
+		s.connMu.Lock()
+		if p.ctx.Err() != nil {
+			s.connMu.Unlock()
+			c.close()
+			return ErrClosed
+		}
+		s.conn, conn = c, c
+		s.connMu.Unlock()
+	}
+	body, err := conn.roundTrip(req)
+	if err != nil {
+		return fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, s.addr, err)
+	}
+	s.results, err = parseProduceResponse(body, s.results[:0])
+	return err
+}
+
+// compress returns records compressed with the producer's codec.
+func (p *producer) compress(s *sender, records []byte) ([]byte, error) {
+	s.comp.Reset()
+	switch p.opts.codec {
+	case sarama.CompressionNone:
+		return records, nil
+	case sarama.CompressionLZ4:
+		w := lz4.NewWriter(&s.comp)
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(records); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+	case sarama.CompressionZSTD:
+		level := zstd.SpeedDefault
+		if p.opts.level != sarama.CompressionLevelDefault {
+			level = zstd.EncoderLevelFromZstd(p.opts.level)
+		}
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+		if err != nil {
+			return nil, err
+		}
+		out := enc.EncodeAll(records, s.comp.AvailableBuffer())
+		_ = enc.Close()
+		return out, nil
+	case sarama.CompressionGZIP:
+		level := gzip.DefaultCompression
+		if p.opts.level != sarama.CompressionLevelDefault {
+			level = p.opts.level
+		}
+		w, err := gzip.NewWriterLevel(&s.comp, level)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(records); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+	case sarama.CompressionSnappy:
+		return snappy.Encode(s.comp.AvailableBuffer(), records), nil
+	default:
+		return nil, fmt.Errorf("unsupported codec %d", p.opts.codec)
+	}
+	return s.comp.Bytes(), nil
+}
+
+// handle applies the answer to s.sent (err: no answer) and returns the
+// completions to report once unlocked.
+func (p *producer) handle(s *sender, err error) []completion {
+	if err != nil {
+		s.closeConn()
+	}
+	now := time.Now()
+	var done []completion
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	before := p.buffered
+	meta := false
+	for _, pt := range s.sent {
+		pt.inflight = false
+		p.inflight--
+		b := pt.ready[0]
+		perr, retriable, refresh := err, true, true
+		if err == nil {
+			perr, retriable, refresh = resultOf(s.results, pt)
+		}
+		if perr == nil {
+			done = p.finish(pt, done, nil)
+			continue
+		}
+		if errors.Is(perr, sarama.ErrOutOfOrderSequenceNumber) || errors.Is(perr, sarama.ErrUnknownProducerID) ||
+			errors.Is(perr, sarama.ErrInvalidProducerEpoch) || errors.Is(perr, sarama.ErrProducerFenced) {
+			p.resetPID = true
+		}
+		wrapped := fmt.Errorf("publish to kafka topic %q partition %d: %w", pt.topic, pt.id, perr)
+		if retriable && pt.retries < p.opts.maxRetries && !p.stopped {
+			pt.retries++
+			pt.retryAt = now.Add(p.opts.backoff(pt.retries))
+			if refresh {
+				pt.leader = -1
+				meta = true
+			}
+			if pt.retries == 1 {
+				p.log.Warn("kafka publish failed; retrying", "topic", pt.topic, "partition", pt.id, "records", b.n, "err", perr)
+			}
+			continue
+		}
+		if retriable {
+			// The batch may or may not be stored under its numbers: a
+			// new producer id keeps later batches from being taken for
+			// duplicates of it.
+			p.resetPID = true
+		} else {
+			pt.nextSeq = b.seq // refused: its numbers are free again
+		}
+		done = p.finish(pt, done, wrapped)
+	}
+	if p.buffered < before {
+		close(p.space)
+		p.space = make(chan struct{})
+		if p.flushing && p.buffered == 0 {
+			close(p.drained)
+		}
+	}
+	if meta || p.resetPID && p.inflight == 0 {
+		p.wakeMeta()
+	}
+	return done
+}
+
+// finish removes the first ready batch of pt, reporting err for its
+// records. Called with p.mu held.
+func (p *producer) finish(pt *partition, done []completion, err error) []completion {
+	b := pt.ready[0]
+	pt.ready[0] = nil
+	pt.ready = pt.ready[1:]
+	if len(pt.ready) == 0 {
+		pt.ready = pt.ready[:0:0]
+	}
+	pt.retries = 0
+	pt.retryAt = time.Time{}
+	p.buffered -= b.size
+	for _, a := range b.acks {
+		done = append(done, completion{c: a.c, n: a.n, err: err})
+	}
+	p.recycle(b)
+	return done
+}
+
+// resultOf returns the broker's answer for pt: nil when stored, else the
+// error, whether sending again may succeed and whether leaders should be
+// looked up again first.
+func resultOf(results []partitionResult, pt *partition) (err error, retriable, refresh bool) {
+	for _, r := range results {
+		if r.partition != pt.id || r.topic != pt.topic {
+			continue
+		}
+		switch r.err {
+		case sarama.ErrNoError, sarama.ErrDuplicateSequenceNumber:
+			return nil, false, false
+		case sarama.ErrNotLeaderForPartition, sarama.ErrLeaderNotAvailable, sarama.ErrUnknownTopicOrPartition,
+			sarama.ErrKafkaStorageError, sarama.ErrFencedLeaderEpoch, sarama.ErrUnknownLeaderEpoch,
+			sarama.ErrBrokerNotAvailable, sarama.ErrReplicaNotAvailable, sarama.ErrNetworkException:
+			return r.err, true, true
+		case sarama.ErrRequestTimedOut, sarama.ErrNotEnoughReplicas, sarama.ErrNotEnoughReplicasAfterAppend,
+			sarama.ErrInvalidMessage, sarama.ErrThrottlingQuotaExceeded, sarama.ErrOutOfOrderSequenceNumber,
+			sarama.ErrUnknownProducerID, sarama.ErrInvalidProducerEpoch, sarama.ErrProducerFenced:
+			return r.err, true, false
+		default:
+			return r.err, false, false
+		}
+	}
+	return errors.New("the broker's answer left the partition out"), true, true
+}
+
+func (s *sender) closeConn() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.conn != nil {
+		_ = s.conn.close()
+		s.conn = nil
+	}
+}
+
+func (p *producer) wakeMeta() {
+	select {
+	case p.metaWake <- struct{}{}:
+	default:
+	}
+}
+
+// runMeta looks up the leaders of partitions that lost theirs and takes a
+// new producer id when one is due, retrying with backoff while the brokers
+// do not answer.
+func (p *producer) runMeta() {
+	retries := 0
+	for {
+		if retries == 0 {
+			select {
+			case <-p.metaWake:
+			case <-p.ctx.Done():
+				return
+			}
+		} else {
+			select {
+			case <-time.After(p.opts.backoff(retries)):
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		p.mu.Lock()
+		needPID := p.resetPID && p.inflight == 0
+		var topics []string
+		for topic, parts := range p.topics {
+			for _, pt := range parts {
+				if pt.leader < 0 {
+					topics = append(topics, topic)
+					break
+				}
+			}
+		}
+		p.mu.Unlock()
+		var err error
+		if needPID {
+			err = p.renewPID()
+		}
+		if err == nil && len(topics) > 0 {
+			err = p.route(topics)
+		}
+		if err != nil {
+			retries++
+			if retries == 1 {
+				p.log.Warn("kafka producer metadata unavailable; retrying", "err", err)
+			}
+			continue
+		}
+		retries = 0
+	}
+}
+
+// renewPID takes a new producer id and numbers every batch not yet sent
+// afresh. Nothing is in flight.
+func (p *producer) renewPID() error {
+	resp, err := p.client.InitProducerID()
+	if err == nil && resp.Err != sarama.ErrNoError {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("get a new idempotent producer id: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pid, p.epoch, p.resetPID = resp.ProducerID, resp.ProducerEpoch, false
+	for _, parts := range p.topics {
+		for _, pt := range parts {
+			pt.nextSeq = 0
+			for _, b := range pt.ready {
+				b.hasSeq = false
+			}
+		}
+	}
+	for _, s := range p.senders {
+		s.signal()
+	}
+	return nil
+}
+
+// route refreshes the metadata of topics and gives their leaderless
+// partitions the current leader.
+func (p *producer) route(topics []string) error {
+	if err := p.client.RefreshMetadata(topics...); err != nil {
+		return fmt.Errorf("refresh metadata of kafka topics %v: %w", topics, err)
+	}
+	var errs []error
+	for _, topic := range topics {
+		p.mu.Lock()
+		parts := p.topics[topic]
+		var ids []int32
+		for _, pt := range parts {
+			if pt.leader < 0 {
+				ids = append(ids, pt.id)
+			}
+		}
+		p.mu.Unlock()
+		for _, id := range ids {
+			b, err := p.client.Leader(topic, id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("leader of kafka topic %q partition %d: %w", topic, id, err))
+				continue
+			}
+			p.mu.Lock()
+			parts[id].leader = b.ID()
+			p.ensureSender(b)
+			s := p.senders[b.ID()]
+			p.mu.Unlock()
+			if s != nil {
+				s.signal()
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close sends what is buffered, bounded by ctx, then stops the senders and
+// closes their connections.
+func (p *producer) close(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.flushing {
+		p.flushing = true
+		if p.buffered == 0 {
+			close(p.drained)
+		}
+	}
+	for _, s := range p.senders {
+		s.signal()
+	}
+	p.mu.Unlock()
+	var err error
+	select {
+	case <-p.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.mu.Lock()
+	p.stopped = true
+	senders := make([]*sender, 0, len(p.senders))
+	for _, s := range p.senders {
+		senders = append(senders, s)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	for _, s := range senders {
+		s.closeConn()
+	}
+	p.wg.Wait()
+	for _, s := range senders {
+		s.closeConn()
+	}
+	return err
+}
+
+func appendUint16(dst []byte, v uint16) []byte { return append(dst, byte(v>>8), byte(v)) }
+
+func appendUint32(dst []byte, v uint32) []byte {
+	return append(dst, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
