@@ -69,11 +69,9 @@ func appendMetadata(b []byte, md map[string]string) []byte {
 
 // encodeMetadata returns md in the batch encoding.
 func encodeMetadata(md map[string]string) []byte {
-	n := uvarintLen(uint64(len(md)))
-	for k, v := range md {
-		n += uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v)
-	}
-	return appendMetadata(make([]byte, 0, n), md)
+	// One pass over the map: CloudEvents metadata usually fits the
+	// guess, and append grows the buffer when it does not.
+	return appendMetadata(make([]byte, 0, 16+48*len(md)), md)
 }
 
 // emptyMetadata is the encoding of no metadata.

@@ -63,33 +63,39 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 	p.inflight.Add(1)
 	p.mu.Unlock()
 
-	rows := make([]row, len(msgs))
-	for i, m := range msgs {
+	if len(msgs) == 0 {
+		p.inflight.Done()
+		done(nil)
+		return nil
+	}
+	o := &op{pub: p, pubDone: done}
+	o.rows = o.one[:0]
+	if len(msgs) > 1 {
+		o.rows = make([]row, 0, len(msgs))
+	}
+	for _, m := range msgs {
 		// The metadata is encoded now; the payload is copied into its
 		// batch by the writer, before done is called.
 		r := row{topic: topic, uuid: m.UUID, payload: m.Payload, metadata: emptyMetadata}
 		if len(m.Metadata) > 0 {
 			r.metadata = encodeMetadata(m.Metadata)
 		}
-		rows[i] = r
+		o.rows = append(o.rows, r)
 	}
-	if len(rows) == 0 {
-		p.inflight.Done()
-		done(nil)
-		return nil
-	}
-	o := &op{rows: rows, done: func(err error) {
-		if err != nil {
-			err = fmt.Errorf("publish %d messages to topic %q: %w", len(msgs), topic, err)
-		}
-		done(err)
-		p.inflight.Done()
-	}}
 	if err := p.st.enqueue(ctx, o); err != nil {
 		p.inflight.Done()
 		return fmt.Errorf("publish to topic %q: %w", topic, err)
 	}
 	return nil
+}
+
+// finish reports the outcome of o, a publish, to its caller.
+func (p *Publisher) finish(o *op, err error) {
+	if err != nil {
+		err = fmt.Errorf("publish %d messages to topic %q: %w", len(o.rows), o.rows[0].topic, err)
+	}
+	o.pubDone(err)
+	p.inflight.Done()
 }
 
 // Close refuses further publishes and waits for the pending ones. It is

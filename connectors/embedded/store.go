@@ -256,7 +256,7 @@ type store struct {
 
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
-	wbuf     []byte    // the writer's batch buffer
+	wbuf     []byte      // the writer's batch buffer
 	wtopics  []topicRows // the writer's rows by topic
 
 	groupsMu sync.Mutex

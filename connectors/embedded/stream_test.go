@@ -606,3 +606,77 @@ func TestOpenErrorsNameTheFile(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchesSplitAndResume publishes more than one batch row holds, and a
+// message larger than a batch row, in one call: every message is read in
+// order, and a group resumes in the middle of a batch.
+func TestBatchesSplitAndResume(t *testing.T) {
+	dir := t.TempDir()
+	s := openStream(t, dir, nil)
+	var msgs []*message.Message
+	var ids []string
+	for i := range 2500 {
+		id := fmt.Sprintf("m%04d", i)
+		ids = append(ids, id)
+		payload := bytes.Repeat([]byte{byte(i)}, 1024)
+		if i == 1700 {
+			payload = bytes.Repeat([]byte{7}, 3<<20)
+		}
+		m := message.NewMessage(id, payload)
+		m.Metadata.Set("n", fmt.Sprint(i))
+		msgs = append(msgs, m)
+	}
+	if err := s.Publisher().Publish("orders", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := openDB(t, dir).QueryRow(`SELECT COUNT(*) FROM batches`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows < 4 {
+		t.Errorf("%d batch rows for 5.5 MiB of messages, want at least 4", rows)
+	}
+
+	group := core.SubscribeOptions{Group: "g", From: core.FromBeginning}
+	check := func(got []*message.Message, from int) {
+		t.Helper()
+		for i, m := range got {
+			want := msgs[from+i]
+			if m.UUID != want.UUID || !bytes.Equal(m.Payload, want.Payload) || m.Metadata.Get("n") != want.Metadata.Get("n") {
+				t.Fatalf("message %d is %s (%d bytes), want %s (%d bytes)", from+i, m.UUID, len(m.Payload), want.UUID, len(want.Payload))
+			}
+		}
+	}
+	check(receiveMessages(t, s, group, "orders", 1234), 0)
+	check(receiveMessages(t, s, group, "orders", 2500-1234), 1234)
+	if got := receive(t, s, core.SubscribeOptions{From: core.FromBeginning}, "orders", 2500); !reflect.DeepEqual(got, ids) {
+		t.Errorf("from the beginning read %d messages, not the %d published in order", len(got), len(ids))
+	}
+}
+
+// receiveMessages reads n messages from a new subscription of topic,
+// acking each.
+func receiveMessages(t *testing.T, s *embedded.Stream, opts core.SubscribeOptions, topic string, n int) []*message.Message {
+	t.Helper()
+	sub, err := s.Subscriber(opts)
+	if err != nil {
+		t.Fatalf("subscriber: %v", err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	var out []*message.Message
+	for len(out) < n {
+		m, ok := <-ch
+		if !ok {
+			t.Fatalf("subscription ended after %d messages, want %d", len(out), n)
+		}
+		m.Ack()
+		out = append(out, m)
+	}
+	return out
+}

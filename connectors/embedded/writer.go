@@ -33,13 +33,31 @@ type offsetCommit struct {
 }
 
 // op is one unit of work for the writer. Every op in a batch is written in
-// one transaction, then its done is called.
+// one transaction, then finished: its outcome goes to done, or for a
+// publish to its publisher.
 type op struct {
 	rows       []row
 	commit     *offsetCommit
 	checkpoint *checkpointRow
 	lease      *leaseReq
 	done       func(error)
+
+	// A publish reports through its publisher rather than done, and
+	// keeps a single message's row inline: two allocations fewer per
+	// message.
+	pub     *Publisher
+	pubDone func(error)
+	one     [1]row
+}
+
+// finish reports the outcome of o.
+func (o *op) finish(err error) {
+	switch {
+	case o.pub != nil:
+		o.pub.finish(o, err)
+	case o.done != nil:
+		o.done(err)
+	}
 }
 
 type checkpointRow struct {
@@ -48,7 +66,7 @@ type checkpointRow struct {
 }
 
 // enqueue hands o to the writer. It blocks while the queue is full, no
-// longer than ctx allows. When it returns nil, o.done will be called.
+// longer than ctx allows. When it returns nil, o.finish will be called.
 func (st *store) enqueue(ctx context.Context, o *op) error {
 	st.mu.Lock()
 	if st.closed {
@@ -153,9 +171,7 @@ func (st *store) write(batch []*op) {
 		if len(o.rows) > 0 {
 			inserted = true
 		}
-		if o.done != nil {
-			o.done(err)
-		}
+		o.finish(err)
 	}
 	if err == nil && inserted {
 		st.broadcast()
