@@ -56,6 +56,7 @@ func BenchmarkPublish1KB(b *testing.B) {
 	}{
 		{"default", nil}, // no linger, no compression
 		{"lz4", map[string]any{"compression": "lz4"}},
+		{"zstd", map[string]any{"compression": "zstd"}},
 		{"linger=5ms", map[string]any{"linger": "5ms"}},
 		{"linger=5ms,lz4", map[string]any{"linger": "5ms", "compression": "lz4"}},
 		{"linger=20ms,1MB", map[string]any{"linger": "20ms", "batch_max_bytes": 1 << 20}},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"sync"
 	"time"
 
@@ -59,9 +60,11 @@ type producer struct {
 	next     uint32 // partition of the next record without a key
 	headers  []byte // one record's encoded headers
 
+	free      []*batch // finished batches kept for reuse
+	freeBytes int
+
 	metaWake chan struct{}
 	wg       sync.WaitGroup // senders
-	batches  sync.Pool
 }
 
 // producerOptions are the producer's settings, taken from the client
@@ -82,9 +85,10 @@ type producerOptions struct {
 }
 
 // defaultBufferBytes bounds the records enqueued and not yet acknowledged:
-// enough to keep a full batch per partition in flight and the next ones
+// enough to keep a request of full batches in flight and the next one
 // forming, small enough that a broker outage holds callers back early.
-const defaultBufferBytes = 32 << 20
+// Batch buffers up to as many bytes are kept for reuse.
+const defaultBufferBytes = 8 << 20
 
 func producerOptionsOf(sc *sarama.Config) producerOptions {
 	o := producerOptions{
@@ -317,6 +321,10 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 	if b.n > 0 && batchOverhead+len(b.records)+total > p.opts.maxBatchBytes {
 		pt.seal()
 		b = p.newBatch(ts, now)
+		if cap(b.records) < p.opts.maxBatchBytes {
+			// The last batch filled up: so will this one, most likely.
+			b.records = make([]byte, 0, p.opts.maxBatchBytes)
+		}
 		pt.open = b
 		body, total = recordLen(0, 0, key, value, nh, len(headers))
 	}
@@ -337,19 +345,33 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 	w.add(pt.leader)
 }
 
+// newBatch returns an empty batch, a recycled one when there is one.
+// Called with p.mu held.
 func (p *producer) newBatch(ts int64, now time.Time) *batch {
-	b, _ := p.batches.Get().(*batch)
-	if b == nil {
+	var b *batch
+	if n := len(p.free); n > 0 {
+		b = p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		p.freeBytes -= cap(b.records)
+	} else {
 		b = &batch{}
 	}
 	b.firstTS, b.maxTS, b.created = ts, ts, now
 	return b
 }
 
+// recycle keeps b for a later batch, while the batches kept hold less
+// than the buffer's bound: their buffers have grown to the size batches
+// take, so reusing them saves growing new ones. Called with p.mu held.
 func (p *producer) recycle(b *batch) {
 	clear(b.acks)
 	*b = batch{records: b.records[:0], acks: b.acks[:0]}
-	p.batches.Put(b)
+	if p.freeBytes+cap(b.records) > p.opts.bufferBytes {
+		return
+	}
+	p.free = append(p.free, b)
+	p.freeBytes += cap(b.records)
 }
 
 // sender writes the produce requests of one broker.
@@ -362,10 +384,21 @@ type sender struct {
 	conn   *brokerConn
 
 	// Used by the sender's goroutine only.
-	req     []byte
+	req     []byte    // the request but for uncompressed records
+	segs    []segment // where uncompressed records go into req
+	bufs    net.Buffers
 	comp    bytes.Buffer
+	lz4     *lz4.Writer
+	zstd    *zstd.Encoder
+	gzip    *gzip.Writer
 	results []partitionResult
 	sent    []*partition
+}
+
+// segment places the records of a batch after req[:end] in a request.
+type segment struct {
+	end     int
+	records []byte
 }
 
 func (s *sender) signal() {
@@ -511,10 +544,27 @@ func (p *producer) produce(s *sender) error {
 		req = appendUint32(req, uint32(batchOverhead+len(records)))
 		start := len(req)
 		req = appendBatchHeader(req, b, p.opts.codec, len(records))
+		if p.opts.codec == sarama.CompressionNone {
+			// Written from the batch itself (writev), not copied.
+			setBatchCRC(req[start:], records)
+			s.segs = append(s.segs, segment{end: len(req), records: records})
+			continue
+		}
 		req = append(req, records...)
-		finishBatch(req, start)
+		setBatchCRC(req[start:], nil)
 	}
 	s.req = req
+	s.bufs = s.bufs[:0]
+	from := 0
+	for _, seg := range s.segs {
+		s.bufs = append(s.bufs, req[from:seg.end], seg.records)
+		from = seg.end
+	}
+	if from < len(req) {
+		s.bufs = append(s.bufs, req[from:])
+	}
+	clear(s.segs)
+	s.segs = s.segs[:0]
 
 	s.connMu.Lock()
 	conn := s.conn
@@ -533,7 +583,7 @@ func (p *producer) produce(s *sender) error {
 		s.conn, conn = c, c
 		s.connMu.Unlock()
 	}
-	body, err := conn.roundTrip(req)
+	body, err := conn.roundTrip(s.bufs)
 	if err != nil {
 		return fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, s.addr, err)
 	}
@@ -541,48 +591,59 @@ func (p *producer) produce(s *sender) error {
 	return err
 }
 
-// compress returns records compressed with the producer's codec.
+// compress returns records compressed with the producer's codec, in a
+// buffer of s valid until the next call.
 func (p *producer) compress(s *sender, records []byte) ([]byte, error) {
 	s.comp.Reset()
 	switch p.opts.codec {
 	case sarama.CompressionNone:
 		return records, nil
 	case sarama.CompressionLZ4:
-		w := lz4.NewWriter(&s.comp)
-		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+		if s.lz4 == nil {
+			s.lz4 = lz4.NewWriter(&s.comp)
+			if err := s.lz4.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+				return nil, err
+			}
+		} else {
+			s.lz4.Reset(&s.comp)
+		}
+		if _, err := s.lz4.Write(records); err != nil {
 			return nil, err
 		}
-		if _, err := w.Write(records); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
+		if err := s.lz4.Close(); err != nil {
 			return nil, err
 		}
 	case sarama.CompressionZSTD:
-		level := zstd.SpeedDefault
-		if p.opts.level != sarama.CompressionLevelDefault {
-			level = zstd.EncoderLevelFromZstd(p.opts.level)
+		if s.zstd == nil {
+			level := zstd.SpeedDefault
+			if p.opts.level != sarama.CompressionLevelDefault {
+				level = zstd.EncoderLevelFromZstd(p.opts.level)
+			}
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+			if err != nil {
+				return nil, err
+			}
+			s.zstd = enc
 		}
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
-		if err != nil {
-			return nil, err
-		}
-		out := enc.EncodeAll(records, s.comp.AvailableBuffer())
-		_ = enc.Close()
-		return out, nil
+		return s.zstd.EncodeAll(records, s.comp.AvailableBuffer()), nil
 	case sarama.CompressionGZIP:
-		level := gzip.DefaultCompression
-		if p.opts.level != sarama.CompressionLevelDefault {
-			level = p.opts.level
+		if s.gzip == nil {
+			level := gzip.DefaultCompression
+			if p.opts.level != sarama.CompressionLevelDefault {
+				level = p.opts.level
+			}
+			w, err := gzip.NewWriterLevel(&s.comp, level)
+			if err != nil {
+				return nil, err
+			}
+			s.gzip = w
+		} else {
+			s.gzip.Reset(&s.comp)
 		}
-		w, err := gzip.NewWriterLevel(&s.comp, level)
-		if err != nil {
+		if _, err := s.gzip.Write(records); err != nil {
 			return nil, err
 		}
-		if _, err := w.Write(records); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
+		if err := s.gzip.Close(); err != nil {
 			return nil, err
 		}
 	case sarama.CompressionSnappy:

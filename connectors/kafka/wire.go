@@ -116,11 +116,13 @@ func appendBatchHeader(dst []byte, b *batch, codec sarama.CompressionCodec, reco
 	return binary.BigEndian.AppendUint32(dst, uint32(b.n))
 }
 
-// finishBatch sets the CRC of the batch that starts at start in buf and
-// ends at its end.
-func finishBatch(buf []byte, start int) {
-	crcAt := start + 8 + 4 + 4 + 1
-	binary.BigEndian.PutUint32(buf[crcAt:], crc32.Checksum(buf[crcAt+4:], castagnoli))
+// setBatchCRC sets the CRC of the record batch that starts batch and ends
+// with records (nil when batch holds them).
+func setBatchCRC(batch, records []byte) {
+	const crcAt = 8 + 4 + 4 + 1
+	crc := crc32.Checksum(batch[crcAt+4:], castagnoli)
+	crc = crc32.Update(crc, castagnoli, records)
+	binary.BigEndian.PutUint32(batch[crcAt:], crc)
 }
 
 // appendString appends s as an int16-length-prefixed string.
@@ -274,7 +276,7 @@ func dialBroker(ctx context.Context, addr string, sc *sarama.Config) (*brokerCon
 func (c *brokerConn) saslPlain() error {
 	req := appendRequestHeader(nil, apiSASLHandshake, saslHandshakeVersion, c.sc.ClientID)
 	req = appendString(req, sarama.SASLTypePlaintext)
-	body, err := c.roundTrip(req)
+	body, err := c.roundTrip(net.Buffers{req})
 	if err != nil {
 		return fmt.Errorf("sasl handshake: %w", err)
 	}
@@ -287,7 +289,7 @@ func (c *brokerConn) saslPlain() error {
 	req = appendRequestHeader(nil, apiSASLAuthenticate, saslAuthenticateVersion, c.sc.ClientID)
 	req = binary.BigEndian.AppendUint32(req, uint32(len(auth)))
 	req = append(req, auth...)
-	if body, err = c.roundTrip(req); err != nil {
+	if body, err = c.roundTrip(net.Buffers{req}); err != nil {
 		return fmt.Errorf("sasl authenticate: %w", err)
 	}
 	r = reader{b: body}
@@ -302,26 +304,31 @@ func (c *brokerConn) saslPlain() error {
 	return nil
 }
 
-// roundTrip sends req (built on appendRequestHeader) and returns the body
-// of its response, valid until the next call.
-func (c *brokerConn) roundTrip(req []byte) ([]byte, error) {
+// roundTrip sends the request in bufs (its first buffer built on
+// appendRequestHeader) and returns the body of its response, valid until
+// the next call.
+func (c *brokerConn) roundTrip(bufs net.Buffers) ([]byte, error) {
+	size := 0
+	for _, b := range bufs {
+		size += len(b)
+	}
 	c.corr++
-	binary.BigEndian.PutUint32(req[0:], uint32(len(req)-4))
-	binary.BigEndian.PutUint32(req[8:], uint32(c.corr))
+	binary.BigEndian.PutUint32(bufs[0][0:], uint32(size-4))
+	binary.BigEndian.PutUint32(bufs[0][8:], uint32(c.corr))
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.sc.Net.WriteTimeout)); err != nil {
 		return nil, err
 	}
-	if _, err := c.nc.Write(req); err != nil {
+	if _, err := bufs.WriteTo(c.nc); err != nil {
 		return nil, err
 	}
 	if err := c.nc.SetReadDeadline(time.Now().Add(c.sc.Net.ReadTimeout + c.sc.Producer.Timeout)); err != nil {
 		return nil, err
 	}
-	var size [4]byte
-	if _, err := io.ReadFull(c.br, size[:]); err != nil {
+	var sz [4]byte
+	if _, err := io.ReadFull(c.br, sz[:]); err != nil {
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint32(size[:]))
+	n := int(binary.BigEndian.Uint32(sz[:]))
 	if n < 4 || n > 100<<20 {
 		return nil, fmt.Errorf("kafka response of %d bytes: not a response", n)
 	}
