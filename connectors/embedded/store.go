@@ -38,9 +38,11 @@ var schema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS batches_topic_last ON batches (topic, last_offset)`,
 	`CREATE INDEX IF NOT EXISTS batches_published_at ON batches (published_at)`,
-	// The end of the log: the last offset handed out (it never goes back,
-	// even when pruning deletes every batch) and the last publish time
-	// (publish times never go back either, across processes too).
+	// A floor under the end of the log, for when pruning deletes the
+	// last batch: the log ends at the last batch (the one with the
+	// highest first_offset), or at log_end if that is further. The
+	// writer does not update it, saving a page per transaction; pruning
+	// and migrating do. See endSQL.
 	`CREATE TABLE IF NOT EXISTS log_end (
 		id                INTEGER PRIMARY KEY CHECK (id = 1),
 		last_offset       INTEGER NOT NULL,
@@ -65,6 +67,17 @@ var schema = []string{
 		checkpoint TEXT NOT NULL
 	) WITHOUT ROWID`,
 }
+
+// endSQL reads the end of the log: the last offset handed out (it never
+// goes back, even when pruning deletes every batch) and the last publish
+// time (publish times never go back either, across processes too).
+// Batches written after a migration start after every migrated offset, so
+// the batch with the highest first offset also has the highest last
+// offset, or log_end is further.
+const endSQL = `SELECT
+	MAX(last_offset, COALESCE((SELECT last_offset FROM batches ORDER BY first_offset DESC LIMIT 1), 0)),
+	MAX(last_published_at, COALESCE((SELECT published_at FROM batches ORDER BY first_offset DESC LIMIT 1), 0))
+	FROM log_end WHERE id = 1`
 
 // newerSchemaError reports a file written by a newer version of tributary.
 type newerSchemaError struct{ version int }
@@ -346,7 +359,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		return s
 	}
 	st.insert = prep(st.wconn, `INSERT INTO batches (first_offset, last_offset, topic, published_at, messages) VALUES (?, ?, ?, ?, ?)`)
-	st.readEnd = prep(st.wconn, `SELECT last_offset, last_published_at FROM log_end WHERE id = 1`)
+	st.readEnd = prep(st.wconn, endSQL)
 	st.writeEnd = prep(st.wconn, `UPDATE log_end SET last_offset = ?, last_published_at = ? WHERE id = 1`)
 	st.commit = prep(st.wconn, `INSERT INTO consumer_offsets ("group", topic, "offset") VALUES (?, ?, ?)
 		ON CONFLICT ("group", topic) DO UPDATE SET "offset" = excluded."offset"`)
@@ -373,7 +386,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		WHERE topic = ? AND last_offset > ? ORDER BY last_offset LIMIT ?`)
 	st.loadCP = prep(st.rdb, `SELECT checkpoint FROM checkpoints WHERE connector = ?`)
 	st.loadOff = prep(st.rdb, `SELECT "offset" FROM consumer_offsets WHERE "group" = ? AND topic = ?`)
-	st.lastSeq = prep(st.rdb, `SELECT last_offset FROM log_end WHERE id = 1`)
+	st.lastSeq = prep(st.rdb, endSQL)
 	st.fromTime = prep(st.rdb, `SELECT MIN(first_offset) FROM batches WHERE published_at >= ?`)
 	if err != nil {
 		return nil, err
@@ -409,8 +422,8 @@ func (st *store) release() error {
 
 // lastOffset returns the offset of the last message ever written.
 func (st *store) lastOffset(ctx context.Context) (int64, error) {
-	var n int64
-	if err := st.lastSeq.QueryRowContext(ctx).Scan(&n); err != nil {
+	var n, at int64
+	if err := st.lastSeq.QueryRowContext(ctx).Scan(&n, &at); err != nil {
 		return 0, fmt.Errorf("read last offset of stream database %q: %w", st.file, err)
 	}
 	return n, nil

@@ -375,6 +375,14 @@ func TestRetentionPrunes(t *testing.T) {
 	if got[0] != "new1" {
 		t.Errorf("after prune read %v, want new1", got)
 	}
+	// new1 may be pruned already too, but the end of the log stays.
+	var end int64
+	if err := db.QueryRow(`SELECT MAX(last_offset, COALESCE((SELECT MAX(last_offset) FROM batches), 0)) FROM log_end`).Scan(&end); err != nil {
+		t.Fatal(err)
+	}
+	if end != 4 {
+		t.Errorf("after pruning offsets 1 to 3 and publishing one more, the log ends at %d, want 4", end)
+	}
 }
 
 func TestCloseIdempotentAndAfterFailedOpen(t *testing.T) {

@@ -326,9 +326,6 @@ func (st *store) insertBatches(ctx context.Context, topics []topicRows) error {
 			rows = rows[n:]
 		}
 	}
-	if _, err := st.writeEnd.ExecContext(ctx, last, at); err != nil {
-		return fmt.Errorf("store end of log: %w", err)
-	}
 	return nil
 }
 
@@ -385,6 +382,16 @@ func (st *store) pruneSome(ctx context.Context, cutoff int64) (more bool, err er
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return false, fmt.Errorf("find batches to prune: %w", err)
+	}
+	if len(firsts) > 0 {
+		// Keep the end of the log, which may be a batch about to go.
+		var last, lastAt int64
+		if err := st.readEnd.QueryRowContext(ctx).Scan(&last, &lastAt); err != nil {
+			return false, fmt.Errorf("read end of log: %w", err)
+		}
+		if _, err := st.writeEnd.ExecContext(ctx, last, lastAt); err != nil {
+			return false, fmt.Errorf("store end of log: %w", err)
+		}
 	}
 	for _, first := range firsts {
 		if _, err := st.pruneDel.ExecContext(ctx, first); err != nil {
