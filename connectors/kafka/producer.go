@@ -47,6 +47,7 @@ type producer struct {
 
 	mu       sync.Mutex
 	topics   map[string][]*partition
+	checked  map[string]time.Time // when each topic's partition count was read
 	senders  map[int32]*sender
 	pid      int64
 	epoch    int16
@@ -65,6 +66,9 @@ type producer struct {
 
 	metaWake chan struct{}
 	wg       sync.WaitGroup // senders
+
+	// dial connects to a broker: dialBroker, or a test's stand-in.
+	dial func(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error)
 }
 
 // producerOptions are the producer's settings, taken from the client
@@ -183,57 +187,67 @@ func newProducer(client sarama.Client, sc *sarama.Config, log *slog.Logger) (*pr
 		ctx:      ctx,
 		cancel:   cancel,
 		topics:   map[string][]*partition{},
+		checked:  map[string]time.Time{},
 		senders:  map[int32]*sender{},
 		pid:      resp.ProducerID,
 		epoch:    resp.ProducerEpoch,
 		space:    make(chan struct{}),
 		drained:  make(chan struct{}),
 		metaWake: make(chan struct{}, 1),
+		dial:     dialBroker,
 	}
 	go p.runMeta()
 	return p, nil
 }
 
-// partitions returns the partitions of topic, learning them on first use.
+// partitions returns the partitions of topic, learning them on first use
+// and looking for added ones once per metadata refresh interval.
 func (p *producer) partitions(topic string) ([]*partition, error) {
+	now := time.Now()
 	p.mu.Lock()
-	parts := p.topics[topic]
+	parts, checked := p.topics[topic], p.checked[topic]
 	p.mu.Unlock()
-	if parts != nil {
+	if parts != nil && (p.sc.Metadata.RefreshFrequency <= 0 || now.Sub(checked) < p.sc.Metadata.RefreshFrequency) {
 		return parts, nil
 	}
 	ids, err := p.client.Partitions(topic)
 	if err != nil {
+		if parts != nil {
+			return parts, nil // keep what is known; the next call looks again
+		}
 		return nil, fmt.Errorf("list partitions of kafka topic %q: %w", topic, err)
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("list partitions of kafka topic %q: none", topic)
 	}
 	n := int32(0)
 	for _, id := range ids {
 		n = max(n, id+1)
 	}
-	parts = make([]*partition, n)
+	if n == 0 {
+		return nil, fmt.Errorf("list partitions of kafka topic %q: none", topic)
+	}
 	leaders := make([]*sarama.Broker, n)
-	for i := range parts {
-		parts[i] = &partition{topic: topic, id: int32(i), leader: -1}
-		if b, err := p.client.Leader(topic, int32(i)); err == nil {
+	for i := int32(len(parts)); i < n; i++ {
+		if b, err := p.client.Leader(topic, i); err == nil {
 			leaders[i] = b
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if known := p.topics[topic]; known != nil {
-		return known, nil
+	p.checked[topic] = now
+	parts = p.topics[topic]
+	if int(n) <= len(parts) {
+		return parts, nil
 	}
-	for i, b := range leaders {
-		if b != nil {
-			parts[i].leader = b.ID()
+	grown := make([]*partition, n)
+	copy(grown, parts)
+	for i := len(parts); i < int(n); i++ {
+		grown[i] = &partition{topic: topic, id: int32(i), leader: -1}
+		if b := leaders[i]; b != nil {
+			grown[i].leader = b.ID()
 			p.ensureSender(b)
 		}
 	}
-	p.topics[topic] = parts
-	return parts, nil
+	p.topics[topic] = grown
+	return grown, nil
 }
 
 // reserve waits until size more bytes fit the buffer (or ctx ends, or
@@ -377,7 +391,7 @@ func (p *producer) recycle(b *batch) {
 // sender writes the produce requests of one broker.
 type sender struct {
 	id   int32
-	addr string
+	addr string // guarded by producer.mu
 	wake chan struct{}
 
 	connMu sync.Mutex
@@ -411,7 +425,11 @@ func (s *sender) signal() {
 // ensureSender starts the sender of broker b unless it runs. Called with
 // p.mu held.
 func (p *producer) ensureSender(b *sarama.Broker) {
-	if _, ok := p.senders[b.ID()]; ok || p.stopped {
+	if s, ok := p.senders[b.ID()]; ok {
+		s.addr = b.Addr() // a broker may come back at another address
+		return
+	}
+	if p.stopped {
 		return
 	}
 	s := &sender{id: b.ID(), addr: b.Addr(), wake: make(chan struct{}, 1)}
@@ -430,6 +448,7 @@ func (p *producer) runSender(s *sender) {
 		}
 		p.mu.Lock()
 		wait := p.collect(s, time.Now())
+		addr := s.addr
 		p.mu.Unlock()
 		if len(s.sent) == 0 {
 			timer.Reset(wait)
@@ -447,7 +466,7 @@ func (p *producer) runSender(s *sender) {
 			}
 			continue
 		}
-		err := p.produce(s)
+		err := p.produce(s, addr)
 		for _, c := range p.handle(s, err) {
 			c.c.ackN(c.n, c.err)
 		}
@@ -511,7 +530,7 @@ func addSeq(seq, n int32) int32 {
 }
 
 // produce sends the batches of s.sent and reads the answer into s.results.
-func (p *producer) produce(s *sender) error {
+func (p *producer) produce(s *sender, addr string) error {
 	req := appendRequestHeader(s.req[:0], apiProduce, produceVersion, p.opts.clientID)
 	req = append(req, 0xff, 0xff) // no transactional id
 	req = appendUint16(req, uint16(p.opts.acks))
@@ -570,9 +589,9 @@ func (p *producer) produce(s *sender) error {
 	conn := s.conn
 	s.connMu.Unlock()
 	if conn == nil {
-		c, err := dialBroker(p.ctx, s.addr, p.sc)
+		c, err := p.dial(p.ctx, addr, p.sc)
 		if err != nil {
-			return fmt.Errorf("connect to kafka broker %d at %s: %w", s.id, s.addr, err)
+			return fmt.Errorf("connect to kafka broker %d at %s: %w", s.id, addr, err)
 		}
 		s.connMu.Lock()
 		if p.ctx.Err() != nil {
@@ -585,7 +604,7 @@ func (p *producer) produce(s *sender) error {
 	}
 	body, err := conn.roundTrip(s.bufs)
 	if err != nil {
-		return fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, s.addr, err)
+		return fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, addr, err)
 	}
 	s.results, err = parseProduceResponse(body, s.results[:0])
 	return err

@@ -263,9 +263,11 @@ func dialBroker(ctx context.Context, addr string, sc *sarama.Config) (*brokerCon
 	}
 	c := &brokerConn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), sc: sc}
 	if sc.Net.SASL.Enable {
-		if err := c.saslPlain(); err != nil {
+		stop := context.AfterFunc(ctx, func() { nc.Close() })
+		err := c.saslPlain()
+		if !stop() || err != nil {
 			nc.Close()
-			return nil, err
+			return nil, errors.Join(err, ctx.Err())
 		}
 	}
 	return c, nil

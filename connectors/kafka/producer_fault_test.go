@@ -1,0 +1,232 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/servicetest"
+)
+
+// openTestStream opens a stream on the test broker whose producer connects
+// through dial.
+func openTestStream(t *testing.T, values map[string]any) *Stream {
+	t.Helper()
+	brokers := servicetest.Kafka(t)
+	v := map[string]any{"brokers": []any{brokers[0]}}
+	for k, x := range values {
+		v[k] = x
+	}
+	s := New()
+	if err := s.Configure(core.NewConfig("test", v)); err != nil {
+		t.Fatalf("configure: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Open(ctx, core.Env{Name: "test"}); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close stream: %v", err)
+		}
+	})
+	return s
+}
+
+// cutter stands between the producer and the broker: cut closes every
+// connection and refuses new ones until restore.
+type cutter struct {
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+	dials int
+}
+
+func (c *cutter) dial(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error) {
+	c.mu.Lock()
+	down := c.down
+	c.dials++
+	c.mu.Unlock()
+	if down {
+		return nil, fmt.Errorf("dial %s: connection refused (cut)", addr)
+	}
+	bc, err := dialBroker(ctx, addr, sc)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.conns = append(c.conns, bc.nc)
+	c.mu.Unlock()
+	return bc, nil
+}
+
+func (c *cutter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = true
+	for _, nc := range c.conns {
+		nc.Close()
+	}
+	c.conns = nil
+}
+
+func (c *cutter) restore() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = false
+}
+
+// readAll reads n messages of topic from the beginning.
+func readAll(t *testing.T, s *Stream, topic string, n int) []*message.Message {
+	t.Helper()
+	sub, err := s.Subscriber(core.SubscribeOptions{From: core.FromBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*message.Message
+	timeout := time.After(60 * time.Second)
+	for len(out) < n {
+		select {
+		case m := <-ch:
+			m.Ack()
+			out = append(out, m)
+		case <-timeout:
+			t.Fatalf("read %d of %d messages in 60s", len(out), n)
+		}
+	}
+	// Anything more is a duplicate.
+	select {
+	case m := <-ch:
+		t.Fatalf("read %s beyond the %d published", m.UUID, n)
+	case <-time.After(time.Second):
+	}
+	return out
+}
+
+// checkOnceInOrder checks that msgs hold ev-0 to ev-(n-1) once each, and
+// the events of each key in the order they were published.
+func checkOnceInOrder(t *testing.T, msgs []*message.Message, n int) {
+	t.Helper()
+	seen := map[int]bool{}
+	last := map[string]int{}
+	for _, m := range msgs {
+		i, err := strconv.Atoi(strings.TrimPrefix(m.UUID, "ev-"))
+		if err != nil || i < 0 || i >= n {
+			t.Fatalf("read unknown message %q", m.UUID)
+		}
+		if seen[i] {
+			t.Fatalf("read %s twice", m.UUID)
+		}
+		seen[i] = true
+		key := m.Metadata.Get(core.MetadataKey)
+		if prev, ok := last[key]; ok && i < prev {
+			t.Fatalf("read %s after ev-%d: key %s out of order", m.UUID, prev, key)
+		}
+		last[key] = i
+	}
+}
+
+func eventMessages(from, n int) []*message.Message {
+	msgs := make([]*message.Message, n)
+	for i := range msgs {
+		e := core.Event{
+			ID: fmt.Sprintf("ev-%d", from+i), Source: "tributary/test", SpecVersion: core.SpecVersion,
+			Type: "com.example.thing.happened.v1", Data: []byte(fmt.Sprintf(`{"n":%d}`, from+i)),
+			PartitionKey: fmt.Sprintf("key-%d", (from+i)%11),
+		}
+		msgs[i] = e.ToMessage()
+	}
+	return msgs
+}
+
+// TestProducerRidesOutCutConnections cuts the producer's connections twice
+// while events are published: every call succeeds, and every event is
+// stored once, in order per key (a batch whose answer the cut lost is sent
+// again with its sequence numbers, and the broker keeps one copy).
+func TestProducerRidesOutCutConnections(t *testing.T) {
+	s := openTestStream(t, map[string]any{"topic_partitions": 3})
+	c := &cutter{}
+	prod := s.conn.pub.prod
+	prod.mu.Lock()
+	prod.dial = c.dial
+	prod.mu.Unlock()
+	topic := "cut-" + watermill.NewShortUUID()
+	pub := s.Publisher().(*Publisher)
+
+	const calls, perCall = 60, 50
+	errs := make(chan error, calls)
+	for i := range calls {
+		switch i {
+		case 15, 40:
+			c.cut()
+		case 20, 45:
+			c.restore()
+		}
+		if err := pub.PublishAsync(context.Background(), topic, eventMessages(i*perCall, perCall), func(err error) { errs <- err }); err != nil {
+			t.Fatalf("publish call %d: %v", i, err)
+		}
+		time.Sleep(20 * time.Millisecond) // a steady trickle, so the cuts land mid-stream
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	c.mu.Lock()
+	dials := c.dials
+	c.mu.Unlock()
+	if dials < 3 {
+		t.Fatalf("%d dials: the cuts did not reach the producer", dials)
+	}
+	checkOnceInOrder(t, readAll(t, s, topic, calls*perCall), calls*perCall)
+}
+
+// TestProducerRenewsIDAfterSequenceError makes the producer skip sequence
+// numbers of a partition, as after lost broker state: the broker refuses the
+// batch as out of order, and the producer takes a new producer id and
+// stores it, and what follows, once and in order.
+func TestProducerRenewsIDAfterSequenceError(t *testing.T) {
+	s := openTestStream(t, map[string]any{"topic_partitions": 1})
+	topic := "seq-" + watermill.NewShortUUID()
+	pub := s.Publisher()
+	if err := pub.Publish(topic, eventMessages(0, 10)...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	prod := s.conn.pub.prod
+	prod.mu.Lock()
+	pid := prod.pid
+	prod.topics[topic][0].nextSeq += 5
+	prod.mu.Unlock()
+	if err := pub.Publish(topic, eventMessages(10, 10)...); err != nil {
+		t.Fatalf("publish after the gap: %v", err)
+	}
+	if err := pub.Publish(topic, eventMessages(20, 10)...); err != nil {
+		t.Fatalf("publish after the new id: %v", err)
+	}
+	prod.mu.Lock()
+	renewed := prod.pid != pid
+	prod.mu.Unlock()
+	if !renewed {
+		t.Fatalf("producer id %d kept after an out-of-order sequence", pid)
+	}
+	checkOnceInOrder(t, readAll(t, s, topic, 30), 30)
+}
+

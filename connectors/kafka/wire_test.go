@@ -1,0 +1,163 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+func TestVarintLen(t *testing.T) {
+	for _, v := range []int64{0, 1, -1, 63, -64, 64, -65, 8191, 8192, math.MaxInt32, math.MinInt32, math.MaxInt64, math.MinInt64} {
+		if got, want := varintLen(v), len(binary.AppendVarint(nil, v)); got != want {
+			t.Errorf("varintLen(%d) = %d, want %d", v, got, want)
+		}
+	}
+}
+
+func TestRecordLenMatchesEncoding(t *testing.T) {
+	headers := appendVarintString(appendVarintString(nil, "ce_id"), "e-1")
+	for _, tc := range []struct {
+		name       string
+		key, value []byte
+		offset     int32
+		ts         int64
+	}{
+		{name: "key and value", key: []byte("k"), value: []byte(strings.Repeat("v", 300)), offset: 70, ts: 5},
+		{name: "no key", value: []byte("v"), offset: 0, ts: -3},
+		{name: "no value", key: []byte("k"), offset: 100000, ts: 1 << 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, total := recordLen(tc.offset, tc.ts, tc.key, tc.value, 1, len(headers))
+			rec := appendRecord(nil, body, tc.offset, tc.ts, tc.key, tc.value, 1, headers)
+			if len(rec) != total {
+				t.Fatalf("record of %d bytes, recordLen says %d", len(rec), total)
+			}
+			if n, k := binary.Varint(rec); int(n) != body || k+body != total {
+				t.Fatalf("length prefix %d, want %d", n, body)
+			}
+		})
+	}
+}
+
+func TestAddSeqWraps(t *testing.T) {
+	for _, tc := range []struct{ seq, n, want int32 }{
+		{0, 5, 5},
+		{math.MaxInt32 - 5, 5, math.MaxInt32},
+		{math.MaxInt32 - 5, 6, 0},
+		{math.MaxInt32, 1, 0},
+		{math.MaxInt32 - 1, 10, 8},
+	} {
+		if got := addSeq(tc.seq, tc.n); got != tc.want {
+			t.Errorf("addSeq(%d, %d) = %d, want %d", tc.seq, tc.n, got, tc.want)
+		}
+	}
+}
+
+// fakeSASLBroker answers one connection's SASL handshake and authenticate
+// requests, accepting only user:secret, and reports what it read.
+func fakeSASLBroker(t *testing.T) (addr string, got chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got = make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- "accept: " + err.Error()
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		read := func() (key int16, corr int32, body []byte, err error) {
+			var size [4]byte
+			if _, err = io.ReadFull(br, size[:]); err != nil {
+				return
+			}
+			req := make([]byte, binary.BigEndian.Uint32(size[:]))
+			if _, err = io.ReadFull(br, req); err != nil {
+				return
+			}
+			r := reader{b: req}
+			key = r.int16()
+			r.int16()
+			corr = r.int32()
+			r.string()
+			return key, corr, r.b, r.err
+		}
+		write := func(corr int32, body []byte) {
+			out := binary.BigEndian.AppendUint32(nil, uint32(4+len(body)))
+			out = binary.BigEndian.AppendUint32(out, uint32(corr))
+			c.Write(append(out, body...))
+		}
+		key, corr, body, err := read()
+		if err != nil || key != apiSASLHandshake {
+			got <- "handshake expected"
+			return
+		}
+		r := reader{b: body}
+		mech := r.string()
+		resp := binary.BigEndian.AppendUint16(nil, 0)
+		resp = binary.BigEndian.AppendUint32(resp, 1)
+		write(corr, appendString(resp, "PLAIN"))
+		key, corr, body, err = read()
+		if err != nil || key != apiSASLAuthenticate {
+			got <- "authenticate expected"
+			return
+		}
+		r = reader{b: body}
+		auth := string(r.take(int(r.int32())))
+		code, msg := uint16(0), ""
+		if auth != "\x00user\x00secret" {
+			code, msg = uint16(sarama.ErrSASLAuthenticationFailed), "bad credentials"
+		}
+		resp = binary.BigEndian.AppendUint16(nil, code)
+		resp = appendString(resp, msg)
+		resp = binary.BigEndian.AppendUint32(resp, 0)
+		write(corr, resp)
+		got <- mech + " " + strings.ReplaceAll(auth, "\x00", "|")
+	}()
+	return ln.Addr().String(), got
+}
+
+func TestDialBrokerSASLPlain(t *testing.T) {
+	for _, tc := range []struct {
+		name, password string
+		wantErr        error
+	}{
+		{name: "accepted", password: "secret"},
+		{name: "refused", password: "wrong", wantErr: sarama.ErrSASLAuthenticationFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, got := fakeSASLBroker(t)
+			sc := sarama.NewConfig()
+			sc.Net.SASL.Enable = true
+			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
+			sc.Net.SASL.User = "user"
+			sc.Net.SASL.Password = tc.password
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := dialBroker(ctx, addr, sc)
+			if c != nil {
+				c.close()
+			}
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("dial: %v, want %v", err, tc.wantErr)
+			}
+			if seen := <-got; seen != "PLAIN |user|"+tc.password {
+				t.Fatalf("broker read %q", seen)
+			}
+		})
+	}
+}
