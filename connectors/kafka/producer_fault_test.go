@@ -229,4 +229,3 @@ func TestProducerRenewsIDAfterSequenceError(t *testing.T) {
 	}
 	checkOnceInOrder(t, readAll(t, s, topic, 30), 30)
 }
-
