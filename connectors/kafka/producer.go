@@ -402,6 +402,7 @@ type sender struct {
 	segs    []segment // where uncompressed records go into req
 	bufs    net.Buffers
 	comp    bytes.Buffer
+	out     []byte
 	lz4     *lz4.Writer
 	zstd    *zstd.Encoder
 	gzip    *gzip.Writer
@@ -644,7 +645,8 @@ func (p *producer) compress(s *sender, records []byte) ([]byte, error) {
 			}
 			s.zstd = enc
 		}
-		return s.zstd.EncodeAll(records, s.comp.AvailableBuffer()), nil
+		s.out = s.zstd.EncodeAll(records, s.out[:0])
+		return s.out, nil
 	case sarama.CompressionGZIP:
 		if s.gzip == nil {
 			level := gzip.DefaultCompression
@@ -666,7 +668,8 @@ func (p *producer) compress(s *sender, records []byte) ([]byte, error) {
 			return nil, err
 		}
 	case sarama.CompressionSnappy:
-		return snappy.Encode(s.comp.AvailableBuffer(), records), nil
+		s.out = snappy.Encode(s.out[:0], records)
+		return s.out, nil
 	default:
 		return nil, fmt.Errorf("unsupported codec %d", p.opts.codec)
 	}

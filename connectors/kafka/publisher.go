@@ -47,10 +47,9 @@ func (h *Publisher) Publish(topic string, msgs ...*message.Message) error {
 
 // PublishAsync enqueues msgs for topic and returns; done is called once when
 // all of them are acknowledged, or with the first error. It blocks only
-// while the producer's buffer is full, and no longer than ctx allows. When it
-// returns an error, done is never called; messages enqueued before ctx ended
-// may still be written (delivery is at least once, and event ids let
-// consumers drop the duplicate of a retry).
+// while the producer's buffer is full, and no longer than ctx allows. The
+// call's messages are enqueued all at once: when it returns an error, none
+// was, and done is never called.
 func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
 	if h.err != nil {
 		return fmt.Errorf("publish to kafka topic %q: %w", topic, h.err)
