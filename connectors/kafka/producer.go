@@ -407,7 +407,8 @@ type sender struct {
 	zstd    *zstd.Encoder
 	gzip    *gzip.Writer
 	results []partitionResult
-	sent    []*partition
+	sent    []*partition // the partitions of the request in flight
+	batches []*batch     // and their batches (ready[0] of each)
 }
 
 // segment places the records of a batch after req[:end] in a request.
@@ -478,7 +479,8 @@ func (p *producer) runSender(s *sender) {
 // next, and gives each its sequence numbers on its first send. It returns
 // how long to wait when there is none. Called with p.mu held.
 func (p *producer) collect(s *sender, now time.Time) time.Duration {
-	s.sent = s.sent[:0]
+	clear(s.batches)
+	s.sent, s.batches = s.sent[:0], s.batches[:0]
 	wait := time.Hour
 	if p.resetPID {
 		return wait // woken once the new producer id is there
@@ -516,6 +518,7 @@ func (p *producer) collect(s *sender, now time.Time) time.Duration {
 			p.inflight++
 			size += len(b.records)
 			s.sent = append(s.sent, pt)
+			s.batches = append(s.batches, b)
 		}
 	}
 	return wait
@@ -555,7 +558,7 @@ func (p *producer) produce(s *sender, addr string) error {
 			req = appendString(req, pt.topic)
 			req = appendUint32(req, n)
 		}
-		b := pt.ready[0]
+		b := s.batches[i]
 		records, err := p.compress(s, b.records)
 		if err != nil {
 			return fmt.Errorf("compress record batch with %s: %w", p.opts.codec, err)
