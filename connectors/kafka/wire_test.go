@@ -3,10 +3,17 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"io"
 	"math"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
@@ -64,11 +71,14 @@ func TestAddSeqWraps(t *testing.T) {
 
 // fakeSASLBroker answers one connection's SASL handshake and authenticate
 // requests, accepting only user:secret, and reports what it read.
-func fakeSASLBroker(t *testing.T) (addr string, got chan string) {
+func fakeSASLBroker(t *testing.T, tc *tls.Config) (addr string, got chan string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	t.Cleanup(func() { ln.Close() })
 	got = make(chan string, 1)
@@ -131,17 +141,56 @@ func fakeSASLBroker(t *testing.T) (addr string, got chan string) {
 	return ln.Addr().String(), got
 }
 
+// selfSigned returns a server TLS configuration for 127.0.0.1 and a client
+// one that trusts it.
+func selfSigned(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "broker"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return server, client
+}
+
 func TestDialBrokerSASLPlain(t *testing.T) {
 	for _, tc := range []struct {
 		name, password string
+		tls            bool
 		wantErr        error
 	}{
 		{name: "accepted", password: "secret"},
+		{name: "accepted over TLS", password: "secret", tls: true},
 		{name: "refused", password: "wrong", wantErr: sarama.ErrSASLAuthenticationFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, got := fakeSASLBroker(t)
 			sc := sarama.NewConfig()
+			var serverTLS *tls.Config
+			if tc.tls {
+				serverTLS, sc.Net.TLS.Config = selfSigned(t)
+				sc.Net.TLS.Enable = true
+			}
+			addr, got := fakeSASLBroker(t, serverTLS)
 			sc.Net.SASL.Enable = true
 			sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
 			sc.Net.SASL.User = "user"
