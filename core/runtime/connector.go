@@ -523,6 +523,7 @@ func (s *session) publish(topic string, msgs []*message.Message, done func(), de
 				retry(n, err)
 				return
 			}
+			s.c.r.streamOK.Store(time.Now().UnixNano())
 			s.c.r.metrics.PublishLatency.WithLabelValues(s.c.cfg.Name).Observe(time.Since(start).Seconds())
 			done()
 		})
@@ -603,6 +604,7 @@ func (s *session) commit(ctx context.Context) {
 		}
 	}
 	s.committedSeq = seq
+	s.c.r.streamOK.Store(time.Now().UnixNano())
 	s.c.mu.Lock()
 	s.c.cpPos, s.c.cpTime = cp.Position, cp.Time
 	s.c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -77,6 +78,10 @@ type Options struct {
 	// DrainTimeout bounds draining after a connector's source fails and
 	// before it is reopened. Default 30s.
 	DrainTimeout time.Duration
+	// PingInterval is how often the stream's health is checked. A publish
+	// or checkpoint save that succeeded within the interval counts as the
+	// check; the stream is pinged only when there was none. Default 5s.
+	PingInterval time.Duration
 }
 
 // Runtime runs connectors against one stream.
@@ -85,6 +90,10 @@ type Runtime struct {
 	log        *slog.Logger
 	metrics    *Metrics
 	connectors []*connector
+
+	// streamOK is when a publish or checkpoint save last succeeded (unix
+	// nanoseconds): proof that the stream answers, which spares a ping.
+	streamOK atomic.Int64
 
 	mu          sync.Mutex
 	streamState string
@@ -116,6 +125,9 @@ func New(opts Options) (*Runtime, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 5 * time.Second
 	}
 	if opts.StreamRetry.Initial <= 0 {
 		opts.StreamRetry = Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
@@ -253,8 +265,14 @@ func (r *Runtime) openStream(ctx context.Context) bool {
 	}
 }
 
+// pingLoop checks the stream's health every PingInterval. A publish or
+// checkpoint save that succeeded within the interval proves the stream
+// answers, and then no ping is sent: a ping is not free for the traffic
+// it would compete with (Kafka's asks the broker for every topic's
+// metadata, a request that the produce requests behind it on the
+// connection wait for).
 func (r *Runtime) pingLoop(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(r.opts.PingInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -262,16 +280,20 @@ func (r *Runtime) pingLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := r.opts.Stream.Ping(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			r.setStream("unreachable", err, false)
-		} else {
+		if time.Since(time.Unix(0, r.streamOK.Load())) < r.opts.PingInterval {
 			r.setStream("running", nil, true)
+		} else {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := r.opts.Stream.Ping(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				r.setStream("unreachable", err, false)
+			} else {
+				r.setStream("running", nil, true)
+			}
 		}
 		for _, c := range r.connectors {
 			c.updateGauges()

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +324,76 @@ func TestDeadLetterWriteFailureStopsConnector(t *testing.T) {
 			t.Fatalf("checkpoint %d passed the failed change 10", n)
 		}
 	}
+}
+
+// unreachableStream is a memstream whose Ping always fails.
+type unreachableStream struct {
+	*memstream.Stream
+	pings atomic.Int64
+}
+
+func (s *unreachableStream) Ping(context.Context) error {
+	s.pings.Add(1)
+	return errors.New("broker unreachable")
+}
+
+// trickleSource emits one change every millisecond while flow is set.
+type trickleSource struct {
+	flow atomic.Bool
+	next int
+}
+
+func (s *trickleSource) Configure(core.Config) error                         { return nil }
+func (s *trickleSource) Open(context.Context, core.Env, core.Position) error { return nil }
+func (s *trickleSource) Ack(context.Context, core.Position) error            { return nil }
+func (s *trickleSource) Close(context.Context) error                         { return nil }
+
+func (s *trickleSource) Read(ctx context.Context) ([]core.Change, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+		if s.flow.Load() {
+			s.next++
+			return []core.Change{{
+				Op: core.OpCreate, Key: map[string]any{"id": s.next}, After: map[string]any{"id": s.next},
+				Position: core.Position{Version: 1, Data: []byte(strconv.Itoa(s.next))},
+			}}, nil
+		}
+	}
+}
+
+// TestPublishesStandInForPings checks that an idle stream is pinged, and
+// that publishes that succeed count as its health check instead.
+func TestPublishesStandInForPings(t *testing.T) {
+	st := &unreachableStream{Stream: memstream.New()}
+	src := &trickleSource{}
+	rt, err := runtime.New(runtime.Options{
+		Stream:          st,
+		Connectors:      []runtime.Connector{{Name: "orders", Source: src, Mapper: mapper("orders", 0)}},
+		StateDir:        t.TempDir(),
+		ShutdownTimeout: 5 * time.Second,
+		PingInterval:    20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	waitFor(t, "the idle stream pinged and shown unreachable", func() bool {
+		return rt.Status().Stream.State == "unreachable" && st.pings.Load() > 0
+	})
+	src.flow.Store(true)
+	waitFor(t, "successful publishes showing the stream running", func() bool {
+		return rt.Status().Stream.State == "running"
+	})
 }
