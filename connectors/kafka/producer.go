@@ -51,15 +51,15 @@ type producer struct {
 	senders  map[int32]*sender
 	pid      int64
 	epoch    int16
-	resetPID bool // take a new producer id once nothing is in flight
-	inflight int  // batches sent and not yet answered
-	buffered int  // bytes of records enqueued and not yet finished
-	space    chan struct{}
-	flushing bool // closing: send every batch without lingering
-	drained  chan struct{}
-	stopped  bool
-	next     uint32 // partition of the next record without a key
-	headers  []byte // one record's encoded headers
+	resetPID bool          // take a new producer id once nothing is in flight
+	inflight int           // batches sent and not yet answered
+	buffered int           // bytes of records enqueued and not yet finished
+	space    chan struct{} // closed, then replaced, whenever buffered drops
+	flushing bool          // closing: send every batch without lingering
+	drained  chan struct{} // closed once flushing and nothing is buffered
+	stopped  bool          // closed: give up instead of retrying
+	next     uint32        // partition of the next record without a key
+	headers  []byte        // one record's encoded headers
 
 	free      []*batch // finished batches kept for reuse
 	freeBytes int
@@ -822,6 +822,9 @@ func (p *producer) runMeta() {
 			case <-p.ctx.Done():
 				return
 			}
+		}
+		if p.ctx.Err() != nil {
+			return
 		}
 		p.mu.Lock()
 		needPID := p.resetPID && p.inflight == 0
