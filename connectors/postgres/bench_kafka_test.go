@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,25 +46,37 @@ type stageClock struct {
 	name string
 
 	mu    sync.Mutex
-	at    [][stages]time.Time
+	at    []stamps
 	byPos map[string]int // position -> change index
 	byID  map[string]int // event id -> change index
 	saved int            // changes covered by a stored checkpoint
 	acked int            // changes covered by an Ack
 }
 
-func newStageClock(name string, src core.Source) *stageClock {
-	return &stageClock{Source: src, name: name, byPos: map[string]int{}, byID: map[string]int{}}
+// newStageClock returns a clock for about n changes. Its records are
+// allocated up front and hold no pointers, so that neither their growth
+// nor their scanning by the GC stalls the run it measures.
+func newStageClock(name string, src core.Source, n int) *stageClock {
+	return &stageClock{Source: src, name: name, at: make([]stamps, 0, n), byPos: make(map[string]int, n), byID: make(map[string]int, n)}
 }
+
+// stamps are a change's stage times in Unix nanoseconds, 0 when unknown.
+type stamps [stages]int64
+
+// gap returns the time from stage x to stage y.
+func (s stamps) gap(x, y int) time.Duration { return time.Duration(s[y] - s[x]) }
+
+// since returns the time from t to stage st.
+func (s stamps) since(t time.Time, st int) time.Duration { return time.Duration(s[st] - t.UnixNano()) }
 
 func (a *stageClock) Read(ctx context.Context) ([]core.Change, error) {
 	b, err := a.Source.Read(ctx)
-	now := time.Now()
+	now := time.Now().UnixNano()
 	a.mu.Lock()
 	for _, ch := range b {
 		i := len(a.at)
-		var t [stages]time.Time
-		t[stCommit], t[stRead] = ch.Source.CommitTime, now
+		var t stamps
+		t[stCommit], t[stRead] = ch.Source.CommitTime.UnixNano(), now
 		a.at = append(a.at, t)
 		a.byPos[string(ch.Position.Data)] = i
 		a.byID[core.EventID(a.name, ch.Position, "r")] = i
@@ -73,12 +86,12 @@ func (a *stageClock) Read(ctx context.Context) ([]core.Change, error) {
 }
 
 func (a *stageClock) Ack(ctx context.Context, pos core.Position) error {
-	a.mark(pos, stAck, &a.acked, time.Now())
+	a.mark(pos, stAck, &a.acked, time.Now().UnixNano())
 	return a.Source.Ack(ctx, pos)
 }
 
 // mark sets stage st of every change up to pos not yet marked.
-func (a *stageClock) mark(pos core.Position, st int, done *int, now time.Time) {
+func (a *stageClock) mark(pos core.Position, st int, done *int, now int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	i, ok := a.byPos[string(pos.Data)]
@@ -91,7 +104,7 @@ func (a *stageClock) mark(pos core.Position, st int, done *int, now time.Time) {
 }
 
 func (a *stageClock) markIDs(msgs []*message.Message, st int) {
-	now := time.Now()
+	now := time.Now().UnixNano()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, m := range msgs {
@@ -109,7 +122,7 @@ func (a *stageClock) ackedN() int {
 }
 
 // records returns the stage times of the acknowledged changes.
-func (a *stageClock) records() [][stages]time.Time {
+func (a *stageClock) records() []stamps {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.at[:a.acked])
@@ -152,10 +165,10 @@ type clockStore struct {
 }
 
 func (s *clockStore) Save(ctx context.Context, cp core.Checkpoint) error {
-	start := time.Now()
+	start := time.Now().UnixNano()
 	err := s.CheckpointStore.Save(ctx, cp)
 	if err == nil {
-		end := time.Now()
+		end := time.Now().UnixNano()
 		s.c.mu.Lock()
 		i, ok := s.c.byPos[string(cp.Position.Data)]
 		for j := s.c.saved; ok && j <= i; j++ {
@@ -294,7 +307,9 @@ func BenchmarkSteady5kEmbedded(b *testing.B) {
 
 // steady runs the steady 5k/s load through the runtime mk returns and
 // reports the commit-to-ack percentiles. With -v it also logs where the
-// time goes: each stage's share for all changes and for the slowest 1%.
+// time goes: each stage's share for all changes and for the slowest 1%,
+// the database's own commit times, and how late this process got to run
+// (stalls of the machine, not of the code).
 func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *runtime.Runtime) {
 	d, tb := benchTable(b)
 	secs := 10
@@ -307,12 +322,12 @@ func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *r
 	cfg := neverSnapshot(d.config("bench"))
 	closeSource(b, openSource(b, cfg, core.Position{}))
 	next := 1
-	var all [][stages]time.Time
+	var all []stamps
 	var rate float64
 	var first time.Duration
 	for b.Loop() {
 		name := benchName()
-		clock := newStageClock(name, newSource(b, cfg))
+		clock := newStageClock(name, newSource(b, cfg), 5000*(secs+2)+1000)
 		rt := mk(b, name, clock)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
@@ -327,6 +342,10 @@ func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *r
 		// the percentiles.
 		tick := time.NewTicker(10 * time.Millisecond)
 		start := time.Now()
+		hiccups := func() []int { return nil }
+		if testing.Verbose() {
+			hiccups = startHiccups()
+		}
 		rows, bursts := 0, 0
 		var commits []time.Duration // insert and commit, as the client waits
 		for time.Since(start) < steadyWarmup+time.Duration(secs)*time.Second {
@@ -345,6 +364,9 @@ func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *r
 			}
 		}
 		tick.Stop()
+		if h := hiccups(); h != nil {
+			b.Logf("scheduling hiccups (a 1 ms sleep's overshoot), worst per second after start, ms: %v", h)
+		}
 		rate = float64(rows) / time.Since(start).Seconds()
 		deadline := time.Now().Add(time.Minute)
 		for clock.ackedN() < rows && time.Now().Before(deadline) {
@@ -359,10 +381,10 @@ func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *r
 		}
 		recs := clock.records()
 		if len(recs) > 0 {
-			first = max(first, recs[0][stAck].Sub(recs[0][stCommit]))
+			first = max(first, recs[0].gap(stCommit, stAck))
 		}
 		from := start.Add(steadyWarmup)
-		i, _ := slices.BinarySearchFunc(recs, from, func(r [stages]time.Time, t time.Time) int { return r[stCommit].Compare(t) })
+		i, _ := slices.BinarySearchFunc(recs, from.UnixNano(), func(r stamps, t int64) int { return cmp.Compare(r[stCommit], t) })
 		slices.Sort(commits)
 		b.Logf("insert+commit p50 %.1f p99 %.1f max %.1f ms; %d ticks caught up on missed ones",
 			ms(pct(commits, .5)), ms(pct(commits, .99)), ms(pct(commits, 1)), bursts)
@@ -374,7 +396,7 @@ func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *r
 	}
 	lat := make([]time.Duration, len(all))
 	for i, r := range all {
-		lat[i] = r[stAck].Sub(r[stCommit])
+		lat[i] = r.gap(stCommit, stAck)
 	}
 	slices.Sort(lat)
 	b.ReportMetric(rate, "changes/s")
@@ -382,6 +404,40 @@ func steady(b *testing.B, mk func(b *testing.B, name string, src core.Source) *r
 	b.ReportMetric(ms(pct(lat, 0.99)), "p99-ms")
 	b.ReportMetric(ms(pct(lat, 1)), "max-ms")
 	b.ReportMetric(ms(first), "first-ack-ms")
+}
+
+// startHiccups measures how late this process gets to run: a goroutine
+// sleeps 1 ms at a time and notes the overshoot. The returned func stops
+// it and returns the worst overshoot of each second, in milliseconds. On
+// a machine shared with other work, stalls of every stage at once line up
+// with these.
+func startHiccups() func() []int {
+	stop := make(chan struct{})
+	res := make(chan []int)
+	go func() {
+		var worst []int
+		start := time.Now()
+		for {
+			select {
+			case <-stop:
+				res <- worst
+				return
+			default:
+			}
+			t0 := time.Now()
+			time.Sleep(time.Millisecond)
+			over := time.Since(t0) - time.Millisecond
+			sec := int(t0.Sub(start).Seconds())
+			for len(worst) <= sec {
+				worst = append(worst, 0)
+			}
+			worst[sec] = max(worst[sec], int(over.Milliseconds()))
+		}
+	}()
+	return func() []int {
+		close(stop)
+		return <-res
+	}
 }
 
 // steadyWarmup is the start of a steady run left out of its percentiles.
@@ -396,22 +452,22 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // logStages logs, for each stage, the time since the previous one: its
 // p50/p99/max over all changes and its median over the slowest 1%, and
 // when (seconds after start) the slowest changes were committed.
-func logStages(b *testing.B, start time.Time, recs [][stages]time.Time) {
+func logStages(b *testing.B, start time.Time, recs []stamps) {
 	if len(recs) == 0 {
 		return
 	}
-	total := func(r [stages]time.Time) time.Duration { return r[stAck].Sub(r[stCommit]) }
+	total := func(r stamps) time.Duration { return r.gap(stCommit, stAck) }
 	slow := slices.Clone(recs)
-	slices.SortFunc(slow, func(x, y [stages]time.Time) int { return int(total(y) - total(x)) })
+	slices.SortFunc(slow, func(x, y stamps) int { return cmp.Compare(total(y), total(x)) })
 	slow = slow[:max(1, len(slow)/100)]
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d changes; stage gaps in ms: p50 p99 max | median of slowest 1%%\n", len(recs))
 	for st := stRead; st < stages; st++ {
-		gap := func(rs [][stages]time.Time) []time.Duration {
+		gap := func(rs []stamps) []time.Duration {
 			out := make([]time.Duration, 0, len(rs))
 			for _, r := range rs {
-				if !r[st].IsZero() && !r[st-1].IsZero() {
-					out = append(out, r[st].Sub(r[st-1]))
+				if r[st] != 0 && r[st-1] != 0 {
+					out = append(out, r.gap(st-1, st))
 				}
 			}
 			slices.Sort(out)
@@ -426,14 +482,14 @@ func logStages(b *testing.B, start time.Time, recs [][stages]time.Time) {
 	}
 	seen := map[int]int{}
 	for _, r := range slow {
-		seen[int(r[stCommit].Sub(start).Seconds())]++
+		seen[int(r.since(start, stCommit).Seconds())]++
 	}
 	fmt.Fprintf(&sb, "  slowest 1%% by second committed: %v\n", seen)
 	for i := 0; i < len(slow); i += max(1, len(slow)/5) {
 		r := slow[i]
-		fmt.Fprintf(&sb, "  slowest #%d, committed at %.3fs:", i, r[stCommit].Sub(start).Seconds())
+		fmt.Fprintf(&sb, "  slowest #%d, committed at %.3fs:", i, r.since(start, stCommit).Seconds())
 		for st := stRead; st < stages; st++ {
-			fmt.Fprintf(&sb, " %s %+.1f", stageNames[st], ms(r[st].Sub(r[stCommit])))
+			fmt.Fprintf(&sb, " %s %+.1f", stageNames[st], ms(r.gap(stCommit, st)))
 		}
 		sb.WriteString("\n")
 	}
