@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
@@ -228,4 +229,109 @@ func TestProducerRenewsIDAfterSequenceError(t *testing.T) {
 		t.Fatalf("producer id %d kept after an out-of-order sequence", pid)
 	}
 	checkOnceInOrder(t, readAll(t, s, topic, 30), 30)
+}
+
+// lyingConn passes a broker connection through, but rewrites the error
+// code of every partition in the first `lies` produce responses to code:
+// the broker stored the batches, the producer is told otherwise.
+type lyingConn struct {
+	net.Conn
+	mu   *sync.Mutex
+	lies *int
+	code sarama.KError
+	in   []byte // read from the broker, not yet whole responses
+	out  []byte // whole responses, rewritten, to hand out
+}
+
+func (c *lyingConn) Read(b []byte) (int, error) {
+	for len(c.out) == 0 {
+		buf := make([]byte, 64<<10)
+		n, err := c.Conn.Read(buf)
+		c.in = append(c.in, buf[:n]...)
+		for len(c.in) >= 4 {
+			size := 4 + int(binary.BigEndian.Uint32(c.in))
+			if len(c.in) < size {
+				break
+			}
+			frame := c.in[:size:size]
+			c.in = c.in[size:]
+			c.mu.Lock()
+			if *c.lies > 0 {
+				*c.lies--
+				c.rewrite(frame[8:])
+			}
+			c.mu.Unlock()
+			c.out = append(c.out, frame...)
+		}
+		if err != nil && len(c.out) == 0 {
+			return 0, err
+		}
+	}
+	n := copy(b, c.out)
+	c.out = c.out[n:]
+	return n, nil
+}
+
+// rewrite sets the error code of every partition of a version 7 produce
+// response body.
+func (c *lyingConn) rewrite(body []byte) {
+	r := reader{b: body}
+	for range r.int32() {
+		r.string()
+		for range r.int32() {
+			r.int32()
+			at := len(body) - len(r.b)
+			binary.BigEndian.PutUint16(body[at:], uint16(c.code))
+			r.int16()
+			r.int64()
+			r.int64()
+			r.int64()
+		}
+	}
+}
+
+// TestProducerRetriesWhenToldToRetry answers the first produce requests
+// with a retriable error although the broker stored them: the producer
+// sends the same batches again (after looking the leader up again when told
+// it is not the leader), which the broker recognises by their sequence
+// numbers, so every event is stored once and in order.
+func TestProducerRetriesWhenToldToRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		code sarama.KError
+	}{
+		{name: "not the leader", code: sarama.ErrNotLeaderForPartition},
+		{name: "fewer replicas after append", code: sarama.ErrNotEnoughReplicasAfterAppend},
+		{name: "timed out", code: sarama.ErrRequestTimedOut},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTestStream(t, map[string]any{"topic_partitions": 3})
+			var mu sync.Mutex
+			lies := 3
+			prod := s.conn.pub.prod
+			prod.mu.Lock()
+			prod.dial = func(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error) {
+				bc, err := dialBroker(ctx, addr, sc)
+				if err != nil {
+					return nil, err
+				}
+				bc.nc = &lyingConn{Conn: bc.nc, mu: &mu, lies: &lies, code: tc.code}
+				bc.br.Reset(bc.nc)
+				return bc, nil
+			}
+			prod.mu.Unlock()
+			topic := "lied-" + watermill.NewShortUUID()
+			const n = 600
+			if err := s.Publisher().Publish(topic, eventMessages(0, n)...); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+			mu.Lock()
+			left := lies
+			mu.Unlock()
+			if left != 0 {
+				t.Fatalf("%d rewritten answers left: the producer sent fewer requests than expected", left)
+			}
+			checkOnceInOrder(t, readAll(t, s, topic, n), n)
+		})
+	}
 }
