@@ -218,7 +218,16 @@ func (s *Stream) Ping(ctx context.Context) error {
 		return err
 	}
 	ch := make(chan error, 1)
-	go func() { ch <- c.client.RefreshMetadata() }()
+	go func() {
+		// One topic in use: a ping must not cost the broker a listing of a
+		// large cluster (it delays the produce requests around it). Before
+		// any topic is in use, the request lists them all.
+		if topic, ok := c.topics.any(); ok {
+			ch <- c.client.RefreshMetadata(topic)
+			return
+		}
+		ch <- c.client.RefreshMetadata()
+	}()
 	select {
 	case err := <-ch:
 		if err != nil {

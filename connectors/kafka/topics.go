@@ -64,6 +64,16 @@ func (t *topics) ensure(ctx context.Context, topic string, compact bool) error {
 	}
 }
 
+// any returns a topic known to exist, if there is one.
+func (t *topics) any() (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for topic := range t.known {
+		return topic, true
+	}
+	return "", false
+}
+
 func (t *topics) check(topic string, compact bool, chk *topicCheck) {
 	chk.err = t.create(topic, compact)
 	t.mu.Lock()
