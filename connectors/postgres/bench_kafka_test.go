@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +18,8 @@ import (
 	"github.com/tributary/tributary/connectors/embedded"
 	"github.com/tributary/tributary/connectors/kafka"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/catalog"
+	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
 	"github.com/tributary/tributary/core/servicetest"
 )
@@ -182,16 +183,30 @@ func (s *clockStore) Save(ctx context.Context, cp core.Checkpoint) error {
 	return err
 }
 
-// benchMapper maps each change to one event.
-func benchMapper(name string) runtime.Mapper {
-	return runtime.MapperFunc(func(ch *core.Change) []runtime.Output {
-		data, _ := json.Marshal(ch.After)
-		return []runtime.Output{{Rule: "r", Event: &core.Event{
-			ID: core.EventID(name, ch.Position, "r"), Source: "/bench", SpecVersion: core.SpecVersion,
-			Type: "com.example.order.placed", DataContentType: "application/json", Data: data,
-			PartitionKey: sprintf("%v", ch.Key["id"]),
-		}}}
-	})
+// benchMapper maps each change to one event through the rules engine and
+// the catalog, as a configured connector does: one rule, four fields, a
+// JSON Schema checked.
+func benchMapper(b *testing.B, name string) runtime.Mapper {
+	b.Helper()
+	cat, err := catalog.New([]core.EventType{{
+		Type: "com.example.order.placed", Version: "1",
+		Schema: map[string]any{
+			"type": "object", "required": []any{"id", "total"},
+			"properties": map[string]any{"id": map[string]any{"type": "integer"}, "name": map[string]any{"type": "string"}},
+		},
+	}}, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := rules.Compile(name, []core.Rule{{
+		Name: "order_placed", When: `op == "create"`, Type: "com.example.order.placed",
+		Subject: "string(after.id)", PartitionKey: "string(after.id)",
+		Data: map[string]any{"id": "after.id", "name": "after.name", "total": "after.total", "created": "after.created"},
+	}}, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return runtime.Rules(set)
 }
 
 // benchRuntime returns a runtime streaming src into st as connector name;
@@ -203,7 +218,7 @@ func benchRuntime(b *testing.B, st core.Stream, name string, src core.Source) *r
 	rt, err := runtime.New(runtime.Options{
 		Stream:          st,
 		Topics:          runtime.Topics{Mode: "single", Name: "tributary.bench.postgres"},
-		Connectors:      []runtime.Connector{{Name: name, Type: "postgres_cdc", Source: src, Mapper: benchMapper(name)}},
+		Connectors:      []runtime.Connector{{Name: name, Type: "postgres_cdc", Source: src, Mapper: benchMapper(b, name)}},
 		StateDir:        b.TempDir(),
 		ShutdownTimeout: 30 * time.Second,
 	})
