@@ -3,7 +3,6 @@ package sql_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/tributary/tributary/connectors/embedded"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/catalog"
+	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
 )
 
@@ -78,14 +79,24 @@ func BenchmarkCursorEmbedded(b *testing.B) {
 	d := postgresDB(b)
 	const rows = 200_000
 	tbl := benchOrders(b, d, rows)
-	mapper := runtime.MapperFunc(func(ch *core.Change) []runtime.Output {
-		data, _ := json.Marshal(ch.After)
-		return []runtime.Output{{Rule: "r", Event: &core.Event{
-			ID: core.EventID("bench", ch.Position, "r"), Source: "/bench", SpecVersion: core.SpecVersion,
-			Type: "com.example.order.changed", DataContentType: "application/json", Data: data,
-			PartitionKey: fmt.Sprint(ch.Key["id"]),
-		}}}
-	})
+	// One rule through the rules engine and the catalog, as a configured
+	// connector maps its rows.
+	cat, err := catalog.New([]core.EventType{{
+		Type: "com.example.order.changed", Version: "1",
+		Schema: map[string]any{"type": "object", "required": []any{"id", "status"}},
+	}}, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := rules.Compile("bench", []core.Rule{{
+		Name: "order_changed", Type: "com.example.order.changed",
+		Subject: "string(after.id)", PartitionKey: "string(after.id)",
+		Data: map[string]any{"id": "after.id", "status": "after.status", "total": "after.total", "updated_at": "after.updated_at"},
+	}}, cat)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mapper := runtime.Rules(set)
 	var total time.Duration
 	for b.Loop() {
 		b.StopTimer()
