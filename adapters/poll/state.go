@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -19,8 +20,13 @@ const StateFile = "poll-state.db"
 
 const stateSchema = `
 CREATE TABLE IF NOT EXISTS poll_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+-- poll_seen holds the seen entries of earlier releases, one row each: it is
+-- still read and pruned, no longer written. poll_seen_blocks holds one row
+-- per acknowledgement, its entries framed in data (see encodeSeen).
 CREATE TABLE IF NOT EXISTS poll_seen (id BLOB PRIMARY KEY, c ANY) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS poll_seen_c ON poll_seen (c);
+CREATE TABLE IF NOT EXISTS poll_seen_blocks (seq INTEGER PRIMARY KEY, max_c ANY NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS poll_seen_blocks_c ON poll_seen_blocks (max_c);
 CREATE TABLE IF NOT EXISTS poll_index (
 	rid     INTEGER PRIMARY KEY,
 	key     TEXT    NOT NULL UNIQUE,
@@ -49,17 +55,11 @@ const upsertChunk = 200
 type state struct {
 	db     *sql.DB
 	lookup *sql.Stmt
-	// insSeen and upsert are the statements of full chunks of seen
-	// entries and index rows, prepared once: parsing a statement of
-	// hundreds of rows costs more than running it.
-	insSeen *sql.Stmt
-	upsert  *sql.Stmt
-	path    string
-}
-
-// seenInsert returns the statement inserting n seen entries.
-func seenInsert(n int) string {
-	return `INSERT OR IGNORE INTO poll_seen (id, c) VALUES (?,?)` + strings.Repeat(",(?,?)", n-1)
+	// upsert is the statement of a full chunk of index rows, prepared
+	// once: parsing a statement of hundreds of rows costs more than
+	// running it.
+	upsert *sql.Stmt
+	path   string
 }
 
 // indexUpsert returns the statement upserting n index rows.
@@ -105,9 +105,7 @@ func openState(ctx context.Context, dir string) (*state, error) {
 	}
 	q := "SELECT rid, key, hash, ver FROM poll_index WHERE key IN (?" + strings.Repeat(",?", lookupChunk-1) + ")"
 	if st.lookup, err = db.PrepareContext(ctx, q); err == nil {
-		if st.insSeen, err = db.PrepareContext(ctx, seenInsert(upsertChunk)); err == nil {
-			st.upsert, err = db.PrepareContext(ctx, indexUpsert(upsertChunk))
-		}
+		st.upsert, err = db.PrepareContext(ctx, indexUpsert(upsertChunk))
 	}
 	if err != nil {
 		st.close()
@@ -120,7 +118,7 @@ func (st *state) close() error {
 	if st == nil || st.db == nil {
 		return nil
 	}
-	for _, stmt := range []*sql.Stmt{st.lookup, st.insSeen, st.upsert} {
+	for _, stmt := range []*sql.Stmt{st.lookup, st.upsert} {
 		if stmt != nil {
 			stmt.Close()
 		}
@@ -132,7 +130,7 @@ func (st *state) close() error {
 
 // reset empties the state.
 func (st *state) reset(ctx context.Context) error {
-	_, err := st.db.ExecContext(ctx, `DELETE FROM poll_meta; DELETE FROM poll_seen; DELETE FROM poll_index;`)
+	_, err := st.db.ExecContext(ctx, `DELETE FROM poll_meta; DELETE FROM poll_seen; DELETE FROM poll_seen_blocks; DELETE FROM poll_index;`)
 	if err != nil {
 		return fmt.Errorf("reset poll state %s: %w", st.path, err)
 	}
@@ -204,7 +202,81 @@ func (st *state) loadSeen(ctx context.Context, kind CursorKind, lower cval) (map
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
 	}
+	blocks, err := st.db.QueryContext(ctx, `SELECT seq, data FROM poll_seen_blocks WHERE max_c >= ?`, cursorArg(lower, kind))
+	if err != nil {
+		return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
+	}
+	defer blocks.Close()
+	for blocks.Next() {
+		var seq int64
+		var data []byte
+		if err := blocks.Scan(&seq, &data); err != nil {
+			return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
+		}
+		if err := decodeSeen(data, kind, lower, out); err != nil {
+			return nil, fmt.Errorf("load seen set from poll state %s: block %d: %w", st.path, seq, err)
+		}
+	}
+	if err := blocks.Err(); err != nil {
+		return nil, fmt.Errorf("load seen set from poll state %s: %w", st.path, err)
+	}
 	return out, nil
+}
+
+// encodeSeen frames the seen entries of one commit as one block: for each,
+// its 16-byte id then its cursor (a zigzag varint, or a length-prefixed
+// string for string cursors). It returns the block and its greatest
+// cursor, by which blocks are pruned: one row per commit rather than one
+// B-tree entry per record.
+func encodeSeen(ids [][16]byte, cs []cval, kind CursorKind) ([]byte, cval) {
+	b := make([]byte, 0, len(ids)*(16+binary.MaxVarintLen64))
+	maxC := cs[0]
+	for i, id := range ids {
+		b = append(b, id[:]...)
+		if kind == CursorString {
+			b = binary.AppendUvarint(b, uint64(len(cs[i].s)))
+			b = append(b, cs[i].s...)
+		} else {
+			b = binary.AppendVarint(b, cs[i].i)
+		}
+		if maxC.less(cs[i], kind) {
+			maxC = cs[i]
+		}
+	}
+	return b, maxC
+}
+
+// decodeSeen adds the entries of a block whose cursor is at or after lower
+// to out.
+func decodeSeen(b []byte, kind CursorKind, lower cval, out map[[16]byte]cval) error {
+	for len(b) > 0 {
+		if len(b) < 16 {
+			return errors.New("truncated seen entry")
+		}
+		var id [16]byte
+		copy(id[:], b)
+		b = b[16:]
+		var c cval
+		if kind == CursorString {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || n > uint64(len(b)-k) {
+				return errors.New("truncated seen cursor")
+			}
+			c.s = string(b[k : k+int(n)])
+			b = b[k+int(n):]
+		} else {
+			v, k := binary.Varint(b)
+			if k <= 0 {
+				return errors.New("truncated seen cursor")
+			}
+			c.i = v
+			b = b[k:]
+		}
+		if !c.less(lower, kind) {
+			out[id] = c
+		}
+	}
+	return nil
 }
 
 // lookupKeys returns the committed index rows of keys.
@@ -442,26 +514,17 @@ func (st *state) commit(ctx context.Context, b *commitBatch) (map[string]int64, 
 	}
 	var args []any
 	if len(b.seenIDs) > 0 {
-		ins := tx.StmtContext(ctx, st.insSeen)
-		for start := 0; start < len(b.seenIDs); start += upsertChunk {
-			end := min(start+upsertChunk, len(b.seenIDs))
-			args = args[:0]
-			for i := start; i < end; i++ {
-				args = append(args, b.seenIDs[i][:], cursorArg(b.seenCs[i], b.kind))
-			}
-			var err error
-			if end-start == upsertChunk {
-				_, err = ins.ExecContext(ctx, args...)
-			} else {
-				_, err = tx.ExecContext(ctx, seenInsert(end-start), args...)
-			}
-			if err != nil {
-				return fail(err)
-			}
+		data, maxC := encodeSeen(b.seenIDs, b.seenCs, b.kind)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO poll_seen_blocks (max_c, data) VALUES (?, ?)`, cursorArg(maxC, b.kind), data); err != nil {
+			return fail(err)
 		}
 	}
 	if b.hasPrune {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM poll_seen WHERE c < ?`, cursorArg(b.prune, b.kind)); err != nil {
+		lower := cursorArg(b.prune, b.kind)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM poll_seen_blocks WHERE max_c < ?`, lower); err != nil {
+			return fail(err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM poll_seen WHERE c < ?`, lower); err != nil {
 			return fail(err)
 		}
 	}
