@@ -44,10 +44,10 @@ bench: services build ## every benchmark; figures go in the README's performance
 	  $(GO) test -run '^$$' -bench 'Publish1KB|Subscribe1KB' -benchtime 100000x ./connectors/embedded && \
 	  $(GO) test -run '^$$' -bench 'BenchmarkPublish1KB$$' -benchtime 300000x ./connectors/kafka && \
 	  $(GO) test -run '^$$' -bench 'Handler' -benchtime 50000x ./adapters/webhook && \
-	  $(GO) test -run '^$$' -bench 'Stream|Recvlogical' -benchtime 1x ./connectors/postgres && \
+	  $(GO) test -run '^$$' -bench 'Stream|Recvlogical|Steady5k|SnapshotParallel' -benchtime 1x ./connectors/postgres && \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x ./connectors/sql ./connectors/rest && \
 	  $(GO) test -run '^$$' -bench . -benchtime 200000x ./connectors/plugin && \
-	  bench/webhook.sh embedded kafka
+	  bench/webhook.sh ceiling embedded kafka
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
