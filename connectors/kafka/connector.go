@@ -120,7 +120,7 @@ func (s *Stream) Open(ctx context.Context, env core.Env) error {
 	}
 	c := &conn{cfg: s.cfg, sc: sc, log: logger, client: client, subs: map[*subscriber]struct{}{}}
 	c.topics = newTopics(client, s.cfg)
-	pub, err := newPublisher(client, c.topics, logger)
+	pub, err := newPublisher(ctx, client, c.topics, logger)
 	if err != nil {
 		_ = client.Close()
 		return fmt.Errorf("start kafka producer for %s: %w", strings.Join(s.cfg.Brokers, ","), err)

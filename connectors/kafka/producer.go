@@ -170,11 +170,46 @@ type completion struct {
 	err error
 }
 
-func newProducer(client sarama.Client, sc *sarama.Config, log *slog.Logger) (*producer, error) {
-	resp, err := client.InitProducerID()
-	if err == nil && resp.Err != sarama.ErrNoError {
-		err = resp.Err
+// initPIDWait bounds how long opening waits for a producer id while the
+// brokers answer that they cannot give one yet.
+const initPIDWait = 30 * time.Second
+
+// initProducerID asks for a producer id, retrying with backoff while the
+// brokers answer with a retriable error (a fresh cluster's transaction
+// coordinator still loading, a coordinator moving), until ctx ends or
+// initPIDWait passes.
+func initProducerID(ctx context.Context, client sarama.Client) (*sarama.InitProducerIDResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, initPIDWait)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		resp, err := client.InitProducerID()
+		if err == nil && resp.Err != sarama.ErrNoError {
+			err = resp.Err
+		}
+		if err == nil {
+			return resp, nil
+		}
+		switch {
+		case errors.Is(err, sarama.ErrOffsetsLoadInProgress),
+			errors.Is(err, sarama.ErrConsumerCoordinatorNotAvailable),
+			errors.Is(err, sarama.ErrNotCoordinatorForConsumer),
+			errors.Is(err, sarama.ErrConcurrentTransactions),
+			errors.Is(err, sarama.ErrRequestTimedOut):
+		default:
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (still after %s)", err, initPIDWait)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
+}
+
+func newProducer(ctx context.Context, client sarama.Client, sc *sarama.Config, log *slog.Logger) (*producer, error) {
+	resp, err := initProducerID(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("get an idempotent producer id: %w", err)
 	}
@@ -859,10 +894,7 @@ func (p *producer) runMeta() {
 // renewPID takes a new producer id and numbers every batch not yet sent
 // afresh. Nothing is in flight.
 func (p *producer) renewPID() error {
-	resp, err := p.client.InitProducerID()
-	if err == nil && resp.Err != sarama.ErrNoError {
-		err = resp.Err
-	}
+	resp, err := initProducerID(p.ctx, p.client)
 	if err != nil {
 		return fmt.Errorf("get a new idempotent producer id: %w", err)
 	}

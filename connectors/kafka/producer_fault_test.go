@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -332,6 +333,52 @@ func TestProducerRetriesWhenToldToRetry(t *testing.T) {
 				t.Fatalf("%d rewritten answers left: the producer sent fewer requests than expected", left)
 			}
 			checkOnceInOrder(t, readAll(t, s, topic, n), n)
+		})
+	}
+}
+
+// TestInitProducerIDWaitsForCoordinator: a fresh cluster answers "still
+// loading" to the first producer id requests; opening waits for the id
+// rather than failing, and a lasting error still fails.
+func TestInitProducerIDWaitsForCoordinator(t *testing.T) {
+	tests := []struct {
+		name    string
+		answers []sarama.KError
+		wantErr error
+	}{
+		{"loading then ready", []sarama.KError{sarama.ErrOffsetsLoadInProgress, sarama.ErrConsumerCoordinatorNotAvailable, sarama.ErrNoError}, nil},
+		{"not retriable", []sarama.KError{sarama.ErrClusterAuthorizationFailed}, sarama.ErrClusterAuthorizationFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := sarama.NewMockBroker(t, 1)
+			defer b.Close()
+			var seq []any
+			for _, e := range tc.answers {
+				seq = append(seq, sarama.NewMockInitProducerIDResponse(t).SetError(e).SetProducerID(7).SetProducerEpoch(1))
+			}
+			b.SetHandlerByMap(map[string]sarama.MockResponse{
+				"MetadataRequest":       sarama.NewMockMetadataResponse(t).SetBroker(b.Addr(), b.BrokerID()).SetController(b.BrokerID()),
+				"InitProducerIDRequest": sarama.NewMockSequence(seq...),
+			})
+			sc := sarama.NewConfig()
+			sc.Version = sarama.V2_0_0_0
+			sc.ApiVersionsRequest = false
+			client, err := sarama.NewClient([]string{b.Addr()}, sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			resp, err := initProducerID(context.Background(), client)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("initProducerID = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || resp.ProducerID != 7 {
+				t.Fatalf("initProducerID = %+v, %v; want producer id 7", resp, err)
+			}
 		})
 	}
 }

@@ -93,8 +93,8 @@ type call struct {
 	p         *publisher
 }
 
-func newPublisher(client sarama.Client, t *topics, log *slog.Logger) (*publisher, error) {
-	prod, err := newProducer(client, client.Config(), log)
+func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slog.Logger) (*publisher, error) {
+	prod, err := newProducer(ctx, client, client.Config(), log)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,9 @@ type process interface {
 	PID() int
 	// Kill stops the process at once.
 	Kill()
+	// CloseSend ends the sending side of the transport, so the plugin
+	// reads its end. It must not run concurrently with a send.
+	CloseSend()
 	// Stop ends the session's transport and waits for the process to exit
 	// until ctx is done, then kills it.
 	Stop(ctx context.Context)
@@ -104,6 +107,8 @@ func (p *jsonlProcess) Exit() string {
 	defer p.mu.Unlock()
 	return p.exit
 }
+
+func (p *jsonlProcess) CloseSend() { _ = p.stdin.Close() }
 
 func (p *jsonlProcess) Stop(ctx context.Context) {
 	p.stdin.Close()
@@ -198,8 +203,9 @@ func (p *grpcProcess) Exit() string {
 	return ""
 }
 
+func (p *grpcProcess) CloseSend() { _ = p.stream.CloseSend() }
+
 func (p *grpcProcess) Stop(ctx context.Context) {
-	_ = p.stream.CloseSend()
 	done := make(chan struct{})
 	go func() {
 		// Kill asks the plugin to shut down, and kills it after two

@@ -280,6 +280,13 @@ func (s *session) close(ctx context.Context) error {
 		}
 	}
 	s.stopped.Do(func() { close(s.stop) })
+	// The sending side closes only while no send is in flight: gRPC's
+	// CloseSend must not run concurrently with SendMsg. A send still under
+	// way (a plugin that stopped reading) ends when the process stops.
+	if s.sendMu.TryLock() {
+		s.proc.CloseSend()
+		s.sendMu.Unlock()
+	}
 	s.proc.Stop(ctx)
 	s.fail(errSessionClosed)
 	waited := make(chan struct{})
