@@ -153,7 +153,9 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 	if ev.Subject, err = s.text(st, r.subject); err != nil {
 		return fail("subject", err)
 	}
-	if ev.PartitionKey, err = s.text(st, r.partitionKey); err != nil {
+	if r.keyIsSubject {
+		ev.PartitionKey = ev.Subject
+	} else if ev.PartitionKey, err = s.text(st, r.partitionKey); err != nil {
 		return fail("partition_key", err)
 	}
 	if r.source != nil {

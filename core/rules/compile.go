@@ -33,11 +33,14 @@ type Set struct {
 
 // rule is one compiled rule. A nil program means the expression was empty.
 type rule struct {
-	name          string
-	typ           string
-	when          *program
-	subject       *program
-	partitionKey  *program
+	name         string
+	typ          string
+	when         *program
+	subject      *program
+	partitionKey *program
+	// keyIsSubject says the partition key's expression is the subject's:
+	// the subject's value serves as both.
+	keyIsSubject  bool
 	time          *program
 	source        *program
 	defaultSource string
@@ -123,7 +126,12 @@ func Compile(connector string, rs []core.Rule, cat *catalog.Catalog) (*Set, erro
 		if r.Subject != "" {
 			cr.subject = c.compile(at+".subject", r.Subject)
 		}
-		if r.PartitionKey != "" {
+		switch {
+		case r.PartitionKey != "" && strings.TrimSpace(r.PartitionKey) == strings.TrimSpace(r.Subject):
+			// The usual case of both naming the business key: computed
+			// once per event, for both.
+			cr.keyIsSubject = true
+		case r.PartitionKey != "":
 			cr.partitionKey = c.compile(at+".partition_key", r.PartitionKey)
 		}
 		if r.Time != "" {

@@ -380,3 +380,34 @@ func TestMappingData(t *testing.T) {
 		})
 	}
 }
+
+// TestSubjectAndPartitionKey: a partition key written as the subject's
+// expression gets the subject's value; a different one is computed on its
+// own.
+func TestSubjectAndPartitionKey(t *testing.T) {
+	tests := []struct {
+		name, subject, key string
+		wantSubject        string
+		wantKey            string
+	}{
+		{"same expression", "string(after.id)", " string(after.id) ", "7", "7"},
+		{"different expressions", `"orders/" + string(after.id)`, "after.customer", "orders/7", "c-1"},
+		{"key only", "", "after.customer", "", "c-1"},
+	}
+	ch := &core.Change{Op: core.OpCreate, After: map[string]any{"id": int64(7), "customer": "c-1"}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, err := rules.Compile("erp", []core.Rule{{Name: "r", Type: "com.acme.x", Subject: tc.subject, PartitionKey: tc.key}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := set.Apply(ch)
+			if len(res) != 1 || res[0].Err != nil {
+				t.Fatalf("Apply = %+v", res)
+			}
+			if ev := res[0].Event; ev.Subject != tc.wantSubject || ev.PartitionKey != tc.wantKey {
+				t.Errorf("subject %q, partition key %q; want %q, %q", ev.Subject, ev.PartitionKey, tc.wantSubject, tc.wantKey)
+			}
+		})
+	}
+}
