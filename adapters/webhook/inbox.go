@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,13 +135,15 @@ CREATE TABLE IF NOT EXISTS seen_0 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen_1 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
 `
 
-// dedupSQL records the delivery ids of a JSON array (?1) in the current
-// generation table cur, skipping those either generation already holds, and
-// returns the ids it recorded: one statement per batch rather than one per
-// delivery.
+// dedupSQL records the delivery ids of a JSON array (?1) of hex strings in
+// the current generation table cur, skipping those either generation
+// already holds, and returns the ids it recorded: one statement per batch
+// rather than one per delivery. Hex keeps ids that are not valid UTF-8
+// byte for byte, as they are stored as text.
 func dedupSQL(cur, other string) string {
-	return `INSERT INTO ` + cur + ` (delivery_id) SELECT value FROM json_each(?1) AS j
-		WHERE NOT EXISTS (SELECT 1 FROM ` + other + ` WHERE delivery_id = j.value)
+	return `INSERT INTO ` + cur + ` (delivery_id)
+		SELECT d.id FROM (SELECT CAST(unhex(value) AS TEXT) AS id FROM json_each(?1)) AS d
+		WHERE NOT EXISTS (SELECT 1 FROM ` + other + ` AS o WHERE o.delivery_id = d.id)
 		ON CONFLICT DO NOTHING RETURNING delivery_id`
 }
 
@@ -544,7 +547,9 @@ func (ib *inbox) record(ctx context.Context, gen int, batch []*writeReq) (map[st
 		if i > 0 {
 			ids = append(ids, ',')
 		}
-		ids = appendJSONString(ids, r.rec.id)
+		ids = append(ids, '"')
+		ids = hex.AppendEncode(ids, []byte(r.rec.id))
+		ids = append(ids, '"')
 	}
 	ids = append(ids, ']')
 	ib.idsBuf = ids

@@ -68,7 +68,7 @@ func TestInboxDuplicatesInOneBatch(t *testing.T) {
 	}
 	first := []*writeReq{req("a")}
 	ib.commitBatch(first)
-	batch := []*writeReq{req("b"), req("a"), req(`b`), req("c \"quoted\"")}
+	batch := []*writeReq{req("b"), req("a"), req(`b`), req("c \"quoted\""), req("\xff\x00raw"), req("\xff\x00raw")}
 	ib.commitBatch(batch)
 	var dups []bool
 	for _, r := range append(first, batch...) {
@@ -77,10 +77,10 @@ func TestInboxDuplicatesInOneBatch(t *testing.T) {
 		}
 		dups = append(dups, r.dup)
 	}
-	if want := []bool{false, false, true, true, false}; !slices.Equal(dups, want) {
+	if want := []bool{false, false, true, true, false, false, true}; !slices.Equal(dups, want) {
 		t.Errorf("duplicates = %v, want %v", dups, want)
 	}
-	if want := []string{"a", "b", "c \"quoted\""}; !slices.Equal(committed, want) {
+	if want := []string{"a", "b", "c \"quoted\"", "\xff\x00raw"}; !slices.Equal(committed, want) {
 		t.Errorf("stored = %q, want %q", committed, want)
 	}
 	if seqs := []uint64{batch[0].rec.seq, batch[3].rec.seq}; seqs[0] != 2 || seqs[1] != 3 {
