@@ -162,7 +162,6 @@ func appendSnapshotPos(b []byte, key string, ver int64, h string) []byte {
 type base struct {
 	hash []byte
 	ver  int64
-	rid  int64
 	ok   bool
 }
 

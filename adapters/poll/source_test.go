@@ -24,7 +24,6 @@ type table struct {
 	mu     sync.Mutex
 	rows   map[int64]row
 	hidden map[int64]bool
-	next   int64
 	base   time.Time
 	calls  int
 }

@@ -497,10 +497,6 @@ type commitBatch struct {
 	doneNS     int64
 }
 
-func (b *commitBatch) empty() bool {
-	return len(b.seenIDs) == 0 && !b.hasMark && len(b.upsertKeys) == 0 && len(b.goneKeys) == 0 && b.doneNS == 0
-}
-
 // commit applies b in one transaction and returns the row ids of the
 // upserted keys.
 func (st *state) commit(ctx context.Context, b *commitBatch) (map[string]int64, error) {
@@ -605,11 +601,4 @@ func (st *state) pruneTombstones(ctx context.Context, beforeNS int64) error {
 		return fmt.Errorf("prune poll index %s: %w", st.path, err)
 	}
 	return nil
-}
-
-// indexStats returns the number of live index entries.
-func (st *state) liveCount(ctx context.Context) (int64, error) {
-	var n int64
-	err := st.db.QueryRowContext(ctx, `SELECT count(*) FROM poll_index WHERE hash IS NOT NULL`).Scan(&n)
-	return n, err
 }

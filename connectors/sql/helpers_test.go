@@ -4,7 +4,6 @@ import (
 	"context"
 	dbsql "database/sql"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,20 +19,6 @@ import (
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/servicetest"
 )
-
-var refRe = regexp.MustCompile(`\$\{([^}:]+)(?::-([^}]*))?\}`)
-
-// interpolate stands in for the config loader: ${VAR:-default} takes its
-// default, ${file:...} a fixed value.
-func interpolate(s string) string {
-	return refRe.ReplaceAllStringFunc(s, func(m string) string {
-		sub := refRe.FindStringSubmatch(m)
-		if strings.HasPrefix(sub[1], "file") {
-			return "secret-from-file"
-		}
-		return sub[2]
-	})
-}
 
 // testDB is a database a test creates its own tables in.
 type testDB struct {

@@ -388,9 +388,9 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 	// Every accepted delivery's event must reach the broker once the proxy
 	// is back; then stop the sidecar so nothing more can be written and read
 	// each partition to its end.
-	seen := readFaultTopic(t, brokers, topic, accepted, false)
+	readFaultTopic(t, brokers, topic, accepted, false)
 	stop()
-	seen = readFaultTopic(t, brokers, topic, nil, true)
+	seen := readFaultTopic(t, brokers, topic, nil, true)
 
 	records, duplicates := 0, 0
 	for id, n := range seen {

@@ -84,8 +84,6 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ThroughRuntime", func(t *testing.T) { testRuntime(t, h) })
 }
 
-type serverKey struct{}
-
 // DefaultEnv returns an Env with a temporary state directory, a discarding
 // logger and an HTTP router served by an httptest server (closed at the end
 // of the test). ServerURL returns that server's URL.
