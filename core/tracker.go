@@ -1,6 +1,9 @@
 package core
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Tracker turns out-of-order completions into an in-order low watermark.
 // A source's changes are registered in read order with Add; each is marked
@@ -36,6 +39,35 @@ func (t *Tracker) Add(pos Position) uint64 {
 	return seq
 }
 
+// AddChanges registers chs, in order, as Add does for each, under one lock,
+// and returns the sequence number of the first; the others follow it.
+func (t *Tracker) AddChanges(chs []Change) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seq := t.first + uint64(len(t.pending)-t.head)
+	t.pending = slices.Grow(t.pending, len(chs))
+	for i := range chs {
+		t.pending = append(t.pending, trackEntry{pos: chs[i].Position})
+	}
+	return seq
+}
+
+// DoneAll marks every sequence number of seqs complete, as Done does for
+// each, under one lock, and reports the watermark when it advanced.
+func (t *Tracker) DoneAll(seqs []uint64) (Position, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, seq := range seqs {
+		if seq < t.first {
+			continue
+		}
+		if i := t.head + int(seq-t.first); i < len(t.pending) {
+			t.pending[i].done = true
+		}
+	}
+	return t.advance()
+}
+
 // Done marks the change with sequence number seq complete. It reports the new
 // watermark when it advanced. Marking a sequence twice, or one never added,
 // does nothing.
@@ -50,6 +82,12 @@ func (t *Tracker) Done(seq uint64) (Position, bool) {
 		return Position{}, false
 	}
 	t.pending[i].done = true
+	return t.advance()
+}
+
+// advance moves the watermark past the completed changes at the head.
+// Callers hold mu.
+func (t *Tracker) advance() (Position, bool) {
 	advanced := false
 	for t.head < len(t.pending) && t.pending[t.head].done {
 		t.mark = t.pending[t.head].pos

@@ -25,7 +25,7 @@ type cursorPos struct {
 	H string          `json:"h"`
 }
 
-func appendCursorPos(b []byte, c cval, kind CursorKind, key string, h [16]byte) []byte {
+func appendCursorPos(b []byte, c cval, kind CursorKind, key []byte, h [16]byte) []byte {
 	b = append(b, `{"c":`...)
 	b = c.appendJSON(b, kind)
 	b = append(b, `,"k":`...)
@@ -57,7 +57,7 @@ func decodeCursorPos(p core.Position, kind CursorKind) (cval, error) {
 
 // seenID identifies a record read in cursor mode: SHA-256 of its key,
 // cursor and content hash. h's buffer is reused.
-func (h *hasher) seenID(key string, c cval, sum [16]byte) [16]byte {
+func (h *hasher) seenID(key []byte, c cval, sum [16]byte) [16]byte {
 	b := append(h.buf[:0], key...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, c.i, 10)
@@ -83,7 +83,7 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 	}
 	s.mu.Unlock()
 	h := &hasher{}
-	var pos []byte
+	var pos, keyBuf []byte
 	n := 0
 	// The seen set is pruned during the run as the watermark climbs, so
 	// that it holds about one look-back window of entries, not the run.
@@ -99,7 +99,8 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 				s.mu.Unlock()
 				return core.Fatal(fmt.Errorf("record %d (key %v): %w", n, r.Key, err))
 			}
-			key, err := canonicalKey(r.Key)
+			key, err := appendCanonicalKey(keyBuf[:0], r.Key)
+			keyBuf = key
 			if err != nil {
 				s.mu.Unlock()
 				return core.Fatal(fmt.Errorf("record %d: %w", n, err))
@@ -114,7 +115,7 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 				s.mark, s.hasMark = c, true
 			}
 			pos = appendCursorPos(pos[:0], c, kind, key, sum)
-			p := string(pos)
+			p := s.posArena.copy(pos)
 			s.fifo = append(s.fifo, pending{pos: p, id: id, c: c})
 			changes = append(changes, s.change(r, core.OpUpdate, p, rt))
 		}
@@ -281,7 +282,7 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 			ver := b.ver + 1
 			hs := append([]byte(nil), sum[:]...)
 			pos = appendSnapshotPos(pos[:0], k, ver, hashText(sum))
-			p := string(pos)
+			p := s.posArena.copy(pos)
 			if ov, ok := s.overlay[k]; ok {
 				ov.hash, ov.ver = hs, ver
 				ov.refs++
@@ -412,7 +413,7 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 // Callers hold mu.
 func (s *Source) deleteChange(buf *[]byte, key string, ver int64, rt time.Time) core.Change {
 	*buf = appendSnapshotPos((*buf)[:0], key, ver, "")
-	p := string(*buf)
+	p := s.posArena.copy(*buf)
 	s.fifo = append(s.fifo, pending{pos: p, key: key, ver: ver})
 	var k map[string]any
 	dec := json.NewDecoder(bytes.NewReader([]byte(key)))
@@ -438,8 +439,9 @@ func (s *Source) runEach(ctx context.Context, rt time.Time) error {
 				s.mu.Unlock()
 				return core.Fatal(fmt.Errorf("record %d has no ID: a Fetcher in each mode must name every record's position", n))
 			}
-			s.fifo = append(s.fifo, pending{pos: r.ID, done: r.Done})
-			changes = append(changes, s.change(r, core.OpCreate, r.ID, rt))
+			p := s.posArena.copy([]byte(r.ID))
+			s.fifo = append(s.fifo, pending{pos: p, done: r.Done})
+			changes = append(changes, s.change(r, core.OpCreate, p, rt))
 		}
 		s.mu.Unlock()
 		return s.send(ctx, changes)

@@ -249,8 +249,14 @@ func (a cval) minus(kind CursorKind, d time.Duration, n int64) cval {
 // canonicalKey returns the key as canonical JSON (sorted members), the form
 // positions and the index carry.
 func canonicalKey(key map[string]any) (string, error) {
+	b, err := appendCanonicalKey(nil, key)
+	return string(b), err
+}
+
+// appendCanonicalKey appends the key as canonicalKey returns it.
+func appendCanonicalKey(b []byte, key map[string]any) ([]byte, error) {
 	if len(key) == 0 {
-		return "", fmt.Errorf("record has no key")
+		return b, fmt.Errorf("record has no key")
 	}
 	if len(key) == 1 {
 		// Fast path for the common single-column key.
@@ -258,30 +264,24 @@ func canonicalKey(key map[string]any) (string, error) {
 			if !isPlain(k) {
 				break
 			}
-			var arr [64]byte
-			b := append(append(append(arr[:0], `{"`...), k...), `":`...)
+			start := len(b)
+			b = append(append(append(b, `{"`...), k...), `":`...)
 			switch x := v.(type) {
 			case int64:
-				b = strconv.AppendInt(b, x, 10)
+				return append(strconv.AppendInt(b, x, 10), '}'), nil
 			case string:
-				if !isPlain(x) {
-					b = nil
-					break
+				if isPlain(x) {
+					return append(append(append(b, '"'), x...), `"}`...), nil
 				}
-				b = append(append(append(b, '"'), x...), '"')
-			default:
-				b = nil
 			}
-			if b != nil {
-				return string(append(b, '}')), nil
-			}
+			b = b[:start]
 		}
 	}
-	b, err := json.Marshal(jsonable(key))
+	enc, err := json.Marshal(jsonable(key))
 	if err != nil {
-		return "", fmt.Errorf("encode record key: %w", err)
+		return b, fmt.Errorf("encode record key: %w", err)
 	}
-	return string(b), nil
+	return append(b, enc...), nil
 }
 
 // jsonable converts values encoding/json would render ambiguously
@@ -313,8 +313,10 @@ type hasher struct {
 	buf  []byte
 	keys []string
 	// order is the sorted member names of the last top-level map: the
-	// records of one source usually share them.
+	// records of one source usually share them. vals holds a record's
+	// values in that order while it is encoded.
 	order []string
+	vals  []any
 }
 
 // sum returns the 16-byte content hash of data.
@@ -327,14 +329,23 @@ func (h *hasher) sum(data map[string]any) [16]byte {
 }
 
 // appendRecord appends the encoding of a record's data, as appendValue
-// does, with the member names sorted once for records that share them.
+// does, with the member names sorted once for records that share them: the
+// map is read in one pass, each value put in its name's place.
 func (h *hasher) appendRecord(b []byte, x map[string]any) []byte {
-	same := len(x) == len(h.order) && x != nil
-	for _, k := range h.order {
-		if !same {
-			break
+	if x == nil {
+		return h.appendValue(b, x)
+	}
+	same := len(x) == len(h.order)
+	if same {
+		h.vals = slices.Grow(h.vals[:0], len(x))[:len(x)]
+		for k, v := range x {
+			i, ok := slices.BinarySearch(h.order, k)
+			if !ok {
+				same = false
+				break
+			}
+			h.vals[i] = v
 		}
-		_, same = x[k]
 	}
 	if !same {
 		h.order = h.order[:0]
@@ -342,17 +353,19 @@ func (h *hasher) appendRecord(b []byte, x map[string]any) []byte {
 			h.order = append(h.order, k)
 		}
 		slices.Sort(h.order)
-		if x == nil {
-			return h.appendValue(b, x)
+		h.vals = h.vals[:0]
+		for _, k := range h.order {
+			h.vals = append(h.vals, x[k])
 		}
 	}
 	b = append(b, '{')
 	b = binary.AppendUvarint(b, uint64(len(h.order)))
-	for _, k := range h.order {
+	for i, k := range h.order {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
-		b = h.appendValue(b, x[k])
+		b = h.appendValue(b, h.vals[i])
 	}
+	clear(h.vals)
 	return append(b, '}')
 }
 

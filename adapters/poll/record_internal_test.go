@@ -3,6 +3,7 @@ package poll
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 func TestCanonicalKeyFastPathMatchesJSON(t *testing.T) {
@@ -33,5 +34,27 @@ func TestHasherRecordOrderMatchesValue(t *testing.T) {
 		if got != want {
 			t.Errorf("appendRecord(%v) = %q, want %q", data, got, want)
 		}
+	}
+}
+
+// TestContentHashIsStable pins the content hash and the cursor position:
+// both are stored (seen sets, positions, hence event ids), so a change to
+// either encoding would re-emit records already delivered.
+func TestContentHashIsStable(t *testing.T) {
+	h := &hasher{}
+	data := map[string]any{"id": int64(7), "status": "paid", "total": json.Number("12.50"),
+		"at": time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC), "ok": true, "none": nil}
+	sum := h.sum(data)
+	key, err := appendCanonicalKey(nil, map[string]any{"id": int64(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := string(appendCursorPos(nil, cval{i: 1704164645000006000}, CursorTime, key, sum))
+	const want = `{"c":"2024-01-02T03:04:05.000006Z","k":{"id":7},"h":"Mf27TG_bRbOuneRH"}`
+	if pos != want {
+		t.Errorf("position %s, want %s", pos, want)
+	}
+	if id := h.seenID(key, cval{i: 42}, sum); hashText(id) != `CuwBYSkKcBRTO7K_` {
+		t.Errorf("seen id %s", hashText(id))
 	}
 }

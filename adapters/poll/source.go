@@ -1,11 +1,13 @@
 package poll
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -120,7 +122,7 @@ const (
 // acknowledgement makes durable.
 type pending struct {
 	kind int
-	pos  string
+	pos  []byte // shared with the change's Position.Data
 	// cursor mode
 	id [16]byte
 	c  cval
@@ -182,11 +184,14 @@ type Source struct {
 	running bool
 	after   string
 
-	// modeAny and runAny are the mode and the run time as Meta values,
-	// boxed once per run rather than per change. Guarded by mu.
+	// modeAny is the mode as a Meta value. runMeta is the Meta of the
+	// changes of the run at runAt whose records bring no Meta of their
+	// own: changes are read-only, so they share it. Guarded by mu.
 	modeAny any
-	runAny  any
+	runMeta map[string]any
 	runAt   time.Time
+	// posArena holds the changes' positions. Guarded by mu.
+	posArena arena
 
 	lastRun   time.Time
 	nextRun   time.Time
@@ -359,10 +364,9 @@ func (s *Source) Ack(ctx context.Context, pos core.Position) error {
 		s.mu.Unlock()
 		return nil
 	}
-	key := string(pos.Data)
 	found := -1
 	for j := s.head; j < len(s.fifo); j++ {
-		if s.fifo[j].kind == entryChange && s.fifo[j].pos == key {
+		if s.fifo[j].kind == entryChange && bytes.Equal(s.fifo[j].pos, pos.Data) {
 			found = j
 			break
 		}
@@ -674,7 +678,8 @@ func (s *Source) send(ctx context.Context, batch []core.Change) error {
 }
 
 // change builds the change of a record. Callers hold mu.
-func (s *Source) change(r *Record, op core.Op, pos string, rt time.Time) core.Change {
+// pos becomes the change's Position.Data: callers do not modify it.
+func (s *Source) change(r *Record, op core.Op, pos []byte, rt time.Time) core.Change {
 	src := s.cfg.Source
 	if r.Source.System != "" {
 		src.System = r.Source.System
@@ -694,15 +699,17 @@ func (s *Source) change(r *Record, op core.Op, pos string, rt time.Time) core.Ch
 	if r.Source.TxID != "" {
 		src.TxID = r.Source.TxID
 	}
-	meta := make(map[string]any, len(r.Meta)+2)
-	for k, v := range r.Meta {
-		meta[k] = v
+	if s.runMeta == nil || !s.runAt.Equal(rt) {
+		s.runMeta = map[string]any{"run_time": rt, "poll_mode": s.modeAny}
+		s.runAt = rt
 	}
-	if s.runAny == nil || !s.runAt.Equal(rt) {
-		s.runAny, s.runAt = rt, rt
+	meta := s.runMeta
+	if len(r.Meta) > 0 {
+		meta = make(map[string]any, len(r.Meta)+2)
+		maps.Copy(meta, r.Meta)
+		meta["run_time"] = s.runMeta["run_time"]
+		meta["poll_mode"] = s.modeAny
 	}
-	meta["run_time"] = s.runAny
-	meta["poll_mode"] = s.modeAny
 	if r.Op != "" && s.cfg.Mode != ModeSnapshot {
 		op = r.Op
 	}
@@ -712,7 +719,7 @@ func (s *Source) change(r *Record, op core.Op, pos string, rt time.Time) core.Ch
 		After:    r.Data,
 		Meta:     meta,
 		Source:   src,
-		Position: core.Position{Version: 1, Data: []byte(pos)},
+		Position: core.Position{Version: 1, Data: pos},
 	}
 }
 
@@ -736,3 +743,22 @@ var (
 	_ core.StatusReporter = (*Source)(nil)
 	_ core.HealthChecker  = (*Source)(nil)
 )
+
+// arena hands out read-only copies of short byte strings from shared
+// blocks: one allocation per block rather than per position. A block stays
+// in memory while any position in it does.
+type arena struct{ block []byte }
+
+const arenaBlock = 64 << 10
+
+func (a *arena) copy(b []byte) []byte {
+	if cap(a.block)-len(a.block) < len(b) {
+		if len(b) > arenaBlock/8 {
+			return append([]byte(nil), b...)
+		}
+		a.block = make([]byte, 0, arenaBlock)
+	}
+	start := len(a.block)
+	a.block = append(a.block, b...)
+	return a.block[start:len(a.block):len(a.block)]
+}

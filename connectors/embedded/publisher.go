@@ -73,12 +73,19 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 	if len(msgs) > 1 {
 		o.rows = make([]row, 0, len(msgs))
 	}
+	// The metadata is encoded now, every message's into one buffer; the
+	// payload is copied into its batch by the writer, before done is
+	// called. A buffer outgrown keeps the rows already encoded in it.
+	var md []byte
 	for _, m := range msgs {
-		// The metadata is encoded now; the payload is copied into its
-		// batch by the writer, before done is called.
 		r := row{topic: topic, uuid: m.UUID, payload: m.Payload, metadata: emptyMetadata}
 		if len(m.Metadata) > 0 {
-			r.metadata = encodeMetadata(m.Metadata)
+			if cap(md)-len(md) < 16+48*len(m.Metadata) {
+				md = make([]byte, 0, max(4096, (16+48*len(m.Metadata))*min(len(msgs), 256)))
+			}
+			start := len(md)
+			md = appendMetadata(md, m.Metadata)
+			r.metadata = md[start:len(md):len(md)]
 		}
 		o.rows = append(o.rows, r)
 	}

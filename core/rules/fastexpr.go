@@ -6,10 +6,11 @@ import (
 
 // fastExpr evaluates, without the VM, the expressions rules write most:
 // string and boolean constants, op, connector and position, a field of key,
-// before, after or meta, and ==, !=, +, &&, || and ! over them, such as
+// before, after or meta, string(...) of those, and ==, !=, +, &&, || and !
+// over them, such as
 //
 //	op == "create" && after.status == "NEW"
-//	"orders/" + after.order_id
+//	"orders/" + string(after.order_id)
 //
 // It answers only when every value met has the kind the operator wants:
 // strings for ==, != and +, booleans for &&, || and !. Otherwise ok is
@@ -40,6 +41,7 @@ const (
 	fastAnd
 	fastOr
 	fastNot
+	fastToString
 )
 
 // newFastExpr compiles the parsed tree of an expression that compiled, or
@@ -68,6 +70,12 @@ func newFastExpr(n ast.Node) *fastExpr {
 		if r, ok := mapRoots[id.Value]; ok {
 			return &fastExpr{op: fastField, root: r, field: prop.Value}
 		}
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok {
+			return newFastCall(id.Value, x.Arguments)
+		}
+	case *ast.BuiltinNode:
+		return newFastCall(x.Name, x.Arguments)
 	case *ast.UnaryNode:
 		if x.Operator != "!" && x.Operator != "not" {
 			return nil
@@ -100,6 +108,18 @@ func newFastExpr(n ast.Node) *fastExpr {
 	return nil
 }
 
+// newFastCall compiles string(x) and toString(x): the rules' own function,
+// which fastExpr calls directly.
+func newFastCall(name string, args []ast.Node) *fastExpr {
+	if (name != "string" && name != "toString") || len(args) != 1 {
+		return nil
+	}
+	if e := newFastExpr(args[0]); e != nil {
+		return &fastExpr{op: fastToString, l: e}
+	}
+	return nil
+}
+
 // value evaluates e. ok is false when the VM must decide.
 func (e *fastExpr) value(en *env) (v any, ok bool) {
 	switch e.op {
@@ -127,6 +147,13 @@ func (e *fastExpr) text(en *env) (string, bool) {
 	case fastField:
 		s, ok := e.fieldValue(en).(string)
 		return s, ok
+	case fastToString:
+		v, ok := e.l.value(en)
+		if !ok {
+			return "", false
+		}
+		s, err := toString(v)
+		return s, err == nil
 	case fastConcat:
 		l, ok := e.l.text(en)
 		if !ok {

@@ -3,6 +3,7 @@ package rules
 import (
 	"encoding/json"
 	"reflect"
+	"time"
 	"testing"
 
 	"github.com/tributary/tributary/core"
@@ -19,12 +20,15 @@ func TestFastExprAgreesWithVM(t *testing.T) {
 		`key.id == "7"`, `meta.file + ""`, `before.status == after.status`, `true && false`, `true`, `"x"`,
 		`after.missing == "x"`, `after.num == "1"`, `after.num + "x"`, `after.status and after.flag`,
 		`after.flag and after.status`, `after.flag or after.status`, `after.count == "3"`, `before.x == "y"`,
-		`after["id"] + "!"`,
+		`after["id"] + "!"`, `string(after.id)`, `toString(after.count)`, `"orders/" + string(after.num)`,
+		`string(after.flag)`, `string(after.missing)`, `string(after.id) == "5"`, `string(after.at)`,
+		`string(after.f) + "/" + string(key.id)`, `string(op)`,
 	}
 	changes := []*core.Change{
 		{Op: core.OpCreate, Position: core.Position{Version: 1, Data: []byte("p")},
 			Key: map[string]any{"id": "7"}, Meta: map[string]any{"file": "a.csv"},
-			After: map[string]any{"id": "A-1", "status": "NEW", "flag": true, "num": json.Number("1"), "count": 3}},
+			After: map[string]any{"id": "A-1", "status": "NEW", "flag": true, "num": json.Number("1"), "count": 3,
+				"at": time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC), "f": 1.5}},
 		{Op: core.OpUpdate, Before: map[string]any{"status": "NEW", "x": nil},
 			After: map[string]any{"id": 5, "status": "OLD", "flag": "Y", "num": "1", "count": "3"}},
 		{Op: core.OpDelete},

@@ -399,15 +399,22 @@ func (s *session) handleBatch(batch []core.Change) {
 		}
 		return g
 	}
+	// Changes of a batch mostly share one event type, hence one topic.
+	var lastType, topic string
+	first := s.tracker.AddChanges(batch)
+	var none []uint64 // changes that yield nothing, complete at once
 	for i := range batch {
 		ch := &batch[i]
 		pc := &pcs[i]
-		pc.seq = s.tracker.Add(ch.Position)
+		pc.seq = first + uint64(i)
 		pc.commitTime = ch.Source.CommitTime
 		n := 0
 		for _, o := range s.c.cfg.Mapper.Map(ch) {
 			if o.Err == nil && o.Event != nil {
-				g := get(s.c.r.opts.Topics.For(o.Event.Type), false)
+				if o.Event.Type != lastType || topic == "" {
+					lastType, topic = o.Event.Type, s.c.r.opts.Topics.For(o.Event.Type)
+				}
+				g := get(topic, false)
 				g.msgs = append(g.msgs, o.Event.ToMessage())
 				g.changes = append(g.changes, pc)
 				g.labels = append(g.labels, o.Event.Type)
@@ -431,7 +438,7 @@ func (s *session) handleBatch(batch []core.Change) {
 		}
 		pc.left.Store(int32(n))
 		if n == 0 {
-			s.complete(pc.seq)
+			none = append(none, pc.seq)
 		}
 		// Flush full groups between changes, never in the middle of one,
 		// so that a change's count is set before any of its acks arrive.
@@ -445,6 +452,9 @@ func (s *session) handleBatch(batch []core.Change) {
 		if open[groupKey(g.topic, g.deadLetter)] == g {
 			flush(g)
 		}
+	}
+	if len(none) > 0 {
+		s.complete(none)
 	}
 }
 
@@ -476,6 +486,7 @@ func (s *session) publishGroup(g *group) {
 		}
 		var lag prometheus.Observer
 		now := time.Now()
+		seqs := make([]uint64, 0, len(g.changes))
 		for _, pc := range g.changes {
 			if pc.left.Add(-1) == 0 {
 				if !pc.commitTime.IsZero() {
@@ -484,9 +495,10 @@ func (s *session) publishGroup(g *group) {
 					}
 					lag.Observe(now.Sub(pc.commitTime).Seconds())
 				}
-				s.complete(pc.seq)
+				seqs = append(seqs, pc.seq)
 			}
 		}
+		s.complete(seqs)
 	}, g.deadLetter)
 }
 
@@ -534,11 +546,14 @@ func (s *session) publish(topic string, msgs []*message.Message, done func(), de
 	attempt(0)
 }
 
-// complete marks the change seq durable and wakes the committer when the
+// complete marks the changes seqs durable and wakes the committer when the
 // watermark moved.
-func (s *session) complete(seq uint64) {
-	pos, advanced := s.tracker.Done(seq)
-	s.c.inFlight.Add(-1)
+func (s *session) complete(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	pos, advanced := s.tracker.DoneAll(seqs)
+	s.c.inFlight.Add(-int64(len(seqs)))
 	s.mu.Lock()
 	if advanced {
 		s.mark = pos
