@@ -52,6 +52,17 @@ type AsyncPublisher interface {
 	PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error
 }
 
+// EventPublisher is an optional capability of a stream's publisher:
+// publishing events as they are, without a watermill message built for
+// each. The stream stores each event exactly as it stores its ToMessage
+// form (the same UUID, metadata and payload), so that no subscriber can
+// tell which way it was published. Otherwise the contract is
+// AsyncPublisher's. The events are not modified and must not be modified
+// until done is called.
+type EventPublisher interface {
+	PublishEvents(ctx context.Context, topic string, events []*Event, done func(error)) error
+}
+
 // StartFrom says where a new subscription without committed offsets starts.
 type StartFrom int
 

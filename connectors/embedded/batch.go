@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/tributary/tributary/core"
 )
 
 // A batch is the blob in the messages column of one row of the batches
@@ -250,4 +253,61 @@ func metadataLen(b []byte) (int, bool) {
 		i += j + int(l)
 	}
 	return i, true
+}
+
+// eventMetadataMax bounds the bytes appendEventMetadata writes for e.
+func eventMetadataMax(e *core.Event) int {
+	return 1 + 9*(2+len(core.HeaderPartitionKey)) + len(e.Source) + len(e.SpecVersion) + len(e.Type) +
+		len(e.Subject) + len(time.RFC3339Nano) + len(e.DataSchema) + len(e.PartitionKey) + len(e.TraceParent) +
+		len(e.DataContentType) + 9*binary.MaxVarintLen32
+}
+
+// appendEventMetadata appends, in the batch encoding, the metadata
+// e.ToMessage() would carry: the same entries, so that an event published
+// as it is reads back exactly as its message would.
+func appendEventMetadata(b []byte, e *core.Event) []byte {
+	n := 3
+	for _, s := range [...]string{e.Subject, e.DataSchema, e.PartitionKey, e.TraceParent, e.DataContentType} {
+		if s != "" {
+			n++
+		}
+	}
+	if !e.Time.IsZero() {
+		n++
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	entry := func(b []byte, k, v string) []byte {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...)
+	}
+	b = entry(b, core.HeaderSource, e.Source)
+	b = entry(b, core.HeaderSpecVersion, e.SpecVersion)
+	b = entry(b, core.HeaderType, e.Type)
+	if e.Subject != "" {
+		b = entry(b, core.HeaderSubject, e.Subject)
+	}
+	if !e.Time.IsZero() {
+		b = binary.AppendUvarint(b, uint64(len(core.HeaderTime)))
+		b = append(b, core.HeaderTime...)
+		// The formatted time is shorter than 128 bytes: its length takes
+		// one byte, written once the time is.
+		at := len(b)
+		b = e.Time.UTC().AppendFormat(append(b, 0), time.RFC3339Nano)
+		b[at] = byte(len(b) - at - 1)
+	}
+	if e.DataSchema != "" {
+		b = entry(b, core.HeaderDataSchema, e.DataSchema)
+	}
+	if e.PartitionKey != "" {
+		b = entry(b, core.HeaderPartitionKey, e.PartitionKey)
+	}
+	if e.TraceParent != "" {
+		b = entry(b, core.HeaderTraceParent, e.TraceParent)
+	}
+	if e.DataContentType != "" {
+		b = entry(b, core.HeaderContentType, e.DataContentType)
+	}
+	return b
 }

@@ -30,6 +30,7 @@ type Publisher struct {
 var (
 	_ message.Publisher   = (*Publisher)(nil)
 	_ core.AsyncPublisher = (*Publisher)(nil)
+	_ core.EventPublisher = (*Publisher)(nil)
 )
 
 // Publish stores msgs on topic and returns once they are durable, or with
@@ -49,6 +50,48 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // messages are durable (nil) or failed to be written (every message of msgs
 // shares one transaction). done must not block.
 func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
+	return p.enqueue(ctx, topic, len(msgs), done, func(rows []row) []row {
+		// The metadata is encoded now, every message's into one buffer;
+		// the payload is copied into its batch by the writer, before done
+		// is called. A buffer outgrown keeps the rows already encoded in
+		// it.
+		var md []byte
+		for _, m := range msgs {
+			r := row{topic: topic, uuid: m.UUID, payload: m.Payload, metadata: emptyMetadata}
+			if len(m.Metadata) > 0 {
+				if cap(md)-len(md) < 16+48*len(m.Metadata) {
+					md = make([]byte, 0, max(4096, (16+48*len(m.Metadata))*min(len(msgs), 256)))
+				}
+				start := len(md)
+				md = appendMetadata(md, m.Metadata)
+				r.metadata = md[start:len(md):len(md)]
+			}
+			rows = append(rows, r)
+		}
+		return rows
+	})
+}
+
+// PublishEvents publishes events as PublishAsync publishes their ToMessage
+// forms, without building the messages: each event's attributes are
+// encoded straight into the stored metadata.
+func (p *Publisher) PublishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
+	return p.enqueue(ctx, topic, len(events), done, func(rows []row) []row {
+		var md []byte
+		for _, e := range events {
+			if need := eventMetadataMax(e); cap(md)-len(md) < need {
+				md = make([]byte, 0, max(4096, need*min(len(events), 256)))
+			}
+			start := len(md)
+			md = appendEventMetadata(md, e)
+			rows = append(rows, row{topic: topic, uuid: e.ID, payload: e.Data, metadata: md[start:len(md):len(md)]})
+		}
+		return rows
+	})
+}
+
+// enqueue hands n messages, whose rows build appends, to the writer.
+func (p *Publisher) enqueue(ctx context.Context, topic string, n int, done func(error), build func([]row) []row) error {
 	if topic == "" {
 		return errors.New("publish: empty topic; name the topic to publish to")
 	}
@@ -63,32 +106,17 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 	p.inflight.Add(1)
 	p.mu.Unlock()
 
-	if len(msgs) == 0 {
+	if n == 0 {
 		p.inflight.Done()
 		done(nil)
 		return nil
 	}
 	o := &op{pub: p, pubDone: done}
 	o.rows = o.one[:0]
-	if len(msgs) > 1 {
-		o.rows = make([]row, 0, len(msgs))
+	if n > 1 {
+		o.rows = make([]row, 0, n)
 	}
-	// The metadata is encoded now, every message's into one buffer; the
-	// payload is copied into its batch by the writer, before done is
-	// called. A buffer outgrown keeps the rows already encoded in it.
-	var md []byte
-	for _, m := range msgs {
-		r := row{topic: topic, uuid: m.UUID, payload: m.Payload, metadata: emptyMetadata}
-		if len(m.Metadata) > 0 {
-			if cap(md)-len(md) < 16+48*len(m.Metadata) {
-				md = make([]byte, 0, max(4096, (16+48*len(m.Metadata))*min(len(msgs), 256)))
-			}
-			start := len(md)
-			md = appendMetadata(md, m.Metadata)
-			r.metadata = md[start:len(md):len(md)]
-		}
-		o.rows = append(o.rows, r)
-	}
+	o.rows = build(o.rows)
 	if err := p.st.enqueue(ctx, o); err != nil {
 		p.inflight.Done()
 		return fmt.Errorf("publish to topic %q: %w", topic, err)

@@ -257,6 +257,7 @@ type session struct {
 	c       *connector
 	src     core.Source
 	pub     asyncPublisher
+	evPub   core.EventPublisher // the stream's, when it takes events as they are
 	tracker *core.Tracker
 
 	// pubCtx lives until the session's drain ends: publishes and their
@@ -284,6 +285,7 @@ func newSession(c *connector, src core.Source) *session {
 		tracker: core.NewTracker(),
 		kick:    make(chan struct{}, 1),
 	}
+	s.evPub, _ = s.pub.(core.EventPublisher)
 	s.cond = sync.NewCond(&s.mu)
 	s.pubCtx, s.cancelPub = context.WithCancel(context.Background())
 	s.commitWG.Go(s.commitLoop)
@@ -373,9 +375,15 @@ type group struct {
 	topic      string
 	deadLetter bool
 	msgs       []*message.Message
-	changes    []*pendingChange // the change of each message
-	labels     []string         // event type, or dead-letter reason, of each message
+	// events holds the group's events instead of msgs when the stream
+	// takes events as they are.
+	events  []*core.Event
+	changes []*pendingChange // the change of each message
+	labels  []string         // event type, or dead-letter reason, of each message
 }
+
+// size is how many messages the group holds.
+func (g *group) size() int { return len(g.msgs) + len(g.events) }
 
 // handleBatch maps a batch of changes and hands their events to the stream,
 // one publish call per topic (and per maxGroup messages) rather than per
@@ -415,7 +423,11 @@ func (s *session) handleBatch(batch []core.Change) {
 					lastType, topic = o.Event.Type, s.c.r.opts.Topics.For(o.Event.Type)
 				}
 				g := get(topic, false)
-				g.msgs = append(g.msgs, o.Event.ToMessage())
+				if s.evPub != nil {
+					g.events = append(g.events, o.Event)
+				} else {
+					g.msgs = append(g.msgs, o.Event.ToMessage())
+				}
 				g.changes = append(g.changes, pc)
 				g.labels = append(g.labels, o.Event.Type)
 				n++
@@ -443,7 +455,7 @@ func (s *session) handleBatch(batch []core.Change) {
 		// Flush full groups between changes, never in the middle of one,
 		// so that a change's count is set before any of its acks arrive.
 		for _, g := range order {
-			if len(g.msgs) >= maxGroup && open[groupKey(g.topic, g.deadLetter)] == g {
+			if g.size() >= maxGroup && open[groupKey(g.topic, g.deadLetter)] == g {
 				flush(g)
 			}
 		}
@@ -467,7 +479,7 @@ func groupKey(topic string, dl bool) string {
 
 // publishGroup publishes one group and completes its changes once durable.
 func (s *session) publishGroup(g *group) {
-	s.publish(g.topic, g.msgs, func() {
+	s.publish(g, func() {
 		counts := map[string]int{}
 		for _, l := range g.labels {
 			counts[l]++
@@ -480,9 +492,9 @@ func (s *session) publishGroup(g *group) {
 			}
 		}
 		if g.deadLetter {
-			s.c.deadLettered.Add(uint64(len(g.msgs)))
+			s.c.deadLettered.Add(uint64(g.size()))
 		} else {
-			s.c.eventsEmitted.Add(uint64(len(g.msgs)))
+			s.c.eventsEmitted.Add(uint64(g.size()))
 		}
 		var lag prometheus.Observer
 		now := time.Now()
@@ -499,7 +511,7 @@ func (s *session) publishGroup(g *group) {
 			}
 		}
 		s.complete(seqs)
-	}, g.deadLetter)
+	})
 }
 
 // deadLetterAttempts bounds retries of a dead-letter write before the
@@ -507,9 +519,10 @@ func (s *session) publishGroup(g *group) {
 // lost.
 const deadLetterAttempts = 8
 
-// publish hands msgs to the stream and calls done once they are durable,
-// retrying failures with backoff until the session ends.
-func (s *session) publish(topic string, msgs []*message.Message, done func(), deadLetter bool) {
+// publish hands g's messages to the stream and calls done once they are
+// durable, retrying failures with backoff until the session ends.
+func (s *session) publish(g *group, done func()) {
+	topic, deadLetter := g.topic, g.deadLetter
 	start := time.Now()
 	var attempt func(n int)
 	retry := func(n int, err error) {
@@ -530,7 +543,7 @@ func (s *session) publish(topic string, msgs []*message.Message, done func(), de
 		})
 	}
 	attempt = func(n int) {
-		err := s.pub.PublishAsync(s.pubCtx, topic, msgs, func(err error) {
+		finish := func(err error) {
 			if err != nil {
 				retry(n, err)
 				return
@@ -538,7 +551,13 @@ func (s *session) publish(topic string, msgs []*message.Message, done func(), de
 			s.c.r.streamOK.Store(time.Now().UnixNano())
 			s.c.r.metrics.PublishLatency.WithLabelValues(s.c.cfg.Name).Observe(time.Since(start).Seconds())
 			done()
-		})
+		}
+		var err error
+		if len(g.events) > 0 {
+			err = s.evPub.PublishEvents(s.pubCtx, topic, g.events, finish)
+		} else {
+			err = s.pub.PublishAsync(s.pubCtx, topic, g.msgs, finish)
+		}
 		if err != nil && s.pubCtx.Err() == nil {
 			retry(n, err)
 		}
