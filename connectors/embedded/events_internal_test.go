@@ -32,7 +32,10 @@ func TestEventMetadataMatchesMessage(t *testing.T) {
 		"no trace":      func(e *core.Event) { e.TraceParent = "" },
 		"no type":       func(e *core.Event) { e.DataContentType = "" },
 		"whole seconds": func(e *core.Event) { e.Time = time.Unix(1700000000, 0) },
-		"long values":   func(e *core.Event) { e.Subject = string(make([]byte, 300)); e.Time = time.Date(12345, 1, 1, 0, 0, 0, 1, time.UTC) },
+		"long values": func(e *core.Event) {
+			e.Subject = string(make([]byte, 300))
+			e.Time = time.Date(12345, 1, 1, 0, 0, 0, 1, time.UTC)
+		},
 	} {
 		e := full
 		edit(&e)

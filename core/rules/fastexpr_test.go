@@ -3,8 +3,8 @@ package rules
 import (
 	"encoding/json"
 	"reflect"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/tributary/tributary/core"
 )
