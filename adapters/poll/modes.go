@@ -88,7 +88,7 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 	// The seen set is pruned during the run as the watermark climbs, so
 	// that it holds about one look-back window of entries, not the run.
 	pruneAt := 2*len(s.seen) + 4096
-	err := s.cfg.Fetcher.Fetch(ctx, req, func(recs []Record) error {
+	err := s.fetch(ctx, req, func(recs []Record) error {
 		changes := make([]core.Change, 0, len(recs))
 		s.mu.Lock()
 		for i := range recs {
@@ -209,7 +209,7 @@ func (s *Source) runSnapshot(ctx context.Context, rt time.Time) error {
 		pos   []byte
 		n     int
 	)
-	err = s.cfg.Fetcher.Fetch(ctx, Request{Mode: ModeSnapshot, RunTime: rt}, func(recs []Record) error {
+	err = s.fetch(ctx, Request{Mode: ModeSnapshot, RunTime: rt}, func(recs []Record) error {
 		keys, sums, need = keys[:0], sums[:0], need[:0]
 		clear(bases)
 		clear(found)
@@ -429,7 +429,7 @@ func (s *Source) runEach(ctx context.Context, rt time.Time) error {
 	after := s.after
 	s.mu.Unlock()
 	n := 0
-	return s.cfg.Fetcher.Fetch(ctx, Request{Mode: ModeEach, RunTime: rt, After: after}, func(recs []Record) error {
+	return s.fetch(ctx, Request{Mode: ModeEach, RunTime: rt, After: after}, func(recs []Record) error {
 		changes := make([]core.Change, 0, len(recs))
 		s.mu.Lock()
 		for i := range recs {
