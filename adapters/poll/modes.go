@@ -25,13 +25,20 @@ type cursorPos struct {
 	H string          `json:"h"`
 }
 
-func appendCursorPos(b []byte, c cval, kind CursorKind, key []byte, h [16]byte) []byte {
+func (h *hasher) appendCursorPos(b []byte, c cval, kind CursorKind, key []byte, sum [16]byte) []byte {
 	b = append(b, `{"c":`...)
-	b = c.appendJSON(b, kind)
+	if kind == CursorTime {
+		// Usually the time of one of the record's fields, just hashed.
+		b = append(b, '"')
+		b = h.appendTime(b, time.Unix(0, c.i))
+		b = append(b, '"')
+	} else {
+		b = c.appendJSON(b, kind)
+	}
 	b = append(b, `,"k":`...)
 	b = append(b, key...)
 	b = append(b, `,"h":"`...)
-	b = append(b, hashText(h)...)
+	b = append(b, hashText(sum)...)
 	return append(b, `"}`...)
 }
 
@@ -99,7 +106,7 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 				s.mu.Unlock()
 				return core.Fatal(fmt.Errorf("record %d (key %v): %w", n, r.Key, err))
 			}
-			key, err := appendCanonicalKey(keyBuf[:0], r.Key)
+			key, err := h.appendKey(keyBuf[:0], r.Key)
 			keyBuf = key
 			if err != nil {
 				s.mu.Unlock()
@@ -107,14 +114,20 @@ func (s *Source) runCursor(ctx context.Context, rt time.Time) error {
 			}
 			sum := h.sum(r.Data)
 			id := h.seenID(key, c, sum)
-			if _, dup := s.seen[id]; dup {
-				continue
+			// A record above every seen entry is new, without a lookup.
+			if s.hasSeenMax && !s.seenMax.less(c, kind) {
+				if _, dup := s.seen[id]; dup {
+					continue
+				}
 			}
 			s.seen[id] = c
+			if !s.hasSeenMax || s.seenMax.less(c, kind) {
+				s.seenMax, s.hasSeenMax = c, true
+			}
 			if !s.hasMark || s.mark.less(c, kind) {
 				s.mark, s.hasMark = c, true
 			}
-			pos = appendCursorPos(pos[:0], c, kind, key, sum)
+			pos = h.appendCursorPos(pos[:0], c, kind, key, sum)
 			p := s.posArena.copy(pos)
 			s.fifo = append(s.fifo, pending{pos: p, id: id, c: c})
 			changes = append(changes, s.change(r, core.OpUpdate, p, rt))

@@ -259,22 +259,10 @@ func appendCanonicalKey(b []byte, key map[string]any) ([]byte, error) {
 		return b, fmt.Errorf("record has no key")
 	}
 	if len(key) == 1 {
-		// Fast path for the common single-column key.
 		for k, v := range key {
-			if !isPlain(k) {
-				break
+			if out, ok := appendPlainKey(b, k, v); ok {
+				return out, nil
 			}
-			start := len(b)
-			b = append(append(append(b, `{"`...), k...), `":`...)
-			switch x := v.(type) {
-			case int64:
-				return append(strconv.AppendInt(b, x, 10), '}'), nil
-			case string:
-				if isPlain(x) {
-					return append(append(append(b, '"'), x...), `"}`...), nil
-				}
-			}
-			b = b[:start]
 		}
 	}
 	enc, err := json.Marshal(jsonable(key))
@@ -282,6 +270,43 @@ func appendCanonicalKey(b []byte, key map[string]any) ([]byte, error) {
 		return b, fmt.Errorf("encode record key: %w", err)
 	}
 	return append(b, enc...), nil
+}
+
+// appendPlainKey is the fast path of appendCanonicalKey for the common
+// single-column key whose name and value need no JSON escapes. ok is false
+// when it does not apply.
+func appendPlainKey(b []byte, k string, v any) (out []byte, ok bool) {
+	if !isPlain(k) {
+		return b, false
+	}
+	switch x := v.(type) {
+	case int64:
+		b = append(append(append(b, `{"`...), k...), `":`...)
+		return append(strconv.AppendInt(b, x, 10), '}'), true
+	case string:
+		if isPlain(x) {
+			b = append(append(append(b, `{"`...), k...), `":"`...)
+			return append(append(b, x...), `"}`...), true
+		}
+	}
+	return b, false
+}
+
+// appendKey appends the canonical key, as appendCanonicalKey does. A
+// single-column key is looked up by the name of the last one rather than
+// read by ranging over the map.
+func (h *hasher) appendKey(b []byte, key map[string]any) ([]byte, error) {
+	if len(key) == 1 {
+		if v, found := key[h.keyName]; found {
+			if out, ok := appendPlainKey(b, h.keyName, v); ok {
+				return out, nil
+			}
+		}
+		for k := range key {
+			h.keyName = k
+		}
+	}
+	return appendCanonicalKey(b, key)
 }
 
 // jsonable converts values encoding/json would render ambiguously
@@ -317,6 +342,21 @@ type hasher struct {
 	// values in that order while it is encoded.
 	order []string
 	vals  []any
+	// keyName is the name of the last single-column key.
+	keyName string
+	// lastTime is the last time appendTime formatted, lastText its text.
+	lastTime time.Time
+	lastText []byte
+}
+
+// appendTime appends t in UTC as RFC 3339 with nanoseconds. The last time
+// formatted is kept: a record's cursor is usually one of its fields.
+func (h *hasher) appendTime(b []byte, t time.Time) []byte {
+	if h.lastText == nil || !t.Equal(h.lastTime) {
+		h.lastTime = t
+		h.lastText = t.UTC().AppendFormat(h.lastText[:0], time.RFC3339Nano)
+	}
+	return append(b, h.lastText...)
 }
 
 // sum returns the 16-byte content hash of data.
@@ -337,14 +377,15 @@ func (h *hasher) appendRecord(b []byte, x map[string]any) []byte {
 	}
 	same := len(x) == len(h.order)
 	if same {
-		h.vals = slices.Grow(h.vals[:0], len(x))[:len(x)]
-		for k, v := range x {
-			i, ok := slices.BinarySearch(h.order, k)
+		// The same number of members, each name found: the same names.
+		h.vals = h.vals[:0]
+		for _, k := range h.order {
+			v, ok := x[k]
 			if !ok {
 				same = false
 				break
 			}
-			h.vals[i] = v
+			h.vals = append(h.vals, v)
 		}
 	}
 	if !same {
@@ -403,7 +444,7 @@ func (h *hasher) appendValue(b []byte, v any) []byte {
 		b = binary.AppendUvarint(b, uint64(len(x)))
 		return append(b, x...)
 	case time.Time:
-		return x.UTC().AppendFormat(append(b, 'T'), time.RFC3339Nano)
+		return h.appendTime(append(b, 'T'), x)
 	case map[string]any:
 		start := len(h.keys)
 		for k := range x {

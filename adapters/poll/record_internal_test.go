@@ -7,13 +7,20 @@ import (
 )
 
 func TestCanonicalKeyFastPathMatchesJSON(t *testing.T) {
+	h := &hasher{}
 	for _, key := range []map[string]any{
-		{"id": int64(42)}, {"id": int64(-7)}, {"code": "A-1"}, {"code": "quote\"d"}, {"k<": "v"}, {"id": json.Number("5")},
+		{"id": int64(42)}, {"id": int64(-7)}, {"code": "A-1"}, {"code": "quote\"d"}, {"k<": "v"}, {"id": json.Number("5")}, {"a": int64(1), "b": "x"}, {"id": "x"},
 	} {
 		want, _ := json.Marshal(jsonable(key))
 		got, err := canonicalKey(key)
 		if err != nil || got != string(want) {
 			t.Errorf("canonicalKey(%v) = %s, %v; want %s", key, got, err, want)
+		}
+		// Twice: the second time by the remembered name.
+		for range 2 {
+			if b, err := h.appendKey(nil, key); err != nil || string(b) != string(want) {
+				t.Errorf("appendKey(%v) = %s, %v; want %s", key, b, err, want)
+			}
 		}
 	}
 }
@@ -49,10 +56,14 @@ func TestContentHashIsStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos := string(appendCursorPos(nil, cval{i: 1704164645000006000}, CursorTime, key, sum))
+	pos := string((&hasher{}).appendCursorPos(nil, cval{i: 1704164645000006000}, CursorTime, key, sum))
 	const want = `{"c":"2024-01-02T03:04:05.000006Z","k":{"id":7},"h":"Mf27TG_bRbOuneRH"}`
 	if pos != want {
 		t.Errorf("position %s, want %s", pos, want)
+	}
+	// The same, formatted with the time the record's hash just cached.
+	if pos := string(h.appendCursorPos(nil, cval{i: 1704164645000006000}, CursorTime, key, sum)); pos != want {
+		t.Errorf("position after hashing %s, want %s", pos, want)
 	}
 	if id := h.seenID(key, cval{i: 42}, sum); hashText(id) != `CuwBYSkKcBRTO7K_` {
 		t.Errorf("seen id %s", hashText(id))

@@ -165,24 +165,27 @@ type Source struct {
 	// Guarded by ackMu.
 	seenWritten int
 
-	mu      sync.Mutex
-	log     *slog.Logger
-	st      *state
-	out     chan item
-	cancel  context.CancelFunc
-	done    chan struct{}
-	fifo    []pending
-	head    int
-	seen    map[[16]byte]cval
-	mark    cval
-	hasMark bool
-	ackMark cval // highest acknowledged cursor
-	hasAck  bool
-	overlay map[string]*overlayEntry
-	marks   bitset
-	runSeq  int64
-	running bool
-	after   string
+	mu     sync.Mutex
+	log    *slog.Logger
+	st     *state
+	out    chan item
+	cancel context.CancelFunc
+	done   chan struct{}
+	fifo   []pending
+	head   int
+	seen   map[[16]byte]cval
+	// seenMax is at or above the cursor of every seen entry.
+	seenMax    cval
+	hasSeenMax bool
+	mark       cval
+	hasMark    bool
+	ackMark    cval // highest acknowledged cursor
+	hasAck     bool
+	overlay    map[string]*overlayEntry
+	marks      bitset
+	runSeq     int64
+	running    bool
+	after      string
 
 	// modeAny is the mode as a Meta value. runMeta is the Meta of the
 	// changes of the run at runAt whose records bring no Meta of their
@@ -265,6 +268,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	s.after = ""
 	s.overlay = map[string]*overlayEntry{}
 	s.seen = map[[16]byte]cval{}
+	s.seenMax, s.hasSeenMax = cval{}, false
 	switch s.cfg.Mode {
 	case ModeCursor:
 		if err := s.restoreMark(ctx, from); err != nil {
@@ -323,6 +327,11 @@ func (s *Source) restoreMark(ctx context.Context, from core.Position) error {
 		return err
 	}
 	s.seen = seen
+	for _, c := range seen {
+		if !s.hasSeenMax || s.seenMax.less(c, kind) {
+			s.seenMax, s.hasSeenMax = c, true
+		}
+	}
 	return nil
 }
 
@@ -659,7 +668,9 @@ func (s *Source) endRun(ctx context.Context, rt time.Time) error {
 	}
 	st := s.st
 	s.mu.Unlock()
-	_, err := st.commit(ctx, &commitBatch{kind: s.cfg.Cursor, doneNS: rt.UnixNano()})
+	// The run is over and acknowledged: record it even when Close is
+	// under way, or it would run again after a restart.
+	_, err := st.commit(context.WithoutCancel(ctx), &commitBatch{kind: s.cfg.Cursor, doneNS: rt.UnixNano()})
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -410,6 +411,7 @@ func (s *session) handleBatch(batch []core.Change) {
 	// Changes of a batch mostly share one event type, hence one topic.
 	var lastType, topic string
 	first := s.tracker.AddChanges(batch)
+	outs := s.mapBatch(batch)
 	var none []uint64 // changes that yield nothing, complete at once
 	for i := range batch {
 		ch := &batch[i]
@@ -417,7 +419,7 @@ func (s *session) handleBatch(batch []core.Change) {
 		pc.seq = first + uint64(i)
 		pc.commitTime = ch.Source.CommitTime
 		n := 0
-		for _, o := range s.c.cfg.Mapper.Map(ch) {
+		for _, o := range outs[i] {
 			if o.Err == nil && o.Event != nil {
 				if o.Event.Type != lastType || topic == "" {
 					lastType, topic = o.Event.Type, s.c.r.opts.Topics.For(o.Event.Type)
@@ -468,6 +470,39 @@ func (s *session) handleBatch(batch []core.Change) {
 	if len(none) > 0 {
 		s.complete(none)
 	}
+}
+
+// parallelMapMin is the smallest batch mapped on more than one goroutine.
+const parallelMapMin = 256
+
+// mapBatch maps every change of batch, in order. A mapper safe for
+// concurrent use maps a large batch in parts, one per processor, while
+// the source reads the next batch on another goroutine.
+func (s *session) mapBatch(batch []core.Change) [][]Output {
+	outs := make([][]Output, len(batch))
+	m := s.c.cfg.Mapper
+	parts := min(goruntime.GOMAXPROCS(0), len(batch)/(parallelMapMin/2))
+	if _, ok := m.(concurrentMapper); !ok || parts < 2 {
+		for i := range batch {
+			outs[i] = m.Map(&batch[i])
+		}
+		return outs
+	}
+	var wg sync.WaitGroup
+	size := (len(batch) + parts - 1) / parts
+	for lo := size; lo < len(batch); lo += size {
+		hi := min(lo+size, len(batch))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				outs[i] = m.Map(&batch[i])
+			}
+		})
+	}
+	for i := range size {
+		outs[i] = m.Map(&batch[i])
+	}
+	wg.Wait()
+	return outs
 }
 
 func groupKey(topic string, dl bool) string {

@@ -3,8 +3,8 @@ package runtime
 import "github.com/tributary/tributary/core"
 
 // Mapper turns one change into the events it yields. It is called from one
-// goroutine per connector. core/rules provides the YAML-driven
-// implementation; see Rules.
+// goroutine per connector, or from several for the Mapper Rules returns.
+// core/rules provides the YAML-driven implementation; see Rules.
 type Mapper interface {
 	Map(ch *core.Change) []Output
 }
@@ -31,3 +31,10 @@ type MapperFunc func(ch *core.Change) []Output
 func (f MapperFunc) Map(ch *core.Change) []Output { return f(ch) }
 
 var _ Mapper = MapperFunc(nil)
+
+// concurrentMapper is a Mapper safe for concurrent use: a large batch is
+// mapped on several goroutines at once.
+type concurrentMapper interface {
+	Mapper
+	concurrent()
+}

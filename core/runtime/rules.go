@@ -19,6 +19,9 @@ func Rules(s *rules.Set) Mapper { return rulesMapper{s} }
 
 type rulesMapper struct{ s *rules.Set }
 
+// concurrent marks the mapper safe for concurrent use: rules.Set.Apply is.
+func (rulesMapper) concurrent() {}
+
 func (m rulesMapper) Map(ch *core.Change) []Output {
 	res := m.s.Apply(ch)
 	if len(res) == 0 {

@@ -21,6 +21,7 @@ import (
 // the change number. It records acks.
 type seqSource struct {
 	total   int
+	batch   int // changes per Read; 10 when 0
 	failAt  int // Read returns an error once, at this number (0: never)
 	fatalAt int
 
@@ -66,7 +67,11 @@ func (s *seqSource) Read(ctx context.Context) ([]core.Change, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	end := min(n+9, s.total)
+	size := s.batch
+	if size == 0 {
+		size = 10
+	}
+	end := min(n+size-1, s.total)
 	if s.failAt != 0 && !s.failed && s.failAt > n {
 		end = min(end, s.failAt-1)
 	}
