@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -38,7 +39,7 @@ func (h *hasher) appendCursorPos(b []byte, c cval, kind CursorKind, key []byte, 
 	b = append(b, `,"k":`...)
 	b = append(b, key...)
 	b = append(b, `,"h":"`...)
-	b = append(b, hashText(sum)...)
+	b = base64.RawURLEncoding.AppendEncode(b, sum[:12]) // as hashText
 	return append(b, `"}`...)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/tributary/tributary/core"
 )
 
@@ -31,6 +32,15 @@ import (
 // batchFormat is the first byte of every batch blob. A new layout gets a new
 // value, and readers keep reading the old ones.
 const batchFormat = 1
+
+// batchFormatS2 is the first byte of a compressed batch: the rest is the S2
+// block encoding (github.com/klauspost/compress/s2) of a batchFormat blob.
+// Readers decompress the whole batch, then read it as ever.
+const batchFormatS2 = 2
+
+// maxBatchDecoded bounds the decompressed size of a batch: the writer's
+// blobs stay near maxBatchBlob, unless one message is larger on its own.
+const maxBatchDecoded = 1 << 30
 
 // The ways a batch records its messages' offsets.
 const (
@@ -170,11 +180,25 @@ type stored struct {
 // message has offset first, that come after offset after. The messages'
 // metadata and payload point into blob.
 func decodeBatch(out []stored, blob []byte, first, after int64) ([]stored, error) {
+	if len(blob) > 0 && blob[0] == batchFormatS2 {
+		n, err := s2.DecodedLen(blob[1:])
+		if err != nil || n > maxBatchDecoded {
+			return out, fmt.Errorf("%w: bad compressed batch header", errCorrupt)
+		}
+		raw, err := s2.Decode(make([]byte, n), blob[1:])
+		if err != nil {
+			return out, fmt.Errorf("%w: compressed batch: %v", errCorrupt, err)
+		}
+		if len(raw) > 0 && raw[0] == batchFormatS2 {
+			return out, fmt.Errorf("%w: compressed batch holds a compressed batch", errCorrupt)
+		}
+		blob = raw
+	}
 	if len(blob) < 3 {
 		return out, fmt.Errorf("%w: %d bytes", errCorrupt, len(blob))
 	}
 	if blob[0] != batchFormat {
-		return out, fmt.Errorf("%w: format %d, newer than this build reads (%d); upgrade tributary", errCorrupt, blob[0], batchFormat)
+		return out, fmt.Errorf("%w: format %d, newer than this build reads (%d and %d); upgrade tributary", errCorrupt, blob[0], batchFormat, batchFormatS2)
 	}
 	kind := blob[1]
 	count, i := binary.Uvarint(blob[2:])

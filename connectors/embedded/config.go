@@ -55,8 +55,27 @@ func fields() []core.Field {
 			Default: string(SyncFull),
 			Enum:    []string{string(SyncFull), string(SyncNormal)},
 		},
+		{
+			Name:    "compression",
+			Type:    core.TypeString,
+			Doc:     "How batches of messages are stored: s2 compresses them (CloudEvents attributes repeat from one event to the next, so a batch usually shrinks several times, and so do the disk writes); none stores them as they are.",
+			Default: string(CompressionS2),
+			Enum:    []string{string(CompressionS2), string(CompressionNone)},
+		},
 	}
 }
+
+// Compression says how batches are stored.
+type Compression string
+
+// The compression modes.
+const (
+	// CompressionS2 stores each batch S2-compressed (github.com/klauspost/compress/s2)
+	// when that makes it smaller.
+	CompressionS2 Compression = "s2"
+	// CompressionNone stores batches as they are.
+	CompressionNone Compression = "none"
+)
 
 // Config is the embedded stream's typed configuration.
 type Config struct {
@@ -66,19 +85,23 @@ type Config struct {
 	Retention time.Duration
 	// Sync says when a write counts as durable.
 	Sync SyncMode
+	// Compression says how batches are stored. Files written with either
+	// read back with either.
+	Compression Compression
 }
 
 // rawConfig is the configuration as written in YAML, before parsing.
 type rawConfig struct {
-	Path      string `yaml:"path"`
-	Retention string `yaml:"retention"`
-	Sync      string `yaml:"sync"`
+	Path        string `yaml:"path"`
+	Retention   string `yaml:"retention"`
+	Sync        string `yaml:"sync"`
+	Compression string `yaml:"compression"`
 }
 
 // ParseConfig decodes and validates cfg, applying defaults for absent
 // fields. Every problem is reported at once, each as a *core.FieldError.
 func ParseConfig(cfg core.Config) (Config, error) {
-	raw := rawConfig{Retention: DefaultRetention.String(), Sync: string(SyncFull)}
+	raw := rawConfig{Retention: DefaultRetention.String(), Sync: string(SyncFull), Compression: string(CompressionS2)}
 	if err := cfg.Decode(&raw); err != nil {
 		return Config{}, err
 	}
@@ -101,6 +124,14 @@ func ParseConfig(cfg core.Config) (Config, error) {
 		c.Sync = SyncFull
 	default:
 		errs = append(errs, core.FieldErrorf("sync", "unknown mode %q; use %q or %q", raw.Sync, SyncFull, SyncNormal))
+	}
+	c.Compression = Compression(strings.ToLower(strings.TrimSpace(raw.Compression)))
+	switch c.Compression {
+	case CompressionS2, CompressionNone:
+	case "":
+		c.Compression = CompressionS2
+	default:
+		errs = append(errs, core.FieldErrorf("compression", "unknown compression %q; use %q or %q", raw.Compression, CompressionS2, CompressionNone))
 	}
 	return c, errors.Join(errs...)
 }

@@ -18,7 +18,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := embedded.Config{Path: "", Retention: 168 * time.Hour, Sync: embedded.SyncFull}
+	want := embedded.Config{Path: "", Retention: 168 * time.Hour, Sync: embedded.SyncFull, Compression: embedded.CompressionS2}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -37,6 +37,8 @@ func TestConfigure(t *testing.T) {
 		{name: "retention zero keeps forever", change: func(v map[string]any) { v["retention"] = "0" }},
 		{name: "retention as integer zero", change: func(v map[string]any) { v["retention"] = 0 }},
 		{name: "bad sync enum", change: func(v map[string]any) { v["sync"] = "fast" }, paths: []string{"sync"}},
+		{name: "bad compression", change: func(v map[string]any) { v["compression"] = "zstd" }, paths: []string{"compression"}},
+		{name: "no compression", change: func(v map[string]any) { v["compression"] = "none" }},
 		{name: "bad duration", change: func(v map[string]any) { v["retention"] = "a week" }, paths: []string{"retention"}},
 		{name: "negative duration", change: func(v map[string]any) { v["retention"] = "-1h" }, paths: []string{"retention"}},
 		{name: "path with query", change: func(v map[string]any) { v["path"] = "/tmp/s.db?mode=ro" }, paths: []string{"path"}},

@@ -2,10 +2,16 @@ package embedded_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"maps"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/tributary/tributary/connectors/embedded"
 	"github.com/tributary/tributary/core"
 )
 
@@ -60,6 +66,75 @@ func TestPublishEventsReadsBackAsMessages(t *testing.T) {
 			m.Ack()
 		case <-ctx.Done():
 			t.Fatal("event not delivered")
+		}
+	}
+}
+
+// TestCompressionModesShareAFile writes a file uncompressed, then
+// compressed, and reads every message back from both kinds of batch.
+func TestCompressionModesShareAFile(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	publish := func(mode string, from, n int) {
+		s := embedded.New()
+		if err := s.Configure(core.NewConfig("stream", map[string]any{"compression": mode})); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Open(ctx, core.Env{Name: "stream", StateDir: dir}); err != nil {
+			t.Fatal(err)
+		}
+		var msgs []*message.Message
+		for i := from; i < from+n; i++ {
+			m := message.NewMessage(fmt.Sprintf("id-%d", i), []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", 64))))
+			m.Metadata.Set(core.HeaderType, "com.example.t")
+			msgs = append(msgs, m)
+		}
+		if err := s.Publisher().Publish("t", msgs...); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("none", 0, 300)
+	publish("s2", 300, 300)
+	info, err := os.Stat(dbFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first publish stored its batch as it is (format 1), the second
+	// compressed (format 2).
+	db, err := sql.Open("sqlite", dbFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var formats string
+	err = db.QueryRow(`SELECT group_concat(hex(substr(messages, 1, 1)), ',') FROM (SELECT messages FROM batches ORDER BY first_offset)`).Scan(&formats)
+	db.Close()
+	if err != nil || formats != "01,02" {
+		t.Fatalf("batch formats %q, %v; want 01,02", formats, err)
+	}
+	s := openStream(t, dir, map[string]any{"compression": "none"})
+	sub, err := s.Subscriber(core.SubscribeOptions{Group: "g", From: core.FromBeginning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 600 {
+		select {
+		case m := <-ch:
+			want := fmt.Sprintf(`{"n":%d,`, i)
+			if m.UUID != fmt.Sprintf("id-%d", i) || !strings.HasPrefix(string(m.Payload), want) || m.Metadata.Get(core.HeaderType) != "com.example.t" {
+				t.Fatalf("message %d: %s %s %v", i, m.UUID, m.Payload, m.Metadata)
+			}
+			m.Ack()
+		case <-ctx.Done():
+			t.Fatalf("message %d not delivered (file %d bytes)", i, info.Size())
 		}
 	}
 }

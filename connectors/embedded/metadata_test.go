@@ -3,10 +3,14 @@ package embedded
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // These tests are internal: the batch and metadata encodings are not
@@ -102,24 +106,52 @@ func TestBatchEncoding(t *testing.T) {
 		{name: "all read", offsets: []int64{3, 7, 200}, after: 200, want: nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			blob := encodeBatch(rows, tt.offsets)
-			got, err := decodeBatch(nil, blob, tt.offsets[0], tt.after)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var offs []int64
-			for _, m := range got {
-				offs = append(offs, m.offset)
-				r := rows[indexOf(tt.offsets, m.offset)]
-				if m.uuid != r.uuid || string(m.payload) != string(r.payload) || string(m.metadata) != string(r.metadata) {
-					t.Errorf("message at %d = %+v, want %+v", m.offset, m, r)
+		for _, compressed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s compressed=%v", tt.name, compressed), func(t *testing.T) {
+				blob := encodeBatch(rows, tt.offsets)
+				if compressed {
+					raw := len(blob)
+					blob = (&store{}).compressBatch(blob)
+					if blob[0] != batchFormatS2 || len(blob) >= raw {
+						t.Fatalf("compressed batch: format %d, %d bytes of %d", blob[0], len(blob), raw)
+					}
 				}
-			}
-			if !reflect.DeepEqual(offs, tt.want) {
-				t.Errorf("offsets after %d = %v, want %v", tt.after, offs, tt.want)
-			}
-		})
+				checkBatch(t, rows, tt.offsets, tt.after, tt.want, blob)
+			})
+		}
+	}
+}
+
+func checkBatch(t *testing.T, rows []row, offsets []int64, after int64, want []int64, blob []byte) {
+	t.Helper()
+	got, err := decodeBatch(nil, blob, offsets[0], after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offs []int64
+	for _, m := range got {
+		offs = append(offs, m.offset)
+		r := rows[indexOf(offsets, m.offset)]
+		if m.uuid != r.uuid || string(m.payload) != string(r.payload) || string(m.metadata) != string(r.metadata) {
+			t.Errorf("message at %d = %+v, want %+v", m.offset, m, r)
+		}
+	}
+	if !reflect.DeepEqual(offs, want) {
+		t.Errorf("offsets after %d = %v, want %v", after, offs, want)
+	}
+}
+
+// TestIncompressibleBatchStaysRaw checks that a batch compression would not
+// shrink is stored as it is.
+func TestIncompressibleBatchStaysRaw(t *testing.T) {
+	payload := make([]byte, 4096)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range payload {
+		payload[i] = byte(r.Uint32())
+	}
+	blob := encodeBatch([]row{{uuid: "a", metadata: emptyMetadata, payload: payload}}, []int64{1})
+	if got := (&store{}).compressBatch(blob); &got[0] != &blob[0] {
+		t.Fatalf("random payload compressed to %d of %d bytes, format %d", len(got), len(blob), got[0])
 	}
 }
 
@@ -134,12 +166,17 @@ func indexOf(s []int64, v int64) int {
 
 func TestBatchCorrupt(t *testing.T) {
 	good := encodeBatch([]row{{uuid: "a", metadata: encodeMetadata(map[string]string{"k": "v"}), payload: []byte("p")}}, []int64{1})
+	goodS2 := append([]byte{batchFormatS2}, s2.Encode(nil, good)...)
 	tests := []struct {
 		name string
 		blob []byte
 	}{
 		{name: "empty", blob: nil},
-		{name: "newer format", blob: append([]byte{batchFormat + 1}, good[1:]...)},
+		{name: "newer format", blob: append([]byte{batchFormatS2 + 1}, good[1:]...)},
+		{name: "compressed garbage", blob: []byte{batchFormatS2, 9, 1, 2, 3}},
+		{name: "compressed truncated", blob: goodS2[:len(goodS2)-1]},
+		{name: "compressed twice", blob: append([]byte{batchFormatS2}, s2.Encode(nil, goodS2)...)},
+		{name: "compressed empty", blob: []byte{batchFormatS2}},
 		{name: "unknown offsets kind", blob: append([]byte{batchFormat, 9}, good[2:]...)},
 		{name: "truncated", blob: good[:len(good)-1]},
 		{name: "trailing bytes", blob: append(append([]byte{}, good...), 0)},
@@ -157,6 +194,7 @@ func TestBatchCorrupt(t *testing.T) {
 func FuzzBatchDecoding(f *testing.F) {
 	f.Add(encodeBatch([]row{{uuid: "a", metadata: emptyMetadata, payload: []byte("p")}}, []int64{1}))
 	f.Add(encodeBatch([]row{{uuid: "a", metadata: emptyMetadata}, {uuid: "b", metadata: emptyMetadata}}, []int64{1, 5}))
+	f.Add((&store{}).compressBatch(encodeBatch([]row{{uuid: "a", metadata: emptyMetadata, payload: make([]byte, 100)}}, []int64{1})))
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		msgs, err := decodeBatch(nil, blob, 1, 0)
 		if err != nil {

@@ -234,6 +234,7 @@ type store struct {
 	logger    *slog.Logger
 	retention time.Duration
 	pruneIv   time.Duration
+	compress  bool // write batches S2-compressed
 
 	wdb       *sql.DB
 	wconn     *sql.Conn
@@ -270,6 +271,7 @@ type store struct {
 	notifyMu sync.Mutex
 	notifyCh chan struct{}
 	wbuf     []byte      // the writer's batch buffer
+	zbuf     []byte      // the writer's compressed batch buffer
 	wtopics  []topicRows // the writer's rows by topic
 
 	groupsMu sync.Mutex
@@ -313,6 +315,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		logger:    logger,
 		retention: cfg.Retention,
 		pruneIv:   cfg.pruneInterval(),
+		compress:  cfg.Compression != CompressionNone,
 		queue:     make(chan *op, queueSize),
 		done:      make(chan struct{}),
 		notifyCh:  make(chan struct{}),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // row is one message ready to be written.
@@ -284,6 +286,9 @@ func (st *store) releaseRows() {
 	if cap(st.wbuf) > 4*maxBatchBlob {
 		st.wbuf = nil
 	}
+	if cap(st.zbuf) > 4*maxBatchBlob {
+		st.zbuf = nil
+	}
 }
 
 // insertBatches writes the rows of each topic as batches: one row per
@@ -316,10 +321,13 @@ func (st *store) insertBatches(ctx context.Context, topics []topicRows) error {
 				b = appendFrame(b, r)
 			}
 			st.wbuf = b
+			if st.compress {
+				b = st.compressBatch(b)
+			}
 			first := last + 1
 			last += int64(n)
 			// The driver copies the blob when it binds it, so the
-			// buffer is free again when Exec returns.
+			// buffers are free again when Exec returns.
 			if _, err := st.insert.ExecContext(ctx, first, last, t.topic, at, b); err != nil {
 				return fmt.Errorf("insert %d messages at offset %d of topic %q: %w", n, first, t.topic, err)
 			}
@@ -472,4 +480,23 @@ func (st *store) checkpointLoop() {
 			st.logger.Warn("checkpoint stream database failed", "file", st.file, "error", err)
 		}
 	}
+}
+
+// compressBatch returns blob, a batch, S2-compressed (see batchFormatS2)
+// in st.zbuf, or blob itself when compression would not make it smaller.
+func (st *store) compressBatch(blob []byte) []byte {
+	need := 1 + s2.MaxEncodedLen(len(blob))
+	if cap(st.zbuf) < need {
+		st.zbuf = make([]byte, need)
+	}
+	z := st.zbuf[:need]
+	z[0] = batchFormatS2
+	enc := s2.Encode(z[1:], blob)
+	if len(enc) == 0 || &enc[0] != &z[1] {
+		enc = append(z[:1], enc...)[1:] // not written in place: copy
+	}
+	if 1+len(enc) >= len(blob) {
+		return blob
+	}
+	return z[:1+len(enc)]
 }

@@ -52,12 +52,12 @@ func normalize(v any, at string, depth int) (any, error) {
 	case float32:
 		return normalize(float64(x), at, depth)
 	case time.Time:
-		return x.Format(time.RFC3339Nano), nil
+		return formatTime(x), nil
 	case *time.Time:
 		if x == nil {
 			return nil, nil
 		}
-		return x.Format(time.RFC3339Nano), nil
+		return formatTime(*x), nil
 	case []byte:
 		return base64.StdEncoding.EncodeToString(x), nil
 	case json.RawMessage:
@@ -199,4 +199,10 @@ func unmarshalNumber(b []byte, v any) error {
 		return errors.New("trailing data after the JSON value")
 	}
 	return nil
+}
+
+// formatTime is t.Format(time.RFC3339Nano) in one allocation, not two.
+func formatTime(t time.Time) string {
+	var buf [64]byte
+	return string(t.AppendFormat(buf[:0], time.RFC3339Nano))
 }
