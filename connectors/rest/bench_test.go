@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/runtime"
 )
 
 // BenchmarkThousandConnectors runs 1,000 rest_poll connectors on
@@ -22,6 +23,7 @@ import (
 // seconds, reading and acknowledging what they emit, and reports the CPU
 // share of the process and its resident memory.
 func BenchmarkThousandConnectors(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	const n = 1000
 	window := 30 * time.Second
 	var reqs atomic.Int64

@@ -41,6 +41,7 @@ func drain(b *testing.B, s core.Source, n int) {
 // rows per second from the query to changes returned by Read and
 // acknowledged.
 func BenchmarkCursorPostgres(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	d := postgresDB(b)
 	const rows = 200_000
 	tbl := benchOrders(b, d, rows)
@@ -76,6 +77,7 @@ func benchOrders(b *testing.B, d *testDB, rows int) string {
 // through core/runtime into the embedded stream: rows per second from the
 // query to events committed to the stream and checkpointed.
 func BenchmarkCursorEmbedded(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	d := postgresDB(b)
 	const rows = 200_000
 	tbl := benchOrders(b, d, rows)
@@ -151,6 +153,7 @@ func BenchmarkCursorEmbedded(b *testing.B) {
 // 0.5% vanished and 0.5% appeared. It reports each run's seconds and the
 // process's peak resident memory.
 func BenchmarkSnapshotDiff1M(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	rows := 1_000_000
 	if v := os.Getenv("TRIBUTARY_BENCH_ROWS"); v != "" {
 		rows, _ = strconv.Atoi(v) // a smaller table for quick comparisons
