@@ -104,6 +104,11 @@ type SourceInfo struct {
 // Values inside Key, Before, After and Payload are JSON-like: nil, bool,
 // string, json.Number (exact numbers), int64, float64, time.Time, []byte,
 // []any and map[string]any.
+//
+// A Change is read-only once a source returns it, maps and slices
+// included: sources may share them between changes (the poll adapter gives
+// every change of a run one Meta), and mappers may read one change from
+// several goroutines.
 type Change struct {
 	Op     Op             `json:"op"`
 	Key    map[string]any `json:"key,omitempty"`
