@@ -9,7 +9,9 @@
 // Runs follow a cron expression (five or six fields, seconds first when six,
 // CRON_TZ= prefixes, descriptors such as @hourly) or "@every <duration>",
 // in a time zone, delayed by a random jitter. One Source never overlaps
-// itself: runs execute one after another on one goroutine. The first run
+// itself: runs execute one after another on one goroutine, each page of
+// records hashed and diffed on a second one while the Fetcher reads the
+// next page. The first run
 // after the first Open starts at once. After downtime the catch-up policy
 // decides what happens to the scheduled times missed since the last
 // completed run: CatchUpOne runs once, CatchUpAll runs once per missed time

@@ -294,8 +294,9 @@ func newSession(c *connector, src core.Source) *session {
 }
 
 // readLoop reads batches on one goroutine and maps and publishes them on
-// this one, so that a source's decoding and the mapping overlap on two
-// cores. Changes keep their read order through both.
+// this one (mapping a large batch on every processor when the mapper
+// allows), so that a source's decoding and the mapping overlap. Changes
+// keep their read order through both.
 func (s *session) readLoop(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
