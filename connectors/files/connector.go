@@ -6,7 +6,6 @@ package files
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -31,18 +30,18 @@ func Spec() core.SourceSpec {
 	}
 }
 
-// Source is the files_poll connector.
+// Source is the files_poll connector. Its Open, Read, Ack, Close, Status
+// and Health are those of the embedded poll.Connector; Ack finishes
+// (moves, deletes or marks) every file whose records are all acknowledged.
 type Source struct {
+	poll.Connector
 	cfg   Config
 	fetch *fetcher
-	inner *poll.Source
 	now   func() time.Time
 }
 
 // New returns an unconfigured source.
-func New() *Source { return &Source{now: time.Now} }
-
-var errNotConfigured = errors.New("files_poll source used before Configure")
+func New() *Source { return &Source{Connector: poll.Connector{Type: Type}, now: time.Now} }
 
 // Configure decodes and validates the configuration. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
@@ -62,73 +61,29 @@ func (s *Source) Configure(c core.Config) error {
 	if err != nil {
 		return err
 	}
-	s.inner = inner
+	s.SetSource(inner, poll.ConnectorHooks{Open: s.open, Close: s.release, Status: s.status})
 	return nil
 }
 
-// Open opens the processed-file list and starts polling.
-func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) error {
-	if s.inner == nil {
-		return core.Fatal(errNotConfigured)
-	}
-	if err := s.fetch.open(ctx, env.StateDir); err != nil {
-		return err
-	}
-	if err := s.inner.Open(ctx, env, from); err != nil {
-		s.fetch.close()
-		return err
+// open opens the processed-file list, before the schedule starts.
+func (s *Source) open(ctx context.Context, env core.Env) error {
+	return s.fetch.open(ctx, env.StateDir)
+}
+
+// release closes the processed-file list, if open.
+func (s *Source) release() error {
+	if err := s.fetch.close(); err != nil {
+		return fmt.Errorf("close processed-file list: %w", err)
 	}
 	return nil
 }
 
-// Read returns the next page of records.
-func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
-	if s.inner == nil {
-		return nil, core.Fatal(errNotConfigured)
-	}
-	return s.inner.Read(ctx)
-}
-
-// Ack finishes (moves, deletes or marks) every file whose records are all
-// acknowledged up to pos.
-func (s *Source) Ack(ctx context.Context, pos core.Position) error {
-	if s.inner == nil {
-		return errNotConfigured
-	}
-	return s.inner.Ack(ctx, pos)
-}
-
-// Close stops polling. It is safe to call twice and before Open.
-func (s *Source) Close(ctx context.Context) error {
-	if s.inner == nil {
-		return nil
-	}
-	err := s.inner.Close(ctx)
-	if cerr := s.fetch.close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close processed-file list: %w", cerr)
-	}
-	return err
-}
-
-// Status reports the schedule and pending records.
-func (s *Source) Status() map[string]any {
-	if s.inner == nil {
-		return map[string]any{"configured": false}
-	}
-	st := s.inner.Status()
+// status adds the directory and the files in flight to the status.
+func (s *Source) status(st map[string]any) {
 	st["dir"] = s.cfg.Dir
 	s.fetch.mu.Lock()
 	st["files_in_flight"] = len(s.fetch.inflight)
 	s.fetch.mu.Unlock()
-	return st
-}
-
-// Health returns nil while the source is open.
-func (s *Source) Health(ctx context.Context) error {
-	if s.inner == nil {
-		return errNotConfigured
-	}
-	return s.inner.Health(ctx)
 }
 
 var (

@@ -6,9 +6,6 @@
 package rest
 
 import (
-	"context"
-	"errors"
-
 	"github.com/tributary/tributary/adapters/poll"
 	"github.com/tributary/tributary/core"
 )
@@ -30,17 +27,16 @@ func Spec() core.SourceSpec {
 	}
 }
 
-// Source is the rest_poll connector.
+// Source is the rest_poll connector. Its Open, Read, Ack, Close, Status
+// and Health are those of the embedded poll.Connector.
 type Source struct {
+	poll.Connector
 	cfg   Config
 	fetch *fetcher
-	inner *poll.Source
 }
 
 // New returns an unconfigured source.
-func New() *Source { return &Source{} }
-
-var errNotConfigured = errors.New("rest_poll source used before Configure")
+func New() *Source { return &Source{Connector: poll.Connector{Type: Type}} }
 
 // Configure decodes and validates the configuration and compiles the
 // request templates. It does no I/O.
@@ -71,61 +67,19 @@ func (s *Source) Configure(c core.Config) error {
 	if err != nil {
 		return err
 	}
-	s.inner = inner
+	s.SetSource(inner, poll.ConnectorHooks{Close: s.release, Status: s.status})
 	return nil
 }
 
-// Open starts polling from `from`.
-func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) error {
-	if s.inner == nil {
-		return core.Fatal(errNotConfigured)
-	}
-	return s.inner.Open(ctx, env, from)
-}
-
-// Read returns the next page of record changes.
-func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
-	if s.inner == nil {
-		return nil, core.Fatal(errNotConfigured)
-	}
-	return s.inner.Read(ctx)
-}
-
-// Ack advances the local state up to pos.
-func (s *Source) Ack(ctx context.Context, pos core.Position) error {
-	if s.inner == nil {
-		return errNotConfigured
-	}
-	return s.inner.Ack(ctx, pos)
-}
-
-// Close stops polling and drops idle connections. It is safe to call twice
-// and before Open.
-func (s *Source) Close(ctx context.Context) error {
-	if s.inner == nil {
-		return nil
-	}
-	err := s.inner.Close(ctx)
+// release drops idle connections.
+func (s *Source) release() error {
 	s.fetch.client.close()
-	return err
+	return nil
 }
 
-// Status reports the schedule, watermark and pending changes.
-func (s *Source) Status() map[string]any {
-	if s.inner == nil {
-		return map[string]any{"configured": false}
-	}
-	st := s.inner.Status()
+// status adds the endpoint, credentials redacted, to the status.
+func (s *Source) status(st map[string]any) {
 	st["endpoint"] = redactURL(s.cfg.URL)
-	return st
-}
-
-// Health returns nil while the source is open.
-func (s *Source) Health(ctx context.Context) error {
-	if s.inner == nil {
-		return errNotConfigured
-	}
-	return s.inner.Health(ctx)
 }
 
 var (

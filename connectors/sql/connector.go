@@ -39,18 +39,17 @@ func Spec() core.SourceSpec {
 	}
 }
 
-// Source is the sql_poll connector.
+// Source is the sql_poll connector. Its Open, Read, Ack, Close, Status
+// and Health are those of the embedded poll.Connector.
 type Source struct {
+	poll.Connector
 	cfg   Config
 	fetch *fetcher
-	inner *poll.Source
 	db    atomic.Pointer[sql.DB]
 }
 
 // New returns an unconfigured source.
-func New() *Source { return &Source{} }
-
-var errNotConfigured = errors.New("sql_poll source used before Configure")
+func New() *Source { return &Source{Connector: poll.Connector{Type: Type}} }
 
 // Configure decodes and validates the configuration and compiles the
 // query. It does no I/O.
@@ -90,7 +89,7 @@ func (s *Source) Configure(c core.Config) error {
 	if err != nil {
 		return err
 	}
-	s.inner = inner
+	s.SetSource(inner, poll.ConnectorHooks{Open: s.open, Close: s.release, Status: s.status, Health: s.health})
 	return nil
 }
 
@@ -108,12 +107,9 @@ func (s *Source) dsn() (string, error) {
 	return mc.FormatDSN(), nil
 }
 
-// Open connects to the database, checks the connection and starts the
-// schedule from `from`.
-func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) error {
-	if s.inner == nil {
-		return core.Fatal(errNotConfigured)
-	}
+// open connects to the database and checks the connection, before the
+// schedule starts.
+func (s *Source) open(ctx context.Context, _ core.Env) error {
 	dsn, err := s.dsn()
 	if err != nil {
 		return err
@@ -130,66 +126,29 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	s.db.Store(db)
 	s.fetch.db = db
-	if err := s.inner.Open(ctx, env, from); err != nil {
-		db.Close()
-		s.db.Store(nil)
-		return err
+	return nil
+}
+
+// release closes the database connections, if open.
+func (s *Source) release() error {
+	if db := s.db.Swap(nil); db != nil {
+		if err := db.Close(); err != nil {
+			return fmt.Errorf("close %s database: %w", s.cfg.Driver, err)
+		}
 	}
 	return nil
 }
 
-// Read returns the next page of row changes.
-func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
-	if s.inner == nil {
-		return nil, core.Fatal(errNotConfigured)
-	}
-	return s.inner.Read(ctx)
-}
-
-// Ack advances the local state up to pos.
-func (s *Source) Ack(ctx context.Context, pos core.Position) error {
-	if s.inner == nil {
-		return errNotConfigured
-	}
-	return s.inner.Ack(ctx, pos)
-}
-
-// Close stops polling and closes the database connections. It is safe to
-// call twice and before Open.
-func (s *Source) Close(ctx context.Context) error {
-	if s.inner == nil {
-		return nil
-	}
-	err := s.inner.Close(ctx)
-	if db := s.db.Swap(nil); db != nil {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s database: %w", s.cfg.Driver, cerr)
-		}
-	}
-	return err
-}
-
-// Status reports the schedule, watermark and pending changes.
-func (s *Source) Status() map[string]any {
-	if s.inner == nil {
-		return map[string]any{"configured": false}
-	}
-	st := s.inner.Status()
+// status adds the driver and table to the status.
+func (s *Source) status(st map[string]any) {
 	st["driver"] = s.cfg.Driver
 	if s.cfg.Table != "" {
 		st["table"] = s.cfg.Table
 	}
-	return st
 }
 
-// Health pings the database.
-func (s *Source) Health(ctx context.Context) error {
-	if s.inner == nil {
-		return errNotConfigured
-	}
-	if err := s.inner.Health(ctx); err != nil {
-		return err
-	}
+// health pings the database.
+func (s *Source) health(ctx context.Context) error {
 	db := s.db.Load()
 	if db == nil {
 		return poll.ErrClosed
