@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,7 +108,7 @@ func ParseConfig(cfg core.Config) (Config, error) {
 		return Config{}, err
 	}
 	var errs []error
-	c := Config{Path: strings.TrimSpace(raw.Path), Sync: SyncMode(strings.ToLower(strings.TrimSpace(raw.Sync)))}
+	c := Config{Path: strings.TrimSpace(raw.Path)}
 	if strings.ContainsAny(c.Path, "?#") {
 		errs = append(errs, core.FieldErrorf("path", "%q contains ? or #, which the database driver cannot open; rename the file", c.Path))
 	}
@@ -118,20 +120,11 @@ func ParseConfig(cfg core.Config) (Config, error) {
 		errs = append(errs, &core.FieldError{Path: "retention", Err: err})
 	}
 	c.Retention = ret
-	switch c.Sync {
-	case SyncFull, SyncNormal:
-	case "":
-		c.Sync = SyncFull
-	default:
-		errs = append(errs, core.FieldErrorf("sync", "unknown mode %q; use %q or %q", raw.Sync, SyncFull, SyncNormal))
+	if c.Sync, err = parseChoice("sync", raw.Sync, SyncFull, SyncNormal); err != nil {
+		errs = append(errs, err)
 	}
-	c.Compression = Compression(strings.ToLower(strings.TrimSpace(raw.Compression)))
-	switch c.Compression {
-	case CompressionS2, CompressionNone:
-	case "":
-		c.Compression = CompressionS2
-	default:
-		errs = append(errs, core.FieldErrorf("compression", "unknown compression %q; use %q or %q", raw.Compression, CompressionS2, CompressionNone))
+	if c.Compression, err = parseChoice("compression", raw.Compression, CompressionS2, CompressionNone); err != nil {
+		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
 }
@@ -166,4 +159,21 @@ func (c Config) file(stateDir string) (string, error) {
 func (c Config) pruneInterval() time.Duration {
 	iv := c.Retention / 4
 	return min(max(iv, 10*time.Millisecond), time.Minute)
+}
+
+// parseChoice reads the value of field, one of choices in any case; empty
+// means the first.
+func parseChoice[T ~string](field, raw string, choices ...T) (T, error) {
+	v := T(strings.ToLower(strings.TrimSpace(raw)))
+	if v == "" {
+		return choices[0], nil
+	}
+	if slices.Contains(choices, v) {
+		return v, nil
+	}
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		names[i] = strconv.Quote(string(c))
+	}
+	return choices[0], core.FieldErrorf(field, "unknown value %q; use %s", raw, strings.Join(names, " or "))
 }
