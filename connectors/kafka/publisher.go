@@ -29,6 +29,7 @@ type Publisher struct {
 var (
 	_ message.Publisher   = (*Publisher)(nil)
 	_ core.AsyncPublisher = (*Publisher)(nil)
+	_ core.EventPublisher = (*Publisher)(nil)
 )
 
 // Publish sends msgs to topic and returns once all are acknowledged, or with
@@ -58,6 +59,20 @@ func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 		return fmt.Errorf("publish to kafka topic %q: publisher %w", topic, ErrClosed)
 	}
 	return h.p.publishAsync(ctx, topic, msgs, done)
+}
+
+// PublishEvents publishes events as PublishAsync publishes their ToMessage
+// forms, without building the messages: each event's attributes become
+// record headers directly, its data the value and its partition key the
+// key.
+func (h *Publisher) PublishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
+	if h.err != nil {
+		return fmt.Errorf("publish to kafka topic %q: %w", topic, h.err)
+	}
+	if h.closed.Load() {
+		return fmt.Errorf("publish to kafka topic %q: publisher %w", topic, ErrClosed)
+	}
+	return h.p.publishEvents(ctx, topic, events, done)
 }
 
 // Close makes this handle refuse further publishes. The stream's producer
@@ -132,6 +147,71 @@ func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*mess
 			pr.add(parts, key, m.Payload, nh, pr.headers, ts, now, c, w)
 		}
 	})
+}
+
+func (p *publisher) publishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
+	if err := p.topics.ensure(ctx, topic, false); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		done(nil)
+		return nil
+	}
+	size := 0
+	for _, e := range events {
+		size += len(e.Data) + 256
+	}
+	c := &call{done: done, p: p}
+	return p.enqueueWith(ctx, topic, c, len(events), size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
+		pr := p.prod
+		for _, e := range events {
+			var nh int
+			pr.headers, nh = appendEventHeaders(pr.headers[:0], e)
+			var key []byte
+			if e.PartitionKey != "" {
+				key = bytesOf(e.PartitionKey)
+			}
+			pr.add(parts, key, e.Data, nh, pr.headers, ts, now, c, w)
+		}
+	})
+}
+
+// appendEventHeaders encodes as record headers what appendHeaders encodes
+// for e.ToMessage(): its attributes, ce_id from its id, and returns their
+// count.
+func appendEventHeaders(dst []byte, e *core.Event) ([]byte, int) {
+	nh := 0
+	header := func(k, v string) {
+		dst = appendVarintString(dst, k)
+		dst = appendVarintString(dst, v)
+		nh++
+	}
+	header(core.HeaderSource, e.Source)
+	header(core.HeaderSpecVersion, e.SpecVersion)
+	header(core.HeaderType, e.Type)
+	if e.Subject != "" {
+		header(core.HeaderSubject, e.Subject)
+	}
+	if !e.Time.IsZero() {
+		var buf [64]byte
+		dst = appendVarintString(dst, core.HeaderTime)
+		dst = appendVarintBytes(dst, e.Time.UTC().AppendFormat(buf[:0], time.RFC3339Nano))
+		nh++
+	}
+	if e.DataSchema != "" {
+		header(core.HeaderDataSchema, e.DataSchema)
+	}
+	if e.PartitionKey != "" {
+		header(core.HeaderPartitionKey, e.PartitionKey)
+	}
+	if e.TraceParent != "" {
+		header(core.HeaderTraceParent, e.TraceParent)
+	}
+	if e.DataContentType != "" {
+		header(core.HeaderContentType, e.DataContentType)
+	}
+	header(core.HeaderID, e.ID)
+	return dst, nh
 }
 
 // appendHeaders encodes the metadata of m as record headers, one to one,

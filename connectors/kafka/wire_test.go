@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"math/big"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/tributary/tributary/core"
 )
 
 func TestVarintLen(t *testing.T) {
@@ -208,5 +210,56 @@ func TestDialBrokerSASLPlain(t *testing.T) {
 				t.Fatalf("broker read %q", seen)
 			}
 		})
+	}
+}
+
+// decodeHeaders reads n record headers as appendHeaders writes them.
+func decodeHeaders(t *testing.T, b []byte, n int) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	next := func() string {
+		l, k := binary.Varint(b)
+		if k <= 0 || l < 0 || int(l) > len(b)-k {
+			t.Fatalf("bad header encoding at %x", b)
+		}
+		v := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		return v
+	}
+	for range n {
+		k := next()
+		out[k] = next()
+	}
+	if len(b) != 0 {
+		t.Fatalf("%d bytes after %d headers", len(b), n)
+	}
+	return out
+}
+
+// TestEventHeadersMatchMessage checks that an event published as it is
+// gets exactly the headers of its ToMessage form, whichever optional
+// attributes are set.
+func TestEventHeadersMatchMessage(t *testing.T) {
+	full := core.Event{
+		ID: "0b7c6a1e-0000-5000-8000-000000000001", Source: "/erp", SpecVersion: core.SpecVersion, Type: "t",
+		Subject: "s", Time: time.Date(2026, 5, 6, 7, 8, 9, 10, time.FixedZone("x", 7200)), DataContentType: "application/json",
+		DataSchema: "urn:s", PartitionKey: "k", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	}
+	events := []core.Event{full, {ID: "i", Source: "/s", SpecVersion: "1.0", Type: "t"}}
+	for _, edit := range []func(*core.Event){
+		func(e *core.Event) { e.Subject = "" }, func(e *core.Event) { e.Time = time.Time{} },
+		func(e *core.Event) { e.DataSchema = "" }, func(e *core.Event) { e.PartitionKey = "" },
+		func(e *core.Event) { e.TraceParent = "" }, func(e *core.Event) { e.DataContentType = "" },
+	} {
+		e := full
+		edit(&e)
+		events = append(events, e)
+	}
+	for i, e := range events {
+		got, gn := appendEventHeaders(nil, &e)
+		want, wn := appendHeaders(nil, e.ToMessage())
+		if g, w := decodeHeaders(t, got, gn), decodeHeaders(t, want, wn); !maps.Equal(g, w) {
+			t.Errorf("event %d: headers %q, message headers %q", i, g, w)
+		}
 	}
 }
