@@ -45,7 +45,7 @@ bench: services build ## every benchmark; figures go in the README's performance
 	  $(GO) test -run '^$$' -bench 'BenchmarkPublish1KB$$' -benchtime 300000x ./connectors/kafka && \
 	  $(GO) test -run '^$$' -bench 'Handler' -benchtime 50000x ./adapters/webhook && \
 	  $(GO) test -run '^$$' -bench 'Stream|Recvlogical|Steady5k|SnapshotParallel' -benchtime 1x ./connectors/postgres && \
-	  $(GO) test -run '^$$' -bench 'Cursor' -benchtime 5x -count 3 ./connectors/sql && \
+	  $(GO) test -run '^$$' -bench 'Cursor' -benchtime 5x -count 8 ./connectors/sql && \
 	  $(GO) test -run '^$$' -bench 'SnapshotDiff1M' -benchtime 1x ./connectors/sql && \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x ./connectors/rest && \
 	  $(GO) test -run '^$$' -bench . -benchtime 200000x ./connectors/plugin && \
