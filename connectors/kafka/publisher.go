@@ -123,55 +123,55 @@ func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slo
 }
 
 func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
-	if err := p.topics.ensure(ctx, topic, false); err != nil {
-		return err
-	}
-	if len(msgs) == 0 {
-		done(nil)
-		return nil
-	}
 	size := 0
 	for _, m := range msgs {
 		size += len(m.Payload) + 256
 	}
-	c := &call{done: done, p: p}
-	return p.enqueueWith(ctx, topic, c, len(msgs), size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
-		pr := p.prod
-		for _, m := range msgs {
-			var nh int
-			pr.headers, nh = appendHeaders(pr.headers[:0], m)
-			var key []byte
-			if k := m.Metadata[core.MetadataKey]; k != "" {
-				key = bytesOf(k)
-			}
-			pr.add(parts, key, m.Payload, nh, pr.headers, ts, now, c, w)
+	return p.publishRecords(ctx, topic, len(msgs), size, done, func(i int, h []byte) ([]byte, []byte, []byte, int) {
+		m := msgs[i]
+		h, nh := appendHeaders(h, m)
+		var key []byte
+		if k := m.Metadata[core.MetadataKey]; k != "" {
+			key = bytesOf(k)
 		}
+		return key, m.Payload, h, nh
 	})
 }
 
 func (p *publisher) publishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
-	if err := p.topics.ensure(ctx, topic, false); err != nil {
-		return err
-	}
-	if len(events) == 0 {
-		done(nil)
-		return nil
-	}
 	size := 0
 	for _, e := range events {
 		size += len(e.Data) + 256
 	}
+	return p.publishRecords(ctx, topic, len(events), size, done, func(i int, h []byte) ([]byte, []byte, []byte, int) {
+		e := events[i]
+		h, nh := appendEventHeaders(h, e)
+		var key []byte
+		if e.PartitionKey != "" {
+			key = bytesOf(e.PartitionKey)
+		}
+		return key, e.Data, h, nh
+	})
+}
+
+// publishRecords enqueues n records for topic, about size bytes, tracked
+// by one call that reports to done. record gives record i's key, value and
+// headers (appended to h) with their count.
+func (p *publisher) publishRecords(ctx context.Context, topic string, n, size int, done func(error), record func(i int, h []byte) (key, value, headers []byte, nh int)) error {
+	if err := p.topics.ensure(ctx, topic, false); err != nil {
+		return err
+	}
+	if n == 0 {
+		done(nil)
+		return nil
+	}
 	c := &call{done: done, p: p}
-	return p.enqueueWith(ctx, topic, c, len(events), size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
+	return p.enqueueWith(ctx, topic, c, n, size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
 		pr := p.prod
-		for _, e := range events {
-			var nh int
-			pr.headers, nh = appendEventHeaders(pr.headers[:0], e)
-			var key []byte
-			if e.PartitionKey != "" {
-				key = bytesOf(e.PartitionKey)
-			}
-			pr.add(parts, key, e.Data, nh, pr.headers, ts, now, c, w)
+		for i := range n {
+			key, value, h, nh := record(i, pr.headers[:0])
+			pr.headers = h
+			pr.add(parts, key, value, nh, h, ts, now, c, w)
 		}
 	})
 }
