@@ -221,9 +221,9 @@ func convert(v any, k valueKind) any {
 				return json.Number(x)
 			}
 		}
-		return x
+		return v // as it is: boxing x again would allocate
 	case time.Time:
-		return x
+		return v
 	case int:
 		return int64(x)
 	case int32:

@@ -69,21 +69,28 @@ type state struct {
 // Apply is safe for concurrent use. It never modifies ch, and the returned
 // events and data share no memory with it except immutable strings.
 func (s *Set) Apply(ch *core.Change) []Result {
-	if s == nil || len(s.rules) == 0 || ch == nil {
-		return nil
-	}
-	st := s.states.Get().(*state)
-	st.env.fill(s.connector, ch, s.needPosition)
 	var out []Result
-	for _, r := range s.rules {
-		res, ok := s.apply(st, r, ch)
-		if !ok {
-			continue
-		}
+	s.Each(ch, func(res Result) {
 		if out == nil {
 			out = make([]Result, 0, len(s.rules))
 		}
 		out = append(out, res)
+	})
+	return out
+}
+
+// Each runs every rule on ch as Apply does and hands each Result to
+// yield, in rule order, rather than collecting them.
+func (s *Set) Each(ch *core.Change, yield func(Result)) {
+	if s == nil || len(s.rules) == 0 || ch == nil {
+		return
+	}
+	st := s.states.Get().(*state)
+	st.env.fill(s.connector, ch, s.needPosition)
+	for _, r := range s.rules {
+		if res, ok := s.apply(st, r, ch); ok {
+			yield(res)
+		}
 	}
 	st.env = env{}
 	clear(st.vals)
@@ -91,7 +98,6 @@ func (s *Set) Apply(ch *core.Change) []Result {
 		st.buf = nil // do not keep one huge event's buffer forever
 	}
 	s.states.Put(st)
-	return out
 }
 
 func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {

@@ -23,20 +23,20 @@ type rulesMapper struct{ s *rules.Set }
 func (rulesMapper) concurrent() {}
 
 func (m rulesMapper) Map(ch *core.Change) []Output {
-	res := m.s.Apply(ch)
-	if len(res) == 0 {
-		return nil
-	}
-	out := make([]Output, len(res))
-	for i, r := range res {
-		out[i] = Output{Rule: r.Rule, Event: r.Event, Data: r.Data, Err: r.Err}
+	var out []Output
+	m.s.Each(ch, func(r rules.Result) {
+		if out == nil {
+			out = make([]Output, 0, m.s.Len())
+		}
+		o := Output{Rule: r.Rule, Event: r.Event, Data: r.Data, Err: r.Err}
 		if r.Err != nil {
-			out[i].Reason = ReasonRuleError
+			o.Reason = ReasonRuleError
 			var ve *catalog.ValidationError
 			if errors.As(r.Err, &ve) {
-				out[i].Reason = ReasonSchemaViolation
+				o.Reason = ReasonSchemaViolation
 			}
 		}
-	}
+		out = append(out, o)
+	})
 	return out
 }
