@@ -52,11 +52,8 @@ func (h *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // call's messages are enqueued all at once: when it returns an error, none
 // was, and done is never called.
 func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
-	if h.err != nil {
-		return fmt.Errorf("publish to kafka topic %q: %w", topic, h.err)
-	}
-	if h.closed.Load() {
-		return fmt.Errorf("publish to kafka topic %q: publisher %w", topic, ErrClosed)
+	if err := h.usable(topic); err != nil {
+		return err
 	}
 	return h.p.publishAsync(ctx, topic, msgs, done)
 }
@@ -66,13 +63,21 @@ func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 // record headers directly, its data the value and its partition key the
 // key.
 func (h *Publisher) PublishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
+	if err := h.usable(topic); err != nil {
+		return err
+	}
+	return h.p.publishEvents(ctx, topic, events, done)
+}
+
+// usable returns why h cannot publish to topic, or nil.
+func (h *Publisher) usable(topic string) error {
 	if h.err != nil {
 		return fmt.Errorf("publish to kafka topic %q: %w", topic, h.err)
 	}
 	if h.closed.Load() {
 		return fmt.Errorf("publish to kafka topic %q: publisher %w", topic, ErrClosed)
 	}
-	return h.p.publishEvents(ctx, topic, events, done)
+	return nil
 }
 
 // Close makes this handle refuse further publishes. The stream's producer
