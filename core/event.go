@@ -123,29 +123,57 @@ func (e *Event) ToMessage() *message.Message {
 	// write it as the ce_id header. Keeping the usual attributes to eight
 	// entries keeps the map in a single group, which halves its cost.
 	md := make(message.Metadata, 8)
-	md[HeaderSource] = e.Source
-	md[HeaderSpecVersion] = e.SpecVersion
-	md[HeaderType] = e.Type
-	if e.Subject != "" {
-		md[HeaderSubject] = e.Subject
-	}
-	if !e.Time.IsZero() {
-		md[HeaderTime] = e.Time.UTC().Format(time.RFC3339Nano)
-	}
-	if e.DataSchema != "" {
-		md[HeaderDataSchema] = e.DataSchema
-	}
-	if e.PartitionKey != "" {
-		md[HeaderPartitionKey] = e.PartitionKey
-	}
-	if e.TraceParent != "" {
-		md[HeaderTraceParent] = e.TraceParent
-	}
-	if e.DataContentType != "" {
-		md[HeaderContentType] = e.DataContentType
-	}
+	e.EachAttribute(func(k, v string, t time.Time) {
+		if k == HeaderTime {
+			v = t.UTC().Format(time.RFC3339Nano)
+		}
+		md[k] = v
+	})
 	m.Metadata = md
 	return m
+}
+
+// EachAttribute calls yield with each metadata entry ToMessage writes, in
+// a fixed order, so that a stream encoding events itself writes exactly
+// what their messages would carry. The time's entry comes with an empty
+// value and the time in t, for the caller to format (in UTC, RFC 3339
+// with nanoseconds) into its own buffer; t is zero for the others.
+func (e *Event) EachAttribute(yield func(key, value string, t time.Time)) {
+	yield(HeaderSource, e.Source, time.Time{})
+	yield(HeaderSpecVersion, e.SpecVersion, time.Time{})
+	yield(HeaderType, e.Type, time.Time{})
+	if e.Subject != "" {
+		yield(HeaderSubject, e.Subject, time.Time{})
+	}
+	if !e.Time.IsZero() {
+		yield(HeaderTime, "", e.Time)
+	}
+	if e.DataSchema != "" {
+		yield(HeaderDataSchema, e.DataSchema, time.Time{})
+	}
+	if e.PartitionKey != "" {
+		yield(HeaderPartitionKey, e.PartitionKey, time.Time{})
+	}
+	if e.TraceParent != "" {
+		yield(HeaderTraceParent, e.TraceParent, time.Time{})
+	}
+	if e.DataContentType != "" {
+		yield(HeaderContentType, e.DataContentType, time.Time{})
+	}
+}
+
+// AttributeCount returns how many entries EachAttribute yields.
+func (e *Event) AttributeCount() int {
+	n := 3
+	for _, s := range [...]string{e.Subject, e.DataSchema, e.PartitionKey, e.TraceParent, e.DataContentType} {
+		if s != "" {
+			n++
+		}
+	}
+	if !e.Time.IsZero() {
+		n++
+	}
+	return n
 }
 
 // EventFromMessage reads an event back from a message written by ToMessage

@@ -2,7 +2,9 @@ package core_test
 
 import (
 	"crypto/sha1"
+	"maps"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -78,5 +80,30 @@ func TestTrackerWatermark(t *testing.T) {
 	pos, ok = tr.Done(seqs[3])
 	if !ok || string(pos.Data) != "e" || tr.Pending() != 0 {
 		t.Fatalf("watermark = %s, %v, pending %d", pos, ok, tr.Pending())
+	}
+}
+
+// TestEachAttributeMatchesToMessage checks that EachAttribute yields
+// AttributeCount entries, which are the metadata of ToMessage.
+func TestEachAttributeMatchesToMessage(t *testing.T) {
+	full := core.Event{ID: "i", Source: "/s", SpecVersion: core.SpecVersion, Type: "t", Subject: "sub",
+		Time: time.Date(2024, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600)), DataContentType: "application/json",
+		DataSchema: "urn:s", PartitionKey: "k", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	for i, e := range []core.Event{full, {ID: "i", Source: "/s", SpecVersion: core.SpecVersion, Type: "t"}} {
+		got := map[string]string{}
+		n := 0
+		e.EachAttribute(func(k, v string, at time.Time) {
+			n++
+			if k == core.HeaderTime {
+				v = at.UTC().Format(time.RFC3339Nano)
+			}
+			got[k] = v
+		})
+		if n != e.AttributeCount() {
+			t.Errorf("event %d: %d entries yielded, AttributeCount says %d", i, n, e.AttributeCount())
+		}
+		if want := e.ToMessage().Metadata; !maps.Equal(got, map[string]string(want)) {
+			t.Errorf("event %d: attributes %q, message metadata %q", i, got, want)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -39,7 +38,7 @@ func (h *hasher) appendCursorPos(b []byte, c cval, kind CursorKind, key []byte, 
 	b = append(b, `,"k":`...)
 	b = append(b, key...)
 	b = append(b, `,"h":"`...)
-	b = base64.RawURLEncoding.AppendEncode(b, sum[:12]) // as hashText
+	b = appendHashText(b, sum)
 	return append(b, `"}`...)
 }
 
@@ -453,7 +452,7 @@ func (s *Source) runEach(ctx context.Context, rt time.Time) error {
 				s.mu.Unlock()
 				return core.Fatal(fmt.Errorf("record %d has no ID: a Fetcher in each mode must name every record's position", n))
 			}
-			p := s.posArena.copy([]byte(r.ID))
+			p := s.posArena.copyString(r.ID)
 			s.fifo = append(s.fifo, pending{pos: p, done: r.Done})
 			changes = append(changes, s.change(r, core.OpCreate, p, rt))
 		}

@@ -369,8 +369,7 @@ func (h *hasher) sum(data map[string]any) [16]byte {
 }
 
 // appendRecord appends the encoding of a record's data, as appendValue
-// does, with the member names sorted once for records that share them: the
-// map is read in one pass, each value put in its name's place.
+// does, with the member names sorted once for records that share them.
 func (h *hasher) appendRecord(b []byte, x map[string]any) []byte {
 	if x == nil {
 		return h.appendValue(b, x)
@@ -480,7 +479,12 @@ func (h *hasher) appendValue(b []byte, v any) []byte {
 
 // hashText is the short form of a content hash positions carry.
 func hashText(h [16]byte) string {
-	return base64.RawURLEncoding.EncodeToString(h[:12])
+	return string(appendHashText(nil, h))
+}
+
+// appendHashText appends hashText(h).
+func appendHashText(b []byte, h [16]byte) []byte {
+	return base64.RawURLEncoding.AppendEncode(b, h[:12])
 }
 
 // isPlain reports whether s needs no escaping in JSON (and is encoded the

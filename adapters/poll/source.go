@@ -762,7 +762,13 @@ type arena struct{ block []byte }
 
 const arenaBlock = 64 << 10
 
-func (a *arena) copy(b []byte) []byte {
+func (a *arena) copy(b []byte) []byte { return arenaCopy(a, b) }
+
+// copyString is copy for a string.
+func (a *arena) copyString(s string) []byte { return arenaCopy(a, s) }
+
+// arenaCopy copies b into a block of a.
+func arenaCopy[T string | []byte](a *arena, b T) []byte {
 	if cap(a.block)-len(a.block) < len(b) {
 		if len(b) > arenaBlock/8 {
 			return append([]byte(nil), b...)

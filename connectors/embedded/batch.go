@@ -290,48 +290,20 @@ func eventMetadataMax(e *core.Event) int {
 // e.ToMessage() would carry: the same entries, so that an event published
 // as it is reads back exactly as its message would.
 func appendEventMetadata(b []byte, e *core.Event) []byte {
-	n := 3
-	for _, s := range [...]string{e.Subject, e.DataSchema, e.PartitionKey, e.TraceParent, e.DataContentType} {
-		if s != "" {
-			n++
-		}
-	}
-	if !e.Time.IsZero() {
-		n++
-	}
-	b = binary.AppendUvarint(b, uint64(n))
-	entry := func(b []byte, k, v string) []byte {
+	b = binary.AppendUvarint(b, uint64(e.AttributeCount()))
+	e.EachAttribute(func(k, v string, t time.Time) {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
+		if k == core.HeaderTime {
+			// The formatted time is shorter than 128 bytes: its length
+			// takes one byte, written once the time is.
+			at := len(b)
+			b = t.UTC().AppendFormat(append(b, 0), time.RFC3339Nano)
+			b[at] = byte(len(b) - at - 1)
+			return
+		}
 		b = binary.AppendUvarint(b, uint64(len(v)))
-		return append(b, v...)
-	}
-	b = entry(b, core.HeaderSource, e.Source)
-	b = entry(b, core.HeaderSpecVersion, e.SpecVersion)
-	b = entry(b, core.HeaderType, e.Type)
-	if e.Subject != "" {
-		b = entry(b, core.HeaderSubject, e.Subject)
-	}
-	if !e.Time.IsZero() {
-		b = binary.AppendUvarint(b, uint64(len(core.HeaderTime)))
-		b = append(b, core.HeaderTime...)
-		// The formatted time is shorter than 128 bytes: its length takes
-		// one byte, written once the time is.
-		at := len(b)
-		b = e.Time.UTC().AppendFormat(append(b, 0), time.RFC3339Nano)
-		b[at] = byte(len(b) - at - 1)
-	}
-	if e.DataSchema != "" {
-		b = entry(b, core.HeaderDataSchema, e.DataSchema)
-	}
-	if e.PartitionKey != "" {
-		b = entry(b, core.HeaderPartitionKey, e.PartitionKey)
-	}
-	if e.TraceParent != "" {
-		b = entry(b, core.HeaderTraceParent, e.TraceParent)
-	}
-	if e.DataContentType != "" {
-		b = entry(b, core.HeaderContentType, e.DataContentType)
-	}
+		b = append(b, v...)
+	})
 	return b
 }

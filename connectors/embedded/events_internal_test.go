@@ -13,9 +13,9 @@ import (
 // to exactly the metadata of its ToMessage form, whichever optional
 // attributes are set.
 func TestEventMetadataMatchesMessage(t *testing.T) {
-	// A new Event field may need an entry here and in appendEventMetadata.
+	// A new Event field may need a case here and in core.Event.EachAttribute.
 	if n := reflect.TypeFor[core.Event]().NumField(); n != 11 {
-		t.Fatalf("core.Event has %d fields, this test and appendEventMetadata know 11", n)
+		t.Fatalf("core.Event has %d fields, this test and core.Event.EachAttribute know 11", n)
 	}
 	full := core.Event{
 		ID: "0b6f6c8e-8f4e-5d7e-9f2a-1c3b5d7e9f2a", Source: "/erp/orders", SpecVersion: core.SpecVersion,

@@ -185,38 +185,18 @@ func (p *publisher) publishRecords(ctx context.Context, topic string, n, size in
 // for e.ToMessage(): its attributes, ce_id from its id, and returns their
 // count.
 func appendEventHeaders(dst []byte, e *core.Event) ([]byte, int) {
-	nh := 0
-	header := func(k, v string) {
+	e.EachAttribute(func(k, v string, t time.Time) {
 		dst = appendVarintString(dst, k)
+		if k == core.HeaderTime {
+			var buf [64]byte
+			dst = appendVarintBytes(dst, t.UTC().AppendFormat(buf[:0], time.RFC3339Nano))
+			return
+		}
 		dst = appendVarintString(dst, v)
-		nh++
-	}
-	header(core.HeaderSource, e.Source)
-	header(core.HeaderSpecVersion, e.SpecVersion)
-	header(core.HeaderType, e.Type)
-	if e.Subject != "" {
-		header(core.HeaderSubject, e.Subject)
-	}
-	if !e.Time.IsZero() {
-		var buf [64]byte
-		dst = appendVarintString(dst, core.HeaderTime)
-		dst = appendVarintBytes(dst, e.Time.UTC().AppendFormat(buf[:0], time.RFC3339Nano))
-		nh++
-	}
-	if e.DataSchema != "" {
-		header(core.HeaderDataSchema, e.DataSchema)
-	}
-	if e.PartitionKey != "" {
-		header(core.HeaderPartitionKey, e.PartitionKey)
-	}
-	if e.TraceParent != "" {
-		header(core.HeaderTraceParent, e.TraceParent)
-	}
-	if e.DataContentType != "" {
-		header(core.HeaderContentType, e.DataContentType)
-	}
-	header(core.HeaderID, e.ID)
-	return dst, nh
+	})
+	dst = appendVarintString(dst, core.HeaderID)
+	dst = appendVarintString(dst, e.ID)
+	return dst, e.AttributeCount() + 1
 }
 
 // appendHeaders encodes the metadata of m as record headers, one to one,
