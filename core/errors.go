@@ -96,7 +96,9 @@ func flatten(err error) []error {
 		return nil
 	}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		if _, isFatal := err.(fatalError); !isFatal {
+		_, isFatal := err.(fatalError)
+		_, isPermanent := err.(permanentError)
+		if !isFatal && !isPermanent {
 			var out []error
 			for _, e := range j.Unwrap() {
 				out = append(out, flatten(e)...)
@@ -106,3 +108,24 @@ func flatten(err error) []error {
 	}
 	return []error{err}
 }
+
+// ErrPermanent marks a publish error that retrying the same events cannot
+// fix: the stream refused a record for what it is (larger than the broker
+// accepts, an invalid record), not because it is unavailable. A stream's
+// publisher wraps such errors with Permanent; the runtime then finds the
+// refused events and dead-letters them (or stops the connector, as its
+// on_publish_error option says) instead of retrying them forever.
+var ErrPermanent = errors.New("permanent")
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }

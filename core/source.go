@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -126,3 +127,24 @@ func (f SourceFunc) Ack(context.Context, Position) error { return nil }
 func (f SourceFunc) Close(context.Context) error { return nil }
 
 var _ Source = SourceFunc(nil)
+
+// Ingress is an optional Source capability for sources that receive pushes.
+// Routes returns the patterns (net/http ServeMux syntax, as given to
+// Env.HTTP.Handle) the source mounts once open. It is called after a
+// successful Configure and does no I/O. The sidecar answers those routes
+// with 503 and Retry-After from the moment its listener is up until the
+// source mounts them, so that a sender retries instead of taking a 404.
+type Ingress interface {
+	Routes() []string
+}
+
+// Freshness is an optional Source capability. CaughtUp returns when the
+// source last confirmed that it had read everything its system held (a poll
+// that finished, a replication keepalive with nothing pending), or the zero
+// time if it has not. On a quiet system the checkpoint does not move; the
+// runtime then reports the age of this confirmation instead, so that a
+// healthy idle source does not look stale. It may be called concurrently
+// with everything else and must not block.
+type Freshness interface {
+	CaughtUp() time.Time
+}
