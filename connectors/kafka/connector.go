@@ -32,8 +32,8 @@ var (
 	// ErrNotOpen is returned when the stream is used before a successful
 	// Open.
 	ErrNotOpen = errors.New("kafka stream not open")
-	// ErrClosed is returned when the stream, a publisher or a subscriber is
-	// used after Close.
+	// ErrClosed is returned when the stream (until it is opened again), a
+	// publisher or a subscriber is used after Close.
 	ErrClosed = errors.New("kafka stream closed")
 )
 
@@ -47,13 +47,14 @@ func init() {
 }
 
 // Stream is the Kafka stream. Construct it with New, then Configure, Open,
-// use, and Close.
+// use, and Close. Open may be called again after a failed Open and after
+// Close: each Open starts afresh, with new connections and a new producer.
 type Stream struct {
 	mu     sync.Mutex
 	cfg    Config
 	hasCfg bool
-	conn   *conn
-	closed bool
+	conn   *conn // the open connection, or the last one closed
+	closed bool  // conn is closed and no Open has succeeded since
 }
 
 var _ core.Stream = (*Stream)(nil)
@@ -93,16 +94,19 @@ func (s *Stream) Configure(cfg core.Config) error {
 
 // Open connects to the brokers and starts the producer. It returns an error
 // naming the brokers when none answers before ctx ends or the dial timeout
-// passes; the runtime retries it. A failed Open leaves nothing running.
+// passes; the runtime retries it. A failed Open leaves nothing running, and
+// Open may be called again on the same stream, after a failed Open as after
+// Close: it dials afresh. Publisher, Subscriber and Checkpoints taken before
+// a Close stay closed; take them again after the new Open.
 func (s *Stream) Open(ctx context.Context, env core.Env) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
+	if s.conn != nil && !s.closed {
+		return errors.New("open kafka stream: already open; Close it before opening it again")
 	}
-	if s.conn != nil {
-		return errors.New("open kafka stream: already open")
-	}
+	// The last connection, if any, is closed (or being closed by the
+	// Close that marked it): it stays with the handles taken on it.
+	s.conn, s.closed = nil, false
 	if !s.hasCfg {
 		return fmt.Errorf("open kafka stream: %w", core.FieldErrorf("brokers", "the stream is not configured; set brokers"))
 	}
@@ -242,11 +246,12 @@ func (s *Stream) Ping(ctx context.Context) error {
 // Close closes every subscriber, flushes the messages still in flight
 // (bounded by ctx: those not acknowledged when ctx ends fail with
 // ErrClosed), then closes the connections. It is safe to call twice and
-// after a failed Open.
+// after a failed Open. Until the next Open, the stream's methods return
+// ErrClosed.
 func (s *Stream) Close(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
 	c := s.conn
+	s.closed = c != nil
 	s.mu.Unlock()
 	if c == nil {
 		return nil

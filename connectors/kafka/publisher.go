@@ -163,6 +163,12 @@ func (p *publisher) publishEvents(ctx context.Context, topic string, events []*c
 // by one call that reports to done. record gives record i's key, value and
 // headers (appended to h) with their count.
 func (p *publisher) publishRecords(ctx context.Context, topic string, n, size int, done func(error), record func(i int, h []byte) (key, value, headers []byte, nh int)) error {
+	select {
+	case <-p.closing:
+		// Before the topic check, which would fail on the closed client.
+		return fmt.Errorf("publish to kafka topic %q: %w", topic, ErrClosed)
+	default:
+	}
 	if err := p.topics.ensure(ctx, topic, false); err != nil {
 		return err
 	}
