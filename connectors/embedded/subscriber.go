@@ -100,6 +100,22 @@ func (s *Subscriber) start(ctx context.Context) (int64, error) {
 // closed; the context of each delivered message is cancelled after its ack
 // or nack, and when the subscription ends.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.subscribe(ctx, topic, false)
+}
+
+// SubscribeStored is Subscribe bounded to what topic holds when it is
+// called: the channel delivers the messages from the start position up to
+// the last one stored at that moment, and is closed once that one is acked
+// (or ctx is done, or the subscriber is closed). `tributary events tail
+// --no-follow` reads with it. Only a subscriber without a group has it.
+func (s *Subscriber) SubscribeStored(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if s.opts.Group != "" {
+		return nil, fmt.Errorf("subscribe to the stored messages of topic %q: consumer group %q reads on from its committed offset; subscribe without a group", topic, s.opts.Group)
+	}
+	return s.subscribe(ctx, topic, true)
+}
+
+func (s *Subscriber) subscribe(ctx context.Context, topic string, stored bool) (<-chan *message.Message, error) {
 	if topic == "" {
 		return nil, errors.New("subscribe: empty topic; name the topic to read")
 	}
@@ -125,12 +141,16 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 	var g *group
 	var pos int64
+	end := int64(-1) // follow
 	var err error
 	if s.opts.Group != "" {
 		g = s.st.group(s.opts.Group, topic)
 		err = s.initGroup(sctx, g, topic)
 	} else {
 		pos, err = s.start(sctx)
+	}
+	if err == nil && stored {
+		end, err = s.st.lastOffset(sctx)
 	}
 	if err != nil {
 		finish()
@@ -142,7 +162,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer finish()
 		defer close(out)
 		if g == nil {
-			s.consume(sctx, topic, out, pos, nil)
+			s.consume(sctx, topic, out, pos, end, nil)
 			return
 		}
 		select {
@@ -215,7 +235,7 @@ func (s *Subscriber) consumeGroup(ctx context.Context, g *group, topic string, o
 				}
 			}
 		}()
-		s.consume(lctx, topic, out, pos, func(off int64) { s.commit(lctx, g, topic, off) })
+		s.consume(lctx, topic, out, pos, -1, func(off int64) { s.commit(lctx, g, topic, off) })
 		lost()
 		<-renewed
 		if ctx.Err() != nil {
@@ -272,11 +292,15 @@ func (s *Subscriber) commit(ctx context.Context, g *group, topic string, off int
 	}
 }
 
-// consume delivers topic's messages after pos until ctx is done.
-func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, pos int64, acked func(int64)) {
+// consume delivers topic's messages after pos until ctx is done, or, when
+// end is not negative, until the messages up to offset end are delivered.
+func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, pos, end int64, acked func(int64)) {
 	poll := time.NewTimer(pollInterval)
 	defer poll.Stop()
 	for {
+		if end >= 0 && pos >= end {
+			return
+		}
 		changed := s.st.changed()
 		batch, more, err := s.st.readAfter(ctx, topic, pos, readBatch)
 		if err != nil {
@@ -287,6 +311,9 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			changed = nil // wait for the poll timer
 		}
 		for _, m := range batch {
+			if end >= 0 && m.offset > end {
+				return
+			}
 			if !deliver(ctx, out, m) {
 				return
 			}
@@ -297,6 +324,9 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		}
 		if more {
 			continue
+		}
+		if end >= 0 && err == nil {
+			return // every message stored up to end is delivered
 		}
 		poll.Reset(pollInterval)
 		select {

@@ -77,7 +77,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	out, finished, err := s.subscribe(ctx, topic)
+	out, finished, err := s.subscribe(ctx, topic, false)
 	if err != nil {
 		if finished != nil {
 			<-finished
@@ -92,9 +92,42 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
-// subscribe starts reading topic. finished is closed once every goroutine
-// of the subscription has ended; it may be non-nil along with an error.
-func (s *subscriber) subscribe(ctx context.Context, topic string) (out chan *message.Message, finished chan struct{}, err error) {
+// SubscribeStored is Subscribe bounded to what topic holds when it is
+// called: each partition is read from the start position up to its high
+// watermark at that moment, and the channel is closed once every partition's
+// last record is acked (or ctx ends, or the subscriber closes). `tributary
+// events tail --no-follow` reads with it. Only a subscriber without a group
+// has it.
+func (s *subscriber) SubscribeStored(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if s.opts.Group != "" {
+		return nil, fmt.Errorf("subscribe to the stored records of kafka topic %q: consumer group %q reads on from its committed offsets; subscribe without a group", topic, s.opts.Group)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("subscribe to kafka topic %q: subscriber %w", topic, ErrClosed)
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	out, finished, err := s.subscribe(ctx, topic, true)
+	if err != nil {
+		if finished != nil {
+			<-finished
+		}
+		s.wg.Done()
+		return nil, err
+	}
+	go func() {
+		<-finished
+		s.wg.Done()
+	}()
+	return out, nil
+}
+
+// subscribe starts reading topic, up to each partition's high watermark
+// when stored is set. finished is closed once every goroutine of the
+// subscription has ended; it may be non-nil along with an error.
+func (s *subscriber) subscribe(ctx context.Context, topic string, stored bool) (out chan *message.Message, finished chan struct{}, err error) {
 	if err := s.c.topics.ensure(ctx, topic, false); err != nil {
 		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
 	}
@@ -112,7 +145,7 @@ func (s *subscriber) subscribe(ctx context.Context, topic string) (out chan *mes
 	if s.opts.Group != "" {
 		finished, err = s.consumeGroup(runCtx, topic, d)
 	} else {
-		finished, err = s.consumePartitions(runCtx, topic, d)
+		finished, err = s.consumePartitions(runCtx, topic, d, stored)
 	}
 	if err != nil {
 		cancel()
@@ -162,8 +195,10 @@ func (s *subscriber) startOffset(client sarama.Client, topic string, partition i
 	}
 }
 
-// consumePartitions reads every partition of topic without a group.
-func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *deliverer) (chan struct{}, error) {
+// consumePartitions reads every partition of topic without a group; when
+// stored is set, each only up to its high watermark at the start, and the
+// subscription ends once all are read.
+func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *deliverer, stored bool) (chan struct{}, error) {
 	client := s.c.client
 	parts, err := client.Partitions(topic)
 	if err != nil {
@@ -174,6 +209,7 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 		return nil, fmt.Errorf("consume kafka topic %q: %w", topic, err)
 	}
 	var pcs []sarama.PartitionConsumer
+	var ends []int64 // with stored: the offset after each pc's last record
 	fail := func(err error) (chan struct{}, error) {
 		for _, pc := range pcs {
 			pc.AsyncClose()
@@ -183,10 +219,24 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 	}
 	for _, p := range parts {
 		var pc sarama.PartitionConsumer
+		var end int64
 		err := retryLeader(ctx, client, topic, func() error {
 			off, err := s.startOffset(client, topic, p)
 			if err != nil {
 				return err
+			}
+			if stored {
+				if end, err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+					return fmt.Errorf("find end offset of kafka topic %q partition %d: %w", topic, p, err)
+				}
+				if off == sarama.OffsetOldest {
+					if off, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+						return fmt.Errorf("find first offset of kafka topic %q partition %d: %w", topic, p, err)
+					}
+				}
+				if off >= end {
+					return nil // nothing stored to read
+				}
 			}
 			if pc, err = consumer.ConsumePartition(topic, p, off); err != nil {
 				return fmt.Errorf("consume kafka topic %q partition %d: %w", topic, p, err)
@@ -196,11 +246,15 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 		if err != nil {
 			return fail(err)
 		}
-		pcs = append(pcs, pc)
+		if pc != nil {
+			pcs = append(pcs, pc)
+			ends = append(ends, end)
+		}
 	}
-	var wg sync.WaitGroup
-	for _, pc := range pcs {
+	var wg, readers sync.WaitGroup
+	for i, pc := range pcs {
 		wg.Add(2)
+		readers.Add(1)
 		go func() {
 			defer wg.Done()
 			for err := range pc.Errors() {
@@ -209,6 +263,7 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 		}()
 		go func() {
 			defer wg.Done()
+			defer readers.Done()
 			defer pc.AsyncClose()
 			for {
 				select {
@@ -219,16 +274,30 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 					if !d.deliver(ctx, km) {
 						return
 					}
+					if stored && km.Offset+1 >= ends[i] {
+						return
+					}
 				case <-ctx.Done():
 					return
 				}
 			}
 		}()
 	}
+	var read chan struct{} // with stored: closed once every partition is read
+	if stored {
+		read = make(chan struct{})
+		go func() {
+			readers.Wait()
+			close(read)
+		}()
+	}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-read:
+		}
 		for _, pc := range pcs {
 			pc.AsyncClose()
 		}
