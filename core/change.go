@@ -105,15 +105,21 @@ type SourceInfo struct {
 // string, json.Number (exact numbers), int64, float64, time.Time, []byte,
 // []any and map[string]any.
 //
+// A record that is absent (Before of a create, After of a delete, the Key
+// of a change without one) is a nil map, and it is encoded as JSON null
+// wherever a change or its data is written: rule data, dead-letter
+// records, the plugin protocol. An empty map is a record present with no
+// fields, encoded as {}.
+//
 // A Change is read-only once a source returns it, maps and slices
 // included: sources may share them between changes (the poll adapter gives
 // every change of a run one Meta), and mappers may read one change from
 // several goroutines.
 type Change struct {
 	Op     Op             `json:"op"`
-	Key    map[string]any `json:"key,omitempty"`
-	Before map[string]any `json:"before,omitempty"`
-	After  map[string]any `json:"after,omitempty"`
+	Key    map[string]any `json:"key"`
+	Before map[string]any `json:"before"`
+	After  map[string]any `json:"after"`
 	// Payload is a pushed message body (a parsed webhook delivery), when the
 	// change is not a record.
 	Payload any `json:"payload,omitempty"`
@@ -124,19 +130,28 @@ type Change struct {
 	// Position is the checkpoint that resumes after this change.
 	Position Position `json:"position"`
 	// Raw is the change as received, when the adapter keeps it (a webhook
-	// body). It travels to the dead-letter stream with a failed change.
+	// body, a line of a file). It travels to the dead-letter stream with a
+	// failed change.
 	Raw []byte `json:"-"`
+	// Invalid, when not empty, says why the source could not read what it
+	// received as a record (a line of a file that does not parse). Such a
+	// change carries what was read (Raw, Meta) but no record, and yields no
+	// event: the rules engine sends it to the dead-letter stream with this
+	// reason without applying any rule, and so should a custom mapper.
+	Invalid string `json:"-"`
 }
 
 // MarshalRaw returns the change as JSON for the dead-letter stream. Raw, when
-// present, is embedded as text when it is valid JSON and as base64 otherwise.
+// present, is embedded as text when it is valid JSON and as base64 otherwise;
+// Invalid, when set, is the "invalid" field.
 func (c *Change) MarshalRaw() ([]byte, error) {
 	type alias Change
 	out := struct {
 		*alias
-		Raw   json.RawMessage `json:"raw,omitempty"`
-		Raw64 []byte          `json:"raw_base64,omitempty"`
-	}{alias: (*alias)(c)}
+		Invalid string          `json:"invalid,omitempty"`
+		Raw     json.RawMessage `json:"raw,omitempty"`
+		Raw64   []byte          `json:"raw_base64,omitempty"`
+	}{alias: (*alias)(c), Invalid: c.Invalid}
 	if len(c.Raw) > 0 {
 		if json.Valid(c.Raw) {
 			out.Raw = c.Raw

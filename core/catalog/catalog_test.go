@@ -303,3 +303,25 @@ func TestNormalize(t *testing.T) {
 }
 
 func zero() float64 { return 0 }
+
+// TestNormalizeAbsentIsNull checks that a nil map or list (an absent
+// record) normalizes to nil, JSON null, and an empty one stays empty.
+func TestNormalizeAbsentIsNull(t *testing.T) {
+	got, err := catalog.Normalize(map[string]any{
+		"before": map[string]any(nil),
+		"yaml":   map[any]any(nil),
+		"list":   []any(nil),
+		"empty":  map[string]any{},
+		"none":   []any{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"before":null,"empty":{},"list":null,"none":[],"yaml":null}`; string(b) != want {
+		t.Errorf("Normalize gives %s, want %s", b, want)
+	}
+}

@@ -22,7 +22,10 @@ import (
 //   - maps with non-string keys (as YAML decoders produce) to map[string]any,
 //     keys printed with fmt,
 //   - other slices, arrays and maps with string keys element by element,
-//   - named string, bool and number types to their underlying kind.
+//   - named string, bool and number types to their underlying kind,
+//   - a nil map or slice (such as the absent before of an insert) to nil,
+//     which encodes as JSON null, as encoding/json writes it; an empty
+//     one stays empty ({} or []).
 //
 // Integers and json.Number values are kept as they are, so large and
 // decimal numbers stay exact. NaN, infinities and values JSON cannot hold
@@ -67,6 +70,9 @@ func normalize(v any, at string, depth int) (any, error) {
 		}
 		return out, nil
 	case map[string]any:
+		if x == nil {
+			return nil, nil
+		}
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			n, err := normalize(e, at+"/"+escapePointer(k), depth+1)
@@ -77,6 +83,9 @@ func normalize(v any, at string, depth int) (any, error) {
 		}
 		return out, nil
 	case []any:
+		if x == nil {
+			return nil, nil
+		}
 		out := make([]any, len(x))
 		for i, e := range x {
 			n, err := normalize(e, at+"/"+strconv.Itoa(i), depth+1)
@@ -87,6 +96,9 @@ func normalize(v any, at string, depth int) (any, error) {
 		}
 		return out, nil
 	case map[any]any:
+		if x == nil {
+			return nil, nil
+		}
 		out := make(map[string]any, len(x))
 		for k, e := range x {
 			ks := fmt.Sprint(k)

@@ -27,9 +27,34 @@ type Result struct {
 	// encoding: a data mapping is encoded from its values, without the
 	// object being built.
 	Data any
-	// Err is a *RuleError when an expression failed at run time, or a
-	// *catalog.ValidationError when the data violates its type's schema.
+	// Err is a *RuleError when an expression failed at run time, a
+	// *catalog.ValidationError when the data violates its type's schema,
+	// or a *DeadLetterError when the change is dead-lettered on purpose.
 	Err error
+}
+
+// InvalidRule is the Rule of the Result a change yields when its source
+// could not read it (core.Change.Invalid): no rule runs on such a change.
+const InvalidRule = "invalid"
+
+// DeadLetterError sends a change to the dead-letter stream on purpose,
+// with a reason: a rule's expression called deadLetter(reason), or (Rule
+// InvalidRule) the source could not read the change, core.Change.Invalid.
+type DeadLetterError struct {
+	Connector string
+	Rule      string
+	// Field names the expression that called deadLetter, as in RuleError;
+	// empty for an invalid change.
+	Field string
+	// Reason is the reason given to deadLetter, or the change's Invalid.
+	Reason string
+}
+
+func (e *DeadLetterError) Error() string {
+	if e.Rule == InvalidRule && e.Field == "" {
+		return fmt.Sprintf("connector %q could not read the record: %s", e.Connector, e.Reason)
+	}
+	return fmt.Sprintf("rule %q of connector %q: %s: dead-lettered: %s", e.Rule, e.Connector, e.Field, e.Reason)
 }
 
 // RuleError reports an expression that failed at run time: a missing
@@ -66,6 +91,8 @@ type state struct {
 
 // Apply runs every rule on ch, in order, and returns one Result per rule
 // whose `when` holds or fails; rules whose `when` is false yield nothing.
+// A change whose source could not read it (Invalid set) runs no rule and
+// yields one Result, Rule InvalidRule, with a *DeadLetterError.
 // Apply is safe for concurrent use. It never modifies ch, and the returned
 // events and data share no memory with it except immutable strings.
 func (s *Set) Apply(ch *core.Change) []Result {
@@ -82,7 +109,14 @@ func (s *Set) Apply(ch *core.Change) []Result {
 // Each runs every rule on ch as Apply does and hands each Result to
 // yield, in rule order, rather than collecting them.
 func (s *Set) Each(ch *core.Change, yield func(Result)) {
-	if s == nil || len(s.rules) == 0 || ch == nil {
+	if s == nil || ch == nil {
+		return
+	}
+	if ch.Invalid != "" {
+		yield(Result{Rule: InvalidRule, Err: &DeadLetterError{Connector: s.connector, Rule: InvalidRule, Reason: ch.Invalid}})
+		return
+	}
+	if len(s.rules) == 0 {
 		return
 	}
 	st := s.states.Get().(*state)
@@ -114,7 +148,12 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		}
 	}
 	fail := func(field string, err error) (Result, bool) {
-		res.Err = s.ruleError(r, field, err)
+		var dl *DeadLetterError
+		if errors.As(err, &dl) {
+			res.Err = &DeadLetterError{Connector: s.connector, Rule: r.name, Field: field, Reason: dl.Reason}
+		} else {
+			res.Err = s.ruleError(r, field, err)
+		}
 		build()
 		return res, true
 	}

@@ -31,8 +31,10 @@
 //	position   string          the change's position, printable ("v1:0/16B3748")
 //	connector  string          the connector's name
 //
-// A record that is absent is a nil map, and reading a field of it gives nil:
-// after.id on a delete is nil, never a panic. Going one level deeper into a
+// A record that is absent is a nil map: before == nil holds on a create,
+// after == nil on a delete, and reading a field of it gives nil: after.id
+// on a delete is nil, never a panic. An absent record copied into data
+// (data: {before: before}) is JSON null, never {}; string(before) is "". Going one level deeper into a
 // missing value is a run-time error (after.customer.name when customer is
 // missing); write after?.customer?.name to get nil instead, and
 // coalesce(after?.customer?.name, "unknown") for a default. Fields whose
@@ -74,6 +76,7 @@
 //	json(x)              x encoded as JSON text
 //	parseJSON(s)         the value of the JSON text s, numbers exact
 //	changed("field")     whether before and after differ in field (numbers compare by value)
+//	deadLetter(reason)   sends the change to the dead-letter stream instead of emitting this rule's event (see Dead letters)
 //
 // # Rules
 //
@@ -101,6 +104,26 @@
 // sorted, so that equal changes give byte-equal events. Its id is
 // core.EventID(connector, position, rule name): a change delivered twice
 // yields the same ids.
+//
+// # Dead letters
+//
+// A rule's Result is a dead letter, with the data as built, the rule and
+// the raw change, when an expression fails at run time (*RuleError), when
+// the data breaks its type's schema (*catalog.ValidationError), or on
+// purpose (*DeadLetterError): an expression that calls deadLetter(reason)
+// stops the rule there and dead-letters the change with the reason,
+// rendered as text. It is usable in any expression, so a rule can refuse
+// the changes it cannot turn into a valid event rather than let them pass
+// silently:
+//
+//	when: meta.parse_error == nil || deadLetter(meta.parse_error)
+//	data:
+//	  total: 'after.total >= 0 ? decimal(after.total) : deadLetter("negative total")'
+//
+// A change whose source could not read it (core.Change.Invalid, such as a
+// line of a file that does not parse) runs no rule: it yields one Result,
+// Rule InvalidRule ("invalid"), with a *DeadLetterError whose Reason is
+// the change's Invalid.
 //
 // # Catalog
 //

@@ -33,6 +33,7 @@ func functions() []expr.Option {
 		expr.Function("fromUnixMilli", fnFromUnixMilli, new(func(any) time.Time)),
 		expr.Function("json", fnJSON, new(func(any) string)),
 		expr.Function("parseJSON", fnParseJSON, new(func(string) any)),
+		expr.Function("deadLetter", fnDeadLetter, new(func(any) bool)),
 		expr.Function(numFn, fnNum, new(func(any) any)),
 		expr.Function(changedFn, fnChanged, new(func(map[string]any, map[string]any, string) bool)),
 	}
@@ -114,7 +115,8 @@ func toString(v any) (string, error) {
 		return rv.String(), nil
 	}
 	n, err := catalog.Normalize(v)
-	if err != nil {
+	if err != nil || n == nil {
+		// An absent record (a nil map) is nil: text "", as nil is.
 		return "", err
 	}
 	b, err := appendJSON(nil, n)
@@ -125,6 +127,20 @@ func toString(v any) (string, error) {
 }
 
 func fnString(args ...any) (any, error) { return toString(args[0]) }
+
+// fnDeadLetter backs deadLetter(reason): it never returns a value; the
+// *DeadLetterError it raises makes the rule's Result a dead letter, with
+// the reason rendered as text.
+func fnDeadLetter(args ...any) (any, error) {
+	reason, err := toString(args[0])
+	if err != nil {
+		return nil, fmt.Errorf("deadLetter: the reason %w", err)
+	}
+	if strings.TrimSpace(reason) == "" {
+		reason = "deadLetter called without a reason"
+	}
+	return nil, &DeadLetterError{Reason: reason}
+}
 
 func fnJSON(args ...any) (any, error) {
 	n, err := catalog.Normalize(args[0])

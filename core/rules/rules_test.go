@@ -89,13 +89,16 @@ func TestGolden(t *testing.T) {
 					g.Data = r.Data
 					var re *rules.RuleError
 					var ve *catalog.ValidationError
+					var de *rules.DeadLetterError
 					switch {
 					case errors.As(r.Err, &re):
 						g.Kind = "rule"
 					case errors.As(r.Err, &ve):
 						g.Kind = "validation"
+					case errors.As(r.Err, &de):
+						g.Kind = "dead_letter"
 					default:
-						t.Errorf("rule %s: error %v is neither a RuleError nor a ValidationError", r.Rule, r.Err)
+						t.Errorf("rule %s: error %v is not a RuleError, a ValidationError nor a DeadLetterError", r.Rule, r.Err)
 					}
 					if r.Event != nil {
 						t.Errorf("rule %s: an event comes with error %v", r.Rule, r.Err)
@@ -123,6 +126,48 @@ func TestGolden(t *testing.T) {
 			}
 			if !bytes.Equal(b, wb) {
 				t.Errorf("results differ from %s (run with -update to accept):\ngot:\n%s", want, b)
+			}
+		})
+	}
+}
+
+// TestInvalidChangeIsDeadLettered checks that a change its source could
+// not read runs no rule and yields one dead letter carrying its reason,
+// even from a connector without rules.
+func TestInvalidChangeIsDeadLettered(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules []core.Rule
+	}{
+		{name: "with rules", rules: []core.Rule{
+			{Name: "any_change", Type: "com.acme.thing.seen", Data: "after"},
+			{Name: "parse_errors", When: "meta.parse_error != nil", Type: "com.acme.thing.unreadable"},
+		}},
+		{name: "without rules"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := rules.Compile("drop", tt.rules, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := &core.Change{
+				Op:       core.OpCreate,
+				Meta:     map[string]any{"line": int64(3), "parse_error": "line 3: broken"},
+				Raw:      []byte(`S002,"MS-2`),
+				Invalid:  "line 3: broken",
+				Position: core.Position{Version: 1, Data: []byte("3")},
+			}
+			got := set.Apply(ch)
+			if len(got) != 1 {
+				t.Fatalf("Apply gave %d results, want the one dead letter: %+v", len(got), got)
+			}
+			var de *rules.DeadLetterError
+			if got[0].Rule != rules.InvalidRule || got[0].Event != nil || !errors.As(got[0].Err, &de) {
+				t.Fatalf("result = %+v, want rule %q with a *DeadLetterError", got[0], rules.InvalidRule)
+			}
+			if de.Reason != "line 3: broken" || de.Connector != "drop" {
+				t.Errorf("dead letter = %+v, want the change's Invalid as its reason", de)
 			}
 		})
 	}
