@@ -12,11 +12,16 @@ import (
 // watermill's, and every implementation passes watermill's universal Pub/Sub
 // test suite.
 //
-// The runtime calls Configure once (no I/O), then Open (which may be retried
-// with backoff: a broker that is down at start is not fatal), then uses
+// The runtime calls Configure once (no I/O), then Open, then uses
 // Publisher, Subscriber and Checkpoints concurrently, then Close. Publisher,
 // Subscriber and Checkpoints are only valid between a successful Open and
 // Close.
+//
+// A broker that is down at start is not fatal: after a failed Open the
+// runtime calls Close (which releases whatever the failed Open acquired) and
+// calls Open again on the same value after a backoff, until it succeeds.
+// Open after Close therefore starts afresh: a stream never stays closed for
+// good because an earlier Open failed.
 type Stream interface {
 	Configure(cfg Config) error
 	Open(ctx context.Context, env Env) error
@@ -47,7 +52,15 @@ type Stream interface {
 // message in msgs is durable (err == nil) or after one of them failed. When
 // it returns an error (ctx done, publisher closed) nothing was enqueued and
 // done is never called. Messages enqueued on one topic with the same key are
-// stored in the order they were enqueued. It is safe for concurrent use.
+// stored in the order they were enqueued, and a failure never lets a later
+// message overtake an earlier one: when a message fails, every message with
+// the same key enqueued on the topic before its done returned fails too
+// (Kafka's idempotent producer behaves so within a partition). The runtime
+// relies on this to keep per-key order across retries: it holds back new
+// publishes from the moment it sees a failure and sends the failed ones
+// again, in order. An error that retrying cannot fix (a record the broker
+// refuses for its size or content) wraps ErrPermanent. It is safe for
+// concurrent use.
 type AsyncPublisher interface {
 	PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error
 }

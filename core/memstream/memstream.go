@@ -29,6 +29,14 @@ type Stream struct {
 	failNext int
 	failErr  error
 	failTop  map[string]error
+	refuse   func(topic string, m *message.Message) error
+	openErrs []error
+	opens    int
+	// poisoned counts, per topic, failures whose done has not returned
+	// yet: publishes on the topic fail meanwhile, so that nothing is
+	// stored ahead of a failed message (the ordering contract of
+	// core.AsyncPublisher).
+	poisoned map[string]int
 	closed   bool
 	opened   bool
 	ch       *gochannel.GoChannel
@@ -44,9 +52,10 @@ type Published struct {
 // New returns an empty stream.
 func New() *Stream {
 	s := &Stream{
-		topics: map[string][]*message.Message{},
-		ch:     gochannel.NewGoChannel(gochannel.Config{Persistent: true, OutputChannelBuffer: 1024}, nil),
-		cps:    NewCheckpoints(),
+		topics:   map[string][]*message.Message{},
+		ch:       gochannel.NewGoChannel(gochannel.Config{Persistent: true, OutputChannelBuffer: 1024}, nil),
+		cps:      NewCheckpoints(),
+		poisoned: map[string]int{},
 	}
 	s.cond = sync.NewCond(&s.mu)
 	return s
@@ -65,12 +74,51 @@ var (
 // Configure accepts an empty configuration.
 func (s *Stream) Configure(cfg core.Config) error { return cfg.Decode(&struct{}{}) }
 
-// Open marks the stream open.
+// Open marks the stream open. It fails with the errors given to FailOpen
+// first, one per call. Open may follow Close: the stream keeps what it
+// stored and serves new subscribers.
 func (s *Stream) Open(context.Context, core.Env) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.opens++
+	if len(s.openErrs) > 0 {
+		err := s.openErrs[0]
+		s.openErrs = s.openErrs[1:]
+		return err
+	}
+	if s.closed {
+		s.closed = false
+		s.ch = gochannel.NewGoChannel(gochannel.Config{Persistent: true, OutputChannelBuffer: 1024}, nil)
+		for _, p := range s.order {
+			_ = s.ch.Publish(p.Topic, p.Message.Copy())
+		}
+	}
 	s.opened = true
 	return nil
+}
+
+// FailOpen makes the next len(errs) calls to Open fail, in turn, with errs.
+func (s *Stream) FailOpen(errs ...error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.openErrs = append(s.openErrs, errs...)
+}
+
+// Opens returns how many times Open was called.
+func (s *Stream) Opens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens
+}
+
+// Refuse makes the stream refuse, for good, every message for which f
+// returns an error: the publish fails with that error wrapped by
+// core.Permanent, as a broker refuses a record larger than it accepts. A
+// nil f refuses nothing.
+func (s *Stream) Refuse(f func(topic string, m *message.Message) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = f
 }
 
 // Publisher returns the recording publisher.
@@ -173,19 +221,15 @@ func (s *Stream) WaitLen(ctx context.Context, n int) error {
 	return nil
 }
 
-func (s *Stream) store(topic string, msgs []*message.Message) error {
+func (s *Stream) store(ctx context.Context, topic string, msgs []*message.Message) error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return errors.New("memstream: publish on closed stream")
-	}
-	if err := s.failTop[topic]; err != nil {
+	if err := ctx.Err(); err != nil {
 		s.mu.Unlock()
 		return err
 	}
-	if s.failNext > 0 {
-		s.failNext--
-		err := s.failErr
+	if err := s.refused(topic, msgs); err != nil {
+		// Poisoned until the caller's done returns (see PublishAsync).
+		s.poisoned[topic]++
 		s.mu.Unlock()
 		return err
 	}
@@ -202,19 +246,66 @@ func (s *Stream) store(topic string, msgs []*message.Message) error {
 	return s.ch.Publish(topic, copies...)
 }
 
+// refused returns why msgs cannot be stored on topic now, or nil. Called
+// with s.mu held.
+func (s *Stream) refused(topic string, msgs []*message.Message) error {
+	if s.closed {
+		return errors.New("memstream: publish on closed stream")
+	}
+	if s.poisoned[topic] > 0 {
+		return fmt.Errorf("memstream: an earlier publish on topic %q failed", topic)
+	}
+	if s.refuse != nil {
+		for _, m := range msgs {
+			if err := s.refuse(topic, m); err != nil {
+				return core.Permanent(fmt.Errorf("memstream: message %s refused: %w", m.UUID, err))
+			}
+		}
+	}
+	if err := s.failTop[topic]; err != nil {
+		return err
+	}
+	if s.failNext > 0 {
+		s.failNext--
+		return s.failErr
+	}
+	return nil
+}
+
 type publisher struct{ s *Stream }
 
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
-	return p.s.store(topic, msgs)
+	err := p.s.store(context.Background(), topic, msgs)
+	if err != nil {
+		p.s.poison(topic, -1)
+	}
+	return err
 }
 
+// PublishAsync stores msgs at once and reports from another goroutine. A
+// failure fails every publish on the topic until its done returns, as a
+// broker fails the batches queued behind a failed one (the ordering
+// contract of core.AsyncPublisher); Publish reports at once and lifts it.
 func (p *publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
-	if err := ctx.Err(); err != nil {
+	err := p.s.store(ctx, topic, msgs)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return err
 	}
-	err := p.s.store(topic, msgs)
-	go done(err)
+	if err == nil {
+		go done(nil)
+		return nil
+	}
+	go func() {
+		defer p.s.poison(topic, -1)
+		done(err)
+	}()
 	return nil
+}
+
+func (s *Stream) poison(topic string, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poisoned[topic] += d
 }
 
 func (p *publisher) Close() error { return nil }

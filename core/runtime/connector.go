@@ -2,11 +2,14 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	goruntime "runtime"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,16 +32,25 @@ const (
 
 // ConnectorStatus is one connector's state for /v1/connectors.
 type ConnectorStatus struct {
-	Name           string         `json:"name"`
-	Type           string         `json:"type"`
-	State          string         `json:"state"`
-	Since          time.Time      `json:"since"`
-	Error          string         `json:"error,omitempty"`
-	ErrorTime      time.Time      `json:"error_time,omitzero"`
+	Name  string    `json:"name"`
+	Type  string    `json:"type"`
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+	// Error is why the connector is retrying or failed; it is empty while
+	// it runs.
+	Error     string    `json:"error,omitempty"`
+	ErrorTime time.Time `json:"error_time,omitzero"`
+	// LastError is the most recent error of any stage, also one that was
+	// retried without leaving the running state (a publish, an ack); it
+	// is kept after recovery.
+	LastError      string         `json:"last_error,omitempty"`
+	LastErrorTime  time.Time      `json:"last_error_time,omitzero"`
 	Retries        int            `json:"retries"`
 	NextRetry      time.Time      `json:"next_retry,omitzero"`
+	Restarts       int            `json:"restarts,omitempty"`
 	Checkpoint     string         `json:"checkpoint,omitempty"`
 	CheckpointTime time.Time      `json:"checkpoint_time,omitzero"`
+	CaughtUp       time.Time      `json:"caught_up,omitzero"`
 	ChangesRead    uint64         `json:"changes_read"`
 	EventsEmitted  uint64         `json:"events_emitted"`
 	DeadLettered   uint64         `json:"dead_lettered"`
@@ -55,12 +67,19 @@ type connector struct {
 	mu        sync.Mutex
 	state     string
 	since     time.Time
+	stateErr  string
+	stateTime time.Time
 	lastErr   string
 	errTime   time.Time
 	retries   int
+	restarts  int
 	nextRetry time.Time
 	cpPos     core.Position
 	cpTime    time.Time
+	// restart is signalled by Restart; cancelSession ends the running
+	// session.
+	restart       chan struct{}
+	cancelSession context.CancelFunc
 
 	changesRead   atomic.Uint64
 	eventsEmitted atomic.Uint64
@@ -72,23 +91,31 @@ type connector struct {
 
 func newConnector(r *Runtime, cfg Connector) *connector {
 	return &connector{
-		r:     r,
-		cfg:   cfg,
-		log:   r.log.With("connector", cfg.Name),
-		state: StateStarting,
-		since: time.Now(),
+		r:       r,
+		cfg:     cfg,
+		log:     r.log.With("connector", cfg.Name),
+		state:   StateStarting,
+		since:   time.Now(),
+		restart: make(chan struct{}, 1),
 	}
 }
 
+// setState moves the connector to state; err is why, for retrying and
+// failed. Running clears the error: the connector recovered.
 func (c *connector) setState(state string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != state {
 		c.state, c.since = state, time.Now()
 	}
-	if err != nil {
-		c.lastErr, c.errTime = err.Error(), time.Now()
-	} else if state == StateRunning {
+	switch {
+	case err != nil:
+		c.stateErr, c.stateTime = err.Error(), time.Now()
+		c.lastErr, c.errTime = c.stateErr, c.stateTime
+	case state == StateRunning || state == StateStopped || state == StateDisabled:
+		c.stateErr, c.stateTime = "", time.Time{}
+	}
+	if state == StateRunning {
 		c.nextRetry = time.Time{}
 	}
 	up := 0.0
@@ -110,7 +137,8 @@ func (c *connector) status() ConnectorStatus {
 	c.mu.Lock()
 	st := ConnectorStatus{
 		Name: c.cfg.Name, Type: c.cfg.Type, State: c.state, Since: c.since,
-		Error: c.lastErr, ErrorTime: c.errTime, Retries: c.retries, NextRetry: c.nextRetry,
+		Error: c.stateErr, ErrorTime: c.stateTime, LastError: c.lastErr, LastErrorTime: c.errTime,
+		Retries: c.retries, NextRetry: c.nextRetry, Restarts: c.restarts,
 		CheckpointTime: c.cpTime,
 	}
 	if !c.cpPos.IsZero() {
@@ -122,38 +150,98 @@ func (c *connector) status() ConnectorStatus {
 	st.DeadLettered = c.deadLettered.Load()
 	st.Errors = c.errCount.Load()
 	st.InFlight = int(c.inFlight.Load())
+	if f, ok := c.cfg.Source.(core.Freshness); ok {
+		st.CaughtUp = f.CaughtUp()
+	}
 	if sr, ok := c.cfg.Source.(core.StatusReporter); ok && st.State == StateRunning {
 		st.Source = sr.Status()
 	}
 	return st
 }
 
-func (c *connector) updateGauges() {
+// freshness is when the connector last showed it had everything of its
+// system: its last checkpoint, or, when nothing is in flight, the last
+// time its source confirmed it had caught up (core.Freshness), so that a
+// quiet source does not look stale.
+func (c *connector) freshness() time.Time {
 	c.mu.Lock()
-	cpTime := c.cpTime
+	t := c.cpTime
 	c.mu.Unlock()
-	if !cpTime.IsZero() {
-		c.r.metrics.CheckpointAge.WithLabelValues(c.cfg.Name).Set(time.Since(cpTime).Seconds())
+	if f, ok := c.cfg.Source.(core.Freshness); ok && c.inFlight.Load() == 0 {
+		if cu := f.CaughtUp(); cu.After(t) {
+			t = cu
+		}
+	}
+	return t
+}
+
+func (c *connector) updateGauges() {
+	if t := c.freshness(); !t.IsZero() {
+		c.r.metrics.CheckpointAge.WithLabelValues(c.cfg.Name).Set(time.Since(t).Seconds())
 	}
 	c.r.metrics.InFlight.WithLabelValues(c.cfg.Name).Set(float64(c.inFlight.Load()))
 }
 
-// supervise runs sessions until ctx is done or the connector fails fatally.
+// Restart asks the connector to start a new session now: a running one
+// drains and closes first, a retrying one skips its backoff, a failed one
+// starts again.
+func (c *connector) Restart() {
+	c.mu.Lock()
+	c.restarts++
+	cancel := c.cancelSession
+	c.mu.Unlock()
+	select {
+	case c.restart <- struct{}{}:
+	default:
+	}
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// supervise runs sessions until ctx is done. An error is retried with
+// backoff; a fatal one leaves the connector failed until Restart.
 func (c *connector) supervise(ctx context.Context) {
 	attempt := 0
 	for {
+		// A restart asked for before this session starts is served by it.
+		select {
+		case <-c.restart:
+		default:
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		c.mu.Lock()
+		c.cancelSession = cancel
+		c.mu.Unlock()
 		started := time.Now()
-		err := c.session(ctx)
+		err := c.session(sctx)
+		c.mu.Lock()
+		c.cancelSession = nil
+		c.mu.Unlock()
+		restarted := sctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if ctx.Err() != nil {
 			c.setState(StateStopped, nil)
 			c.log.Info("connector stopped")
 			return
 		}
+		if restarted {
+			c.log.Info("connector restarting on request")
+			attempt = 0
+			continue
+		}
 		if errors.Is(err, core.ErrFatal) {
 			c.setState(StateFailed, err)
-			c.r.metrics.Up.WithLabelValues(c.cfg.Name).Set(0)
-			c.log.Error("connector failed; it stays stopped until the sidecar restarts", "err", err)
-			return
+			c.log.Error("connector failed; it stays stopped until it is restarted (POST /v1/connectors/"+c.cfg.Name+"/restart) or the sidecar restarts", "err", err)
+			select {
+			case <-c.restart:
+				c.log.Info("connector restarting on request")
+				attempt = 0
+				continue
+			case <-ctx.Done():
+				c.setState(StateStopped, nil)
+				return
+			}
 		}
 		if time.Since(started) > 2*c.cfg.Retry.Max {
 			attempt = 0
@@ -170,9 +258,15 @@ func (c *connector) supervise(ctx context.Context) {
 		c.mu.Unlock()
 		c.setState(StateRetrying, err)
 		c.log.Warn("connector error, retrying", "err", err, "in", d.Round(time.Millisecond))
+		t := time.NewTimer(d)
 		select {
-		case <-time.After(d):
+		case <-t.C:
+		case <-c.restart:
+			t.Stop()
+			c.log.Info("connector restarting on request")
+			attempt = 0
 		case <-ctx.Done():
+			t.Stop()
 			c.setState(StateStopped, nil)
 			return
 		}
@@ -276,6 +370,23 @@ type session struct {
 	fatal    atomic.Pointer[error]
 	// committedSeq is the markSeq of the last stored checkpoint.
 	committedSeq uint64
+
+	// sendMu is held while groups are handed to the stream, so that they
+	// are enqueued in read order.
+	sendMu sync.Mutex
+	// pmu guards the publishing state below.
+	pmu       sync.Mutex
+	nextGroup uint64
+	inflight  int      // groups handed to the stream and not answered
+	trouble   bool     // a publish failed: new groups are held
+	held      []*group // groups to publish again, then the ones held behind them, in read order
+	paused    bool     // the last failure is waited out before pump resumes
+	failures  int      // failures since publishing last went smoothly
+	timer     bool     // pump is scheduled
+	// epoch is the context groups are sent with. A failure cancels it;
+	// pump starts the next.
+	epoch       context.Context
+	cancelEpoch context.CancelFunc
 }
 
 func newSession(c *connector, src core.Source) *session {
@@ -289,6 +400,7 @@ func newSession(c *connector, src core.Source) *session {
 	s.evPub, _ = s.pub.(core.EventPublisher)
 	s.cond = sync.NewCond(&s.mu)
 	s.pubCtx, s.cancelPub = context.WithCancel(context.Background())
+	s.epoch, s.cancelEpoch = context.WithCancel(s.pubCtx)
 	s.commitWG.Go(s.commitLoop)
 	return s
 }
@@ -382,6 +494,27 @@ type group struct {
 	events  []*core.Event
 	changes []*pendingChange // the change of each message
 	labels  []string         // event type, or dead-letter reason, of each message
+	// outs is where each message came from, to dead-letter an event the
+	// stream refuses.
+	outs []outRef
+
+	// seq orders groups in read order; sub orders the single-event
+	// groups a refused group is split into.
+	seq, sub uint64
+	// attempts counts failed publishes of the group.
+	attempts int
+	// isolate groups are published alone, with nothing else in flight:
+	// they are the events of a refused group, tried one by one to find
+	// the refused ones.
+	isolate bool
+	start   time.Time
+}
+
+// outRef is the change, rule and event a message was built from.
+type outRef struct {
+	ch    *core.Change
+	rule  string
+	event *core.Event
 }
 
 // size is how many messages the group holds.
@@ -433,6 +566,7 @@ func (s *session) handleBatch(batch []core.Change) {
 				}
 				g.changes = append(g.changes, pc)
 				g.labels = append(g.labels, o.Event.Type)
+				g.outs = append(g.outs, outRef{ch: ch, rule: o.Rule, event: o.Event})
 				n++
 				continue
 			}
@@ -449,6 +583,7 @@ func (s *session) handleBatch(batch []core.Change) {
 			g.msgs = append(g.msgs, msg)
 			g.changes = append(g.changes, pc)
 			g.labels = append(g.labels, reason)
+			g.outs = append(g.outs, outRef{ch: ch, rule: o.Rule})
 			n++
 		}
 		pc.left.Store(int32(n))
@@ -513,93 +648,266 @@ func groupKey(topic string, dl bool) string {
 	return topic
 }
 
-// publishGroup publishes one group and completes its changes once durable.
+// publishGroup hands g to the stream in read order, or holds it back
+// behind groups that are being published again.
 func (s *session) publishGroup(g *group) {
-	s.publish(g, func() {
-		counts := map[string]int{}
-		for _, l := range g.labels {
-			counts[l]++
-		}
-		for l, n := range counts {
-			if g.deadLetter {
-				s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
-			} else {
-				s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
-			}
-		}
-		if g.deadLetter {
-			s.c.deadLettered.Add(uint64(g.size()))
-		} else {
-			s.c.eventsEmitted.Add(uint64(g.size()))
-		}
-		var lag prometheus.Observer
-		now := time.Now()
-		seqs := make([]uint64, 0, len(g.changes))
-		for _, pc := range g.changes {
-			if pc.left.Add(-1) == 0 {
-				if !pc.commitTime.IsZero() {
-					if lag == nil {
-						lag = s.c.r.metrics.CommitLatency.WithLabelValues(s.c.cfg.Name)
-					}
-					lag.Observe(now.Sub(pc.commitTime).Seconds())
-				}
-				seqs = append(seqs, pc.seq)
-			}
-		}
-		s.complete(seqs)
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.pmu.Lock()
+	g.seq = s.nextGroup
+	s.nextGroup++
+	if s.trouble {
+		s.hold(g)
+		s.pmu.Unlock()
+		return
+	}
+	s.inflight++
+	ctx := s.epoch
+	s.pmu.Unlock()
+	s.send(ctx, g)
+}
+
+// send hands g to the stream under ctx, the epoch it was sent in; the
+// caller holds sendMu and has counted g in flight.
+func (s *session) send(ctx context.Context, g *group) {
+	if g.start.IsZero() {
+		g.start = time.Now()
+	}
+	finish := func(err error) { s.finished(g, err) }
+	var err error
+	if len(g.events) > 0 {
+		err = s.evPub.PublishEvents(ctx, g.topic, g.events, finish)
+	} else {
+		err = s.pub.PublishAsync(ctx, g.topic, g.msgs, finish)
+	}
+	if err == nil {
+		return
+	}
+	switch {
+	case s.pubCtx.Err() != nil:
+		// The session is ending: the group's changes stay uncommitted
+		// and are read again after the next Open.
+		s.pmu.Lock()
+		s.inflight--
+		s.pmu.Unlock()
+	case ctx.Err() != nil:
+		// A failure ended the epoch before the stream took g: it waits
+		// behind the failed groups.
+		s.pmu.Lock()
+		s.inflight--
+		s.hold(g)
+		s.resume()
+		s.pmu.Unlock()
+	default:
+		s.finished(g, err)
+	}
+}
+
+// hold queues g, in read order, to be published by pump. Called with pmu
+// held.
+func (s *session) hold(g *group) {
+	i := sort.Search(len(s.held), func(i int) bool {
+		h := s.held[i]
+		return h.seq > g.seq || h.seq == g.seq && h.sub > g.sub
 	})
+	s.held = slices.Insert(s.held, i, g)
+}
+
+// finished is the stream's answer for g. A failure holds back every later
+// group until the failed ones are published again, in read order, so that
+// no event overtakes an earlier one of its key (the stream fails the later
+// messages of a key it had already taken; see core.AsyncPublisher).
+func (s *session) finished(g *group, err error) {
+	if err == nil {
+		s.c.r.streamOK.Store(time.Now().UnixNano())
+		s.c.r.metrics.PublishLatency.WithLabelValues(s.c.cfg.Name).Observe(time.Since(g.start).Seconds())
+		s.delivered(g)
+		s.pmu.Lock()
+		s.inflight--
+		s.resume()
+		s.pmu.Unlock()
+		return
+	}
+	stage := "publish"
+	if g.deadLetter {
+		stage = "dead_letter"
+	}
+	s.c.recordError(stage, fmt.Errorf("topic %q: %w", g.topic, err))
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	// End the epoch before this returns: the stream fails what it takes
+	// until then, and refuses what comes after (core.AsyncPublisher), so
+	// nothing sent without knowing of this failure is stored ahead of it.
+	s.endEpoch()
+	s.inflight--
+	g.attempts++
+	s.trouble = true
+	switch {
+	case errors.Is(err, core.ErrPermanent) && g.deadLetter:
+		s.fail(core.Fatal(fmt.Errorf("the stream refused a record for dead-letter topic %q, stopping rather than losing it: %w", g.topic, err)))
+		return
+	case errors.Is(err, core.ErrPermanent) && s.c.cfg.OnPublishError == OnPublishErrorStop:
+		s.fail(core.Fatal(fmt.Errorf("the stream refused an event for topic %q (on_publish_error: stop): %w", g.topic, err)))
+		return
+	case errors.Is(err, core.ErrPermanent) && g.size() > 1:
+		// One or more of the events is refused: try them one by one.
+		for i := range g.size() {
+			one := &group{
+				topic: g.topic, changes: g.changes[i : i+1], labels: g.labels[i : i+1], outs: g.outs[i : i+1],
+				seq: g.seq, sub: g.sub*uint64(maxGroup) + uint64(i), isolate: true,
+			}
+			if len(g.events) > 0 {
+				one.events = g.events[i : i+1]
+			} else {
+				one.msgs = g.msgs[i : i+1]
+			}
+			s.hold(one)
+		}
+	case errors.Is(err, core.ErrPermanent):
+		dl, derr := s.refused(g, err)
+		if derr != nil {
+			s.fail(core.Fatal(derr))
+			return
+		}
+		s.hold(dl)
+	default:
+		if g.deadLetter && g.attempts >= deadLetterAttempts {
+			s.fail(core.Fatal(fmt.Errorf("write to dead-letter topic %q failed %d times, stopping rather than losing the record: %w", g.topic, g.attempts, err)))
+			return
+		}
+		s.hold(g)
+		s.paused = true
+		s.failures++
+	}
+	s.resume()
+}
+
+// refused turns the one event of g, which the stream refused for good, into
+// a dead-letter group in its place.
+func (s *session) refused(g *group, err error) (*group, error) {
+	ref := g.outs[0]
+	o := Output{Rule: ref.rule, Event: ref.event, Err: err, Reason: ReasonPublishRefused}
+	if ref.event != nil {
+		o.Data = json.RawMessage(ref.event.Data)
+		if !json.Valid(ref.event.Data) {
+			o.Data = string(ref.event.Data)
+		}
+	}
+	msg, derr := deadLetterMessage(s.c.cfg.Name, ref.ch, o)
+	if derr != nil {
+		return nil, fmt.Errorf("build dead-letter record for an event the stream refused: %w", derr)
+	}
+	s.c.log.Warn("the stream refused an event; it goes to the dead-letter topic", "topic", g.topic, "err", err)
+	return &group{
+		topic: s.c.r.opts.DeadLetterTopic, deadLetter: true, msgs: []*message.Message{msg},
+		changes: g.changes, labels: []string{ReasonPublishRefused}, outs: g.outs,
+		seq: g.seq, sub: g.sub,
+	}, nil
+}
+
+// endEpoch cancels the context of the groups sent since the last pump.
+// Called with pmu held.
+func (s *session) endEpoch() {
+	if s.cancelEpoch != nil {
+		s.cancelEpoch()
+	}
+}
+
+// resume schedules pump once nothing is in flight: after a backoff when the
+// last failure was one to wait out, at once otherwise. Called with pmu held.
+func (s *session) resume() {
+	if !s.trouble || s.inflight > 0 || s.timer {
+		return
+	}
+	var d time.Duration
+	if s.paused {
+		d = s.c.cfg.Retry.Delay(s.failures - 1)
+	}
+	s.timer = true
+	time.AfterFunc(d, func() {
+		if s.pubCtx.Err() == nil {
+			s.pump()
+		}
+	})
+}
+
+// pump publishes the held groups again, in read order. An isolated group
+// goes alone, and the rest waits for its answer; a new failure pauses the
+// pump until resume calls it again.
+func (s *session) pump() {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.pmu.Lock()
+	s.timer, s.paused = false, false
+	s.endEpoch()
+	s.epoch, s.cancelEpoch = context.WithCancel(s.pubCtx)
+	ctx := s.epoch
+	s.pmu.Unlock()
+	for {
+		s.pmu.Lock()
+		if s.paused || ctx.Err() != nil {
+			s.pmu.Unlock()
+			return
+		}
+		if len(s.held) == 0 {
+			s.trouble, s.failures = false, 0
+			s.pmu.Unlock()
+			return
+		}
+		g := s.held[0]
+		if g.isolate && s.inflight > 0 {
+			s.pmu.Unlock()
+			return
+		}
+		s.held = s.held[1:]
+		s.inflight++
+		s.pmu.Unlock()
+		s.send(ctx, g)
+		if g.isolate {
+			return
+		}
+	}
+}
+
+// delivered completes g's changes once g is durable.
+func (s *session) delivered(g *group) {
+	counts := map[string]int{}
+	for _, l := range g.labels {
+		counts[l]++
+	}
+	for l, n := range counts {
+		if g.deadLetter {
+			s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
+		} else {
+			s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
+		}
+	}
+	if g.deadLetter {
+		s.c.deadLettered.Add(uint64(g.size()))
+	} else {
+		s.c.eventsEmitted.Add(uint64(g.size()))
+	}
+	var lag prometheus.Observer
+	now := time.Now()
+	seqs := make([]uint64, 0, len(g.changes))
+	for _, pc := range g.changes {
+		if pc.left.Add(-1) == 0 {
+			if !pc.commitTime.IsZero() {
+				if lag == nil {
+					lag = s.c.r.metrics.CommitLatency.WithLabelValues(s.c.cfg.Name)
+				}
+				lag.Observe(now.Sub(pc.commitTime).Seconds())
+			}
+			seqs = append(seqs, pc.seq)
+		}
+	}
+	s.complete(seqs)
 }
 
 // deadLetterAttempts bounds retries of a dead-letter write before the
 // connector stops: the change is then read again after a restart, never
 // lost.
 const deadLetterAttempts = 8
-
-// publish hands g's messages to the stream and calls done once they are
-// durable, retrying failures with backoff until the session ends.
-func (s *session) publish(g *group, done func()) {
-	topic, deadLetter := g.topic, g.deadLetter
-	start := time.Now()
-	var attempt func(n int)
-	retry := func(n int, err error) {
-		stage := "publish"
-		if deadLetter {
-			stage = "dead_letter"
-		}
-		s.c.recordError(stage, fmt.Errorf("topic %q: %w", topic, err))
-		if deadLetter && n+1 >= deadLetterAttempts {
-			s.fail(core.Fatal(fmt.Errorf("write to dead-letter topic %q failed %d times, stopping rather than losing the record: %w", topic, n+1, err)))
-			return
-		}
-		d := s.c.cfg.Retry.Delay(n)
-		time.AfterFunc(d, func() {
-			if s.pubCtx.Err() == nil {
-				attempt(n + 1)
-			}
-		})
-	}
-	attempt = func(n int) {
-		finish := func(err error) {
-			if err != nil {
-				retry(n, err)
-				return
-			}
-			s.c.r.streamOK.Store(time.Now().UnixNano())
-			s.c.r.metrics.PublishLatency.WithLabelValues(s.c.cfg.Name).Observe(time.Since(start).Seconds())
-			done()
-		}
-		var err error
-		if len(g.events) > 0 {
-			err = s.evPub.PublishEvents(s.pubCtx, topic, g.events, finish)
-		} else {
-			err = s.pub.PublishAsync(s.pubCtx, topic, g.msgs, finish)
-		}
-		if err != nil && s.pubCtx.Err() == nil {
-			retry(n, err)
-		}
-	}
-	attempt(0)
-}
 
 // complete marks the changes seqs durable and wakes the committer when the
 // watermark moved.

@@ -12,6 +12,9 @@ import (
 const (
 	ReasonRuleError       = "rule_error"
 	ReasonSchemaViolation = "schema_violation"
+	// ReasonPublishRefused marks an event the stream refused for good (a
+	// record larger than the broker accepts).
+	ReasonPublishRefused = "publish_refused"
 )
 
 // Rules adapts a compiled rule set to a Mapper.

@@ -48,7 +48,21 @@ type Connector struct {
 	MaxInFlight int
 	// Disabled connectors are listed in status but never started.
 	Disabled bool
+	// OnPublishError says what happens to an event the stream refuses for
+	// good (core.ErrPermanent): OnPublishErrorDeadLetter (the default)
+	// or OnPublishErrorStop.
+	OnPublishError string
 }
+
+// What a connector does with an event the stream refuses for good.
+const (
+	// OnPublishErrorDeadLetter writes the refused event to the
+	// dead-letter topic, with the stream's reason, and moves on.
+	OnPublishErrorDeadLetter = "dead_letter"
+	// OnPublishErrorStop stops the connector (state failed) before the
+	// refused event; its checkpoint stays behind it.
+	OnPublishErrorStop = "stop"
+)
 
 // Options configures a Runtime.
 type Options struct {
@@ -144,6 +158,13 @@ func New(opts Options) (*Runtime, error) {
 		seen[c.Name] = true
 		if c.MaxInFlight <= 0 {
 			c.MaxInFlight = 10000
+		}
+		switch c.OnPublishError {
+		case "":
+			c.OnPublishError = OnPublishErrorDeadLetter
+		case OnPublishErrorDeadLetter, OnPublishErrorStop:
+		default:
+			return nil, fmt.Errorf("runtime: connector %q: on_publish_error %q is not one of %q, %q", c.Name, c.OnPublishError, OnPublishErrorDeadLetter, OnPublishErrorStop)
 		}
 		c.Retry = c.Retry.withDefaults()
 		r.connectors = append(r.connectors, newConnector(r, c))
@@ -319,6 +340,12 @@ type StreamStatus struct {
 
 // Status is a snapshot of the runtime for /v1/connectors.
 type Status struct {
+	// Ready is what /readyz answers: the stream is open and answers, and
+	// no enabled connector has failed. Connectors that are starting or
+	// retrying after a transient error keep the sidecar ready (they
+	// recover by themselves, and a load balancer taking the sidecar out
+	// and back in with every retry would only add churn); they are listed
+	// with their state and error.
 	Ready      bool              `json:"ready"`
 	Stream     StreamStatus      `json:"stream"`
 	Connectors []ConnectorStatus `json:"connectors"`
@@ -333,7 +360,7 @@ func (r *Runtime) Status() Status {
 	ready := streamReady
 	for _, c := range r.connectors {
 		cs := c.status()
-		if cs.State != StateRunning && cs.State != StateDisabled {
+		if cs.State == StateFailed {
 			ready = false
 		}
 		st.Connectors = append(st.Connectors, cs)
@@ -342,8 +369,31 @@ func (r *Runtime) Status() Status {
 	return st
 }
 
-// Ready reports whether the stream answers and every enabled connector runs.
+// Ready reports whether the stream answers and no enabled connector has
+// failed.
 func (r *Runtime) Ready() bool { return r.Status().Ready }
+
+// ErrNoConnector is returned by Restart for a name no connector has.
+var ErrNoConnector = errors.New("no such connector")
+
+// Restart starts the named connector's source again without restarting the
+// sidecar: a running connector drains, closes and reopens from its
+// checkpoint; a retrying one skips the rest of its backoff; a failed one
+// starts again. The configuration is the one loaded at start. A disabled
+// connector cannot be restarted.
+func (r *Runtime) Restart(name string) error {
+	for _, c := range r.connectors {
+		if c.cfg.Name != name {
+			continue
+		}
+		if c.cfg.Disabled {
+			return fmt.Errorf("connector %q is disabled in the configuration", name)
+		}
+		c.Restart()
+		return nil
+	}
+	return fmt.Errorf("%w named %q", ErrNoConnector, name)
+}
 
 // Metrics returns the runtime's collectors.
 func (r *Runtime) Metrics() *Metrics { return r.metrics }
@@ -353,29 +403,112 @@ func (r *Runtime) publisher() asyncPublisher {
 	if ap, ok := p.(core.AsyncPublisher); ok {
 		return ap
 	}
-	return syncAdapter{p: p, sem: make(chan struct{}, 64)}
+	return newSyncAdapter(p)
 }
 
 type asyncPublisher = core.AsyncPublisher
 
-// syncAdapter runs a plain watermill publisher asynchronously, a bounded
-// number of calls at a time.
+// syncAdapter runs a plain watermill publisher asynchronously with the
+// ordering contract of core.AsyncPublisher: one publish call at a time per
+// topic, in the order they were enqueued, and a failure fails every call
+// queued behind it on its topic, and every call made before its done
+// returns, so that nothing overtakes it. Topics publish concurrently, a
+// bounded number of calls at a time.
 type syncAdapter struct {
 	p   message.Publisher
 	sem chan struct{}
+
+	mu     sync.Mutex
+	topics map[string]*topicQueue
 }
 
-func (a syncAdapter) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
+type topicQueue struct {
+	calls   []syncCall
+	running bool
+	// failed is the error being reported while done runs for a failed
+	// call; calls made meanwhile fail with it.
+	failed error
+}
+
+type syncCall struct {
+	msgs []*message.Message
+	done func(error)
+}
+
+func newSyncAdapter(p message.Publisher) *syncAdapter {
+	return &syncAdapter{p: p, sem: make(chan struct{}, 64), topics: map[string]*topicQueue{}}
+}
+
+func (a *syncAdapter) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
 	select {
 	case a.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	go func() {
-		defer func() { <-a.sem }()
-		done(a.p.Publish(topic, msgs...))
-	}()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		<-a.sem
+		return err
+	}
+	q := a.topics[topic]
+	if q == nil {
+		q = &topicQueue{}
+		a.topics[topic] = q
+	}
+	if q.failed != nil {
+		err := q.failed
+		go func() {
+			<-a.sem
+			done(err)
+		}()
+		return nil
+	}
+	q.calls = append(q.calls, syncCall{msgs: msgs, done: done})
+	if !q.running {
+		q.running = true
+		go a.run(topic, q)
+	}
 	return nil
+}
+
+// run publishes topic's queued calls one at a time until the queue is
+// empty.
+func (a *syncAdapter) run(topic string, q *topicQueue) {
+	for {
+		a.mu.Lock()
+		if len(q.calls) == 0 {
+			q.running = false
+			delete(a.topics, topic)
+			a.mu.Unlock()
+			return
+		}
+		c := q.calls[0]
+		q.calls = q.calls[1:]
+		a.mu.Unlock()
+		err := a.p.Publish(topic, c.msgs...)
+		if err == nil {
+			<-a.sem
+			c.done(nil)
+			continue
+		}
+		// What was queued behind the failed call, and what is called
+		// until its done returns, fails too.
+		a.mu.Lock()
+		behind := q.calls
+		q.calls = nil
+		q.failed = fmt.Errorf("an earlier publish to topic %q failed: %w", topic, err)
+		a.mu.Unlock()
+		<-a.sem
+		c.done(err)
+		for _, b := range behind {
+			<-a.sem
+			b.done(q.failed)
+		}
+		a.mu.Lock()
+		q.failed = nil
+		a.mu.Unlock()
+	}
 }
 
 func connectorStateDir(base, name string) string {

@@ -188,26 +188,6 @@ func TestDeliversAndCommitsInOrder(t *testing.T) {
 	}
 }
 
-func TestPublishFailuresAreRetried(t *testing.T) {
-	st := memstream.New()
-	st.FailNext(5, nil)
-	src := &seqSource{total: 50}
-	rt, stop := startRuntime(t, st, runtime.Connector{Name: "orders", Source: src, Mapper: mapper("orders", 0)})
-	waitFor(t, "last ack", func() bool { return src.lastAck() == 50 })
-	status := rt.Status().Connectors[0]
-	stop()
-	seen := map[string]bool{}
-	for _, m := range st.Messages("test.created") {
-		seen[m.UUID] = true
-	}
-	if len(seen) != 50 {
-		t.Fatalf("got %d distinct events, want 50", len(seen))
-	}
-	if status.Errors < 5 {
-		t.Fatalf("status errors = %d, want at least 5 publish errors counted", status.Errors)
-	}
-}
-
 func TestFailuresGoToDeadLetter(t *testing.T) {
 	st := memstream.New()
 	src := &seqSource{total: 30}
