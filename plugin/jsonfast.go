@@ -13,8 +13,9 @@ import (
 // This file decodes the JSON Lines changes message by hand: one pass, no
 // reflection, map keys interned and short values kept boxed. It yields what
 // encoding/json with UseNumber yields; a line of any other shape (another
-// message type, an unknown field, a value of an unexpected type) is left to
-// encoding/json, so odd input keeps its exact behaviour and error.
+// message type, an unknown field, a value of an unexpected type, a field
+// given twice) is left to encoding/json, so odd input keeps its exact
+// behaviour and error. FuzzJSONChanges checks the two agree.
 
 var changesPrefix = []byte(`{"type":"changes"`)
 
@@ -25,14 +26,15 @@ func (d *decoder) fastChanges(line []byte) (*Message, bool) {
 	}
 	p := &jparser{b: line, d: d}
 	m := &Message{}
+	var seen fields
 	ok := p.object(func(key []byte) bool {
 		switch string(key) {
 		case "type":
 			s, ok := p.str()
 			m.Type = TypeChanges
-			return ok && s == TypeChanges
+			return seen.first(0) && ok && s == TypeChanges
 		case "changes":
-			return p.changes(&m.Changes)
+			return seen.first(1) && p.changes(&m.Changes)
 		}
 		return false
 	})
@@ -41,6 +43,21 @@ func (d *decoder) fastChanges(line []byte) (*Message, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// fields records which fields of a struct an object gave. A field given
+// twice is left to encoding/json, which merges the second object into
+// the first, and clears a map given null, by rules of its own.
+type fields uint16
+
+// first marks field i and reports whether it was not marked before.
+func (f *fields) first(i int) bool {
+	bit := fields(1) << i
+	if *f&bit != 0 {
+		return false
+	}
+	*f |= bit
+	return true
 }
 
 type jparser struct {
@@ -201,9 +218,13 @@ func (p *jparser) changes(out *[]Change) bool {
 }
 
 func (p *jparser) change(c *Change) bool {
+	var seen fields
 	return p.object(func(key []byte) bool {
 		switch string(key) {
 		case "op":
+			if !seen.first(0) {
+				return false
+			}
 			if p.null() {
 				return true
 			}
@@ -211,23 +232,26 @@ func (p *jparser) change(c *Change) bool {
 			c.Op = op(s)
 			return ok
 		case "key":
-			return p.mapField(&c.Key)
+			return seen.first(1) && p.mapField(&c.Key)
 		case "before":
-			return p.mapField(&c.Before)
+			return seen.first(2) && p.mapField(&c.Before)
 		case "after":
-			return p.mapField(&c.After)
+			return seen.first(3) && p.mapField(&c.After)
 		case "meta":
-			return p.mapField(&c.Meta)
+			return seen.first(4) && p.mapField(&c.Meta)
 		case "payload":
+			if !seen.first(5) {
+				return false
+			}
 			v, ok := p.value(0)
 			c.Payload = v
 			return ok
 		case "source":
-			return p.source(&c.Source)
+			return seen.first(6) && p.source(&c.Source)
 		case "position":
-			return p.position(&c.Position)
+			return seen.first(7) && p.position(&c.Position)
 		case "raw":
-			return p.base64(&c.Raw)
+			return seen.first(8) && p.base64(&c.Raw)
 		}
 		return false
 	})
@@ -246,20 +270,25 @@ func (p *jparser) source(s *core.SourceInfo) bool {
 	if p.null() {
 		return true
 	}
+	var seen fields
 	return p.object(func(key []byte) bool {
 		var dst *string
+		var i int
 		switch string(key) {
 		case "system":
-			dst = &s.System
+			dst, i = &s.System, 0
 		case "schema":
-			dst = &s.Schema
+			dst, i = &s.Schema, 1
 		case "table":
-			dst = &s.Table
+			dst, i = &s.Table, 2
 		case "endpoint":
-			dst = &s.Endpoint
+			dst, i = &s.Endpoint, 3
 		case "tx_id":
-			dst = &s.TxID
+			dst, i = &s.TxID, 4
 		case "commit_time":
+			if !seen.first(5) {
+				return false
+			}
 			if p.null() {
 				return true
 			}
@@ -269,6 +298,9 @@ func (p *jparser) source(s *core.SourceInfo) bool {
 			}
 			return s.CommitTime.UnmarshalJSON(p.b[start:p.i]) == nil
 		default:
+			return false
+		}
+		if !seen.first(i) {
 			return false
 		}
 		if p.null() {
@@ -286,9 +318,13 @@ func (p *jparser) position(pos *core.Position) bool {
 	if p.null() {
 		return true
 	}
+	var seen fields
 	return p.object(func(key []byte) bool {
 		switch string(key) {
 		case "v":
+			if !seen.first(0) {
+				return false
+			}
 			if p.null() {
 				return true
 			}
@@ -300,7 +336,7 @@ func (p *jparser) position(pos *core.Position) bool {
 			pos.Version = uint32(v)
 			return err == nil
 		case "d":
-			return p.base64(&pos.Data)
+			return seen.first(1) && p.base64(&pos.Data)
 		}
 		return false
 	})

@@ -13,9 +13,13 @@ import (
 // error, so a misbehaving plugin cannot grow the sidecar's memory.
 const MaxLineBytes = 64 << 20
 
+// jsonSpace is the white space JSON allows around a value.
+const jsonSpace = " \t\r\n"
+
 // NewJSONConn returns a Conn speaking JSON Lines: one Message as a JSON
-// object per line, on r and w. Numbers inside received messages decode as
-// json.Number; blank lines are skipped.
+// object per line, on r and w. A received line decodes as encoding/json
+// decodes it, numbers as json.Number; blank lines are skipped, and a line
+// holding more than one value is an error.
 func NewJSONConn(r io.Reader, w io.Writer) Conn {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	return &jsonConn{r: bufio.NewReaderSize(r, 64<<10), w: bw, enc: json.NewEncoder(bw)}
@@ -44,7 +48,7 @@ func (c *jsonConn) Recv() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		line = bytes.TrimSpace(line)
+		line = bytes.Trim(line, jsonSpace)
 		if len(line) == 0 {
 			continue
 		}
@@ -56,6 +60,9 @@ func (c *jsonConn) Recv() (*Message, error) {
 		var m Message
 		if err := dec.Decode(&m); err != nil {
 			return nil, fmt.Errorf("decode message %.120q: %w", line, err)
+		}
+		if dec.InputOffset() != int64(len(line)) {
+			return nil, fmt.Errorf("decode message %.120q: data after the message at offset %d; send one message per line", line, dec.InputOffset())
 		}
 		if m.Type == "" {
 			return nil, fmt.Errorf("message without a type: %.120q", line)

@@ -3,8 +3,10 @@ package plugin_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/tributary/tributary/plugin"
@@ -37,23 +39,63 @@ func TestJSONChangesDecodeAsEncodingJSON(t *testing.T) {
 		{name: "truncated", line: `{"type":"changes","changes":[{"op":"create","after":{"n":1`},
 		{name: "trailing garbage", line: `{"type":"changes","changes":[]} x`},
 		{name: "op of the wrong type", line: `{"type":"changes","changes":[{"op":3,"position":{"v":1,"d":"AA=="}}]}`},
+		{name: "duplicate map field merges", line: `{"type":"changes","changes":[{"op":"update","after":{"a":"1"},"after":{"b":"2"},"position":{"v":1,"d":"AA=="}}]}`},
+		{name: "duplicate map field set to null", line: `{"type":"changes","changes":[{"op":"update","after":{"a":"1"},"after":null,"position":{"v":1,"d":"AA=="}}]}`},
+		{name: "duplicate source merges", line: `{"type":"changes","changes":[{"op":"read","source":{"table":"t"},"source":{"system":"s"},"position":{"v":1,"d":"AA=="}}]}`},
+		{name: "duplicate position merges", line: `{"type":"changes","changes":[{"op":"read","position":{"v":1,"d":"AA=="},"position":{"d":"AQ=="}}]}`},
+		{name: "duplicate version", line: `{"type":"changes","changes":[{"op":"read","position":{"v":1,"v":2,"d":"AA=="}}]}`},
+		{name: "duplicate changes", line: `{"type":"changes","changes":[{"op":"read","after":{"a":1},"position":{"v":1,"d":"AA=="}}],"changes":[{"after":{"b":2}}]}`},
+		{name: "duplicate type", line: `{"type":"changes","type":"credit","n":1}`},
+		{name: "duplicate key inside a map", line: `{"type":"changes","changes":[{"op":"read","after":{"a":1,"a":{"b":2}},"position":{"v":1,"d":"AA=="}}]}`},
+		{name: "duplicate payload", line: `{"type":"changes","changes":[{"op":"message","payload":{"a":1},"payload":{"b":2},"position":{"v":1,"d":"AA=="}}]}`},
+		{name: "trailing message", line: `{"type":"credit","n":1} {"type":"credit","n":2}`},
+		{name: "vertical tab after", line: "{\"type\":\"credit\",\"n\":1}\v"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var want plugin.Message
-			dec := json.NewDecoder(strings.NewReader(tt.line))
-			dec.UseNumber()
-			wantErr := dec.Decode(&want)
-			got, err := plugin.NewJSONConn(strings.NewReader(tt.line+"\n"), &bytes.Buffer{}).Recv()
-			if (err != nil) != (wantErr != nil) {
-				t.Fatalf("Recv error = %v, encoding/json error = %v", err, wantErr)
-			}
-			if err != nil {
-				return
-			}
-			if !reflect.DeepEqual(*got, want) {
-				t.Errorf("Recv = %+v\nwant   %+v", *got, want)
-			}
+			checkJSONLine(t, []byte(tt.line))
 		})
+	}
+}
+
+// FuzzJSONChanges checks that a JSON Lines message decodes as encoding/json
+// with UseNumber decodes it, changes messages (the hand-written decoder)
+// and others alike: the same lines accepted, the same messages.
+func FuzzJSONChanges(f *testing.F) {
+	for _, line := range []string{
+		`{"type":"changes","changes":[{"op":"create","key":{"id":"SO-1"},"after":{"id":"SO-1","total":129.90,"ok":true,"none":null,"tags":["a",1,{"x":[]}]},"source":{"system":"legacy","table":"orders","commit_time":"2024-05-01T10:00:00.123Z"},"position":{"v":1,"d":"MTI="},"raw":"U08tMSwxMjkuOTA="}]}`,
+		`{"type":"changes","changes":[{"op":"update","after":{"a":"1"},"after":{"b":"2"},"position":{"v":1,"d":"AA=="}}]}`,
+		`{"type":"changes","changes":[{"op":"message","payload":{"s":"a\"b\u00e9\ud83d\ude00"},"position":{"v":1,"d":"AA=="}}]}`,
+		`{"type":"credit","n":5}`,
+	} {
+		f.Add([]byte(line))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		// A line ends at its first newline; JSON reads one as white space.
+		checkJSONLine(t, bytes.ReplaceAll(line, []byte("\n"), []byte(" ")))
+	})
+}
+
+// checkJSONLine fails t unless Recv decodes line as encoding/json does:
+// one JSON value with UseNumber, nothing after it, and a type.
+func checkJSONLine(t *testing.T, line []byte) {
+	t.Helper()
+	var want plugin.Message
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	wantErr := dec.Decode(&want)
+	if wantErr == nil {
+		if _, err := dec.Token(); err != io.EOF {
+			wantErr = fmt.Errorf("data after the value: %v", err)
+		} else if want.Type == "" {
+			wantErr = errors.New("no type")
+		}
+	}
+	got, err := plugin.NewJSONConn(bytes.NewReader(append(line, '\n')), &bytes.Buffer{}).Recv()
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("Recv(%q) error = %v, encoding/json error = %v", line, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(*got, want) {
+		t.Fatalf("Recv(%q) = %+v\nwant %+v", line, *got, want)
 	}
 }
