@@ -14,6 +14,15 @@ import (
 // steps, in order:
 //
 //	Configure -> Open -> Read/Ack (concurrently) -> Close
+//	          -> Open -> Read/Ack -> Close -> ...
+//
+// The runtime keeps that one value for the connector's whole life: after an
+// error, an outage or an operator's restart it calls Open again on the same
+// value, after Close, from the last committed checkpoint. Open after Close
+// must therefore start afresh (new connections, new goroutines), and
+// whatever the value keeps across sessions (a cached token, a registered
+// metric) must be safe to reuse. The conformance kit reopens one value the
+// same way.
 //
 // Configure decodes and validates the connector's configuration. It does no
 // I/O and is called exactly once, before Open. It returns every problem it
@@ -26,6 +35,18 @@ import (
 // block until ctx is done; ctx bounds the call, not the connection's life.
 // An error from Open is retried with backoff unless it wraps ErrFatal; the
 // runtime calls Close after a failed Open before trying again.
+//
+// Errors follow one policy for every connector. An error that may pass by
+// itself (a refused connection, a timeout, a 5xx or 429 answer, a database
+// restarting) is returned plain: the runtime closes, backs off (doubling
+// up to the connector's retry.max, or a RetryError's delay) and reopens,
+// forever, with the connector shown as retrying. An error that only a
+// person can fix (rejected credentials, a missing table or permission, a
+// configuration the system refuses, a checkpoint the system no longer has)
+// wraps ErrFatal: the connector stops as failed, with the error and what
+// to do in its status, until an operator restarts it
+// (POST /v1/connectors/{name}/restart on the admin listener) or the
+// sidecar restarts. Other connectors keep running either way.
 //
 // Read blocks until at least one change is available and returns the changes
 // in source order, each with its own position. It returns ctx.Err() promptly

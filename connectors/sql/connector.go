@@ -122,7 +122,7 @@ func (s *Source) open(ctx context.Context, _ core.Env) error {
 	db.SetMaxIdleConns(s.cfg.MaxOpenConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return fmt.Errorf("connect to %s database: %w", s.cfg.Driver, err)
+		return classify(fmt.Errorf("connect to %s database: %w", s.cfg.Driver, err))
 	}
 	s.db.Store(db)
 	s.fetch.db = db

@@ -144,7 +144,7 @@ func (f *fetcher) queryError(ctx context.Context, err error) error {
 	if what == "" {
 		what = "query"
 	}
-	return fmt.Errorf("query %s: %w", what, err)
+	return classify(fmt.Errorf("query %s: %w", what, err))
 }
 
 // column finds name among the result columns, ignoring case and a table
