@@ -317,10 +317,12 @@ func (p *producer) reserve(ctx context.Context, abort <-chan struct{}, size int,
 }
 
 // wakeSet collects the brokers that got records, to wake their senders once
-// the producer is unlocked.
+// the producer is unlocked, and the records refused before sending, to
+// report once it is unlocked.
 type wakeSet struct {
 	brokers []int32
 	meta    bool
+	refused []completion
 }
 
 func (w *wakeSet) add(broker int32) {
@@ -349,10 +351,20 @@ func (w *wakeSet) wake(p *producer) {
 	if w.meta {
 		p.wakeMeta()
 	}
+	if len(w.refused) > 0 {
+		// Not on the caller's goroutine: it may hold what done takes.
+		refused := w.refused
+		go func() {
+			for _, r := range refused {
+				r.c.ackN(r.n, r.err)
+			}
+		}()
+	}
 }
 
 // add appends one record, whose nh headers are encoded in headers, to the
-// batch of its partition among parts. Called with p.mu held.
+// batch of its partition among parts. A record larger than a batch may be
+// is not appended: w reports it refused. Called with p.mu held.
 func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []byte, ts int64, now time.Time, c *call, w *wakeSet) {
 	var pt *partition
 	if key != nil {
@@ -360,6 +372,10 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 	} else {
 		p.next++
 		pt = parts[p.next%uint32(len(parts))]
+	}
+	if size, refused := p.tooLarge(key, value, nh, len(headers)); refused {
+		w.refused = append(w.refused, completion{c: c, n: 1, err: tooLargeError(pt, size, p.opts.maxBatchBytes)})
+		return
 	}
 	b := pt.open
 	if b == nil {
@@ -738,6 +754,15 @@ func (p *producer) handle(s *sender, err error) []completion {
 			done = p.finish(pt, done, nil)
 			continue
 		}
+		if hint, refused := refusal(perr); refused && err == nil {
+			pt.nextSeq = b.seq // refused: its numbers are free again
+			if b.n > 1 {
+				p.split(pt)
+				continue
+			}
+			done = p.finish(pt, done, refusedError(pt, s.id, batchOverhead+len(b.records), perr, hint))
+			continue
+		}
 		if errors.Is(perr, sarama.ErrOutOfOrderSequenceNumber) || errors.Is(perr, sarama.ErrUnknownProducerID) ||
 			errors.Is(perr, sarama.ErrInvalidProducerEpoch) || errors.Is(perr, sarama.ErrProducerFenced) {
 			p.resetPID = true
@@ -799,7 +824,8 @@ func (p *producer) finish(pt *partition, done []completion, err error) []complet
 
 // resultOf returns the broker's answer for pt: nil when stored, else the
 // error, whether sending again may succeed and whether leaders should be
-// looked up again first.
+// looked up again first. Refusals of the records themselves (see
+// refusal.go) are not retriable.
 func resultOf(results []partitionResult, pt *partition) (err error, retriable, refresh bool) {
 	for _, r := range results {
 		if r.partition != pt.id || r.topic != pt.topic {
@@ -813,7 +839,7 @@ func resultOf(results []partitionResult, pt *partition) (err error, retriable, r
 			sarama.ErrBrokerNotAvailable, sarama.ErrReplicaNotAvailable, sarama.ErrNetworkException:
 			return r.err, true, true
 		case sarama.ErrRequestTimedOut, sarama.ErrNotEnoughReplicas, sarama.ErrNotEnoughReplicasAfterAppend,
-			sarama.ErrInvalidMessage, sarama.ErrThrottlingQuotaExceeded, sarama.ErrOutOfOrderSequenceNumber,
+			sarama.ErrThrottlingQuotaExceeded, sarama.ErrOutOfOrderSequenceNumber,
 			sarama.ErrUnknownProducerID, sarama.ErrInvalidProducerEpoch, sarama.ErrProducerFenced:
 			return r.err, true, false
 		default:

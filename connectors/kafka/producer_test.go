@@ -119,6 +119,9 @@ func TestRefusedRecordFailsAlone(t *testing.T) {
 	if !errors.Is(err, sarama.ErrMessageSizeTooLarge) && !errors.Is(err, sarama.ErrInvalidMessageSize) {
 		t.Fatalf("publish of a 3 MB record: %v, want the broker's message too large", err)
 	}
+	if !errors.Is(err, core.ErrPermanent) {
+		t.Fatalf("publish of a 3 MB record: %v, want an error wrapping core.ErrPermanent", err)
+	}
 	if err := pub.Publish(topic, small("after-1"), small("after-2")); err != nil {
 		t.Fatalf("publish after: %v", err)
 	}
