@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/catalog"
 	"github.com/tributary/tributary/core/rules"
 	"go.yaml.in/yaml/v3"
@@ -21,7 +23,9 @@ type Compiled struct {
 // compile builds the catalog and compiles every connector's rules, mapping
 // their field errors to positions under "catalog" and "connectors[i].emit".
 // A part whose own keys already have problems is not compiled: its errors
-// would only repeat them.
+// would only repeat them. Rule types are checked against the types the
+// catalog declares even when the catalog has problems (a schema file that
+// cannot be read, say), so one run reports both.
 func (l *loader) compile(cfg *Config, root *yaml.Node) {
 	cfg.Compiled.Rules = map[string]*rules.Set{}
 	var cat *catalog.Catalog
@@ -38,24 +42,84 @@ func (l *loader) compile(cfg *Config, root *yaml.Node) {
 		}
 	}
 	cfg.Compiled.Catalog = cat
+	declared := declaredTypes(cfg.Catalog)
 	for i, c := range cfg.Connectors {
 		base := fmt.Sprintf("connectors[%d].emit", i)
-		if c.Name == "" || !l.cleanBelow(base) {
+		compile := c.Name != "" && l.cleanBelow(base)
+		// The catalog, when the file has one, decides which types rules
+		// may emit; rules.Compile's own verdict on a type is left out so
+		// that each mistake is reported once, with a suggestion.
+		checked := map[string]bool{}
+		if len(cfg.Catalog) > 0 {
+			for j, r := range c.Emit {
+				at := fmt.Sprintf("[%d].type", j)
+				if r.Type == "" {
+					continue
+				}
+				checked[at] = true
+				if !slices.Contains(declared, r.Type) {
+					key, val := l.locate(root, base+at)
+					l.problem(key, val, base+at, "type %q is not in the catalog%s: declare it there, or use one of %s", r.Type, typeSuggestion(r.Type, declared), typeList(declared))
+				}
+			}
+		}
+		if !compile {
 			continue
 		}
 		// With a broken catalog, rules compile against none: their own
-		// mistakes still show, and unknown types wait for the catalog fix.
+		// mistakes still show.
 		var set *rules.Set
 		err := safeConfigure(func() error {
 			var err error
 			set, err = rules.Compile(c.Name, c.Emit, cat)
 			return err
 		})
-		l.fieldErrors(root, base, err)
+		for _, fp := range fieldProblems(err, "") {
+			if checked[fp.path] {
+				continue
+			}
+			p := joinPath(base, fp.path)
+			key, val := l.locate(root, p)
+			l.problem(key, val, p, "%s", fp.msg)
+		}
 		if err == nil {
 			cfg.Compiled.Rules[c.Name] = set
 		}
 	}
+}
+
+// declaredTypes returns the distinct, non-empty event types the catalog
+// names, in file order, whether or not their entries have problems.
+func declaredTypes(entries []core.EventType) []string {
+	var out []string
+	for _, e := range entries {
+		if e.Type != "" && !slices.Contains(out, e.Type) {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+// typeSuggestion returns ` (did you mean "x"?)` for the declared type
+// closest to typ, or "".
+func typeSuggestion(typ string, declared []string) string {
+	if s := suggestDotted(typ, declared); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+// typeList quotes up to eight types for a message, or says there are none.
+func typeList(types []string) string {
+	if len(types) == 0 {
+		return "the types it declares (it declares none yet)"
+	}
+	shown := types[:min(len(types), 8)]
+	list := quoteList(shown)
+	if len(types) > len(shown) {
+		list += fmt.Sprintf(" and %d more", len(types)-len(shown))
+	}
+	return list
 }
 
 // cleanBelow reports whether no problem was recorded at or below path.

@@ -43,12 +43,13 @@ func (l *loader) stream(cfg *Config, root *yaml.Node, reg *core.Registry) {
 	if p, ok := l.lookup(root, "stream"); ok {
 		parent, owner = p.value, p.key
 	}
-	m := l.mark()
 	values := l.block(parent, owner, "stream.config", spec.Fields)
 	s.Config = core.NewConfig("stream", values)
 	s.secrets = l.secretsBelow("stream.config")
-	if !l.clean(m) {
-		return // Configure would only repeat what the fields said
+	if !l.cleanBelow("stream.config") {
+		// Configure would only repeat what the fields, or a reference that
+		// could not be resolved, already said.
+		return
 	}
 	l.configure(root, "stream.config", func() error {
 		return spec.New().Configure(core.NewConfig("stream", copyMap(values)))
@@ -70,11 +71,13 @@ func (l *loader) connector(c *ConnectorConfig, i int, item, root *yaml.Node, reg
 		l.problem(key, val, base+".type", "unknown connector type %q%s", c.Type, knownTypes(c.Type, reg.SourceTypes(), "connector"))
 		return
 	}
-	m := l.mark()
 	values := l.block(item, item, base+".config", spec.Fields)
+	if n, ok := spec.New().(Nested); ok {
+		l.nested(item, base+".config", values, n)
+	}
 	c.Config = core.NewConfig(c.Name, values)
 	c.secrets = l.secretsBelow(base + ".config")
-	if !l.clean(m) {
+	if !l.cleanBelow(base + ".config") {
 		return
 	}
 	name := c.Name

@@ -351,6 +351,16 @@ func TestProblems(t *testing.T) {
 			message: `type "com.acme.order.shipped" is not in the catalog: declare it there, or use one of "com.acme.order.accepted"`,
 		},
 		{
+			name: "rule type one letter off a declared one", old: "        type: com.acme.order.accepted\n", new: "        type: com.acme.order.acepted\n",
+			line: 33, col: 15, field: "connectors[0].emit[0].type",
+			message: `type "com.acme.order.acepted" is not in the catalog (did you mean "com.acme.order.accepted"?): declare it there, or use one of "com.acme.order.accepted"`,
+		},
+		{
+			name: "unresolved reference reported once", old: "      path: /hooks/orders\n", new: "      path: /hooks/orders\n      require_tls: true\n      tls: ${file:missing/tls}\n",
+			line: 26, col: 12, field: "connectors[0].config.tls",
+			message: "cannot read ${file:missing/tls}: open $DIR/missing/tls: no such file or directory; check the path (relative paths start from $DIR) and its permissions",
+		},
+		{
 			name: "catalog schema does not compile", old: "schema: {type: object}", new: "schema: {type: 7}",
 			line: 19, col: 13, field: "catalog[0].schema",
 			message: `schema does not compile: it breaks the JSON Schema metaschema: /type: got number, want array; /type: value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'`,
@@ -381,6 +391,7 @@ func TestProblems(t *testing.T) {
 			ps := problems(t, err)
 			want := config.Problem{File: "", Line: tt.line, Column: tt.col, Field: tt.field, Message: tt.message}
 			for _, p := range ps {
+				p.Message = strings.ReplaceAll(p.Message, filepath.Dir(p.File), "$DIR")
 				p.File = ""
 				if p == want {
 					if len(ps) != 1 {
@@ -423,6 +434,56 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != len(want) || !strings.HasSuffix(strings.SplitN(lines[0], ":", 2)[0], "tributary.yaml") {
 		t.Errorf("Error() = %q, want one line per problem starting with the file name", err.Error())
+	}
+}
+
+func TestRuleTypesCheckedWhileCatalogBroken(t *testing.T) {
+	doc := edit(t, validYAML, "    schema: {type: object}\n", "    schema_file: schemas/missing.json\n")
+	doc = edit(t, doc, "      - {name: billed, type: com.acme.order.accepted}", "      - {name: billed, type: com.acme.order.acceptd}")
+	_, err := parse(t, doc)
+	ps := problems(t, err)
+	want := []string{
+		"19:18: catalog[0].schema_file: read schema file: open ",
+		`41:30: connectors[1].emit[0].type: type "com.acme.order.acceptd" is not in the catalog (did you mean "com.acme.order.accepted"?)`,
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i, p := range ps {
+		p.File = ""
+		if !strings.HasPrefix(p.String(), want[i]) {
+			t.Errorf("problem %d = %q, want prefix %q", i, p.String(), want[i])
+		}
+	}
+}
+
+func TestEventTypeSuggestions(t *testing.T) {
+	tests := []struct {
+		name, typ, suggestion string
+	}{
+		{name: "missing letter", typ: "com.acme.order.acepted", suggestion: "com.acme.order.accepted"},
+		{name: "swapped letters", typ: "com.acme.order.acceptde", suggestion: "com.acme.order.accepted"},
+		{name: "typo in a middle part", typ: "com.acme.ordr.accepted", suggestion: "com.acme.order.accepted"},
+		{name: "another fact of the same prefix", typ: "com.acme.order.shipped", suggestion: ""},
+		{name: "another domain", typ: "com.acme.invoice.issued", suggestion: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := edit(t, validYAML, "      - {name: billed, type: com.acme.order.accepted}", "      - {name: billed, type: "+tt.typ+"}")
+			_, err := parse(t, doc)
+			ps := problems(t, err)
+			if len(ps) != 1 {
+				t.Fatalf("got %d problems, want 1:\n%v", len(ps), err)
+			}
+			hint := ""
+			if tt.suggestion != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", tt.suggestion)
+			}
+			want := fmt.Sprintf("type %q is not in the catalog%s: declare it there", tt.typ, hint)
+			if !strings.HasPrefix(ps[0].Message, want) {
+				t.Errorf("message = %q, want prefix %q", ps[0].Message, want)
+			}
+		})
 	}
 }
 

@@ -30,6 +30,8 @@ type loader struct {
 
 	// pairCache holds each mapping's pairs with merges applied.
 	pairCache map[*yaml.Node][]pair
+	// manifests holds the manifests read so far, by absolute path.
+	manifests map[string]*manifest
 
 	dropped   int
 	visits    int
@@ -44,16 +46,22 @@ func newLoader(file, dir string) *loader {
 		fromFile:  map[*yaml.Node]bool{},
 		secrets:   map[string]bool{},
 		pairCache: map[*yaml.Node][]pair{},
+		manifests: map[string]*manifest{},
 	}
 }
 
 // problemAt records a problem at an explicit position.
 func (l *loader) problemAt(line, col int, field, format string, args ...any) {
+	l.add(Problem{File: l.file, Line: line, Column: col, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// add records a problem, or counts it once maxProblems are recorded.
+func (l *loader) add(p Problem) {
 	if len(l.problems) >= maxProblems {
 		l.dropped++
 		return
 	}
-	l.problems = append(l.problems, Problem{File: l.file, Line: line, Column: col, Field: field, Message: fmt.Sprintf(format, args...)})
+	l.problems = append(l.problems, p)
 }
 
 // problem records a problem about the value of key (either may be nil).
@@ -96,10 +104,3 @@ func (l *loader) err() *Error {
 	}
 	return &Error{Problems: ps}
 }
-
-// mark reports how many problems have been recorded, for checking later
-// whether a part of the document added any.
-func (l *loader) mark() int { return len(l.problems) }
-
-// clean reports whether no problem was recorded since mark m.
-func (l *loader) clean(m int) bool { return len(l.problems) == m && l.dropped == 0 }

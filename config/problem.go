@@ -8,17 +8,22 @@ import (
 )
 
 // Problem is one thing wrong (or, as a warning, questionable) in a
-// configuration file, located by file, line and column.
+// configuration file, located by file, line and column. Its JSON form, used
+// by `tributary validate --json`, has the lower-case snake_case keys file,
+// line, column, field and message, all always present.
 type Problem struct {
-	// File is the configuration file's name as given to Load or Parse.
-	File string
+	// File is the configuration file's name as given to Load or Parse, or
+	// the name of a file it refers to (a plugin's manifest) when the
+	// problem is in that file.
+	File string `json:"file"`
 	// Line and Column are 1-based; 0 means unknown.
-	Line, Column int
+	Line   int `json:"line"`
+	Column int `json:"column"`
 	// Field is the path of the offending field from the file's root, such
 	// as "connectors[0].config.secret"; empty for the document itself.
-	Field string
+	Field string `json:"field"`
 	// Message says what is wrong and what would fix it.
-	Message string
+	Message string `json:"message"`
 }
 
 // String formats the problem as "file:line:col: field: message", leaving out

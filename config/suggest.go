@@ -8,6 +8,20 @@ import (
 // suggest returns the candidate closest to word by edit distance, or "" when
 // none is close enough to be a likely typo.
 func suggest(word string, candidates []string) string {
+	return suggestWithin(word, candidates, word)
+}
+
+// suggestDotted is suggest for dotted names such as event types
+// (com.acme.order.accepted): the edits a typo may take are counted on the
+// length of the name's last part, since a long shared prefix would
+// otherwise let "shipped" pass for "accepted".
+func suggestDotted(word string, candidates []string) string {
+	return suggestWithin(word, candidates, word[strings.LastIndexByte(word, '.')+1:])
+}
+
+// suggestWithin returns the candidate closest to word, within a third of
+// the length of part (at least two edits, and fewer than its length).
+func suggestWithin(word string, candidates []string, part string) string {
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		d := editDistance(strings.ToLower(word), strings.ToLower(c))
@@ -18,8 +32,8 @@ func suggest(word string, candidates []string) string {
 	if bestDist < 0 {
 		return ""
 	}
-	limit := max(2, len([]rune(word))/3)
-	if bestDist > limit || bestDist >= len([]rune(word)) {
+	limit := max(2, len([]rune(part))/3)
+	if bestDist > limit || bestDist >= len([]rune(part)) {
 		return ""
 	}
 	return best

@@ -24,8 +24,13 @@ type Config struct {
 	// socket) or jsonl (any language, JSON Lines on stdin and stdout).
 	// Default grpc.
 	Transport string `yaml:"transport"`
-	// Config is passed to the plugin as is; the plugin validates it.
+	// Config is passed to the plugin; the plugin validates it. When
+	// Manifest is set, the configuration loader has checked it offline
+	// against the manifest's fields and applied their defaults.
 	Config any `yaml:"config"`
+	// Manifest names a file declaring the fields of Config, read by the
+	// configuration loader (see NestedConfig), never by the connector.
+	Manifest string `yaml:"manifest"`
 	// StartTimeout bounds starting the plugin, its handshake, its
 	// configuration and its Open. Default 30s.
 	StartTimeout time.Duration `yaml:"start_timeout"`
@@ -45,12 +50,19 @@ func Fields() []core.Field {
 		{Name: "args", Type: core.TypeStrings, Doc: "Arguments of the plugin executable."},
 		{Name: "env", Type: core.TypeMap, Doc: "Variables added to the plugin's environment, which otherwise is the sidecar's."},
 		{Name: "transport", Type: core.TypeString, Default: plugin.TransportGRPC, Enum: []string{plugin.TransportGRPC, plugin.TransportJSONL}, Doc: "grpc for Go plugins built with plugin.Serve; jsonl for any language speaking JSON Lines on stdin and stdout."},
-		{Name: "config", Type: core.TypeAny, Doc: "The plugin's own configuration, passed to it as is and validated by it."},
+		{Name: "config", Type: core.TypeAny, Doc: "The plugin's own configuration, validated by the plugin when it starts, and offline too when manifest declares its fields."},
+		{Name: "manifest", Type: core.TypeString, Doc: "File declaring the fields of the plugin's config (a YAML list under fields, as connectors declare theirs), relative to the configuration file's directory; with it, validate checks config offline.", Example: "plugins/soap-orders.manifest.yaml"},
 		{Name: "start_timeout", Type: core.TypeDuration, Default: "30s", Doc: "Bound on starting the plugin, its handshake, configuration and Open."},
 		{Name: "credits", Type: core.TypeInt, Default: 1000, Doc: "Most changes the plugin may send ahead of the runtime reading them; bounds the sidecar's buffer."},
 		{Name: "heartbeat_timeout", Type: core.TypeDuration, Default: "10s", Doc: "Silence after which the plugin is taken as hung, killed and restarted from the last committed position."},
 	}
 }
+
+// NestedConfig names the plugin's own settings, the "config" block, and
+// the key of the manifest that declares their fields, "manifest", so that
+// the configuration loader checks that block offline against it
+// (config.Nested). It does no I/O.
+func (s *Source) NestedConfig() (block, manifest string) { return "config", "manifest" }
 
 func (c *Config) applyDefaults() {
 	if c.Transport == "" {

@@ -11,6 +11,8 @@ import (
 	"github.com/tributary/tributary/core"
 )
 
+// validateReport is the output of validate --json. Its keys, and those of
+// each problem and warning (config.Problem), are lower-case snake_case.
 type validateReport struct {
 	File     string           `json:"file"`
 	Valid    bool             `json:"valid"`
@@ -52,11 +54,11 @@ func newValidateCmd(reg *core.Registry) *cobra.Command {
 					fmt.Fprintln(cmd.ErrOrStderr(), p)
 				}
 				if rep.Valid {
-					fmt.Fprintf(out, "%s: valid (%d connectors, %d event types)\n", file, len(cfg.Connectors), len(cfg.Catalog))
+					fmt.Fprintf(out, "%s: valid (%s, %s)\n", file, plural(len(cfg.Connectors), "connector"), plural(len(cfg.Catalog), "event type"))
 				}
 			}
 			if !rep.Valid {
-				return &exitError{code: ExitInvalid, err: fmt.Errorf("%s: %d problems", file, len(rep.Problems))}
+				return &exitError{code: ExitInvalid, err: fmt.Errorf("%s: %s", file, plural(len(rep.Problems), "problem"))}
 			}
 			return nil
 		},
@@ -64,4 +66,12 @@ func newValidateCmd(reg *core.Registry) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "tributary.yaml", "configuration file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// plural formats a count with its noun, adding "s" unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
