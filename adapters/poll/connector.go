@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tributary/tributary/core"
 )
@@ -179,6 +180,16 @@ func (c *Connector) Health(ctx context.Context) error {
 	return nil
 }
 
+// CaughtUp returns when the Source's last successful run finished, or the
+// zero time before the first and before Configure; see Source.CaughtUp.
+func (c *Connector) CaughtUp() time.Time {
+	b := c.bound.Load()
+	if b == nil {
+		return time.Time{}
+	}
+	return b.src.CaughtUp()
+}
+
 // isOpen reports whether s holds its local state: opened and not closed.
 func (s *Source) isOpen() bool {
 	s.mu.Lock()
@@ -189,4 +200,5 @@ func (s *Source) isOpen() bool {
 var (
 	_ core.StatusReporter = (*Connector)(nil)
 	_ core.HealthChecker  = (*Connector)(nil)
+	_ core.Freshness      = (*Connector)(nil)
 )

@@ -201,6 +201,12 @@ type Source struct {
 	lastError string
 	runs      atomic.Int64
 	emitted   atomic.Int64
+	// caughtUp is when the last successful run finished, in Unix
+	// nanoseconds; 0 before the first. It outlives Close, like the
+	// series: the runtime reopens the same Source.
+	caughtUp atomic.Int64
+	// met are the connector's series, kept across reopens. Guarded by mu.
+	met *metrics
 }
 
 // NewSource validates cfg and returns an unopened Source. It does no I/O.
@@ -240,6 +246,13 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	s.log = env.Logger
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.met == nil || s.met.reg != env.Metrics || s.met.name != env.Name {
+		met, err := newMetrics(env.Metrics, env.Name)
+		if err != nil {
+			s.log.Warn("poll metrics are not exported", "err", err)
+		}
+		s.met = met
 	}
 	st, err := openState(ctx, env.StateDir)
 	if err != nil {
@@ -289,7 +302,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if err != nil {
 		return fail(err)
 	}
-	go s.loop(loopCtx, started, doneNS)
+	go s.loop(loopCtx, s.met, started, doneNS)
 	return nil
 }
 
@@ -541,6 +554,9 @@ func (s *Source) Status() map[string]any {
 	if !s.nextRun.IsZero() {
 		st["next_run"] = s.nextRun
 	}
+	if t := s.CaughtUp(); !t.IsZero() {
+		st["last_success"] = t
+	}
 	if s.lastError != "" {
 		st["last_error"] = s.lastError
 	}
@@ -566,8 +582,19 @@ func (s *Source) setError(err error) {
 	s.mu.Unlock()
 }
 
+// CaughtUp returns when the last successful run finished: every record
+// the system held when it ran had been handed to Read. It is the zero time
+// before the first. It implements core.Freshness: on a quiet system the
+// checkpoint stays put while runs keep confirming that nothing is new.
+func (s *Source) CaughtUp() time.Time {
+	if ns := s.caughtUp.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // loop runs the schedule until ctx is done or a run fails.
-func (s *Source) loop(ctx context.Context, startedNS, doneNS int64) {
+func (s *Source) loop(ctx context.Context, met *metrics, startedNS, doneNS int64) {
 	defer close(s.done)
 	var queue []time.Time
 	var last time.Time
@@ -616,10 +643,17 @@ func (s *Source) loop(ctx context.Context, startedNS, doneNS int64) {
 		rt := queue[0].UTC()
 		queue = queue[1:]
 		last = rt
-		if err := s.run(ctx, rt); err != nil {
+		start := time.Now()
+		if err := s.run(ctx, rt); err == nil {
+			end := s.now()
+			s.caughtUp.Store(end.UnixNano())
+			met.duration.WithLabelValues(OutcomeSuccess).Observe(time.Since(start).Seconds())
+			met.last.Set(float64(end.UnixNano()) / 1e9)
+		} else {
 			if ctx.Err() != nil {
 				return
 			}
+			met.duration.WithLabelValues(OutcomeError).Observe(time.Since(start).Seconds())
 			err = fmt.Errorf("poll run at %s: %w", rt.Format(time.RFC3339Nano), err)
 			s.setError(err)
 			select {
@@ -753,6 +787,7 @@ func (b bitset) has(i int64) bool {
 var (
 	_ core.StatusReporter = (*Source)(nil)
 	_ core.HealthChecker  = (*Source)(nil)
+	_ core.Freshness      = (*Source)(nil)
 )
 
 // arena hands out read-only copies of short byte strings from shared
