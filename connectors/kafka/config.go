@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
@@ -384,7 +385,20 @@ func (t TLSConfig) build() (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		certPEM, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return nil, &core.FieldError{Path: "tls.cert_file", Err: fmt.Errorf("read client certificate: %w", err)}
+		}
+		keyPEM, err := os.ReadFile(t.KeyFile)
+		if err != nil {
+			// key_file is declared secret: name the field, not the path.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, &core.FieldError{Path: "tls.key_file", Err: fmt.Errorf("read client key: %w", err)}
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, &core.FieldError{Path: "tls.cert_file", Err: fmt.Errorf("load client certificate: %w", err)}
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -24,6 +25,9 @@ type client struct {
 	cfg     *Config
 	http    *resty.Client
 	limiter *rate.Limiter
+	redact  *redactor
+	// metrics counts the answers; nil until the connector opens.
+	metrics atomic.Pointer[httpMetrics]
 
 	tokMu   sync.Mutex
 	token   string
@@ -32,7 +36,7 @@ type client struct {
 
 func newClient(cfg *Config) *client {
 	hc := resty.New().SetDisableWarn(true).SetLogger(quiet{}).SetTimeout(cfg.Timeout).SetRedirectPolicy(resty.FlexibleRedirectPolicy(5))
-	c := &client{cfg: cfg, http: hc}
+	c := &client{cfg: cfg, http: hc, redact: newRedactor(cfg)}
 	if cfg.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateBurst)
 	}
@@ -75,7 +79,7 @@ func (c *client) do(ctx context.Context, req request) (*response, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			last = fmt.Errorf("%s %s: %w", req.method, redactURL(req.url), err)
+			last = fmt.Errorf("%s %s: %w", req.method, c.redact.url(req.url), err)
 		case resp.status == http.StatusUnauthorized && c.cfg.Auth.Type == AuthOAuth2 && !refreshed:
 			// The token expired early or was revoked: get a new one, once.
 			c.invalidate()
@@ -83,7 +87,7 @@ func (c *client) do(ctx context.Context, req request) (*response, error) {
 			attempt--
 			continue
 		case resp.status == http.StatusTooManyRequests || resp.status == http.StatusServiceUnavailable:
-			last = fmt.Errorf("%s %s: status %d", req.method, redactURL(req.url), resp.status)
+			last = fmt.Errorf("%s %s: status %d", req.method, c.redact.url(req.url), resp.status)
 			if ra, ok := retryAfter(resp.header.Get("Retry-After"), time.Now()); ok {
 				if ra > c.cfg.RetryMaxWait {
 					return nil, &core.RetryError{After: ra, Err: last}
@@ -91,13 +95,15 @@ func (c *client) do(ctx context.Context, req request) (*response, error) {
 				wait, told = ra, true
 			}
 		case resp.status >= 500 || resp.status == http.StatusRequestTimeout:
-			last = fmt.Errorf("%s %s: status %d", req.method, redactURL(req.url), resp.status)
+			last = fmt.Errorf("%s %s: status %d", req.method, c.redact.url(req.url), resp.status)
 		case resp.status >= 400:
-			msg := strings.TrimSpace(string(resp.body))
+			// An API may quote the request it refuses, credentials
+			// included.
+			msg := c.redact.text(strings.TrimSpace(string(resp.body)))
 			if len(msg) > 200 {
 				msg = msg[:200] + "..."
 			}
-			err := fmt.Errorf("%s %s: status %d: %s", req.method, redactURL(req.url), resp.status, msg)
+			err := fmt.Errorf("%s %s: status %d: %s", req.method, c.redact.url(req.url), resp.status, msg)
 			if resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden {
 				return nil, core.Fatal(fmt.Errorf("%w (check auth)", err))
 			}
@@ -176,8 +182,9 @@ func (c *client) once(ctx context.Context, req request) (*response, error) {
 	}
 	resp, err := r.Execute(req.method, req.url)
 	if err != nil {
-		return nil, err
+		return nil, c.redact.request(err)
 	}
+	c.count(resp.StatusCode(), resp.Header())
 	return &response{status: resp.StatusCode(), header: resp.Header(), body: resp.Body()}, nil
 }
 
@@ -203,10 +210,11 @@ func (c *client) oauthToken(ctx context.Context) (string, error) {
 	resp, err := c.http.R().SetContext(ctx).SetBasicAuth(url.QueryEscape(a.ClientID), url.QueryEscape(a.ClientSecret)).
 		SetHeader("Accept", "application/json").SetFormData(form).Post(a.TokenURL)
 	if err != nil {
-		return "", fmt.Errorf("get oauth2 token from %s: %w", redactURL(a.TokenURL), err)
+		return "", fmt.Errorf("get oauth2 token from %s: %w", c.redact.url(a.TokenURL), c.redact.request(err))
 	}
+	c.count(resp.StatusCode(), resp.Header())
 	if resp.StatusCode() != http.StatusOK {
-		err := fmt.Errorf("get oauth2 token from %s: status %d", redactURL(a.TokenURL), resp.StatusCode())
+		err := fmt.Errorf("get oauth2 token from %s: status %d", c.redact.url(a.TokenURL), resp.StatusCode())
 		if resp.StatusCode() == http.StatusUnauthorized || resp.StatusCode() == http.StatusBadRequest || resp.StatusCode() == http.StatusForbidden {
 			return "", core.Fatal(fmt.Errorf("%w (check auth.client_id and auth.client_secret)", err))
 		}
@@ -217,7 +225,7 @@ func (c *client) oauthToken(ctx context.Context) (string, error) {
 		ExpiresIn   json.RawMessage `json:"expires_in"`
 	}
 	if err := json.Unmarshal(resp.Body(), &tok); err != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("get oauth2 token from %s: the answer has no access_token", redactURL(a.TokenURL))
+		return "", fmt.Errorf("get oauth2 token from %s: the answer has no access_token", c.redact.url(a.TokenURL))
 	}
 	life := time.Hour
 	if n, err := strconv.ParseFloat(strings.Trim(string(tok.ExpiresIn), `"`), 64); err == nil && n > 0 {
@@ -226,16 +234,6 @@ func (c *client) oauthToken(ctx context.Context) (string, error) {
 	skew := max(life/10, min(5*time.Second, life/2))
 	c.token, c.expires = tok.AccessToken, time.Now().Add(life-skew)
 	return c.token, nil
-}
-
-// redactURL drops a URL's query and user info, which may hold secrets.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	u.RawQuery, u.User = "", nil
-	return u.String()
 }
 
 // quiet discards resty's own log lines: errors reach the runtime as values.

@@ -270,8 +270,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := template.New("url").Parse(c.URL); err != nil {
 		add("url", "is not a valid template: %v", err)
-	} else if u, err := url.Parse(strings.SplitN(c.URL, "{{", 2)[0]); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("url", "%q is not an http or https URL", c.URL)
+	} else if u, err := url.Parse(strings.SplitN(c.URL, "{{", 2)[0]); err != nil {
+		// The parse error quotes the URL, which may hold a password.
+		add("url", "is not a URL: check its syntax")
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("url", "%q is not an http or https URL", endpoint(u.String()))
 	}
 	for k, v := range c.Query {
 		if _, err := template.New(k).Parse(v); err != nil {

@@ -6,6 +6,8 @@
 package rest
 
 import (
+	"context"
+
 	"github.com/tributary/tributary/adapters/poll"
 	"github.com/tributary/tributary/core"
 )
@@ -55,7 +57,7 @@ func (s *Source) Configure(c core.Config) error {
 		return err
 	}
 	s.fetch = &fetcher{cfg: &s.cfg, tmpl: tmpl, client: newClient(&s.cfg)}
-	pc := poll.Config{Fetcher: s.fetch, Source: core.SourceInfo{System: "rest", Endpoint: redactURL(cfg.URL)}}
+	pc := poll.Config{Fetcher: s.fetch, Source: core.SourceInfo{System: "rest", Endpoint: endpoint(cfg.URL)}}
 	cfg.ScheduleConfig.Apply(&pc)
 	if cfg.Mode == ModeCursor {
 		pc.Mode, pc.Cursor = poll.ModeCursor, poll.CursorKind(cfg.Cursor.Type)
@@ -67,7 +69,21 @@ func (s *Source) Configure(c core.Config) error {
 	if err != nil {
 		return err
 	}
-	s.SetSource(inner, poll.ConnectorHooks{Close: s.release, Status: s.status})
+	s.SetSource(inner, poll.ConnectorHooks{Open: s.acquire, Close: s.release, Status: s.status})
+	return nil
+}
+
+// acquire registers the HTTP series, or keeps those of an earlier Open.
+func (s *Source) acquire(_ context.Context, env core.Env) error {
+	c := s.fetch.client
+	if m := c.metrics.Load(); m != nil && m.reg == env.Metrics && m.name == env.Name {
+		return nil
+	}
+	m, err := newHTTPMetrics(env.Metrics, env.Name)
+	if err != nil && env.Logger != nil {
+		env.Logger.Warn("HTTP metrics are not exported", "err", err)
+	}
+	c.metrics.Store(m)
 	return nil
 }
 
@@ -79,7 +95,7 @@ func (s *Source) release() error {
 
 // status adds the endpoint, credentials redacted, to the status.
 func (s *Source) status(st map[string]any) {
-	st["endpoint"] = redactURL(s.cfg.URL)
+	st["endpoint"] = endpoint(s.cfg.URL)
 }
 
 var (

@@ -92,7 +92,7 @@ func (f *fetcher) Fetch(ctx context.Context, req poll.Request, emit func([]poll.
 	r := first
 	for page := 0; ; page++ {
 		if page >= f.cfg.MaxPages {
-			return fmt.Errorf("stopped after max_pages (%d) pages of %s: raise max_pages if the collection is that large", f.cfg.MaxPages, redactURL(first.url))
+			return fmt.Errorf("stopped after max_pages (%d) pages of %s: raise max_pages if the collection is that large", f.cfg.MaxPages, f.client.redact.url(first.url))
 		}
 		switch p.Type {
 		case PageNumber:
@@ -106,17 +106,17 @@ func (f *fetcher) Fetch(ctx context.Context, req poll.Request, emit func([]poll.
 		}
 		body, err := decode(f.cfg.Format, resp.header.Get("Content-Type"), resp.body)
 		if err != nil {
-			return fmt.Errorf("%s: %w", redactURL(r.url), err)
+			return fmt.Errorf("%s: %w", f.client.redact.url(r.url), err)
 		}
 		items, err := records(body, f.cfg.RecordsPath)
 		if err != nil {
-			return core.Fatal(fmt.Errorf("%s: %w", redactURL(r.url), err))
+			return core.Fatal(fmt.Errorf("%s: %w", f.client.redact.url(r.url), err))
 		}
 		recs := make([]poll.Record, 0, len(items))
 		for _, it := range items {
 			rec, err := f.record(it, r.url)
 			if err != nil {
-				return core.Fatal(fmt.Errorf("%s: %w", redactURL(r.url), err))
+				return core.Fatal(fmt.Errorf("%s: %w", f.client.redact.url(r.url), err))
 			}
 			recs = append(recs, rec)
 		}
@@ -272,7 +272,7 @@ func cloneValues(v url.Values) url.Values {
 }
 
 // record builds the poll record of one item.
-func (f *fetcher) record(it map[string]any, endpoint string) (poll.Record, error) {
+func (f *fetcher) record(it map[string]any, page string) (poll.Record, error) {
 	key := make(map[string]any, len(f.cfg.Key))
 	for _, k := range f.cfg.Key {
 		v, ok := lookup(it, k)
@@ -281,7 +281,7 @@ func (f *fetcher) record(it map[string]any, endpoint string) (poll.Record, error
 		}
 		key[k] = v
 	}
-	rec := poll.Record{Key: key, Data: it, Source: core.SourceInfo{Endpoint: redactURL(endpoint)}}
+	rec := poll.Record{Key: key, Data: it, Source: core.SourceInfo{Endpoint: endpoint(page)}}
 	if f.cfg.Mode == ModeCursor {
 		v, ok := lookup(it, f.cfg.Cursor.Field)
 		if !ok || v == nil {
