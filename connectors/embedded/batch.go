@@ -114,6 +114,21 @@ func decodeBinaryMetadata(md []byte) map[string]string {
 	return out
 }
 
+// maxFrameBytes bounds the frame of one message. A message larger than
+// maxBatchBlob is written alone in its row, and a row must fit in
+// SQLite's largest value (SQLITE_MAX_LENGTH, 1,000,000,000 bytes, which
+// bounds a whole row too): the bound leaves a megabyte for the batch
+// header, the topic and the other columns. Compression is not counted on:
+// a message's size, not how well its contents compress, decides whether
+// it is stored.
+const maxFrameBytes = 999_000_000
+
+// tooLargeError returns the permanent error of message id, whose frame
+// takes size bytes.
+func tooLargeError(id string, size int) error {
+	return core.Permanent(fmt.Errorf("message %q takes %d bytes with its id and metadata, more than the embedded stream stores in one message (%d bytes, under SQLite's largest value); publish smaller events", id, size, maxFrameBytes))
+}
+
 // frameSize returns the bytes the frame of r takes in a batch.
 func frameSize(r *row) int {
 	n := uvarintLen(uint64(len(r.uuid))) + len(r.uuid) + len(r.metadata) + len(r.payload)

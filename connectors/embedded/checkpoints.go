@@ -25,6 +25,9 @@ func (c *Checkpoints) Load(ctx context.Context, connector string) (cp core.Check
 	if c.st == nil {
 		return cp, false, fmt.Errorf("load checkpoint of %q: %w", connector, ErrNotOpen)
 	}
+	if c.st.isClosed() {
+		return cp, false, fmt.Errorf("load checkpoint of %q: %w", connector, ErrClosed)
+	}
 	var data []byte
 	err = c.st.loadCP.QueryRowContext(ctx, connector).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -37,13 +37,14 @@ func init() {
 }
 
 // Stream is the embedded stream. Construct it with New, then Configure,
-// Open, use, and Close.
+// Open, use, and Close. Open may be called again after a failed Open and
+// after Close: each Open opens the database afresh.
 type Stream struct {
 	mu     sync.Mutex
 	cfg    Config
 	hasCfg bool
-	st     *store
-	closed bool
+	st     *store // the open database, or the last one closed
+	closed bool   // st is closed and no Open has succeeded since
 }
 
 var _ core.Stream = (*Stream)(nil)
@@ -65,16 +66,20 @@ func (s *Stream) Configure(cfg core.Config) error {
 }
 
 // Open opens (or creates) the database file and starts the writer. A failed
-// Open may be retried.
+// Open leaves nothing open, and Open may be called again on the same
+// stream, after a failed Open as after Close: it opens the file afresh (a
+// path blocked at the first attempt may be free at the next). Publishers,
+// subscribers and checkpoint stores taken before a Close stay closed; take
+// them again after the new Open.
 func (s *Stream) Open(ctx context.Context, env core.Env) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
+	if s.st != nil && !s.closed {
+		return errors.New("open embedded stream: already open; Close it before opening it again")
 	}
-	if s.st != nil {
-		return errors.New("open embedded stream: already open")
-	}
+	// The last database, if any, is closed (or being closed by the Close
+	// that marked it): it stays with the handles taken on it.
+	s.st, s.closed = nil, false
 	if !s.hasCfg {
 		c, err := ParseConfig(core.NewConfig(env.Name, nil))
 		if err != nil {
@@ -138,10 +143,7 @@ func (s *Stream) Ping(ctx context.Context) error {
 	if st == nil {
 		return ErrNotOpen
 	}
-	st.mu.Lock()
-	closed := st.closed
-	st.mu.Unlock()
-	if closed {
+	if st.isClosed() {
 		return ErrClosed
 	}
 	var one int
@@ -153,11 +155,12 @@ func (s *Stream) Ping(ctx context.Context) error {
 
 // Close ends every subscriber, writes the publishes still queued (bounded
 // by ctx: what is left when ctx ends fails with ErrClosed), then closes the
-// database. It is safe to call twice and after a failed Open.
+// database. It is safe to call twice and after a failed Open. Until the
+// next Open, the stream's methods return ErrClosed.
 func (s *Stream) Close(ctx context.Context) error {
 	s.mu.Lock()
-	s.closed = true
 	st := s.st
+	s.closed = st != nil
 	s.mu.Unlock()
 	if st == nil {
 		return nil

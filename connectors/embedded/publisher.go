@@ -48,7 +48,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // writer's queue is full, no longer than ctx allows. When it returns nil,
 // done is called exactly once, from the writer goroutine, after the
 // messages are durable (nil) or failed to be written (every message of msgs
-// shares one transaction). done must not block.
+// shares one transaction). done must not block. A message larger than the
+// stream stores fails its call, none of whose messages is written, with an
+// error wrapping core.ErrPermanent.
 func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
 	return p.enqueue(ctx, topic, len(msgs), done, func(rows []row) []row {
 		// The metadata is encoded now, every message's into one buffer;
@@ -117,6 +119,12 @@ func (p *Publisher) enqueue(ctx context.Context, topic string, n int, done func(
 		o.rows = make([]row, 0, n)
 	}
 	o.rows = build(o.rows)
+	for i := range o.rows {
+		if size := frameSize(&o.rows[i]); size > maxFrameBytes {
+			o.refused = tooLargeError(o.rows[i].uuid, size)
+			break
+		}
+	}
 	if err := p.st.enqueue(ctx, o); err != nil {
 		p.inflight.Done()
 		return fmt.Errorf("publish to topic %q: %w", topic, err)

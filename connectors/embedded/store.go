@@ -423,6 +423,13 @@ func (st *store) release() error {
 	return nil
 }
 
+// isClosed reports whether shutdown has begun.
+func (st *store) isClosed() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.closed
+}
+
 // lastOffset returns the offset of the last message ever written.
 func (st *store) lastOffset(ctx context.Context) (int64, error) {
 	var n, at int64

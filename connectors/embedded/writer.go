@@ -50,6 +50,10 @@ type op struct {
 	pub     *Publisher
 	pubDone func(error)
 	one     [1]row
+
+	// refused, when set, is why the rows are not written: the writer
+	// reports it instead of its transaction's outcome.
+	refused error
 }
 
 // finish reports the outcome of o.
@@ -170,6 +174,10 @@ func (st *store) write(batch []*op) {
 	}
 	inserted := false
 	for _, o := range batch {
+		if o.refused != nil {
+			o.finish(o.refused)
+			continue
+		}
 		if len(o.rows) > 0 {
 			inserted = true
 		}
@@ -248,6 +256,9 @@ func (st *store) groupRows(batch []*op) []topicRows {
 	ts := st.wtopics[:0]
 	last := -1
 	for _, o := range batch {
+		if o.refused != nil {
+			continue
+		}
 		for i := range o.rows {
 			r := &o.rows[i]
 			if last < 0 || ts[last].topic != r.topic {
