@@ -107,7 +107,7 @@ func testEnv(t testing.TB) core.Env {
 	return core.Env{Name: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: t.TempDir()}
 }
 
-func newSource(t testing.TB, cfg poll.Config) *poll.Source {
+func newSource(t conformance.TB, cfg poll.Config) *poll.Source {
 	t.Helper()
 	if cfg.Schedule == "" {
 		cfg.Schedule = "@every 5ms"
@@ -411,7 +411,7 @@ type tables struct {
 	n  map[string]int
 }
 
-func (ts *tables) get(t testing.TB) *table {
+func (ts *tables) get(t conformance.TB) *table {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if ts.m == nil {
@@ -426,7 +426,7 @@ func (ts *tables) get(t testing.TB) *table {
 }
 
 // produce adds k rows, three per timestamp.
-func (ts *tables) produce(t testing.TB, k int) {
+func (ts *tables) produce(t conformance.TB, k int) {
 	tb := ts.get(t)
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -440,7 +440,7 @@ func (ts *tables) produce(t testing.TB, k int) {
 func TestConformanceCursor(t *testing.T) {
 	var ts tables
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			return wrap{newSource(t, poll.Config{Mode: poll.ModeCursor, Cursor: poll.CursorTime, LookBack: time.Hour, Fetcher: ts.get(t).fetcher()})}
 		},
 		Produce:      ts.produce,
@@ -451,7 +451,7 @@ func TestConformanceCursor(t *testing.T) {
 func TestConformanceSnapshot(t *testing.T) {
 	var ts tables
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			return wrap{newSource(t, poll.Config{Mode: poll.ModeSnapshot, Fetcher: ts.get(t).fetcher()})}
 		},
 		Produce:      ts.produce,

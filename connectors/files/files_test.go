@@ -89,7 +89,7 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func newSource(t testing.TB, values map[string]any) *connector.Source {
+func newSource(t conformance.TB, values map[string]any) *connector.Source {
 	t.Helper()
 	if _, ok := values["schedule"]; !ok {
 		values["schedule"] = "@every 10ms"
@@ -110,7 +110,7 @@ func copyFile(t testing.TB, src, dst string) {
 	write(t, dst, string(b))
 }
 
-func write(t testing.TB, path, content string) {
+func write(t conformance.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -300,7 +300,7 @@ type drops struct {
 	root string
 }
 
-func (d *drops) dir(t testing.TB) string {
+func (d *drops) dir(t conformance.TB) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.dirs == nil {
@@ -319,7 +319,7 @@ func (d *drops) dir(t testing.TB) string {
 
 // produce drops one file of k records, written aside and renamed in, with
 // its marker.
-func (d *drops) produce(t testing.TB, k int) {
+func (d *drops) produce(t conformance.TB, k int) {
 	dir := d.dir(t)
 	d.mu.Lock()
 	d.n[t.Name()]++
@@ -340,7 +340,7 @@ func (d *drops) produce(t testing.TB, k int) {
 func TestConformance(t *testing.T) {
 	d := &drops{root: t.TempDir()}
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			return newSource(t, map[string]any{"dir": d.dir(t), "format": "jsonl", "ready": "marker", "marker_suffix": ".ok"})
 		},
 		Produce:      d.produce,

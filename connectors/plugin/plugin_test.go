@@ -24,7 +24,7 @@ var transports = []string{"grpc", "jsonl"}
 
 // self returns the connector config that runs this test binary as the
 // plugin (see TestMain) with the plugin's own config.
-func self(t testing.TB, transport string, inner map[string]any) map[string]any {
+func self(t conformance.TB, transport string, inner map[string]any) map[string]any {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +42,7 @@ type journals struct {
 	m   map[string]string
 }
 
-func (j *journals) get(t testing.TB) string {
+func (j *journals) get(t conformance.TB) string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if p, ok := j.m[t.Name()]; ok {
@@ -60,14 +60,14 @@ func TestConformance(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			js := &journals{dir: t.TempDir(), m: map[string]string{}}
 			conformance.Run(t, conformance.Harness{
-				New: func(t testing.TB) core.Source {
+				New: func(t conformance.TB) core.Source {
 					src := connplugin.New()
 					if err := src.Configure(core.NewConfig("conformance", self(t, tr, map[string]any{"journal": js.get(t), "batch": 7}))); err != nil {
 						t.Fatal(err)
 					}
 					return src
 				},
-				Produce: func(t testing.TB, n int) {
+				Produce: func(t conformance.TB, n int) {
 					if err := appendJournal(js.get(t), n); err != nil {
 						t.Fatal(err)
 					}

@@ -18,8 +18,8 @@ func TestConformance(t *testing.T) {
 	cfg["snapshot"] = map[string]any{"mode": "never"}
 	var seq atomic.Int64
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source { return newSource(t, cfg) },
-		Produce: func(t testing.TB, n int) {
+		New: func(t conformance.TB) core.Source { return newSource(t, cfg) },
+		Produce: func(t conformance.TB, n int) {
 			// One transaction, so that a partial ack falls inside it.
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()

@@ -13,6 +13,7 @@ import (
 
 	connector "github.com/tributary/tributary/connectors/postgres"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/conformance"
 	"github.com/tributary/tributary/core/servicetest"
 )
 
@@ -137,7 +138,7 @@ func (d *db) config(tables ...string) map[string]any {
 	}
 }
 
-func newSource(t testing.TB, values map[string]any) *connector.Source {
+func newSource(t conformance.TB, values map[string]any) *connector.Source {
 	t.Helper()
 	src := connector.New()
 	if err := src.Configure(core.NewConfig("pgtest", values)); err != nil {

@@ -40,7 +40,7 @@ type item struct {
 	Updated time.Time `json:"updated_at" xml:"updated_at"`
 }
 
-func newAPI(t testing.TB) *api {
+func newAPI(t conformance.TB) *api {
 	a := &api{items: map[int]item{}, hidden: map[int]bool{}, base: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(a.srv.Close)
@@ -167,7 +167,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(body)
 }
 
-func newSource(t testing.TB, values map[string]any) *connector.Source {
+func newSource(t conformance.TB, values map[string]any) *connector.Source {
 	t.Helper()
 	if _, ok := values["schedule"]; !ok {
 		values["schedule"] = "@every 10ms"

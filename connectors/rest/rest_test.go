@@ -284,7 +284,7 @@ type apis struct {
 	n  map[string]int
 }
 
-func (x *apis) get(t testing.TB) *api {
+func (x *apis) get(t conformance.TB) *api {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.m == nil {
@@ -298,7 +298,7 @@ func (x *apis) get(t testing.TB) *api {
 	return a
 }
 
-func (x *apis) produce(t testing.TB, k int) {
+func (x *apis) produce(t conformance.TB, k int) {
 	a := x.get(t)
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -312,7 +312,7 @@ func (x *apis) produce(t testing.TB, k int) {
 func TestConformance(t *testing.T) {
 	var x apis
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			v := cursorValues(x.get(t).srv.URL + "/cursor/items")
 			v["pagination"] = map[string]any{"type": "cursor", "cursor_param": "after", "cursor_path": "meta.next_cursor"}
 			return newSource(t, v)

@@ -163,7 +163,7 @@ type sqliteTables struct {
 	n     map[string]int
 }
 
-func (st *sqliteTables) path(t testing.TB) string {
+func (st *sqliteTables) path(t conformance.TB) string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.paths == nil {
@@ -178,7 +178,7 @@ func (st *sqliteTables) path(t testing.TB) string {
 	return p
 }
 
-func (st *sqliteTables) exec(t testing.TB, path, q string, args ...any) {
+func (st *sqliteTables) exec(t conformance.TB, path, q string, args ...any) {
 	t.Helper()
 	db, err := dbsql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
@@ -190,7 +190,7 @@ func (st *sqliteTables) exec(t testing.TB, path, q string, args ...any) {
 	}
 }
 
-func (st *sqliteTables) produce(t testing.TB, k int) {
+func (st *sqliteTables) produce(t conformance.TB, k int) {
 	p := st.path(t)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -216,7 +216,7 @@ func TestConformance(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := &sqliteTables{dir: t.TempDir()}
 			conformance.Run(t, conformance.Harness{
-				New: func(t testing.TB) core.Source {
+				New: func(t conformance.TB) core.Source {
 					v := map[string]any{"driver": "sqlite", "dsn": sqliteDSN(st.path(t)), "schedule": "@every 10ms", "table": "items", "key": []any{"id"}}
 					for k, x := range tt.values {
 						v[k] = x

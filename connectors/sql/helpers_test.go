@@ -115,7 +115,7 @@ func (d *testDB) timestampType() string {
 	return "TIMESTAMP"
 }
 
-func newSource(t testing.TB, values map[string]any) *connector.Source {
+func newSource(t conformance.TB, values map[string]any) *connector.Source {
 	t.Helper()
 	s := connector.New()
 	if err := s.Configure(core.NewConfig("test", values)); err != nil {

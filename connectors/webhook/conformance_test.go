@@ -15,7 +15,7 @@ import (
 func TestConformance(t *testing.T) {
 	var seq atomic.Int64
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			src := connector.New()
 			err := src.Configure(core.NewConfig("conformance", map[string]any{
 				"path":   "/hooks/conformance",
@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 			}
 			return src
 		},
-		Produce: func(t testing.TB, n int) {
+		Produce: func(t conformance.TB, n int) {
 			url := conformance.ServerURL(t) + "/hooks/conformance"
 			client := &http.Client{}
 			defer client.CloseIdleConnections()

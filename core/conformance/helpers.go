@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"testing"
 	"time"
 
 	"github.com/tributary/tributary/core"
@@ -14,13 +13,13 @@ import (
 
 // TestEnv returns an Env named name with a discarding logger and a fresh
 // temporary state directory.
-func TestEnv(t testing.TB, name string) core.Env {
+func TestEnv(t TB, name string) core.Env {
 	return core.Env{Name: name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: t.TempDir()}
 }
 
 // Open opens s from `from` within 15 seconds, failing t on error, and closes
 // it when the test ends.
-func Open(t testing.TB, s core.Source, env core.Env, from core.Position) {
+func Open(t TB, s core.Source, env core.Env, from core.Position) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -31,7 +30,7 @@ func Open(t testing.TB, s core.Source, env core.Env, from core.Position) {
 }
 
 // ReadN reads until at least n changes arrived, failing t after 15 seconds.
-func ReadN(t testing.TB, s core.Source, n int) []core.Change {
+func ReadN(t TB, s core.Source, n int) []core.Change {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -48,7 +47,7 @@ func ReadN(t testing.TB, s core.Source, n int) []core.Change {
 
 // Settle returns whatever s reads within d. A read error before d passes
 // fails t.
-func Settle(t testing.TB, s core.Source, d time.Duration) []core.Change {
+func Settle(t TB, s core.Source, d time.Duration) []core.Change {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"testing"
 
 	"github.com/tributary/tributary/core"
 	rt "github.com/tributary/tributary/core/runtime"
@@ -14,15 +13,15 @@ import (
 
 type serverRegistry struct {
 	mu   sync.Mutex
-	urls map[testing.TB]string
+	urls map[TB]string
 }
 
 // servers maps a test to its DefaultEnv server. It is the kit's only
 // package-level state and holds test-scoped entries that are removed at
 // cleanup.
-var servers = &serverRegistry{urls: map[testing.TB]string{}}
+var servers = &serverRegistry{urls: map[TB]string{}}
 
-func (s *serverRegistry) set(t testing.TB, url string) {
+func (s *serverRegistry) set(t TB, url string) {
 	s.mu.Lock()
 	s.urls[t] = url
 	s.mu.Unlock()
@@ -33,7 +32,7 @@ func (s *serverRegistry) set(t testing.TB, url string) {
 	})
 }
 
-func (s *serverRegistry) get(t testing.TB) string {
+func (s *serverRegistry) get(t TB) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.urls[t]

@@ -2,7 +2,8 @@
 // source connector, compiled in or served by a plugin, plus the checks that
 // only make sense across a process boundary: a crashed plugin is restarted
 // with nothing committed lost, and a bad config is rejected with a field
-// error. `tributary plugin test` runs it; a plugin's own tests can too:
+// error. `tributary plugin test` runs its checks as values (Checks); a
+// plugin's own tests run them as subtests:
 //
 //	func TestConformance(t *testing.T) {
 //		plugintest.Run(t, plugintest.Target{
@@ -16,6 +17,8 @@
 // that implements plugin.Producer (a plugin announcing the produce
 // capability does, through the sidecar) gets them made that way; without
 // it, the checks that need new changes are skipped with the reason.
+//
+// Like the kit, this package does not import package testing.
 package plugintest
 
 import (
@@ -27,7 +30,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	connplugin "github.com/tributary/tributary/connectors/plugin"
@@ -55,16 +57,38 @@ type Target struct {
 // unknownKey is added to a config to check that it is rejected.
 const unknownKey = "tributary_conformance_unknown_key"
 
+// Checks returns the conformance kit's checks (named "Conformance/...")
+// and the process checks (BadConfigRejected, CrashRestart) against tg, in
+// the order they should run.
+func Checks(tg Target) []conformance.Check {
+	if tg.Timeout <= 0 {
+		tg.Timeout = 15 * time.Second
+	}
+	var out []conformance.Check
+	for _, c := range conformance.Checks(Harness(tg)) {
+		c.Name = "Conformance/" + c.Name
+		out = append(out, c)
+	}
+	return append(out, processChecks(tg)...)
+}
+
+func processChecks(tg Target) []conformance.Check {
+	return []conformance.Check{
+		{Name: "BadConfigRejected", Func: func(t conformance.TB) { BadConfigRejected(t, tg) }, Limit: 10 * tg.Timeout},
+		{Name: "CrashRestart", Func: func(t conformance.TB) { CrashRestart(t, tg) }, Limit: 10 * tg.Timeout},
+	}
+}
+
 // Run runs the conformance kit and the process checks against tg, as
-// subtests of t: Conformance/..., BadConfigRejected and CrashRestart.
-func Run(t *testing.T, tg Target) {
+// subtests of t (a *testing.T): Conformance/..., BadConfigRejected and
+// CrashRestart.
+func Run[T conformance.Tester[T]](t T, tg Target) {
 	t.Helper()
 	if tg.Timeout <= 0 {
 		tg.Timeout = 15 * time.Second
 	}
-	t.Run("Conformance", func(t *testing.T) { conformance.Run(t, Harness(tg)) })
-	t.Run("BadConfigRejected", func(t *testing.T) { BadConfigRejected(t, tg) })
-	t.Run("CrashRestart", func(t *testing.T) { CrashRestart(t, tg) })
+	t.Run("Conformance", func(t T) { conformance.Run(t, Harness(tg)) })
+	conformance.RunChecks(t, processChecks(tg))
 }
 
 // sources tracks, per test, the sources the harness made, so that Produce
@@ -74,14 +98,14 @@ type sources struct {
 	all map[string][]core.Source
 }
 
-func (s *sources) add(t testing.TB, src core.Source) {
+func (s *sources) add(t conformance.TB, src core.Source) {
 	s.mu.Lock()
 	s.all[t.Name()] = append(s.all[t.Name()], src)
 	s.mu.Unlock()
 }
 
 // producer returns the most recent source of t that can produce now.
-func (s *sources) producer(t testing.TB) plugin.Producer {
+func (s *sources) producer(t conformance.TB) plugin.Producer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	list := s.all[t.Name()]
@@ -105,7 +129,7 @@ func (s *sources) producer(t testing.TB) plugin.Producer {
 func Harness(tg Target) conformance.Harness {
 	srcs := &sources{all: map[string][]core.Source{}}
 	return conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			src, err := newSource(tg, tg.Config)
 			if err != nil {
 				t.Fatal(err)
@@ -118,7 +142,7 @@ func Harness(tg Target) conformance.Harness {
 			})
 			return src
 		},
-		Produce: func(t testing.TB, n int) {
+		Produce: func(t conformance.TB, n int) {
 			p := srcs.producer(t)
 			if p == nil {
 				t.Skip("the connector has no produce hook (plugin.Producer, or a plugin announcing the produce capability): checks that need new changes cannot run")
@@ -180,7 +204,7 @@ func isPlugin(tg Target) bool { return tg.Spec.Type == connplugin.Type }
 // with a *core.FieldError naming it: by Configure for a compiled-in
 // connector, by the plugin (through Open, as a fatal error below
 // "config") for a plugin.
-func BadConfigRejected(t *testing.T, tg Target) {
+func BadConfigRejected(t conformance.TB, tg Target) {
 	if !isPlugin(tg) {
 		bad := maps.Clone(tg.Config)
 		if bad == nil {
@@ -213,7 +237,7 @@ func BadConfigRejected(t *testing.T, tg Target) {
 	checkFieldError(t, err, "config."+unknownKey)
 }
 
-func checkFieldError(t *testing.T, err error, path string) {
+func checkFieldError(t conformance.TB, err error, path string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("config with unknown key %q accepted; decode strictly (core.Config.Decode) so that typos are caught", unknownKey)
@@ -231,7 +255,7 @@ func checkFieldError(t *testing.T, err error, path string) {
 // changes flow, and checks that the runtime starts it again from the last
 // committed position: every produced change arrives, and the connector
 // runs again.
-func CrashRestart(t *testing.T, tg Target) {
+func CrashRestart(t conformance.TB, tg Target) {
 	if !isPlugin(tg) {
 		t.Skip("compiled-in connectors share the sidecar's process; there is no plugin to crash")
 	}

@@ -24,7 +24,7 @@ type fakeERP struct {
 	n   int
 }
 
-func (e *erps) get(t testing.TB) *fakeERP {
+func (e *erps) get(t conformance.TB) *fakeERP {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if f, ok := e.sims[t.Name()]; ok {
@@ -43,7 +43,7 @@ func (e *erps) get(t testing.TB) *fakeERP {
 func TestConformance(t *testing.T) {
 	systems := &erps{sims: map[string]*fakeERP{}}
 	conformance.Run(t, conformance.Harness{
-		New: func(t testing.TB) core.Source {
+		New: func(t conformance.TB) core.Source {
 			src := erp.New()
 			if err := src.Configure(core.NewConfig("conformance", map[string]any{
 				"url": systems.get(t).url, "poll_interval": "10ms", "batch_size": 7,
@@ -52,7 +52,7 @@ func TestConformance(t *testing.T) {
 			}
 			return src
 		},
-		Produce: func(t testing.TB, k int) {
+		Produce: func(t conformance.TB, k int) {
 			f := systems.get(t)
 			for range k {
 				f.n++
