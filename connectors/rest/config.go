@@ -162,7 +162,7 @@ func Fields() []core.Field {
 			{Name: "scopes", Type: core.TypeStrings, Doc: "Scopes of oauth2."},
 		}},
 		{Name: "timeout", Type: core.TypeDuration, Default: DefaultTimeout.String(), Doc: "Longest one request may take."},
-		{Name: "retries", Type: core.TypeInt, Default: DefaultRetries, Doc: "Retries of a failed request (network errors, 429, 5xx) before the run fails."},
+		{Name: "retries", Type: core.TypeInt, Default: DefaultRetries, Doc: "Retries of a failed request within a run (network errors, 408, 429 and 5xx; any other 4xx is not retried) before the run fails."},
 		{Name: "retry_wait", Type: core.TypeDuration, Default: DefaultRetryWait.String(), Doc: "First backoff; it doubles per retry, with jitter."},
 		{Name: "retry_max_wait", Type: core.TypeDuration, Default: DefaultRetryMaxWait.String(), Doc: "Longest backoff, and longest Retry-After honoured within a run; a longer one ends the run and the connector waits it out."},
 		{Name: "rate_limit", Type: core.TypeFloat, Default: 0.0, Doc: "Most requests per second this connector sends; 0 is unlimited."},
