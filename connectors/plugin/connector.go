@@ -57,6 +57,7 @@ type Source struct {
 	sess   *session
 	starts int
 	pid    int
+	met    *metrics
 
 	acked atomic.Pointer[core.Position]
 }
@@ -117,6 +118,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	s.mu.Lock()
 	s.sess, s.pid = sess, proc.PID()
 	s.starts++
+	s.started(env, log)
 	s.mu.Unlock()
 	log.Debug("plugin started", "pid", proc.PID(), "transport", s.cfg.Transport)
 	return s.handshake(ctx, sess, env, from)
