@@ -16,6 +16,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,11 +57,17 @@ func Main(reg *core.Registry, args []string) int {
 
 // Run is Main with explicit output streams.
 func Run(reg *core.Registry, args []string, stdout, stderr io.Writer) int {
+	return RunContext(context.Background(), reg, args, stdout, stderr)
+}
+
+// RunContext is Run bounded by ctx: cancelling it stops a long-running
+// command (`run`, `events tail`) as SIGTERM does.
+func RunContext(ctx context.Context, reg *core.Registry, args []string, stdout, stderr io.Writer) int {
 	root := New(reg)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
 	}

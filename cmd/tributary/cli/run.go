@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,19 +25,57 @@ import (
 )
 
 func newRunCmd(reg *core.Registry) *cobra.Command {
-	var file string
+	var file, httpAddr, adminAddr string
+	// checkAddress reports a flag's listen address that is not host:port
+	// with a numeric port, as validation does for the file's addresses.
+	checkAddress := func(flag, a string) error {
+		_, port, err := net.SplitHostPort(a)
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil {
+			return invalid(fmt.Errorf("--%s %q: not a listen address; write host:port, such as 127.0.0.1:8080 (\":8080\" listens on every interface)", flag, a))
+		}
+		return nil
+	}
 	cmd := &cobra.Command{
-		Use:   "run -c FILE",
+		Use:   "run -c FILE [--http ADDR] [--admin ADDR]",
 		Short: "Run the sidecar: every configured connector, until SIGTERM or SIGINT",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			flags := cmd.Flags()
+			if flags.Changed("http") {
+				if err := checkAddress("http", httpAddr); err != nil {
+					return err
+				}
+			}
+			if flags.Changed("admin") && adminAddr != "" {
+				if err := checkAddress("admin", adminAddr); err != nil {
+					return err
+				}
+			}
 			runtime.TuneGC()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runSidecar(ctx, reg, file, cmd.ErrOrStderr())
+			sc, err := Build(reg, file, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if flags.Changed("http") {
+				if sc.Config.HTTP.Address == "" {
+					return invalid(fmt.Errorf("--http %q: %s turns the HTTP listener off (http.address is empty), so no connector mounts on it; set http.address in the file instead", httpAddr, file))
+				}
+				sc.Config.HTTP.Address = httpAddr
+			}
+			if flags.Changed("admin") {
+				sc.Config.Admin.Address = adminAddr
+			}
+			return sc.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "tributary.yaml", "configuration file")
+	cmd.Flags().StringVar(&httpAddr, "http", "", "listen address of the HTTP listener webhooks mount on, overriding http.address")
+	cmd.Flags().StringVar(&adminAddr, "admin", "", `listen address of the admin API, overriding admin.address ("" turns it off)`)
 	return cmd
 }
 
@@ -126,14 +165,6 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		return nil, err
 	}
 	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log}, nil
-}
-
-func runSidecar(ctx context.Context, reg *core.Registry, file string, logOut io.Writer) error {
-	sc, err := Build(reg, file, logOut)
-	if err != nil {
-		return err
-	}
-	return sc.Run(ctx)
 }
 
 // Run serves the admin and webhook listeners and runs the runtime until ctx

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +28,15 @@ type tailOptions struct {
 	types         []string
 	limit         int
 	deadLetter    bool
+	noFollow      bool
+}
+
+// storedSubscriber is the optional capability of a stream's subscriber that
+// `events tail --no-follow` needs: SubscribeStored is Subscribe bounded to
+// what the topic holds when it is called, its channel closed once the last
+// of those messages is acked. The embedded and Kafka streams have it.
+type storedSubscriber interface {
+	SubscribeStored(ctx context.Context, topic string) (<-chan *message.Message, error)
 }
 
 func newEventsCmd(reg *core.Registry) *cobra.Command {
@@ -43,10 +54,11 @@ func newEventsCmd(reg *core.Registry) *cobra.Command {
 	}
 	tail.Flags().StringVarP(&o.file, "config", "c", "tributary.yaml", "configuration file")
 	tail.Flags().BoolVar(&o.fromBeginning, "from-beginning", false, "start from the oldest retained event instead of new ones")
-	tail.Flags().StringVar(&o.since, "since", "", "start from events published at or after this RFC 3339 time")
-	tail.Flags().StringSliceVar(&o.types, "type", nil, "only events of this type (repeatable)")
+	tail.Flags().StringVar(&o.since, "since", "", "start from events published at or after this time: an RFC 3339 time, or a duration back from now such as 10m or 2h")
+	tail.Flags().StringSliceVar(&o.types, "type", nil, "only events of this type, one the configuration declares (repeatable)")
 	tail.Flags().IntVar(&o.limit, "limit", 0, "stop after this many events (0: until interrupted)")
 	tail.Flags().BoolVar(&o.deadLetter, "dead-letter", false, "read the dead-letter topic instead")
+	tail.Flags().BoolVar(&o.noFollow, "no-follow", false, "print what the stream holds now and exit, instead of waiting for new events (from the beginning unless --since says otherwise)")
 	events.AddCommand(tail)
 	return events
 }
@@ -63,12 +75,12 @@ func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.W
 	opts := core.SubscribeOptions{From: core.FromEnd}
 	switch {
 	case o.since != "":
-		t, err := time.Parse(time.RFC3339, o.since)
+		t, err := parseSince(o.since, time.Now())
 		if err != nil {
-			return invalid(fmt.Errorf("--since %q: not an RFC 3339 time such as 2026-01-02T15:04:05Z", o.since))
+			return invalid(err)
 		}
 		opts.From, opts.Since = core.FromTime, t
-	case o.fromBeginning:
+	case o.fromBeginning, o.noFollow:
 		opts.From = core.FromBeginning
 	}
 	topics, err := tailTopics(cfg, o)
@@ -96,13 +108,24 @@ func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.W
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	defer sub.Close()
+	subscribe := sub.Subscribe
+	if o.noFollow {
+		ss, ok := sub.(storedSubscriber)
+		if !ok {
+			return invalid(fmt.Errorf("--no-follow: the %s stream cannot tell where its stored events end; leave --no-follow out and stop with --limit N or Ctrl-C", cfg.Stream.Type))
+		}
+		subscribe = ss.SubscribeStored
+	}
 
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Each topic's channel is read on its own goroutine and the events are
+	// printed as they arrive: in stream order within a topic (per partition
+	// on Kafka), interleaved across the per_type topics of several types.
 	merged := make(chan *message.Message)
 	var wg sync.WaitGroup
 	for _, topic := range topics {
-		ch, err := sub.Subscribe(sctx, topic)
+		ch, err := subscribe(sctx, topic)
 		if err != nil {
 			return fmt.Errorf("subscribe to topic %q: %w", topic, err)
 		}
@@ -155,8 +178,69 @@ func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.W
 	return nil
 }
 
+// parseSince reads --since: an RFC 3339 time, or a positive duration back
+// from now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("--since %q: give a positive duration back from now, such as 10m or 2h", s)
+		}
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: neither a duration back from now (10m, 2h30m) nor an RFC 3339 time (2026-01-02T15:04:05Z)", s)
+	}
+	return t, nil
+}
+
+// knownTypes returns the event types the configuration declares: its
+// catalog's, then those its rules emit, each once.
+func knownTypes(cfg *config.Config) []string {
+	var types []string
+	seen := map[string]bool{}
+	for _, et := range cfg.Catalog {
+		if !seen[et.Type] {
+			seen[et.Type] = true
+			types = append(types, et.Type)
+		}
+	}
+	for _, c := range cfg.Connectors {
+		for _, r := range c.Emit {
+			if !seen[r.Type] {
+				seen[r.Type] = true
+				types = append(types, r.Type)
+			}
+		}
+	}
+	return types
+}
+
+// checkTypes reports a --type the configuration does not declare: its
+// events would never come, and tail would wait for them silently.
+func checkTypes(cfg *config.Config, types []string) error {
+	known := knownTypes(cfg)
+	if len(types) > 0 && len(known) == 0 {
+		return fmt.Errorf("--type %q: %s declares no event types (no catalog, no emit rules); tail with the configuration that declares them", types[0], cfg.File)
+	}
+	for _, t := range types {
+		if slices.Contains(known, t) {
+			continue
+		}
+		hint := ""
+		if s := config.SuggestEventType(t, known); s != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return fmt.Errorf("--type %q: not an event type %s declares%s; known types: %s", t, cfg.File, hint, strings.Join(known, ", "))
+	}
+	return nil
+}
+
 // tailTopics returns the topics holding the requested events.
 func tailTopics(cfg *config.Config, o tailOptions) ([]string, error) {
+	if err := checkTypes(cfg, o.types); err != nil {
+		return nil, err
+	}
 	if o.deadLetter {
 		return []string{cfg.Stream.DeadLetterTopic}, nil
 	}
@@ -165,22 +249,10 @@ func tailTopics(cfg *config.Config, o tailOptions) ([]string, error) {
 	}
 	types := o.types
 	if len(types) == 0 {
-		seen := map[string]bool{}
-		for _, et := range cfg.Catalog {
-			seen[et.Type] = true
-			types = append(types, et.Type)
-		}
-		for _, c := range cfg.Connectors {
-			for _, r := range c.Emit {
-				if !seen[r.Type] {
-					seen[r.Type] = true
-					types = append(types, r.Type)
-				}
-			}
-		}
+		types = knownTypes(cfg)
 	}
 	if len(types) == 0 {
-		return nil, fmt.Errorf("%s declares no event types to tail: add a catalog or pass --type", cfg.File)
+		return nil, fmt.Errorf("%s declares no event types to tail (no catalog, no emit rules): add a catalog of the types on the stream", cfg.File)
 	}
 	topics := make([]string, 0, len(types))
 	for _, t := range types {
