@@ -72,10 +72,11 @@ func (s *Source) Configure(c core.Config) error {
 	}
 	s.cfg = cfg
 	s.fetch = &fetcher{
-		cfg:    &s.cfg,
-		q:      q,
-		paged:  strings.Contains(text, ":"+ParamLimit),
-		source: core.SourceInfo{System: cfg.Driver, Table: cfg.Table},
+		cfg:     &s.cfg,
+		q:       q,
+		paged:   strings.Contains(text, ":"+ParamLimit),
+		source:  core.SourceInfo{System: cfg.Driver, Table: cfg.Table},
+		secrets: dsnSecrets(cfg.DSN),
 	}
 	pc := poll.Config{Fetcher: s.fetch, Source: s.fetch.source}
 	cfg.ScheduleConfig.Apply(&pc)
@@ -108,7 +109,8 @@ func (s *Source) dsn() (string, error) {
 }
 
 // open connects to the database and checks the connection, before the
-// schedule starts.
+// schedule starts. Its errors never quote the connection string nor its
+// password, which drivers do when they cannot parse it.
 func (s *Source) open(ctx context.Context, _ core.Env) error {
 	dsn, err := s.dsn()
 	if err != nil {
@@ -116,13 +118,13 @@ func (s *Source) open(ctx context.Context, _ core.Env) error {
 	}
 	db, err := sql.Open(sqlDriverName(s.cfg.Driver), dsn)
 	if err != nil {
-		return core.Fatal(fmt.Errorf("open %s database: %w", s.cfg.Driver, err))
+		return hide(core.Fatal(fmt.Errorf("open %s database: %w", s.cfg.Driver, err)), s.fetch.secrets)
 	}
 	db.SetMaxOpenConns(s.cfg.MaxOpenConns)
 	db.SetMaxIdleConns(s.cfg.MaxOpenConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return classify(fmt.Errorf("connect to %s database: %w", s.cfg.Driver, err))
+		return hide(classify(fmt.Errorf("connect to %s database: %w", s.cfg.Driver, err)), s.fetch.secrets)
 	}
 	s.db.Store(db)
 	s.fetch.db = db
@@ -153,7 +155,7 @@ func (s *Source) health(ctx context.Context) error {
 	if db == nil {
 		return poll.ErrClosed
 	}
-	return db.PingContext(ctx)
+	return hide(db.PingContext(ctx), s.fetch.secrets)
 }
 
 var (

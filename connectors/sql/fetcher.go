@@ -20,6 +20,8 @@ type fetcher struct {
 	db     *sql.DB
 	paged  bool
 	source core.SourceInfo
+	// secrets are what errors must not quote; see dsnSecrets.
+	secrets []string
 }
 
 var _ poll.Fetcher = (*fetcher)(nil)
@@ -144,7 +146,7 @@ func (f *fetcher) queryError(ctx context.Context, err error) error {
 	if what == "" {
 		what = "query"
 	}
-	return classify(fmt.Errorf("query %s: %w", what, err))
+	return hide(classify(fmt.Errorf("query %s: %w", what, err)), f.secrets)
 }
 
 // column finds name among the result columns, ignoring case and a table

@@ -316,6 +316,8 @@ func secretSources(srv secretServers, ref, dir string) []secretInstance {
 		{name: "sql_mysql_unreachable", typ: "sql_poll", config: sql("mysql", "tributary:"+ref+"@tcp("+srv.dead+")/erp")},
 		{name: "sql_sqlserver_unreachable", typ: "sql_poll", config: sql("sqlserver", "sqlserver://tributary:"+ref+"@"+srv.dead+"?database=erp")},
 		{name: "sql_oracle_unreachable", typ: "sql_poll", config: sql("oracle", "oracle://tributary:"+ref+"@"+srv.dead+"/ERP")},
+		// A driver that cannot parse the string quotes it.
+		{name: "sql_oracle_malformed", typ: "sql_poll", config: sql("oracle", "oracle://tributary:"+ref+"@127.0.0.1:port/ERP")},
 
 		{name: "pg_unreachable", typ: "postgres_cdc", config: map[string]any{"url": "postgres://tributary:" + ref + "@" + srv.dead + "/erp?sslmode=disable"}},
 		{name: "pg_bad_password", typ: "postgres_cdc", config: map[string]any{"url": "postgres://tributary:" + ref + "@" + srv.postgres + "/erp?sslmode=disable"}},
