@@ -173,3 +173,32 @@ func TestConnectorCaughtUp(t *testing.T) {
 		t.Fatalf("Connector.CaughtUp() = %v, Source's = %v", c.CaughtUp(), src.CaughtUp())
 	}
 }
+
+// TestSeriesBeforeConnecting: a connector that cannot reach its system
+// shows its series, with no last success, rather than none.
+func TestSeriesBeforeConnecting(t *testing.T) {
+	src, err := poll.NewSource(poll.Config{
+		Schedule: "@every 1h",
+		Mode:     poll.ModeEach,
+		Fetcher:  poll.FetcherFunc(func(context.Context, poll.Request, func([]poll.Record) error) error { return nil }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c poll.Connector
+	c.SetSource(src, poll.ConnectorHooks{Open: func(context.Context, core.Env) error { return errors.New("connection refused") }})
+	reg := prometheus.NewRegistry()
+	env := core.Env{Name: "down", StateDir: t.TempDir(), Metrics: reg}
+	for range 2 {
+		if err := c.Open(context.Background(), env, core.Position{}); err == nil {
+			t.Fatal("Open() = nil, want the hook's error")
+		}
+		_ = c.Close(context.Background())
+	}
+	if v, ok := scrape(t, reg, "tributary_poll_last_success_timestamp_seconds", map[string]string{"connector": "down"}); !ok || v != 0 {
+		t.Fatalf("last success = %v (present %v), want a series at 0", v, ok)
+	}
+	if n, ok := scrape(t, reg, "tributary_poll_duration_seconds", map[string]string{"connector": "down", "outcome": poll.OutcomeError}); !ok || n != 0 {
+		t.Fatalf("error runs = %v (present %v), want a series at 0", n, ok)
+	}
+}

@@ -247,13 +247,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if s.met == nil || s.met.reg != env.Metrics || s.met.name != env.Name {
-		met, err := newMetrics(env.Metrics, env.Name)
-		if err != nil {
-			s.log.Warn("poll metrics are not exported", "err", err)
-		}
-		s.met = met
-	}
+	s.registerLocked(env)
 	st, err := openState(ctx, env.StateDir)
 	if err != nil {
 		return err
@@ -304,6 +298,28 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	go s.loop(loopCtx, s.met, started, doneNS)
 	return nil
+}
+
+// register makes sure the connector's series exist, before anything can
+// fail: a connector that cannot connect shows a last success of 0 rather
+// than no series.
+func (s *Source) register(env core.Env) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.registerLocked(env)
+}
+
+// registerLocked is register for callers holding mu. Series of an
+// earlier Open of the same connector are kept.
+func (s *Source) registerLocked(env core.Env) {
+	if s.met != nil && s.met.reg == env.Metrics && s.met.name == env.Name {
+		return
+	}
+	met, err := newMetrics(env.Metrics, env.Name)
+	if err != nil && env.Logger != nil {
+		env.Logger.Warn("poll metrics are not exported", "err", err)
+	}
+	s.met = met
 }
 
 // restoreMark sets the watermark to the higher of the acknowledged one in
