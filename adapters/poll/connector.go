@@ -96,6 +96,7 @@ func (c *Connector) Open(ctx context.Context, env core.Env, from core.Position) 
 	if b.src.isOpen() {
 		return fmt.Errorf("%s source opened twice without Close", c.name())
 	}
+	b.src.register(env)
 	if b.hooks.Open != nil {
 		if err := b.hooks.Open(ctx, env); err != nil {
 			return err
