@@ -55,4 +55,18 @@
 // Ack, once the runtime has stored the checkpoint: a crash replays, never
 // skips. When Open is given no position the local state is reset, since the
 // checkpoint it belongs to is gone.
+//
+// # Freshness and series
+//
+// On a quiet system no change is read and the checkpoint stays where it
+// was; each successful run still proves the source is caught up. CaughtUp
+// (core.Freshness) returns when the last successful run finished, and the
+// runtime reports the age of that confirmation rather than the
+// checkpoint's. A connector's series, labelled connector=<name> and
+// registered through core.Env.Metrics from its first Open (before it
+// connects), are tributary_poll_last_success_timestamp_seconds (0 before
+// the first success) and the histogram tributary_poll_duration_seconds by
+// outcome (success, error). The runtime reopens the same Source after a
+// failure: the series registered by the first Open are kept and go on
+// counting.
 package poll
