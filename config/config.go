@@ -127,6 +127,9 @@ type ConnectorConfig struct {
 	Retry RetryConfig
 	// MaxInFlight bounds changes read but not yet acknowledged.
 	MaxInFlight int
+	// OnPublishError is "dead_letter" or "stop": what an event the stream
+	// refuses for good does.
+	OnPublishError string
 	// Disabled connectors are configured but not run.
 	Disabled bool
 
@@ -315,11 +318,12 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 		c, _ := item.(map[string]any)
 		r := mapOf(c, "retry")
 		cc := ConnectorConfig{
-			Name:        strOf(c, "name"),
-			Type:        strOf(c, "type"),
-			Retry:       RetryConfig{Initial: durOf(r, "initial"), Max: durOf(r, "max")},
-			MaxInFlight: intOf(c, "max_in_flight"),
-			Disabled:    c["disabled"] == true,
+			Name:           strOf(c, "name"),
+			Type:           strOf(c, "type"),
+			Retry:          RetryConfig{Initial: durOf(r, "initial"), Max: durOf(r, "max")},
+			MaxInFlight:    intOf(c, "max_in_flight"),
+			OnPublishError: strOf(c, "on_publish_error"),
+			Disabled:       c["disabled"] == true,
 		}
 		cc.Config = core.NewConfig(cc.Name, nil)
 		for _, ri := range listOf(c, "emit") {

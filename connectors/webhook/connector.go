@@ -98,6 +98,17 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	return s.inner.Open(ctx, env, from)
 }
 
+// Routes returns the path the connector mounts once open, so that the
+// sidecar answers it with 503 and Retry-After until then.
+func (s *Source) Routes() []string {
+	if s.inner == nil {
+		return nil
+	}
+	return []string{s.cfg.Path}
+}
+
+var _ core.Ingress = (*Source)(nil)
+
 // Read returns stored deliveries as changes; see webhook.Source.
 func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	if s.inner == nil {

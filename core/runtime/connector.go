@@ -87,6 +87,9 @@ type connector struct {
 	errCount      atomic.Uint64
 	inFlight      atomic.Int64
 	provisioned   bool
+	// opened is set by the first successful Open: until then the
+	// connector keeps the sidecar unready.
+	opened atomic.Bool
 }
 
 func newConnector(r *Runtime, cfg Connector) *connector {
@@ -319,6 +322,7 @@ func (c *connector) session(ctx context.Context) (err error) {
 		return fmt.Errorf("open from %s: %w", from, err)
 	}
 	c.log.Info("connector running", "from", from.String())
+	c.opened.Store(true)
 	c.setState(StateRunning, nil)
 
 	s := newSession(c, src)

@@ -25,12 +25,42 @@ type Router struct {
 }
 
 // unavailable answers for a connector that is closed and will reopen.
-var unavailable = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Retry-After", "5")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = w.Write([]byte(`{"error":"connector is restarting; retry later"}` + "\n"))
-})
+var unavailable = retryLater("connector is restarting; retry later")
+
+// notOpen answers for a connector that has not opened yet (the stream is
+// not open, or its first Open is being retried).
+var notOpen = retryLater("connector is not open yet; retry later")
+
+// retryLater answers 503 with Retry-After and the JSON error body webhook
+// connectors answer with.
+func retryLater(msg string) http.Handler {
+	body := []byte(`{"error":"` + msg + `"}` + "\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(body)
+	})
+}
+
+// Reserve answers pattern with 503 and Retry-After until a connector
+// mounts it, so that a sender is told to retry from the moment the
+// listener is up, before the stream and the connector are open. It is an
+// error when pattern conflicts with a pattern already reserved or mounted.
+func (r *Router) Reserve(pattern string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.handlers[pattern]; ok {
+		return fmt.Errorf("http route %q is served by two connectors", pattern)
+	}
+	r.handlers[pattern] = notOpen
+	if err := r.rebuild(); err != nil {
+		delete(r.handlers, pattern)
+		_ = r.rebuild()
+		return err
+	}
+	return nil
+}
 
 // NewRouter returns an empty router.
 func NewRouter() *Router {

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/tributary/tributary/core/runtime"
@@ -40,5 +41,31 @@ func TestRouterUnmountedRouteAsksToRetry(t *testing.T) {
 	}
 	if c := serve("/hooks/a").Code; c != http.StatusAccepted {
 		t.Fatalf("remounted route answered %d", c)
+	}
+}
+
+func TestRouterReservedRouteAsksToRetryUntilMounted(t *testing.T) {
+	r := runtime.NewRouter()
+	if err := r.Reserve("POST /hooks/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reserve("POST /hooks/b"); err == nil {
+		t.Fatal("two connectors reserved the same route")
+	}
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("POST", "/hooks/b", nil))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || w.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("reserved route answered %d, headers %v; want 503 with Retry-After and a JSON body", w.Code, w.Header())
+	}
+	if !strings.Contains(w.Body.String(), `"error":`) {
+		t.Fatalf("body %q has no error", w.Body.String())
+	}
+	if _, err := r.Handle("POST /hooks/b", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })); err != nil {
+		t.Fatalf("mount a reserved route: %v", err)
+	}
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest("POST", "/hooks/b", nil))
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("mounted route answered %d", w.Code)
 	}
 }

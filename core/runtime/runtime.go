@@ -340,12 +340,12 @@ type StreamStatus struct {
 
 // Status is a snapshot of the runtime for /v1/connectors.
 type Status struct {
-	// Ready is what /readyz answers: the stream is open and answers, and
-	// no enabled connector has failed. Connectors that are starting or
-	// retrying after a transient error keep the sidecar ready (they
-	// recover by themselves, and a load balancer taking the sidecar out
-	// and back in with every retry would only add churn); they are listed
-	// with their state and error.
+	// Ready is what /readyz answers: the stream is open and answers,
+	// every enabled connector has opened since the sidecar started, and
+	// none has failed. A connector that ran and is now retrying a
+	// transient error keeps the sidecar ready: it recovers by itself, and
+	// a load balancer taking the sidecar out and back in with every retry
+	// would only add churn. It is listed with its state and error.
 	Ready      bool              `json:"ready"`
 	Stream     StreamStatus      `json:"stream"`
 	Connectors []ConnectorStatus `json:"connectors"`
@@ -360,7 +360,7 @@ func (r *Runtime) Status() Status {
 	ready := streamReady
 	for _, c := range r.connectors {
 		cs := c.status()
-		if cs.State == StateFailed {
+		if cs.State == StateFailed || !c.cfg.Disabled && !c.opened.Load() {
 			ready = false
 		}
 		st.Connectors = append(st.Connectors, cs)
@@ -369,8 +369,8 @@ func (r *Runtime) Status() Status {
 	return st
 }
 
-// Ready reports whether the stream answers and no enabled connector has
-// failed.
+// Ready reports whether the stream answers, every enabled connector has
+// opened since the start and none has failed.
 func (r *Runtime) Ready() bool { return r.Status().Ready }
 
 // ErrNoConnector is returned by Restart for a name no connector has.

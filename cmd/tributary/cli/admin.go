@@ -2,9 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tributary/tributary/core/runtime"
 )
 
 // AdminHandler serves /healthz, /readyz, /metrics and /v1/connectors.
@@ -19,16 +23,29 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 		if !st.Ready {
 			code = http.StatusServiceUnavailable
 		}
-		notReady := map[string]string{}
+		// not_ready says why the answer is 503; degraded lists what
+		// recovers by itself (starting, retrying) without making the
+		// sidecar unready.
+		notReady, degraded := map[string]string{}, map[string]string{}
 		if st.Stream.State != "running" {
-			notReady["stream"] = st.Stream.State + ": " + st.Stream.Error
+			notReady["stream"] = stateText(st.Stream.State, st.Stream.Error)
 		}
 		for _, c := range st.Connectors {
-			if c.State != "running" && c.State != "disabled" {
-				notReady[c.Name] = c.State + ": " + c.Error
+			switch c.State {
+			case runtime.StateRunning, runtime.StateDisabled, runtime.StateStopped:
+			case runtime.StateFailed:
+				notReady[c.Name] = stateText(c.State, c.Error)
+			case runtime.StateStarting:
+				if c.Restarts == 0 && c.Retries == 0 {
+					notReady[c.Name] = stateText(c.State, c.Error)
+				} else {
+					degraded[c.Name] = stateText(c.State, c.Error)
+				}
+			default:
+				degraded[c.Name] = stateText(c.State, c.Error)
 			}
 		}
-		writeJSON(w, code, map[string]any{"ready": st.Ready, "not_ready": notReady})
+		writeJSON(w, code, map[string]any{"ready": st.Ready, "not_ready": notReady, "degraded": degraded})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(sc.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/connectors", func(w http.ResponseWriter, _ *http.Request) {
@@ -43,10 +60,46 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no connector named " + r.PathValue("name")})
 	})
+	mux.HandleFunc("POST /v1/connectors/{name}/restart", func(w http.ResponseWriter, r *http.Request) {
+		if !loopback(r.RemoteAddr) {
+			// Until the admin API has authentication, acting on a
+			// connector is for the machine the sidecar runs on.
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "restart is accepted from loopback only (127.0.0.1 or ::1); call it on the sidecar's host"})
+			return
+		}
+		name := r.PathValue("name")
+		if err := sc.Runtime.Restart(name); err != nil {
+			code := http.StatusConflict
+			if errors.Is(err, runtime.ErrNoConnector) {
+				code = http.StatusNotFound
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		sc.Logger.Info("connector restart requested", "connector", name, "remote_addr", r.RemoteAddr)
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "restarting", "connector": name})
+	})
 	// Everything else below /v1/connectors/ belongs to connectors'
 	// operator endpoints (core.Env.Admin).
 	mux.Handle("/v1/connectors/", sc.AdminRouter)
 	return mux
+}
+
+func stateText(state, err string) string {
+	if err == "" {
+		return state
+	}
+	return state + ": " + err
+}
+
+// loopback reports whether addr (host:port) is a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -149,12 +149,10 @@ connectors:
 
 func post(t *testing.T, url, id, body string) int {
 	t.Helper()
-	mac := hmac.New(sha256.New, []byte("s3cret"))
-	mac.Write([]byte(body))
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Delivery-Id", id)
-	req.Header.Set("X-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Signature", "sha256="+sign(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +160,13 @@ func post(t *testing.T, url, id, body string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// sign is the HMAC-SHA256 of body under sidecarConfig's secret, in hex.
+func sign(body string) string {
+	mac := hmac.New(sha256.New, []byte("s3cret"))
+	mac.Write([]byte(body))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 func getJSON(t *testing.T, url string, v any) int {

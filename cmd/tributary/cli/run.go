@@ -131,18 +131,28 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		if err != nil {
 			return nil, invalid(err)
 		}
+		if in, ok := src.(core.Ingress); ok && cfg.HTTP.Address != "" && !cc.Disabled {
+			// Senders are told to retry, not 404, until the connector
+			// mounts its routes.
+			for _, route := range in.Routes() {
+				if err := router.Reserve(route); err != nil {
+					return nil, fmt.Errorf("connector %q: %w", cc.Name, err)
+				}
+			}
+		}
 		set := cfg.Compiled.Rules[cc.Name]
 		if set == nil {
 			return nil, fmt.Errorf("connector %q: rules were not compiled", cc.Name)
 		}
 		conns = append(conns, runtime.Connector{
-			Name:        cc.Name,
-			Type:        cc.Type,
-			Source:      src,
-			Mapper:      runtime.Rules(set),
-			Retry:       runtime.Backoff{Initial: cc.Retry.Initial, Max: cc.Retry.Max},
-			MaxInFlight: cc.MaxInFlight,
-			Disabled:    cc.Disabled,
+			Name:           cc.Name,
+			Type:           cc.Type,
+			Source:         src,
+			Mapper:         runtime.Rules(set),
+			Retry:          runtime.Backoff{Initial: cc.Retry.Initial, Max: cc.Retry.Max},
+			MaxInFlight:    cc.MaxInFlight,
+			OnPublishError: cc.OnPublishError,
+			Disabled:       cc.Disabled,
 		})
 	}
 	var httpRouter core.Router
