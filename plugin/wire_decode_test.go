@@ -112,7 +112,8 @@ func TestGRPCBatchDecodesAsProtoUnmarshal(t *testing.T) {
 
 // FuzzGRPCBatch checks that the changes of a changes message on the gRPC
 // transport decode as the generated pluginpb code decodes them with
-// proto.Unmarshal: the same batches accepted, the same changes.
+// proto.Unmarshal: the same batches accepted, the same changes. Its seeds
+// in testdata/fuzz are the cases of TestGRPCBatchDecodesAsProtoUnmarshal.
 func FuzzGRPCBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkBatch(t, b)
