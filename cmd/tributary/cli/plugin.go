@@ -1,16 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"regexp"
 	"strings"
-	"sync"
-	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,17 +34,23 @@ func newPluginTestCmd(reg *core.Registry) *cobra.Command {
 		Short: "Run the conformance kit against the configured connectors, compiled in or plugins",
 		Long: `Runs the conformance kit against each connector of FILE (or only NAME):
 open and close within the deadline, reads that stop on cancel, acks,
-resume after a partial ack with nothing lost, no goroutine leaks, a run
-through the runtime, a bad config rejected with a field error and, for
-plugins, a crash of the plugin process followed by a restart from the last
-committed position.
+Close then Open again on the same connector (as the sidecar does after an
+error or a restart), resume after a partial ack with nothing lost, no
+goroutine leaks, a run through the runtime, a bad config rejected with a
+field error and, for plugins, a crash of the plugin process followed by a
+restart from the last committed position.
 
 The checks that need new changes ask the connector to produce them: a
 plugin that announces the produce capability, or a compiled-in source that
 implements plugin.Producer. Without it, only OpenClose, CloseWithoutOpen,
 ReadStopsOnCancel and BadConfigRejected run; the others are skipped with
 the reason. Checks run against the systems the configuration names: point
-it at test systems. Prints one line per check; exits 1 when any failed.`,
+it at test systems.
+
+Prints one line per check as it ends (PASS, FAIL or SKIP, its name and
+duration), the reason below a failed or skipped check, and a line per
+connector. Exits 0 when every check passed or was skipped, 1 when any
+failed (naming the failed checks on stderr), 2 when FILE is invalid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file, reg)
@@ -88,12 +88,9 @@ it at test systems. Prints one line per check; exits 1 when any failed.`,
 				}
 				return invalid(fmt.Errorf("%s has no connectors to test", file))
 			}
-			failed, err := runChecks(targets, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			if failed > 0 {
-				return &exitError{code: ExitError, err: fmt.Errorf("%d checks failed", failed)}
+			failed, total := runChecks(targets, cmd.OutOrStdout())
+			if len(failed) > 0 {
+				return &exitError{code: ExitError, err: fmt.Errorf("%d of %d checks failed: %s", len(failed), total, strings.Join(failed, ", "))}
 			}
 			return nil
 		},
@@ -124,64 +121,43 @@ func parseCapabilities(s string) (conformance.Capabilities, error) {
 	return c, nil
 }
 
-// runMu serialises runs: the testing package reports on the process's
-// standard output, which a run borrows.
-var runMu sync.Mutex
-
-var resultRe = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(([^)]*)\)`)
-
-// runChecks runs the kit against targets with the testing package's
-// runner and prints one line per check to out, with the messages of
-// failed and skipped checks below it. It returns the number of failures.
-func runChecks(targets []plugintest.Target, out io.Writer) (int, error) {
-	runMu.Lock()
-	defer runMu.Unlock()
-	testing.Init()
-	if err := flag.Set("test.v", "true"); err != nil {
-		return 0, fmt.Errorf("set up the test runner: %w", err)
-	}
-	if !flag.Parsed() {
-		_ = flag.CommandLine.Parse(nil)
-	}
-	tests := make([]testing.InternalTest, len(targets))
-	for i, tg := range targets {
-		tests[i] = testing.InternalTest{Name: tg.Name, F: func(t *testing.T) { plugintest.Run(t, tg) }}
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return 0, fmt.Errorf("capture the test runner's output: %w", err)
-	}
-	failed := 0
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.HasPrefix(strings.TrimSpace(line), "=== ") {
+// runChecks runs every check of each target in turn and prints a line per
+// check as it ends ("PASS orders/Conformance/ReadAck (0.14s)"), with the
+// reason of a failed or skipped check and a failed check's log indented
+// below it, then a line per target. It returns the names of the failed
+// checks and how many checks ran.
+func runChecks(targets []plugintest.Target, out io.Writer) (failed []string, total int) {
+	for _, tg := range targets {
+		start := time.Now()
+		ok := true
+		for _, c := range plugintest.Checks(tg) {
+			r := c.Run()
+			total++
+			name := tg.Name + "/" + r.Name
+			fmt.Fprintf(out, "%s %s (%s)\n", strings.ToUpper(string(r.Status)), name, seconds(r.Duration))
+			if r.Status == conformance.Passed {
 				continue
 			}
-			if m := resultRe.FindStringSubmatch(line); m != nil {
-				if m[1] == "FAIL" {
-					failed++
+			lines := strings.Split(r.Reason, "\n")
+			if r.Status == conformance.Failed {
+				ok = false
+				failed = append(failed, name)
+				lines = append(lines, r.Log...)
+			}
+			for _, l := range lines {
+				if l = strings.TrimRight(l, " \t"); l != "" {
+					fmt.Fprintf(out, "     %s\n", l)
 				}
-				fmt.Fprintf(out, "%s %s (%s)\n", m[1], m[2], m[3])
-				continue
-			}
-			if s := strings.TrimSpace(line); s != "" && s != "PASS" && s != "FAIL" {
-				fmt.Fprintf(out, "     %s\n", s)
 			}
 		}
-	})
-	stdout := os.Stdout
-	os.Stdout = w
-	ok := testing.RunTests(func(string, string) (bool, error) { return true, nil }, tests)
-	os.Stdout = stdout
-	w.Close()
-	wg.Wait()
-	r.Close()
-	if !ok && failed == 0 {
-		failed = 1
+		status := "PASS"
+		if !ok {
+			status = "FAIL"
+		}
+		fmt.Fprintf(out, "%s %s (%s)\n", status, tg.Name, seconds(time.Since(start)))
 	}
-	return failed, nil
+	return failed, total
 }
+
+// seconds formats d as go test does: 1.23s.
+func seconds(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
