@@ -146,3 +146,31 @@ func TestPluginTestCommand(t *testing.T) {
 		})
 	}
 }
+
+// linksTesting names the packages of the binary's build that may import
+// package testing, with why. hashicorp/go-plugin (the gRPC plugin
+// transport) has a testing.go in its main package that imports it.
+var linksTesting = map[string]string{
+	"github.com/hashicorp/go-plugin": "its testing.go helpers, in its main package",
+}
+
+// TestBinaryRunsChecksWithoutPackageTesting checks that no package of
+// the sidecar's build, the conformance kit included, imports package
+// testing: `plugin test` runs the kit's checks as values.
+func TestBinaryRunsChecksWithoutPackageTesting(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "list", "-deps", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "..").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		if !strings.Contains(" "+imports+" ", " testing ") {
+			continue
+		}
+		if _, ok := linksTesting[pkg]; !ok {
+			t.Errorf("%s imports package testing, which the tributary binary must not link", pkg)
+		}
+	}
+}
