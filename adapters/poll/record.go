@@ -59,6 +59,13 @@ type Record struct {
 	Meta map[string]any
 	// Source overrides the Source's default SourceInfo fields that are set.
 	Source core.SourceInfo
+	// Raw is the record as read, when the fetcher keeps it; it becomes the
+	// change's Raw, which travels to the dead-letter stream.
+	Raw []byte
+	// Invalid, when set, says why the fetcher could not read the record (a
+	// line that does not parse); it becomes the change's Invalid, and the
+	// rules dead-letter the change.
+	Invalid string
 	// ID is the record's position in ModeEach: unique within the
 	// connector and the same when the record is read again. Ignored in the
 	// other modes.

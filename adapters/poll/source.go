@@ -781,6 +781,8 @@ func (s *Source) change(r *Record, op core.Op, pos []byte, rt time.Time) core.Ch
 		Meta:     meta,
 		Source:   src,
 		Position: core.Position{Version: 1, Data: pos},
+		Raw:      r.Raw,
+		Invalid:  r.Invalid,
 	}
 }
 

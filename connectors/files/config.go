@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -30,6 +31,20 @@ const (
 	AfterMove   = "move"
 	AfterDelete = "delete"
 	AfterKeep   = "keep"
+)
+
+// What happens to a record that does not parse (the parse_errors field).
+const (
+	// ParseErrorsDeadLetter sends it to the dead-letter stream, with its
+	// bytes and line, without applying any rule.
+	ParseErrorsDeadLetter = "dead_letter"
+	// ParseErrorsRules hands it to the rules, with meta.parse_error and
+	// meta.raw set and no after.
+	ParseErrorsRules = "rules"
+	// ParseErrorsSkip drops it; the status counts it.
+	ParseErrorsSkip = "skip"
+	// ParseErrorsFail stops the connector, leaving the file in place.
+	ParseErrorsFail = "fail"
 )
 
 // Types of fixed-width fields.
@@ -75,6 +90,8 @@ type Config struct {
 	DoneDir string `yaml:"done_dir"`
 	// PageSize is how many records one batch carries.
 	PageSize int `yaml:"page_size"`
+	// ParseErrors is dead_letter, rules, skip or fail.
+	ParseErrors string `yaml:"parse_errors"`
 }
 
 // CSVConfig configures CSV parsing.
@@ -137,6 +154,8 @@ func Fields() []core.Field {
 			Doc: "What happens to a file once all its records are on the stream: moved to done_dir, deleted, or kept (and remembered by checksum)."},
 		{Name: "done_dir", Type: core.TypeString, Example: "/data/done", Doc: "Directory processed files move to (after: move); default dir/done."},
 		{Name: "page_size", Type: core.TypeInt, Default: DefaultPageSize, Doc: "Records per batch."},
+		{Name: "parse_errors", Type: core.TypeString, Default: ParseErrorsDeadLetter, Enum: []string{ParseErrorsDeadLetter, ParseErrorsRules, ParseErrorsSkip, ParseErrorsFail},
+			Doc: "A record that does not parse: dead_letter (to the dead-letter stream with its bytes and line, no rule applied), rules (to the rules, with meta.parse_error and meta.raw), skip (dropped, counted in the status) or fail (the connector stops, the file stays)."},
 	}
 	return append(poll.ScheduleFields(), f...)
 }
@@ -181,6 +200,9 @@ func (c *Config) applyDefaults() {
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
 	}
+	if c.ParseErrors == "" {
+		c.ParseErrors = ParseErrorsDeadLetter
+	}
 }
 
 // Validate reports every problem at once.
@@ -204,9 +226,13 @@ func (c *Config) Validate() error {
 	case FormatCSV:
 		if utf8.RuneCountInString(c.CSV.Delimiter) != 1 && c.CSV.Delimiter != `\t` {
 			add("csv.delimiter", "%q must be one character", c.CSV.Delimiter)
+		} else if strings.ContainsAny(c.CSV.Delimiter, "\"\r\n\ufffd") {
+			add("csv.delimiter", "%q cannot separate fields: use a character other than a quote or a line end, such as \",\" or \";\"", c.CSV.Delimiter)
 		}
 		if utf8.RuneCountInString(c.CSV.Comment) > 1 {
 			add("csv.comment", "%q must be one character", c.CSV.Comment)
+		} else if c.CSV.Comment != "" && (c.CSV.Comment == c.CSV.Delimiter || strings.ContainsAny(c.CSV.Comment, "\"\r\n\ufffd")) {
+			add("csv.comment", "%q cannot start comments: use a character other than the delimiter, a quote or a line end, such as \"#\"", c.CSV.Comment)
 		}
 		if !*c.CSV.Header && len(c.CSV.Columns) == 0 {
 			add("csv.columns", "name the columns when csv.header is false")
@@ -266,6 +292,11 @@ func (c *Config) Validate() error {
 	}
 	if c.PageSize < 1 {
 		add("page_size", "%d must be at least 1", c.PageSize)
+	}
+	switch c.ParseErrors {
+	case ParseErrorsDeadLetter, ParseErrorsRules, ParseErrorsSkip, ParseErrorsFail:
+	default:
+		add("parse_errors", "%q is not one of dead_letter, rules, skip, fail", c.ParseErrors)
 	}
 	return errors.Join(errs...)
 }

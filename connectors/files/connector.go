@@ -78,12 +78,14 @@ func (s *Source) release() error {
 	return nil
 }
 
-// status adds the directory and the files in flight to the status.
+// status adds the directory, the files in flight and the count of records
+// that did not parse to the status.
 func (s *Source) status(st map[string]any) {
 	st["dir"] = s.cfg.Dir
 	s.fetch.mu.Lock()
 	st["files_in_flight"] = len(s.fetch.inflight)
 	s.fetch.mu.Unlock()
+	st["parse_errors"] = s.fetch.parseErrors.Load()
 }
 
 var (

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the processed-file list
@@ -39,6 +41,9 @@ type observation struct {
 type fetcher struct {
 	cfg *Config
 	now func() time.Time
+
+	// parseErrors counts the records that did not parse, for the status.
+	parseErrors atomic.Int64
 
 	mu       sync.Mutex
 	db       *sql.DB
@@ -230,11 +235,20 @@ func (f *fetcher) file(ctx context.Context, c candidate, after afterPos, emit fu
 		page = make([]poll.Record, 0, f.cfg.PageSize)
 		return err
 	}
-	err = f.cfg.parse(fh, func(n int, data map[string]any, raw []byte, perr error) error {
-		if n <= skip {
+	err = f.cfg.parse(fh, func(r *record) error {
+		if r.n <= skip {
 			return nil
 		}
-		rec := f.record(c.name, path, sum, n, data, raw, perr)
+		if r.err != nil {
+			f.parseErrors.Add(1)
+			switch f.cfg.ParseErrors {
+			case ParseErrorsSkip:
+				return nil
+			case ParseErrorsFail:
+				return core.Fatal(fmt.Errorf("%w: fix or remove the file and restart the connector, or set parse_errors to dead_letter", r.err))
+			}
+		}
+		rec := f.record(c.name, path, sum, r)
 		if held != nil {
 			page = append(page, *held)
 			if len(page) >= f.cfg.PageSize {
@@ -270,29 +284,37 @@ func (f *fetcher) forget(sum string) {
 	f.mu.Unlock()
 }
 
-// record builds the record of line n.
-func (f *fetcher) record(name, path, sum string, n int, data map[string]any, raw []byte, perr error) poll.Record {
-	id := `{"f":"` + sum + `","n":` + strconv.Itoa(n) + `}`
-	meta := map[string]any{"file": name, "path": path, "line": int64(n), "checksum": sum}
-	key := map[string]any{"file": name, "line": int64(n)}
-	if len(f.cfg.Key) > 0 && data != nil {
+// record builds the poll record of r. A record that does not parse keeps
+// its bytes, as the change's Raw and meta.raw, and with parse_errors:
+// dead_letter is marked Invalid, for the rules to dead-letter.
+func (f *fetcher) record(name, path, sum string, r *record) poll.Record {
+	id := `{"f":"` + sum + `","n":` + strconv.Itoa(r.n) + `}`
+	line := int64(r.line)
+	meta := map[string]any{"file": name, "path": path, "line": line, "checksum": sum}
+	key := map[string]any{"file": name, "line": line}
+	if len(f.cfg.Key) > 0 && r.data != nil {
 		key = make(map[string]any, len(f.cfg.Key))
 		for _, k := range f.cfg.Key {
-			key[k] = data[k]
+			key[k] = r.data[k]
 		}
 	}
-	if perr != nil {
-		meta["parse_error"] = perr.Error()
-		meta["raw"] = string(raw)
-	}
-	return poll.Record{
+	rec := poll.Record{
 		ID:     id,
 		Key:    key,
-		Data:   data,
+		Data:   r.data,
 		Meta:   meta,
 		Op:     core.OpCreate,
 		Source: core.SourceInfo{System: "files", Endpoint: path},
 	}
+	if r.err != nil {
+		rec.Raw = bytes.Clone(r.raw)
+		meta["parse_error"] = r.err.Error()
+		meta["raw"] = string(rec.Raw)
+		if f.cfg.ParseErrors == ParseErrorsDeadLetter {
+			rec.Invalid = fmt.Sprintf("file %s: %v", name, r.err)
+		}
+	}
+	return rec
 }
 
 // checksum returns the SHA-256 (first 128 bits, hex) of a file, cached

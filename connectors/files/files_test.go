@@ -12,11 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/tributary/tributary/config/configtest"
 
 	connector "github.com/tributary/tributary/connectors/files"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/conformance"
+	"github.com/tributary/tributary/core/memstream"
+	"github.com/tributary/tributary/core/rules"
+	"github.com/tributary/tributary/core/runtime"
 )
 
 func TestSampleConfigures(t *testing.T) {
@@ -66,6 +71,15 @@ func TestValidate(t *testing.T) {
 		{name: "done dir is dir", change: func(v map[string]any) { v["done_dir"] = "/in/" }, path: "done_dir"},
 		{name: "bad after", change: func(v map[string]any) { v["after"] = "archive" }, path: "after"},
 		{name: "bad pattern", change: func(v map[string]any) { v["pattern"] = "[" }, path: "pattern"},
+		{name: "bad parse_errors", change: func(v map[string]any) { v["parse_errors"] = "ignore" }, path: "parse_errors"},
+		{name: "quote as delimiter", change: func(v map[string]any) {
+			v["format"] = "csv"
+			v["csv"] = map[string]any{"delimiter": `"`}
+		}, path: "csv.delimiter"},
+		{name: "comment is the delimiter", change: func(v map[string]any) {
+			v["format"] = "csv"
+			v["csv"] = map[string]any{"delimiter": ";", "comment": ";"}
+		}, path: "csv.comment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,11 +233,14 @@ func TestJSONLinesWithBadLine(t *testing.T) {
 	if asJSON(got[1].After) != `{"amount":12.5,"id":2,"status":"paid"}` {
 		t.Errorf("record 2 = %s", asJSON(got[1].After))
 	}
-	if got[2].After != nil || got[2].Meta["parse_error"] == nil || got[2].Meta["raw"] != "not json" {
-		t.Errorf("a bad line must become a change with meta.parse_error and meta.raw, for the rules to dead-letter: %+v", got[2])
+	if got[2].After != nil || got[2].Meta["parse_error"] == nil || got[2].Meta["raw"] != "not json" || string(got[2].Raw) != "not json" {
+		t.Errorf("a bad line must become a change with its bytes and meta.parse_error: %+v", got[2])
 	}
-	if got[2].Meta["line"] != int64(3) {
-		t.Errorf("bad line numbered %v, want 3 (blank lines do not count)", got[2].Meta["line"])
+	if got[2].Invalid == "" {
+		t.Errorf("a bad line is not marked for the dead-letter stream (parse_errors: dead_letter is the default): %+v", got[2])
+	}
+	if got[2].Meta["line"] != int64(4) || !strings.Contains(got[2].Meta["parse_error"].(string), "line 4:") {
+		t.Errorf("bad line numbered %v (%v), want its physical line 4 in both", got[2].Meta["line"], got[2].Meta["parse_error"])
 	}
 }
 
@@ -355,3 +372,135 @@ var (
 	readN  = conformance.ReadN
 	settle = conformance.Settle
 )
+
+func TestParseErrorsFail(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "orders.csv"), "id,item\nS001,a\nS002,\"b\nS003,c\"d\n")
+	s := newSource(t, map[string]any{"dir": dir, "format": "csv", "stable_for": "1ms", "parse_errors": "fail"})
+	open(t, s, testEnv(t), core.Position{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []core.Change
+	for {
+		b, err := s.Read(ctx)
+		if err == nil {
+			got = append(got, b...)
+			continue
+		}
+		if !errors.Is(err, core.ErrFatal) || !strings.Contains(err.Error(), "orders.csv") || !strings.Contains(err.Error(), "line 3, column 6") {
+			t.Fatalf("Read() = %v, want a fatal error naming the file and line 3, column 6", err)
+		}
+		break
+	}
+	for _, ch := range got {
+		if ch.Meta["parse_error"] != nil {
+			t.Errorf("with parse_errors: fail a record that does not parse became a change: %+v", ch)
+		}
+	}
+	if !exists(filepath.Join(dir, "orders.csv")) {
+		t.Error("the file moved although it failed to parse")
+	}
+}
+
+// TestSampleDeadLettersBrokenLine runs the sample's nightly_orders
+// connector through the runtime on a file with a broken quote: the line
+// reaches the dead-letter stream with its bytes and line number, and every
+// other line becomes its event, in order.
+func TestSampleDeadLettersBrokenLine(t *testing.T) {
+	values, emit := sampleEntry(t, "nightly_orders")
+	dir := t.TempDir()
+	values["dir"], values["done_dir"] = dir, filepath.Join(dir, "done")
+	values["stable_for"], values["schedule"] = "1ms", "@every 10ms"
+	write(t, filepath.Join(dir, "orders-1.csv"), "order_id,customer,total\nS001,Ada,10.00\nS002,\"Bob,12.00\nS003,Cy,5.00\n")
+	set, err := rules.Compile("nightly_orders", emit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := connector.New()
+	if err := src.Configure(core.NewConfig("nightly_orders", values)); err != nil {
+		t.Fatal(err)
+	}
+	st := memstream.New()
+	rt, err := runtime.New(runtime.Options{
+		Stream:     st,
+		Topics:          runtime.Topics{Mode: "single", Name: "events"},
+		DeadLetterTopic: "deadletters",
+		Connectors:      []runtime.Connector{{Name: "nightly_orders", Type: connector.Type, Source: src, Mapper: runtime.Rules(set)}},
+		StateDir:        t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runtime: %v", err)
+		}
+	}()
+	waitFor(t, "the file to be finished", func() bool { return exists(filepath.Join(dir, "done", "orders-1.csv")) })
+
+	var ids []string
+	for _, m := range st.Messages("events") {
+		var d struct {
+			OrderID string `json:"order_id"`
+		}
+		if err := json.Unmarshal(m.Payload, &d); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.OrderID)
+	}
+	if strings.Join(ids, ",") != "S001,S003" {
+		t.Errorf("events for orders %v, want S001,S003: the line after a broken quote is its own record", ids)
+	}
+	dead := st.Messages("deadletters")
+	if len(dead) != 1 {
+		t.Fatalf("%d dead-letter records, want 1", len(dead))
+	}
+	var dl struct {
+		Error  string `json:"error"`
+		Change struct {
+			After   map[string]any `json:"after"`
+			Meta    map[string]any `json:"meta"`
+			Invalid string         `json:"invalid"`
+			Raw64   []byte         `json:"raw_base64"`
+		} `json:"change"`
+	}
+	if err := json.Unmarshal(dead[0].Payload, &dl); err != nil {
+		t.Fatal(err)
+	}
+	c := dl.Change
+	if string(c.Raw64) != `S002,"Bob,12.00` || c.Meta["line"] != float64(3) || c.After != nil ||
+		!strings.Contains(c.Invalid, "line 3, column 6") || !strings.Contains(dl.Error, "line 3, column 6") {
+		t.Errorf("dead letter %s: want the line's bytes, line 3, no after, and the parse error", dead[0].Payload)
+	}
+}
+
+// sampleEntry returns the config values and rules of connector name in
+// sample.yaml.
+func sampleEntry(t *testing.T, name string) (map[string]any, []core.Rule) {
+	t.Helper()
+	data, err := os.ReadFile("sample.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Connectors []struct {
+			Name   string         `yaml:"name"`
+			Config map[string]any `yaml:"config"`
+			Emit   []core.Rule    `yaml:"emit"`
+		} `yaml:"connectors"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range doc.Connectors {
+		if c.Name == name {
+			return c.Config, c.Emit
+		}
+	}
+	t.Fatalf("sample.yaml has no connector %q", name)
+	return nil, nil
+}

@@ -3,7 +3,6 @@ package files
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,12 +12,30 @@ import (
 	"unicode/utf8"
 )
 
-// maxLine bounds one line of a jsonl or fixed file.
+// maxLine bounds one line of a file, and one record of a csv file.
 const maxLine = 16 << 20
 
-// recordFunc receives one record: its number in the file (from 1), its
-// fields, or the raw text and why it could not be parsed.
-type recordFunc func(n int, data map[string]any, raw []byte, perr error) error
+// record is one record of a file.
+type record struct {
+	// n numbers the file's records from 1, in order: the record's
+	// position. Blank, comment, header and skipped lines are not records.
+	n int
+	// line is the physical line the record starts on, from 1, counting
+	// every line of the file: header, skipped, blank and comment lines
+	// included.
+	line int
+	// data holds the record's fields; nil when err is set.
+	data map[string]any
+	// raw is the record's bytes as they are in the file, without its final
+	// line end; set when err is. It is only valid during the call.
+	raw []byte
+	// err says why the record could not be parsed; its text starts with
+	// "line N", N being line.
+	err error
+}
+
+// recordFunc receives the records of a file, in order.
+type recordFunc func(rec *record) error
 
 // parse reads the records of a file.
 func (c *Config) parse(r io.Reader, fn recordFunc) error {
@@ -31,120 +48,116 @@ func (c *Config) parse(r io.Reader, fn recordFunc) error {
 	return c.parseFixed(r, fn)
 }
 
-func (c *Config) parseCSV(r io.Reader, fn recordFunc) error {
-	cr := csv.NewReader(r)
-	d := c.CSV.Delimiter
-	if d == `\t` {
-		d = "\t"
-	}
-	cr.Comma, _ = utf8.DecodeRuneInString(d)
-	if c.CSV.Comment != "" {
-		cr.Comment, _ = utf8.DecodeRuneInString(c.CSV.Comment)
-	}
-	cr.LazyQuotes = c.CSV.LazyQuotes
-	cr.TrimLeadingSpace = c.CSV.TrimSpace
-	cr.FieldsPerRecord = -1
-	cols := c.CSV.Columns
-	if *c.CSV.Header {
-		h, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read csv header: %w", err)
-		}
-		if len(cols) == 0 {
-			cols = make([]string, len(h))
-			for i, s := range h {
-				cols[i] = strings.TrimSpace(strings.TrimPrefix(s, "\ufeff"))
-			}
-		}
-	}
-	skip := c.SkipLines
-	n := 0
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if skip > 0 {
-			skip--
-			continue
-		}
-		n++
-		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				return fmt.Errorf("read csv: %w", err)
-			}
-			if ferr := fn(n, nil, []byte(strings.Join(rec, string(cr.Comma))), err); ferr != nil {
-				return ferr
-			}
-			continue
-		}
-		data := make(map[string]any, len(cols))
-		for i, v := range rec {
-			if c.CSV.TrimSpace {
-				v = strings.TrimSpace(v)
-			}
-			if i < len(cols) {
-				data[cols[i]] = v
-			} else {
-				data["column_"+strconv.Itoa(i+1)] = v
-			}
-		}
-		for i := len(rec); i < len(cols); i++ {
-			data[cols[i]] = nil
-		}
-		if err := fn(n, data, nil, nil); err != nil {
-			return err
-		}
-	}
+// lineReader reads the physical lines of a file, numbered from 1, and
+// takes lines back to read them again.
+type lineReader struct {
+	br   *bufio.Reader
+	num  int      // the number of the last line returned
+	back [][]byte // lines given back, returned before br's
+	long []byte   // a line longer than br's buffer
 }
 
-// lines calls fn with every line without its end of line, numbered from 1,
-// after skip lines.
-func lines(r io.Reader, skip int, fn func(n int, line []byte) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next line with its line end ("\n", "\r\n", or none at
+// the end of the file) and its number. The line is valid until the next
+// call. It returns io.EOF after the last line, and an error for a line
+// longer than maxLine.
+func (lr *lineReader) next() ([]byte, int, error) {
+	if len(lr.back) > 0 {
+		line := lr.back[0]
+		lr.back = lr.back[1:]
+		lr.num++
+		return line, lr.num, nil
+	}
+	line, err := lr.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.long = append(lr.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if len(lr.long) > maxLine {
+				return nil, lr.num + 1, fmt.Errorf("line %d is longer than %d MiB", lr.num+1, maxLine>>20)
+			}
+			line, err = lr.br.ReadSlice('\n')
+			lr.long = append(lr.long, line...)
+		}
+		line = lr.long
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, lr.num + 1, fmt.Errorf("read line %d: %w", lr.num+1, err)
+	}
+	if len(line) == 0 {
+		return nil, lr.num, io.EOF
+	}
+	lr.num++
+	return line, lr.num, nil
+}
+
+// unread gives back lines, the last ones next returned, in order: next
+// returns them again, with the same numbers.
+func (lr *lineReader) unread(ls [][]byte) {
+	lr.back = append(ls, lr.back...)
+	lr.num -= len(ls)
+}
+
+// body returns line without its line end. As encoding/csv does, a "\r"
+// before the end of the file counts as a line end too.
+func body(line []byte) []byte {
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	return bytes.TrimSuffix(line, []byte{'\r'})
+}
+
+// lines calls fn with every line that is not blank, after skip lines,
+// without its line end: n counts those lines from 1, num is the physical
+// line number.
+func lines(r io.Reader, skip int, fn func(n, num int, line []byte) error) error {
+	lr := newLineReader(r)
 	n := 0
-	for sc.Scan() {
+	for {
+		raw, num, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		if skip > 0 {
 			skip--
 			continue
 		}
-		line := bytes.TrimSuffix(sc.Bytes(), []byte{'\r'})
+		line := body(raw)
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		n++
-		if err := fn(n, line); err != nil {
+		if err := fn(n, num, line); err != nil {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read line %d: %w", n+1, err)
-	}
-	return nil
 }
 
 func (c *Config) parseJSONL(r io.Reader, fn recordFunc) error {
-	return lines(r, 0, func(n int, line []byte) error {
+	return lines(r, 0, func(n, num int, line []byte) error {
 		var data map[string]any
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.UseNumber()
-		if err := dec.Decode(&data); err != nil || data == nil {
+		err := dec.Decode(&data)
+		if err == nil && len(bytes.TrimSpace(line[dec.InputOffset():])) > 0 {
+			err = fmt.Errorf("text after the JSON object, at column %d", dec.InputOffset()+1)
+		}
+		if err != nil || data == nil {
 			if err == nil {
 				err = errors.New("line is not a JSON object")
 			}
-			return fn(n, nil, append([]byte(nil), line...), fmt.Errorf("parse JSON: %w", err))
+			return fn(&record{n: n, line: num, raw: line, err: fmt.Errorf("line %d: parse JSON: %w", num, err)})
 		}
-		return fn(n, data, nil, nil)
+		return fn(&record{n: n, line: num, data: data})
 	})
 }
 
 func (c *Config) parseFixed(r io.Reader, fn recordFunc) error {
-	return lines(r, c.SkipLines, func(n int, line []byte) error {
+	return lines(r, c.SkipLines, func(n, num int, line []byte) error {
 		var runes []rune
 		ascii := true
 		for _, b := range line {
@@ -183,7 +196,7 @@ func (c *Config) parseFixed(r io.Reader, fn recordFunc) error {
 				}
 				i, err := strconv.ParseInt(strings.TrimLeft(v, "+"), 10, 64)
 				if err != nil && perr == nil {
-					perr = fmt.Errorf("field %s (columns %d-%d): %q is not an integer", f.Name, f.Start, end, v)
+					perr = fmt.Errorf("line %d: field %s (columns %d-%d): %q is not an integer", num, f.Name, f.Start, end, v)
 				}
 				data[f.Name] = i
 			case TypeDecimal:
@@ -193,7 +206,7 @@ func (c *Config) parseFixed(r io.Reader, fn recordFunc) error {
 				}
 				d, ok := normDecimal(v)
 				if !ok && perr == nil {
-					perr = fmt.Errorf("field %s (columns %d-%d): %q is not a decimal", f.Name, f.Start, end, v)
+					perr = fmt.Errorf("line %d: field %s (columns %d-%d): %q is not a decimal", num, f.Name, f.Start, end, v)
 				}
 				data[f.Name] = d
 			default:
@@ -201,9 +214,9 @@ func (c *Config) parseFixed(r io.Reader, fn recordFunc) error {
 			}
 		}
 		if perr != nil {
-			return fn(n, nil, append([]byte(nil), line...), perr)
+			return fn(&record{n: n, line: num, raw: line, err: perr})
 		}
-		return fn(n, data, nil, nil)
+		return fn(&record{n: n, line: num, data: data})
 	})
 }
 
