@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/pem"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -189,8 +189,11 @@ func runSecretSidecar(t *testing.T, file string, leak func(where, text string), 
 	go func() { stopped <- sc.Run(ctx) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := http.Get("http://" + admin + "/healthz"); err == nil && done(admin, hooks) {
-			break
+		if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
+			resp.Body.Close()
+			if done(admin, hooks) {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			var st any
