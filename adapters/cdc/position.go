@@ -135,9 +135,9 @@ type ChunkEncoder struct {
 func NewChunkEncoder(sp SnapshotPosition) ChunkEncoder {
 	var e ChunkEncoder
 	e.prefix = append(e.prefix, `{"snap":`...)
-	e.prefix = appendString(e.prefix, sp.At)
+	e.prefix = core.AppendJSONString(e.prefix, sp.At, true)
 	e.prefix = append(e.prefix, `,"t":`...)
-	e.prefix = appendString(e.prefix, sp.Table)
+	e.prefix = core.AppendJSONString(e.prefix, sp.Table, true)
 	e.prefix = append(e.prefix, `,"k":`...)
 	rest, _ := json.Marshal(struct { // strings only: cannot fail
 		Started string              `json:"hi,omitempty"`
@@ -169,7 +169,7 @@ func (e ChunkEncoder) Encode(key []string) core.Position {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = core.AppendJSONString(b, k, true)
 		}
 		b = append(b, ']')
 	}
@@ -184,19 +184,4 @@ func (e ChunkEncoder) Encode(key []string) core.Position {
 	id := append(b[:len(b):len(b)], '}')
 	b = append(b, e.suffix...)
 	return core.Position{Version: PositionVersion, Data: b, ID: id}
-}
-
-// appendString appends s as encoding/json writes it: plain printable ASCII
-// as is, anything else through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string: cannot fail
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -380,7 +380,7 @@ func (c *compiler) compileObject(at, field string, m map[string]any) *dataNode {
 	}
 	slices.Sort(n.keys)
 	for _, k := range n.keys {
-		kj := appendString(nil, k)
+		kj := core.AppendJSONString(nil, k, false)
 		n.keyJSON = append(n.keyJSON, append(kj, ':'))
 		n.children = append(n.children, c.compileData(at, field+"."+k, m[k]))
 	}
