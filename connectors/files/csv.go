@@ -234,7 +234,7 @@ func (c *Config) parseCSV(r io.Reader, fn recordFunc) error {
 		if h.err != nil {
 			headerErr = fmt.Errorf("the header on line %d does not parse", h.line)
 			n++
-			if err := fn(&record{n: n, line: h.line, raw: h.raw, err: fmt.Errorf("header %w", h.err)}); err != nil {
+			if err := fn(record{n: n, line: h.line, raw: h.raw, err: fmt.Errorf("header %w", h.err)}); err != nil {
 				return err
 			}
 		} else if len(cols) == 0 {
@@ -264,7 +264,7 @@ func (c *Config) parseCSV(r io.Reader, fn recordFunc) error {
 			rec.err = fmt.Errorf("line %d: %w", rec.line, headerErr)
 		}
 		if rec.err != nil {
-			if err := fn(&record{n: n, line: rec.line, raw: rec.raw, err: rec.err}); err != nil {
+			if err := fn(record{n: n, line: rec.line, raw: rec.raw, err: rec.err}); err != nil {
 				return err
 			}
 			continue
@@ -283,7 +283,7 @@ func (c *Config) parseCSV(r io.Reader, fn recordFunc) error {
 		for i := len(rec.fields); i < len(cols); i++ {
 			data[cols[i]] = nil
 		}
-		if err := fn(&record{n: n, line: rec.line, data: data}); err != nil {
+		if err := fn(record{n: n, line: rec.line, data: data}); err != nil {
 			return err
 		}
 	}

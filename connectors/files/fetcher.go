@@ -235,7 +235,7 @@ func (f *fetcher) file(ctx context.Context, c candidate, after afterPos, emit fu
 		page = make([]poll.Record, 0, f.cfg.PageSize)
 		return err
 	}
-	err = f.cfg.parse(fh, func(r *record) error {
+	err = f.cfg.parse(fh, func(r record) error {
 		if r.n <= skip {
 			return nil
 		}
@@ -248,7 +248,7 @@ func (f *fetcher) file(ctx context.Context, c candidate, after afterPos, emit fu
 				return core.Fatal(fmt.Errorf("%w: fix or remove the file and restart the connector, or set parse_errors to dead_letter", r.err))
 			}
 		}
-		rec := f.record(c.name, path, sum, r)
+		rec := f.record(c.name, path, sum, &r)
 		if held != nil {
 			page = append(page, *held)
 			if len(page) >= f.cfg.PageSize {

@@ -35,7 +35,7 @@ type record struct {
 }
 
 // recordFunc receives the records of a file, in order.
-type recordFunc func(rec *record) error
+type recordFunc func(rec record) error
 
 // parse reads the records of a file.
 func (c *Config) parse(r io.Reader, fn recordFunc) error {
@@ -150,9 +150,9 @@ func (c *Config) parseJSONL(r io.Reader, fn recordFunc) error {
 			if err == nil {
 				err = errors.New("line is not a JSON object")
 			}
-			return fn(&record{n: n, line: num, raw: line, err: fmt.Errorf("line %d: parse JSON: %w", num, err)})
+			return fn(record{n: n, line: num, raw: line, err: fmt.Errorf("line %d: parse JSON: %w", num, err)})
 		}
-		return fn(&record{n: n, line: num, data: data})
+		return fn(record{n: n, line: num, data: data})
 	})
 }
 
@@ -214,9 +214,9 @@ func (c *Config) parseFixed(r io.Reader, fn recordFunc) error {
 			}
 		}
 		if perr != nil {
-			return fn(&record{n: n, line: num, raw: line, err: perr})
+			return fn(record{n: n, line: num, raw: line, err: perr})
 		}
-		return fn(&record{n: n, line: num, data: data})
+		return fn(record{n: n, line: num, data: data})
 	})
 }
 
