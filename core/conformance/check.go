@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +98,7 @@ func (c Check) Run() Result {
 	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	r := Result{Name: c.Name, Status: Passed, Log: ct.logs, Duration: time.Since(start)}
+	r := Result{Name: c.Name, Status: Passed, Log: slices.Clone(ct.logs), Duration: time.Since(start)}
 	switch {
 	case ct.failed:
 		r.Status, r.Reason = Failed, strings.Join(ct.errors, "\n")
