@@ -422,7 +422,7 @@ func TestSampleDeadLettersBrokenLine(t *testing.T) {
 	}
 	st := memstream.New()
 	rt, err := runtime.New(runtime.Options{
-		Stream:     st,
+		Stream:          st,
 		Topics:          runtime.Topics{Mode: "single", Name: "events"},
 		DeadLetterTopic: "deadletters",
 		Connectors:      []runtime.Connector{{Name: "nightly_orders", Type: connector.Type, Source: src, Mapper: runtime.Rules(set)}},
