@@ -942,6 +942,7 @@ func (s *session) fail(err error) {
 		s.c.log.Error("connector stopping", "err", err)
 		s.mu.Lock()
 		cancel := s.failRead
+		s.cond.Broadcast() // a drain in progress stops waiting
 		s.mu.Unlock()
 		if cancel != nil {
 			cancel()

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -225,5 +226,54 @@ func TestRefusedEventCanStopConnector(t *testing.T) {
 	}
 	if n := len(st.Messages("tributary.deadletter")); n != 0 {
 		t.Fatalf("%d dead letters written with on_publish_error: stop", n)
+	}
+}
+
+// lateRefusal is a stream that refuses every event for good, answering
+// after a delay; sent is closed when the first publish is handed over.
+type lateRefusal struct {
+	*memstream.Stream
+	sent chan struct{}
+	once sync.Once
+}
+
+func (s *lateRefusal) Publisher() message.Publisher { return lateRefusalPub{s} }
+
+type lateRefusalPub struct{ s *lateRefusal }
+
+func (p lateRefusalPub) Publish(string, ...*message.Message) error { return errors.New("unused") }
+func (p lateRefusalPub) Close() error                             { return nil }
+
+func (p lateRefusalPub) PublishAsync(_ context.Context, _ string, _ []*message.Message, done func(error)) error {
+	p.s.once.Do(func() { close(p.s.sent) })
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		done(core.Permanent(errors.New("MESSAGE_TOO_LARGE")))
+	}()
+	return nil
+}
+
+// TestRefusalDuringShutdownEndsDrain: a refusal that stops the connector
+// while the sidecar is draining for shutdown ends the drain at once
+// instead of holding it to the shutdown deadline.
+func TestRefusalDuringShutdownEndsDrain(t *testing.T) {
+	st := &lateRefusal{Stream: memstream.New(), sent: make(chan struct{})}
+	src := &seqSource{total: 1}
+	rt, err := runtime.New(runtime.Options{
+		Stream:          st,
+		Connectors:      []runtime.Connector{{Name: "orders", Source: src, Mapper: oneKeyMapper("orders"), OnPublishError: runtime.OnPublishErrorStop}},
+		StateDir:        t.TempDir(),
+		ShutdownTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	<-st.sent
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v (the drain waited for the shutdown deadline)", err)
 	}
 }
