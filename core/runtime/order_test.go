@@ -242,7 +242,7 @@ func (s *lateRefusal) Publisher() message.Publisher { return lateRefusalPub{s} }
 type lateRefusalPub struct{ s *lateRefusal }
 
 func (p lateRefusalPub) Publish(string, ...*message.Message) error { return errors.New("unused") }
-func (p lateRefusalPub) Close() error                             { return nil }
+func (p lateRefusalPub) Close() error                              { return nil }
 
 func (p lateRefusalPub) PublishAsync(_ context.Context, _ string, _ []*message.Message, done func(error)) error {
 	p.s.once.Do(func() { close(p.s.sent) })
