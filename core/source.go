@@ -78,6 +78,13 @@ type Source interface {
 type Env struct {
 	// Name is the connector instance's name from the configuration.
 	Name string
+	// ConfigPath is where the connector's own configuration sits in the
+	// configuration file, such as "connectors[2].config", for errors found
+	// only when the source opens (a plugin's verdict on its settings):
+	// core.PrefixFieldErrors(env.ConfigPath, err) points them at the
+	// right key. It is empty when the source was not configured from a
+	// file.
+	ConfigPath string
 	// Logger is the connector's logger, already tagged with its name.
 	Logger *slog.Logger
 	// StateDir is a directory private to this connector instance, for local

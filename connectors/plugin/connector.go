@@ -149,7 +149,13 @@ func (s *Source) handshake(ctx context.Context, sess *session, env core.Env, fro
 		return fmt.Errorf("configure plugin %q: %w", s.cfg.Command, err)
 	}
 	if len(conf.Problems) > 0 {
-		return core.Fatal(core.PrefixFieldErrors("config", plugin.FieldErrors(conf.Problems)))
+		// The plugin's settings sit under config: in the connector's
+		// own configuration, itself at env.ConfigPath in the file.
+		prefix := "config"
+		if env.ConfigPath != "" {
+			prefix = env.ConfigPath + ".config"
+		}
+		return core.Fatal(fmt.Errorf("plugin %q refused its configuration: %w", s.cfg.Command, core.PrefixFieldErrors(prefix, plugin.FieldErrors(conf.Problems))))
 	}
 	open := &plugin.Message{
 		Type: plugin.TypeOpen, Name: s.name, StateDir: env.StateDir,

@@ -142,6 +142,12 @@ func TestPluginConfigErrorsAreFieldErrors(t *testing.T) {
 			if paths := fieldPaths(err); strings.Join(paths, ",") != "config.journal,config.generate" {
 				t.Fatalf("field errors at %v, want config.journal and config.generate (err %v)", paths, err)
 			}
+			// Opened by the sidecar, the paths start at the file's root.
+			err = src.Open(context.Background(), core.Env{ConfigPath: "connectors[3].config"}, core.Position{})
+			_ = src.Close(context.Background())
+			if paths := fieldPaths(err); strings.Join(paths, ",") != "connectors[3].config.config.journal,connectors[3].config.config.generate" {
+				t.Fatalf("field errors at %v, want them below connectors[3].config.config (err %v)", paths, err)
+			}
 		})
 	}
 }
@@ -336,8 +342,10 @@ func TestCrashAndHangRestart(t *testing.T) {
 					t.Errorf("connector %d retries = %d, want a restart", i, c.Retries)
 				}
 			}
-			if !strings.Contains(rt.Status().Connectors[1].Error, "heartbeat timeout") {
-				t.Errorf("hangy error = %q, want the heartbeat timeout", rt.Status().Connectors[1].Error)
+			// The connector recovered, so its current error is clear; the
+			// timeout stays as its last error.
+			if !strings.Contains(rt.Status().Connectors[1].LastError, "heartbeat timeout") {
+				t.Errorf("hangy last_error = %q, want the heartbeat timeout", rt.Status().Connectors[1].LastError)
 			}
 			// The compiled-in connector kept going while the plugins were
 			// restarted.

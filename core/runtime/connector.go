@@ -294,7 +294,8 @@ func (c *connector) session(ctx context.Context) (err error) {
 		c.mu.Unlock()
 	}
 	env := core.Env{
-		Name:     c.cfg.Name,
+		Name:       c.cfg.Name,
+		ConfigPath: c.cfg.ConfigPath,
 		Logger:   c.log,
 		StateDir: connectorStateDir(c.r.opts.StateDir, c.cfg.Name),
 		HTTP:     c.r.opts.HTTP,

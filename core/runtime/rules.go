@@ -15,6 +15,12 @@ const (
 	// ReasonPublishRefused marks an event the stream refused for good (a
 	// record larger than the broker accepts).
 	ReasonPublishRefused = "publish_refused"
+	// ReasonDeadLettered marks a change a rule sent to the dead-letter
+	// topic on purpose, with deadLetter(reason); the reason is its error.
+	ReasonDeadLettered = "dead_lettered_by_rule"
+	// ReasonInvalidRecord marks a change its source could not read (a
+	// file line that does not parse), dead-lettered before any rule.
+	ReasonInvalidRecord = "invalid_record"
 )
 
 // Rules adapts a compiled rule set to a Mapper.
@@ -35,8 +41,14 @@ func (m rulesMapper) Map(ch *core.Change) []Output {
 		if r.Err != nil {
 			o.Reason = ReasonRuleError
 			var ve *catalog.ValidationError
-			if errors.As(r.Err, &ve) {
+			var de *rules.DeadLetterError
+			switch {
+			case errors.As(r.Err, &ve):
 				o.Reason = ReasonSchemaViolation
+			case errors.As(r.Err, &de) && de.Rule == rules.InvalidRule:
+				o.Reason = ReasonInvalidRecord
+			case errors.As(r.Err, &de):
+				o.Reason = ReasonDeadLettered
 			}
 		}
 		out = append(out, o)

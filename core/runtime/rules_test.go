@@ -168,3 +168,42 @@ func TestEventsHandedToStreamsAsTheyAre(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadLetterReasons: each way a change reaches the dead-letter topic
+// carries its own reason.
+func TestDeadLetterReasons(t *testing.T) {
+	cat, err := catalog.New([]core.EventType{{
+		Type: "test.created", Version: "1",
+		Schema: map[string]any{"type": "object", "properties": map[string]any{"id": map[string]any{"type": "integer", "maximum": 10}}},
+	}}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile("orders", []core.Rule{{
+		Name: "created", Type: "test.created",
+		When: `after.id != 3 || deadLetter("id 3 is a test order")`,
+		Data: map[string]any{"id": "after.id", "x": "after.id == 4 ? after.missing.field : 1"},
+	}}, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := runtime.Rules(set)
+	tests := []struct {
+		name string
+		ch   core.Change
+		want string
+	}{
+		{name: "schema", ch: core.Change{Op: core.OpCreate, After: map[string]any{"id": 11}}, want: runtime.ReasonSchemaViolation},
+		{name: "on purpose", ch: core.Change{Op: core.OpCreate, After: map[string]any{"id": 3}}, want: runtime.ReasonDeadLettered},
+		{name: "rule error", ch: core.Change{Op: core.OpCreate, After: map[string]any{"id": 4}}, want: runtime.ReasonRuleError},
+		{name: "unreadable record", ch: core.Change{Op: core.OpCreate, Invalid: "line 7: bare quote"}, want: runtime.ReasonInvalidRecord},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := m.Map(&tt.ch)
+			if len(out) != 1 || out[0].Reason != tt.want {
+				t.Fatalf("outputs %+v, want one with reason %q", out, tt.want)
+			}
+		})
+	}
+}

@@ -48,6 +48,9 @@ type Connector struct {
 	MaxInFlight int
 	// Disabled connectors are listed in status but never started.
 	Disabled bool
+	// ConfigPath is where the connector's configuration sits in the file,
+	// such as "connectors[2].config"; see core.Env.ConfigPath.
+	ConfigPath string
 	// OnPublishError says what happens to an event the stream refuses for
 	// good (core.ErrPermanent): OnPublishErrorDeadLetter (the default)
 	// or OnPublishErrorStop.

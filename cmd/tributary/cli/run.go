@@ -126,7 +126,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	router := runtime.NewRouter()
 	adminRouter := runtime.NewRouter()
 	var conns []runtime.Connector
-	for _, cc := range cfg.Connectors {
+	for i, cc := range cfg.Connectors {
 		src, err := cc.NewSource(reg)
 		if err != nil {
 			return nil, invalid(err)
@@ -152,6 +152,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 			Retry:          runtime.Backoff{Initial: cc.Retry.Initial, Max: cc.Retry.Max},
 			MaxInFlight:    cc.MaxInFlight,
 			OnPublishError: cc.OnPublishError,
+			ConfigPath:     fmt.Sprintf("connectors[%d].config", i),
 			Disabled:       cc.Disabled,
 		})
 	}
