@@ -296,11 +296,11 @@ func (c *connector) session(ctx context.Context) (err error) {
 	env := core.Env{
 		Name:       c.cfg.Name,
 		ConfigPath: c.cfg.ConfigPath,
-		Logger:   c.log,
-		StateDir: connectorStateDir(c.r.opts.StateDir, c.cfg.Name),
-		HTTP:     c.r.opts.HTTP,
-		Admin:    c.r.opts.Admin,
-		Metrics:  c.r.opts.Registerer,
+		Logger:     c.log,
+		StateDir:   connectorStateDir(c.r.opts.StateDir, c.cfg.Name),
+		HTTP:       c.r.opts.HTTP,
+		Admin:      c.r.opts.Admin,
+		Metrics:    c.r.opts.Registerer,
 	}
 	if env.StateDir != "" {
 		if err := os.MkdirAll(env.StateDir, 0o755); err != nil {
