@@ -7,12 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	_ "modernc.org/sqlite" // the pure Go SQLite driver behind the local state
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // StateFile is the name of the local state database in Env.StateDir.
@@ -76,27 +75,22 @@ type indexRow struct {
 }
 
 func openState(ctx context.Context, dir string) (*state, error) {
-	path := ":memory:"
-	dsn := "file::memory:?mode=memory&cache=shared"
+	path, file := ":memory:", ""
 	if dir != "" {
 		path = filepath.Join(dir, StateFile)
-		q := url.Values{}
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		q.Add("_pragma", "busy_timeout(10000)")
+		file = path
+	}
+	db, err := statedb.Open(file, statedb.Options{
+		Sync: statedb.SyncNormal,
 		// A 32 MiB page cache (per connection) holds most of the index of a
 		// million keys: lookups and upserts then rarely go to the file.
-		q.Add("_pragma", "cache_size(-32768)")
-		dsn = "file:" + path + "?" + q.Encode()
-	}
-	db, err := sql.Open("sqlite", dsn)
+		CacheKiB: 32768,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open poll state %s: %w", path, err)
 	}
-	if dir == "" {
-		db.SetMaxOpenConns(1) // one in-memory database per Source
-	} else {
-		db.SetMaxOpenConns(4)
+	if dir != "" {
+		db.SetMaxOpenConns(4) // in memory, statedb allows one
 	}
 	st := &state{db: db, path: path}
 	if _, err := db.ExecContext(ctx, stateSchema); err != nil {

@@ -8,14 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure Go SQLite driver behind the inbox
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // ErrClosed is returned by a source or inbox that has been closed.
@@ -152,11 +151,6 @@ func dedupSQL(cur, other string) string {
 // does not start the writer: call start once onCommit is set.
 func openInbox(ctx context.Context, dir string, window time.Duration, now func() time.Time) (*inbox, []*record, error) {
 	path := filepath.Join(dir, "webhook-inbox.db")
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout(10000)")
-	dsn := "file:" + path + "?" + q.Encode()
 	ib := &inbox{
 		window:  window,
 		now:     now,
@@ -169,7 +163,7 @@ func openInbox(ctx context.Context, dir string, window time.Duration, now func()
 		return nil, nil, fmt.Errorf("open webhook inbox %s: %w", path, err)
 	}
 	var err error
-	if ib.wdb, err = sql.Open("sqlite", dsn); err != nil {
+	if ib.wdb, err = statedb.Open(path, statedb.Options{}); err != nil {
 		return fail(err)
 	}
 	ib.wdb.SetMaxOpenConns(1)

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // ErrClosed is returned by operations on a closed stream, publisher or
@@ -282,29 +281,29 @@ type store struct {
 
 type offsetKey struct{ group, topic string }
 
-func dsn(file string, mode SyncMode, txlock string) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	if txlock != "" {
+// openOptions says how the writer (writer true) and the readers open the
+// stream database.
+func openOptions(mode SyncMode, writer bool) statedb.Options {
+	// setup turns WAL on, once a new file's page size is chosen.
+	o := statedb.Options{DeferWAL: true}
+	if mode == SyncNormal {
+		o.Sync = statedb.SyncNormal
+	}
+	if writer {
 		// The writer's cache holds a whole batch, so that no page
 		// spills to the log before the commit.
-		q.Add("_pragma", "cache_size(-16384)")
-		// Checkpoints run in the background (see checkpointLoop); the
-		// writer checkpoints only as a safety net when the log grows
-		// past 256 MiB.
-		q.Add("_pragma", "wal_autocheckpoint(16384)")
-		// Statement journals, when any, cost no write calls in memory.
-		q.Add("_pragma", "temp_store(MEMORY)")
+		o.CacheKiB = 16384
+		o.Pragmas = []string{
+			// Checkpoints run in the background (see checkpointLoop); the
+			// writer checkpoints only as a safety net when the log grows
+			// past 256 MiB.
+			"wal_autocheckpoint(16384)",
+			// Statement journals, when any, cost no write calls in memory.
+			"temp_store(MEMORY)",
+		}
+		o.TxLock = "immediate"
 	}
-	if mode == SyncNormal {
-		q.Add("_pragma", "synchronous(NORMAL)")
-	} else {
-		q.Add("_pragma", "synchronous(FULL)")
-	}
-	if txlock != "" {
-		q.Set("_txlock", txlock)
-	}
-	return file + "?" + q.Encode()
+	return o
 }
 
 // openStore opens (creating when needed) the database at file and starts
@@ -331,7 +330,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 			_ = st.release() // the open error says more
 		}
 	}()
-	st.wdb, err = sql.Open("sqlite", dsn(file, cfg.Sync, "immediate"))
+	st.wdb, err = statedb.Open(file, openOptions(cfg.Sync, true))
 	if err != nil {
 		return nil, fmt.Errorf("open stream database %q: %w", file, err)
 	}
@@ -379,7 +378,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		return nil, err
 	}
 
-	st.rdb, err = sql.Open("sqlite", dsn(file, cfg.Sync, ""))
+	st.rdb, err = statedb.Open(file, openOptions(cfg.Sync, false))
 	if err != nil {
 		return nil, fmt.Errorf("open stream database %q for reading: %w", file, err)
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,10 +20,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the processed-file list
-
 	"github.com/tributary/tributary/adapters/poll"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // ProcessedFile is the name of the processed-file list in Env.StateDir.
@@ -62,17 +60,12 @@ var _ poll.Fetcher = (*fetcher)(nil)
 // open opens the processed-file list and forgets what the previous session
 // had in flight.
 func (f *fetcher) open(ctx context.Context, dir string) error {
-	dsn := "file::memory:"
-	path := ":memory:"
+	path, file := ":memory:", ""
 	if dir != "" {
 		path = filepath.Join(dir, ProcessedFile)
-		q := url.Values{}
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
-		q.Add("_pragma", "busy_timeout(10000)")
-		dsn = "file:" + path + "?" + q.Encode()
+		file = path
 	}
-	db, err := sql.Open("sqlite", dsn)
+	db, err := statedb.Open(file, statedb.Options{})
 	if err != nil {
 		return fmt.Errorf("open processed-file list %s: %w", path, err)
 	}
