@@ -61,7 +61,8 @@ type response struct {
 	body   []byte
 }
 
-// do sends req, retrying network errors, 429 and 5xx.
+// do sends req, retrying network errors, 408, 429 and 5xx; any other 4xx
+// stops the connector (core.Fatal).
 func (c *client) do(ctx context.Context, req request) (*response, error) {
 	var last error
 	refreshed := false
