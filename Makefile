@@ -53,7 +53,8 @@ bench: services build ## every benchmark; figures go in the README's performance
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	  fs=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$fs"; exit 1; }; \
+	  for f in $$(echo "$$fs" | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
