@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -106,7 +107,27 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 		return b
 	}
 	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	return appendText(b, s)
+}
+
+// appendText appends s as the value of a protobuf string, which must be
+// UTF-8: each byte of s that is not becomes U+FFFD, as encoding/json
+// writes it on the JSON Lines transport.
+func appendText(b []byte, s string) []byte {
+	if utf8.ValidString(s) {
+		return protowire.AppendString(b, s)
+	}
+	v := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			v = utf8.AppendRune(v, utf8.RuneError)
+		} else {
+			v = append(v, s[i:i+size]...)
+		}
+		i += size
+	}
+	return protowire.AppendBytes(b, v)
 }
 
 func appendChange(b []byte, c *Change) ([]byte, error) {
@@ -213,7 +234,7 @@ func appendValue(b []byte, num protowire.Number, v any, depth int) ([]byte, erro
 		b = append(b, 1)
 	case string:
 		b = protowire.AppendTag(b, fValueString, protowire.BytesType)
-		b = protowire.AppendString(b, x)
+		b = appendText(b, x)
 	case int64:
 		b = appendInt(b, x)
 	case int:
@@ -245,7 +266,7 @@ func appendValue(b []byte, num protowire.Number, v any, depth int) ([]byte, erro
 		b = protowire.AppendVarint(b, protowire.EncodeBool(x))
 	case json.Number:
 		b = protowire.AppendTag(b, fValueNumber, protowire.BytesType)
-		b = protowire.AppendString(b, string(x))
+		b = appendText(b, string(x))
 	case []byte:
 		b = protowire.AppendTag(b, fValueBytes, protowire.BytesType)
 		b = protowire.AppendBytes(b, x)

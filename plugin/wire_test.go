@@ -193,6 +193,45 @@ func TestGRPCChangesFromGeneratedBatch(t *testing.T) {
 	}
 }
 
+// Strings that are not UTF-8 arrive as over JSON Lines, each stray byte
+// as U+FFFD, in a batch the generated code reads.
+func TestGRPCChangesSendStringsAsUTF8(t *testing.T) {
+	in := core.Change{
+		Op:       core.Op("up\xffdate"),
+		Key:      map[string]any{"id\xff": "a\xff\xfeb"},
+		After:    map[string]any{"n": json.Number("1\xff"), "ok": "grüße"},
+		Source:   core.SourceInfo{Table: "t\xff", TxID: "\xc3"},
+		Position: core.Position{Version: 1, Data: []byte{0xff}},
+		Raw:      []byte{0xff},
+	}
+	want := core.Change{
+		Op:       core.Op("up\uFFFDdate"),
+		Key:      map[string]any{"id\uFFFD": "a\uFFFD\uFFFDb"},
+		After:    map[string]any{"n": json.Number("1\uFFFD"), "ok": "grüße"},
+		Source:   core.SourceInfo{Table: "t\uFFFD", TxID: "\uFFFD"},
+		Position: core.Position{Version: 1, Data: []byte{0xff}},
+		Raw:      []byte{0xff},
+	}
+	p := newPipe(t)
+	if err := plugin.NewGRPCConn(p).Send(&plugin.Message{Type: plugin.TypeChanges, Changes: plugin.ToWire([]core.Change{in})}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := plugin.NewGRPCConn(p).Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plugin.FromWire(m.Changes); !reflect.DeepEqual(got, []core.Change{want}) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	var pm pluginpb.Message
+	if err := proto.Unmarshal(p.last, &pm); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.Unmarshal(pm.Batch, &pluginpb.Batch{}); err != nil {
+		t.Errorf("batch is not a pluginpb.Batch: %v", err)
+	}
+}
+
 func TestGRPCChangesRejectMalformed(t *testing.T) {
 	tests := []struct {
 		name  string
