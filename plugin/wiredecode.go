@@ -137,6 +137,34 @@ func text(v []byte) ([]byte, error) {
 	return v, nil
 }
 
+// internText interns the string field v. Only a string not found in the
+// cache needs checking: what the cache holds was checked when it came in.
+func (d *decoder) internText(v []byte) (string, error) {
+	if len(v) > 0 {
+		if s := d.recent[slot(v)]; s == string(v) {
+			return s, nil
+		}
+	}
+	if _, err := text(v); err != nil {
+		return "", err
+	}
+	return d.intern(v), nil
+}
+
+// boxedText boxes the string field v as boxed does, checking it as
+// internText does.
+func (d *decoder) boxedText(v []byte, number bool) (any, error) {
+	if len(v) > 0 && len(v) <= maxBoxed {
+		if bx := &d.boxes[slot(v)]; bx.v != nil && bx.number == number && bx.s == string(v) {
+			return bx.v, nil
+		}
+	}
+	if _, err := text(v); err != nil {
+		return nil, err
+	}
+	return d.boxed(v, number), nil
+}
+
 // bytesField returns a bytes field: empty is absent, nil.
 func bytesField(v []byte) []byte {
 	if len(v) == 0 {
@@ -350,13 +378,15 @@ func (d *decoder) source(b []byte, s *core.SourceInfo, commit *pbTime, depth int
 		default:
 			continue
 		}
-		if v, err = text(v); err != nil {
-			return err
-		}
 		if num == fSourceTxID {
-			*dst = string(v) // one per transaction: not worth interning
+			if _, err = text(v); err == nil {
+				*dst = string(v) // one per transaction: not worth interning
+			}
 		} else {
-			*dst = d.intern(v)
+			*dst, err = d.internText(v)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -400,10 +430,9 @@ func (d *decoder) mapValue(m map[string]any, b []byte, depth int) (map[string]an
 			}
 			switch num {
 			case fEntryKey:
-				if v, err = text(v); err != nil {
+				if key, err = d.internText(v); err != nil {
 					return nil, err
 				}
-				key = d.intern(v)
 			case fEntryValue:
 				if err := d.value(&val, v, depth+2); err != nil {
 					return nil, fmt.Errorf("%s: %w", key, err)
@@ -453,10 +482,9 @@ func (d *decoder) value(x *value, b []byte, depth int) error {
 		case num == fValueDouble && typ == protowire.Fixed64Type:
 			x.v = math.Float64frombits(u)
 		case (num == fValueString || num == fValueNumber) && typ == protowire.BytesType:
-			if v, err = text(v); err != nil {
+			if x.v, err = d.boxedText(v, num == fValueNumber); err != nil {
 				return err
 			}
-			x.v = d.boxed(v, num == fValueNumber)
 		case num == fValueBytes && typ == protowire.BytesType:
 			x.v = v[:len(v):len(v)]
 		case num == fValueTime && typ == protowire.BytesType:
