@@ -1,10 +1,11 @@
 package cdc
 
 import (
-	"errors"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary/tributary/core"
 )
 
 // Lag is how far, in bytes of log, a connector's confirmed position trails
@@ -29,13 +30,7 @@ func NewLag(reg prometheus.Registerer, connector string) *Lag {
 		ConstLabels: prometheus.Labels{"connector": connector},
 	}, func() float64 { return float64(l.bytes.Load()) })
 	if reg != nil {
-		if err := reg.Register(g); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				reg.Unregister(are.ExistingCollector)
-				_ = reg.Register(g)
-			}
-		}
+		_ = core.ReplaceMetric(reg, g)
 		l.gauge = g
 	}
 	return l

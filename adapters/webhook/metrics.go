@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary/tributary/core"
 )
 
 // The reasons a delivery is rejected, as the rejected counter labels them.
@@ -60,44 +60,20 @@ func newMetrics(reg prometheus.Registerer, connector string, pending func() floa
 		Name: "tributary_webhook_inbox_pending", ConstLabels: labels,
 		Help: "Deliveries in the inbox that the stream has not acknowledged yet.",
 	}, pending)
-	m.accepted = register(m, accepted).(prometheus.Counter)
-	rv := register(m, rejected).(*prometheus.CounterVec)
+	m.accepted, _ = core.RegisterMetric(reg, accepted)
+	rv, _ := core.RegisterMetric(reg, rejected)
 	for _, r := range reasons {
 		m.rejected[r] = rv.WithLabelValues(r)
 	}
-	m.duplicates = register(m, duplicates).(prometheus.Counter)
-	m.handshakes = register(m, handshakes).(prometheus.Counter)
-	m.latency = register(m, latency).(prometheus.Histogram)
-	register(m, m.pending)
+	m.duplicates, _ = core.RegisterMetric(reg, duplicates)
+	m.handshakes, _ = core.RegisterMetric(reg, handshakes)
+	m.latency, _ = core.RegisterMetric(reg, latency)
+	// The gauge function reads this run's inbox: it replaces the one an
+	// earlier run left, and goes with this run.
+	if reg != nil && core.ReplaceMetric(reg, m.pending) == nil {
+		m.owned = append(m.owned, m.pending)
+	}
 	return m
-}
-
-// register adds c to the registerer, or returns the collector already
-// registered under the same identity (a source reopened in one process).
-func register(m *metrics, c prometheus.Collector) prometheus.Collector {
-	if m.reg == nil {
-		return c
-	}
-	if err := m.reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if c == m.pending {
-				// A gauge function reads the current run's state: replace
-				// the old one.
-				m.reg.Unregister(are.ExistingCollector)
-				if m.reg.Register(c) == nil {
-					m.owned = append(m.owned, c)
-				}
-				return c
-			}
-			return are.ExistingCollector
-		}
-		return c
-	}
-	if c == m.pending {
-		m.owned = append(m.owned, c)
-	}
-	return c
 }
 
 // close unregisters the collectors that read a closed run's state. Counters

@@ -1,8 +1,6 @@
 package plugin
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +25,7 @@ func (s *Source) started(env core.Env, log *slog.Logger) {
 			Name: "tributary_plugin_restarts_total", ConstLabels: prometheus.Labels{"connector": env.Name},
 			Help: "Starts of the plugin's process after its first: restarts after a crash, a hang, an error or a connector restart.",
 		})
-		restarts, err := register(env.Metrics, restarts)
+		restarts, err := core.RegisterMetric(env.Metrics, restarts)
 		if err != nil {
 			log.Warn("plugin metrics are not exported", "err", err)
 		}
@@ -36,23 +34,4 @@ func (s *Source) started(env core.Env, log *slog.Logger) {
 	if s.starts > 1 {
 		s.met.restarts.Inc()
 	}
-}
-
-// register adds c to reg, or returns the collector of the same identity a
-// previous Open registered, so that a reopened connector keeps counting.
-func register(reg prometheus.Registerer, c prometheus.Counter) (prometheus.Counter, error) {
-	if reg == nil {
-		return c, nil
-	}
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-			return existing, nil
-		}
-	}
-	return c, fmt.Errorf("register metrics: %w", err)
 }

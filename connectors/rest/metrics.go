@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tributary/tributary/adapters/poll"
+	"github.com/tributary/tributary/core"
 )
 
 // httpMetrics are one rest_poll connector's HTTP series, labelled with its
@@ -25,11 +25,11 @@ func newHTTPMetrics(reg prometheus.Registerer, connector string) (*httpMetrics, 
 	labels := prometheus.Labels{"connector": connector}
 	m := &httpMetrics{reg: reg, name: connector}
 	var err1, err2 error
-	m.responses, err1 = poll.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.responses, err1 = core.RegisterMetric(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tributary_http_responses_total", ConstLabels: labels,
 		Help: "HTTP responses the connector received, by status code; retried requests count once per answer.",
 	}, []string{"code"}))
-	m.throttled, err2 = poll.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+	m.throttled, err2 = core.RegisterMetric(reg, prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tributary_http_throttled_total", ConstLabels: labels,
 		Help: "Responses asking the connector to slow down: 429 Too Many Requests, or 503 with Retry-After.",
 	}))
