@@ -124,22 +124,12 @@ func (syncPub) Close() error { return nil }
 func TestPlainPublisherKeepsKeyOrder(t *testing.T) {
 	st := &syncOnly{Stream: memstream.New(), fail: map[int64]bool{3: true, 4: true, 40: true, 41: true, 90: true}, running: map[string]int{}}
 	src := &seqSource{total: 200, batch: 1}
-	rt, err := runtime.New(runtime.Options{
+	_, stop := runWith(t, runtime.Options{
 		Stream:     st,
-		Connectors: []runtime.Connector{{Name: "orders", Source: src, Mapper: oneKeyMapper("orders"), Retry: runtime.Backoff{Initial: 1e6, Max: 1e7}}},
-		StateDir:   t.TempDir(),
+		Connectors: []runtime.Connector{{Name: "orders", Source: src, Mapper: oneKeyMapper("orders"), Retry: runtime.Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond}}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
 	waitFor(t, "last ack", func() bool { return src.lastAck() == 200 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	checkSequence(t, ids(t, st.Messages("test.created")), upTo(200, nil))
 	if st.maxRun != 1 {
 		t.Fatalf("up to %d publish calls ran at once on one topic, want 1", st.maxRun)
@@ -259,21 +249,12 @@ func (p lateRefusalPub) PublishAsync(_ context.Context, _ string, _ []*message.M
 func TestRefusalDuringShutdownEndsDrain(t *testing.T) {
 	st := &lateRefusal{Stream: memstream.New(), sent: make(chan struct{})}
 	src := &seqSource{total: 1}
-	rt, err := runtime.New(runtime.Options{
-		Stream:          st,
-		Connectors:      []runtime.Connector{{Name: "orders", Source: src, Mapper: oneKeyMapper("orders"), OnPublishError: runtime.OnPublishErrorStop}},
-		StateDir:        t.TempDir(),
-		ShutdownTimeout: 5 * time.Second,
+	_, stop := runWith(t, runtime.Options{
+		Stream:     st,
+		Connectors: []runtime.Connector{{Name: "orders", Source: src, Mapper: oneKeyMapper("orders"), OnPublishError: runtime.OnPublishErrorStop}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
 	<-st.sent
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v (the drain waited for the shutdown deadline)", err)
-	}
+	// Run returns an error, failing the test, if the drain waits for the
+	// shutdown deadline.
+	stop()
 }

@@ -22,24 +22,14 @@ func TestStreamThatFailsToOpenRecovers(t *testing.T) {
 	st := memstream.New()
 	st.FailOpen(errors.New("dial tcp 127.0.0.1:9: connection refused"), errors.New("dial tcp 127.0.0.1:9: connection refused"))
 	src := &seqSource{total: 20}
-	rt, err := runtime.New(runtime.Options{
+	rt, stop := runWith(t, runtime.Options{
 		Stream:      st,
 		StreamRetry: runtime.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond},
 		Connectors:  []runtime.Connector{{Name: "orders", Source: src, Mapper: mapper("orders", 0)}},
-		StateDir:    t.TempDir(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
 	waitFor(t, "last ack", func() bool { return src.lastAck() == 20 })
 	waitFor(t, "ready", rt.Ready)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	if n := st.Opens(); n != 3 {
 		t.Fatalf("stream opened %d times, want 3 (two failures, then success)", n)
 	}
@@ -171,24 +161,13 @@ func TestQuietSourceLooksFresh(t *testing.T) {
 	}
 	src := &quietSource{SourceFunc: func(ctx context.Context) ([]core.Change, error) { <-ctx.Done(); return nil, ctx.Err() }}
 	src.caughtUp.Store(time.Now().UnixNano())
-	reg := prometheus.NewRegistry()
-	rt, err := runtime.New(runtime.Options{
+	rt, stop := runWith(t, runtime.Options{
 		Stream:       st,
 		Connectors:   []runtime.Connector{{Name: "quiet", Source: src, Mapper: mapper("quiet", 0)}},
-		StateDir:     t.TempDir(),
-		Registerer:   reg,
+		Registerer:   prometheus.NewRegistry(),
 		PingInterval: 10 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	defer stop()
 	age := func() float64 {
 		return testutil.ToFloat64(rt.Metrics().CheckpointAge.WithLabelValues("quiet"))
 	}

@@ -137,18 +137,35 @@ func startRuntime(t *testing.T, st *memstream.Stream, conns ...runtime.Connector
 	for i := range conns {
 		conns[i].Retry = runtime.Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond}
 	}
-	rt, err := runtime.New(runtime.Options{Stream: st, Connectors: conns, StateDir: t.TempDir(), ShutdownTimeout: 5 * time.Second})
+	return runWith(t, runtime.Options{Stream: st, Connectors: conns})
+}
+
+// runWith runs a runtime with opts (a temporary state directory and a 5s
+// shutdown unless set) until the returned stop, which fails the test if
+// Run returns an error.
+func runWith(t *testing.T, opts runtime.Options) (*runtime.Runtime, func()) {
+	t.Helper()
+	if opts.StateDir == "" {
+		opts.StateDir = t.TempDir()
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 5 * time.Second
+	}
+	rt, err := runtime.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
+	var once sync.Once
 	return rt, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
 	}
 }
 
@@ -355,25 +372,12 @@ func (s *trickleSource) Read(ctx context.Context) ([]core.Change, error) {
 func TestPublishesStandInForPings(t *testing.T) {
 	st := &unreachableStream{Stream: memstream.New()}
 	src := &trickleSource{}
-	rt, err := runtime.New(runtime.Options{
-		Stream:          st,
-		Connectors:      []runtime.Connector{{Name: "orders", Source: src, Mapper: mapper("orders", 0)}},
-		StateDir:        t.TempDir(),
-		ShutdownTimeout: 5 * time.Second,
-		PingInterval:    20 * time.Millisecond,
+	rt, stop := runWith(t, runtime.Options{
+		Stream:       st,
+		Connectors:   []runtime.Connector{{Name: "orders", Source: src, Mapper: mapper("orders", 0)}},
+		PingInterval: 20 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer stop()
 	waitFor(t, "the idle stream pinged and shown unreachable", func() bool {
 		return rt.Status().Stream.State == "unreachable" && st.pings.Load() > 0
 	})
