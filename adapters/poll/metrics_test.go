@@ -13,42 +13,13 @@ import (
 
 	"github.com/tributary/tributary/adapters/poll"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/metricstest"
 )
 
-// scrape returns the series name{labels} of reg: a counter's or gauge's
-// value, or a histogram's sample count; false when there is none.
+// scrape returns the series name{labels} of reg; see metricstest.Value.
 func scrape(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue series
-				}
-			}
-			switch {
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount()), true
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue(), true
-			default:
-				return m.GetGauge().GetValue(), true
-			}
-		}
-	}
-	return 0, false
+	return metricstest.Value(t, reg, name, labels)
 }
 
 // waitFor polls cond for up to 10 seconds.
