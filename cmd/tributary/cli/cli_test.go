@@ -147,18 +147,11 @@ connectors:
         data: {order_id: payload.id, total: payload.total}
 `
 
+// post posts a delivery signed with sidecarConfig's secret and returns the
+// status code; postRaw returns the whole answer.
 func post(t *testing.T, url, id, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Delivery-Id", id)
-	req.Header.Set("X-Signature", "sha256="+sign(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp, _ := postRaw(t, url, id, body)
 	return resp.StatusCode
 }
 
