@@ -130,6 +130,11 @@ type partition struct {
 	nextSeq  int32
 	retries  int // of ready[0]
 	retryAt  time.Time
+	// poisoned counts the calls that failed on the partition and whose
+	// done has not returned; meanwhile records enqueued for it fail with
+	// failure (see ordering.go).
+	poisoned int
+	failure  error
 }
 
 // seal closes the open batch: later records go to a new one.
@@ -296,6 +301,13 @@ func (p *producer) reserve(ctx context.Context, abort <-chan struct{}, size int,
 			return ErrClosed
 		}
 		if p.buffered == 0 || p.buffered+size <= p.opts.bufferBytes {
+			// Under the lock that guards the partitions' poison: a
+			// caller that cancels ctx in a failing done sees nothing
+			// it enqueues afterwards stored (see ordering.go).
+			if err := ctx.Err(); err != nil {
+				p.mu.Unlock()
+				return err
+			}
 			var w wakeSet
 			add(&w)
 			p.mu.Unlock()
@@ -363,8 +375,9 @@ func (w *wakeSet) wake(p *producer) {
 }
 
 // add appends one record, whose nh headers are encoded in headers, to the
-// batch of its partition among parts. A record larger than a batch may be
-// is not appended: w reports it refused. Called with p.mu held.
+// batch of its partition among parts. A record for a poisoned partition,
+// or larger than a batch may be, is not appended: w reports it failed, and
+// the record poisons its partition. Called with p.mu held.
 func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []byte, ts int64, now time.Time, c *call, w *wakeSet) {
 	var pt *partition
 	if key != nil {
@@ -373,8 +386,15 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 		p.next++
 		pt = parts[p.next%uint32(len(parts))]
 	}
+	if pt.poisoned > 0 {
+		p.poison(pt, c, nil)
+		w.refuse(c, pt.failure)
+		return
+	}
 	if size, refused := p.tooLarge(key, value, nh, len(headers)); refused {
-		w.refused = append(w.refused, completion{c: c, n: 1, err: tooLargeError(pt, size, p.opts.maxBatchBytes)})
+		err, cause := tooLargeError(pt, size, p.opts.maxBatchBytes)
+		p.poison(pt, c, cause)
+		w.refuse(c, err)
 		return
 	}
 	b := pt.open
@@ -760,7 +780,8 @@ func (p *producer) handle(s *sender, err error) []completion {
 				p.split(pt)
 				continue
 			}
-			done = p.finish(pt, done, refusedError(pt, s.id, batchOverhead+len(b.records), perr, hint))
+			rerr, cause := refusedError(pt, s.id, batchOverhead+len(b.records), perr, hint)
+			done = p.fail(pt, done, rerr, cause)
 			continue
 		}
 		if errors.Is(perr, sarama.ErrOutOfOrderSequenceNumber) || errors.Is(perr, sarama.ErrUnknownProducerID) ||
@@ -788,7 +809,7 @@ func (p *producer) handle(s *sender, err error) []completion {
 		} else {
 			pt.nextSeq = b.seq // refused: its numbers are free again
 		}
-		done = p.finish(pt, done, wrapped)
+		done = p.fail(pt, done, wrapped, perr)
 	}
 	if p.buffered < before {
 		close(p.space)

@@ -111,6 +111,9 @@ type call struct {
 	err       error
 	done      func(error)
 	p         *publisher
+	// poisons are the partitions where the call failed, which fail what
+	// is enqueued for them until done returns. Guarded by producer.mu.
+	poisons []*partition
 }
 
 func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slog.Logger) (*publisher, error) {
@@ -324,6 +327,10 @@ func (c *call) finish(err error) {
 		c.p.mu.Unlock()
 		if !c.abandoned.Load() {
 			c.done(err)
+		}
+		if err != nil {
+			// Only a call that failed can have poisoned partitions.
+			c.p.prod.lift(c)
 		}
 	})
 }

@@ -48,17 +48,21 @@ func refusal(err error) (hint string, ok bool) {
 }
 
 // refusedError returns the permanent error of a record that broker refused
-// with code, on partition pt, in a batch of size bytes.
-func refusedError(pt *partition, broker int32, size int, code error, hint string) error {
-	return core.Permanent(fmt.Errorf("publish to kafka topic %q partition %d: broker %d refused the record (%d bytes in its batch): %w; %s",
-		pt.topic, pt.id, broker, size, code, hint))
+// with code, on partition pt, in a batch of size bytes, and its cause (the
+// same without the topic, the partition and the permanence), which the
+// records queued behind it fail with (see ordering.go).
+func refusedError(pt *partition, broker int32, size int, code error, hint string) (err, cause error) {
+	cause = fmt.Errorf("broker %d refused the record (%d bytes in its batch): %w; %s", broker, size, code, hint)
+	return core.Permanent(fmt.Errorf("publish to kafka topic %q partition %d: %w", pt.topic, pt.id, cause)), cause
 }
 
 // tooLargeError returns the permanent error of a record that takes size
-// bytes in a batch of its own, which is more than the producer sends.
-func tooLargeError(pt *partition, size, limit int) error {
-	return core.Permanent(fmt.Errorf("publish to kafka topic %q partition %d: refused before sending: the record takes %d bytes in a batch, more than the producer's limit of %d bytes (1 MiB, or batch_max_bytes when higher); raise batch_max_bytes, and the topic's max.message.bytes, to publish larger events",
-		pt.topic, pt.id, size, limit))
+// bytes in a batch of its own, which is more than the producer sends, and
+// its cause as refusedError does.
+func tooLargeError(pt *partition, size, limit int) (err, cause error) {
+	cause = fmt.Errorf("refused before sending: the record takes %d bytes in a batch, more than the producer's limit of %d bytes (1 MiB, or batch_max_bytes when higher); raise batch_max_bytes, and the topic's max.message.bytes, to publish larger events",
+		size, limit)
+	return core.Permanent(fmt.Errorf("publish to kafka topic %q partition %d: %w", pt.topic, pt.id, cause)), cause
 }
 
 // tooLarge reports whether a record with these fields, alone in a batch,

@@ -39,7 +39,9 @@ func createTopic(t *testing.T, topic string, configs map[string]string) {
 // records the broker (or the producer) refuses for what they are beside
 // records it takes: the call of a refused record fails with an error that
 // wraps core.ErrPermanent and names the topic, the partition and the
-// reason; the other calls, and a later one, are stored, in order.
+// reason; the calls before it are stored; the calls after it on the
+// partition fail, not permanently, so that none overtakes it; a call made
+// once the failures are reported is stored.
 func TestRefusedRecordsArePermanent(t *testing.T) {
 	small := func(id string) *core.Event { return testEvent(id, "k") }
 	sized := func(id string, n int) *core.Event {
@@ -121,6 +123,15 @@ func TestRefusedRecordsArePermanent(t *testing.T) {
 				case <-time.After(time.Minute):
 					t.Fatalf("call %d: no answer in a minute", i)
 				}
+				if tc.refused >= 0 && i > tc.refused {
+					if err == nil || errors.Is(err, core.ErrPermanent) {
+						t.Fatalf("call %d after the refused one: %v, want a failure that is not permanent", i, err)
+					}
+					if want := "partition 0: an earlier batch of the partition failed"; !strings.Contains(err.Error(), want) {
+						t.Fatalf("call %d after the refused one: %v, want it to say %q", i, err, want)
+					}
+					continue
+				}
 				if i != tc.refused {
 					if err != nil {
 						t.Fatalf("call %d: %v, want it stored", i, err)
@@ -145,19 +156,18 @@ func TestRefusedRecordsArePermanent(t *testing.T) {
 					}
 				}
 				t.Logf("refused: %v", err)
-				// The other records of a call the producer refuses
-				// before sending are sent.
+				// The records of a call the producer refuses before
+				// sending that come before the refused one are sent.
 				if tc.reason == nil {
 					for _, e := range tc.calls[i] {
-						if !strings.HasPrefix(e.ID, "huge") {
-							stored = append(stored, e.ID)
+						if strings.HasPrefix(e.ID, "huge") {
+							break
 						}
+						stored = append(stored, e.ID)
 					}
 				}
 			}
-			if err := pub.Publish(topic, small("later").ToMessage()); err != nil {
-				t.Fatalf("publish after the refusal: %v", err)
-			}
+			publishAfterFailures(t, pub, topic, small("later").ToMessage())
 			stored = append(stored, "later")
 			sub, err := s.Subscriber(core.SubscribeOptions{From: core.FromBeginning})
 			if err != nil {
@@ -177,6 +187,24 @@ func TestRefusedRecordsArePermanent(t *testing.T) {
 				t.Fatalf("read %v, want %v", got, stored)
 			}
 		})
+	}
+}
+
+// publishAfterFailures publishes m once the failures of earlier calls on
+// topic are reported. Their done callbacks may still be returning when
+// their errors are received, and until they have, a publish to the
+// partition fails for them: it is tried again then.
+func publishAfterFailures(t *testing.T, pub *kafka.Publisher, topic string, m *message.Message) {
+	t.Helper()
+	for try := 0; ; try++ {
+		err := pub.Publish(topic, m)
+		if err == nil {
+			return
+		}
+		if try == 100 || !strings.Contains(err.Error(), "an earlier batch of the partition failed") {
+			t.Fatalf("publish after the failures: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
