@@ -15,8 +15,9 @@ import (
 // TestTooLargeMessageIsPermanent publishes a message larger than one
 // SQLite value holds beside calls of small messages: its call fails, none
 // of its messages written, with an error wrapping core.ErrPermanent that
-// names the message and the limit; the other calls, and a later one, are
-// stored.
+// names the message and the limit; the call before it is stored, the
+// call after it fails (not permanently: it must not overtake the refused
+// one), and a call made once the failures are reported is stored.
 func TestTooLargeMessageIsPermanent(t *testing.T) {
 	s := openStream(t, t.TempDir(), nil)
 	pub := s.Publisher().(core.AsyncPublisher)
@@ -42,10 +43,13 @@ func TestTooLargeMessageIsPermanent(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("call %d: no answer in 30s", i)
 		}
+		switch {
+		case i == 0 && err != nil:
+			t.Fatalf("call %d: %v, want it stored", i, err)
+		case i == 2 && (err == nil || errors.Is(err, core.ErrPermanent)):
+			t.Fatalf("call %d after the refused one: %v, want a failure that is not permanent", i, err)
+		}
 		if i != 1 {
-			if err != nil {
-				t.Fatalf("call %d: %v, want it stored", i, err)
-			}
 			continue
 		}
 		if !errors.Is(err, core.ErrPermanent) {
@@ -59,5 +63,6 @@ func TestTooLargeMessageIsPermanent(t *testing.T) {
 		t.Logf("refused: %v", err)
 	}
 	huge.Payload = nil
-	checkStreamWorks(t, s, "orders", "a1", "c1", "later")
+	afterFailures(t, s.Publisher())
+	checkStreamWorks(t, s, "orders", "a1", "later")
 }

@@ -256,8 +256,9 @@ type store struct {
 	fromTime *sql.Stmt
 
 	queue   chan *op
-	mu      sync.Mutex // guards closed and senders.Add
+	mu      sync.Mutex // guards closed, gen and senders.Add
 	closed  bool
+	gen     uint64 // stamped on every op enqueued (see ordering.go)
 	senders sync.WaitGroup
 	abort   atomic.Bool
 	aborted atomic.Int64 // ops failed because the flush was cut short
@@ -272,6 +273,7 @@ type store struct {
 	wbuf     []byte      // the writer's batch buffer
 	zbuf     []byte      // the writer's compressed batch buffer
 	wtopics  []topicRows // the writer's rows by topic
+	failures failures    // the writer's record of failed publishes
 
 	groupsMu sync.Mutex
 	groups   map[offsetKey]*group

@@ -54,6 +54,9 @@ type op struct {
 	// refused, when set, is why the rows are not written: the writer
 	// reports it instead of its transaction's outcome.
 	refused error
+	// gen is the store's generation when o was enqueued (see
+	// ordering.go).
+	gen uint64
 }
 
 // finish reports the outcome of o.
@@ -79,6 +82,16 @@ func (st *store) enqueue(ctx context.Context, o *op) error {
 		st.mu.Unlock()
 		return ErrClosed
 	}
+	// A publish checks ctx under the lock the writer takes to start a
+	// generation: a caller that cancels ctx in a failing done sees
+	// nothing it publishes afterwards written (see ordering.go). Other
+	// ops are taken while there is room, as a subscriber's last commit
+	// is as it closes.
+	if err := ctx.Err(); err != nil && o.pub != nil {
+		st.mu.Unlock()
+		return fmt.Errorf("enqueue write to stream database %q: %w", st.file, err)
+	}
+	o.gen = st.gen
 	st.senders.Add(1)
 	st.mu.Unlock()
 	defer st.senders.Done()
@@ -156,8 +169,11 @@ func (st *store) run() {
 	}
 }
 
-// write stores batch in one transaction, then reports to every op.
+// write stores batch in one transaction, then reports to every op: the
+// failures first, so that a new generation starts once their done
+// callbacks have returned (see ordering.go), then the successes.
 func (st *store) write(batch []*op) {
+	st.failures.poison(batch)
 	err := ErrClosed
 	if !st.abort.Load() {
 		err = st.writeTx(batch)
@@ -172,18 +188,41 @@ func (st *store) write(batch []*op) {
 	} else {
 		st.aborted.Add(int64(len(batch)))
 	}
-	inserted := false
+	failed := false
 	for _, o := range batch {
-		if o.refused != nil {
-			o.finish(o.refused)
+		oerr := o.refused
+		if oerr == nil {
+			oerr = err
+		}
+		if oerr == nil {
 			continue
 		}
-		if len(o.rows) > 0 {
-			inserted = true
+		if o.pub != nil {
+			st.failures.fail(o.rows[0].topic, oerr)
+			failed = true
 		}
-		o.finish(err)
+		o.finish(oerr)
 	}
-	if err == nil && inserted {
+	if failed {
+		st.mu.Lock()
+		st.gen++
+		gen := st.gen
+		st.mu.Unlock()
+		st.failures.lifted(gen)
+	}
+	inserted := false
+	if err == nil {
+		for _, o := range batch {
+			if o.refused != nil {
+				continue
+			}
+			if len(o.rows) > 0 {
+				inserted = true
+			}
+			o.finish(nil)
+		}
+	}
+	if inserted {
 		st.broadcast()
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
