@@ -168,3 +168,40 @@ func TestFailureFailsLaterPublishesOfTheTopic(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishAfterFailedPublish publishes with Publish, which waits, after
+// a Publish that failed: the failure does not fail the next call.
+func TestPublishAfterFailedPublish(t *testing.T) {
+	tests := []struct {
+		name string
+		// fail makes the next publish of the returned message fail,
+		// and returns what undoes it.
+		fail func(t *testing.T, dir string) (*message.Message, func())
+	}{
+		{
+			name: "transaction fails",
+			fail: func(t *testing.T, dir string) (*message.Message, func()) {
+				return message.NewMessage("failed", []byte(`{}`)), failingTrigger(t, dir)
+			},
+		},
+		{
+			name: "message refused",
+			fail: func(t *testing.T, dir string) (*message.Message, func()) {
+				return message.NewMessage("failed", make([]byte, 1_000_000_000)), func() {}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStream(t, dir, nil)
+			pub := s.Publisher()
+			m, restore := tc.fail(t, dir)
+			if err := pub.Publish("orders", m); err == nil {
+				t.Fatal("publish succeeded, want it failed")
+			}
+			restore()
+			checkStreamWorks(t, s, "orders", "next")
+		})
+	}
+}

@@ -38,7 +38,7 @@ var (
 // transaction: all or none.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	errc := make(chan error, 1)
-	if err := p.PublishAsync(context.Background(), topic, msgs, func(err error) { errc <- err }); err != nil {
+	if err := p.enqueue(context.Background(), topic, len(msgs), func(err error) { errc <- err }, true, p.messageRows(topic, msgs)); err != nil {
 		return err
 	}
 	return <-errc
@@ -52,7 +52,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // stream stores fails its call, none of whose messages is written, with an
 // error wrapping core.ErrPermanent.
 func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
-	return p.enqueue(ctx, topic, len(msgs), done, func(rows []row) []row {
+	return p.enqueue(ctx, topic, len(msgs), done, false, p.messageRows(topic, msgs))
+}
+
+// messageRows returns the function that appends the rows of msgs.
+func (p *Publisher) messageRows(topic string, msgs []*message.Message) func([]row) []row {
+	return func(rows []row) []row {
 		// The metadata is encoded now, every message's into one buffer;
 		// the payload is copied into its batch by the writer, before done
 		// is called. A buffer outgrown keeps the rows already encoded in
@@ -71,14 +76,14 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 			rows = append(rows, r)
 		}
 		return rows
-	})
+	}
 }
 
 // PublishEvents publishes events as PublishAsync publishes their ToMessage
 // forms, without building the messages: each event's attributes are
 // encoded straight into the stored metadata.
 func (p *Publisher) PublishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
-	return p.enqueue(ctx, topic, len(events), done, func(rows []row) []row {
+	return p.enqueue(ctx, topic, len(events), done, false, func(rows []row) []row {
 		var md []byte
 		for _, e := range events {
 			if need := eventMetadataMax(e); cap(md)-len(md) < need {
@@ -93,7 +98,8 @@ func (p *Publisher) PublishEvents(ctx context.Context, topic string, events []*c
 }
 
 // enqueue hands n messages, whose rows build appends, to the writer.
-func (p *Publisher) enqueue(ctx context.Context, topic string, n int, done func(error), build func([]row) []row) error {
+// waited: the caller waits for done (see op).
+func (p *Publisher) enqueue(ctx context.Context, topic string, n int, done func(error), waited bool, build func([]row) []row) error {
 	if topic == "" {
 		return errors.New("publish: empty topic; name the topic to publish to")
 	}
@@ -113,7 +119,7 @@ func (p *Publisher) enqueue(ctx context.Context, topic string, n int, done func(
 		done(nil)
 		return nil
 	}
-	o := &op{pub: p, pubDone: done}
+	o := &op{pub: p, pubDone: done, waited: waited}
 	o.rows = o.one[:0]
 	if n > 1 {
 		o.rows = make([]row, 0, n)

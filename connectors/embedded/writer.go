@@ -57,6 +57,11 @@ type op struct {
 	// gen is the store's generation when o was enqueued (see
 	// ordering.go).
 	gen uint64
+	// waited: the caller of a publish waits for its outcome (Publish),
+	// so nothing is published in its name before it is reported. A
+	// failure of o is reported once the new generation has started:
+	// the caller's next publish is not failed for this one.
+	waited bool
 }
 
 // finish reports the outcome of o.
@@ -171,7 +176,8 @@ func (st *store) run() {
 
 // write stores batch in one transaction, then reports to every op: the
 // failures first, so that a new generation starts once their done
-// callbacks have returned (see ordering.go), then the successes.
+// callbacks have returned (see ordering.go), but those of waited
+// publishes, reported in the new generation, then the successes.
 func (st *store) write(batch []*op) {
 	st.failures.poison(batch)
 	err := ErrClosed
@@ -188,7 +194,7 @@ func (st *store) write(batch []*op) {
 	} else {
 		st.aborted.Add(int64(len(batch)))
 	}
-	failed := false
+	failed, waited := false, false
 	for _, o := range batch {
 		oerr := o.refused
 		if oerr == nil {
@@ -200,6 +206,10 @@ func (st *store) write(batch []*op) {
 		if o.pub != nil {
 			st.failures.fail(o.rows[0].topic, oerr)
 			failed = true
+			if o.waited {
+				waited = true
+				continue
+			}
 		}
 		o.finish(oerr)
 	}
@@ -209,6 +219,18 @@ func (st *store) write(batch []*op) {
 		gen := st.gen
 		st.mu.Unlock()
 		st.failures.lifted(gen)
+	}
+	if waited {
+		for _, o := range batch {
+			if !o.waited {
+				continue
+			}
+			if o.refused != nil {
+				o.finish(o.refused)
+			} else if err != nil {
+				o.finish(err)
+			}
+		}
 	}
 	inserted := false
 	if err == nil {

@@ -197,7 +197,7 @@ func (s *checkpoints) save(ctx context.Context, cp core.Checkpoint) error {
 		return fmt.Errorf("save checkpoint of %q: encode: %w", cp.Connector, err)
 	}
 	ch := make(chan error, 1)
-	c := &call{done: func(err error) { ch <- err }, p: s.c.pub}
+	c := &call{done: func(err error) { ch <- err }, p: s.c.pub, waited: true}
 	rec := &sarama.ProducerMessage{
 		Topic:    topic,
 		Key:      sarama.StringEncoder(cp.Connector),

@@ -39,8 +39,11 @@ func (h *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	if err := h.usable(topic); err != nil {
+		return err
+	}
 	ch := make(chan error, 1)
-	if err := h.PublishAsync(context.Background(), topic, msgs, func(err error) { ch <- err }); err != nil {
+	if err := h.p.publishAsync(context.Background(), topic, msgs, func(err error) { ch <- err }, true); err != nil {
 		return err
 	}
 	return <-ch
@@ -55,7 +58,7 @@ func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 	if err := h.usable(topic); err != nil {
 		return err
 	}
-	return h.p.publishAsync(ctx, topic, msgs, done)
+	return h.p.publishAsync(ctx, topic, msgs, done, false)
 }
 
 // PublishEvents publishes events as PublishAsync publishes their ToMessage
@@ -114,6 +117,11 @@ type call struct {
 	// poisons are the partitions where the call failed, which fail what
 	// is enqueued for them until done returns. Guarded by producer.mu.
 	poisons []*partition
+	// waited: the caller waits for done (Publish, a checkpoint save), so
+	// nothing is published in its name before done returns, and its
+	// poisons are lifted before done is called: its next call is not
+	// failed for this one.
+	waited bool
 }
 
 func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slog.Logger) (*publisher, error) {
@@ -130,12 +138,12 @@ func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slo
 	}, nil
 }
 
-func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
+func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error), waited bool) error {
 	size := 0
 	for _, m := range msgs {
 		size += len(m.Payload) + 256
 	}
-	return p.publishRecords(ctx, topic, len(msgs), size, done, func(i int, h []byte) ([]byte, []byte, []byte, int) {
+	return p.publishRecords(ctx, topic, len(msgs), size, done, waited, func(i int, h []byte) ([]byte, []byte, []byte, int) {
 		m := msgs[i]
 		h, nh := appendHeaders(h, m)
 		var key []byte
@@ -151,7 +159,7 @@ func (p *publisher) publishEvents(ctx context.Context, topic string, events []*c
 	for _, e := range events {
 		size += len(e.Data) + 256
 	}
-	return p.publishRecords(ctx, topic, len(events), size, done, func(i int, h []byte) ([]byte, []byte, []byte, int) {
+	return p.publishRecords(ctx, topic, len(events), size, done, false, func(i int, h []byte) ([]byte, []byte, []byte, int) {
 		e := events[i]
 		h, nh := appendEventHeaders(h, e)
 		var key []byte
@@ -163,9 +171,9 @@ func (p *publisher) publishEvents(ctx context.Context, topic string, events []*c
 }
 
 // publishRecords enqueues n records for topic, about size bytes, tracked
-// by one call that reports to done. record gives record i's key, value and
-// headers (appended to h) with their count.
-func (p *publisher) publishRecords(ctx context.Context, topic string, n, size int, done func(error), record func(i int, h []byte) (key, value, headers []byte, nh int)) error {
+// by one call that reports to done (waited: see call). record gives record
+// i's key, value and headers (appended to h) with their count.
+func (p *publisher) publishRecords(ctx context.Context, topic string, n, size int, done func(error), waited bool, record func(i int, h []byte) (key, value, headers []byte, nh int)) error {
 	select {
 	case <-p.closing:
 		// Before the topic check, which would fail on the closed client.
@@ -179,7 +187,7 @@ func (p *publisher) publishRecords(ctx context.Context, topic string, n, size in
 		done(nil)
 		return nil
 	}
-	c := &call{done: done, p: p}
+	c := &call{done: done, p: p, waited: waited}
 	return p.enqueueWith(ctx, topic, c, n, size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
 		pr := p.prod
 		for i := range n {
@@ -325,11 +333,14 @@ func (c *call) finish(err error) {
 		c.p.mu.Lock()
 		delete(c.p.calls, c)
 		c.p.mu.Unlock()
+		// Only a call that failed can have poisoned partitions.
+		if err != nil && c.waited {
+			c.p.prod.lift(c)
+		}
 		if !c.abandoned.Load() {
 			c.done(err)
 		}
-		if err != nil {
-			// Only a call that failed can have poisoned partitions.
+		if err != nil && !c.waited {
 			c.p.prod.lift(c)
 		}
 	})
