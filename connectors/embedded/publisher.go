@@ -50,7 +50,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // messages are durable (nil) or failed to be written (every message of msgs
 // shares one transaction). done must not block. A message larger than the
 // stream stores fails its call, none of whose messages is written, with an
-// error wrapping core.ErrPermanent.
+// error wrapping core.ErrPermanent. A failed publish fails every publish
+// to its topic enqueued before its done returns, as core.AsyncPublisher
+// requires (see ordering.go); with ctx done, nothing is enqueued.
 func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
 	return p.enqueue(ctx, topic, len(msgs), done, false, p.messageRows(topic, msgs))
 }

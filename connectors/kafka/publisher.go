@@ -52,8 +52,10 @@ func (h *Publisher) Publish(topic string, msgs ...*message.Message) error {
 // PublishAsync enqueues msgs for topic and returns; done is called once when
 // all of them are acknowledged, or with the first error. It blocks only
 // while the producer's buffer is full, and no longer than ctx allows. The
-// call's messages are enqueued all at once: when it returns an error, none
-// was, and done is never called.
+// call's messages are enqueued all at once: when it returns an error (ctx
+// done included), none was, and done is never called. A call that finally
+// fails on a partition fails every record of the partition enqueued before
+// its done returns, as core.AsyncPublisher requires (see ordering.go).
 func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*message.Message, done func(error)) error {
 	if err := h.usable(topic); err != nil {
 		return err
