@@ -22,9 +22,10 @@ import (
 // A refusal is about the whole batch, which holds the records of several
 // calls. The producer splits a refused batch of more than one record in
 // two and sends the halves (a batch of small records may be refused only
-// for its total size), until the refusal falls on single records: only
-// the calls that own a refused record fail, the others' records are
-// stored.
+// for its total size), until the refusal falls on single records: the
+// calls that own a refused record fail as permanent, the records before
+// it are stored, and those after it on the partition fail, not as
+// permanent, so that none overtakes it (see ordering.go).
 
 // refusal returns what the user can do about err when err is a broker's
 // refusal of records for what they are, and ok false for any other error
