@@ -19,20 +19,7 @@ import (
 // createTopic creates a topic of one partition with the given settings.
 func createTopic(t *testing.T, topic string, configs map[string]string) {
 	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	admin, err := sarama.NewClusterAdmin(servicetest.Kafka(t), sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	entries := map[string]*string{}
-	for k, v := range configs {
-		entries[k] = &v
-	}
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: entries}, false); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
+	servicetest.KafkaTopic(t, topic, configs)
 }
 
 // TestRefusedRecordsArePermanent publishes, in calls that share a batch,

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
 )
 
 // Environment variables naming the services.
@@ -83,4 +85,24 @@ func reachable(t testing.TB, service, addr string) {
 		t.Fatalf("%s at %s does not answer: %v (start it with `scripts/services up %s`)", service, addr, err, service)
 	}
 	c.Close()
+}
+
+// KafkaTopic creates topic, with one partition and the given topic configs
+// (such as max.message.bytes), on the real Kafka service.
+func KafkaTopic(t testing.TB, topic string, configs map[string]string) {
+	t.Helper()
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	admin, err := sarama.NewClusterAdmin(Kafka(t), sc)
+	if err != nil {
+		t.Fatalf("kafka admin: %v", err)
+	}
+	defer admin.Close()
+	entries := map[string]*string{}
+	for k, v := range configs {
+		entries[k] = &v
+	}
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: entries}, false); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
 }

@@ -11,36 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/tributary/tributary/core/servicetest"
 )
 
-// createKafkaTopic creates topic on the test broker with the given configs.
-func createKafkaTopic(t *testing.T, topic string, configs map[string]string) {
-	t.Helper()
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	admin, err := sarama.NewClusterAdmin(servicetest.Kafka(t), sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	entries := map[string]*string{}
-	for k, v := range configs {
-		entries[k] = &v
-	}
-	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1, ConfigEntries: entries}, false); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
-	}
-}
 
 // refusingBrokerConfig is a sidecar on the real broker whose event topic
 // takes records of at most 2 KB.
 func refusingBrokerConfig(t *testing.T, extra string) (cfgFile, admin, hook string) {
 	t.Helper()
 	prefix := fmt.Sprintf("refused.%d.", time.Now().UnixNano())
-	createKafkaTopic(t, prefix+"com.example.order.placed", map[string]string{"max.message.bytes": "2048"})
+	servicetest.KafkaTopic(t, prefix+"com.example.order.placed", map[string]string{"max.message.bytes": "2048"})
 	cfgFile, admin, hook = recoveryConfig(t, fmt.Sprintf(`stream:
   type: kafka
   topics: {mode: per_type, prefix: %q}
