@@ -14,7 +14,6 @@ import (
 	"github.com/tributary/tributary/core/servicetest"
 )
 
-
 // refusingBrokerConfig is a sidecar on the real broker whose event topic
 // takes records of at most 2 KB.
 func refusingBrokerConfig(t *testing.T, extra string) (cfgFile, admin, hook string) {
