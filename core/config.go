@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 
 	"go.yaml.in/yaml/v3"
@@ -31,11 +32,22 @@ func NewConfig(name string, values map[string]any) Config {
 // Decode decodes the values into v, a pointer to a struct with yaml tags.
 // Decoding is strict: a value with no matching struct field is an error.
 // Durations decode from strings such as "30s" into time.Duration fields.
-// Errors are *FieldError values naming the field.
+// When v is a declared configuration struct (see FieldsOf), absent keys
+// take their declared defaults first, so a component decodes the same
+// values whether or not the config loader filled them in. Errors are
+// *FieldError values naming the field.
 func (c Config) Decode(v any) error {
+	values := c.Values
+	if t := reflect.TypeOf(v); t != nil && declared(t) {
+		fields, err := fieldsOfType(t)
+		if err != nil {
+			return fmt.Errorf("configuration of %q: %w", c.Name, err)
+		}
+		values = WithDefaults(fields, values)
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
-	if err := enc.Encode(c.Values); err != nil {
+	if err := enc.Encode(values); err != nil {
 		return fmt.Errorf("encode configuration of %q: %w", c.Name, err)
 	}
 	dec := yaml.NewDecoder(&buf)

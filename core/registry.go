@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -60,6 +61,11 @@ type SourceSpec struct {
 	Type string
 	// Summary is one sentence for listings.
 	Summary string
+	// Config is a zero value of the connector's typed configuration, a
+	// struct whose fields declare its keys with tags (see FieldsOf); the
+	// registry derives Fields from it. Components registered before that
+	// way existed may set Fields instead.
+	Config any
 	// Fields declares the connector's configuration.
 	Fields []Field
 	// New returns an empty, unconfigured source. It does no I/O.
@@ -70,7 +76,10 @@ type SourceSpec struct {
 type StreamSpec struct {
 	Type    string
 	Summary string
-	Fields  []Field
+	// Config is a zero value of the stream's typed configuration; see
+	// SourceSpec.Config.
+	Config any
+	Fields []Field
 	// New returns an empty, unconfigured stream. It does no I/O.
 	New func() Stream
 }
@@ -102,6 +111,7 @@ func RegisterStream(s StreamSpec) { DefaultRegistry.RegisterStream(s) }
 // RegisterSource adds a source connector type. It panics when the type is
 // already registered or the spec is malformed: both are programmer errors.
 func (r *Registry) RegisterSource(s SourceSpec) {
+	s.Fields = specFields("source", s.Type, s.Config, s.Fields)
 	if err := checkSpec(s.Type, s.Fields, s.New == nil); err != nil {
 		panic(fmt.Sprintf("tributary: register source: %v", err))
 	}
@@ -115,6 +125,7 @@ func (r *Registry) RegisterSource(s SourceSpec) {
 
 // RegisterStream adds a stream type. It panics like RegisterSource.
 func (r *Registry) RegisterStream(s StreamSpec) {
+	s.Fields = specFields("stream", s.Type, s.Config, s.Fields)
 	if err := checkSpec(s.Type, s.Fields, s.New == nil); err != nil {
 		panic(fmt.Sprintf("tributary: register stream: %v", err))
 	}
@@ -182,6 +193,18 @@ func (r *Registry) StreamTypes() []string {
 		out = append(out, s.Type)
 	}
 	return out
+}
+
+// specFields returns the fields a spec declares: derived from its Config
+// when it has one. Declaring both is a programmer error.
+func specFields(kind, typ string, config any, fields []Field) []Field {
+	if config == nil {
+		return fields
+	}
+	if len(fields) > 0 {
+		panic(fmt.Sprintf("tributary: register %s %q: both Config and Fields are set; declare each key once, in Config", kind, typ))
+	}
+	return FieldsOfType(reflect.TypeOf(config))
 }
 
 func checkSpec(typ string, fields []Field, noNew bool) error {

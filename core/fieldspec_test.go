@@ -1,0 +1,159 @@
+package core_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/core"
+)
+
+type codec string
+
+type level int
+
+func (l *level) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "low":
+		*l = 1
+	case "high":
+		*l = 2
+	}
+	return nil
+}
+
+type sampleTLS struct {
+	Enabled bool   `yaml:"enabled" default:"false" doc:"Use TLS."`
+	KeyFile string `yaml:"key_file" secret:"true" doc:"PEM private key."`
+}
+
+type sampleTable struct {
+	Name string   `yaml:"name" required:"true" doc:"Table name."`
+	Key  []string `yaml:"key" default:"[id]" doc:"Key columns."`
+}
+
+type sampleConfig struct {
+	Brokers  []string          `yaml:"brokers" required:"true" doc:"Bootstrap brokers." example:"[k1:9092]"`
+	ClientID string            `yaml:"client_id" default:"tributary" doc:"Client id."`
+	Codec    codec             `yaml:"compression" default:"none" enum:"none, lz4,zstd" doc:"Codec."`
+	Batch    int               `yaml:"batch" default:"500" doc:"Batch size."`
+	Ratio    float64           `yaml:"ratio" default:"0.5" doc:"A ratio."`
+	Linger   time.Duration     `yaml:"linger" default:"5ms" doc:"Linger."`
+	Headers  map[string]string `yaml:"headers" doc:"Headers."`
+	Level    level             `yaml:"level" default:"low" doc:"Level." deprecated:"use codec"`
+	TLS      sampleTLS         `yaml:"tls" doc:"TLS."`
+	Tables   []sampleTable     `yaml:"tables" doc:"Tables."`
+	Extra    map[string]any    `yaml:"extra" doc:"Anything."`
+	parsed   int
+	Computed int `yaml:"-"`
+}
+
+func TestFieldsOfDeclaresEachKeyOnce(t *testing.T) {
+	fields := core.FieldsOf[sampleConfig]()
+	want := []core.Field{
+		{Name: "brokers", Type: core.TypeStrings, Required: true, Doc: "Bootstrap brokers.", Example: "[k1:9092]"},
+		{Name: "client_id", Type: core.TypeString, Default: "tributary", Doc: "Client id."},
+		{Name: "compression", Type: core.TypeString, Default: "none", Enum: []string{"none", "lz4", "zstd"}, Doc: "Codec."},
+		{Name: "batch", Type: core.TypeInt, Default: 500, Doc: "Batch size."},
+		{Name: "ratio", Type: core.TypeFloat, Default: 0.5, Doc: "A ratio."},
+		{Name: "linger", Type: core.TypeDuration, Default: "5ms", Doc: "Linger."},
+		{Name: "headers", Type: core.TypeMap, Doc: "Headers."},
+		{Name: "level", Type: core.TypeString, Default: "low", Doc: "Level.", Deprecated: "use codec"},
+		{Name: "tls", Type: core.TypeObject, Doc: "TLS.", Fields: []core.Field{
+			{Name: "enabled", Type: core.TypeBool, Default: false, Doc: "Use TLS."},
+			{Name: "key_file", Type: core.TypeString, Secret: true, Doc: "PEM private key."},
+		}},
+		{Name: "tables", Type: core.TypeObjects, Doc: "Tables.", Fields: []core.Field{
+			{Name: "name", Type: core.TypeString, Required: true, Doc: "Table name."},
+			{Name: "key", Type: core.TypeStrings, Default: []string{"id"}, Doc: "Key columns."},
+		}},
+		{Name: "extra", Type: core.TypeAny, Doc: "Anything."},
+	}
+	if !reflect.DeepEqual(fields, want) {
+		t.Fatalf("FieldsOf =\n%#v\nwant\n%#v", fields, want)
+	}
+}
+
+func TestDecodeAppliesDeclaredDefaults(t *testing.T) {
+	var c sampleConfig
+	err := core.NewConfig("x", map[string]any{
+		"brokers": []any{"k1:9092"},
+		"tls":     map[string]any{"key_file": "/k"},
+		"tables":  []any{map[string]any{"name": "orders"}},
+	}).Decode(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientID != "tributary" || c.Codec != "none" || c.Batch != 500 || c.Ratio != 0.5 || c.Linger != 5*time.Millisecond || c.Level != 1 {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if c.TLS.KeyFile != "/k" || c.TLS.Enabled {
+		t.Fatalf("tls = %+v", c.TLS)
+	}
+	if len(c.Tables) != 1 || c.Tables[0].Name != "orders" || !reflect.DeepEqual(c.Tables[0].Key, []string{"id"}) {
+		t.Fatalf("tables = %+v, want the key default inside each element", c.Tables)
+	}
+	err = core.NewConfig("x", map[string]any{"brokers": []any{"k"}, "batch": 7, "nope": 1}).Decode(&c)
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown key decoded: %v", err)
+	}
+}
+
+func TestFieldsOfRefusesMalformedDeclarations(t *testing.T) {
+	type noDoc struct {
+		A string `yaml:"a"`
+	}
+	type noYAML struct {
+		A string `doc:"A."`
+	}
+	type badDefault struct {
+		N int `yaml:"n" default:"ten" doc:"N."`
+	}
+	type defaultOutsideEnum struct {
+		C string `yaml:"c" default:"brotli" enum:"none,lz4" doc:"C."`
+	}
+	type requiredWithDefault struct {
+		C string `yaml:"c" default:"x" required:"true" doc:"C."`
+	}
+	type unsupported struct {
+		C chan int `yaml:"c" doc:"C."`
+	}
+	for _, tt := range []struct {
+		name string
+		f    func()
+		want string
+	}{
+		{name: "no doc", f: func() { core.FieldsOf[noDoc]() }, want: "no doc tag"},
+		{name: "no yaml", f: func() { core.FieldsOf[noYAML]() }, want: "no yaml tag"},
+		{name: "bad default", f: func() { core.FieldsOf[badDefault]() }, want: `default "ten"`},
+		{name: "default outside enum", f: func() { core.FieldsOf[defaultOutsideEnum]() }, want: "not one of its enum"},
+		{name: "required with default", f: func() { core.FieldsOf[requiredWithDefault]() }, want: "required and has a default"},
+		{name: "unsupported type", f: func() { core.FieldsOf[unsupported]() }, want: "no configuration field type"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				p := recover()
+				if p == nil || !strings.Contains(p.(string), tt.want) {
+					t.Fatalf("panic %v, want one saying %q", p, tt.want)
+				}
+			}()
+			tt.f()
+		})
+	}
+}
+
+func TestRegistryDerivesFieldsFromConfig(t *testing.T) {
+	reg := core.NewRegistry()
+	reg.RegisterSource(core.SourceSpec{Type: "sample", Config: sampleConfig{}, New: func() core.Source { return core.SourceFunc(nil) }})
+	spec, _ := reg.Source("sample")
+	if !reflect.DeepEqual(spec.Fields, core.FieldsOf[sampleConfig]()) {
+		t.Fatal("the registry did not derive the fields from Config")
+	}
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(p.(string), "declare each key once") {
+			t.Fatalf("panic %v, want one refusing Config and Fields together", p)
+		}
+	}()
+	reg.RegisterSource(core.SourceSpec{Type: "both", Config: sampleConfig{}, Fields: []core.Field{{Name: "a", Type: core.TypeString}}, New: func() core.Source { return core.SourceFunc(nil) }})
+}
