@@ -27,7 +27,9 @@ import (
 // Config.Decode fills absent keys with the same defaults before decoding.
 // The tags:
 //
-//	yaml        the key (required; "-" leaves a struct field out of the configuration)
+//	yaml        the key (required; "-" leaves a struct field out of the
+//	            configuration; ",inline" on an embedded struct puts its
+//	            keys beside the outer struct's, as yaml decodes them)
 //	doc         one line of user documentation (required)
 //	default     the default, written as in YAML: 30s, 10, true, [a, b]
 //	required    "true": the key must be set (and has no default)
@@ -90,7 +92,11 @@ func declared(t reflect.Type) bool {
 		return false
 	}
 	for i := range t.NumField() {
-		if _, ok := t.Field(i).Tag.Lookup("doc"); ok {
+		sf := t.Field(i)
+		if _, ok := sf.Tag.Lookup("doc"); ok {
+			return true
+		}
+		if _, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ","); opts == "inline" && declared(sf.Type) {
 			return true
 		}
 	}
@@ -109,7 +115,18 @@ func buildFields(t reflect.Type) ([]Field, error) {
 	var out []Field
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			// An embedded struct's keys sit beside this struct's own, as
+			// yaml decodes them: the poll adapter's schedule and mode in
+			// every polling connector.
+			inner, err := fieldsOfType(sf.Type)
+			if err != nil {
+				return nil, fmt.Errorf("inline field %s: %w", sf.Name, err)
+			}
+			out = append(out, inner...)
+			continue
+		}
 		if name == "-" || !sf.IsExported() && name == "" {
 			continue
 		}

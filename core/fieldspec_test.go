@@ -33,7 +33,12 @@ type sampleTable struct {
 	Key  []string `yaml:"key" default:"[id]" doc:"Key columns."`
 }
 
+type sampleShared struct {
+	Schedule string `yaml:"schedule" default:"@every 1m" doc:"When to run."`
+}
+
 type sampleConfig struct {
+	sampleShared `yaml:",inline"`
 	Brokers  []string          `yaml:"brokers" required:"true" doc:"Bootstrap brokers." example:"[k1:9092]"`
 	ClientID string            `yaml:"client_id" default:"tributary" doc:"Client id."`
 	Codec    codec             `yaml:"compression" default:"none" enum:"none, lz4,zstd" doc:"Codec."`
@@ -52,6 +57,7 @@ type sampleConfig struct {
 func TestFieldsOfDeclaresEachKeyOnce(t *testing.T) {
 	fields := core.FieldsOf[sampleConfig]()
 	want := []core.Field{
+		{Name: "schedule", Type: core.TypeString, Default: "@every 1m", Doc: "When to run."},
 		{Name: "brokers", Type: core.TypeStrings, Required: true, Doc: "Bootstrap brokers.", Example: "[k1:9092]"},
 		{Name: "client_id", Type: core.TypeString, Default: "tributary", Doc: "Client id."},
 		{Name: "compression", Type: core.TypeString, Default: "none", Enum: []string{"none", "lz4", "zstd"}, Doc: "Codec."},
@@ -85,7 +91,7 @@ func TestDecodeAppliesDeclaredDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ClientID != "tributary" || c.Codec != "none" || c.Batch != 500 || c.Ratio != 0.5 || c.Linger != 5*time.Millisecond || c.Level != 1 {
+	if c.Schedule != "@every 1m" || c.ClientID != "tributary" || c.Codec != "none" || c.Batch != 500 || c.Ratio != 0.5 || c.Linger != 5*time.Millisecond || c.Level != 1 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 	if c.TLS.KeyFile != "/k" || c.TLS.Enabled {
