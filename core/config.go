@@ -39,10 +39,7 @@ func NewConfig(name string, values map[string]any) Config {
 func (c Config) Decode(v any) error {
 	values := c.Values
 	if t := reflect.TypeOf(v); t != nil && declared(t) {
-		fields, err := fieldsOfType(t)
-		if err != nil {
-			return fmt.Errorf("configuration of %q: %w", c.Name, err)
-		}
+		fields, _ := fieldsOfType(t)
 		values = WithDefaults(fields, values)
 	}
 	var buf bytes.Buffer

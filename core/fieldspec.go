@@ -82,8 +82,9 @@ func fieldsOfType(t reflect.Type) ([]Field, error) {
 	return fields, err
 }
 
-// declared reports whether t is a configuration struct: one whose fields
-// carry doc tags.
+// declared reports whether t is a configuration struct: one whose every
+// key is declared with tags (a struct whose tags are malformed panics when
+// its component registers, through FieldsOf).
 func declared(t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -91,16 +92,8 @@ func declared(t reflect.Type) bool {
 	if t.Kind() != reflect.Struct {
 		return false
 	}
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if _, ok := sf.Tag.Lookup("doc"); ok {
-			return true
-		}
-		if _, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ","); opts == "inline" && declared(sf.Type) {
-			return true
-		}
-	}
-	return false
+	fields, err := fieldsOfType(t)
+	return err == nil && len(fields) > 0
 }
 
 var (
