@@ -39,19 +39,19 @@ type sampleShared struct {
 
 type sampleConfig struct {
 	sampleShared `yaml:",inline"`
-	Brokers  []string          `yaml:"brokers" required:"true" doc:"Bootstrap brokers." example:"[k1:9092]"`
-	ClientID string            `yaml:"client_id" default:"tributary" doc:"Client id."`
-	Codec    codec             `yaml:"compression" default:"none" enum:"none, lz4,zstd" doc:"Codec."`
-	Batch    int               `yaml:"batch" default:"500" doc:"Batch size."`
-	Ratio    float64           `yaml:"ratio" default:"0.5" doc:"A ratio."`
-	Linger   time.Duration     `yaml:"linger" default:"5ms" doc:"Linger."`
-	Headers  map[string]string `yaml:"headers" doc:"Headers."`
-	Level    level             `yaml:"level" default:"low" doc:"Level." deprecated:"use codec"`
-	TLS      sampleTLS         `yaml:"tls" doc:"TLS."`
-	Tables   []sampleTable     `yaml:"tables" doc:"Tables."`
-	Extra    map[string]any    `yaml:"extra" doc:"Anything."`
-	parsed   int
-	Computed int `yaml:"-"`
+	Brokers      []string          `yaml:"brokers" required:"true" doc:"Bootstrap brokers." example:"[k1:9092]"`
+	ClientID     string            `yaml:"client_id" default:"tributary" doc:"Client id."`
+	Codec        codec             `yaml:"compression" default:"none" enum:"none, lz4,zstd" doc:"Codec."`
+	Batch        int               `yaml:"batch" default:"500" doc:"Batch size."`
+	Ratio        float64           `yaml:"ratio" default:"0.5" doc:"A ratio."`
+	Linger       time.Duration     `yaml:"linger" default:"5ms" doc:"Linger."`
+	Headers      map[string]string `yaml:"headers" doc:"Headers."`
+	Level        level             `yaml:"level" default:"low" doc:"Level." deprecated:"use codec"`
+	TLS          sampleTLS         `yaml:"tls" doc:"TLS."`
+	Tables       []sampleTable     `yaml:"tables" doc:"Tables."`
+	Extra        map[string]any    `yaml:"extra" doc:"Anything."`
+	parsed       int
+	Computed     int `yaml:"-"`
 }
 
 func TestFieldsOfDeclaresEachKeyOnce(t *testing.T) {
