@@ -72,105 +72,141 @@ func newFast(doc any, root bool, formats func(string) *jsonschema.Schema) *fastS
 			if annotations[k] {
 				continue
 			}
-			ok := true
-			switch k {
-			case "$schema":
-				s, _ := v.(string)
-				ok = root && (s == draft2020 || s == draft2020+"#")
-			case "type":
-				ok = f.setTypes(v)
-			case "properties":
-				m, isMap := v.(map[string]any)
-				if !isMap {
-					return nil
-				}
-				f.props = make(map[string]*fastSchema, len(m))
-				for name, sub := range m {
-					fs := newFast(sub, false, formats)
-					if fs == nil {
-						return nil
-					}
-					f.props[name] = fs
-				}
-			case "required":
-				l, isList := v.([]any)
-				if !isList {
-					return nil
-				}
-				for _, e := range l {
-					s, isStr := e.(string)
-					if !isStr {
-						return nil
-					}
-					f.required = append(f.required, s)
-				}
-			case "additionalProperties":
-				b, isBool := v.(bool)
-				ok = isBool
-				f.closed = !b
-			case "items":
-				if f.items = newFast(v, false, formats); f.items == nil {
-					return nil
-				}
-			case "minimum":
-				f.minimum, ok = bound(v)
-			case "maximum":
-				f.maximum, ok = bound(v)
-			case "exclusiveMinimum":
-				f.exclusiveMinimum, ok = bound(v)
-			case "exclusiveMaximum":
-				f.exclusiveMaximum, ok = bound(v)
-			case "minLength":
-				f.minLength, ok = count(v)
-			case "maxLength":
-				f.maxLength, ok = count(v)
-			case "minItems":
-				f.minItems, ok = count(v)
-			case "maxItems":
-				f.maxItems, ok = count(v)
-			case "pattern":
-				s, isStr := v.(string)
-				if !isStr {
-					return nil
-				}
-				re, err := regexp.Compile(s)
-				if err != nil {
-					return nil
-				}
-				f.pattern = re
-			case "enum":
-				l, isList := v.([]any)
-				if !isList {
-					return nil
-				}
-				f.enum = make(map[string]bool, len(l))
-				for _, e := range l {
-					s, isStr := e.(string)
-					if !isStr {
-						return nil
-					}
-					f.enum[s] = true
-				}
-			case "format":
-				s, isStr := v.(string)
-				if !isStr {
-					return nil
-				}
-				full := formats(s)
-				if full == nil {
-					return nil
-				}
-				f.format = formatCheck(s, full)
-			default:
-				return nil
-			}
-			if !ok {
+			if !f.set(k, v, root, formats) {
 				return nil
 			}
 		}
 		return f
 	}
 	return nil
+}
+
+// set reads the keyword k, of value v, into f. It reports false when the
+// pre-check does not handle the keyword or its value.
+func (f *fastSchema) set(k string, v any, root bool, formats func(string) *jsonschema.Schema) bool {
+	ok := true
+	switch k {
+	case "$schema":
+		s, _ := v.(string)
+		ok = root && (s == draft2020 || s == draft2020+"#")
+	case "type":
+		ok = f.setTypes(v)
+	case "properties":
+		f.props, ok = fastProperties(v, formats)
+	case "required":
+		f.required, ok = stringList(v)
+	case "additionalProperties":
+		b, isBool := v.(bool)
+		ok = isBool
+		f.closed = !b
+	case "items":
+		f.items = newFast(v, false, formats)
+		ok = f.items != nil
+	case "minimum":
+		f.minimum, ok = bound(v)
+	case "maximum":
+		f.maximum, ok = bound(v)
+	case "exclusiveMinimum":
+		f.exclusiveMinimum, ok = bound(v)
+	case "exclusiveMaximum":
+		f.exclusiveMaximum, ok = bound(v)
+	case "minLength":
+		f.minLength, ok = count(v)
+	case "maxLength":
+		f.maxLength, ok = count(v)
+	case "minItems":
+		f.minItems, ok = count(v)
+	case "maxItems":
+		f.maxItems, ok = count(v)
+	case "pattern":
+		f.pattern, ok = compilePattern(v)
+	case "enum":
+		f.enum, ok = stringSet(v)
+	case "format":
+		f.format, ok = fastFormat(v, formats)
+	default:
+		ok = false
+	}
+	return ok
+}
+
+// fastProperties builds the pre-check of each property of a properties
+// keyword.
+func fastProperties(v any, formats func(string) *jsonschema.Schema) (map[string]*fastSchema, bool) {
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		return nil, false
+	}
+	props := make(map[string]*fastSchema, len(m))
+	for name, sub := range m {
+		fs := newFast(sub, false, formats)
+		if fs == nil {
+			return nil, false
+		}
+		props[name] = fs
+	}
+	return props, true
+}
+
+// stringList reads a list of strings, as a required keyword holds.
+func stringList(v any) ([]string, bool) {
+	l, isList := v.([]any)
+	if !isList {
+		return nil, false
+	}
+	var list []string
+	for _, e := range l {
+		s, isStr := e.(string)
+		if !isStr {
+			return nil, false
+		}
+		list = append(list, s)
+	}
+	return list, true
+}
+
+// stringSet reads an enum keyword whose values are all strings.
+func stringSet(v any) (map[string]bool, bool) {
+	l, isList := v.([]any)
+	if !isList {
+		return nil, false
+	}
+	set := make(map[string]bool, len(l))
+	for _, e := range l {
+		s, isStr := e.(string)
+		if !isStr {
+			return nil, false
+		}
+		set[s] = true
+	}
+	return set, true
+}
+
+// compilePattern compiles a pattern keyword.
+func compilePattern(v any) (*regexp.Regexp, bool) {
+	s, isStr := v.(string)
+	if !isStr {
+		return nil, false
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		return nil, false
+	}
+	return re, true
+}
+
+// fastFormat returns the check of a format keyword, whose schema formats
+// compiles.
+func fastFormat(v any, formats func(string) *jsonschema.Schema) (func(string) bool, bool) {
+	s, isStr := v.(string)
+	if !isStr {
+		return nil, false
+	}
+	full := formats(s)
+	if full == nil {
+		return nil, false
+	}
+	return formatCheck(s, full), true
 }
 
 func (f *fastSchema) setTypes(v any) bool {
