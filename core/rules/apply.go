@@ -134,56 +134,21 @@ func (s *Set) Each(ch *core.Change, yield func(Result)) {
 	s.states.Put(st)
 }
 
+// apply runs rule r on ch. It reports false when r's `when` is false.
 func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
-	res := Result{Rule: r.name}
-	// A data mapping is evaluated into vals, one value per key, and
-	// pre-checked and encoded from there: the object is built only for
-	// the Result.
-	mapped := r.data != nil && r.data.kind == dataObject
-	var vals []any
-	evaluated := false // vals holds the mapping's values, res.Data is not built
-	build := func() {
-		if evaluated {
-			res.Data, evaluated = r.data.object(vals), false
-		}
-	}
-	fail := func(field string, err error) (Result, bool) {
-		var dl *DeadLetterError
-		if errors.As(err, &dl) {
-			res.Err = &DeadLetterError{Connector: s.connector, Rule: r.name, Field: field, Reason: dl.Reason}
-		} else {
-			res.Err = s.ruleError(r, field, err)
-		}
-		build()
-		return res, true
-	}
+	a := applying{s: s, r: r, res: Result{Rule: r.name}}
 	if r.when != nil {
-		v, err := r.when.run(st)
+		held, err := r.when.holds(st)
 		if err != nil {
-			return fail("when", err)
+			return a.fail("when", err)
 		}
-		b, ok := v.(bool)
-		if !ok {
-			return fail("when", fmt.Errorf("when gave %s, not a boolean; compare it, such as after.flag == \"Y\", or convert it with bool(...)", describe(v)))
-		}
-		if !b {
-			return res, false
+		if !held {
+			return a.res, false
 		}
 	}
 	if r.data != nil {
-		var err error
-		if mapped {
-			vals, err = r.data.evalFields(st)
-			evaluated = err == nil
-		} else {
-			res.Data, err = r.data.eval(st)
-		}
-		if err != nil {
-			var de *dataError
-			if errors.As(err, &de) {
-				return fail(de.field, de.err)
-			}
-			return fail("data", err)
+		if field, err := a.evalData(st); err != nil {
+			return a.fail(field, err)
 		}
 	}
 	ev := &core.Event{
@@ -194,51 +159,138 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		DataContentType: "application/json",
 		DataSchema:      r.dataSchema,
 	}
+	if field, err := s.attributes(st, r, ch, ev); err != nil {
+		return a.fail(field, err)
+	}
+	if r.validate && !r.fields.Valid(a.vals) {
+		// Not certainly valid: the full validator decides, and explains.
+		a.build()
+		if err := s.catalog.Validate(r.typ, a.res.Data); err != nil {
+			a.res.Err = err
+			return a.res, true
+		}
+	}
+	if r.data != nil {
+		var err error
+		if ev.Data, err = a.encodeData(st); err != nil {
+			return a.fail("data", err)
+		}
+	}
+	a.res.Event, a.res.Data = ev, nil
+	return a.res, true
+}
+
+// applying is one rule's Result while apply builds it. A data mapping is
+// evaluated into vals, one value per key, and pre-checked and encoded from
+// there: the object is built only for the Result.
+type applying struct {
+	s   *Set
+	r   *rule
+	res Result
+	// vals holds the mapping's values while evaluated; res.Data is then
+	// not built.
+	vals      []any
+	evaluated bool
+}
+
+// build makes res.Data from vals, when the mapping was evaluated into them.
+func (a *applying) build() {
+	if a.evaluated {
+		a.res.Data, a.evaluated = a.r.data.object(a.vals), false
+	}
+}
+
+// fail ends the rule with the failure of its expression field: a
+// *DeadLetterError when the expression called deadLetter, a *RuleError
+// otherwise.
+func (a *applying) fail(field string, err error) (Result, bool) {
+	var dl *DeadLetterError
+	if errors.As(err, &dl) {
+		a.res.Err = &DeadLetterError{Connector: a.s.connector, Rule: a.r.name, Field: field, Reason: dl.Reason}
+	} else {
+		a.res.Err = a.s.ruleError(a.r, field, err)
+	}
+	a.build()
+	return a.res, true
+}
+
+// evalData evaluates the rule's data: a mapping into vals, any other shape
+// into res.Data. On failure it returns the field that failed.
+func (a *applying) evalData(st *state) (string, error) {
+	var err error
+	if a.r.data.kind == dataObject {
+		a.vals, err = a.r.data.evalFields(st)
+		a.evaluated = err == nil
+	} else {
+		a.res.Data, err = a.r.data.eval(st)
+	}
+	if err != nil {
+		var de *dataError
+		if errors.As(err, &de) {
+			return de.field, de.err
+		}
+		return "data", err
+	}
+	return "", nil
+}
+
+// encodeData encodes the rule's data, from vals when the mapping was
+// evaluated into them, into a copy the event keeps.
+func (a *applying) encodeData(st *state) (json.RawMessage, error) {
+	var b []byte
+	var err error
+	if a.evaluated {
+		b, err = a.r.data.encodeFields(st.buf[:0], a.vals)
+	} else {
+		b, err = a.r.data.encode(st.buf[:0], a.res.Data)
+	}
+	st.buf = b
+	if err != nil {
+		return nil, err
+	}
+	return append(json.RawMessage(make([]byte, 0, len(b))), b...), nil
+}
+
+// holds runs a when expression. It fails when the expression does not give
+// a boolean.
+func (p *program) holds(st *state) (bool, error) {
+	v, err := p.run(st)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("when gave %s, not a boolean; compare it, such as after.flag == \"Y\", or convert it with bool(...)", describe(v))
+	}
+	return b, nil
+}
+
+// attributes sets ev's subject, partition key, source and time from r's
+// expressions. On failure it returns the field that failed.
+func (s *Set) attributes(st *state, r *rule, ch *core.Change, ev *core.Event) (string, error) {
 	var err error
 	if ev.Subject, err = s.text(st, r.subject); err != nil {
-		return fail("subject", err)
+		return "subject", err
 	}
 	if r.keyIsSubject {
 		ev.PartitionKey = ev.Subject
 	} else if ev.PartitionKey, err = s.text(st, r.partitionKey); err != nil {
-		return fail("partition_key", err)
+		return "partition_key", err
 	}
 	if r.source != nil {
 		src, err := s.text(st, r.source)
 		if err != nil {
-			return fail("source", err)
+			return "source", err
 		}
 		if src == "" {
-			return fail("source", errors.New("source is empty; it must be a URI reference such as /erp/orders"))
+			return "source", errors.New("source is empty; it must be a URI reference such as /erp/orders")
 		}
 		ev.Source = src
 	}
 	if ev.Time, err = s.eventTime(st, r.time, ch); err != nil {
-		return fail("time", err)
+		return "time", err
 	}
-	if r.validate && !r.fields.Valid(vals) {
-		// Not certainly valid: the full validator decides, and explains.
-		build()
-		if err := s.catalog.Validate(r.typ, res.Data); err != nil {
-			res.Err = err
-			return res, true
-		}
-	}
-	if r.data != nil {
-		var b []byte
-		if evaluated {
-			b, err = r.data.encodeFields(st.buf[:0], vals)
-		} else {
-			b, err = r.data.encode(st.buf[:0], res.Data)
-		}
-		st.buf = b
-		if err != nil {
-			return fail("data", err)
-		}
-		ev.Data = append(json.RawMessage(make([]byte, 0, len(b))), b...)
-	}
-	res.Event, res.Data = ev, nil
-	return res, true
+	return "", nil
 }
 
 func (s *Set) ruleError(r *rule, field string, err error) *RuleError {
