@@ -1,7 +1,9 @@
 package core_test
 
 import (
+	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,50 @@ func TestDecodeAppliesDeclaredDefaults(t *testing.T) {
 	err = core.NewConfig("x", map[string]any{"brokers": []any{"k"}, "batch": 7, "nope": 1}).Decode(&c)
 	if err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("unknown key decoded: %v", err)
+	}
+}
+
+// TestDecodeNamesTheFieldOfEveryProblem: a value of the wrong type is an
+// error at its key's path, every such value is reported, and the other keys
+// still decode; a number given for a duration is read as its text, as the
+// config loader reads YAML.
+func TestDecodeNamesTheFieldOfEveryProblem(t *testing.T) {
+	tests := []struct {
+		name   string
+		values map[string]any
+		paths  []string // the *core.FieldError paths expected; none means it decodes
+	}{
+		{name: "zero as a duration", values: map[string]any{"linger": 0}},
+		{name: "bad duration", values: map[string]any{"linger": "soon"}, paths: []string{"linger"}},
+		{name: "number with no unit", values: map[string]any{"linger": 5}, paths: []string{"linger"}},
+		{name: "string for an int", values: map[string]any{"batch": "many"}, paths: []string{"batch"}},
+		{name: "in an object", values: map[string]any{"tls": map[string]any{"enabled": "maybe"}}, paths: []string{"tls.enabled"}},
+		{name: "object for a string", values: map[string]any{"client_id": map[string]any{"a": "b"}}, paths: []string{"client_id"}},
+		{name: "in a list", values: map[string]any{"brokers": []any{"k1:9092", map[string]any{"a": "b"}}}, paths: []string{"brokers[1]"}},
+		{name: "in a list of objects", values: map[string]any{"tables": []any{map[string]any{"name": "a"}, map[string]any{"name": "b", "key": "id"}}}, paths: []string{"tables[1].key"}},
+		{name: "every problem", values: map[string]any{"batch": "many", "linger": "soon", "nope": 1}, paths: []string{"batch", "linger", "nope"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.values["ratio"] = 0.25
+			var c sampleConfig
+			err := core.NewConfig("x", tc.values).Decode(&c)
+			var got []string
+			for _, e := range core.Flatten(err) {
+				var fe *core.FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("error %v is not a *core.FieldError", e)
+				}
+				got = append(got, fe.Path)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.paths) {
+				t.Fatalf("error paths = %q (%v), want %q", got, err, tc.paths)
+			}
+			if c.Ratio != 0.25 {
+				t.Fatalf("ratio = %v: the keys without a problem were not decoded", c.Ratio)
+			}
+		})
 	}
 }
 
