@@ -70,7 +70,47 @@ func makeBody() []byte {
 	return []byte(b + `"}`)
 }
 
+// run sends deliveries to url for dur, closed loop with conns connections
+// or, when rate is above 0, open loop at rate requests per second, and
+// prints what came back.
 func run(url string, body []byte, sig, prefix string, conns, rate int, dur time.Duration) error {
+	l := newLoader(url, body, sig, prefix, conns)
+	l.warm(conns)
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	start := time.Now()
+	if rate <= 0 {
+		l.closedLoop(ctx, conns)
+	} else if dropped := l.openLoop(ctx, start, conns, rate); dropped > 0 {
+		fmt.Printf("not sent (more than %d in flight): %d\n", conns, dropped)
+	}
+	elapsed := time.Since(start)
+	mode := fmt.Sprintf("closed loop, %d connections", conns)
+	if rate > 0 {
+		mode = fmt.Sprintf("open loop, %d req/s offered", rate)
+	}
+	l.report(mode, elapsed)
+	return nil
+}
+
+// loader sends signed deliveries and tallies their answers.
+type loader struct {
+	client *http.Client
+	url    string
+	body   []byte
+	sig    string
+	prefix string
+	seq    atomic.Int64
+
+	mu      sync.Mutex
+	lats    []time.Duration // of 2xx answers
+	codes   map[int]int
+	errs    int
+	errText string // the last error's
+}
+
+// newLoader returns a loader with at most conns connections to url.
+func newLoader(url string, body []byte, sig, prefix string, conns int) *loader {
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		MaxIdleConns:        conns,
@@ -78,91 +118,105 @@ func run(url string, body []byte, sig, prefix string, conns, rate int, dur time.
 		MaxConnsPerHost:     conns,
 		DisableCompression:  true,
 	}
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	var (
-		seq     atomic.Int64
-		mu      sync.Mutex
-		lats    []time.Duration
-		codes   = map[int]int{}
-		errs    int
-		errText string
-	)
-	send := func(scheduled time.Time) {
-		id := prefix + "-" + strconv.FormatInt(seq.Add(1), 10)
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-Signature", sig)
-		req.Header.Set("X-Delivery-Id", id)
-		resp, err := client.Do(req)
-		lat := time.Since(scheduled)
-		code := 0
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			code = resp.StatusCode
-		}
-		mu.Lock()
-		if err != nil {
-			errs++
-			errText = err.Error()
-		} else {
-			codes[code]++
-			if code/100 == 2 {
-				lats = append(lats, lat)
-			}
-		}
-		mu.Unlock()
+	return &loader{
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		url:    url, body: body, sig: sig, prefix: prefix,
+		codes: map[int]int{},
 	}
-	// Warm the connections up.
+}
+
+// send posts one delivery with a new id and tallies its answer; its
+// latency counts from scheduled.
+func (l *loader) send(scheduled time.Time) {
+	id := l.prefix + "-" + strconv.FormatInt(l.seq.Add(1), 10)
+	req, _ := http.NewRequest(http.MethodPost, l.url, bytes.NewReader(l.body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Signature", l.sig)
+	req.Header.Set("X-Delivery-Id", id)
+	resp, err := l.client.Do(req)
+	lat := time.Since(scheduled)
+	code := 0
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		code = resp.StatusCode
+	}
+	l.mu.Lock()
+	if err != nil {
+		l.errs++
+		l.errText = err.Error()
+	} else {
+		l.codes[code]++
+		if code/100 == 2 {
+			l.lats = append(l.lats, lat)
+		}
+	}
+	l.mu.Unlock()
+}
+
+// warm opens the connections with one delivery each, then forgets their
+// answers.
+func (l *loader) warm(conns int) {
 	var wg sync.WaitGroup
 	for range conns {
-		wg.Go(func() { send(time.Now()) })
+		wg.Go(func() { l.send(time.Now()) })
 	}
 	wg.Wait()
-	mu.Lock()
-	lats, codes, errs = lats[:0], map[int]int{}, 0
-	mu.Unlock()
+	l.mu.Lock()
+	l.lats, l.codes, l.errs = l.lats[:0], map[int]int{}, 0
+	l.mu.Unlock()
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), dur)
-	defer cancel()
-	start := time.Now()
-	if rate <= 0 {
-		for range conns {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					send(time.Now())
-				}
-			})
-		}
-		wg.Wait()
-	} else {
-		sem := make(chan struct{}, conns)
-		interval := time.Second / time.Duration(rate)
-		dropped := 0
-		for i := 0; ; i++ {
-			at := start.Add(time.Duration(i) * interval)
-			if d := time.Until(at); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-				}
+// closedLoop sends on conns connections, each as fast as it is answered,
+// until ctx is done.
+func (l *loader) closedLoop(ctx context.Context, conns int) {
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				l.send(time.Now())
 			}
-			if ctx.Err() != nil {
-				break
-			}
+		})
+	}
+	wg.Wait()
+}
+
+// openLoop sends rate deliveries per second from start, with at most conns
+// in flight, until ctx is done. It returns how many it did not send because
+// conns were in flight: the server was behind.
+func (l *loader) openLoop(ctx context.Context, start time.Time, conns, rate int) int {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, conns)
+	interval := time.Second / time.Duration(rate)
+	dropped := 0
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
 			select {
-			case sem <- struct{}{}:
-				wg.Go(func() { defer func() { <-sem }(); send(at) })
-			default:
-				dropped++ // more than conns in flight: the server is behind
+			case <-time.After(d):
+			case <-ctx.Done():
 			}
 		}
-		wg.Wait()
-		if dropped > 0 {
-			fmt.Printf("not sent (more than %d in flight): %d\n", conns, dropped)
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+			wg.Go(func() { defer func() { <-sem }(); l.send(at) })
+		default:
+			dropped++ // more than conns in flight: the server is behind
 		}
 	}
-	elapsed := time.Since(start)
+	wg.Wait()
+	return dropped
+}
+
+// report prints the requests per second, the answers other than 2xx, the
+// errors and the latency percentiles of a run of mode that took elapsed.
+func (l *loader) report(mode string, elapsed time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lats := l.lats
 	slices.Sort(lats)
 	pct := func(p float64) time.Duration {
 		if len(lats) == 0 {
@@ -170,22 +224,17 @@ func run(url string, body []byte, sig, prefix string, conns, rate int, dur time.
 		}
 		return lats[min(len(lats)-1, int(float64(len(lats))*p))]
 	}
-	mode := fmt.Sprintf("closed loop, %d connections", conns)
-	if rate > 0 {
-		mode = fmt.Sprintf("open loop, %d req/s offered", rate)
-	}
 	fmt.Printf("%s, %s\n", mode, elapsed.Round(time.Millisecond))
 	fmt.Printf("2xx: %d  (%.0f req/s)\n", len(lats), float64(len(lats))/elapsed.Seconds())
-	for c, n := range codes {
+	for c, n := range l.codes {
 		if c/100 != 2 {
 			fmt.Printf("status %d: %d\n", c, n)
 		}
 	}
-	if errs > 0 {
-		fmt.Printf("errors: %d (last: %s)\n", errs, errText)
+	if l.errs > 0 {
+		fmt.Printf("errors: %d (last: %s)\n", l.errs, l.errText)
 	}
 	fmt.Printf("latency p50 %v  p90 %v  p99 %v  max %v\n",
 		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond),
 		pct(0.99).Round(10*time.Microsecond), pct(1).Round(10*time.Microsecond))
-	return nil
 }
