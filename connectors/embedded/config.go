@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,45 +26,9 @@ const (
 	SyncNormal SyncMode = "normal"
 )
 
-// Defaults of the configuration fields.
-const (
-	DefaultRetention = 168 * time.Hour
-	defaultFile      = "stream.db"
-)
-
-// fields declares the embedded stream's configuration.
-func fields() []core.Field {
-	return []core.Field{
-		{
-			Name:    "path",
-			Type:    core.TypeString,
-			Doc:     "Database file of the stream. Empty means stream.db in the stream's state directory.",
-			Default: "",
-			Example: "/var/lib/tributary/stream.db",
-		},
-		{
-			Name:    "retention",
-			Type:    core.TypeDuration,
-			Doc:     "How long messages are kept before they are pruned, such as 168h. 0 keeps them forever.",
-			Default: "168h",
-			Example: "720h",
-		},
-		{
-			Name:    "sync",
-			Type:    core.TypeString,
-			Doc:     "When a publish is acknowledged: full flushes to disk first (survives power loss); normal survives process crashes only, and is faster.",
-			Default: string(SyncFull),
-			Enum:    []string{string(SyncFull), string(SyncNormal)},
-		},
-		{
-			Name:    "compression",
-			Type:    core.TypeString,
-			Doc:     "How batches of messages are stored: s2 compresses them (CloudEvents attributes repeat from one event to the next, so a batch usually shrinks several times, and so do the disk writes); none stores them as they are.",
-			Default: string(CompressionS2),
-			Enum:    []string{string(CompressionS2), string(CompressionNone)},
-		},
-	}
-}
+// defaultFile is the database file in the state directory when path is
+// empty.
+const defaultFile = "stream.db"
 
 // Compression says how batches are stored.
 type Compression string
@@ -79,69 +42,50 @@ const (
 	CompressionNone Compression = "none"
 )
 
-// Config is the embedded stream's typed configuration.
+// Config is the embedded stream's typed configuration. Each key is declared
+// once, by the tags of its field (see core.FieldsOf): they give the
+// validation, `tributary connectors`, the config schema and the defaults
+// that ParseConfig decodes with.
 type Config struct {
 	// Path is the database file; empty means stream.db in Env.StateDir.
-	Path string
+	Path string `yaml:"path" default:"" example:"/var/lib/tributary/stream.db" doc:"Database file of the stream. Empty means stream.db in the stream's state directory."`
 	// Retention is how long messages are kept; 0 keeps them forever.
-	Retention time.Duration
+	Retention time.Duration `yaml:"retention" default:"168h" example:"720h" doc:"How long messages are kept before they are pruned, such as 168h. 0 keeps them forever."`
 	// Sync says when a write counts as durable.
-	Sync SyncMode
+	Sync SyncMode `yaml:"sync" default:"full" enum:"full,normal" doc:"When a publish is acknowledged: full flushes to disk first (survives power loss); normal survives process crashes only, and is faster."`
 	// Compression says how batches are stored. Files written with either
 	// read back with either.
-	Compression Compression
+	Compression Compression `yaml:"compression" default:"s2" enum:"s2,none" doc:"How batches of messages are stored: s2 compresses them; none stores them as they are."`
 }
 
-// rawConfig is the configuration as written in YAML, before parsing.
-type rawConfig struct {
-	Path        string `yaml:"path"`
-	Retention   string `yaml:"retention"`
-	Sync        string `yaml:"sync"`
-	Compression string `yaml:"compression"`
-}
-
-// ParseConfig decodes and validates cfg, applying defaults for absent
-// fields. Every problem is reported at once, each as a *core.FieldError.
+// ParseConfig decodes cfg into a Config, absent keys taking their declared
+// defaults, and validates it. Every problem is reported at once, each as a
+// *core.FieldError: a key that does not decode keeps its zero value, and
+// the others are still checked.
 func ParseConfig(cfg core.Config) (Config, error) {
-	raw := rawConfig{Retention: DefaultRetention.String(), Sync: string(SyncFull), Compression: string(CompressionS2)}
-	if err := cfg.Decode(&raw); err != nil {
-		return Config{}, err
-	}
+	var c Config
+	err := cfg.Decode(&c)
+	return c, errors.Join(err, c.Validate())
+}
+
+// Validate checks what the tags cannot say (a path the driver can open, a
+// retention that is not negative) and the enums, whose values it reads in
+// any case. It does no I/O and reports every problem at once.
+func (c *Config) Validate() error {
 	var errs []error
-	c := Config{Path: strings.TrimSpace(raw.Path)}
+	c.Path = strings.TrimSpace(c.Path)
 	if strings.ContainsAny(c.Path, "?#") {
 		errs = append(errs, core.FieldErrorf("path", "%q contains ? or #, which the database driver cannot open; rename the file", c.Path))
 	}
 	if c.Path != "" && strings.HasSuffix(c.Path, string(filepath.Separator)) {
 		errs = append(errs, core.FieldErrorf("path", "%q is a directory; name the database file, such as %s", c.Path, filepath.Join(c.Path, defaultFile)))
 	}
-	ret, err := parseRetention(raw.Retention)
-	if err != nil {
-		errs = append(errs, &core.FieldError{Path: "retention", Err: err})
+	if c.Retention < 0 {
+		errs = append(errs, core.FieldErrorf("retention", "%s is negative; use a positive duration, or 0 to keep messages forever", c.Retention))
 	}
-	c.Retention = ret
-	if c.Sync, err = parseChoice("sync", raw.Sync, SyncFull, SyncNormal); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Compression, err = parseChoice("compression", raw.Compression, CompressionS2, CompressionNone); err != nil {
-		errs = append(errs, err)
-	}
-	return c, errors.Join(errs...)
-}
-
-func parseRetention(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" || s == "0" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; write one such as 168h or 30m, or 0 to keep messages forever", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative; use a positive duration, or 0 to keep messages forever", s)
-	}
-	return d, nil
+	errs = append(errs, checkChoice("sync", &c.Sync, SyncFull, SyncNormal))
+	errs = append(errs, checkChoice("compression", &c.Compression, CompressionS2, CompressionNone))
+	return errors.Join(errs...)
 }
 
 // file returns the database file to open, given the state directory.
@@ -161,19 +105,16 @@ func (c Config) pruneInterval() time.Duration {
 	return min(max(iv, 10*time.Millisecond), time.Minute)
 }
 
-// parseChoice reads the value of field, one of choices in any case; empty
-// means the first.
-func parseChoice[T ~string](field, raw string, choices ...T) (T, error) {
-	v := T(strings.ToLower(strings.TrimSpace(raw)))
-	if v == "" {
-		return choices[0], nil
-	}
-	if slices.Contains(choices, v) {
-		return v, nil
+// checkChoice lower-cases *v and checks that it is one of choices.
+func checkChoice[T ~string](field string, v *T, choices ...T) error {
+	raw := *v
+	*v = T(strings.ToLower(strings.TrimSpace(string(raw))))
+	if slices.Contains(choices, *v) {
+		return nil
 	}
 	names := make([]string, len(choices))
 	for i, c := range choices {
 		names[i] = strconv.Quote(string(c))
 	}
-	return choices[0], core.FieldErrorf(field, "unknown value %q; use %s", raw, strings.Join(names, " or "))
+	return core.FieldErrorf(field, "unknown value %q; use %s", raw, strings.Join(names, " or "))
 }

@@ -31,7 +31,7 @@ func init() {
 	core.RegisterStream(core.StreamSpec{
 		Type:    Type,
 		Summary: "Durable stream in a local SQLite file: the default, needs no broker.",
-		Fields:  fields(),
+		Config:  Config{},
 		New:     func() core.Stream { return New() },
 	})
 }

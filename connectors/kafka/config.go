@@ -28,142 +28,87 @@ const (
 	CompressionGzip   Compression = "gzip"
 )
 
-// Defaults of the configuration fields. No linger: as fast a throughput as
-// a 5ms linger in BenchmarkPublish1KB, with a tenth of the latency of a
-// single publish; no compression: the least CPU on both sides of a fast
-// link (see README.md).
-const (
-	DefaultClientID         = "tributary"
-	DefaultKafkaVersion     = "3.6.0"
-	DefaultTopicPartitions  = 3
-	DefaultTopicReplication = 1
-	DefaultCheckpointTopic  = "tributary.checkpoints"
-	DefaultBatchMaxMessages = 0
-	DefaultBatchMaxBytes    = 512 << 10
-	DefaultLinger           = time.Duration(0)
-	DefaultDialTimeout      = 10 * time.Second
-	DefaultCompression      = CompressionNone
-)
-
-// fields declares the Kafka stream's configuration.
-func fields() []core.Field {
-	return []core.Field{
-		{Name: "brokers", Type: core.TypeStrings, Required: true, Doc: "Bootstrap brokers as host:port.", Example: "[kafka-1:9092, kafka-2:9092]"},
-		{Name: "client_id", Type: core.TypeString, Default: DefaultClientID, Doc: "Client id the brokers log and quota by."},
-		{Name: "kafka_version", Type: core.TypeString, Default: DefaultKafkaVersion, Doc: "Oldest broker version in the cluster; it selects the protocol versions the client speaks.", Example: "3.6.0"},
-		{Name: "create_topics", Type: core.TypeBool, Default: true, Doc: "Create missing topics (events and checkpoints) with topic_partitions and topic_replication. When false, a missing topic is an error."},
-		{Name: "topic_partitions", Type: core.TypeInt, Default: DefaultTopicPartitions, Doc: "Partitions of topics this stream creates."},
-		{Name: "topic_replication", Type: core.TypeInt, Default: DefaultTopicReplication, Doc: "Replication factor of topics this stream creates; 3 in production."},
-		{Name: "checkpoint_topic", Type: core.TypeString, Default: DefaultCheckpointTopic, Doc: "Compacted topic holding source checkpoints, keyed by connector name."},
-		{Name: "batch_max_messages", Type: core.TypeInt, Default: DefaultBatchMaxMessages, Doc: "With a linger, send a batch once this many messages are buffered; 0 leaves it to batch_max_bytes and linger."},
-		{Name: "batch_max_bytes", Type: core.TypeInt, Default: DefaultBatchMaxBytes, Doc: "With a linger, send a batch once this many bytes are buffered. A partition's batch holds at most 1 MB, or this many bytes when higher."},
-		{Name: "linger", Type: core.TypeDuration, Default: DefaultLinger.String(), Doc: "Longest time a message waits to be batched with others before it is sent. 0 sends at once; batches then form from what arrives while the previous request is in flight, which keeps up with a 5ms linger at a tenth of a lone publish's latency."},
-		{Name: "compression", Type: core.TypeString, Default: string(DefaultCompression), Enum: []string{"none", "snappy", "lz4", "zstd", "gzip"}, Doc: "Codec of produced record batches. none costs no CPU and is fastest on a local or fast network; lz4 (about 4 µs of client CPU per 1 KB event, plus the broker's to check it) pays off on a slow or metered link; zstd compresses most and costs most."},
-		{Name: "dial_timeout", Type: core.TypeDuration, Default: DefaultDialTimeout.String(), Doc: "How long connecting to a broker may take."},
-		{Name: "tls", Type: core.TypeObject, Doc: "TLS to the brokers; absent means plaintext.", Fields: []core.Field{
-			{Name: "enabled", Type: core.TypeBool, Default: false, Doc: "Use TLS."},
-			{Name: "ca_file", Type: core.TypeString, Doc: "PEM file of the CAs that sign the brokers' certificates; empty means the system pool."},
-			{Name: "cert_file", Type: core.TypeString, Doc: "PEM client certificate, for mutual TLS."},
-			{Name: "key_file", Type: core.TypeString, Secret: true, Doc: "PEM private key of cert_file."},
-			{Name: "server_name", Type: core.TypeString, Doc: "Name expected in the brokers' certificates, when it differs from the host."},
-			{Name: "insecure_skip_verify", Type: core.TypeBool, Default: false, Doc: "Accept any broker certificate. For tests only."},
-		}},
-		{Name: "sasl", Type: core.TypeObject, Doc: "SASL authentication; absent means none.", Fields: []core.Field{
-			{Name: "mechanism", Type: core.TypeString, Default: "PLAIN", Enum: []string{"PLAIN"}, Doc: "SASL mechanism."},
-			{Name: "username", Type: core.TypeString, Doc: "User name."},
-			{Name: "password", Type: core.TypeString, Secret: true, Doc: "Password; reference a secret such as ${file:/run/secrets/kafka}."},
-		}},
-	}
+// codecs maps each compression codec to sarama's.
+var codecs = map[Compression]sarama.CompressionCodec{
+	CompressionNone:   sarama.CompressionNone,
+	CompressionSnappy: sarama.CompressionSnappy,
+	CompressionLZ4:    sarama.CompressionLZ4,
+	CompressionZstd:   sarama.CompressionZSTD,
+	CompressionGzip:   sarama.CompressionGZIP,
 }
 
-// Config is the Kafka stream's typed configuration.
+// Config is the Kafka stream's typed configuration. Each key is declared
+// once, by the tags of its field (see core.FieldsOf): they give the
+// validation, `tributary connectors`, the config schema and the defaults
+// that ParseConfig decodes with. The defaults of linger and compression
+// (none of either) are the fastest on a fast link; README.md says when to
+// change them.
 type Config struct {
-	Brokers          []string
-	ClientID         string
-	KafkaVersion     sarama.KafkaVersion
-	CreateTopics     bool
-	TopicPartitions  int
-	TopicReplication int
-	CheckpointTopic  string
-	BatchMaxMessages int
-	BatchMaxBytes    int
-	Linger           time.Duration
-	Compression      Compression
-	DialTimeout      time.Duration
-	TLS              TLSConfig
-	SASL             SASLConfig
+	Brokers          []string      `yaml:"brokers" required:"true" example:"[kafka-1:9092, kafka-2:9092]" doc:"Bootstrap brokers as host:port."`
+	ClientID         string        `yaml:"client_id" default:"tributary" doc:"Client id the brokers log and quota by."`
+	KafkaVersion     string        `yaml:"kafka_version" default:"3.6.0" example:"3.6.0" doc:"Oldest broker version in the cluster; it selects the protocol versions the client speaks."`
+	CreateTopics     bool          `yaml:"create_topics" default:"true" doc:"Create missing topics (events and checkpoints) with topic_partitions and topic_replication. When false, a missing topic is an error."`
+	TopicPartitions  int           `yaml:"topic_partitions" default:"3" doc:"Partitions of topics this stream creates."`
+	TopicReplication int           `yaml:"topic_replication" default:"1" doc:"Replication factor of topics this stream creates; 3 in production."`
+	CheckpointTopic  string        `yaml:"checkpoint_topic" default:"tributary.checkpoints" doc:"Compacted topic holding source checkpoints, keyed by connector name."`
+	BatchMaxMessages int           `yaml:"batch_max_messages" default:"0" doc:"With a linger, send a batch once this many messages are buffered; 0 leaves it to batch_max_bytes and linger."`
+	BatchMaxBytes    int           `yaml:"batch_max_bytes" default:"524288" doc:"With a linger, send a batch once this many bytes are buffered. A partition's batch holds at most 1 MB, or this many bytes when higher."`
+	Linger           time.Duration `yaml:"linger" default:"0s" doc:"Longest time a message waits to be batched with others before it is sent; 0 sends at once."`
+	Compression      Compression   `yaml:"compression" default:"none" enum:"none,snappy,lz4,zstd,gzip" doc:"Codec of produced record batches."`
+	DialTimeout      time.Duration `yaml:"dial_timeout" default:"10s" doc:"How long connecting to a broker may take."`
+	TLS              TLSConfig     `yaml:"tls" doc:"TLS to the brokers; absent means plaintext."`
+	SASL             *SASLConfig   `yaml:"sasl" doc:"SASL authentication; absent means none."`
+
+	// version is KafkaVersion parsed, by Validate.
+	version sarama.KafkaVersion
 }
 
 // TLSConfig configures TLS to the brokers.
 type TLSConfig struct {
-	Enabled            bool   `yaml:"enabled"`
-	CAFile             string `yaml:"ca_file"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	Enabled            bool   `yaml:"enabled" default:"false" doc:"Use TLS."`
+	CAFile             string `yaml:"ca_file" doc:"PEM file of the CAs that sign the brokers' certificates; empty means the system pool."`
+	CertFile           string `yaml:"cert_file" doc:"PEM client certificate, for mutual TLS."`
+	KeyFile            string `yaml:"key_file" secret:"true" doc:"PEM private key of cert_file."`
+	ServerName         string `yaml:"server_name" doc:"Name expected in the brokers' certificates, when it differs from the host."`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" default:"false" doc:"Accept any broker certificate. For tests only."`
 }
 
 // SASLConfig configures SASL authentication.
 type SASLConfig struct {
-	Mechanism string `yaml:"mechanism"`
-	Username  string `yaml:"username"`
-	Password  string `yaml:"password"`
+	Mechanism string `yaml:"mechanism" default:"PLAIN" enum:"PLAIN" doc:"SASL mechanism."`
+	Username  string `yaml:"username" doc:"User name."`
+	Password  string `yaml:"password" secret:"true" doc:"Password; reference a secret such as ${file:/run/secrets/kafka}."`
 }
 
-// rawConfig is the configuration as written in YAML, before parsing.
-type rawConfig struct {
-	Brokers          []string    `yaml:"brokers"`
-	ClientID         string      `yaml:"client_id"`
-	KafkaVersion     string      `yaml:"kafka_version"`
-	CreateTopics     bool        `yaml:"create_topics"`
-	TopicPartitions  int         `yaml:"topic_partitions"`
-	TopicReplication int         `yaml:"topic_replication"`
-	CheckpointTopic  string      `yaml:"checkpoint_topic"`
-	BatchMaxMessages int         `yaml:"batch_max_messages"`
-	BatchMaxBytes    int         `yaml:"batch_max_bytes"`
-	Linger           string      `yaml:"linger"`
-	Compression      string      `yaml:"compression"`
-	DialTimeout      string      `yaml:"dial_timeout"`
-	TLS              *TLSConfig  `yaml:"tls"`
-	SASL             *SASLConfig `yaml:"sasl"`
+// defaults returns the Config of an empty document: every key at its
+// declared default.
+func defaults() Config {
+	var c Config
+	_ = core.NewConfig(Type, nil).Decode(&c)
+	return c
 }
 
-// ParseConfig decodes and validates cfg, applying defaults for absent
-// fields. It does no I/O. Every problem is reported at once, each as a
-// *core.FieldError naming the field.
+// ParseConfig decodes cfg into a Config, absent keys taking their declared
+// defaults, and validates it. It does no I/O. Every problem is reported at
+// once, each as a *core.FieldError naming the field: a key that does not
+// decode keeps its zero value, and the others are still checked.
 func ParseConfig(cfg core.Config) (Config, error) {
-	raw := rawConfig{
-		ClientID:         DefaultClientID,
-		KafkaVersion:     DefaultKafkaVersion,
-		CreateTopics:     true,
-		TopicPartitions:  DefaultTopicPartitions,
-		TopicReplication: DefaultTopicReplication,
-		CheckpointTopic:  DefaultCheckpointTopic,
-		BatchMaxMessages: DefaultBatchMaxMessages,
-		BatchMaxBytes:    DefaultBatchMaxBytes,
-		Linger:           DefaultLinger.String(),
-		Compression:      string(DefaultCompression),
-		DialTimeout:      DefaultDialTimeout.String(),
-	}
-	if err := cfg.Decode(&raw); err != nil {
-		return Config{}, err
-	}
+	var c Config
+	err := cfg.Decode(&c)
+	return c, errors.Join(err, c.Validate())
+}
+
+// Validate checks what the tags cannot say (brokers as host:port, ranges,
+// the Kafka version, keys that go together), trims the values and parses
+// the Kafka version. It does no I/O and reports every problem at once.
+func (c *Config) Validate() error {
 	var errs []error
-	c := Config{
-		ClientID:         strings.TrimSpace(raw.ClientID),
-		CreateTopics:     raw.CreateTopics,
-		TopicPartitions:  raw.TopicPartitions,
-		TopicReplication: raw.TopicReplication,
-		CheckpointTopic:  strings.TrimSpace(raw.CheckpointTopic),
-		BatchMaxMessages: raw.BatchMaxMessages,
-		BatchMaxBytes:    raw.BatchMaxBytes,
-		Compression:      Compression(strings.ToLower(strings.TrimSpace(raw.Compression))),
-	}
-	if len(raw.Brokers) == 0 {
+	brokers := c.Brokers
+	c.Brokers = nil
+	if len(brokers) == 0 {
 		errs = append(errs, core.FieldErrorf("brokers", "no broker given; list at least one bootstrap broker as host:port, such as [127.0.0.1:9092]"))
 	}
-	for i, b := range raw.Brokers {
+	for i, b := range brokers {
 		b = strings.TrimSpace(b)
 		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
 			errs = append(errs, core.FieldErrorf(fmt.Sprintf("brokers[%d]", i), "%q is not host:port; write it such as kafka-1:9092", b))
@@ -171,29 +116,16 @@ func ParseConfig(cfg core.Config) (Config, error) {
 		}
 		c.Brokers = append(c.Brokers, b)
 	}
-	if c.ClientID == "" {
-		c.ClientID = DefaultClientID
-	}
-	v := strings.TrimSpace(raw.KafkaVersion)
-	if v == "" {
-		v = DefaultKafkaVersion
-	}
-	kv, err := sarama.ParseKafkaVersion(v)
-	if err != nil {
-		errs = append(errs, core.FieldErrorf("kafka_version", "%q is not a Kafka version; write one such as %s", raw.KafkaVersion, DefaultKafkaVersion))
-	} else if !kv.IsAtLeast(sarama.V2_1_0_0) {
-		errs = append(errs, core.FieldErrorf("kafka_version", "%s is too old: idempotent, ordered producing needs brokers at 2.1.0 or newer", v))
-	}
-	c.KafkaVersion = kv
+	c.ClientID = strings.TrimSpace(c.ClientID)
+	errs = append(errs, c.parseVersion())
 	if c.TopicPartitions < 1 {
 		errs = append(errs, core.FieldErrorf("topic_partitions", "%d is below 1; a topic needs at least one partition", c.TopicPartitions))
 	}
 	if c.TopicReplication < 1 || c.TopicReplication > 32767 {
 		errs = append(errs, core.FieldErrorf("topic_replication", "%d is out of range; use 1 to 32767 (3 in production)", c.TopicReplication))
 	}
-	if c.CheckpointTopic == "" {
-		c.CheckpointTopic = DefaultCheckpointTopic
-	} else if err := checkTopicName(c.CheckpointTopic); err != nil {
+	c.CheckpointTopic = strings.TrimSpace(c.CheckpointTopic)
+	if err := checkTopicName(c.CheckpointTopic); err != nil {
 		errs = append(errs, &core.FieldError{Path: "checkpoint_topic", Err: err})
 	}
 	if c.BatchMaxMessages < 0 {
@@ -202,59 +134,55 @@ func ParseConfig(cfg core.Config) (Config, error) {
 	if c.BatchMaxBytes < 0 || c.BatchMaxBytes > 100<<20 {
 		errs = append(errs, core.FieldErrorf("batch_max_bytes", "%d is out of range; use 0 to 104857600 (the broker caps a batch at its message.max.bytes)", c.BatchMaxBytes))
 	}
-	if c.Linger, err = parseDuration(raw.Linger, DefaultLinger); err != nil {
-		errs = append(errs, &core.FieldError{Path: "linger", Err: err})
+	if c.Linger < 0 {
+		errs = append(errs, core.FieldErrorf("linger", "%s is negative; use 0 to send at once, or a positive duration such as 5ms", c.Linger))
 	}
-	if c.DialTimeout, err = parseDuration(raw.DialTimeout, DefaultDialTimeout); err != nil {
-		errs = append(errs, &core.FieldError{Path: "dial_timeout", Err: err})
-	} else if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
+	switch {
+	case c.DialTimeout < 0:
+		errs = append(errs, core.FieldErrorf("dial_timeout", "%s is negative; use a positive duration such as 10s", c.DialTimeout))
+	case c.DialTimeout == 0:
+		// 0 has always meant the default, as if the key were absent.
+		c.DialTimeout = defaults().DialTimeout
 	}
-	switch c.Compression {
-	case CompressionNone, CompressionSnappy, CompressionLZ4, CompressionZstd, CompressionGzip:
-	case "":
-		c.Compression = DefaultCompression
-	default:
-		errs = append(errs, core.FieldErrorf("compression", "unknown codec %q; use none, snappy, lz4, zstd or gzip", raw.Compression))
+	compression := c.Compression
+	c.Compression = Compression(strings.ToLower(strings.TrimSpace(string(c.Compression))))
+	if _, ok := codecs[c.Compression]; !ok {
+		errs = append(errs, core.FieldErrorf("compression", "unknown codec %q; use none, snappy, lz4, zstd or gzip", compression))
 	}
-	if raw.TLS != nil {
-		c.TLS = *raw.TLS
-		if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-			errs = append(errs, core.FieldErrorf("tls.key_file", "cert_file and key_file go together; set both for mutual TLS, or neither"))
-		}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, core.FieldErrorf("tls.key_file", "cert_file and key_file go together; set both for mutual TLS, or neither"))
 	}
-	if raw.SASL != nil {
-		c.SASL = *raw.SASL
-		c.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(c.SASL.Mechanism))
-		if c.SASL.Mechanism == "" {
-			c.SASL.Mechanism = sarama.SASLTypePlaintext
-		}
-		if c.SASL.Mechanism != sarama.SASLTypePlaintext {
-			errs = append(errs, core.FieldErrorf("sasl.mechanism", "unsupported mechanism %q; use PLAIN (over TLS)", raw.SASL.Mechanism))
-		}
-		if c.SASL.Username == "" {
-			errs = append(errs, core.FieldErrorf("sasl.username", "empty; set the SASL user name or remove the sasl section"))
-		}
+	if c.SASL != nil {
+		errs = append(errs, c.SASL.validate())
 	}
-	return c, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
-func parseDuration(s string, def time.Duration) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return def, nil
-	}
-	if s == "0" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
+// parseVersion sets c.version from KafkaVersion.
+func (c *Config) parseVersion() error {
+	v := strings.TrimSpace(c.KafkaVersion)
+	kv, err := sarama.ParseKafkaVersion(v)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; write one such as 5ms or 10s", s)
+		return core.FieldErrorf("kafka_version", "%q is not a Kafka version; write one such as 3.6.0", c.KafkaVersion)
 	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative; use a positive duration", s)
+	if !kv.IsAtLeast(sarama.V2_1_0_0) {
+		return core.FieldErrorf("kafka_version", "%s is too old: idempotent, ordered producing needs brokers at 2.1.0 or newer", v)
 	}
-	return d, nil
+	c.KafkaVersion, c.version = v, kv
+	return nil
+}
+
+func (s *SASLConfig) validate() error {
+	var errs []error
+	mechanism := s.Mechanism
+	s.Mechanism = strings.ToUpper(strings.TrimSpace(s.Mechanism))
+	if s.Mechanism != sarama.SASLTypePlaintext {
+		errs = append(errs, core.FieldErrorf("sasl.mechanism", "unsupported mechanism %q; use PLAIN (over TLS)", mechanism))
+	}
+	if s.Username == "" {
+		errs = append(errs, core.FieldErrorf("sasl.username", "empty; set the SASL user name or remove the sasl section"))
+	}
+	return errors.Join(errs...)
 }
 
 // checkTopicName applies Kafka's rules for topic names.
@@ -284,7 +212,7 @@ func checkTopicName(name string) error {
 func (c Config) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.ClientID = c.ClientID
-	sc.Version = c.KafkaVersion
+	sc.Version = c.version
 	sc.ChannelBufferSize = 8192
 
 	sc.Net.DialTimeout = c.DialTimeout
@@ -322,18 +250,7 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 	if c.BatchMaxBytes > sc.Producer.MaxMessageBytes {
 		sc.Producer.MaxMessageBytes = c.BatchMaxBytes
 	}
-	switch c.Compression {
-	case CompressionSnappy:
-		sc.Producer.Compression = sarama.CompressionSnappy
-	case CompressionLZ4:
-		sc.Producer.Compression = sarama.CompressionLZ4
-	case CompressionZstd:
-		sc.Producer.Compression = sarama.CompressionZSTD
-	case CompressionGzip:
-		sc.Producer.Compression = sarama.CompressionGZIP
-	default:
-		sc.Producer.Compression = sarama.CompressionNone
-	}
+	sc.Producer.Compression = codecs[c.Compression]
 
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Offsets.AutoCommit.Enable = true
@@ -354,7 +271,7 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 		sc.Net.TLS.Enable = true
 		sc.Net.TLS.Config = tc
 	}
-	if c.SASL.Username != "" {
+	if c.SASL != nil {
 		sc.Net.SASL.Enable = true
 		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
 		sc.Net.SASL.User = c.SASL.Username

@@ -94,9 +94,24 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !c.CreateTopics || c.TopicPartitions != 3 || c.TopicReplication != 1 ||
-		c.CheckpointTopic != "tributary.checkpoints" || c.Linger != kafka.DefaultLinger ||
-		c.Compression != kafka.CompressionNone || c.ClientID != "tributary" {
+		c.CheckpointTopic != "tributary.checkpoints" || c.Linger != 0 ||
+		c.Compression != kafka.CompressionNone || c.ClientID != "tributary" ||
+		c.KafkaVersion != "3.6.0" || c.BatchMaxBytes != 512<<10 || c.DialTimeout != 10*time.Second || c.SASL != nil {
 		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+// TestParseConfigDialTimeoutZero: a dial_timeout of 0 has always meant the
+// default.
+func TestParseConfigDialTimeoutZero(t *testing.T) {
+	v := validValues()
+	v["dial_timeout"] = "0"
+	c, err := kafka.ParseConfig(core.NewConfig("stream", v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DialTimeout != 10*time.Second {
+		t.Fatalf("dial_timeout 0 decoded to %s, want the default 10s", c.DialTimeout)
 	}
 }
 

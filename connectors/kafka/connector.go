@@ -41,7 +41,7 @@ func init() {
 	core.RegisterStream(core.StreamSpec{
 		Type:    Type,
 		Summary: "Apache Kafka (CloudEvents binary mode), with checkpoints in a compacted topic.",
-		Fields:  fields(),
+		Config:  Config{},
 		New:     func() core.Stream { return New() },
 	})
 }
