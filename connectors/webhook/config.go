@@ -1,35 +1,18 @@
 package webhook
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/tributary/tributary/adapters/webhook"
 	"github.com/tributary/tributary/core"
 )
-
-// The verification presets of verify.preset.
-const (
-	PresetNone             = "none"
-	PresetHMAC             = "hmac"
-	PresetGitHub           = "github"
-	PresetStripe           = "stripe"
-	PresetShopify          = "shopify"
-	PresetSlack            = "slack"
-	PresetStandardWebhooks = "standard_webhooks"
-	PresetBasic            = "basic"
-	PresetBearer           = "bearer"
-)
-
-// Presets lists every verification preset.
-func Presets() []string {
-	return []string{PresetNone, PresetHMAC, PresetGitHub, PresetStripe, PresetShopify, PresetSlack, PresetStandardWebhooks, PresetBasic, PresetBearer}
-}
 
 // The handshake types of handshake.type.
 const (
@@ -39,167 +22,95 @@ const (
 	HandshakeEcho  = "echo"  // echo a challenge from a query parameter or a JSON field
 )
 
-// DefaultTolerance is how far a signed timestamp may be from the local
-// clock in the timestamped presets (stripe, slack, standard_webhooks).
-const DefaultTolerance = 5 * time.Minute
-
-// Config is the webhook connector's configuration.
+// Config is the webhook connector's configuration. Each key is declared
+// once, by its field's tags; its defaults come from them (see core.FieldsOf).
 type Config struct {
-	// Path is the URL path on the sidecar's listener, such as /hooks/orders.
-	Path string `yaml:"path"`
-	// Methods lists the accepted request methods.
-	Methods []string `yaml:"methods"`
-	// MaxBodyBytes bounds a request body (413 beyond).
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// ContentTypes lists the accepted media types (415 otherwise).
-	ContentTypes []string `yaml:"content_types"`
-	// Verify says how deliveries are authenticated.
-	Verify VerifyConfig `yaml:"verify"`
-	// Dedup says where the delivery id comes from and how long it is kept.
-	Dedup DedupConfig `yaml:"dedup"`
-	// MaxPending bounds the deliveries stored and not yet on the stream.
-	MaxPending int `yaml:"max_pending"`
-	// MaxPendingBytes bounds their bodies' total size.
-	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
-	// RetryAfter is the Retry-After of a 503.
-	RetryAfter time.Duration `yaml:"retry_after"`
-	// Handshake configures challenge answers.
-	Handshake HandshakeConfig `yaml:"handshake"`
-	// Ack says what a 2xx waits for: inbox or stream.
-	Ack string `yaml:"ack"`
-	// AckTimeout bounds the wait of ack: stream.
-	AckTimeout time.Duration `yaml:"ack_timeout"`
+	Path            string          `yaml:"path" required:"true" example:"/hooks/orders" doc:"URL path the connector receives deliveries at on the sidecar's HTTP listener; {name} wildcards become meta.path entries."`
+	Methods         []string        `yaml:"methods" default:"[POST]" doc:"Accepted request methods; others get 405."`
+	MaxBodyBytes    int64           `yaml:"max_body_bytes" default:"1048576" doc:"Largest accepted request body in bytes; larger ones get 413."`
+	ContentTypes    []string        `yaml:"content_types" default:"[application/json, application/x-www-form-urlencoded, application/xml, text/xml]" doc:"Accepted media types (+json and +xml types come with application/json and application/xml); others get 415."`
+	Verify          VerifyConfig    `yaml:"verify" doc:"How deliveries are authenticated; failures get 401 and are not stored."`
+	Dedup           DedupConfig     `yaml:"dedup" doc:"Where the delivery id comes from (default: the preset's, else the SHA-256 of the body) and how long it is remembered."`
+	MaxPending      int             `yaml:"max_pending" default:"10000" doc:"Deliveries stored but not yet on the stream beyond which new ones get 503 with Retry-After."`
+	MaxPendingBytes int64           `yaml:"max_pending_bytes" default:"67108864" doc:"Total body bytes stored but not yet on the stream beyond which new deliveries get 503."`
+	RetryAfter      time.Duration   `yaml:"retry_after" default:"5s" doc:"Delay a refused sender is asked to wait (Retry-After)."`
+	Ack             string          `yaml:"ack" default:"inbox" enum:"inbox,stream" doc:"What a 2xx waits for: inbox (the delivery is durably stored and will be delivered) or stream (its events are durable on the stream)."`
+	AckTimeout      time.Duration   `yaml:"ack_timeout" default:"10s" doc:"With ack: stream, how long a request waits for the stream before a 503 with Retry-After (the delivery stays stored)."`
+	Handshake       HandshakeConfig `yaml:"handshake" doc:"Answers to the challenges some senders send before delivering; never emitted."`
 }
 
-// VerifyConfig selects and parameterises a verification preset.
+// VerifyConfig selects a verification preset and holds its settings; which
+// preset reads which key is said by the key's doc and by the preset's
+// entry in presets.go.
 type VerifyConfig struct {
-	Preset    string        `yaml:"preset"`
-	Secrets   []string      `yaml:"secrets"`
-	Algorithm string        `yaml:"algorithm"`
-	Encoding  string        `yaml:"encoding"`
-	Header    string        `yaml:"header"`
-	Prefix    string        `yaml:"prefix"`
-	Tolerance time.Duration `yaml:"tolerance"`
-	Username  string        `yaml:"username"`
+	Preset    string        `yaml:"preset" default:"none" enum:"none,hmac,github,stripe,shopify,slack,standard_webhooks,basic,bearer" doc:"Verification scheme: a provider's signature, generic HMAC, HTTP basic, a bearer token, or none."`
+	Secrets   []string      `yaml:"secrets" secret:"true" example:"[\"${file:/run/secrets/hook}\"]" doc:"Signing secrets, tokens or passwords; any one of them verifies, so a rotated secret can stay listed while senders move."`
+	Algorithm string        `yaml:"algorithm" default:"sha256" enum:"sha1,sha256,sha512" doc:"HMAC hash of the hmac preset."`
+	Encoding  string        `yaml:"encoding" default:"hex" enum:"hex,base64" doc:"Signature encoding of the hmac preset."`
+	Header    string        `yaml:"header" example:"X-Signature" doc:"Header holding the signature, for the hmac preset."`
+	Prefix    string        `yaml:"prefix" example:"sha256=" doc:"Text before the signature in its header, for the hmac preset."`
+	Tolerance time.Duration `yaml:"tolerance" default:"5m0s" doc:"Largest distance between a signed timestamp and the local clock (stripe, slack, standard_webhooks)."`
+	Username  string        `yaml:"username" doc:"User name of the basic preset; secrets are its accepted passwords."`
 }
 
-// DedupConfig says where a delivery's id comes from.
+// DedupConfig says where a delivery's id comes from and how long it is
+// remembered.
 type DedupConfig struct {
-	// Header names the request header holding the id.
-	Header string `yaml:"header"`
-	// Field is a dotted path to the id in a JSON or form body, such as
-	// "id" or "event.id".
-	Field string `yaml:"field"`
-	// Window is how long an id is remembered.
-	Window time.Duration `yaml:"window"`
+	Header string        `yaml:"header" example:"X-Request-Id" doc:"Header holding the delivery id."`
+	Field  string        `yaml:"field" example:"id" doc:"Dotted path to the delivery id in the body."`
+	Window time.Duration `yaml:"window" default:"24h0m0s" doc:"How long a delivery id is at least remembered (at most twice as long); a delivery with a remembered id is answered 200 and not emitted."`
 }
 
 // HandshakeConfig configures the answers to handshake requests.
 type HandshakeConfig struct {
-	Type       string `yaml:"type"`
-	QueryParam string `yaml:"query_param"`
-	JSONField  string `yaml:"json_field"`
+	Type       string `yaml:"type" default:"auto" enum:"auto,none,slack,echo" doc:"auto answers Slack's url_verification when verify.preset is slack; echo returns a challenge from query_param or json_field."`
+	QueryParam string `yaml:"query_param" example:"challenge" doc:"Query parameter whose value a GET challenge echoes (echo type)."`
+	JSONField  string `yaml:"json_field" example:"challenge" doc:"Top-level JSON body field whose value is echoed back (echo type)."`
 }
 
-// Fields declares the connector's configuration for the registry.
-func Fields() []core.Field {
-	return []core.Field{
-		{Name: "path", Type: core.TypeString, Required: true, Example: "/hooks/orders",
-			Doc: "URL path the connector receives deliveries at on the sidecar's HTTP listener; {name} wildcards become meta.path entries."},
-		{Name: "methods", Type: core.TypeStrings, Default: []string{"POST"},
-			Doc: "Accepted request methods; others get 405."},
-		{Name: "max_body_bytes", Type: core.TypeInt, Default: webhook.DefaultMaxBodyBytes,
-			Doc: "Largest accepted request body in bytes; larger ones get 413."},
-		{Name: "content_types", Type: core.TypeStrings, Default: webhook.DefaultContentTypes(),
-			Doc: "Accepted media types (+json and +xml types come with application/json and application/xml); others get 415."},
-		{Name: "verify", Type: core.TypeObject, Doc: "How deliveries are authenticated; failures get 401 and are not stored.", Fields: []core.Field{
-			{Name: "preset", Type: core.TypeString, Default: PresetNone, Enum: Presets(),
-				Doc: "Verification scheme: a provider's signature, generic HMAC, HTTP basic, a bearer token, or none."},
-			{Name: "secrets", Type: core.TypeStrings, Secret: true, Example: "[\"${file:/run/secrets/hook}\"]",
-				Doc: "Signing secrets, tokens or passwords; any one of them verifies, so a rotated secret can stay listed while senders move."},
-			{Name: "algorithm", Type: core.TypeString, Default: "sha256", Enum: []string{"sha1", "sha256", "sha512"},
-				Doc: "HMAC hash of the hmac preset."},
-			{Name: "encoding", Type: core.TypeString, Default: "hex", Enum: []string{"hex", "base64"},
-				Doc: "Signature encoding of the hmac preset."},
-			{Name: "header", Type: core.TypeString, Example: "X-Signature",
-				Doc: "Header holding the signature, for the hmac preset."},
-			{Name: "prefix", Type: core.TypeString, Example: "sha256=",
-				Doc: "Text before the signature in its header, for the hmac preset."},
-			{Name: "tolerance", Type: core.TypeDuration, Default: DefaultTolerance.String(),
-				Doc: "Largest distance between a signed timestamp and the local clock (stripe, slack, standard_webhooks)."},
-			{Name: "username", Type: core.TypeString,
-				Doc: "User name of the basic preset; secrets are its accepted passwords."},
-		}},
-		{Name: "dedup", Type: core.TypeObject, Doc: "Where the delivery id comes from (default: the preset's, else the SHA-256 of the body) and how long it is remembered.", Fields: []core.Field{
-			{Name: "header", Type: core.TypeString, Example: "X-Request-Id", Doc: "Header holding the delivery id."},
-			{Name: "field", Type: core.TypeString, Example: "id", Doc: "Dotted path to the delivery id in the body."},
-			{Name: "window", Type: core.TypeDuration, Default: webhook.DefaultDedupWindow.String(),
-				Doc: "How long a delivery id is at least remembered (at most twice as long); a delivery with a remembered id is answered 200 and not emitted."},
-		}},
-		{Name: "max_pending", Type: core.TypeInt, Default: webhook.DefaultMaxPending,
-			Doc: "Deliveries stored but not yet on the stream beyond which new ones get 503 with Retry-After."},
-		{Name: "max_pending_bytes", Type: core.TypeInt, Default: webhook.DefaultMaxPendingBytes,
-			Doc: "Total body bytes stored but not yet on the stream beyond which new deliveries get 503."},
-		{Name: "retry_after", Type: core.TypeDuration, Default: webhook.DefaultRetryAfter.String(),
-			Doc: "Delay a refused sender is asked to wait (Retry-After)."},
-		{Name: "ack", Type: core.TypeString, Default: string(webhook.AckInbox), Enum: []string{string(webhook.AckInbox), string(webhook.AckStream)},
-			Doc: "What a 2xx waits for: inbox (the delivery is durably stored and will be delivered) or stream (its events are durable on the stream)."},
-		{Name: "ack_timeout", Type: core.TypeDuration, Default: webhook.DefaultAckTimeout.String(),
-			Doc: "With ack: stream, how long a request waits for the stream before a 503 with Retry-After (the delivery stays stored)."},
-		{Name: "handshake", Type: core.TypeObject, Doc: "Answers to the challenges some senders send before delivering; never emitted.", Fields: []core.Field{
-			{Name: "type", Type: core.TypeString, Default: HandshakeAuto, Enum: []string{HandshakeAuto, HandshakeNone, HandshakeSlack, HandshakeEcho},
-				Doc: "auto answers Slack's url_verification when verify.preset is slack; echo returns a challenge from query_param or json_field."},
-			{Name: "query_param", Type: core.TypeString, Example: "challenge",
-				Doc: "Query parameter whose value a GET challenge echoes (echo type)."},
-			{Name: "json_field", Type: core.TypeString, Example: "challenge",
-				Doc: "Top-level JSON body field whose value is echoed back (echo type)."},
-		}},
+// decode decodes c into a Config with every absent key at its declared
+// default. core.Config.Decode fills the keys of the objects a document
+// sets; verify, dedup and handshake take their members' defaults when the
+// document leaves the whole object out too.
+func decode(c core.Config) (Config, error) {
+	values := maps.Clone(c.Values)
+	if values == nil {
+		values = map[string]any{}
 	}
+	for _, f := range core.FieldsOf[Config]() {
+		if v, ok := values[f.Name]; f.Type == core.TypeObject && (!ok || v == nil) {
+			values[f.Name] = map[string]any{}
+		}
+	}
+	var cfg Config
+	err := core.NewConfig(c.Name, values).Decode(&cfg)
+	return cfg, err
 }
 
-func (c *Config) applyDefaults() {
-	if len(c.Methods) == 0 {
-		c.Methods = []string{http.MethodPost}
+// declaredDefaults is the configuration of a document that sets nothing.
+var declaredDefaults = sync.OnceValue(func() Config {
+	cfg, err := decode(core.NewConfig(Type, nil))
+	if err != nil {
+		panic(fmt.Sprintf("webhook: declared defaults do not decode: %v", err))
 	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = webhook.DefaultMaxBodyBytes
+	return cfg
+})
+
+// enum returns the values T's tags allow for key.
+func enum[T any](key string) []string {
+	for _, f := range core.FieldsOf[T]() {
+		if f.Name == key {
+			return f.Enum
+		}
 	}
-	if len(c.ContentTypes) == 0 {
-		c.ContentTypes = webhook.DefaultContentTypes()
-	}
-	if c.Verify.Preset == "" {
-		c.Verify.Preset = PresetNone
-	}
-	if c.Verify.Algorithm == "" {
-		c.Verify.Algorithm = "sha256"
-	}
-	if c.Verify.Encoding == "" {
-		c.Verify.Encoding = "hex"
-	}
-	if c.Verify.Tolerance == 0 {
-		c.Verify.Tolerance = DefaultTolerance
-	}
-	if c.Dedup.Window == 0 {
-		c.Dedup.Window = webhook.DefaultDedupWindow
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = webhook.DefaultMaxPending
-	}
-	if c.MaxPendingBytes == 0 {
-		c.MaxPendingBytes = webhook.DefaultMaxPendingBytes
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = webhook.DefaultRetryAfter
-	}
-	if c.Handshake.Type == "" {
-		c.Handshake.Type = HandshakeAuto
-	}
-	if c.Ack == "" {
-		c.Ack = string(webhook.AckInbox)
-	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = webhook.DefaultAckTimeout
-	}
+	panic("webhook: " + key + " is not a declared key")
+}
+
+// allows reports whether T's tags allow value for key, and lists the
+// values they allow.
+func allows[T any](key, value string) (bool, string) {
+	e := enum[T](key)
+	return slices.Contains(e, value), strings.Join(e, ", ")
 }
 
 // Validate reports every problem of c at once, as joined *core.FieldError
@@ -250,78 +161,19 @@ func (c *Config) Validate() error {
 	if c.RetryAfter < time.Second {
 		add("retry_after", "%s is too short: use at least 1s", c.RetryAfter)
 	}
-	switch webhook.AckMode(c.Ack) {
-	case webhook.AckInbox, webhook.AckStream:
-	default:
-		add("ack", "%q is not one of inbox, stream", c.Ack)
+	if ok, allowed := allows[Config]("ack", c.Ack); !ok {
+		add("ack", "%q is not one of %s", c.Ack, allowed)
 	}
 	if c.AckTimeout < 10*time.Millisecond {
 		add("ack_timeout", "%s is too short: use at least 10ms, such as 10s", c.AckTimeout)
 	}
-	switch c.Handshake.Type {
-	case HandshakeAuto, HandshakeNone, HandshakeSlack:
-	case HandshakeEcho:
-		if c.Handshake.QueryParam == "" && c.Handshake.JSONField == "" {
-			add("handshake", "type echo needs query_param or json_field, such as query_param: challenge")
-		}
-	default:
-		add("handshake.type", "%q is not one of auto, none, slack, echo", c.Handshake.Type)
+	if ok, allowed := allows[HandshakeConfig]("type", c.Handshake.Type); !ok {
+		add("handshake.type", "%q is not one of %s", c.Handshake.Type, allowed)
+	}
+	if c.Handshake.Type == HandshakeEcho && c.Handshake.QueryParam == "" && c.Handshake.JSONField == "" {
+		add("handshake", "type echo needs query_param or json_field, such as query_param: challenge")
 	}
 	return errors.Join(errs...)
-}
-
-func (v *VerifyConfig) validate() error {
-	var errs []error
-	add := func(path, format string, args ...any) {
-		errs = append(errs, core.PrefixFieldErrors("verify", core.FieldErrorf(path, format, args...)))
-	}
-	known := false
-	for _, p := range Presets() {
-		known = known || p == v.Preset
-	}
-	if !known {
-		add("preset", "%q is not one of %s", v.Preset, strings.Join(Presets(), ", "))
-		return errors.Join(errs...)
-	}
-	if v.Preset != PresetNone && len(v.Secrets) == 0 {
-		add("secrets", "preset %s needs at least one secret, such as secrets: [\"${WEBHOOK_SECRET}\"]", v.Preset)
-	}
-	for i, s := range v.Secrets {
-		if s == "" {
-			add(fmt.Sprintf("secrets[%d]", i), "is empty (is its variable or file set?)")
-		}
-		if v.Preset == PresetStandardWebhooks && s != "" {
-			if _, err := standardSecret(s); err != nil {
-				add(fmt.Sprintf("secrets[%d]", i), "is not a Standard Webhooks secret (whsec_ followed by base64)")
-			}
-		}
-	}
-	switch v.Algorithm {
-	case "sha1", "sha256", "sha512":
-	default:
-		add("algorithm", "%q is not one of sha1, sha256, sha512", v.Algorithm)
-	}
-	switch v.Encoding {
-	case "hex", "base64":
-	default:
-		add("encoding", "%q is not one of hex, base64", v.Encoding)
-	}
-	if v.Preset == PresetHMAC && v.Header == "" {
-		add("header", "preset hmac needs the header holding the signature, such as X-Signature")
-	}
-	if v.Preset == PresetBasic && v.Username == "" {
-		add("username", "preset basic needs a username")
-	}
-	if v.Tolerance < time.Second {
-		add("tolerance", "%s is too short: use at least 1s, such as 5m", v.Tolerance)
-	}
-	return errors.Join(errs...)
-}
-
-// standardSecret decodes a Standard Webhooks secret: whsec_ followed by
-// base64.
-func standardSecret(s string) ([]byte, error) {
-	return base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
 }
 
 // checkPattern reports whether path is a valid net/http ServeMux pattern

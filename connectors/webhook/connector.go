@@ -29,7 +29,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Receives signed HTTP deliveries (webhooks) and emits each as a message change, answering 2xx only once it is durably stored.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -53,11 +53,10 @@ func NewWithClock(now func() time.Time) *Source { return &Source{now: now} }
 // Configure decodes and validates the configuration and builds the
 // verifier, delivery id and handshake of the chosen preset. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
-	var cfg Config
-	if err := c.Decode(&cfg); err != nil {
+	cfg, err := decode(c)
+	if err != nil {
 		return err
 	}
-	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -157,30 +156,13 @@ var (
 	_ core.HealthChecker  = (*Source)(nil)
 )
 
-// presetIDHeader and presetIDField say where each preset's sender puts the
-// delivery id.
-func presetID(preset string) (header, field string) {
-	switch preset {
-	case PresetGitHub:
-		return "X-GitHub-Delivery", ""
-	case PresetShopify:
-		return "X-Shopify-Webhook-Id", ""
-	case PresetStandardWebhooks:
-		return "Webhook-Id", ""
-	case PresetStripe:
-		return "", "id"
-	case PresetSlack:
-		return "", "event_id"
-	}
-	return "", ""
-}
-
 // deliveryID returns the delivery id function: the configured header or
 // field, else the preset's, else none (the adapter hashes the body).
 func deliveryID(cfg Config) func(*webhook.Request) string {
 	header, field := cfg.Dedup.Header, cfg.Dedup.Field
 	if header == "" && field == "" {
-		header, field = presetID(cfg.Verify.Preset)
+		p := presets[cfg.Verify.Preset]
+		header, field = p.idHeader, p.idField
 	}
 	switch {
 	case header != "":

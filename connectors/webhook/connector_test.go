@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tributary/tributary/adapters/webhook"
 	"github.com/tributary/tributary/adapters/webhook/webhooktest"
 	connector "github.com/tributary/tributary/connectors/webhook"
 	"github.com/tributary/tributary/core"
@@ -100,6 +103,10 @@ func TestConfigValidation(t *testing.T) {
 		wantPaths []string
 	}{
 		{name: "valid", edit: func(map[string]any) {}},
+		{name: "no verify", edit: func(v map[string]any) { delete(v, "verify") }},
+		{name: "empty objects", edit: func(v map[string]any) {
+			v["verify"], v["dedup"], v["handshake"] = map[string]any{}, map[string]any{}, map[string]any{}
+		}},
 		{name: "missing path", edit: func(v map[string]any) { delete(v, "path") }, wantPaths: []string{"path"}},
 		{name: "relative path", edit: func(v map[string]any) { v["path"] = "hooks" }, wantPaths: []string{"path"}},
 		{name: "bad wildcard", edit: func(v map[string]any) { v["path"] = "/hooks/{a" }, wantPaths: []string{"path"}},
@@ -161,6 +168,51 @@ func TestConfigValidation(t *testing.T) {
 				if !found {
 					t.Errorf("error paths = %q, want %q among them (error: %v)", got, want, err)
 				}
+			}
+		})
+	}
+}
+
+// TestDeclaredDefaultsAreTheAdapters: the defaults the connector declares
+// are those the adapter gives a zero field, so that a Go program using the
+// adapter and a YAML configuration that sets nothing behave alike.
+func TestDeclaredDefaultsAreTheAdapters(t *testing.T) {
+	declared := map[string]any{}
+	for _, f := range core.FieldsOf[connector.Config]() {
+		declared[f.Name] = f.Default
+		for _, sub := range f.Fields {
+			declared[f.Name+"."+sub.Name] = sub.Default
+		}
+	}
+	tests := []struct {
+		name string
+		want any
+	}{
+		{name: "methods", want: []string{http.MethodPost}},
+		{name: "max_body_bytes", want: webhook.DefaultMaxBodyBytes},
+		{name: "content_types", want: webhook.DefaultContentTypes()},
+		{name: "dedup.window", want: webhook.DefaultDedupWindow},
+		{name: "max_pending", want: webhook.DefaultMaxPending},
+		{name: "max_pending_bytes", want: webhook.DefaultMaxPendingBytes},
+		{name: "retry_after", want: webhook.DefaultRetryAfter},
+		{name: "ack", want: string(webhook.AckInbox)},
+		{name: "ack_timeout", want: webhook.DefaultAckTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := declared[tt.name]
+			if !ok {
+				t.Fatalf("%s is not declared", tt.name)
+			}
+			if want, isDuration := tt.want.(time.Duration); isDuration {
+				d, err := time.ParseDuration(fmt.Sprint(got))
+				if err != nil || d != want {
+					t.Fatalf("declared default %v, adapter's %s", got, want)
+				}
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("declared default %#v, adapter's %#v", got, tt.want)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -12,66 +13,203 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tributary/tributary/adapters/webhook"
+	"github.com/tributary/tributary/core"
 )
 
+// The verification presets of verify.preset.
+const (
+	PresetNone             = "none"
+	PresetHMAC             = "hmac"
+	PresetGitHub           = "github"
+	PresetStripe           = "stripe"
+	PresetShopify          = "shopify"
+	PresetSlack            = "slack"
+	PresetStandardWebhooks = "standard_webhooks"
+	PresetBasic            = "basic"
+	PresetBearer           = "bearer"
+)
+
+// Presets lists every verification preset, in the order verify.preset's
+// enum tag declares them.
+func Presets() []string { return slices.Clone(enum[VerifyConfig]("preset")) }
+
+// preset is one verification scheme: how its verifier is built, what it
+// needs of the configuration and where its sender puts a delivery's id.
+// The keys it reads are VerifyConfig's, declared once there; a provider's
+// fixed settings are written as those same keys (see hmacWith). A preset
+// is its name in VerifyConfig's enum tag and its entry in presets.
+type preset struct {
+	// verifier builds the verifier from a valid configuration with every
+	// key set (nil for none).
+	verifier func(v VerifyConfig, now func() time.Time) (webhook.Verifier, error)
+	// check reports what the preset needs of the configuration beyond a
+	// secret, through add (paths relative to verify).
+	check func(v VerifyConfig, add func(path, format string, args ...any))
+	// idHeader or idField is where the sender puts a delivery's id: a
+	// header, or a dotted path into the body.
+	idHeader, idField string
+}
+
+// presets holds every preset of VerifyConfig's enum.
+var presets = map[string]preset{
+	PresetNone: {},
+	// hmac reads algorithm, encoding, header and prefix.
+	PresetHMAC: {verifier: newHMACVerifier, check: func(v VerifyConfig, add func(string, string, ...any)) {
+		if v.Header == "" {
+			add("header", "preset hmac needs the header holding the signature, such as X-Signature")
+		}
+	}},
+	PresetGitHub: {
+		verifier: hmacWith(VerifyConfig{Algorithm: "sha256", Encoding: "hex", Header: "X-Hub-Signature-256", Prefix: "sha256="}),
+		idHeader: "X-GitHub-Delivery",
+	},
+	PresetShopify: {
+		verifier: hmacWith(VerifyConfig{Algorithm: "sha256", Encoding: "base64", Header: "X-Shopify-Hmac-Sha256"}),
+		idHeader: "X-Shopify-Webhook-Id",
+	},
+	// stripe, slack and standard_webhooks read tolerance.
+	PresetStripe: {verifier: func(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
+		return &stripeVerifier{keys: secretKeys(v.Secrets), tolerance: v.Tolerance, now: now}, nil
+	}, idField: "id"},
+	PresetSlack: {verifier: func(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
+		return &slackVerifier{keys: secretKeys(v.Secrets), tolerance: v.Tolerance, now: now}, nil
+	}, idField: "event_id"},
+	PresetStandardWebhooks: {verifier: newStandardVerifier, check: func(v VerifyConfig, add func(string, string, ...any)) {
+		for i, s := range v.Secrets {
+			if _, err := standardSecret(s); s != "" && err != nil {
+				add(fmt.Sprintf("secrets[%d]", i), "is not a Standard Webhooks secret (whsec_ followed by base64)")
+			}
+		}
+	}, idHeader: "Webhook-Id"},
+	// basic reads username; its secrets are the accepted passwords.
+	PresetBasic: {verifier: func(v VerifyConfig, _ func() time.Time) (webhook.Verifier, error) {
+		return newCredentialVerifier(v.Username, v.Secrets, true), nil
+	}, check: func(v VerifyConfig, add func(string, string, ...any)) {
+		if v.Username == "" {
+			add("username", "preset basic needs a username")
+		}
+	}},
+	PresetBearer: {verifier: func(v VerifyConfig, _ func() time.Time) (webhook.Verifier, error) {
+		return newCredentialVerifier("", v.Secrets, false), nil
+	}},
+}
+
+// validate reports every problem of v at once, with paths under verify.
+func (v *VerifyConfig) validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, core.PrefixFieldErrors("verify", core.FieldErrorf(path, format, args...)))
+	}
+	p, known := presets[v.Preset]
+	if ok, allowed := allows[VerifyConfig]("preset", v.Preset); !ok || !known {
+		add("preset", "%q is not one of %s", v.Preset, allowed)
+		return errors.Join(errs...)
+	}
+	if v.Preset != PresetNone && len(v.Secrets) == 0 {
+		add("secrets", "preset %s needs at least one secret, such as secrets: [\"${WEBHOOK_SECRET}\"]", v.Preset)
+	}
+	for i, s := range v.Secrets {
+		if s == "" {
+			add(fmt.Sprintf("secrets[%d]", i), "is empty (is its variable or file set?)")
+		}
+	}
+	if ok, allowed := allows[VerifyConfig]("algorithm", v.Algorithm); !ok {
+		add("algorithm", "%q is not one of %s", v.Algorithm, allowed)
+	}
+	if ok, allowed := allows[VerifyConfig]("encoding", v.Encoding); !ok {
+		add("encoding", "%q is not one of %s", v.Encoding, allowed)
+	}
+	if p.check != nil {
+		p.check(*v, add)
+	}
+	if v.Tolerance < time.Second {
+		add("tolerance", "%s is too short: use at least 1s, such as 5m", v.Tolerance)
+	}
+	return errors.Join(errs...)
+}
+
 // NewVerifier returns the verifier of a preset. now is the clock the
-// timestamped presets compare against; nil means time.Now. v must be valid.
+// timestamped presets compare against; nil means time.Now. v must be
+// valid; its zero algorithm, encoding and tolerance take their declared
+// defaults.
 func NewVerifier(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
-	if v.Tolerance == 0 {
-		v.Tolerance = DefaultTolerance
+	d := declaredDefaults().Verify
+	v.Preset = cmp.Or(v.Preset, d.Preset)
+	v.Algorithm = cmp.Or(v.Algorithm, d.Algorithm)
+	v.Encoding = cmp.Or(v.Encoding, d.Encoding)
+	v.Tolerance = cmp.Or(v.Tolerance, d.Tolerance)
+	p, ok := presets[v.Preset]
+	if !ok {
+		return nil, fmt.Errorf("verify.preset: unknown preset %q", v.Preset)
 	}
+	if p.verifier == nil {
+		return nil, nil
+	}
+	return p.verifier(v, now)
+}
+
+// hmacWith returns the verifier constructor of a provider whose deliveries
+// carry an HMAC of the body as the hmac preset would with the settings
+// fixed (algorithm, encoding, header, prefix); the configuration gives the
+// secrets only.
+func hmacWith(fixed VerifyConfig) func(VerifyConfig, func() time.Time) (webhook.Verifier, error) {
+	return func(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
+		fixed.Secrets = v.Secrets
+		return newHMACVerifier(fixed, now)
+	}
+}
+
+// newHMACVerifier is the verifier of the hmac preset.
+func newHMACVerifier(v VerifyConfig, _ func() time.Time) (webhook.Verifier, error) {
+	h, err := hashOf(v.Algorithm)
+	if err != nil {
+		return nil, err
+	}
+	return &hmacVerifier{hash: h, keys: secretKeys(v.Secrets), header: v.Header, prefix: v.Prefix, base64: v.Encoding == "base64"}, nil
+}
+
+// newStandardVerifier is the verifier of the standard_webhooks preset.
+func newStandardVerifier(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
 	keys := make([][]byte, len(v.Secrets))
 	for i, s := range v.Secrets {
+		k, err := standardSecret(s)
+		if err != nil {
+			return nil, fmt.Errorf("verify.secrets[%d]: not a Standard Webhooks secret", i)
+		}
+		keys[i] = k
+	}
+	return &standardVerifier{keys: keys, tolerance: v.Tolerance, now: now}, nil
+}
+
+// secretKeys returns the secrets as HMAC keys, used as they are.
+func secretKeys(secrets []string) [][]byte {
+	keys := make([][]byte, len(secrets))
+	for i, s := range secrets {
 		keys[i] = []byte(s)
 	}
-	switch v.Preset {
-	case PresetNone, "":
-		return nil, nil
-	case PresetHMAC:
-		h, err := hashOf(v.Algorithm)
-		if err != nil {
-			return nil, err
-		}
-		return &hmacVerifier{hash: h, keys: keys, header: v.Header, prefix: v.Prefix, base64: v.Encoding == "base64"}, nil
-	case PresetGitHub:
-		return &hmacVerifier{hash: sha256.New, keys: keys, header: "X-Hub-Signature-256", prefix: "sha256="}, nil
-	case PresetShopify:
-		return &hmacVerifier{hash: sha256.New, keys: keys, header: "X-Shopify-Hmac-Sha256", base64: true}, nil
-	case PresetStripe:
-		return &stripeVerifier{keys: keys, tolerance: v.Tolerance, now: now}, nil
-	case PresetSlack:
-		return &slackVerifier{keys: keys, tolerance: v.Tolerance, now: now}, nil
-	case PresetStandardWebhooks:
-		sk := make([][]byte, len(v.Secrets))
-		for i, s := range v.Secrets {
-			k, err := standardSecret(s)
-			if err != nil {
-				return nil, fmt.Errorf("verify.secrets[%d]: not a Standard Webhooks secret", i)
-			}
-			sk[i] = k
-		}
-		return &standardVerifier{keys: sk, tolerance: v.Tolerance, now: now}, nil
-	case PresetBasic:
-		return newCredentialVerifier(v.Username, v.Secrets, true), nil
-	case PresetBearer:
-		return newCredentialVerifier("", v.Secrets, false), nil
-	}
-	return nil, fmt.Errorf("verify.preset: unknown preset %q", v.Preset)
+	return keys
+}
+
+// standardSecret decodes a Standard Webhooks secret: whsec_ followed by
+// base64.
+func standardSecret(s string) ([]byte, error) {
+	return base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
 }
 
 func hashOf(alg string) (func() hash.Hash, error) {
 	switch alg {
 	case "sha1":
 		return sha1.New, nil
-	case "sha256", "":
+	case "sha256":
 		return sha256.New, nil
 	case "sha512":
 		return sha512.New, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tributary/tributary/adapters/webhook"
 	connector "github.com/tributary/tributary/connectors/webhook"
+	"github.com/tributary/tributary/core"
 )
 
 const (
@@ -88,6 +89,9 @@ func TestPresets(t *testing.T) {
 		{name: "github odd-length signature",
 			verify: connector.VerifyConfig{Preset: "github", Secrets: []string{githubSecret}},
 			body:   githubBody, headers: map[string]string{"X-Hub-Signature-256": githubSig[:len(githubSig)-1]}, wantErr: true},
+		{name: "github fixes the hmac settings",
+			verify: connector.VerifyConfig{Preset: "github", Secrets: []string{githubSecret}, Algorithm: "sha1", Encoding: "base64", Header: "X-Signature", Prefix: "v1="},
+			body:   githubBody, headers: map[string]string{"X-Hub-Signature-256": githubSig}},
 		{name: "github missing prefix",
 			verify: connector.VerifyConfig{Preset: "github", Secrets: []string{githubSecret}},
 			body:   githubBody, headers: map[string]string{"X-Hub-Signature-256": strings.TrimPrefix(githubSig, "sha256=")}, wantErr: true},
@@ -211,6 +215,32 @@ func TestPresets(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("Verify() = %v, want nil", err)
+			}
+		})
+	}
+}
+
+// TestEveryPresetConfigures: every preset verify.preset declares has its
+// verifier, and each takes its settings from the same declared keys.
+func TestEveryPresetConfigures(t *testing.T) {
+	presets := connector.Presets()
+	if len(presets) == 0 {
+		t.Fatal("Presets() is empty")
+	}
+	for _, p := range presets {
+		t.Run(p, func(t *testing.T) {
+			src := connector.New()
+			err := src.Configure(core.NewConfig("hooks", map[string]any{
+				"path": "/hooks/" + p,
+				"verify": map[string]any{
+					"preset": p, "secrets": []any{swSecret}, "header": "X-Signature", "username": "erp",
+				},
+			}))
+			if err != nil {
+				t.Fatalf("Configure(preset %s) = %v", p, err)
+			}
+			if got := src.Status()["verify"]; got != p {
+				t.Errorf("Status()[verify] = %v, want %s", got, p)
 			}
 		})
 	}
