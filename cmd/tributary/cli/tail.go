@@ -63,6 +63,9 @@ func newEventsCmd(reg *core.Registry) *cobra.Command {
 	return events
 }
 
+// tailEvents prints the events o asks for, from the stream cfg configures,
+// to out until ctx is done, o.limit are printed, or (--no-follow) the
+// stored ones are.
 func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.Writer) error {
 	cfg, err := config.Load(o.file, reg)
 	if err != nil {
@@ -72,31 +75,17 @@ func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.W
 		}
 		return err
 	}
-	opts := core.SubscribeOptions{From: core.FromEnd}
-	switch {
-	case o.since != "":
-		t, err := parseSince(o.since, time.Now())
-		if err != nil {
-			return invalid(err)
-		}
-		opts.From, opts.Since = core.FromTime, t
-	case o.fromBeginning, o.noFollow:
-		opts.From = core.FromBeginning
+	opts, err := tailFrom(o, time.Now())
+	if err != nil {
+		return invalid(err)
 	}
 	topics, err := tailTopics(cfg, o)
 	if err != nil {
 		return invalid(err)
 	}
-	stream, err := cfg.Stream.NewStream(reg)
+	stream, err := openTailStream(ctx, cfg, reg)
 	if err != nil {
-		return invalid(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = stream.Open(octx, core.Env{Name: "tail", Logger: log, StateDir: cfg.StateDir})
-	cancel()
-	if err != nil {
-		return fmt.Errorf("open %s stream: %w", cfg.Stream.Type, err)
+		return err
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -116,24 +105,69 @@ func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.W
 		}
 		subscribe = ss.SubscribeStored
 	}
-
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	// Each topic's channel is read on its own goroutine and the events are
-	// printed as they arrive: in stream order within a topic (per partition
-	// on Kafka), interleaved across the per_type topics of several types.
+	merged, err := mergeTopics(sctx, subscribe, topics)
+	if err != nil {
+		return err
+	}
+	return printEvents(merged, o, out, stop)
+}
+
+// tailFrom returns where in the stream tail starts: new events, the
+// oldest retained (--from-beginning, and --no-follow), or those published
+// since --since.
+func tailFrom(o tailOptions, now time.Time) (core.SubscribeOptions, error) {
+	opts := core.SubscribeOptions{From: core.FromEnd}
+	switch {
+	case o.since != "":
+		t, err := parseSince(o.since, now)
+		if err != nil {
+			return opts, err
+		}
+		opts.From, opts.Since = core.FromTime, t
+	case o.fromBeginning, o.noFollow:
+		opts.From = core.FromBeginning
+	}
+	return opts, nil
+}
+
+// openTailStream opens the stream cfg configures, giving it 30 seconds.
+// The caller closes it.
+func openTailStream(ctx context.Context, cfg *config.Config, reg *core.Registry) (core.Stream, error) {
+	stream, err := cfg.Stream.NewStream(reg)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = stream.Open(octx, core.Env{Name: "tail", Logger: log, StateDir: cfg.StateDir})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("open %s stream: %w", cfg.Stream.Type, err)
+	}
+	return stream, nil
+}
+
+// mergeTopics subscribes to each topic and merges their messages into the
+// channel it returns, closed once every subscription ends. Each topic's
+// channel is read on its own goroutine and the events are printed as they
+// arrive: in stream order within a topic (per partition on Kafka),
+// interleaved across the per_type topics of several types. Cancelling ctx
+// ends the goroutines, which nack the message they hold.
+func mergeTopics(ctx context.Context, subscribe func(context.Context, string) (<-chan *message.Message, error), topics []string) (<-chan *message.Message, error) {
 	merged := make(chan *message.Message)
 	var wg sync.WaitGroup
 	for _, topic := range topics {
-		ch, err := subscribe(sctx, topic)
+		ch, err := subscribe(ctx, topic)
 		if err != nil {
-			return fmt.Errorf("subscribe to topic %q: %w", topic, err)
+			return nil, fmt.Errorf("subscribe to topic %q: %w", topic, err)
 		}
 		wg.Go(func() {
 			for m := range ch {
 				select {
 				case merged <- m:
-				case <-sctx.Done():
+				case <-ctx.Done():
 					m.Nack()
 					return
 				}
@@ -141,7 +175,14 @@ func tailEvents(ctx context.Context, reg *core.Registry, o tailOptions, out io.W
 		})
 	}
 	go func() { wg.Wait(); close(merged) }()
+	return merged, nil
+}
 
+// printEvents prints the events of merged that o asks for to out, as
+// CloudEvents JSON, one per line, acking each message. Once o.limit are
+// printed it calls stop, which ends the subscriptions, and nacks what
+// merged still delivers.
+func printEvents(merged <-chan *message.Message, o tailOptions, out io.Writer, stop context.CancelFunc) error {
 	wanted := map[string]bool{}
 	for _, t := range o.types {
 		wanted[t] = true
