@@ -34,128 +34,67 @@ const (
 	HeartbeatMessage = "message"
 )
 
-// Config is the postgres_cdc connector's configuration.
+// Config is the postgres_cdc connector's configuration. Each key is
+// declared once, by the tags of its field: the registry derives the field
+// list (validation, `tributary connectors`, the config schema) from them,
+// and Configure decodes into this struct with the same defaults.
 type Config struct {
-	// URL is the PostgreSQL connection URL (or key=value DSN).
-	URL string `yaml:"url"`
-	// Tables lists the captured tables as schema.table; empty means every
-	// table of the publication (which is then FOR ALL TABLES when created).
-	Tables []string `yaml:"tables"`
-	// Publication is the publication's name.
-	Publication string `yaml:"publication"`
-	// Slot is the logical replication slot's name.
-	Slot string `yaml:"slot"`
-	// Setup says whether the publication and slot are created or verified.
-	Setup string `yaml:"setup"`
-	// Snapshot configures the initial snapshot.
-	Snapshot SnapshotConfig `yaml:"snapshot"`
-	// Heartbeat configures status updates and idle-slot heartbeats.
-	Heartbeat HeartbeatConfig `yaml:"heartbeat"`
-	// Outbox, when Table is set, turns the rows inserted into an outbox
-	// table into message changes.
-	Outbox OutboxConfig `yaml:"outbox"`
-	// MaxBatch bounds the changes one Read returns.
-	MaxBatch int `yaml:"max_batch"`
+	URL         string          `yaml:"url" required:"true" secret:"true" example:"postgres://tributary:${file:/run/secrets/pg}@db:5432/erp" doc:"PostgreSQL connection URL; the role needs the REPLICATION attribute (or superuser) and SELECT on the captured tables."`
+	Tables      []string        `yaml:"tables" example:"[public.orders, public.order_lines]" doc:"Captured tables as schema.table; empty captures every table of the publication."`
+	Publication string          `yaml:"publication" example:"tributary_legacy_orders" doc:"Publication name; defaults to tributary_<connector name>."`
+	Slot        string          `yaml:"slot" example:"tributary_legacy_orders" doc:"Logical replication slot name; defaults to tributary_<connector name>."`
+	Setup       string          `yaml:"setup" default:"auto" enum:"auto,verify" doc:"auto creates a missing publication and slot; verify requires an operator to have created them."`
+	Snapshot    SnapshotConfig  `yaml:"snapshot" doc:"Reading the existing rows before streaming."`
+	Heartbeat   HeartbeatConfig `yaml:"heartbeat" doc:"Status updates that keep an idle slot from pinning WAL."`
+	Outbox      OutboxConfig    `yaml:"outbox" doc:"Transactional outbox mode: rows inserted into this table become message changes."`
+	MaxBatch    int             `yaml:"max_batch" default:"2048" doc:"Most changes handed to the runtime in one read."`
 }
 
 // SnapshotConfig configures snapshots.
 type SnapshotConfig struct {
-	Mode      string `yaml:"mode"`
-	ChunkSize int    `yaml:"chunk_size"`
-	// Parallel is how many tables are read at once, each on its own
-	// connection.
-	Parallel int `yaml:"parallel"`
+	Mode      string `yaml:"mode" default:"initial" enum:"initial,never,when_needed" doc:"initial snapshots when there is no checkpoint; never only streams; when_needed also snapshots when the slot behind a checkpoint is gone."`
+	ChunkSize int    `yaml:"chunk_size" default:"10000" doc:"Rows per keyset-paginated snapshot query."`
+	Parallel  int    `yaml:"parallel" default:"4" doc:"Tables read at once, each on its own connection inside the same consistent snapshot; 1 reads them one after the other."`
 }
 
 // HeartbeatConfig configures heartbeats.
 type HeartbeatConfig struct {
-	Interval time.Duration `yaml:"interval"`
-	Action   string        `yaml:"action"`
+	Interval time.Duration `yaml:"interval" default:"10s" doc:"How often the connector reports its confirmed position and measures the slot lag."`
+	Action   string        `yaml:"action" default:"status" enum:"status,message" doc:"status only reports positions; message also writes a logical decoding message when the slot is idle."`
 }
 
-// OutboxConfig configures the transactional outbox mode.
+// OutboxConfig configures the transactional outbox mode, which is on when
+// Table is set.
 type OutboxConfig struct {
-	// Table is the outbox table as schema.table.
-	Table string `yaml:"table"`
-	// DeleteCaptured deletes outbox rows once their events are durable.
-	DeleteCaptured bool `yaml:"delete_captured"`
+	Table          string `yaml:"table" example:"public.outbox" doc:"Outbox table (columns id, aggregatetype, aggregateid, type, payload jsonb, headers jsonb) as schema.table."`
+	DeleteCaptured bool   `yaml:"delete_captured" default:"false" doc:"Delete outbox rows once their events are durable on the stream."`
 }
 
-// Defaults.
-const (
-	DefaultChunkSize         = 10000
-	DefaultSnapshotParallel  = 4
-	DefaultMaxBatch          = 2048
-	DefaultHeartbeatInterval = 10 * time.Second
-)
-
-// Fields declares the connector's configuration for the registry.
-func Fields() []core.Field {
-	return []core.Field{
-		{Name: "url", Type: core.TypeString, Required: true, Secret: true, Example: "postgres://tributary:${file:/run/secrets/pg}@db:5432/erp",
-			Doc: "PostgreSQL connection URL; the role needs the REPLICATION attribute (or superuser) and SELECT on the captured tables."},
-		{Name: "tables", Type: core.TypeStrings, Example: "[public.orders, public.order_lines]",
-			Doc: "Captured tables as schema.table; empty captures every table of the publication."},
-		{Name: "publication", Type: core.TypeString, Example: "tributary_legacy_orders",
-			Doc: "Publication name; defaults to tributary_<connector name>."},
-		{Name: "slot", Type: core.TypeString, Example: "tributary_legacy_orders",
-			Doc: "Logical replication slot name; defaults to tributary_<connector name>."},
-		{Name: "setup", Type: core.TypeString, Default: SetupAuto, Enum: []string{SetupAuto, SetupVerify},
-			Doc: "auto creates a missing publication and slot; verify requires an operator to have created them."},
-		{Name: "snapshot", Type: core.TypeObject, Doc: "Reading the existing rows before streaming.", Fields: []core.Field{
-			{Name: "mode", Type: core.TypeString, Default: string(cdc.SnapshotInitial), Enum: cdc.SnapshotModes(),
-				Doc: "initial snapshots when there is no checkpoint; never only streams; when_needed also snapshots when the slot behind a checkpoint is gone."},
-			{Name: "chunk_size", Type: core.TypeInt, Default: DefaultChunkSize,
-				Doc: "Rows per keyset-paginated snapshot query."},
-			{Name: "parallel", Type: core.TypeInt, Default: DefaultSnapshotParallel,
-				Doc: "Tables read at once, each on its own connection inside the same consistent snapshot; 1 reads them one after the other."},
-		}},
-		{Name: "heartbeat", Type: core.TypeObject, Doc: "Status updates that keep an idle slot from pinning WAL.", Fields: []core.Field{
-			{Name: "interval", Type: core.TypeDuration, Default: DefaultHeartbeatInterval.String(),
-				Doc: "How often the connector reports its confirmed position and measures the slot lag."},
-			{Name: "action", Type: core.TypeString, Default: HeartbeatStatus, Enum: []string{HeartbeatStatus, HeartbeatMessage},
-				Doc: "status only reports positions; message also writes a logical decoding message when the slot is idle."},
-		}},
-		{Name: "outbox", Type: core.TypeObject, Doc: "Transactional outbox mode: rows inserted into this table become message changes.", Fields: []core.Field{
-			{Name: "table", Type: core.TypeString, Example: "public.outbox",
-				Doc: "Outbox table (columns id, aggregatetype, aggregateid, type, payload jsonb, headers jsonb) as schema.table."},
-			{Name: "delete_captured", Type: core.TypeBool, Default: false,
-				Doc: "Delete outbox rows once their events are durable on the stream."},
-		}},
-		{Name: "max_batch", Type: core.TypeInt, Default: DefaultMaxBatch,
-			Doc: "Most changes handed to the runtime in one read."},
+// decodeConfig decodes c into a Config: declared defaults for the keys it
+// leaves out, and the publication and the slot named after the connector
+// when it names neither.
+func decodeConfig(c core.Config) (Config, error) {
+	var cfg Config
+	// Decode fills the defaults of a nested block only when the block is
+	// written; these blocks are values, not pointers, so a block left out
+	// takes its declared defaults here, and Decode keeps them.
+	for _, block := range []any{&cfg.Snapshot, &cfg.Heartbeat, &cfg.Outbox} {
+		if err := core.NewConfig(c.Name, nil).Decode(block); err != nil {
+			return cfg, err
+		}
 	}
-}
-
-func (c *Config) applyDefaults(name string) {
-	base := "tributary_" + sanitizeName(name)
-	if c.Publication == "" {
-		c.Publication = base
+	if err := c.Decode(&cfg); err != nil {
+		return cfg, err
 	}
-	if c.Slot == "" {
-		c.Slot = base
+	// A default no tag can state: it depends on the connector's name.
+	base := "tributary_" + sanitizeName(c.Name)
+	if cfg.Publication == "" {
+		cfg.Publication = base
 	}
-	if c.Setup == "" {
-		c.Setup = SetupAuto
+	if cfg.Slot == "" {
+		cfg.Slot = base
 	}
-	if c.Snapshot.Mode == "" {
-		c.Snapshot.Mode = string(cdc.SnapshotInitial)
-	}
-	if c.Snapshot.ChunkSize == 0 {
-		c.Snapshot.ChunkSize = DefaultChunkSize
-	}
-	if c.Snapshot.Parallel == 0 {
-		c.Snapshot.Parallel = DefaultSnapshotParallel
-	}
-	if c.Heartbeat.Interval == 0 {
-		c.Heartbeat.Interval = DefaultHeartbeatInterval
-	}
-	if c.Heartbeat.Action == "" {
-		c.Heartbeat.Action = HeartbeatStatus
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
+	return cfg, nil
 }
 
 // maxSnapshotParallel bounds snapshot.parallel: each table read at once

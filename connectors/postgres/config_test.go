@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tributary/tributary/adapters/cdc"
 	"github.com/tributary/tributary/config/configtest"
 
 	connector "github.com/tributary/tributary/connectors/postgres"
@@ -27,6 +28,29 @@ func TestRegistered(t *testing.T) {
 		t.Errorf("New() returns %T", spec.New())
 	}
 	core.NewRegistry().RegisterSource(connector.Spec())
+}
+
+// TestDeclaredEnumsAreTheModes: the values the tags of Config allow are
+// the modes the code acts on, so the schema and validation cannot offer a
+// mode the connector does not know.
+func TestDeclaredEnumsAreTheModes(t *testing.T) {
+	spec, _ := core.DefaultRegistry.Source(connector.Type)
+	enums := map[string][]string{}
+	for _, f := range spec.Fields {
+		enums[f.Name] = f.Enum
+		for _, sub := range f.Fields {
+			enums[f.Name+"."+sub.Name] = sub.Enum
+		}
+	}
+	for key, want := range map[string][]string{
+		"setup":            {connector.SetupAuto, connector.SetupVerify},
+		"snapshot.mode":    cdc.SnapshotModes(),
+		"heartbeat.action": {connector.HeartbeatStatus, connector.HeartbeatMessage},
+	} {
+		if !slices.Equal(enums[key], want) {
+			t.Errorf("%s declares enum %v, want %v", key, enums[key], want)
+		}
+	}
 }
 
 func TestConfigValidation(t *testing.T) {

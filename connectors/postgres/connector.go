@@ -34,7 +34,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Streams inserts, updates, deletes and truncates of PostgreSQL tables through logical replication (pgoutput), after a consistent, resumable snapshot.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -67,13 +67,13 @@ type Source struct {
 // New returns an unconfigured source.
 func New() *Source { return &Source{} }
 
-// Configure decodes and validates the configuration. It does no I/O.
+// Configure decodes the configuration, with its declared defaults, and
+// validates it. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
-	var cfg Config
-	if err := c.Decode(&cfg); err != nil {
+	cfg, err := decodeConfig(c)
+	if err != nil {
 		return err
 	}
-	cfg.applyDefaults(c.Name)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
