@@ -9,75 +9,34 @@ import (
 	"github.com/tributary/tributary/plugin"
 )
 
-// Config is the `config:` block of a plugin connector.
+// Config is the `config:` block of a plugin connector. Each key is
+// declared once, by the tags of its field: the registry derives the field
+// list (validation, `tributary connectors`, the config schema) from them,
+// and Configure decodes into this struct with the same defaults.
 type Config struct {
-	// Command is the plugin executable: a path, or a name looked up in
-	// PATH. A relative path is resolved against the sidecar's working
-	// directory. Required.
-	Command string `yaml:"command"`
-	// Args are the executable's arguments.
-	Args []string `yaml:"args"`
-	// Env adds variables to the plugin's environment, which otherwise is
-	// the sidecar's.
-	Env map[string]string `yaml:"env"`
-	// Transport is grpc (a Go plugin built with plugin.Serve, over a Unix
-	// socket) or jsonl (any language, JSON Lines on stdin and stdout).
-	// Default grpc.
-	Transport string `yaml:"transport"`
-	// Config is passed to the plugin; the plugin validates it. When
-	// Manifest is set, the configuration loader has checked it offline
-	// against the manifest's fields and applied their defaults.
-	Config any `yaml:"config"`
-	// Manifest names a file declaring the fields of Config, read by the
-	// configuration loader (see NestedConfig), never by the connector.
-	Manifest string `yaml:"manifest"`
-	// StartTimeout bounds starting the plugin, its handshake, its
-	// configuration and its Open. Default 30s.
-	StartTimeout time.Duration `yaml:"start_timeout"`
-	// Credits is the most changes the plugin may have sent and the runtime
-	// not yet read: the bound on the sidecar's buffer. Default 1000.
-	Credits int `yaml:"credits"`
-	// HeartbeatTimeout is how long the plugin may stay silent (no change,
-	// no heartbeat, no answer) before it is taken as hung, killed and
-	// restarted. Default 10s.
-	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
-}
-
-// Fields declares the configuration.
-func Fields() []core.Field {
-	return []core.Field{
-		{Name: "command", Type: core.TypeString, Required: true, Doc: "Plugin executable: a path, or a name looked up in PATH.", Example: "/opt/tributary/plugins/soap-orders"},
-		{Name: "args", Type: core.TypeStrings, Doc: "Arguments of the plugin executable."},
-		{Name: "env", Type: core.TypeMap, Doc: "Variables added to the plugin's environment, which otherwise is the sidecar's."},
-		{Name: "transport", Type: core.TypeString, Default: plugin.TransportGRPC, Enum: []string{plugin.TransportGRPC, plugin.TransportJSONL}, Doc: "grpc for Go plugins built with plugin.Serve; jsonl for any language speaking JSON Lines on stdin and stdout."},
-		{Name: "config", Type: core.TypeAny, Doc: "The plugin's own configuration, validated by the plugin when it starts, and offline too when manifest declares its fields."},
-		{Name: "manifest", Type: core.TypeString, Doc: "File declaring the fields of the plugin's config (a YAML list under fields, as connectors declare theirs), relative to the configuration file's directory; with it, validate checks config offline.", Example: "plugins/soap-orders.manifest.yaml"},
-		{Name: "start_timeout", Type: core.TypeDuration, Default: "30s", Doc: "Bound on starting the plugin, its handshake, configuration and Open."},
-		{Name: "credits", Type: core.TypeInt, Default: 1000, Doc: "Most changes the plugin may send ahead of the runtime reading them; bounds the sidecar's buffer."},
-		{Name: "heartbeat_timeout", Type: core.TypeDuration, Default: "10s", Doc: "Silence after which the plugin is taken as hung, killed and restarted from the last committed position."},
-	}
+	// Command is the plugin executable; a relative path is resolved
+	// against the sidecar's working directory.
+	Command   string            `yaml:"command" required:"true" example:"/opt/tributary/plugins/soap-orders" doc:"Plugin executable: a path, or a name looked up in PATH."`
+	Args      []string          `yaml:"args" doc:"Arguments of the plugin executable."`
+	Env       map[string]string `yaml:"env" doc:"Variables added to the plugin's environment, which otherwise is the sidecar's."`
+	Transport string            `yaml:"transport" default:"grpc" enum:"grpc,jsonl" doc:"grpc for Go plugins built with plugin.Serve; jsonl for any language speaking JSON Lines on stdin and stdout."`
+	// Config is passed to the plugin, which validates it. When Manifest is
+	// set, the configuration loader has checked it offline against the
+	// manifest's fields and applied their defaults (see NestedConfig).
+	Config any `yaml:"config" doc:"The plugin's own configuration, validated by the plugin when it starts, and offline too when manifest declares its fields."`
+	// Manifest is read by the configuration loader, never by the
+	// connector.
+	Manifest         string        `yaml:"manifest" example:"plugins/soap-orders.manifest.yaml" doc:"File declaring the fields of the plugin's config (a YAML list under fields, as connectors declare theirs), relative to the configuration file's directory; with it, validate checks config offline."`
+	StartTimeout     time.Duration `yaml:"start_timeout" default:"30s" doc:"Bound on starting the plugin, its handshake, configuration and Open."`
+	Credits          int           `yaml:"credits" default:"1000" doc:"Most changes the plugin may send ahead of the runtime reading them; bounds the sidecar's buffer."`
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout" default:"10s" doc:"Silence after which the plugin is taken as hung, killed and restarted from the last committed position."`
 }
 
 // NestedConfig names the plugin's own settings, the "config" block, and
 // the key of the manifest that declares their fields, "manifest", so that
 // the configuration loader checks that block offline against it
-// (config.Nested). It does no I/O.
+// (config.Nested). Both are keys Config declares. It does no I/O.
 func (s *Source) NestedConfig() (block, manifest string) { return "config", "manifest" }
-
-func (c *Config) applyDefaults() {
-	if c.Transport == "" {
-		c.Transport = plugin.TransportGRPC
-	}
-	if c.StartTimeout == 0 {
-		c.StartTimeout = 30 * time.Second
-	}
-	if c.Credits == 0 {
-		c.Credits = 1000
-	}
-	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = 10 * time.Second
-	}
-}
 
 // Validate reports every problem at once. It does no I/O: the executable
 // is looked for, and the plugin's own config checked by it, in Open.
@@ -89,7 +48,7 @@ func (c Config) Validate() error {
 	if c.Transport != plugin.TransportGRPC && c.Transport != plugin.TransportJSONL {
 		errs = append(errs, core.FieldErrorf("transport", "%q is not one of grpc, jsonl", c.Transport))
 	}
-	if c.StartTimeout < 0 {
+	if c.StartTimeout <= 0 {
 		errs = append(errs, core.FieldErrorf("start_timeout", "must be positive, got %s", c.StartTimeout))
 	}
 	if c.Credits < 1 || c.Credits > 1_000_000 {

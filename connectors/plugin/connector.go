@@ -43,7 +43,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Runs a connector in its own process (a Go plugin over gRPC, or any language over JSON Lines) and restarts it from the last committed position when it crashes or hangs.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -65,15 +65,14 @@ type Source struct {
 // New returns an unconfigured source.
 func New() *Source { return &Source{} }
 
-// Configure decodes and validates the sidecar's side of the configuration.
-// It does no I/O: the plugin checks its own config block when Open starts
+// Configure decodes the sidecar's side of the configuration, with its
+// declared defaults, and validates it. It does no I/O: the plugin checks its own config block when Open starts
 // it, and `tributary plugin test` checks it offline.
 func (s *Source) Configure(c core.Config) error {
 	var cfg Config
 	if err := c.Decode(&cfg); err != nil {
 		return err
 	}
-	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

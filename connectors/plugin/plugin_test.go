@@ -107,6 +107,7 @@ func TestConfigure(t *testing.T) {
 		{name: "unknown transport", edit: func(m map[string]any) { m["transport"] = "http" }, field: "transport"},
 		{name: "zero credits", edit: func(m map[string]any) { m["credits"] = -1 }, field: "credits"},
 		{name: "tiny heartbeat", edit: func(m map[string]any) { m["heartbeat_timeout"] = "1ms" }, field: "heartbeat_timeout"},
+		{name: "zero start timeout", edit: func(m map[string]any) { m["start_timeout"] = "0s" }, field: "start_timeout"},
 		{name: "reserved env", edit: func(m map[string]any) { m["env"] = map[string]any{"TRIBUTARY_PLUGIN": "x"} }, field: "env.TRIBUTARY_PLUGIN"},
 		{name: "config not a mapping", edit: func(m map[string]any) { m["config"] = []any{1} }, field: "config"},
 		{name: "unknown key", edit: func(m map[string]any) { m["comand"] = "x" }, field: "comand"},
