@@ -9,56 +9,28 @@ import (
 )
 
 // Config is the connector's configuration, the `config:` block of an
-// acme_erp_poll connector. The doc comments are the user documentation.
+// acme_erp_poll connector. Each key is declared once, by the tags of its
+// field: yaml (the key), doc (one line for users; longer explanations go
+// in the README), default, required, enum, secret and example. The
+// registry reads them once, when Spec registers Config{}, into the field
+// list behind validation, `tributary connectors` and the config JSON
+// Schema, and Configure decodes into this struct with the same defaults.
+// A new key is one line here (plus its check in Validate, if tags cannot
+// say what makes it valid).
 type Config struct {
-	// URL is the base URL of the ERP's XML export service, such as
-	// http://erp.internal:8080/export. Required.
-	URL string `yaml:"url"`
-	// Entity is the exported entity to follow. Default "orders".
-	Entity string `yaml:"entity"`
-	// PollInterval is the wait between two polls that found nothing new.
-	// Default 5s.
-	PollInterval time.Duration `yaml:"poll_interval"`
-	// BatchSize is the most records asked for in one request. Default 500.
-	BatchSize int `yaml:"batch_size"`
-	// Timeout bounds one HTTP request. Default 10s.
-	Timeout time.Duration `yaml:"timeout"`
-	// Token is sent as "Authorization: Bearer <token>" when set. Write it as
-	// a reference such as ${file:/run/secrets/erp_token}.
-	Token string `yaml:"token"`
+	URL          string        `yaml:"url" required:"true" example:"http://erp.internal:8080/export" doc:"Base URL of the ERP's XML export service."`
+	Entity       string        `yaml:"entity" default:"orders" enum:"orders,customers" doc:"Exported entity to follow."`
+	PollInterval time.Duration `yaml:"poll_interval" default:"5s" doc:"Wait between two polls that found nothing new."`
+	BatchSize    int           `yaml:"batch_size" default:"500" doc:"Most records asked for in one request."`
+	Timeout      time.Duration `yaml:"timeout" default:"10s" doc:"Bound of one HTTP request."`
+	// Token is sent as "Authorization: Bearer <token>". Write it as a
+	// reference such as ${file:/run/secrets/erp_token}.
+	Token string `yaml:"token" secret:"true" doc:"Bearer token sent with every request, as a secret reference."`
 }
 
-// Fields declares the configuration for the registry: validation, defaults,
-// `tributary connectors` and the config JSON Schema all come from here.
-func Fields() []core.Field {
-	return []core.Field{
-		{Name: "url", Type: core.TypeString, Required: true, Doc: "Base URL of the ERP's XML export service.", Example: "http://erp.internal:8080/export"},
-		{Name: "entity", Type: core.TypeString, Default: "orders", Enum: []string{"orders", "customers"}, Doc: "Exported entity to follow."},
-		{Name: "poll_interval", Type: core.TypeDuration, Default: "5s", Doc: "Wait between two polls that found nothing new."},
-		{Name: "batch_size", Type: core.TypeInt, Default: 500, Doc: "Most records asked for in one request."},
-		{Name: "timeout", Type: core.TypeDuration, Default: "10s", Doc: "Bound of one HTTP request."},
-		{Name: "token", Type: core.TypeString, Secret: true, Doc: "Bearer token sent with every request, as a secret reference."},
-	}
-}
-
-// applyDefaults fills what the YAML left out. The config loader applies the
-// declared defaults too; doing it here keeps programmatic use safe.
-func (c *Config) applyDefaults() {
-	if c.Entity == "" {
-		c.Entity = "orders"
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = 5 * time.Second
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 500
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 10 * time.Second
-	}
-}
-
-// Validate reports every problem at once, one *core.FieldError each. It does
+// Validate reports every problem at once, one *core.FieldError each: what
+// the tags cannot say (a URL that must parse, bounds), and the enum again,
+// since Configure may be called without the configuration loader. It does
 // no I/O: reaching the ERP is Open's job.
 func (c Config) Validate() error {
 	var errs []error
@@ -70,13 +42,13 @@ func (c Config) Validate() error {
 	if c.Entity != "orders" && c.Entity != "customers" {
 		errs = append(errs, core.FieldErrorf("entity", "%q is not one of orders, customers", c.Entity))
 	}
-	if c.PollInterval < 0 {
+	if c.PollInterval <= 0 {
 		errs = append(errs, core.FieldErrorf("poll_interval", "must be positive, got %s", c.PollInterval))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		errs = append(errs, core.FieldErrorf("batch_size", "must be between 1 and 10000, got %d", c.BatchSize))
 	}
-	if c.Timeout < 0 {
+	if c.Timeout <= 0 {
 		errs = append(errs, core.FieldErrorf("timeout", "must be positive, got %s", c.Timeout))
 	}
 	return errors.Join(errs...)

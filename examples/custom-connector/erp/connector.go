@@ -1,7 +1,7 @@
 // Package erp is a custom connector for the Acme ERP, a legacy system that
 // exports its records as XML over HTTP and numbers every change with a
 // sequence. No shipped connector speaks this dialect, so it is written in
-// Go against Tributary's public contracts (core.Source, core.Field,
+// Go against Tributary's public contracts (core.Source, a tagged Config,
 // core.RegisterSource) and compiled into a custom sidecar; see
 // ../cmd/acme-tributary and ../README.md.
 //
@@ -42,7 +42,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Polls the Acme ERP XML export and emits each changed record, resuming after the last committed sequence.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -65,13 +65,13 @@ type Source struct {
 // New returns an unconfigured source.
 func New() *Source { return &Source{} }
 
-// Configure decodes and validates the configuration. It does no I/O.
+// Configure decodes the configuration, filling the keys it leaves out with
+// their declared defaults, and validates it. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
 	var cfg Config
 	if err := c.Decode(&cfg); err != nil {
 		return err
 	}
-	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

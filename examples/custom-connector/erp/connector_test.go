@@ -27,6 +27,9 @@ func TestConfigureRejects(t *testing.T) {
 		{name: "unknown entity", edit: func(m map[string]any) { m["entity"] = "invoices" }, field: "entity"},
 		{name: "batch too large", edit: func(m map[string]any) { m["batch_size"] = 20000 }, field: "batch_size"},
 		{name: "negative interval", edit: func(m map[string]any) { m["poll_interval"] = "-1s" }, field: "poll_interval"},
+		{name: "zero interval", edit: func(m map[string]any) { m["poll_interval"] = "0s" }, field: "poll_interval"},
+		{name: "zero timeout", edit: func(m map[string]any) { m["timeout"] = "0s" }, field: "timeout"},
+		{name: "zero batch", edit: func(m map[string]any) { m["batch_size"] = 0 }, field: "batch_size"},
 		{name: "unknown key", edit: func(m map[string]any) { m["pol_interval"] = "1s" }, field: "pol_interval"},
 	}
 	if err := erp.New().Configure(core.NewConfig("erp", validConfig())); err != nil {

@@ -3,7 +3,8 @@ package erp_test
 // The connector-writing tutorial, as runnable examples. `go test` runs them
 // and checks their output, so the tutorial always compiles and stays true.
 //
-// Step 1 (Example_configure): declare the configuration and validate it.
+// Step 1 (Example_configure): declare the configuration (erp.Config: one
+// tagged field per key) and validate it.
 // Step 2 (Example_read): open the source and read changes with positions.
 // Step 3 (Example_resume): reopen from a committed position.
 // Step 4 (Example_runtime): run the connector in the runtime with YAML-style
@@ -26,9 +27,13 @@ import (
 	"github.com/tributary/tributary/examples/custom-connector/erp"
 )
 
-// Configure decodes the YAML `config:` block strictly into a typed struct
-// and reports every problem at once, each as a *core.FieldError naming the
-// key, which the config loader turns into a file, line and column.
+// Configure decodes the YAML `config:` block strictly into the typed
+// Config, whose tags declare each key once: keys left out take their
+// declared defaults (poll_interval and timeout here), a key that is
+// written is checked as written (batch_size 0 is out of range, not the
+// default). It reports every problem at once, each as a *core.FieldError
+// naming the key, which the config loader turns into a file, line and
+// column.
 func Example_configure() {
 	src := erp.New()
 	err := src.Configure(core.NewConfig("erp_orders", map[string]any{
@@ -45,6 +50,7 @@ func Example_configure() {
 	// Output:
 	// url: "erp.internal/export" is not an http(s) URL with a host
 	// entity: "invoices" is not one of orders, customers
+	// batch_size: must be between 1 and 10000, got 0
 }
 
 // Open connects to the system and starts after a position (zero: from the
@@ -169,20 +175,38 @@ func Example_runtime() {
 
 // A connector registers its type from init with core.RegisterSource, so a
 // blank import compiles it into a sidecar (see cmd/acme-tributary). Tests
-// build their own registry instead of touching the default one.
+// build their own registry instead of touching the default one. The spec
+// names a zero Config; the registry reads its tags into the field list
+// behind validation, `tributary connectors` and the config JSON Schema.
 func Example_registry() {
 	reg := core.NewRegistry()
 	reg.RegisterSource(erp.Spec())
 	spec, _ := reg.Source("acme_erp_poll")
 	fmt.Println(spec.Type)
-	var names []string
 	for _, f := range spec.Fields {
-		names = append(names, f.Name)
+		line := []string{f.Name, string(f.Type)}
+		switch {
+		case f.Required:
+			line = append(line, "required")
+		case f.Default != nil:
+			line = append(line, fmt.Sprintf("default %v", f.Default))
+		}
+		if f.Enum != nil {
+			line = append(line, "one of "+strings.Join(f.Enum, ", "))
+		}
+		if f.Secret {
+			line = append(line, "secret")
+		}
+		fmt.Println(strings.Join(line, " "))
 	}
-	fmt.Println(strings.Join(names, " "))
 	// Output:
 	// acme_erp_poll
-	// url entity poll_interval batch_size timeout token
+	// url string required
+	// entity string default orders one of orders, customers
+	// poll_interval duration default 5s
+	// batch_size int default 500
+	// timeout duration default 10s
+	// token string secret
 }
 
 // The smallest connector is a function: core.SourceFunc needs no
