@@ -1,6 +1,8 @@
 package poll
 
 import (
+	"maps"
+	"reflect"
 	"time"
 
 	"github.com/tributary/tributary/core"
@@ -17,32 +19,42 @@ type ScheduleConfig struct {
 	MaxCatchUp int           `yaml:"max_catch_up" default:"100" doc:"Most missed runs catch_up: all makes up for; older ones are dropped."`
 }
 
-// DefaultSchedule is the schedule of a connector that sets none.
-const DefaultSchedule = "@every 1m"
-
-// ApplyDefaults fills unset fields.
-func (c *ScheduleConfig) ApplyDefaults() {
-	if c.Schedule == "" {
-		c.Schedule = DefaultSchedule
-	}
-	if c.TimeZone == "" {
-		c.TimeZone = "UTC"
-	}
-	if c.CatchUp == "" {
-		c.CatchUp = CatchUpOne
-	}
-	if c.MaxCatchUp == 0 {
-		c.MaxCatchUp = DefaultMaxCatchUp
-	}
-}
-
 // Apply copies the schedule into cfg.
 func (c ScheduleConfig) Apply(cfg *Config) {
 	cfg.Schedule, cfg.TimeZone, cfg.Jitter = c.Schedule, c.TimeZone, c.Jitter
 	cfg.CatchUp, cfg.MaxCatchUp = c.CatchUp, c.MaxCatchUp
 }
 
-// ScheduleFields declares the ScheduleConfig keys, for connectors that
-// still register a field list; a connector whose typed Config embeds
-// ScheduleConfig inline gets them from core.FieldsOf.
-func ScheduleFields() []core.Field { return core.FieldsOf[ScheduleConfig]() }
+// DecodeConfig decodes a polling connector's configuration c into v, a
+// pointer to its typed Config (see core.FieldsOf), with every absent key at
+// its declared default. A block (a key of type object, such as cursor or
+// pagination) that is absent reads as an empty one, so that its keys take
+// their declared defaults too: the polling connectors' blocks are plain
+// structs, whose zero value would not be a valid configuration, and no
+// block of theirs means something by its absence. Errors are those of
+// core.Config.Decode.
+func DecodeConfig(c core.Config, v any) error {
+	fields := core.FieldsOfType(reflect.TypeOf(v))
+	return core.NewConfig(c.Name, withBlocks(fields, c.Values)).Decode(v)
+}
+
+// withBlocks returns values with every absent (or null) object of fields,
+// at any depth, set to an empty mapping. values is not modified.
+func withBlocks(fields []core.Field, values map[string]any) map[string]any {
+	out := maps.Clone(values)
+	if out == nil {
+		out = map[string]any{}
+	}
+	for _, f := range fields {
+		if f.Type != core.TypeObject {
+			continue
+		}
+		switch v := out[f.Name].(type) {
+		case nil:
+			out[f.Name] = withBlocks(f.Fields, nil)
+		case map[string]any:
+			out[f.Name] = withBlocks(f.Fields, v)
+		}
+	}
+	return out
+}

@@ -54,155 +54,59 @@ const (
 	TypeDecimal = "decimal"
 )
 
-// Defaults.
-const (
-	DefaultStableFor = 5 * time.Second
-	DefaultPageSize  = 1000
-)
-
-// Config is the files_poll connector's configuration.
+// Config is the files_poll connector's configuration. Each field declares
+// its key (see core.FieldsOf); the README's Configuration section says more.
 type Config struct {
 	poll.ScheduleConfig `yaml:",inline"`
-	// Dir is the directory polled.
-	Dir string `yaml:"dir"`
-	// Pattern selects file names (path.Match syntax).
-	Pattern string `yaml:"pattern"`
-	// Format is csv, jsonl or fixed.
-	Format string `yaml:"format"`
-	// CSV configures the csv format.
-	CSV CSVConfig `yaml:"csv"`
-	// Fixed is the record layout of the fixed format.
-	Fixed FixedConfig `yaml:"fixed"`
-	// SkipLines is how many lines to skip at the top of csv and fixed files
-	// (after the csv header, when there is one).
-	SkipLines int `yaml:"skip_lines"`
-	// Key lists record fields forming the change key; default file and line.
-	Key []string `yaml:"key"`
-	// Ready says when a file is complete.
-	Ready string `yaml:"ready"`
-	// StableFor is how long size and modification time must stay unchanged.
-	StableFor time.Duration `yaml:"stable_for"`
-	// MarkerSuffix names the marker file of ready: marker.
-	MarkerSuffix string `yaml:"marker_suffix"`
-	// After is move, delete or keep.
-	After string `yaml:"after"`
-	// DoneDir receives moved files.
-	DoneDir string `yaml:"done_dir"`
-	// PageSize is how many records one batch carries.
-	PageSize int `yaml:"page_size"`
-	// ParseErrors is dead_letter, rules, skip or fail.
-	ParseErrors string `yaml:"parse_errors"`
+	Dir                 string        `yaml:"dir" required:"true" example:"/data/inbox" doc:"Directory polled for files."`
+	Pattern             string        `yaml:"pattern" default:"*" example:"orders-*.csv" doc:"File names to read (glob); marker files and names starting with . are never read."`
+	Format              string        `yaml:"format" required:"true" enum:"csv,jsonl,fixed" doc:"csv (RFC 4180 quoting), jsonl (one JSON object a line) or fixed (fixed-width columns laid out in fixed.fields)."`
+	CSV                 CSVConfig     `yaml:"csv" doc:"CSV parsing."`
+	Fixed               FixedConfig   `yaml:"fixed" doc:"Fixed-width record layout."`
+	SkipLines           int           `yaml:"skip_lines" default:"0" doc:"Lines skipped at the top of csv (after the header) and fixed files, such as a banner."`
+	Key                 []string      `yaml:"key" example:"[order_id]" doc:"Record fields forming the change key; default the file name and line number."`
+	Ready               string        `yaml:"ready" default:"stable" enum:"stable,marker" doc:"When a file is complete: stable (size and modification time unchanged between two polls and older than stable_for) or marker (a file named like it plus marker_suffix exists)."`
+	StableFor           time.Duration `yaml:"stable_for" default:"5s" doc:"Least age of a file's last modification before it is read (ready: stable)."`
+	MarkerSuffix        string        `yaml:"marker_suffix" default:".done" doc:"Suffix of marker files (ready: marker)."`
+	After               string        `yaml:"after" default:"move" enum:"move,delete,keep" doc:"What happens to a file once all its records are on the stream: moved to done_dir, deleted, or kept (and remembered by checksum)."`
+	// DoneDir is empty for the default, dir/done: see doneDir.
+	DoneDir     string `yaml:"done_dir" example:"/data/done" doc:"Directory processed files move to (after: move); default dir/done."`
+	PageSize    int    `yaml:"page_size" default:"1000" doc:"Records per batch."`
+	ParseErrors string `yaml:"parse_errors" default:"dead_letter" enum:"dead_letter,rules,skip,fail" doc:"A record that does not parse: dead_letter (to the dead-letter stream with its bytes and line, no rule applied), rules (to the rules, with meta.parse_error and meta.raw), skip (dropped, counted in the status) or fail (the connector stops, the file stays)."`
 }
 
 // CSVConfig configures CSV parsing.
 type CSVConfig struct {
-	Delimiter  string   `yaml:"delimiter"`
-	Header     *bool    `yaml:"header"`
-	Columns    []string `yaml:"columns"`
-	Comment    string   `yaml:"comment"`
-	LazyQuotes bool     `yaml:"lazy_quotes"`
-	TrimSpace  bool     `yaml:"trim_space"`
+	Delimiter  string   `yaml:"delimiter" default:"," doc:"Field separator, one character (use \"\\t\" for tabs)."`
+	Header     bool     `yaml:"header" default:"true" doc:"The first row names the columns."`
+	Columns    []string `yaml:"columns" doc:"Column names when there is no header row."`
+	Comment    string   `yaml:"comment" doc:"Lines starting with this character are skipped."`
+	LazyQuotes bool     `yaml:"lazy_quotes" default:"false" doc:"Accept quotes inside unquoted fields."`
+	TrimSpace  bool     `yaml:"trim_space" default:"false" doc:"Remove spaces around values."`
 }
 
 // FixedConfig is a fixed-width record layout.
 type FixedConfig struct {
-	Fields []FixedField `yaml:"fields"`
+	Fields []FixedField `yaml:"fields" doc:"The fields of a record, each length characters from column start (1-based)."`
 }
 
 // FixedField is one field of a fixed-width record: Length characters from
 // column Start (1-based).
 type FixedField struct {
-	Name   string `yaml:"name"`
-	Start  int    `yaml:"start"`
-	Length int    `yaml:"length"`
-	Type   string `yaml:"type"`
-	// Trim removes surrounding spaces; default true.
-	Trim *bool `yaml:"trim"`
+	Name   string `yaml:"name" required:"true" doc:"Field name in the change."`
+	Start  int    `yaml:"start" required:"true" doc:"First column, from 1."`
+	Length int    `yaml:"length" required:"true" doc:"Width in characters."`
+	Type   string `yaml:"type" default:"string" enum:"string,int,decimal" doc:"string, int or decimal (exact)."`
+	Trim   bool   `yaml:"trim" default:"true" doc:"Remove surrounding spaces."`
 }
 
-// Fields declares the configuration for the registry.
-func Fields() []core.Field {
-	f := []core.Field{
-		{Name: "dir", Type: core.TypeString, Required: true, Example: "/data/inbox", Doc: "Directory polled for files."},
-		{Name: "pattern", Type: core.TypeString, Default: "*", Example: "orders-*.csv", Doc: "File names to read (glob); marker files and names starting with . are never read."},
-		{Name: "format", Type: core.TypeString, Required: true, Enum: []string{FormatCSV, FormatJSONL, FormatFixed},
-			Doc: "csv (RFC 4180 quoting), jsonl (one JSON object a line) or fixed (fixed-width columns laid out in fixed.fields)."},
-		{Name: "csv", Type: core.TypeObject, Doc: "CSV parsing.", Fields: []core.Field{
-			{Name: "delimiter", Type: core.TypeString, Default: ",", Doc: "Field separator, one character (use \"\\t\" for tabs)."},
-			{Name: "header", Type: core.TypeBool, Default: true, Doc: "The first row names the columns."},
-			{Name: "columns", Type: core.TypeStrings, Doc: "Column names when there is no header row."},
-			{Name: "comment", Type: core.TypeString, Doc: "Lines starting with this character are skipped."},
-			{Name: "lazy_quotes", Type: core.TypeBool, Default: false, Doc: "Accept quotes inside unquoted fields."},
-			{Name: "trim_space", Type: core.TypeBool, Default: false, Doc: "Remove spaces around values."},
-		}},
-		{Name: "fixed", Type: core.TypeObject, Doc: "Fixed-width record layout.", Fields: []core.Field{
-			{Name: "fields", Type: core.TypeObjects, Doc: "The fields of a record, each length characters from column start (1-based).", Fields: []core.Field{
-				{Name: "name", Type: core.TypeString, Required: true, Doc: "Field name in the change."},
-				{Name: "start", Type: core.TypeInt, Required: true, Doc: "First column, from 1."},
-				{Name: "length", Type: core.TypeInt, Required: true, Doc: "Width in characters."},
-				{Name: "type", Type: core.TypeString, Default: TypeString, Enum: []string{TypeString, TypeInt, TypeDecimal}, Doc: "string, int or decimal (exact)."},
-				{Name: "trim", Type: core.TypeBool, Default: true, Doc: "Remove surrounding spaces."},
-			}},
-		}},
-		{Name: "skip_lines", Type: core.TypeInt, Default: 0, Doc: "Lines skipped at the top of csv (after the header) and fixed files, such as a banner."},
-		{Name: "key", Type: core.TypeStrings, Example: "[order_id]", Doc: "Record fields forming the change key; default the file name and line number."},
-		{Name: "ready", Type: core.TypeString, Default: ReadyStable, Enum: []string{ReadyStable, ReadyMarker},
-			Doc: "When a file is complete: stable (size and modification time unchanged between two polls and older than stable_for) or marker (a file named like it plus marker_suffix exists)."},
-		{Name: "stable_for", Type: core.TypeDuration, Default: DefaultStableFor.String(), Doc: "Least age of a file's last modification before it is read (ready: stable)."},
-		{Name: "marker_suffix", Type: core.TypeString, Default: ".done", Doc: "Suffix of marker files (ready: marker)."},
-		{Name: "after", Type: core.TypeString, Default: AfterMove, Enum: []string{AfterMove, AfterDelete, AfterKeep},
-			Doc: "What happens to a file once all its records are on the stream: moved to done_dir, deleted, or kept (and remembered by checksum)."},
-		{Name: "done_dir", Type: core.TypeString, Example: "/data/done", Doc: "Directory processed files move to (after: move); default dir/done."},
-		{Name: "page_size", Type: core.TypeInt, Default: DefaultPageSize, Doc: "Records per batch."},
-		{Name: "parse_errors", Type: core.TypeString, Default: ParseErrorsDeadLetter, Enum: []string{ParseErrorsDeadLetter, ParseErrorsRules, ParseErrorsSkip, ParseErrorsFail},
-			Doc: "A record that does not parse: dead_letter (to the dead-letter stream with its bytes and line, no rule applied), rules (to the rules, with meta.parse_error and meta.raw), skip (dropped, counted in the status) or fail (the connector stops, the file stays)."},
+// doneDir is the directory processed files move to: done_dir, or dir/done
+// when it is not set.
+func (c *Config) doneDir() string {
+	if c.DoneDir == "" {
+		return filepath.Join(c.Dir, "done")
 	}
-	return append(poll.ScheduleFields(), f...)
-}
-
-func (c *Config) applyDefaults() {
-	c.ScheduleConfig.ApplyDefaults()
-	if c.Pattern == "" {
-		c.Pattern = "*"
-	}
-	if c.CSV.Delimiter == "" {
-		c.CSV.Delimiter = ","
-	}
-	if c.CSV.Header == nil {
-		t := len(c.CSV.Columns) == 0
-		c.CSV.Header = &t
-	}
-	for i := range c.Fixed.Fields {
-		f := &c.Fixed.Fields[i]
-		if f.Type == "" {
-			f.Type = TypeString
-		}
-		if f.Trim == nil {
-			t := true
-			f.Trim = &t
-		}
-	}
-	if c.Ready == "" {
-		c.Ready = ReadyStable
-	}
-	if c.StableFor == 0 && c.Ready == ReadyStable {
-		c.StableFor = DefaultStableFor
-	}
-	if c.MarkerSuffix == "" {
-		c.MarkerSuffix = ".done"
-	}
-	if c.After == "" {
-		c.After = AfterMove
-	}
-	if c.DoneDir == "" && c.Dir != "" {
-		c.DoneDir = filepath.Join(c.Dir, "done")
-	}
-	if c.PageSize == 0 {
-		c.PageSize = DefaultPageSize
-	}
-	if c.ParseErrors == "" {
-		c.ParseErrors = ParseErrorsDeadLetter
-	}
+	return c.DoneDir
 }
 
 // Validate reports every problem at once.
@@ -224,45 +128,10 @@ func (c *Config) Validate() error {
 	}
 	switch c.Format {
 	case FormatCSV:
-		if utf8.RuneCountInString(c.CSV.Delimiter) != 1 && c.CSV.Delimiter != `\t` {
-			add("csv.delimiter", "%q must be one character", c.CSV.Delimiter)
-		} else if strings.ContainsAny(c.CSV.Delimiter, "\"\r\n\ufffd") {
-			add("csv.delimiter", "%q cannot separate fields: use a character other than a quote or a line end, such as \",\" or \";\"", c.CSV.Delimiter)
-		}
-		if utf8.RuneCountInString(c.CSV.Comment) > 1 {
-			add("csv.comment", "%q must be one character", c.CSV.Comment)
-		} else if c.CSV.Comment != "" && (c.CSV.Comment == c.CSV.Delimiter || strings.ContainsAny(c.CSV.Comment, "\"\r\n\ufffd")) {
-			add("csv.comment", "%q cannot start comments: use a character other than the delimiter, a quote or a line end, such as \"#\"", c.CSV.Comment)
-		}
-		if !*c.CSV.Header && len(c.CSV.Columns) == 0 {
-			add("csv.columns", "name the columns when csv.header is false")
-		}
+		c.CSV.validate(add)
 	case FormatJSONL:
 	case FormatFixed:
-		if len(c.Fixed.Fields) == 0 {
-			add("fixed.fields", "is required for format fixed: list each field's name, start and length")
-		}
-		seen := map[string]bool{}
-		for i, f := range c.Fixed.Fields {
-			p := fmt.Sprintf("fixed.fields[%d]", i)
-			if f.Name == "" {
-				add(p+".name", "is required")
-			} else if seen[f.Name] {
-				add(p+".name", "%q is declared twice", f.Name)
-			}
-			seen[f.Name] = true
-			if f.Start < 1 {
-				add(p+".start", "%d must be at least 1 (columns count from 1)", f.Start)
-			}
-			if f.Length < 1 {
-				add(p+".length", "%d must be at least 1", f.Length)
-			}
-			switch f.Type {
-			case TypeString, TypeInt, TypeDecimal:
-			default:
-				add(p+".type", "%q is not one of string, int, decimal", f.Type)
-			}
-		}
+		c.Fixed.validate(add)
 	default:
 		add("format", "%q is not one of csv, jsonl, fixed", c.Format)
 	}
@@ -299,4 +168,52 @@ func (c *Config) Validate() error {
 		add("parse_errors", "%q is not one of dead_letter, rules, skip, fail", c.ParseErrors)
 	}
 	return errors.Join(errs...)
+}
+
+// problems records a problem of the key at path.
+type problems func(path, format string, args ...any)
+
+// validate checks the csv block of format csv.
+func (c *CSVConfig) validate(add problems) {
+	if utf8.RuneCountInString(c.Delimiter) != 1 && c.Delimiter != `\t` {
+		add("csv.delimiter", "%q must be one character", c.Delimiter)
+	} else if strings.ContainsAny(c.Delimiter, "\"\r\n\ufffd") {
+		add("csv.delimiter", "%q cannot separate fields: use a character other than a quote or a line end, such as \",\" or \";\"", c.Delimiter)
+	}
+	if utf8.RuneCountInString(c.Comment) > 1 {
+		add("csv.comment", "%q must be one character", c.Comment)
+	} else if c.Comment != "" && (c.Comment == c.Delimiter || strings.ContainsAny(c.Comment, "\"\r\n\ufffd")) {
+		add("csv.comment", "%q cannot start comments: use a character other than the delimiter, a quote or a line end, such as \"#\"", c.Comment)
+	}
+	if !c.Header && len(c.Columns) == 0 {
+		add("csv.columns", "name the columns when csv.header is false")
+	}
+}
+
+// validate checks the layout of format fixed.
+func (c *FixedConfig) validate(add problems) {
+	if len(c.Fields) == 0 {
+		add("fixed.fields", "is required for format fixed: list each field's name, start and length")
+	}
+	seen := map[string]bool{}
+	for i, f := range c.Fields {
+		p := fmt.Sprintf("fixed.fields[%d]", i)
+		if f.Name == "" {
+			add(p+".name", "is required")
+		} else if seen[f.Name] {
+			add(p+".name", "%q is declared twice", f.Name)
+		}
+		seen[f.Name] = true
+		if f.Start < 1 {
+			add(p+".start", "%d must be at least 1 (columns count from 1)", f.Start)
+		}
+		if f.Length < 1 {
+			add(p+".length", "%d must be at least 1", f.Length)
+		}
+		switch f.Type {
+		case TypeString, TypeInt, TypeDecimal:
+		default:
+			add(p+".type", "%q is not one of string, int, decimal", f.Type)
+		}
+	}
 }

@@ -25,7 +25,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Polls a directory for CSV, JSON Lines and fixed-width files and emits each record as a change; a file is moved only once its events are on the stream.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -46,10 +46,9 @@ func New() *Source { return &Source{Connector: poll.Connector{Type: Type}, now: 
 // Configure decodes and validates the configuration. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
 	var cfg Config
-	if err := c.Decode(&cfg); err != nil {
+	if err := poll.DecodeConfig(c, &cfg); err != nil {
 		return err
 	}
-	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

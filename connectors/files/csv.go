@@ -223,7 +223,7 @@ func (c *Config) parseCSV(r io.Reader, fn recordFunc) error {
 	// headerErr, when the header does not parse, makes every record of
 	// the file a parse error: without its columns, no record can be read.
 	var headerErr error
-	if *c.CSV.Header {
+	if c.CSV.Header {
 		h, err := cr.read()
 		if errors.Is(err, io.EOF) {
 			return nil

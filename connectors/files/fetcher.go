@@ -355,19 +355,20 @@ func (f *fetcher) finish(ctx context.Context, name, sum string) error {
 	}
 	switch f.cfg.After {
 	case AfterMove:
-		if err := os.MkdirAll(f.cfg.DoneDir, 0o755); err != nil {
-			return fmt.Errorf("create done directory %s: %w", f.cfg.DoneDir, err)
+		doneDir := f.cfg.doneDir()
+		if err := os.MkdirAll(doneDir, 0o755); err != nil {
+			return fmt.Errorf("create done directory %s: %w", doneDir, err)
 		}
-		dest := filepath.Join(f.cfg.DoneDir, name)
+		dest := filepath.Join(doneDir, name)
 		if _, err := os.Stat(dest); err == nil {
 			dest += "." + sum[:12]
 		}
 		if err := os.Rename(path, dest); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("move %s to %s: %w", path, f.cfg.DoneDir, err)
+			return fmt.Errorf("move %s to %s: %w", path, doneDir, err)
 		}
 		if marker != "" {
 			if err := os.Rename(marker, dest+f.cfg.MarkerSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("move %s to %s: %w", marker, f.cfg.DoneDir, err)
+				return fmt.Errorf("move %s to %s: %w", marker, doneDir, err)
 			}
 		}
 	case AfterDelete:

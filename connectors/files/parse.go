@@ -185,7 +185,7 @@ func (c *Config) parseFixed(r io.Reader, fn recordFunc) error {
 			default:
 				v = string(runes[start:min(end, width)])
 			}
-			if *f.Trim {
+			if f.Trim {
 				v = strings.TrimSpace(v)
 			}
 			switch f.Type {

@@ -47,191 +47,69 @@ const (
 	ModeSnapshot = "snapshot"
 )
 
-// Defaults.
-const (
-	DefaultTimeout      = 30 * time.Second
-	DefaultRetries      = 5
-	DefaultRetryWait    = 500 * time.Millisecond
-	DefaultRetryMaxWait = 30 * time.Second
-	DefaultMaxPages     = 10000
-	DefaultPageSize     = 100
-)
-
-// Config is the rest_poll connector's configuration.
+// Config is the rest_poll connector's configuration. Each field declares
+// its key (see core.FieldsOf); the README's Configuration section says more.
 type Config struct {
 	poll.ScheduleConfig `yaml:",inline"`
-	URL                 string            `yaml:"url"`
-	Method              string            `yaml:"method"`
-	Headers             map[string]string `yaml:"headers"`
-	Query               map[string]string `yaml:"query"`
-	Body                string            `yaml:"body"`
-	Mode                string            `yaml:"mode"`
-	Format              string            `yaml:"format"`
-	RecordsPath         string            `yaml:"records_path"`
-	Key                 []string          `yaml:"key"`
-	Cursor              CursorConfig      `yaml:"cursor"`
-	Pagination          PaginationConfig  `yaml:"pagination"`
-	Auth                AuthConfig        `yaml:"auth"`
-	Timeout             time.Duration     `yaml:"timeout"`
-	Retries             int               `yaml:"retries"`
-	RetryWait           time.Duration     `yaml:"retry_wait"`
-	RetryMaxWait        time.Duration     `yaml:"retry_max_wait"`
-	RateLimit           float64           `yaml:"rate_limit"`
-	RateBurst           int               `yaml:"rate_burst"`
-	MaxPages            int               `yaml:"max_pages"`
+	URL                 string            `yaml:"url" required:"true" example:"https://api.example.com/v1/orders" doc:"Request URL; a Go template over .Cursor, .HasCursor and .RunTime (values are URL-escaped when used in query)."`
+	Method              string            `yaml:"method" default:"GET" enum:"GET,POST" doc:"Request method."`
+	Headers             map[string]string `yaml:"headers" doc:"Request headers; values are templates like url."`
+	Query               map[string]string `yaml:"query" example:"{updated_since: \"{{.Cursor}}\"}" doc:"Query parameters; values are templates over .Cursor, .HasCursor and .RunTime. A parameter whose value renders empty is left out."`
+	Body                string            `yaml:"body" doc:"Request body of a POST, a template like url."`
+	Mode                string            `yaml:"mode" default:"cursor" enum:"cursor,snapshot" doc:"cursor asks for records changed since the watermark; snapshot reads the whole collection and diffs it against a local index."`
+	Format              string            `yaml:"format" default:"auto" enum:"auto,json,xml" doc:"Response format; auto follows Content-Type."`
+	RecordsPath         string            `yaml:"records_path" example:"data.items" doc:"Dotted path to the array of records in the response; empty when the response is the array."`
+	Key                 []string          `yaml:"key" required:"true" example:"[id]" doc:"Record fields (dotted paths) identifying a record."`
+	Cursor              CursorConfig      `yaml:"cursor" doc:"The watermark of cursor mode."`
+	Pagination          PaginationConfig  `yaml:"pagination" doc:"How the next page is requested."`
+	Auth                AuthConfig        `yaml:"auth" doc:"Authentication."`
+	Timeout             time.Duration     `yaml:"timeout" default:"30s" doc:"Longest one request may take."`
+	Retries             int               `yaml:"retries" default:"5" doc:"Retries of a failed request within a run (network errors, 408, 429 and 5xx; any other 4xx is not retried) before the run fails."`
+	RetryWait           time.Duration     `yaml:"retry_wait" default:"500ms" doc:"First backoff; it doubles per retry, with jitter."`
+	RetryMaxWait        time.Duration     `yaml:"retry_max_wait" default:"30s" doc:"Longest backoff, and longest Retry-After honoured within a run; a longer one ends the run and the connector waits it out."`
+	RateLimit           float64           `yaml:"rate_limit" default:"0" doc:"Most requests per second this connector sends; 0 is unlimited."`
+	RateBurst           int               `yaml:"rate_burst" default:"1" doc:"Requests allowed at once above rate_limit."`
+	MaxPages            int               `yaml:"max_pages" default:"10000" doc:"Most pages one run reads, a guard against an API that never ends."`
 }
 
 // CursorConfig is the watermark of cursor mode.
 type CursorConfig struct {
-	Field    string `yaml:"field"`
-	Type     string `yaml:"type"`
-	LookBack string `yaml:"look_back"`
-	// Layout formats a timestamp cursor for templates (Go layout).
-	Layout string `yaml:"layout"`
+	Field string `yaml:"field" example:"updated_at" doc:"Record field (dotted path) holding the cursor."`
+	Type  string `yaml:"type" default:"timestamp" enum:"timestamp,integer,string" doc:"Type of the cursor."`
+	// LookBack is a duration for timestamp cursors, a count for integer
+	// cursors; lookBack parses it.
+	LookBack string `yaml:"look_back" default:"0" example:"1m" doc:"Read again below the watermark: a duration for timestamps, a count for integers. Records read twice are emitted once."`
+	// Layout formats a timestamp cursor for templates (time.RFC3339Nano
+	// by default).
+	Layout string `yaml:"layout" default:"2006-01-02T15:04:05.999999999Z07:00" doc:"Go time layout of .Cursor for timestamp cursors."`
 }
 
 // PaginationConfig says how to ask for the next page.
 type PaginationConfig struct {
-	Type        string `yaml:"type"`
-	PageParam   string `yaml:"page_param"`
-	StartPage   int    `yaml:"start_page"`
-	SizeParam   string `yaml:"size_param"`
-	Size        int    `yaml:"size"`
-	OffsetParam string `yaml:"offset_param"`
-	CursorParam string `yaml:"cursor_param"`
-	CursorPath  string `yaml:"cursor_path"`
-	NextPath    string `yaml:"next_path"`
+	Type        string `yaml:"type" default:"none" enum:"none,page,offset,cursor,next_link,link_header" doc:"page (page number), offset (offset and limit), cursor (a token from the body), next_link (a URL from the body), link_header (RFC 8288 Link rel=next), none."`
+	PageParam   string `yaml:"page_param" default:"page" doc:"Query parameter of the page number."`
+	StartPage   int    `yaml:"start_page" default:"1" doc:"Number of the first page."`
+	SizeParam   string `yaml:"size_param" doc:"Query parameter of the page size (limit for offset paging); unset sends none."`
+	Size        int    `yaml:"size" default:"100" doc:"Page size; a shorter page is the last one."`
+	OffsetParam string `yaml:"offset_param" default:"offset" doc:"Query parameter of the offset."`
+	CursorParam string `yaml:"cursor_param" default:"cursor" doc:"Query parameter carrying the next-page token."`
+	CursorPath  string `yaml:"cursor_path" example:"meta.next_cursor" doc:"Dotted path to the next-page token in the body; empty or missing ends the run."`
+	NextPath    string `yaml:"next_path" example:"links.next" doc:"Dotted path to the next page's URL in the body."`
 }
 
 // AuthConfig authenticates requests.
 type AuthConfig struct {
-	Type         string   `yaml:"type"`
-	Username     string   `yaml:"username"`
-	Password     string   `yaml:"password"`
-	Token        string   `yaml:"token"`
-	Header       string   `yaml:"header"`
-	QueryParam   string   `yaml:"query_param"`
-	Key          string   `yaml:"key"`
-	TokenURL     string   `yaml:"token_url"`
-	ClientID     string   `yaml:"client_id"`
-	ClientSecret string   `yaml:"client_secret"`
-	Scopes       []string `yaml:"scopes"`
-}
-
-// Fields declares the configuration for the registry.
-func Fields() []core.Field {
-	f := []core.Field{
-		{Name: "url", Type: core.TypeString, Required: true, Example: "https://api.example.com/v1/orders", Doc: "Request URL; a Go template over .Cursor, .HasCursor and .RunTime (values are URL-escaped when used in query)."},
-		{Name: "method", Type: core.TypeString, Default: http.MethodGet, Enum: []string{http.MethodGet, http.MethodPost}, Doc: "Request method."},
-		{Name: "headers", Type: core.TypeMap, Doc: "Request headers; values are templates like url."},
-		{Name: "query", Type: core.TypeMap, Example: "{updated_since: \"{{.Cursor}}\"}", Doc: "Query parameters; values are templates over .Cursor, .HasCursor and .RunTime. A parameter whose value renders empty is left out."},
-		{Name: "body", Type: core.TypeString, Doc: "Request body of a POST, a template like url."},
-		{Name: "mode", Type: core.TypeString, Default: ModeCursor, Enum: []string{ModeCursor, ModeSnapshot}, Doc: "cursor asks for records changed since the watermark; snapshot reads the whole collection and diffs it against a local index."},
-		{Name: "format", Type: core.TypeString, Default: FormatAuto, Enum: []string{FormatAuto, FormatJSON, FormatXML}, Doc: "Response format; auto follows Content-Type."},
-		{Name: "records_path", Type: core.TypeString, Example: "data.items", Doc: "Dotted path to the array of records in the response; empty when the response is the array."},
-		{Name: "key", Type: core.TypeStrings, Required: true, Example: "[id]", Doc: "Record fields (dotted paths) identifying a record."},
-		{Name: "cursor", Type: core.TypeObject, Doc: "The watermark of cursor mode.", Fields: []core.Field{
-			{Name: "field", Type: core.TypeString, Example: "updated_at", Doc: "Record field (dotted path) holding the cursor."},
-			{Name: "type", Type: core.TypeString, Default: string(poll.CursorTime), Enum: []string{string(poll.CursorTime), string(poll.CursorInt), string(poll.CursorString)}, Doc: "Type of the cursor."},
-			{Name: "look_back", Type: core.TypeString, Default: "0", Example: "1m", Doc: "Read again below the watermark: a duration for timestamps, a count for integers. Records read twice are emitted once."},
-			{Name: "layout", Type: core.TypeString, Default: time.RFC3339Nano, Doc: "Go time layout of .Cursor for timestamp cursors."},
-		}},
-		{Name: "pagination", Type: core.TypeObject, Doc: "How the next page is requested.", Fields: []core.Field{
-			{Name: "type", Type: core.TypeString, Default: PageNone, Enum: []string{PageNone, PageNumber, PageOffset, PageCursor, PageNextLink, PageLinkHeader},
-				Doc: "page (page number), offset (offset and limit), cursor (a token from the body), next_link (a URL from the body), link_header (RFC 8288 Link rel=next), none."},
-			{Name: "page_param", Type: core.TypeString, Default: "page", Doc: "Query parameter of the page number."},
-			{Name: "start_page", Type: core.TypeInt, Default: 1, Doc: "Number of the first page."},
-			{Name: "size_param", Type: core.TypeString, Doc: "Query parameter of the page size (limit for offset paging); unset sends none."},
-			{Name: "size", Type: core.TypeInt, Default: DefaultPageSize, Doc: "Page size; a shorter page is the last one."},
-			{Name: "offset_param", Type: core.TypeString, Default: "offset", Doc: "Query parameter of the offset."},
-			{Name: "cursor_param", Type: core.TypeString, Default: "cursor", Doc: "Query parameter carrying the next-page token."},
-			{Name: "cursor_path", Type: core.TypeString, Example: "meta.next_cursor", Doc: "Dotted path to the next-page token in the body; empty or missing ends the run."},
-			{Name: "next_path", Type: core.TypeString, Example: "links.next", Doc: "Dotted path to the next page's URL in the body."},
-		}},
-		{Name: "auth", Type: core.TypeObject, Doc: "Authentication.", Fields: []core.Field{
-			{Name: "type", Type: core.TypeString, Default: AuthNone, Enum: []string{AuthNone, AuthBasic, AuthBearer, AuthAPIKey, AuthOAuth2}, Doc: "basic, bearer, api_key (in a header or query parameter), oauth2 (client credentials, refreshed before expiry and on 401), none."},
-			{Name: "username", Type: core.TypeString, Doc: "User of basic."},
-			{Name: "password", Type: core.TypeString, Secret: true, Doc: "Password of basic."},
-			{Name: "token", Type: core.TypeString, Secret: true, Doc: "Token of bearer."},
-			{Name: "header", Type: core.TypeString, Example: "X-API-Key", Doc: "Header carrying the api_key."},
-			{Name: "query_param", Type: core.TypeString, Example: "api_key", Doc: "Query parameter carrying the api_key."},
-			{Name: "key", Type: core.TypeString, Secret: true, Doc: "The api_key."},
-			{Name: "token_url", Type: core.TypeString, Example: "https://auth.example.com/oauth2/token", Doc: "Token endpoint of oauth2."},
-			{Name: "client_id", Type: core.TypeString, Doc: "Client id of oauth2."},
-			{Name: "client_secret", Type: core.TypeString, Secret: true, Doc: "Client secret of oauth2."},
-			{Name: "scopes", Type: core.TypeStrings, Doc: "Scopes of oauth2."},
-		}},
-		{Name: "timeout", Type: core.TypeDuration, Default: DefaultTimeout.String(), Doc: "Longest one request may take."},
-		{Name: "retries", Type: core.TypeInt, Default: DefaultRetries, Doc: "Retries of a failed request within a run (network errors, 408, 429 and 5xx; any other 4xx is not retried) before the run fails."},
-		{Name: "retry_wait", Type: core.TypeDuration, Default: DefaultRetryWait.String(), Doc: "First backoff; it doubles per retry, with jitter."},
-		{Name: "retry_max_wait", Type: core.TypeDuration, Default: DefaultRetryMaxWait.String(), Doc: "Longest backoff, and longest Retry-After honoured within a run; a longer one ends the run and the connector waits it out."},
-		{Name: "rate_limit", Type: core.TypeFloat, Default: 0.0, Doc: "Most requests per second this connector sends; 0 is unlimited."},
-		{Name: "rate_burst", Type: core.TypeInt, Default: 1, Doc: "Requests allowed at once above rate_limit."},
-		{Name: "max_pages", Type: core.TypeInt, Default: DefaultMaxPages, Doc: "Most pages one run reads, a guard against an API that never ends."},
-	}
-	return append(poll.ScheduleFields(), f...)
-}
-
-func (c *Config) applyDefaults() {
-	c.ScheduleConfig.ApplyDefaults()
-	if c.Method == "" {
-		c.Method = http.MethodGet
-	}
-	if c.Mode == "" {
-		c.Mode = ModeCursor
-	}
-	if c.Format == "" {
-		c.Format = FormatAuto
-	}
-	if c.Cursor.Type == "" {
-		c.Cursor.Type = string(poll.CursorTime)
-	}
-	if c.Cursor.LookBack == "" {
-		c.Cursor.LookBack = "0"
-	}
-	if c.Cursor.Layout == "" {
-		c.Cursor.Layout = time.RFC3339Nano
-	}
-	p := &c.Pagination
-	if p.Type == "" {
-		p.Type = PageNone
-	}
-	if p.PageParam == "" {
-		p.PageParam = "page"
-	}
-	if p.StartPage == 0 && p.Type == PageNumber {
-		p.StartPage = 1
-	}
-	if p.Size == 0 {
-		p.Size = DefaultPageSize
-	}
-	if p.OffsetParam == "" {
-		p.OffsetParam = "offset"
-	}
-	if p.CursorParam == "" {
-		p.CursorParam = "cursor"
-	}
-	if c.Auth.Type == "" {
-		c.Auth.Type = AuthNone
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.Retries == 0 {
-		c.Retries = DefaultRetries
-	}
-	if c.RetryWait == 0 {
-		c.RetryWait = DefaultRetryWait
-	}
-	if c.RetryMaxWait == 0 {
-		c.RetryMaxWait = DefaultRetryMaxWait
-	}
-	if c.RateBurst == 0 {
-		c.RateBurst = 1
-	}
-	if c.MaxPages == 0 {
-		c.MaxPages = DefaultMaxPages
-	}
+	Type         string   `yaml:"type" default:"none" enum:"none,basic,bearer,api_key,oauth2" doc:"basic, bearer, api_key (in a header or query parameter), oauth2 (client credentials, refreshed before expiry and on 401), none."`
+	Username     string   `yaml:"username" doc:"User of basic."`
+	Password     string   `yaml:"password" secret:"true" doc:"Password of basic."`
+	Token        string   `yaml:"token" secret:"true" doc:"Token of bearer."`
+	Header       string   `yaml:"header" example:"X-API-Key" doc:"Header carrying the api_key."`
+	QueryParam   string   `yaml:"query_param" example:"api_key" doc:"Query parameter carrying the api_key."`
+	Key          string   `yaml:"key" secret:"true" doc:"The api_key."`
+	TokenURL     string   `yaml:"token_url" example:"https://auth.example.com/oauth2/token" doc:"Token endpoint of oauth2."`
+	ClientID     string   `yaml:"client_id" doc:"Client id of oauth2."`
+	ClientSecret string   `yaml:"client_secret" secret:"true" doc:"Client secret of oauth2."`
+	Scopes       []string `yaml:"scopes" doc:"Scopes of oauth2."`
 }
 
 // lookBack parses cursor.look_back for the cursor type.
@@ -268,6 +146,21 @@ func (c *Config) Validate() error {
 	if err := pc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	c.validateRequest(add)
+	c.validateMode(add)
+	c.Pagination.validate(add)
+	c.Auth.validate(add)
+	c.validateLimits(add)
+	return errors.Join(errs...)
+}
+
+// problems records a problem of the key at path.
+type problems func(path, format string, args ...any)
+
+// validateRequest checks what the request is made of: the URL, query,
+// headers and body templates, the method, the response format and the
+// key of its records.
+func (c *Config) validateRequest(add problems) {
 	if _, err := template.New("url").Parse(c.URL); err != nil {
 		add("url", "is not a valid template: %v", err)
 	} else if u, err := url.Parse(strings.SplitN(c.URL, "{{", 2)[0]); err != nil {
@@ -302,6 +195,10 @@ func (c *Config) Validate() error {
 	if len(c.Key) == 0 {
 		add("key", "is required: the record field(s) identifying a record, such as [id]")
 	}
+}
+
+// validateMode checks the mode and, in cursor mode, the cursor.
+func (c *Config) validateMode(add problems) {
 	switch c.Mode {
 	case ModeCursor:
 		if c.Cursor.Field == "" {
@@ -319,7 +216,10 @@ func (c *Config) Validate() error {
 	default:
 		add("mode", "%q is not one of cursor, snapshot", c.Mode)
 	}
-	p := c.Pagination
+}
+
+// validate checks the pagination block.
+func (p *PaginationConfig) validate(add problems) {
 	switch p.Type {
 	case PageNone, PageNumber, PageOffset, PageLinkHeader:
 	case PageCursor:
@@ -336,7 +236,11 @@ func (c *Config) Validate() error {
 	if p.Size < 1 {
 		add("pagination.size", "%d must be at least 1", p.Size)
 	}
-	a := c.Auth
+}
+
+// validate checks the auth block: each type needs its own keys. It never
+// quotes a secret.
+func (a *AuthConfig) validate(add problems) {
 	switch a.Type {
 	case AuthNone:
 	case AuthBasic:
@@ -367,6 +271,10 @@ func (c *Config) Validate() error {
 	default:
 		add("auth.type", "%q is not one of none, basic, bearer, api_key, oauth2", a.Type)
 	}
+}
+
+// validateLimits checks the timeout, retries, rate limit and page bound.
+func (c *Config) validateLimits(add problems) {
 	if c.Timeout < time.Millisecond {
 		add("timeout", "%s is too short", c.Timeout)
 	}
@@ -376,8 +284,10 @@ func (c *Config) Validate() error {
 	if c.RateLimit < 0 {
 		add("rate_limit", "%g is negative", c.RateLimit)
 	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		add("rate_burst", "%d must be at least 1 when rate_limit is set, or no request could be sent", c.RateBurst)
+	}
 	if c.MaxPages < 1 {
 		add("max_pages", "%d must be at least 1", c.MaxPages)
 	}
-	return errors.Join(errs...)
 }

@@ -24,7 +24,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Polls an HTTP API (JSON or XML) by a watermark or a snapshot diff, with pagination, authentication, retries and a rate limit.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -44,10 +44,9 @@ func New() *Source { return &Source{Connector: poll.Connector{Type: Type}} }
 // request templates. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
 	var cfg Config
-	if err := c.Decode(&cfg); err != nil {
+	if err := poll.DecodeConfig(c, &cfg); err != nil {
 		return err
 	}
-	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -62,6 +62,29 @@ func TestPagination(t *testing.T) {
 	}
 }
 
+// TestZeroBasedPages: start_page: 0 asks for page 0 first, for APIs that
+// count pages from 0.
+func TestZeroBasedPages(t *testing.T) {
+	a := newAPI(t)
+	a.put(1, 1, "n1")
+	first := make(chan string, 1)
+	a.fail = func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case first <- r.URL.Query().Get("p"):
+		default:
+		}
+		return false
+	}
+	v := cursorValues(a.srv.URL + "/none/items")
+	v["pagination"] = map[string]any{"type": "page", "page_param": "p", "start_page": 0}
+	s := newSource(t, v)
+	open(t, s, testEnv(t), core.Position{})
+	readN(t, s, 1)
+	if got := <-first; got != "0" {
+		t.Fatalf("first request asked for page %q, want \"0\"", got)
+	}
+}
+
 func TestAuth(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -351,6 +374,8 @@ func TestValidate(t *testing.T) {
 			v["auth"] = map[string]any{"type": "oauth2", "token_url": "https://a/t", "client_id": "c"}
 		}, path: "auth.client_secret"},
 		{name: "bearer without token", change: func(v map[string]any) { v["auth"] = map[string]any{"type": "bearer"} }, path: "auth.token"},
+		{name: "rate limit without burst", change: func(v map[string]any) { v["rate_limit"], v["rate_burst"] = 2.0, 0 }, path: "rate_burst"},
+		{name: "rate burst without limit", change: func(v map[string]any) { v["rate_burst"] = 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ func TestRetriedStatusesAsDocumented(t *testing.T) {
 	}
 
 	var doc string
-	for _, f := range connector.Fields() {
+	for _, f := range core.FieldsOf[connector.Config]() {
 		if f.Name == "retries" {
 			doc = f.Doc
 		}
@@ -71,5 +71,27 @@ func TestRetriedStatusesAsDocumented(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), retriedStatuses) {
 		t.Errorf("README.md does not say %q are retried", retriedStatuses)
+	}
+}
+
+// TestNoRetries: retries: 0 sends a failed request once; the run fails at
+// once rather than retrying as many times as the default allows.
+func TestNoRetries(t *testing.T) {
+	a := newAPI(t)
+	a.fail = func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	}
+	v := cursorValues(a.srv.URL + "/none/items")
+	v["retries"] = 0
+	s := newSource(t, v)
+	open(t, s, testEnv(t), core.Position{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Read(ctx); err == nil {
+		t.Fatal("Read() succeeded against an API answering 503")
+	}
+	if got := a.count(); got != 1 {
+		t.Fatalf("%d requests with retries: 0, want 1", got)
 	}
 }

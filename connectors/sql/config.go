@@ -19,110 +19,31 @@ const (
 	ModeSnapshot = "snapshot"
 )
 
-// Defaults.
-const (
-	DefaultPageSize     = 1000
-	DefaultQueryTimeout = 5 * time.Minute
-	DefaultMaxOpenConns = 2
-)
-
-// Config is the sql_poll connector's configuration.
+// Config is the sql_poll connector's configuration. Each field declares
+// its key (see core.FieldsOf); the README's Configuration section says more.
 type Config struct {
 	poll.ScheduleConfig `yaml:",inline"`
-	// Driver is one of postgres, mysql, sqlite, sqlserver, oracle.
-	Driver string `yaml:"driver"`
-	// DSN is the driver's connection string. Secret.
-	DSN string `yaml:"dsn"`
-	// Mode is cursor or snapshot.
-	Mode string `yaml:"mode"`
-	// Table is the table (or view) read by the generated query.
-	Table string `yaml:"table"`
-	// Columns is the select list of the generated query.
-	Columns string `yaml:"columns"`
-	// Where is an extra condition of the generated query.
-	Where string `yaml:"where"`
-	// Query replaces the generated query: a text/template over .Cursor and
-	// .After with the bind parameters :cursor, :key and :limit.
-	Query string `yaml:"query"`
-	// Key lists the key columns.
-	Key []string `yaml:"key"`
-	// Cursor configures the watermark in cursor mode.
-	Cursor CursorConfig `yaml:"cursor"`
-	// PageSize is the :limit of each page.
-	PageSize int `yaml:"page_size"`
-	// QueryTimeout bounds one query.
-	QueryTimeout time.Duration `yaml:"query_timeout"`
-	// MaxOpenConns bounds the connections to the database.
-	MaxOpenConns int `yaml:"max_open_conns"`
+	Driver              string        `yaml:"driver" required:"true" enum:"postgres,mysql,sqlite,sqlserver,oracle" doc:"Database driver, compiled in: postgres (pgx), mysql (MySQL and MariaDB), sqlite (modernc), sqlserver (go-mssqldb), oracle (go-ora)."`
+	DSN                 string        `yaml:"dsn" required:"true" secret:"true" example:"${file:/run/secrets/orders_dsn}" doc:"Connection string in the driver's own syntax, such as postgres://user:pass@host:5432/db or user:pass@tcp(host:3306)/db."`
+	Mode                string        `yaml:"mode" default:"cursor" enum:"cursor,snapshot" doc:"cursor reads rows changed at or after a watermark column; snapshot reads the whole result each run and emits creates, updates and deletes against a local index."`
+	Table               string        `yaml:"table" example:"public.orders" doc:"Table or view read by the generated query; set table or query."`
+	Columns             string        `yaml:"columns" default:"*" example:"id, status, total, updated_at" doc:"Select list of the generated query."`
+	Where               string        `yaml:"where" example:"status <> 'draft'" doc:"Extra SQL condition of the generated query."`
+	Query               string        `yaml:"query" doc:"Query replacing the generated one: a Go text/template whose {{if .Cursor}} and {{if .After}} choose the shape, with the bind parameters :cursor, :key and :limit (never spliced into the text)."`
+	Key                 []string      `yaml:"key" required:"true" example:"[id]" doc:"Key columns identifying a row; in cursor mode exactly one, which also breaks ties between rows sharing a cursor value."`
+	Cursor              CursorConfig  `yaml:"cursor" doc:"The watermark of cursor mode."`
+	PageSize            int           `yaml:"page_size" default:"1000" doc:"Rows per page (:limit)."`
+	QueryTimeout        time.Duration `yaml:"query_timeout" default:"5m0s" doc:"Longest one query may take."`
+	MaxOpenConns        int           `yaml:"max_open_conns" default:"2" doc:"Most connections to the database."`
 }
 
 // CursorConfig is the watermark of cursor mode.
 type CursorConfig struct {
-	// Column holds the cursor value.
-	Column string `yaml:"column"`
-	// Type is timestamp, integer or string.
-	Type string `yaml:"type"`
-	// LookBack is read again below the watermark each run: a duration for
-	// timestamp cursors, a count for integer cursors.
-	LookBack string `yaml:"look_back"`
-}
-
-// Fields declares the configuration for the registry.
-func Fields() []core.Field {
-	f := []core.Field{
-		{Name: "driver", Type: core.TypeString, Required: true, Enum: Drivers(),
-			Doc: "Database driver, compiled in: postgres (pgx), mysql (MySQL and MariaDB), sqlite (modernc), sqlserver (go-mssqldb), oracle (go-ora)."},
-		{Name: "dsn", Type: core.TypeString, Required: true, Secret: true, Example: "${file:/run/secrets/orders_dsn}",
-			Doc: "Connection string in the driver's own syntax, such as postgres://user:pass@host:5432/db or user:pass@tcp(host:3306)/db."},
-		{Name: "mode", Type: core.TypeString, Default: ModeCursor, Enum: []string{ModeCursor, ModeSnapshot},
-			Doc: "cursor reads rows changed at or after a watermark column; snapshot reads the whole result each run and emits creates, updates and deletes against a local index."},
-		{Name: "table", Type: core.TypeString, Example: "public.orders",
-			Doc: "Table or view read by the generated query; set table or query."},
-		{Name: "columns", Type: core.TypeString, Default: "*", Example: "id, status, total, updated_at",
-			Doc: "Select list of the generated query."},
-		{Name: "where", Type: core.TypeString, Example: "status <> 'draft'",
-			Doc: "Extra SQL condition of the generated query."},
-		{Name: "query", Type: core.TypeString,
-			Doc: "Query replacing the generated one: a Go text/template whose {{if .Cursor}} and {{if .After}} choose the shape, with the bind parameters :cursor, :key and :limit (never spliced into the text)."},
-		{Name: "key", Type: core.TypeStrings, Required: true, Example: "[id]",
-			Doc: "Key columns identifying a row; in cursor mode exactly one, which also breaks ties between rows sharing a cursor value."},
-		{Name: "cursor", Type: core.TypeObject, Doc: "The watermark of cursor mode.", Fields: []core.Field{
-			{Name: "column", Type: core.TypeString, Example: "updated_at", Doc: "Column holding the cursor: a last-modified timestamp or an increasing id."},
-			{Name: "type", Type: core.TypeString, Default: string(poll.CursorTime), Enum: []string{string(poll.CursorTime), string(poll.CursorInt), string(poll.CursorString)},
-				Doc: "Type of the cursor column."},
-			{Name: "look_back", Type: core.TypeString, Default: "0", Example: "5m",
-				Doc: "How far below the watermark each run reads again, for rows committed late: a duration for timestamps (5m), a count for integers (1000). Rows read twice are emitted once."},
-		}},
-		{Name: "page_size", Type: core.TypeInt, Default: DefaultPageSize, Doc: "Rows per page (:limit)."},
-		{Name: "query_timeout", Type: core.TypeDuration, Default: DefaultQueryTimeout.String(), Doc: "Longest one query may take."},
-		{Name: "max_open_conns", Type: core.TypeInt, Default: DefaultMaxOpenConns, Doc: "Most connections to the database."},
-	}
-	return append(poll.ScheduleFields(), f...)
-}
-
-func (c *Config) applyDefaults() {
-	c.ScheduleConfig.ApplyDefaults()
-	if c.Mode == "" {
-		c.Mode = ModeCursor
-	}
-	if c.Columns == "" {
-		c.Columns = "*"
-	}
-	if c.Cursor.Type == "" {
-		c.Cursor.Type = string(poll.CursorTime)
-	}
-	if c.Cursor.LookBack == "" {
-		c.Cursor.LookBack = "0"
-	}
-	if c.PageSize == 0 {
-		c.PageSize = DefaultPageSize
-	}
-	if c.QueryTimeout == 0 {
-		c.QueryTimeout = DefaultQueryTimeout
-	}
-	if c.MaxOpenConns == 0 {
-		c.MaxOpenConns = DefaultMaxOpenConns
-	}
+	Column string `yaml:"column" example:"updated_at" doc:"Column holding the cursor: a last-modified timestamp or an increasing id."`
+	Type   string `yaml:"type" default:"timestamp" enum:"timestamp,integer,string" doc:"Type of the cursor column."`
+	// LookBack is a duration for timestamp cursors, a count for integer
+	// cursors; lookBack parses it.
+	LookBack string `yaml:"look_back" default:"0" example:"5m" doc:"How far below the watermark each run reads again, for rows committed late: a duration for timestamps (5m), a count for integers (1000). Rows read twice are emitted once."`
 }
 
 var identRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_$]*|"[^"]+"|` + "`[^`]+`" + `|\[[^\]]+\])(\.([A-Za-z_][A-Za-z0-9_$]*|"[^"]+"|` + "`[^`]+`" + `|\[[^\]]+\]))*$`)

@@ -34,7 +34,7 @@ func Spec() core.SourceSpec {
 	return core.SourceSpec{
 		Type:    Type,
 		Summary: "Polls a SQL table or query (PostgreSQL, MySQL/MariaDB, SQLite, SQL Server, Oracle) by a watermark column or by snapshot diff, emitting row changes.",
-		Fields:  Fields(),
+		Config:  Config{},
 		New:     func() core.Source { return New() },
 	}
 }
@@ -55,10 +55,9 @@ func New() *Source { return &Source{Connector: poll.Connector{Type: Type}} }
 // query. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
 	var cfg Config
-	if err := c.Decode(&cfg); err != nil {
+	if err := poll.DecodeConfig(c, &cfg); err != nil {
 		return err
 	}
-	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
