@@ -208,79 +208,25 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 	if err != nil {
 		return nil, fmt.Errorf("consume kafka topic %q: %w", topic, err)
 	}
-	var pcs []sarama.PartitionConsumer
-	var ends []int64 // with stored: the offset after each pc's last record
-	fail := func(err error) (chan struct{}, error) {
-		for _, pc := range pcs {
-			pc.AsyncClose()
-		}
+	reads, err := s.openPartitions(ctx, consumer, topic, parts, stored)
+	if err != nil {
 		_ = consumer.Close()
 		return nil, err
 	}
-	for _, p := range parts {
-		var pc sarama.PartitionConsumer
-		var end int64
-		err := retryLeader(ctx, client, topic, func() error {
-			off, err := s.startOffset(client, topic, p)
-			if err != nil {
-				return err
-			}
-			if stored {
-				if end, err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
-					return fmt.Errorf("find end offset of kafka topic %q partition %d: %w", topic, p, err)
-				}
-				if off == sarama.OffsetOldest {
-					if off, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
-						return fmt.Errorf("find first offset of kafka topic %q partition %d: %w", topic, p, err)
-					}
-				}
-				if off >= end {
-					return nil // nothing stored to read
-				}
-			}
-			if pc, err = consumer.ConsumePartition(topic, p, off); err != nil {
-				return fmt.Errorf("consume kafka topic %q partition %d: %w", topic, p, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return fail(err)
-		}
-		if pc != nil {
-			pcs = append(pcs, pc)
-			ends = append(ends, end)
-		}
-	}
 	var wg, readers sync.WaitGroup
-	for i, pc := range pcs {
+	for _, r := range reads {
 		wg.Add(2)
 		readers.Add(1)
 		go func() {
 			defer wg.Done()
-			for err := range pc.Errors() {
+			for err := range r.pc.Errors() {
 				s.c.log.Warn("kafka partition consumer error", "topic", err.Topic, "partition", err.Partition, "error", err.Err)
 			}
 		}()
 		go func() {
 			defer wg.Done()
 			defer readers.Done()
-			defer pc.AsyncClose()
-			for {
-				select {
-				case km, ok := <-pc.Messages():
-					if !ok {
-						return
-					}
-					if !d.deliver(ctx, km) {
-						return
-					}
-					if stored && km.Offset+1 >= ends[i] {
-						return
-					}
-				case <-ctx.Done():
-					return
-				}
-			}
+			r.read(ctx, d, stored)
 		}()
 	}
 	var read chan struct{} // with stored: closed once every partition is read
@@ -298,14 +244,97 @@ func (s *subscriber) consumePartitions(ctx context.Context, topic string, d *del
 		case <-ctx.Done():
 		case <-read:
 		}
-		for _, pc := range pcs {
-			pc.AsyncClose()
+		for _, r := range reads {
+			r.pc.AsyncClose()
 		}
 		wg.Wait()
 		_ = consumer.Close()
 		close(d.out)
 	}()
 	return finished, nil
+}
+
+// partitionRead is the reading of one partition by a subscription without
+// a group.
+type partitionRead struct {
+	pc  sarama.PartitionConsumer
+	end int64 // with stored: the offset after the last record to read
+}
+
+// openPartitions starts reading each of parts at the subscriber's start
+// point; with stored, it leaves out the partitions that hold nothing from
+// there. On error, it closes the partition consumers it started.
+func (s *subscriber) openPartitions(ctx context.Context, consumer sarama.Consumer, topic string, parts []int32, stored bool) ([]partitionRead, error) {
+	var reads []partitionRead
+	for _, p := range parts {
+		r, err := s.openPartition(ctx, consumer, topic, p, stored)
+		if err != nil {
+			for _, r := range reads {
+				r.pc.AsyncClose()
+			}
+			return nil, err
+		}
+		if r.pc != nil {
+			reads = append(reads, r)
+		}
+	}
+	return reads, nil
+}
+
+// openPartition starts reading partition p of topic at the subscriber's
+// start point, retrying while its leader moves. With stored, it also finds
+// the partition's high watermark, and starts nothing (a nil pc) when no
+// record lies between the two.
+func (s *subscriber) openPartition(ctx context.Context, consumer sarama.Consumer, topic string, p int32, stored bool) (partitionRead, error) {
+	client := s.c.client
+	var r partitionRead
+	err := retryLeader(ctx, client, topic, func() error {
+		off, err := s.startOffset(client, topic, p)
+		if err != nil {
+			return err
+		}
+		if stored {
+			if r.end, err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+				return fmt.Errorf("find end offset of kafka topic %q partition %d: %w", topic, p, err)
+			}
+			if off == sarama.OffsetOldest {
+				if off, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+					return fmt.Errorf("find first offset of kafka topic %q partition %d: %w", topic, p, err)
+				}
+			}
+			if off >= r.end {
+				return nil // nothing stored to read
+			}
+		}
+		if r.pc, err = consumer.ConsumePartition(topic, p, off); err != nil {
+			return fmt.Errorf("consume kafka topic %q partition %d: %w", topic, p, err)
+		}
+		return nil
+	})
+	return r, err
+}
+
+// read delivers the partition's messages, one at a time, until ctx ends,
+// the deliverer gives up or, with stored, the last record to read is
+// delivered; then it closes the partition consumer.
+func (r partitionRead) read(ctx context.Context, d *deliverer, stored bool) {
+	defer r.pc.AsyncClose()
+	for {
+		select {
+		case km, ok := <-r.pc.Messages():
+			if !ok {
+				return
+			}
+			if !d.deliver(ctx, km) {
+				return
+			}
+			if stored && km.Offset+1 >= r.end {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // consumeGroup joins the consumer group and reads the partitions it is
