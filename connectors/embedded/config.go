@@ -60,8 +60,8 @@ type Config struct {
 
 // ParseConfig decodes cfg into a Config, absent keys taking their declared
 // defaults, and validates it. Every problem is reported at once, each as a
-// *core.FieldError: a key that does not decode keeps its zero value, and
-// the others are still checked.
+// *core.FieldError: Validate runs even when a key does not decode (that
+// key then holds its zero value).
 func ParseConfig(cfg core.Config) (Config, error) {
 	var c Config
 	err := cfg.Decode(&c)

@@ -90,8 +90,8 @@ func defaults() Config {
 
 // ParseConfig decodes cfg into a Config, absent keys taking their declared
 // defaults, and validates it. It does no I/O. Every problem is reported at
-// once, each as a *core.FieldError naming the field: a key that does not
-// decode keeps its zero value, and the others are still checked.
+// once, each as a *core.FieldError naming the field: Validate runs even
+// when a key does not decode (that key then holds its zero value).
 func ParseConfig(cfg core.Config) (Config, error) {
 	var c Config
 	err := cfg.Decode(&c)
