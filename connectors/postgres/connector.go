@@ -220,7 +220,9 @@ func (s *Source) Ack(ctx context.Context, pos core.Position) error {
 }
 
 // Close stops the stream, reports the confirmed position a last time and
-// closes the connections. It is bounded by ctx and safe to call twice.
+// closes the connections, waiting (a few seconds at most) until the server
+// has let go of the slot, so that an Open right after finds it free. It is
+// bounded by ctx and safe to call twice.
 func (s *Source) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -251,9 +253,13 @@ func (s *Source) Close(ctx context.Context) error {
 		sr.close(ctx)
 	}
 	if repl != nil {
+		pid := repl.PID()
 		_ = repl.Close(ctx)
 		if r != nil {
 			<-r.done
+		}
+		if pool != nil {
+			awaitSlotRelease(ctx, pool, s.cfg.Slot, pid)
 		}
 	}
 	if pool != nil {
@@ -263,6 +269,32 @@ func (s *Source) Close(ctx context.Context) error {
 		lag.Close()
 	}
 	return nil
+}
+
+// slotReleaseWait bounds how long Close waits for the server to let go of
+// the slot: past it, the next Open reports the slot in use and the runtime
+// retries.
+const slotReleaseWait = 5 * time.Second
+
+// awaitSlotRelease waits until the walsender of the closed replication
+// connection (its backend pid) no longer holds the slot. The server ends it
+// a moment after the connection closes; until then the slot counts as in
+// use, and an Open would take it for another consumer's.
+func awaitSlotRelease(ctx context.Context, pool *pgxpool.Pool, slot string, pid uint32) {
+	ctx, cancel := context.WithTimeout(ctx, slotReleaseWait)
+	defer cancel()
+	for {
+		var holder int64
+		err := pool.QueryRow(ctx, `select coalesce(max(active_pid), 0) from pg_replication_slots where slot_name = $1`, slot).Scan(&holder)
+		if err != nil || holder != int64(pid) {
+			return
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // Status reports the phase, the slot and its lag in bytes.

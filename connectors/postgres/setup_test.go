@@ -65,3 +65,34 @@ func TestSetupErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseReleasesTheSlot: once Close returns, the server no longer
+// holds the slot for the closed session, so that the next Open (the
+// runtime's restart, another check of the conformance kit) finds it free
+// rather than "in use by another consumer".
+func TestCloseReleasesTheSlot(t *testing.T) {
+	d := newDB(t)
+	d.exec(t, sprintf(`create table %s (id int primary key)`, d.table("items")))
+	cfg := d.config("items")
+	cfg["snapshot"] = map[string]any{"mode": "never"}
+	for i := range 50 {
+		src := newSource(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := src.Open(ctx, core.Env{Name: "pgtest"}, core.Position{}); err != nil {
+			cancel()
+			t.Fatalf("Open %d: %v", i+1, err)
+		}
+		err := src.Close(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Close %d: %v", i+1, err)
+		}
+		var active bool
+		if err := d.pool.QueryRow(context.Background(), `select active from pg_replication_slots where slot_name = $1`, d.slot()).Scan(&active); err != nil {
+			t.Fatal(err)
+		}
+		if active {
+			t.Fatalf("after Close %d the slot is still active", i+1)
+		}
+	}
+}
