@@ -45,6 +45,7 @@ func (c Config) Decode(v any) error {
 	if t := reflect.TypeOf(v); t != nil && declared(t) {
 		fields, _ := fieldsOfType(t)
 		values = WithDefaults(fields, values)
+		blockDefaults(t, values)
 		durationsAsText(fields, values)
 	}
 	var buf bytes.Buffer

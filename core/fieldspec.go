@@ -332,3 +332,54 @@ func copyDefault(v any) any {
 	}
 	return v
 }
+
+// blockDefaults adds to values (a map WithDefaults returned for t's fields)
+// an empty block, filled with its keys' defaults, for every absent key whose
+// Go field is a struct rather than a pointer to one: a block left out of the
+// file then decodes with its declared defaults, as if written empty, while a
+// pointer block (such as an optional tls: section) stays nil, "absent means
+// none". It recurses into present blocks and lists of blocks.
+func blockDefaults(t reflect.Type, values map[string]any) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			blockDefaults(sf.Type, values)
+			continue
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		ft := sf.Type
+		switch {
+		case ft.Kind() == reflect.Struct && declared(ft):
+			v, ok := values[name]
+			if !ok {
+				fields, _ := fieldsOfType(ft)
+				v = WithDefaults(fields, nil)
+				values[name] = v
+			}
+			if m, isMap := v.(map[string]any); isMap {
+				blockDefaults(ft, m)
+			}
+		case ft.Kind() == reflect.Pointer && declared(ft):
+			if m, isMap := values[name].(map[string]any); isMap {
+				blockDefaults(ft, m)
+			}
+		case ft.Kind() == reflect.Slice && declared(ft.Elem()):
+			if list, isList := values[name].([]any); isList {
+				for _, item := range list {
+					if m, isMap := item.(map[string]any); isMap {
+						blockDefaults(ft.Elem(), m)
+					}
+				}
+			}
+		}
+	}
+}

@@ -83,6 +83,15 @@ func TestFieldsOfDeclaresEachKeyOnce(t *testing.T) {
 	}
 }
 
+type blockSnapshot struct {
+	ChunkSize int `yaml:"chunk_size" default:"10000" doc:"Rows per chunk."`
+}
+
+type blockConfig struct {
+	Snapshot blockSnapshot  `yaml:"snapshot" doc:"The snapshot."`
+	Optional *blockSnapshot `yaml:"optional" doc:"Absent means none."`
+}
+
 func TestDecodeAppliesDeclaredDefaults(t *testing.T) {
 	var c sampleConfig
 	err := core.NewConfig("x", map[string]any{
@@ -98,6 +107,13 @@ func TestDecodeAppliesDeclaredDefaults(t *testing.T) {
 	}
 	if c.TLS.KeyFile != "/k" || c.TLS.Enabled {
 		t.Fatalf("tls = %+v", c.TLS)
+	}
+	var left blockConfig
+	if err := core.NewConfig("x", nil).Decode(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left.Snapshot.ChunkSize != 10000 || left.Optional != nil {
+		t.Fatalf("left-out blocks = %+v, %+v; want the struct block's defaults and the pointer block nil", left.Snapshot, left.Optional)
 	}
 	if len(c.Tables) != 1 || c.Tables[0].Name != "orders" || !reflect.DeepEqual(c.Tables[0].Key, []string{"id"}) {
 		t.Fatalf("tables = %+v, want the key default inside each element", c.Tables)
