@@ -32,95 +32,140 @@ const preparseBytes = 8 << 20
 // redactedHeaders never reach the change's meta: they carry credentials.
 var redactedHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
 
+// ServeHTTP runs a delivery through the checks in the order README.md
+// states (method, size, verification, content type, body, handshake,
+// backpressure) and stores it; each step that refuses it has answered.
 func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	defer func() { h.m.latency.Observe(time.Since(start).Seconds()) }()
 	cfg := &h.s.cfg
 
-	if cfg.Handshake != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
-		if reply, ok := cfg.Handshake(&Request{HTTP: req}); ok {
-			h.reply(w, reply)
-			return
-		}
-	}
-	if !slices.Contains(cfg.Methods, req.Method) {
-		w.Header().Set("Allow", strings.Join(cfg.Methods, ", "))
-		h.reject(w, http.StatusMethodNotAllowed, ReasonMethod, "method "+req.Method+" not allowed; use "+strings.Join(cfg.Methods, " or "))
+	getHandshake := req.Method == http.MethodGet || req.Method == http.MethodHead
+	if cfg.Handshake != nil && getHandshake && h.handshake(w, &Request{HTTP: req}) {
+		// Senders do not sign GET challenges: answered before verification.
 		return
 	}
-	if req.ContentLength > cfg.MaxBodyBytes {
-		h.reject(w, http.StatusRequestEntityTooLarge, ReasonTooLarge, "body larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes")
+	body, ok := h.readVerified(w, req)
+	if !ok {
 		return
 	}
-	body, err := readBody(w, req, cfg.MaxBodyBytes)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.reject(w, http.StatusRequestEntityTooLarge, ReasonTooLarge, "body larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes")
-			return
-		}
-		h.reject(w, http.StatusBadRequest, ReasonBadBody, "read body: "+err.Error())
+	hr, ok := h.parse(w, req, body)
+	if !ok {
 		return
 	}
-	if cfg.Verifier != nil {
-		if err := cfg.Verifier.Verify(req, body); err != nil {
-			h.r.log.Debug("webhook delivery not verified", "path", req.URL.Path, "remote_addr", req.RemoteAddr, "error", err)
-			h.reject(w, http.StatusUnauthorized, ReasonSignature, "delivery not verified")
-			return
-		}
-	}
-	hr := &Request{HTTP: req, Body: body}
-	if len(body) > 0 {
-		ct := req.Header.Get("Content-Type")
-		hr.MediaType = MediaType(ct)
-		if ct == "" {
-			hr.MediaType = "application/json"
-		}
-		if !h.typeAllowed(hr.MediaType) {
-			h.reject(w, http.StatusUnsupportedMediaType, ReasonUnsupportedType, "content type "+strconv.Quote(ct)+" not accepted; use one of "+strings.Join(cfg.ContentTypes, ", "))
-			return
-		}
-		if KindOf(hr.MediaType) == KindJSON && h.r.pendingB.Load() >= preparseBytes {
-			// The reader is behind: only check the syntax now and leave
-			// building the payload to Read, so that a backlog holds raw
-			// bodies rather than their (several times larger) trees.
-			err = ValidateBody(hr.MediaType, body)
-		} else {
-			// Build the payload here, on the request's goroutine, in
-			// parallel with other requests, rather than on Read's single
-			// goroutine.
-			_, err = hr.Payload()
-		}
-		if err != nil {
-			h.reject(w, http.StatusBadRequest, ReasonBadBody, err.Error())
-			return
-		}
-	}
-	if cfg.Handshake != nil && req.Method != http.MethodGet && req.Method != http.MethodHead {
-		if reply, ok := cfg.Handshake(hr); ok {
-			h.reply(w, reply)
-			return
-		}
-	}
-	id := ""
-	if cfg.DeliveryID != nil {
-		id = cfg.DeliveryID(hr)
-	}
-	switch {
-	case id == "":
-		id = bodyID(body)
-	case len(id) > maxIDLen:
-		id = bodyID([]byte(id))
+	if cfg.Handshake != nil && !getHandshake && h.handshake(w, hr) {
+		return
 	}
 	size := int64(len(body))
 	if !h.r.reserve(size, cfg.MaxPending, cfg.MaxPendingBytes) {
 		h.retryLater(w, ReasonBackpressure, "inbox full; retry later")
 		return
 	}
+	h.store(w, req, h.newRecord(hr, h.deliveryID(hr)), size)
+}
+
+// handshake answers req when the configured handshake recognises it.
+func (h *handler) handshake(w http.ResponseWriter, req *Request) bool {
+	reply, ok := h.s.cfg.Handshake(req)
+	if ok {
+		h.reply(w, reply)
+	}
+	return ok
+}
+
+// readVerified checks the method and size, reads the body and verifies the
+// delivery. It answers and returns false when the delivery is refused.
+func (h *handler) readVerified(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
+	cfg := &h.s.cfg
+	if !slices.Contains(cfg.Methods, req.Method) {
+		w.Header().Set("Allow", strings.Join(cfg.Methods, ", "))
+		h.reject(w, http.StatusMethodNotAllowed, ReasonMethod, "method "+req.Method+" not allowed; use "+strings.Join(cfg.Methods, " or "))
+		return nil, false
+	}
+	if req.ContentLength > cfg.MaxBodyBytes {
+		h.reject(w, http.StatusRequestEntityTooLarge, ReasonTooLarge, "body larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes")
+		return nil, false
+	}
+	body, err := readBody(w, req, cfg.MaxBodyBytes)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.reject(w, http.StatusRequestEntityTooLarge, ReasonTooLarge, "body larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes")
+			return nil, false
+		}
+		h.reject(w, http.StatusBadRequest, ReasonBadBody, "read body: "+err.Error())
+		return nil, false
+	}
+	if cfg.Verifier != nil {
+		if err := cfg.Verifier.Verify(req, body); err != nil {
+			h.r.log.Debug("webhook delivery not verified", "path", req.URL.Path, "remote_addr", req.RemoteAddr, "error", err)
+			h.reject(w, http.StatusUnauthorized, ReasonSignature, "delivery not verified")
+			return nil, false
+		}
+	}
+	return body, true
+}
+
+// parse checks a verified body's content type and syntax, building its
+// payload while the inbox backlog is small. It answers and returns false
+// when the body is refused.
+func (h *handler) parse(w http.ResponseWriter, req *http.Request, body []byte) (*Request, bool) {
+	hr := &Request{HTTP: req, Body: body}
+	if len(body) == 0 {
+		return hr, true
+	}
+	ct := req.Header.Get("Content-Type")
+	hr.MediaType = MediaType(ct)
+	if ct == "" {
+		hr.MediaType = "application/json"
+	}
+	if !h.typeAllowed(hr.MediaType) {
+		h.reject(w, http.StatusUnsupportedMediaType, ReasonUnsupportedType, "content type "+strconv.Quote(ct)+" not accepted; use one of "+strings.Join(h.s.cfg.ContentTypes, ", "))
+		return nil, false
+	}
+	var err error
+	if KindOf(hr.MediaType) == KindJSON && h.r.pendingB.Load() >= preparseBytes {
+		// The reader is behind: only check the syntax now and leave
+		// building the payload to Read, so that a backlog holds raw
+		// bodies rather than their (several times larger) trees.
+		err = ValidateBody(hr.MediaType, body)
+	} else {
+		// Build the payload here, on the request's goroutine, in
+		// parallel with other requests, rather than on Read's single
+		// goroutine.
+		_, err = hr.Payload()
+	}
+	if err != nil {
+		h.reject(w, http.StatusBadRequest, ReasonBadBody, err.Error())
+		return nil, false
+	}
+	return hr, true
+}
+
+// deliveryID returns the sender's id of a delivery, else the hash of its
+// body; an id too long to store is replaced by its hash.
+func (h *handler) deliveryID(hr *Request) string {
+	id := ""
+	if h.s.cfg.DeliveryID != nil {
+		id = h.s.cfg.DeliveryID(hr)
+	}
+	switch {
+	case id == "":
+		return bodyID(hr.Body)
+	case len(id) > maxIDLen:
+		return bodyID([]byte(id))
+	}
+	return id
+}
+
+// newRecord returns the inbox record of a delivery, with its payload when
+// parse built it.
+func (h *handler) newRecord(hr *Request, id string) *record {
+	req := hr.HTTP
 	rec := &record{
 		id:       id,
-		received: cfg.Now().UTC(),
-		body:     body,
+		received: h.s.cfg.Now().UTC(),
+		body:     hr.Body,
 		meta: recordMeta{
 			Method:      req.Method,
 			Path:        req.URL.Path,
@@ -134,6 +179,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if hr.parsed {
 		rec.payload, rec.parsed = hr.payload, true
 	}
+	return rec
+}
+
+// store submits a delivery whose size is reserved to the inbox and
+// answers: accepted, duplicate, delivered (ack: stream) or retry later.
+func (h *handler) store(w http.ResponseWriter, req *http.Request, rec *record, size int64) {
 	dup, err := h.r.ib.submit(req.Context(), rec)
 	if err != nil || dup {
 		h.r.release(size)
@@ -141,24 +192,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case err != nil:
 		if !errors.Is(err, ErrClosed) {
-			h.r.log.Error("store webhook delivery", "delivery_id", id, "error", err)
+			h.r.log.Error("store webhook delivery", "delivery_id", rec.id, "error", err)
 		}
 		h.retryLater(w, ReasonUnavailable, "delivery not stored; retry later")
 	case dup:
 		h.m.duplicates.Inc()
-		if seq, pending := h.r.pendingSeq(id); pending {
+		if seq, pending := h.r.pendingSeq(rec.id); pending {
 			// AckStream: the first copy is stored but not on the stream
 			// yet; this retry waits for it as the first did.
-			h.awaitStream(w, req, id, seq, "duplicate")
+			h.awaitStream(w, req, rec.id, seq, "duplicate")
 			return
 		}
-		writeJSON(w, http.StatusOK, response{Status: "duplicate", DeliveryID: id})
+		writeJSON(w, http.StatusOK, response{Status: "duplicate", DeliveryID: rec.id})
 	case h.r.streamAck:
 		h.m.accepted.Inc()
-		h.awaitStream(w, req, id, rec.seq, "delivered")
+		h.awaitStream(w, req, rec.id, rec.seq, "delivered")
 	default:
 		h.m.accepted.Inc()
-		writeJSON(w, http.StatusOK, response{Status: "accepted", DeliveryID: id})
+		writeJSON(w, http.StatusOK, response{Status: "accepted", DeliveryID: rec.id})
 	}
 }
 
