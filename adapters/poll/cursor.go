@@ -7,10 +7,37 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tributary/tributary/core"
 )
+
+// ParseLookBack reads a connector's look_back setting for a cursor of
+// kind, as Config.LookBack (timestamp cursors: a duration such as 5m) or
+// Config.LookBackCount (integer cursors: a count such as 1000). "0" and ""
+// are none; a string cursor takes none.
+func ParseLookBack(kind CursorKind, s string) (time.Duration, int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "" {
+		return 0, 0, nil
+	}
+	switch kind {
+	case CursorTime:
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return 0, 0, fmt.Errorf("%q is not a duration such as 5m, as a timestamp cursor needs", s)
+		}
+		return d, 0, nil
+	case CursorInt:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, fmt.Errorf("%q is not a count such as 1000, as an integer cursor needs", s)
+		}
+		return 0, n, nil
+	}
+	return 0, 0, fmt.Errorf("a string cursor has no look-back: remove it")
+}
 
 // cursorPos is the JSON form of a cursor-mode position.
 type cursorPos struct {

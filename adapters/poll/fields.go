@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"context"
 	"maps"
 	"reflect"
 	"time"
@@ -23,6 +24,13 @@ type ScheduleConfig struct {
 func (c ScheduleConfig) Apply(cfg *Config) {
 	cfg.Schedule, cfg.TimeZone, cfg.Jitter = c.Schedule, c.TimeZone, c.Jitter
 	cfg.CatchUp, cfg.MaxCatchUp = c.CatchUp, c.MaxCatchUp
+}
+
+// Validate reports every problem of the schedule keys at once.
+func (c ScheduleConfig) Validate() error {
+	pc := Config{Mode: ModeEach, Fetcher: FetcherFunc(func(context.Context, Request, func([]Record) error) error { return nil })}
+	c.Apply(&pc)
+	return pc.Validate()
 }
 
 // DecodeConfig decodes a polling connector's configuration c into v, a

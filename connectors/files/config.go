@@ -1,7 +1,6 @@
 package files
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -115,9 +114,7 @@ func (c *Config) Validate() error {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, core.FieldErrorf(path, format, args...))
 	}
-	pc := poll.Config{Mode: poll.ModeEach, Fetcher: poll.FetcherFunc(func(context.Context, poll.Request, func([]poll.Record) error) error { return nil })}
-	c.ScheduleConfig.Apply(&pc)
-	if err := pc.Validate(); err != nil {
+	if err := c.ScheduleConfig.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Dir == "" {

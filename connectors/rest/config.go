@@ -1,12 +1,9 @@
 package rest
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -114,25 +111,7 @@ type AuthConfig struct {
 
 // lookBack parses cursor.look_back for the cursor type.
 func (c *Config) lookBack() (time.Duration, int64, error) {
-	s := strings.TrimSpace(c.Cursor.LookBack)
-	if s == "0" || s == "" {
-		return 0, 0, nil
-	}
-	switch poll.CursorKind(c.Cursor.Type) {
-	case poll.CursorTime:
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return 0, 0, fmt.Errorf("%q is not a duration such as 1m, as a timestamp cursor needs", s)
-		}
-		return d, 0, nil
-	case poll.CursorInt:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			return 0, 0, fmt.Errorf("%q is not a count such as 100, as an integer cursor needs", s)
-		}
-		return 0, n, nil
-	}
-	return 0, 0, fmt.Errorf("a string cursor has no look-back: remove it")
+	return poll.ParseLookBack(poll.CursorKind(c.Cursor.Type), c.Cursor.LookBack)
 }
 
 // Validate reports every problem at once. It never quotes a secret.
@@ -141,9 +120,7 @@ func (c *Config) Validate() error {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, core.FieldErrorf(path, format, args...))
 	}
-	pc := poll.Config{Mode: poll.ModeSnapshot, Fetcher: poll.FetcherFunc(func(context.Context, poll.Request, func([]poll.Record) error) error { return nil })}
-	c.ScheduleConfig.Apply(&pc)
-	if err := pc.Validate(); err != nil {
+	if err := c.ScheduleConfig.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	c.validateRequest(add)

@@ -1,11 +1,9 @@
 package sql
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -50,29 +48,7 @@ var identRe = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_$]*|"[^"]+"|` + "`[^`]+`
 
 // lookBack parses cursor.look_back for the cursor type.
 func (c *Config) lookBack() (time.Duration, int64, error) {
-	s := strings.TrimSpace(c.Cursor.LookBack)
-	switch poll.CursorKind(c.Cursor.Type) {
-	case poll.CursorTime:
-		if s == "0" {
-			return 0, 0, nil
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return 0, 0, fmt.Errorf("%q is not a duration such as 5m, as a timestamp cursor needs", s)
-		}
-		return d, 0, nil
-	case poll.CursorInt:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			return 0, 0, fmt.Errorf("%q is not a count such as 1000, as an integer cursor needs", s)
-		}
-		return 0, n, nil
-	default:
-		if s != "0" {
-			return 0, 0, fmt.Errorf("a string cursor has no look-back: remove it")
-		}
-	}
-	return 0, 0, nil
+	return poll.ParseLookBack(poll.CursorKind(c.Cursor.Type), c.Cursor.LookBack)
 }
 
 // Validate reports every problem at once. It never quotes the DSN.
@@ -81,9 +57,7 @@ func (c *Config) Validate() error {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, core.FieldErrorf(path, format, args...))
 	}
-	pc := poll.Config{Mode: poll.ModeSnapshot, Fetcher: noFetch}
-	c.ScheduleConfig.Apply(&pc)
-	if err := pc.Validate(); err != nil {
+	if err := c.ScheduleConfig.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if sqlDriverName(c.Driver) == "" {
@@ -153,5 +127,3 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-var noFetch = poll.FetcherFunc(func(ctx context.Context, _ poll.Request, _ func([]poll.Record) error) error { return nil })
