@@ -334,7 +334,8 @@ func copyDefault(v any) any {
 }
 
 // blockDefaults adds to values (a map WithDefaults returned for t's fields)
-// an empty block, filled with its keys' defaults, for every absent key whose
+// an empty block, filled with its keys' defaults, for every absent (or
+// null) key whose
 // Go field is a struct rather than a pointer to one: a block left out of the
 // file then decodes with its declared defaults, as if written empty, while a
 // pointer block (such as an optional tls: section) stays nil, "absent means
@@ -360,7 +361,7 @@ func blockDefaults(t reflect.Type, values map[string]any) {
 		switch {
 		case ft.Kind() == reflect.Struct && declared(ft):
 			v, ok := values[name]
-			if !ok {
+			if !ok || v == nil {
 				fields, _ := fieldsOfType(ft)
 				v = WithDefaults(fields, nil)
 				values[name] = v

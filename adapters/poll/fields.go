@@ -2,11 +2,7 @@ package poll
 
 import (
 	"context"
-	"maps"
-	"reflect"
 	"time"
-
-	"github.com/tributary/tributary/core"
 )
 
 // ScheduleConfig is the scheduling part of a polling connector's YAML
@@ -31,38 +27,4 @@ func (c ScheduleConfig) Validate() error {
 	pc := Config{Mode: ModeEach, Fetcher: FetcherFunc(func(context.Context, Request, func([]Record) error) error { return nil })}
 	c.Apply(&pc)
 	return pc.Validate()
-}
-
-// DecodeConfig decodes a polling connector's configuration c into v, a
-// pointer to its typed Config (see core.FieldsOf), with every absent key at
-// its declared default. A block (a key of type object, such as cursor or
-// pagination) that is absent reads as an empty one, so that its keys take
-// their declared defaults too: the polling connectors' blocks are plain
-// structs, whose zero value would not be a valid configuration, and no
-// block of theirs means something by its absence. Errors are those of
-// core.Config.Decode.
-func DecodeConfig(c core.Config, v any) error {
-	fields := core.FieldsOfType(reflect.TypeOf(v))
-	return core.NewConfig(c.Name, withBlocks(fields, c.Values)).Decode(v)
-}
-
-// withBlocks returns values with every absent (or null) object of fields,
-// at any depth, set to an empty mapping. values is not modified.
-func withBlocks(fields []core.Field, values map[string]any) map[string]any {
-	out := maps.Clone(values)
-	if out == nil {
-		out = map[string]any{}
-	}
-	for _, f := range fields {
-		if f.Type != core.TypeObject {
-			continue
-		}
-		switch v := out[f.Name].(type) {
-		case nil:
-			out[f.Name] = withBlocks(f.Fields, nil)
-		case map[string]any:
-			out[f.Name] = withBlocks(f.Fields, v)
-		}
-	}
-	return out
 }

@@ -23,7 +23,7 @@ type innerConf struct {
 	Mode string `yaml:"mode" default:"fast" doc:"A defaulted key two blocks down."`
 }
 
-// TestDecodeConfig: absent keys take their declared defaults, in absent
+// TestDecodeConfig: a polling connector's configuration decodes with absent keys take their declared defaults, in absent
 // blocks too, and given values are kept.
 func TestDecodeConfig(t *testing.T) {
 	sched := poll.ScheduleConfig{Schedule: "@every 1m", TimeZone: "UTC", CatchUp: "one", MaxCatchUp: 100}
@@ -50,15 +50,15 @@ func TestDecodeConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got blockConfig
-			if err := poll.DecodeConfig(core.NewConfig("c", tt.values), &got); err != nil {
+			if err := core.NewConfig("c", tt.values).Decode(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want {
-				t.Fatalf("DecodeConfig() = %+v, want %+v", got, tt.want)
+				t.Fatalf("Decode() = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
-	if err := poll.DecodeConfig(core.NewConfig("c", map[string]any{"paging": map[string]any{"sise": 1}}), &blockConfig{}); err == nil {
-		t.Fatal("DecodeConfig() accepted an unknown key")
+	if err := core.NewConfig("c", map[string]any{"paging": map[string]any{"sise": 1}}).Decode(&blockConfig{}); err == nil {
+		t.Fatal("Decode() accepted an unknown key")
 	}
 }

@@ -75,14 +75,6 @@ type OutboxConfig struct {
 // when it names neither.
 func decodeConfig(c core.Config) (Config, error) {
 	var cfg Config
-	// Decode fills the defaults of a nested block only when the block is
-	// written; these blocks are values, not pointers, so a block left out
-	// takes its declared defaults here, and Decode keeps them.
-	for _, block := range []any{&cfg.Snapshot, &cfg.Heartbeat, &cfg.Outbox} {
-		if err := core.NewConfig(c.Name, nil).Decode(block); err != nil {
-			return cfg, err
-		}
-	}
 	if err := c.Decode(&cfg); err != nil {
 		return cfg, err
 	}

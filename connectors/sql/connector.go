@@ -55,7 +55,7 @@ func New() *Source { return &Source{Connector: poll.Connector{Type: Type}} }
 // query. It does no I/O.
 func (s *Source) Configure(c core.Config) error {
 	var cfg Config
-	if err := poll.DecodeConfig(c, &cfg); err != nil {
+	if err := c.Decode(&cfg); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

@@ -3,7 +3,6 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -68,22 +67,11 @@ type HandshakeConfig struct {
 	JSONField  string `yaml:"json_field" example:"challenge" doc:"Top-level JSON body field whose value is echoed back (echo type)."`
 }
 
-// decode decodes c into a Config with every absent key at its declared
-// default. core.Config.Decode fills the keys of the objects a document
-// sets; verify, dedup and handshake take their members' defaults when the
-// document leaves the whole object out too.
+// decode decodes c into a Config with every absent key, and every key of a
+// block left out, at its declared default.
 func decode(c core.Config) (Config, error) {
-	values := maps.Clone(c.Values)
-	if values == nil {
-		values = map[string]any{}
-	}
-	for _, f := range core.FieldsOf[Config]() {
-		if v, ok := values[f.Name]; f.Type == core.TypeObject && (!ok || v == nil) {
-			values[f.Name] = map[string]any{}
-		}
-	}
 	var cfg Config
-	err := core.NewConfig(c.Name, values).Decode(&cfg)
+	err := c.Decode(&cfg)
 	return cfg, err
 }
 
