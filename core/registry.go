@@ -90,12 +90,13 @@ type Registry struct {
 	mu      sync.RWMutex
 	sources map[string]SourceSpec
 	streams map[string]StreamSpec
+	sinks   map[string]SinkSpec
 }
 
 // NewRegistry returns an empty registry. Tests build their own; the sidecar
 // uses DefaultRegistry.
 func NewRegistry() *Registry {
-	return &Registry{sources: map[string]SourceSpec{}, streams: map[string]StreamSpec{}}
+	return &Registry{sources: map[string]SourceSpec{}, streams: map[string]StreamSpec{}, sinks: map[string]SinkSpec{}}
 }
 
 // DefaultRegistry is the registry compiled-in connectors add themselves to
@@ -107,6 +108,52 @@ func RegisterSource(s SourceSpec) { DefaultRegistry.RegisterSource(s) }
 
 // RegisterStream adds a stream type to DefaultRegistry.
 func RegisterStream(s StreamSpec) { DefaultRegistry.RegisterStream(s) }
+
+// RegisterSink adds a sink type to DefaultRegistry.
+func RegisterSink(s SinkSpec) { DefaultRegistry.RegisterSink(s) }
+
+// RegisterSink adds a sink type. It panics like RegisterSource.
+func (r *Registry) RegisterSink(s SinkSpec) {
+	s.Fields = specFields("sink", s.Type, s.Config, s.Fields)
+	if err := checkSpec(s.Type, s.Fields, s.New == nil); err != nil {
+		panic(fmt.Sprintf("tributary: register sink: %v", err))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.sinks[s.Type]; dup {
+		panic(fmt.Sprintf("tributary: sink type %q registered twice", s.Type))
+	}
+	r.sinks[s.Type] = s
+}
+
+// Sink returns the spec of a sink type.
+func (r *Registry) Sink(typ string) (SinkSpec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.sinks[typ]
+	return s, ok
+}
+
+// Sinks returns every sink spec, sorted by type.
+func (r *Registry) Sinks() []SinkSpec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]SinkSpec, 0, len(r.sinks))
+	for _, s := range r.sinks {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type < out[j].Type })
+	return out
+}
+
+// SinkTypes returns the registered sink type IDs, sorted.
+func (r *Registry) SinkTypes() []string {
+	var out []string
+	for _, s := range r.Sinks() {
+		out = append(out, s.Type)
+	}
+	return out
+}
 
 // RegisterSource adds a source connector type. It panics when the type is
 // already registered or the spec is malformed: both are programmer errors.

@@ -96,6 +96,17 @@ type SubscribeOptions struct {
 	From StartFrom
 	// Since is the start time for FromTime.
 	Since time.Time
+	// Window, when above 1, lets up to Window messages of a partition (of
+	// a topic, on the embedded stream) be delivered before the first of
+	// them is acked, so that a consumer can work on several at once (a
+	// sink delivering different keys in parallel). Acks may then come in
+	// any order; the group's committed offset only ever advances to just
+	// past the longest run of acked messages from the start (the low
+	// watermark), so a crash delivers again everything not acked, never
+	// skips. A nacked message is delivered again, and so are those after
+	// it that were delivered but not acked. 0 or 1 keeps watermill's
+	// default: the next message only after the previous is acked.
+	Window int
 }
 
 // CheckpointStore keeps each connector's last committed position, beside the

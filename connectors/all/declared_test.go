@@ -25,6 +25,9 @@ func components() []component {
 	for _, s := range core.DefaultRegistry.Sources() {
 		out = append(out, component{"source", s.Type, s.Config, s.Fields})
 	}
+	for _, s := range core.DefaultRegistry.Sinks() {
+		out = append(out, component{"sink", s.Type, s.Config, s.Fields})
+	}
 	return out
 }
 
