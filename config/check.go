@@ -92,6 +92,7 @@ func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
 			l.warn(key, val, base, "connector %q emits nothing: add emit rules, or set disabled: true", name)
 		}
 	}
+	l.checkSinks(cfg, v, root)
 }
 
 // checkAddress returns why a listen address is invalid, or "".

@@ -10,9 +10,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// components validates the stream's and every connector's config block
-// against the fields their type declares, then lets each component's
-// Configure check what field declarations cannot.
+// components validates the stream's, every connector's and every sink's
+// config block against the fields their type declares, then lets each
+// component's Configure check what field declarations cannot.
 func (l *loader) components(cfg *Config, root *yaml.Node, reg *core.Registry) {
 	l.stream(cfg, root, reg)
 	seq := deref(root)
@@ -26,6 +26,7 @@ func (l *loader) components(cfg *Config, root *yaml.Node, reg *core.Registry) {
 		}
 		l.connector(&cfg.Connectors[i], i, item, root, reg)
 	}
+	l.sinks(cfg, root, reg)
 }
 
 func (l *loader) stream(cfg *Config, root *yaml.Node, reg *core.Registry) {

@@ -37,10 +37,13 @@ type Config struct {
 	// Connectors are the connector instances in file order, disabled ones
 	// included.
 	Connectors []ConnectorConfig
+	// Sinks are the sink instances in file order, disabled ones included.
+	Sinks []SinkConfig
 	// Warnings are questionable but valid settings (deprecated fields, a
 	// connector that emits nothing), in file order.
 	Warnings []Problem
-	// Compiled holds the catalog and the rules, compiled and type-checked.
+	// Compiled holds the catalog, the rules and the sinks' expressions,
+	// compiled and type-checked.
 	Compiled Compiled
 }
 
@@ -144,8 +147,9 @@ type RetryConfig struct {
 
 // Load reads the configuration file at path, interpolates its references,
 // and validates it completely against reg (core.DefaultRegistry when nil):
-// the file's own keys, the stream's and every connector's fields, each
-// component's Configure, the catalog and the rules. An invalid file yields
+// the file's own keys, the stream's, every connector's and every sink's
+// fields, each component's Configure, the catalog, the rules and the
+// sinks' expressions. An invalid file yields
 // an *Error listing every problem with its line and column.
 func Load(path string, reg *core.Registry) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -341,6 +345,7 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 		}
 		cfg.Connectors = append(cfg.Connectors, cc)
 	}
+	l.buildSinks(cfg, v)
 }
 
 // abs resolves a relative path against the configuration's directory.

@@ -13,6 +13,15 @@ const (
 	DefaultMaxInFlight     = 10000
 )
 
+// Where a sink's consumer group starts when it has no committed offsets
+// (sinks[].start).
+const (
+	// SinkStartBeginning delivers every event the stream still holds.
+	SinkStartBeginning = "beginning"
+	// SinkStartEnd delivers only events appended from then on.
+	SinkStartEnd = "end"
+)
+
 // Topic modes of stream.topics.mode.
 const (
 	// TopicsPerType sends each event type to its own topic, named prefix +
@@ -44,6 +53,26 @@ func eventTypeFields() []core.Field {
 		{Name: "description", Type: core.TypeString, Doc: "The business fact the event records."},
 		{Name: "schema", Type: core.TypeAny, Doc: "The JSON Schema of the event's data, inline. Set exactly one of schema and schema_file."},
 		{Name: "schema_file", Type: core.TypeString, Doc: "Path to the JSON Schema of the event's data (JSON or YAML), relative to the configuration file.", Example: "schemas/order_accepted.json"},
+	}
+}
+
+// sinkFields declares one sink (SinkConfig). Left-out concurrency,
+// max_batch and retry take the runtime's defaults, which their docs name.
+func sinkFields() []core.Field {
+	return []core.Field{
+		{Name: "name", Type: core.TypeString, Required: true, Doc: "Unique sink name, lowercase snake_case; the sink's consumer group is tributary.sink.<name>, so renaming it starts a new group.", Example: "warehouse"},
+		{Name: "type", Type: core.TypeString, Required: true, Doc: "A registered sink type.", Example: "http"},
+		{Name: "events", Type: core.TypeStrings, Doc: "Event types delivered, as globs: * matches any characters, ? one, [abc] one of a set, as in com.acme.order.*; left out, every type.", Example: "[com.acme.order.*]"},
+		{Name: "when", Type: core.TypeString, Doc: "Boolean expression over event and sink; only events for which it is true are delivered, the others are skipped. Empty means every event.", Example: "event.data.total > 100"},
+		{Name: "map", Type: core.TypeAny, Doc: "What the sink delivers instead of the event: an expression, or a mapping whose values are expressions or nested mappings, over event and sink. Left out, the event as it is."},
+		{Name: "retry", Type: core.TypeObject, Doc: "How often an event that was not delivered is tried again before it goes to the dead-letter topic.", Fields: []core.Field{
+			{Name: "schedule", Type: core.TypeStrings, Doc: "Delays between attempts, each a positive duration; left out, 5s, 5m, 30m, 2h, 5h, then 10h seven times (over 72h in all).", Example: "[5s, 1m, 10m]"},
+		}},
+		{Name: "concurrency", Type: core.TypeInt, Doc: "Most deliveries in progress at once, across partition keys (events of one key go one after another); left out, 16.", Example: "16"},
+		{Name: "max_batch", Type: core.TypeInt, Doc: "Most events handed to the sink in one call; left out, 64.", Example: "64"},
+		{Name: "start", Type: core.TypeString, Default: SinkStartBeginning, Enum: []string{SinkStartBeginning, SinkStartEnd}, Doc: "Where a sink without committed offsets starts: beginning delivers every event the stream still holds, end only new ones."},
+		{Name: "disabled", Type: core.TypeBool, Default: false, Doc: "Keep the sink in the file without running it."},
+		{Name: "config", Type: core.TypeAny, Doc: "The sink type's own settings."},
 	}
 }
 
@@ -96,5 +125,6 @@ func fileFields() []core.Field {
 			{Name: "on_publish_error", Type: core.TypeString, Default: "dead_letter", Enum: []string{"dead_letter", "stop"}, Doc: "What an event the stream refuses for good (larger than the broker accepts) does: go to the dead-letter topic with the reason, or stop the connector before it."},
 			{Name: "disabled", Type: core.TypeBool, Default: false, Doc: "Keep the connector in the file without running it."},
 		}},
+		{Name: "sinks", Type: core.TypeObjects, Doc: "The systems events are delivered to, one entry per sink instance, each reading the stream through its own consumer group.", Fields: sinkFields()},
 	}
 }

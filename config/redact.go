@@ -1,6 +1,10 @@
 package config
 
-import "github.com/tributary/tributary/core"
+import (
+	"time"
+
+	"github.com/tributary/tributary/core"
+)
 
 // Redaction replaces secret values in Redacted's copy.
 const Redaction = "[redacted]"
@@ -16,6 +20,13 @@ func (c *Config) Redacted() *Config {
 		cc.Config = redact(cc.Config, cc.secrets)
 		cc.Emit = append([]core.Rule(nil), cc.Emit...)
 		out.Connectors[i] = cc
+	}
+	out.Sinks = make([]SinkConfig, len(c.Sinks))
+	for i, sc := range c.Sinks {
+		sc.Config = redact(sc.Config, sc.secrets)
+		sc.Events = append([]string(nil), sc.Events...)
+		sc.Retry = append([]time.Duration(nil), sc.Retry...)
+		out.Sinks[i] = sc
 	}
 	out.Catalog = append([]core.EventType(nil), c.Catalog...)
 	out.Warnings = append([]Problem(nil), c.Warnings...)

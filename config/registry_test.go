@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/tributary/tributary/core"
@@ -112,10 +114,39 @@ func (s *fakeStream) Close(context.Context) error       { return nil }
 var _ core.Stream = (*fakeStream)(nil)
 var _ core.Source = (*fakeSource)(nil)
 
-// testRegistry registers a webhook-like source, a second source type and two
-// stream types.
+// hookSinkConfig is the fake http sink's typed configuration.
+type hookSinkConfig struct {
+	URL     string        `yaml:"url" required:"true" doc:"Where deliveries go." example:"https://wms.local/orders"`
+	Method  string        `yaml:"method" default:"POST" enum:"POST,PUT" doc:"HTTP method."`
+	Timeout time.Duration `yaml:"timeout" default:"10s" doc:"Longest time one delivery takes."`
+	Token   string        `yaml:"token" secret:"true" doc:"Bearer token."`
+}
+
+// fakeSink is a sink whose Configure reports field errors the way real
+// sinks do.
+type fakeSink struct {
+	core.SinkFunc
+	cfg hookSinkConfig
+}
+
+func (s *fakeSink) Configure(cfg core.Config) error {
+	if err := cfg.Decode(&s.cfg); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(s.cfg.URL, "http://") && !strings.HasPrefix(s.cfg.URL, "https://") {
+		return core.FieldErrorf("url", "%q is not an http or https URL", s.cfg.URL)
+	}
+	return nil
+}
+
+var _ core.Sink = (*fakeSink)(nil)
+
+// testRegistry registers a webhook-like source, a second source type, two
+// stream types and two sink types.
 func testRegistry() *core.Registry {
 	reg := core.NewRegistry()
+	reg.RegisterSink(core.SinkSpec{Type: "http", Summary: "Posts events.", Config: hookSinkConfig{}, New: func() core.Sink { return &fakeSink{} }})
+	reg.RegisterSink(core.SinkSpec{Type: "audit", Summary: "Logs every event.", New: func() core.Sink { return core.SinkFunc(nil) }})
 	reg.RegisterSource(core.SourceSpec{Type: "webhook", Summary: "Receives pushes.", Fields: webhookFields, New: func() core.Source { return &fakeSource{} }})
 	reg.RegisterSource(core.SourceSpec{Type: "poller", Summary: "Polls.", Fields: []core.Field{
 		{Name: "url", Type: core.TypeString, Required: true, Doc: "What to poll."},

@@ -16,7 +16,8 @@ const durationPattern = `^(?:[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µ
 // Schema returns the JSON Schema (draft 2020-12) of the configuration file
 // for the types registered in reg (core.DefaultRegistry when nil): every key
 // with its type, documentation, default and allowed values, and the config
-// block of each stream and connector type, selected by the sibling "type".
+// block of each stream, connector and sink type, selected by the sibling
+// "type".
 // Editors use it for completion and inline checks. The output is
 // deterministic: keys are sorted.
 func Schema(reg *core.Registry) ([]byte, error) {
@@ -27,7 +28,7 @@ func Schema(reg *core.Registry) ([]byte, error) {
 	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	root["$id"] = "urn:tributary:config:1"
 	root["title"] = "Tributary configuration"
-	root["description"] = "The configuration file of the Tributary sidecar: the shared stream, the event catalog and the connectors that watch legacy systems."
+	root["description"] = "The configuration file of the Tributary sidecar: the shared stream, the event catalog, the connectors that watch legacy systems and the sinks that deliver events."
 	root["$defs"] = map[string]any{
 		"reference": map[string]any{
 			"type":        "string",
@@ -61,6 +62,20 @@ func Schema(reg *core.Registry) ([]byte, error) {
 		sourceCases = append(sourceCases, typeCase(cond, s.Fields))
 	}
 	typed(conn, reg.SourceTypes(), sourceCases)
+
+	sink := props["sinks"].(map[string]any)["items"].(map[string]any)
+	var sinkCases []any
+	for _, s := range reg.Sinks() {
+		cond := map[string]any{
+			"properties": map[string]any{"type": map[string]any{"const": s.Type}},
+			"required":   []string{"type"},
+		}
+		sinkCases = append(sinkCases, typeCase(cond, s.Fields))
+	}
+	typed(sink, reg.SinkTypes(), sinkCases)
+	schedule := sink["properties"].(map[string]any)["retry"].(map[string]any)["properties"].(map[string]any)["schedule"].(map[string]any)
+	schedule["items"] = map[string]any{"type": "string", "pattern": durationPattern}
+	schedule["minItems"] = 1
 
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
