@@ -1,8 +1,9 @@
 // Package memstream is an in-memory core.Stream: a recording test double
 // for the runtime and for connector tests. It keeps every published message,
-// can be told to fail publishes, and serves subscribers through watermill's
-// GoChannel. It is not durable and is not registered in the default
-// registry; tests add it to their own with Spec.
+// can be told to fail publishes, and serves subscribers that read each
+// topic as one partition, with consumer groups whose committed offsets it
+// keeps (see Stream.Subscriber). It is not durable and is not registered in
+// the default registry; tests add it to their own with Spec.
 package memstream
 
 import (
@@ -10,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/tributary/tributary/core"
 )
@@ -39,8 +40,16 @@ type Stream struct {
 	poisoned map[string]int
 	closed   bool
 	opened   bool
-	ch       *gochannel.GoChannel
 	cps      *Checkpoints
+	// logs holds, per topic, a private copy of each stored message that
+	// subscribers deliver copies of; its index is the message's offset.
+	logs map[string][]logEntry
+	// changed is closed, and replaced, whenever messages are stored.
+	changed chan struct{}
+	// done is closed by Close, ending every subscription, and replaced by
+	// the next Open.
+	done   chan struct{}
+	groups map[groupKey]*group
 }
 
 // Published is one message as it was stored, with its topic.
@@ -53,9 +62,12 @@ type Published struct {
 func New() *Stream {
 	s := &Stream{
 		topics:   map[string][]*message.Message{},
-		ch:       gochannel.NewGoChannel(gochannel.Config{Persistent: true, OutputChannelBuffer: 1024}, nil),
 		cps:      NewCheckpoints(),
 		poisoned: map[string]int{},
+		logs:     map[string][]logEntry{},
+		changed:  make(chan struct{}),
+		done:     make(chan struct{}),
+		groups:   map[groupKey]*group{},
 	}
 	s.cond = sync.NewCond(&s.mu)
 	return s
@@ -76,7 +88,7 @@ func (s *Stream) Configure(cfg core.Config) error { return cfg.Decode(&struct{}{
 
 // Open marks the stream open. It fails with the errors given to FailOpen
 // first, one per call. Open may follow Close: the stream keeps what it
-// stored and serves new subscribers.
+// stored and the groups' committed offsets, and serves new subscriptions.
 func (s *Stream) Open(context.Context, core.Env) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -88,10 +100,7 @@ func (s *Stream) Open(context.Context, core.Env) error {
 	}
 	if s.closed {
 		s.closed = false
-		s.ch = gochannel.NewGoChannel(gochannel.Config{Persistent: true, OutputChannelBuffer: 1024}, nil)
-		for _, p := range s.order {
-			_ = s.ch.Publish(p.Topic, p.Message.Copy())
-		}
+		s.done = make(chan struct{})
 	}
 	s.opened = true
 	return nil
@@ -124,12 +133,6 @@ func (s *Stream) Refuse(f func(topic string, m *message.Message) error) {
 // Publisher returns the recording publisher.
 func (s *Stream) Publisher() message.Publisher { return &publisher{s: s} }
 
-// Subscriber returns a subscriber that sees every message published so far
-// and from now on (the options are ignored).
-func (s *Stream) Subscriber(core.SubscribeOptions) (message.Subscriber, error) {
-	return nopCloseSubscriber{s.ch}, nil
-}
-
 // Checkpoints returns the in-memory checkpoint store.
 func (s *Stream) Checkpoints() core.CheckpointStore { return s.cps }
 
@@ -143,14 +146,15 @@ func (s *Stream) Ping(context.Context) error {
 	return nil
 }
 
-// Close closes the stream; it is safe to call twice.
+// Close closes the stream, ending every subscription (their channels are
+// closed); it is safe to call twice.
 func (s *Stream) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true
 		s.cond.Broadcast()
-		return s.ch.Close()
+		close(s.done)
 	}
 	return nil
 }
@@ -222,6 +226,13 @@ func (s *Stream) WaitLen(ctx context.Context, n int) error {
 }
 
 func (s *Stream) store(ctx context.Context, topic string, msgs []*message.Message) error {
+	// Subscribers deliver copies of these private copies, so that nothing
+	// the publisher or a handler does to a message changes what is stored.
+	entries := make([]logEntry, len(msgs))
+	now := time.Now()
+	for i, m := range msgs {
+		entries[i] = logEntry{msg: copyMessage(m), at: now}
+	}
 	s.mu.Lock()
 	if err := ctx.Err(); err != nil {
 		s.mu.Unlock()
@@ -237,13 +248,12 @@ func (s *Stream) store(ctx context.Context, topic string, msgs []*message.Messag
 		s.topics[topic] = append(s.topics[topic], m)
 		s.order = append(s.order, Published{Topic: topic, Message: m})
 	}
+	s.logs[topic] = append(s.logs[topic], entries...)
 	s.cond.Broadcast()
+	close(s.changed)
+	s.changed = make(chan struct{})
 	s.mu.Unlock()
-	copies := make([]*message.Message, len(msgs))
-	for i, m := range msgs {
-		copies[i] = m.Copy()
-	}
-	return s.ch.Publish(topic, copies...)
+	return nil
 }
 
 // refused returns why msgs cannot be stored on topic now, or nil. Called
@@ -309,10 +319,6 @@ func (s *Stream) poison(topic string, d int) {
 }
 
 func (p *publisher) Close() error { return nil }
-
-type nopCloseSubscriber struct{ *gochannel.GoChannel }
-
-func (nopCloseSubscriber) Close() error { return nil }
 
 // Checkpoints is an in-memory core.CheckpointStore.
 type Checkpoints struct {
