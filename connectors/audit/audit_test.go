@@ -1,0 +1,286 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tributary/tributary/connectors/audit"
+	"github.com/tributary/tributary/core"
+)
+
+// The same event written twice, in two calls and twice in one call, is
+// logged once, and every delivery is reported delivered.
+func TestWriteLogsEachEventOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		write(t, s, deliveries(eventRange(0, 10)...))
+		write(t, s, deliveries(eventRange(0, 10)...))
+		write(t, s, deliveries(event(10), event(10), event(3)))
+		if n := count(t, s, values); n != 11 {
+			t.Errorf("the log holds %d rows, want 11", n)
+		}
+		if got := search(t, s, audit.Query{ID: event(3).ID}); len(got) != 1 {
+			t.Errorf("event %s logged %d times, want once", event(3).ID, len(got))
+		}
+	})
+}
+
+// An event comes back from the log as it went in: every attribute, JSON
+// data as its text, other data as its bytes.
+func TestSearchReturnsEventsAsWritten(t *testing.T) {
+	full := &core.Event{
+		ID: "full", Source: "/erp", SpecVersion: core.SpecVersion, Type: "com.example.invoice.issued",
+		Subject: "inv-1", Time: time.Date(2026, 3, 2, 8, 30, 15, 123456000, time.FixedZone("CET", 3600)),
+		DataContentType: "application/json", DataSchema: "https://schemas.example/invoice/1",
+		Data:         json.RawMessage(`{"b":1, "a":[true,null,"x"]}`),
+		PartitionKey: "inv-1", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	}
+	binary := &core.Event{
+		ID: "binary", Source: "/files", SpecVersion: core.SpecVersion, Type: "com.example.file.received",
+		DataContentType: "application/octet-stream", Data: []byte{0, 1, 0xff, 'a'},
+	}
+	bare := &core.Event{ID: "bare", Source: "/s", SpecVersion: core.SpecVersion, Type: "com.example.ping"}
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		write(t, s, deliveries(full, binary, bare))
+		for _, want := range []*core.Event{full, binary, bare} {
+			got := search(t, s, audit.Query{ID: want.ID})
+			if len(got) != 1 {
+				t.Fatalf("event %s: found %d", want.ID, len(got))
+			}
+			w := *want
+			w.Time = w.Time.UTC()
+			if !reflect.DeepEqual(got[0], w) {
+				t.Errorf("event %s:\n got %+v\nwant %+v", want.ID, got[0], w)
+			}
+		}
+	})
+}
+
+// A Write is one transaction: when one of its events is refused (here by
+// a trigger), none of them is logged and every result is a retry carrying
+// the error; the same call succeeds once the refusal is lifted. The batch
+// spans several INSERT statements, the refused event in the last.
+func TestWriteIsOneTransaction(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		table := prefix(values) + "events"
+		db := s.DB().SQL()
+		var install, remove []string
+		if values["driver"] == "postgres" {
+			install = []string{
+				`CREATE FUNCTION ` + table + `_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = 'ev-00290' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$`,
+				`CREATE TRIGGER refuse BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + table + `_refuse()`,
+			}
+			remove = []string{`DROP TRIGGER refuse ON ` + table, `DROP FUNCTION ` + table + `_refuse()`}
+		} else {
+			install = []string{`CREATE TRIGGER refuse BEFORE INSERT ON ` + table + ` WHEN NEW.id = 'ev-00290' BEGIN SELECT RAISE(ABORT, 'refused by test'); END`}
+			remove = []string{`DROP TRIGGER refuse`}
+		}
+		for _, q := range install {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		ds := deliveries(eventRange(0, 300)...)
+		for i, r := range s.Write(context.Background(), ds) {
+			if r.Status != core.StatusRetry || r.Err == nil || !strings.Contains(r.Err.Error(), "refused by test") {
+				t.Fatalf("delivery %d: %s, %v; want retry with the refusal", i, r.Status, r.Err)
+			}
+		}
+		if n := count(t, s, values); n != 0 {
+			t.Fatalf("a refused Write left %d rows, want 0", n)
+		}
+		for _, q := range remove {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		write(t, s, ds)
+		if n := count(t, s, values); n != 300 {
+			t.Errorf("the log holds %d rows, want 300", n)
+		}
+	})
+}
+
+// A Write whose context is done logs nothing and asks for a retry.
+func TestWriteWithDoneContextRetries(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		for i, r := range s.Write(ctx, deliveries(eventRange(0, 5)...)) {
+			if r.Status != core.StatusRetry || !errors.Is(r.Err, context.Canceled) {
+				t.Errorf("delivery %d: %s, %v; want retry with context.Canceled", i, r.Status, r.Err)
+			}
+		}
+		if n := count(t, s, values); n != 0 {
+			t.Errorf("the log holds %d rows, want 0", n)
+		}
+	})
+}
+
+// A sink that is not open (never opened, or closed) asks for a retry.
+func TestWriteBeforeOpenRetries(t *testing.T) {
+	s := audit.New()
+	if err := s.Configure(core.NewConfig("a", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range s.Write(context.Background(), deliveries(event(1))) {
+		if r.Status != core.StatusRetry || r.Err == nil {
+			t.Errorf("got %s, %v; want retry with an error", r.Status, r.Err)
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Errorf("close before open: %v", err)
+	}
+}
+
+// Events logged longer ago than the retention are deleted in the
+// background, in batches, while newer ones stay; Close stops the
+// goroutine doing it.
+func TestRetentionPrunesOldEvents(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		s, _ := openSink(t, values, "retention", "30m", "prune_every", "20ms")
+		write(t, s, deliveries(eventRange(0, 2500)...))
+		write(t, s, deliveries(eventRange(2500, 2510)...))
+		// The first 2500 were logged a day ago.
+		table := prefix(values) + "events"
+		if _, err := s.DB().SQL().Exec("UPDATE " + table + " SET logged_at = '2026-01-01T00:00:00.000000000Z' WHERE id < 'ev-02500'"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for count(t, s, values) > 10 {
+			if time.Now().After(deadline) {
+				t.Fatalf("old events not pruned: %d rows left", count(t, s, values))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := ids(search(t, s, audit.Query{})); got != ids(asValues(eventRange(2500, 2510))) {
+			t.Errorf("left after pruning: %s, want the 10 new events", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// With retention 0 nothing is ever deleted.
+func TestNoRetentionKeepsEverything(t *testing.T) {
+	s, _ := openSink(t, map[string]any{}, "prune_every", "5ms")
+	write(t, s, deliveries(eventRange(0, 20)...))
+	if _, err := s.DB().SQL().Exec("UPDATE audit_events SET logged_at = '2000-01-01T00:00:00.000000000Z'"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := count(t, s, map[string]any{}); n != 20 {
+		t.Errorf("the log holds %d rows, want 20", n)
+	}
+}
+
+// The log survives the sink's Close and Open: it lies in the state
+// directory, where audit.Open finds it.
+func TestLogSurvivesReopen(t *testing.T) {
+	s, dir := openSink(t, map[string]any{})
+	write(t, s, deliveries(eventRange(0, 3)...))
+	ctx := context.Background()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "audit.db")); err != nil {
+		t.Fatalf("no audit.db in the state directory: %v", err)
+	}
+	if err := s.Open(ctx, core.Env{Name: "audit_log", StateDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, deliveries(eventRange(2, 5)...))
+	cfg, err := audit.ParseConfig(core.NewConfig("audit_log", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := audit.Open(ctx, cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs, err := audit.Search(ctx, db, audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(evs); got != "ev-00000,ev-00001,ev-00002,ev-00003,ev-00004" {
+		t.Errorf("log = %s", got)
+	}
+}
+
+// audit.Open does not create a log: it says where it looked.
+func TestOpenMissingLog(t *testing.T) {
+	cfg, err := audit.ParseConfig(core.NewConfig("audit_log", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	_, err = audit.Open(context.Background(), cfg, dir)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "audit.db")) {
+		t.Fatalf("err = %v, want one naming %s", err, filepath.Join(dir, "audit.db"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "audit.db")); err == nil {
+		t.Error("Open created the log")
+	}
+}
+
+// Replays are recorded with who ran them, when, the filter and the count.
+func TestRecordReplay(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		ctx := context.Background()
+		at := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+		want := []audit.Replay{
+			{ID: "r1", At: at, Who: "alice", Sink: "warehouse", Count: 42, Filter: audit.Query{
+				Types: []string{"com.example.order.placed"}, Subject: "o-1", Since: base, Until: base.Add(time.Hour)}},
+			{At: at.Add(time.Minute), Who: "127.0.0.1:5555", Sink: "erp"},
+		}
+		for i := range want {
+			id, err := audit.RecordReplay(ctx, s.DB(), want[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want[i].ID == "" && id == "" {
+				t.Fatal("no id made up")
+			}
+			want[i].ID = id
+		}
+		if _, err := audit.RecordReplay(ctx, s.DB(), want[0]); err == nil {
+			t.Error("recording replay r1 twice: no error")
+		}
+		got, err := audit.Replays(ctx, s.DB())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("replays:\n got %+v\nwant %+v", got, want)
+		}
+	})
+}
+
+func asValues(evs []*core.Event) []core.Event {
+	out := make([]core.Event, len(evs))
+	for i, e := range evs {
+		out[i] = *e
+	}
+	return out
+}

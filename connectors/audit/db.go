@@ -1,0 +1,214 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/tributary/tributary/core/statedb"
+)
+
+// DB is an open audit log: its two tables in SQLite or PostgreSQL. Its
+// methods and the functions taking it are safe for concurrent use.
+type DB struct {
+	db      *sql.DB
+	pg      bool
+	events  string // table names, checked by Config.Validate
+	replays string
+	where   string // the file or "postgres", for errors
+
+	// writeMu makes the writers of a SQLite log (Write calls, pruning)
+	// take turns in the process, rather than in SQLite's busy loop.
+	writeMu sync.Mutex
+	stmtMu  sync.Mutex
+	inserts map[int]*sql.Stmt // by rows per statement
+}
+
+// Open opens the audit log cfg configures, which must exist (the audit
+// sink creates it when it first opens), for tools that read it or record
+// replays. stateDir is the sink's state directory, where a relative
+// SQLite path lies. The caller closes the DB.
+func Open(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
+	if cfg.Driver == DriverSQLite {
+		path := cfg.SQLitePath(stateDir)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no audit log at %s: the audit sink creates it when the sidecar first runs it", path)
+		}
+	}
+	d, err := connect(ctx, cfg, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	if err := d.db.QueryRowContext(ctx, "SELECT count(*) FROM "+d.replays+" WHERE 1 = 0").Scan(&n); err != nil {
+		_ = d.db.Close()
+		return nil, fmt.Errorf("audit log %s has no table %s (has the audit sink run with table_prefix %q?): %w", d.where, d.replays, cfg.TablePrefix, err)
+	}
+	return d, nil
+}
+
+// create opens the audit log cfg configures, creating its file, tables
+// and indexes when missing.
+func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
+	d, err := connect(ctx, cfg, stateDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, stmt := range d.schema() {
+		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
+			_ = d.db.Close()
+			return nil, fmt.Errorf("create audit tables in %s: %w", d.where, err)
+		}
+	}
+	return d, nil
+}
+
+// connect opens the database and checks that it answers.
+func connect(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
+	d := &DB{
+		pg:      cfg.Driver == DriverPostgres,
+		events:  cfg.TablePrefix + "events",
+		replays: cfg.TablePrefix + "replays",
+		inserts: map[int]*sql.Stmt{},
+	}
+	var err error
+	if d.pg {
+		d.where = "postgres"
+		d.db, err = sql.Open("pgx", cfg.DSN)
+		if err != nil {
+			// pgx quotes the connection string with its password hidden.
+			return nil, fmt.Errorf("audit log dsn: %w", err)
+		}
+		d.db.SetMaxOpenConns(cfg.MaxConns)
+		d.db.SetMaxIdleConns(cfg.MaxConns)
+	} else {
+		path := cfg.SQLitePath(stateDir)
+		d.where = path
+		sync := statedb.SyncFull
+		if cfg.Sync == SyncNormal {
+			sync = statedb.SyncNormal
+		}
+		d.db, err = statedb.Open(path, statedb.Options{Sync: sync, CacheKiB: 16384, TxLock: "immediate"})
+		if err != nil {
+			return nil, fmt.Errorf("open audit log %s: %w", path, err)
+		}
+	}
+	if err := d.db.PingContext(ctx); err != nil {
+		_ = d.db.Close()
+		return nil, fmt.Errorf("connect to audit log %s: %w", d.where, err)
+	}
+	return d, nil
+}
+
+// SQL returns the database, for queries of the log beyond Search.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+// Close closes the database.
+func (d *DB) Close() error {
+	d.stmtMu.Lock()
+	for n, st := range d.inserts {
+		_ = st.Close()
+		delete(d.inserts, n)
+	}
+	d.stmtMu.Unlock()
+	return d.db.Close()
+}
+
+// schema returns the statements creating the tables and indexes.
+func (d *DB) schema() []string {
+	ts, first := "TEXT", ""
+	if d.pg {
+		// PostgreSQL sorts NULL last, SQLite first: events with no time
+		// come first on both.
+		ts, first = "TIMESTAMPTZ", " NULLS FIRST"
+	}
+	e, r := d.events, d.replays
+	return []string{
+		`CREATE TABLE IF NOT EXISTS ` + e + ` (
+	id TEXT PRIMARY KEY,
+	type TEXT NOT NULL,
+	source TEXT NOT NULL,
+	subject TEXT,
+	time ` + ts + `,
+	partition_key TEXT,
+	data TEXT,
+	data_base64 TEXT,
+	datacontenttype TEXT,
+	dataschema TEXT,
+	traceparent TEXT,
+	logged_at ` + ts + ` NOT NULL
+)`,
+		`CREATE INDEX IF NOT EXISTS ` + e + `_time ON ` + e + ` (time` + first + `, id)`,
+		`CREATE INDEX IF NOT EXISTS ` + e + `_type_time ON ` + e + ` (type, time` + first + `)`,
+		`CREATE INDEX IF NOT EXISTS ` + e + `_subject_time ON ` + e + ` (subject, time` + first + `)`,
+		`CREATE INDEX IF NOT EXISTS ` + e + `_logged_at ON ` + e + ` (logged_at)`,
+		`CREATE TABLE IF NOT EXISTS ` + r + ` (
+	id TEXT PRIMARY KEY,
+	at ` + ts + ` NOT NULL,
+	who TEXT NOT NULL,
+	sink TEXT NOT NULL,
+	filter TEXT NOT NULL,
+	count BIGINT NOT NULL
+)`,
+		`CREATE INDEX IF NOT EXISTS ` + r + `_at ON ` + r + ` (at)`,
+	}
+}
+
+// sqliteTime is how a SQLite log writes times: UTC, fixed width, so that
+// text order is time order.
+const sqliteTime = "2006-01-02T15:04:05.000000000Z"
+
+// timeArg returns t as the log's time columns take it; nil for the zero
+// time.
+func (d *DB) timeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	if d.pg {
+		return t
+	}
+	return t.UTC().Format(sqliteTime)
+}
+
+// nullTime reads a time column.
+type nullTime struct{ t time.Time }
+
+// Scan reads a TIMESTAMPTZ (PostgreSQL) or text (SQLite) value.
+func (n *nullTime) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		n.t = time.Time{}
+	case time.Time:
+		n.t = v.UTC()
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return fmt.Errorf("time %q: %w", v, err)
+		}
+		n.t = t
+	case []byte:
+		return n.Scan(string(v))
+	default:
+		return fmt.Errorf("time of type %T", v)
+	}
+	return nil
+}
+
+// param returns the placeholder of the i-th (from 1) argument.
+func (d *DB) param(b *strings.Builder, i int) {
+	if d.pg {
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(i))
+		return
+	}
+	b.WriteByte('?')
+}

@@ -1,0 +1,64 @@
+package audit_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/connectors/audit"
+	"github.com/tributary/tributary/core"
+)
+
+// Search keeps the events every filter of the query selects, in time
+// order, the first Limit of them.
+func TestSearchFilters(t *testing.T) {
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	tests := []struct {
+		name string
+		q    audit.Query
+		want string
+	}{
+		{name: "everything", q: audit.Query{}, want: "ev-00000,ev-00001,ev-00002,ev-00003,ev-00004,ev-00005,ev-00006,ev-00007,ev-00008,ev-00009,ev-00010,ev-00011"},
+		{name: "one type", q: audit.Query{Types: []string{"com.example.order.shipped"}}, want: "ev-00001,ev-00003,ev-00005,ev-00007,ev-00009,ev-00011"},
+		{name: "two types", q: audit.Query{Types: []string{"com.example.order.shipped", "com.example.order.placed"}, Limit: 3}, want: "ev-00000,ev-00001,ev-00002"},
+		{name: "unknown type", q: audit.Query{Types: []string{"com.example.nothing"}}, want: ""},
+		{name: "subject", q: audit.Query{Subject: "o-2"}, want: "ev-00002,ev-00009"},
+		{name: "since, inclusive", q: audit.Query{Since: at(9)}, want: "ev-00009,ev-00010,ev-00011"},
+		{name: "until, exclusive", q: audit.Query{Until: at(2)}, want: "ev-00000,ev-00001"},
+		{name: "time range", q: audit.Query{Since: at(3), Until: at(6)}, want: "ev-00003,ev-00004,ev-00005"},
+		{name: "id", q: audit.Query{ID: "ev-00007"}, want: "ev-00007"},
+		{name: "id and another filter that excludes it", q: audit.Query{ID: "ev-00007", Types: []string{"com.example.order.placed"}}, want: ""},
+		{name: "limit", q: audit.Query{Limit: 2}, want: "ev-00000,ev-00001"},
+		{name: "every filter", q: audit.Query{Types: []string{"com.example.order.placed"}, Subject: "o-1", Since: at(1), Until: at(12)}, want: "ev-00008"},
+	}
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		// Written out of time order, in two calls.
+		write(t, s, deliveries(eventRange(6, 12)...))
+		write(t, s, deliveries(eventRange(0, 6)...))
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if got := ids(search(t, s, tt.q)); got != tt.want {
+					t.Errorf("got  %s\nwant %s", got, tt.want)
+				}
+			})
+		}
+	})
+}
+
+// Events with no time come first, and a time filter leaves them out;
+// events of one time come in id order.
+func TestSearchOrdersByTimeThenID(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		timeless := &core.Event{ID: "z-timeless", Source: "/s", SpecVersion: core.SpecVersion, Type: "t"}
+		b := &core.Event{ID: "b-same", Source: "/s", SpecVersion: core.SpecVersion, Type: "t", Time: base}
+		a := &core.Event{ID: "a-same", Source: "/s", SpecVersion: core.SpecVersion, Type: "t", Time: base}
+		write(t, s, deliveries(b, timeless, a))
+		if got := ids(search(t, s, audit.Query{})); got != "z-timeless,a-same,b-same" {
+			t.Errorf("order = %s, want z-timeless,a-same,b-same", got)
+		}
+		if got := ids(search(t, s, audit.Query{Until: base.Add(time.Hour)})); got != "a-same,b-same" {
+			t.Errorf("with until: %s, want a-same,b-same", got)
+		}
+	})
+}
