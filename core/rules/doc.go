@@ -134,6 +134,51 @@
 // (or nil) catalog, rules may emit any well-formed type, unvalidated: handy
 // to start wrapping a system before the organisation agrees on schemas.
 //
+// # Expressions over an event
+//
+// A sink's when and map, and a sink's own expression-valued keys (an HTTP
+// sink's url and headers), are expressions over an event read from the
+// stream, in the same language, with the same functions (except changed,
+// which needs a change's before and after) and the same conventions for
+// numbers. They see:
+//
+//	event.id, event.type, event.source, event.subject     string
+//	event.time               time.Time, zero when the event has none
+//	event.data               any     the event's data: its JSON decoded, numbers exact as json.Number
+//	event.partitionkey, event.dataschema, event.datacontenttype  string; "" when absent
+//	sink                     string  the sink's name
+//
+// The data is decoded as JSON when the event's datacontenttype is unset or
+// names JSON, and is its text otherwise; an event with no data has a nil
+// event.data. Reading a missing field of the data gives nil
+// (event.data.note); going below a missing value is a run-time error
+// (event.data.customer.name when customer is missing): write
+// event.data?.customer?.name to get nil instead.
+//
+// [CompileEvent] compiles and type-checks one expression when the
+// configuration loads: an unknown variable or attribute, or a syntax
+// error, is a *core.FieldError at the expression's path, naming the
+// column. [CompileEventCondition] also checks that it gives a boolean, as
+// a when must. [CompileEventData] compiles a map: one expression, or a
+// mapping, nested as deep as needed, whose leaves are expressions, as a
+// rule's data is; its value is JSON-compatible, exact numbers kept.
+//
+// A failure at run time is an *EventError naming the expression's path,
+// the column and the event's id; an expression that calls
+// deadLetter(reason) fails with a *DeadLetterError inside it, and the sink
+// dead-letters the event with the reason.
+//
+// Decoding the data is most of the cost of evaluating expressions over an
+// event, so it is done once per event: evaluate a sink's programs in one
+// [EventEnv], made with [NewEventEnv] or Reset for each event, and the
+// first expression that reads event.data decodes it for all of them; an
+// expression that reads none of it decodes nothing. An expression that
+// only names a variable or a field below event.data (most of a map) is
+// read without the VM. On one core of a 2-core machine,
+// BenchmarkEventSink (a when, a URL and a 10-field map over a 1 KB event)
+// runs at about 60,000 events per second of CPU time, three times what
+// evaluating each program on its own (BenchmarkEventSinkUnshared) gives.
+//
 // # Concurrency and cost
 //
 // A Set is immutable; Apply is safe for concurrent use. Each call borrows a
