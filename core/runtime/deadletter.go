@@ -14,15 +14,20 @@ const DeadLetterType = "dev.tributary.deadletter"
 
 // DeadLetter is the data of a dead-letter record: why an output failed, the
 // rule, the data as built, and the raw change, so that nothing is lost and an
-// operator can replay it.
+// operator can replay it. A sink's dead letter names the sink instead of a
+// connector and rule, and carries the event as it was on the stream
+// (structured CloudEvent) and the target's last response.
 type DeadLetter struct {
-	Connector string          `json:"connector"`
-	Rule      string          `json:"rule"`
+	Connector string          `json:"connector,omitempty"`
+	Rule      string          `json:"rule,omitempty"`
+	Sink      string          `json:"sink,omitempty"`
 	Reason    string          `json:"reason"`
 	Error     string          `json:"error"`
+	Response  string          `json:"response,omitempty"`
 	EventType string          `json:"event_type,omitempty"`
 	Data      any             `json:"data,omitempty"`
-	Change    json.RawMessage `json:"change"`
+	Change    json.RawMessage `json:"change,omitempty"`
+	Event     json.RawMessage `json:"event,omitempty"`
 }
 
 // Metadata keys carried by dead-letter messages besides the CloudEvents

@@ -78,6 +78,12 @@ type Options struct {
 	// schema. Default "tributary.deadletter".
 	DeadLetterTopic string
 	Connectors      []Connector
+	// Sinks deliver events from the stream to the systems that must
+	// receive them.
+	Sinks []Sink
+	// EventTypes are the known event types (the catalog's): with topics
+	// per type, a sink reads the topics of those its globs match.
+	EventTypes []string
 	// StateDir holds per-connector state directories.
 	StateDir string
 	// HTTP is the shared listener's router, or nil when there is none.
@@ -107,6 +113,7 @@ type Runtime struct {
 	log        *slog.Logger
 	metrics    *Metrics
 	connectors []*connector
+	sinks      []*sinkRunner
 
 	// streamOK is when a publish or checkpoint save last succeeded (unix
 	// nanoseconds): proof that the stream answers, which spares a ping.
@@ -172,6 +179,11 @@ func New(opts Options) (*Runtime, error) {
 		c.Retry = c.Retry.withDefaults()
 		r.connectors = append(r.connectors, newConnector(r, c))
 	}
+	sinks, err := newSinkRunners(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.sinks = sinks
 	return r, nil
 }
 
@@ -204,6 +216,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 			continue
 		}
 		wg.Go(func() { c.supervise(ctx) })
+	}
+	for _, s := range r.sinks {
+		if s.cfg.Disabled {
+			s.setState(StateDisabled, nil)
+			continue
+		}
+		wg.Go(func() { s.supervise(ctx) })
 	}
 	<-ctx.Done()
 	r.log.Info("shutting down", "timeout", r.opts.ShutdownTimeout)
@@ -352,6 +371,8 @@ type Status struct {
 	Ready      bool              `json:"ready"`
 	Stream     StreamStatus      `json:"stream"`
 	Connectors []ConnectorStatus `json:"connectors"`
+	// Sinks is every sink's state; sinks do not count in Ready.
+	Sinks []SinkStatus `json:"sinks,omitempty"`
 }
 
 // Status returns a snapshot of the stream's and every connector's state.
@@ -369,6 +390,7 @@ func (r *Runtime) Status() Status {
 		st.Connectors = append(st.Connectors, cs)
 	}
 	st.Ready = ready
+	st.Sinks = r.sinkStatuses()
 	return st
 }
 

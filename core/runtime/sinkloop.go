@@ -1,0 +1,616 @@
+package runtime
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/tributary/tributary/core"
+)
+
+// This file is one session of a sink: Open, subscribe, the delivery loop,
+// then drain and Close. One goroutine, the loop, owns every event read:
+// it queues them per partition key, hands ready keys to Write calls (at
+// most Concurrency at once, never two holding one key), and acks each
+// message once its event is delivered, skipped or dead-lettered; the
+// stream commits the low watermark of the acks. sinkresult.go holds what
+// the loop does with the results of a Write.
+
+// sinkItem is one event read from the stream and not yet committed.
+type sinkItem struct {
+	msg      *message.Message
+	ev       *core.Event // nil for a message that is not a CloudEvent
+	data     any
+	key      string
+	appended time.Time
+	// attempt counts the deliveries that failed and used up an entry of
+	// the retry schedule.
+	attempt int
+	// failed is set by the first failed delivery: the item counts in
+	// RetriesPending until it is delivered or dead-lettered.
+	failed bool
+	// done: acked; dead: handed to the dead-letter topic.
+	done, dead bool
+}
+
+// sinkKey is the queue of one partition key's events, in stream order.
+type sinkKey struct {
+	name  string
+	items []*sinkItem
+	// busy: a Write holds items[:sent].
+	busy bool
+	sent int
+	// blocked counts the key's dead letters being published: later
+	// events wait for them.
+	blocked int
+	// due is when the key may be delivered again after a retry result.
+	due time.Time
+	// queued: in the ready list; gen tells current heap entries from
+	// stale ones.
+	queued bool
+	gen    int
+}
+
+type writeResult struct {
+	batch   []*sinkItem
+	results []core.Result
+	probe   bool
+}
+
+type dlJob struct {
+	it      *sinkItem
+	k       *sinkKey
+	reason  string
+	msg     *message.Message
+	attempt int
+	// timer publishes the dead letter again after a failure.
+	timer *time.Timer
+}
+
+type dlResult struct {
+	job *dlJob
+	err error
+}
+
+// sinkLoop is the state of one session's delivery loop. Only the loop
+// goroutine touches it, but for the channels.
+type sinkLoop struct {
+	s    *sinkRunner
+	cfg  *Sink
+	sink core.Sink
+	pub  core.AsyncPublisher
+
+	keys    map[string]*sinkKey
+	ready   []*sinkKey
+	waiting dueHeap
+	timer   *time.Timer
+	timerAt time.Time
+	// unacked holds the items read, in arrival order; acked ones leave
+	// from the front.
+	unacked []*sinkItem
+	// keyless numbers events without a partition key, each its own key.
+	keyless uint64
+
+	writes  int // Write calls in flight
+	dls     int // dead-letter publishes in flight
+	dlTimer map[*time.Timer]struct{}
+
+	results    chan writeResult
+	dlDone     chan dlResult
+	dlRetry    chan *dlJob
+	intake     chan *message.Message
+	ended      chan string
+	stopIntake chan struct{}
+	// done is closed when the loop has returned: callbacks arriving later
+	// drop their news.
+	done chan struct{}
+
+	wctx      context.Context // of Write calls
+	wcancel   context.CancelFunc
+	pubCtx    context.Context // of dead-letter publishes
+	pubCancel context.CancelFunc
+
+	paused      bool
+	stopping    bool
+	gone        error
+	fatal       error
+	consecutive int
+	circuit     string
+	probeDelay  time.Duration
+	probeTimer  *time.Timer
+	probeDue    bool
+	probing     bool
+}
+
+func newSinkLoop(s *sinkRunner) *sinkLoop {
+	l := &sinkLoop{
+		s:          s,
+		cfg:        &s.cfg,
+		sink:       s.cfg.Sink,
+		pub:        s.r.publisher(),
+		keys:       map[string]*sinkKey{},
+		dlTimer:    map[*time.Timer]struct{}{},
+		results:    make(chan writeResult),
+		dlDone:     make(chan dlResult),
+		dlRetry:    make(chan *dlJob),
+		intake:     make(chan *message.Message),
+		ended:      make(chan string),
+		stopIntake: make(chan struct{}),
+		done:       make(chan struct{}),
+		circuit:    CircuitClosed,
+		probeDelay: s.tuning.probe,
+		timer:      time.NewTimer(time.Hour),
+		probeTimer: time.NewTimer(time.Hour),
+	}
+	l.timer.Stop()
+	l.probeTimer.Stop()
+	l.wctx, l.wcancel = context.WithCancel(context.Background())
+	l.pubCtx, l.pubCancel = context.WithCancel(context.Background())
+	return l
+}
+
+// session opens the sink, subscribes it to its topics and delivers until
+// an error or ctx is done, then drains and closes.
+func (s *sinkRunner) session(ctx context.Context) error {
+	s.setState(StateStarting, nil)
+	env := core.Env{
+		Name:     s.cfg.Name,
+		Logger:   s.log,
+		StateDir: sinkStateDir(s.r.opts.StateDir, s.cfg.Name),
+		Admin:    s.r.opts.Admin,
+		Metrics:  s.r.opts.Registerer,
+	}
+	if env.StateDir != "" {
+		if err := os.MkdirAll(env.StateDir, 0o755); err != nil {
+			return core.Fatal(fmt.Errorf("create state directory: %w", err))
+		}
+	}
+	closeSink := func() {
+		cctx, cancel := s.r.drainContext()
+		defer cancel()
+		if err := s.cfg.Sink.Close(cctx); err != nil {
+			s.log.Warn("close sink", "err", err)
+		}
+	}
+	if err := s.cfg.Sink.Open(ctx, env); err != nil {
+		s.recordError(fmt.Errorf("open: %w", err))
+		closeSink()
+		return fmt.Errorf("open sink: %w", err)
+	}
+	group := SinkGroupPrefix + s.cfg.Name
+	sub, err := s.r.opts.Stream.Subscriber(core.SubscribeOptions{Group: group, From: s.cfg.From, Window: sinkWindow})
+	if err != nil {
+		closeSink()
+		return fmt.Errorf("subscribe consumer group %q: %w", group, err)
+	}
+	l := newSinkLoop(s)
+	subCtx, cancelSub := context.WithCancel(context.Background())
+	var readers sync.WaitGroup
+	stop := func() {
+		cancelSub()
+		if err := sub.Close(); err != nil {
+			s.log.Warn("close subscription", "err", err)
+		}
+		readers.Wait()
+		closeSink()
+	}
+	for _, topic := range s.topics {
+		ch, err := sub.Subscribe(subCtx, topic)
+		if err != nil {
+			close(l.stopIntake)
+			stop()
+			return fmt.Errorf("subscribe consumer group %q to topic %q: %w", group, topic, err)
+		}
+		readers.Go(func() { l.read(topic, ch) })
+	}
+	s.setState(StateRunning, nil)
+	s.log.Info("sink running", "topics", s.topics, "group", group)
+	err = l.run(ctx)
+	stop()
+	return err
+}
+
+// read hands the messages of one topic's subscription to the loop.
+func (l *sinkLoop) read(topic string, ch <-chan *message.Message) {
+	for m := range ch {
+		select {
+		case l.intake <- m:
+		case <-l.stopIntake:
+			return
+		}
+	}
+	select {
+	case l.ended <- topic:
+	case <-l.stopIntake:
+	}
+}
+
+// run delivers until ctx is done, the target is gone, a fatal error or
+// the end of a subscription; then it drains.
+func (l *sinkLoop) run(ctx context.Context) error {
+	gauges := time.NewTicker(time.Second)
+	defer gauges.Stop()
+	l.paused = l.s.isPaused()
+	var err error
+	for err == nil {
+		if l.gone != nil {
+			err = l.gone
+			break
+		}
+		if l.fatal != nil {
+			err = l.fatal
+			break
+		}
+		l.dispatch()
+		l.armTimer()
+		var in <-chan *message.Message
+		if !l.paused {
+			in = l.intake
+		}
+		select {
+		case <-ctx.Done():
+			l.drain()
+			return nil
+		case m := <-in:
+			l.accept(m)
+		case w := <-l.results:
+			l.written(w)
+		case d := <-l.dlDone:
+			l.deadLettered(d)
+		case j := <-l.dlRetry:
+			l.publishDeadLetter(j)
+		case <-l.timer.C:
+			l.timerAt = time.Time{}
+			l.wakeDue()
+		case <-l.probeTimer.C:
+			l.circuit, l.probeDue = CircuitHalfOpen, true
+			l.s.setCircuit(CircuitHalfOpen, nil)
+		case <-l.s.wake:
+			l.paused = l.s.isPaused()
+		case <-gauges.C:
+			l.s.updateGauges()
+		case topic := <-l.ended:
+			err = fmt.Errorf("the stream ended the subscription to topic %q", topic)
+		}
+	}
+	l.drain()
+	return err
+}
+
+// drain stops intake and waits, within the drain deadline, for the Writes
+// in flight (cancelling them halfway to the deadline) and the dead
+// letters being published, then releases the session's resources. What
+// is not acked by then is delivered again by the next session.
+func (l *sinkLoop) drain() {
+	l.stopping = true
+	close(l.stopIntake)
+	dctx, cancel := l.s.r.drainContext()
+	defer cancel()
+	half := time.Second
+	if dl, ok := dctx.Deadline(); ok {
+		half = time.Until(dl) / 2
+	}
+	wt := time.NewTimer(half)
+	defer wt.Stop()
+wait:
+	for l.writes > 0 || l.dls > 0 {
+		select {
+		case w := <-l.results:
+			l.written(w)
+		case d := <-l.dlDone:
+			l.deadLettered(d)
+		case <-wt.C:
+			l.wcancel()
+		case <-dctx.Done():
+			l.s.log.Warn("sink stopped before its deliveries finished; they are delivered again after the next start", "writes", l.writes, "dead_letters", l.dls)
+			break wait
+		}
+	}
+	l.wcancel()
+	l.pubCancel()
+	for t := range l.dlTimer {
+		t.Stop()
+	}
+	l.timer.Stop()
+	l.probeTimer.Stop()
+	close(l.done)
+	l.s.lag.Store(0)
+	l.s.oldest.Store(0)
+	l.s.retriesPending.Store(0)
+	l.s.updateGauges()
+}
+
+// accept takes a message from the stream: it skips it, dead-letters it or
+// queues it behind its key.
+func (l *sinkLoop) accept(m *message.Message) {
+	it := &sinkItem{msg: m}
+	ev, err := core.EventFromMessage(m)
+	if err != nil {
+		it.appended = time.Now()
+		l.track(it)
+		l.deadLetter(it, nil, SinkReasonInvalid, err, "")
+		return
+	}
+	it.ev = ev
+	it.appended = appendTime(ev)
+	l.track(it)
+	if !l.cfg.matchesType(ev.Type) {
+		l.skip(it)
+		return
+	}
+	if f := l.cfg.Filter; f != nil {
+		ok, err := f(ev)
+		if err != nil {
+			l.deadLetter(it, nil, SinkReasonFilter, err, "")
+			return
+		}
+		if !ok {
+			l.skip(it)
+			return
+		}
+	}
+	if mp := l.cfg.Map; mp != nil {
+		d, err := mp(ev)
+		if err != nil {
+			l.deadLetter(it, nil, SinkReasonMap, err, "")
+			return
+		}
+		it.data = d
+	}
+	it.key = ev.PartitionKey
+	if it.key == "" {
+		// An event without a key is in order with nothing: its own key.
+		l.keyless++
+		it.key = "\x00" + strconv.FormatUint(l.keyless, 10)
+	}
+	k := l.keys[it.key]
+	if k == nil {
+		k = &sinkKey{name: it.key}
+		l.keys[it.key] = k
+	}
+	k.items = append(k.items, it)
+	if len(k.items) == 1 {
+		// Otherwise the key is already busy, waiting, blocked or ready.
+		l.schedule(k)
+	}
+}
+
+// appendTime is when ev was appended to the stream, as far as the sink
+// can tell: the streams do not tell a subscriber when they stored a
+// message, so it is the event's time, or now for an event without one.
+func appendTime(ev *core.Event) time.Time {
+	if !ev.Time.IsZero() {
+		return ev.Time
+	}
+	return time.Now()
+}
+
+// track counts it as read and not committed.
+func (l *sinkLoop) track(it *sinkItem) {
+	l.unacked = append(l.unacked, it)
+	l.s.lag.Add(1)
+	if len(l.unacked) == 1 {
+		l.s.oldest.Store(it.appended.UnixNano())
+	}
+}
+
+// finish acks it: the stream may commit past it.
+func (l *sinkLoop) finish(it *sinkItem) {
+	it.msg.Ack()
+	it.done = true
+	if it.failed {
+		l.s.retriesPending.Add(-1)
+	}
+	l.s.lag.Add(-1)
+	if len(l.unacked) == 0 || l.unacked[0] != it {
+		return
+	}
+	for len(l.unacked) > 0 && l.unacked[0].done {
+		l.unacked[0] = nil
+		l.unacked = l.unacked[1:]
+	}
+	if len(l.unacked) == 0 {
+		l.s.oldest.Store(0)
+		l.unacked = nil
+	} else {
+		l.s.oldest.Store(l.unacked[0].appended.UnixNano())
+	}
+}
+
+func (l *sinkLoop) skip(it *sinkItem) {
+	l.s.skipped.Add(1)
+	l.finish(it)
+}
+
+// schedule puts an idle key where it belongs: the ready list, the waiting
+// heap until its due time, or nowhere when it is empty (it is forgotten).
+func (l *sinkLoop) schedule(k *sinkKey) {
+	if k.busy || k.blocked > 0 {
+		return
+	}
+	if len(k.items) == 0 {
+		if l.keys[k.name] == k {
+			delete(l.keys, k.name)
+		}
+		return
+	}
+	if time.Now().Before(k.due) {
+		k.gen++
+		heap.Push(&l.waiting, dueEntry{due: k.due, k: k, gen: k.gen})
+		return
+	}
+	if !k.queued {
+		k.queued = true
+		l.ready = append(l.ready, k)
+	}
+}
+
+// isReady reports whether k may be handed to a Write now.
+func (l *sinkLoop) isReady(k *sinkKey, now time.Time) bool {
+	return !k.busy && k.blocked == 0 && len(k.items) > 0 && !now.Before(k.due) && l.keys[k.name] == k
+}
+
+// dispatch starts Writes while there are free slots and ready keys; with
+// the circuit half open it sends one probe, and with it open nothing.
+func (l *sinkLoop) dispatch() {
+	if l.stopping || l.paused || l.gone != nil || l.fatal != nil {
+		return
+	}
+	switch l.circuit {
+	case CircuitOpen:
+		return
+	case CircuitHalfOpen:
+		if l.probing || !l.probeDue {
+			return
+		}
+		batch := l.nextBatch(1)
+		if batch == nil && l.wakeEarliest() {
+			batch = l.nextBatch(1)
+		}
+		if batch != nil {
+			l.probing, l.probeDue = true, false
+			l.write(batch, true)
+		}
+		return
+	}
+	for l.writes < l.cfg.Concurrency {
+		batch := l.nextBatch(l.cfg.MaxBatch)
+		if batch == nil {
+			return
+		}
+		l.write(batch, false)
+	}
+}
+
+// nextBatch takes up to n events from the ready keys, each key's in
+// order, and marks those keys busy.
+func (l *sinkLoop) nextBatch(n int) []*sinkItem {
+	var batch []*sinkItem
+	now := time.Now()
+	for len(l.ready) > 0 && len(batch) < n {
+		k := l.ready[0]
+		l.ready[0] = nil
+		l.ready = l.ready[1:]
+		k.queued = false
+		if !l.isReady(k, now) {
+			continue
+		}
+		take := min(len(k.items), n-len(batch))
+		k.busy, k.sent = true, take
+		batch = append(batch, k.items[:take]...)
+	}
+	if len(l.ready) == 0 {
+		l.ready = nil
+	}
+	return batch
+}
+
+// write calls the sink's Write with batch in a goroutine of its own.
+func (l *sinkLoop) write(batch []*sinkItem, probe bool) {
+	ds := make([]core.Delivery, len(batch))
+	for i, it := range batch {
+		ds[i] = core.Delivery{Event: it.ev, Data: it.data, Attempt: it.attempt}
+	}
+	l.writes++
+	go func() {
+		res := l.sink.Write(l.wctx, ds)
+		select {
+		case l.results <- writeResult{batch: batch, results: res, probe: probe}:
+		case <-l.done:
+		}
+	}()
+}
+
+// armTimer sets the retry timer to the earliest due time of the waiting
+// keys.
+func (l *sinkLoop) armTimer() {
+	for l.waiting.Len() > 0 && !l.validWait(l.waiting[0]) {
+		heap.Pop(&l.waiting)
+	}
+	if l.waiting.Len() == 0 {
+		if !l.timerAt.IsZero() {
+			l.timer.Stop()
+			l.timerAt = time.Time{}
+		}
+		return
+	}
+	at := l.waiting[0].due
+	if at.Equal(l.timerAt) {
+		return
+	}
+	l.timer.Reset(time.Until(at))
+	l.timerAt = at
+}
+
+func (l *sinkLoop) validWait(e dueEntry) bool {
+	return e.gen == e.k.gen && !e.k.busy && l.keys[e.k.name] == e.k
+}
+
+// wakeDue moves the keys whose due time has come to the ready list.
+func (l *sinkLoop) wakeDue() {
+	now := time.Now()
+	for l.waiting.Len() > 0 && !l.waiting[0].due.After(now) {
+		e := heap.Pop(&l.waiting).(dueEntry)
+		if l.validWait(e) {
+			e.k.gen++
+			l.schedule(e.k)
+		}
+	}
+}
+
+// wakeEarliest makes the waiting key with the earliest due time ready now,
+// for a probe of an open circuit when no key is ready. It reports whether
+// there was one.
+func (l *sinkLoop) wakeEarliest() bool {
+	for l.waiting.Len() > 0 {
+		e := heap.Pop(&l.waiting).(dueEntry)
+		if l.validWait(e) {
+			e.k.gen++
+			e.k.due = time.Time{}
+			l.schedule(e.k)
+			return true
+		}
+	}
+	return false
+}
+
+// wakeAll makes every waiting key ready now: the circuit closed, and what
+// waited for the target goes at once.
+func (l *sinkLoop) wakeAll() {
+	for l.waiting.Len() > 0 {
+		e := heap.Pop(&l.waiting).(dueEntry)
+		if l.validWait(e) {
+			e.k.gen++
+			e.k.due = time.Time{}
+			l.schedule(e.k)
+		}
+	}
+}
+
+// dueEntry is a key waiting until due.
+type dueEntry struct {
+	due time.Time
+	k   *sinkKey
+	gen int
+}
+
+// dueHeap orders waiting keys by due time.
+type dueHeap []dueEntry
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = dueEntry{}
+	*h = old[:len(old)-1]
+	return e
+}
