@@ -1,9 +1,11 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,17 +14,22 @@ import (
 	"github.com/tributary/tributary/core"
 )
 
-// Subscriber reads topics of the embedded stream. Each Subscribe returns an
-// unbuffered channel that delivers the topic's messages in offset order, one
-// at a time: the next message is sent only after the previous one is acked,
-// and a nacked message is sent again.
+// Subscriber reads topics of the embedded stream; a topic is one partition.
+// Each Subscribe returns an unbuffered channel that delivers the topic's
+// messages in offset order. With SubscribeOptions.Window 0 or 1, one at a
+// time: the next message is sent only after the previous one is acked, and
+// a nacked message is sent again. With a larger Window, up to Window
+// messages are sent before the first of them is acked; acks may come in any
+// order, and a nack sends the message again, then those after it that were
+// sent but not acked.
 //
 // Without a group, a subscription starts where SubscribeOptions.From says
 // and commits nothing. With a group, the subscriptions of the group on one
 // topic share its committed offset: one of them at a time reads (it holds
 // the group's lease on the topic), the others wait and take over when it
-// ends, so no message is lost and order is kept. The offset is committed
-// after each ack.
+// ends, so no message is lost and order is kept. The committed offset is
+// that of the last message of the run of acked messages from the start (the
+// low watermark), committed as the run grows.
 //
 // A Subscriber is safe for concurrent use. Close ends every subscription and
 // closes their channels.
@@ -71,6 +78,9 @@ func newSubscriber(st *store, opts core.SubscribeOptions) (*Subscriber, error) {
 		}
 	default:
 		return nil, fmt.Errorf("subscribe: unknown start %d; use FromEnd, FromBeginning or FromTime", opts.From)
+	}
+	if opts.Window < 0 {
+		return nil, fmt.Errorf("subscribe: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", opts.Window)
 	}
 	s := &Subscriber{st: st, opts: opts, cancels: map[int]context.CancelFunc{}}
 	st.subsMu.Lock()
@@ -293,55 +303,41 @@ func (s *Subscriber) commit(ctx context.Context, g *group, topic string, off int
 }
 
 // consume delivers topic's messages after pos until ctx is done, or, when
-// end is not negative, until the messages up to offset end are delivered.
+// end is not negative, until the messages up to offset end are delivered
+// and acked. Up to the subscriber's window of messages are out before the
+// first of them is acked; acked, when not nil, is told the offset of the
+// last message of the run of acked messages from the start whenever the
+// run grows. consume returns once every delivery's ack or nack is
+// accounted for.
 func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, pos, end int64, acked func(int64)) {
-	poll := time.NewTimer(pollInterval)
-	defer poll.Stop()
+	w := &window{size: max(s.opts.Window, 1), wake: make(chan struct{}, 1), commit: acked}
+	r := &reader{st: s.st, topic: topic, pos: pos, end: end, readable: true, done: end >= 0 && pos >= end, poll: time.NewTimer(pollInterval)}
+	defer r.poll.Stop()
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	for {
-		if end >= 0 && pos >= end {
+		if ctx.Err() != nil {
 			return
 		}
-		changed := s.st.changed()
-		batch, more, err := s.st.readAfter(ctx, topic, pos, readBatch)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			s.st.logger.Error("read stream failed; retrying", "topic", topic, "error", err)
-			changed = nil // wait for the poll timer
+		if r.done && len(r.queue) == 0 && w.empty() {
+			return
 		}
-		for _, m := range batch {
-			if end >= 0 && m.offset > end {
-				return
-			}
-			if !deliver(ctx, out, m) {
-				return
-			}
-			pos = m.offset
-			if acked != nil {
-				acked(pos)
+		m, gen, ok := w.next()
+		if !ok && w.room() {
+			r.fill(ctx)
+			if len(r.queue) > 0 {
+				m, gen, ok = r.queue[0], 0, true
+				r.queue = r.queue[1:]
+				w.add(m)
 			}
 		}
-		if more {
+		if !ok {
+			if !r.wait(ctx, w.wake) {
+				return
+			}
 			continue
 		}
-		if end >= 0 && err == nil {
-			return // every message stored up to end is delivered
-		}
-		poll.Reset(pollInterval)
-		select {
-		case <-changed:
-		case <-poll.C:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// deliver sends m until it is acked. It returns false when ctx ends first.
-func deliver(ctx context.Context, out chan<- *message.Message, m stored) bool {
-	for {
-		// Every attempt gets its own copy of the payload and metadata,
+		// Every delivery gets its own copy of the payload and metadata,
 		// whatever the previous one's handler did to them.
 		msg := message.NewMessage(m.uuid, append(message.Payload(nil), m.payload...))
 		msg.Metadata = decodeBinaryMetadata(m.metadata)
@@ -351,25 +347,249 @@ func deliver(ctx context.Context, out chan<- *message.Message, m stored) bool {
 		case out <- msg:
 		case <-ctx.Done():
 			cancel()
-			return false
+			return
 		}
+		w.sent(m.offset, gen, msg)
+		if w.size == 1 {
+			// One at a time: nothing to deliver until this one is acked.
+			w.watch(ctx, msg, m.offset, gen)
+			cancel()
+			continue
+		}
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			defer cancel()
+			w.watch(ctx, msg, m.offset, gen)
+		}()
+	}
+}
+
+// reader reads a topic's messages for a subscription, a batch at a time,
+// ahead of their delivery.
+type reader struct {
+	st    *store
+	topic string
+	pos   int64 // offset of the last message read
+	end   int64 // when not negative, the last offset to read
+	queue []stored
+	// readable is set when there may be messages to read now; otherwise
+	// the reader waits for changed (closed at the next commit of new
+	// messages, nil after an error) or the poll timer.
+	readable bool
+	changed  <-chan struct{}
+	poll     *time.Timer
+	done     bool // end is not negative and every message up to it is read
+}
+
+// fill reads the next messages into the empty queue, if there may be some.
+func (r *reader) fill(ctx context.Context) {
+	if len(r.queue) > 0 || !r.readable || r.done {
+		return
+	}
+	r.changed = r.st.changed()
+	batch, more, err := r.st.readAfter(ctx, r.topic, r.pos, readBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.st.logger.Error("read stream failed; retrying", "topic", r.topic, "error", err)
+		}
+		r.changed = nil // wait for the poll timer
+		more = false
+	}
+	n := 0
+	for _, m := range batch {
+		if r.end >= 0 && m.offset > r.end {
+			r.done = true
+			break
+		}
+		r.pos = m.offset
+		n++
+	}
+	r.queue = batch[:n]
+	if r.end >= 0 && (r.pos >= r.end || (err == nil && !more)) {
+		r.done = true // every message stored up to end is read
+	}
+	r.readable = more
+	if !more {
+		r.poll.Reset(pollInterval)
+	}
+}
+
+// wait blocks until something may have changed: new messages may be there
+// to read, or wake is signalled (an ack or a nack). It returns false when
+// ctx ends first.
+func (r *reader) wait(ctx context.Context, wake <-chan struct{}) bool {
+	var changed <-chan struct{}
+	var poll <-chan time.Time
+	if !r.readable && !r.done {
+		changed, poll = r.changed, r.poll.C
+	}
+	select {
+	case <-changed:
+		r.readable = true
+	case <-poll:
+		r.readable = true
+	case <-wake:
+	case <-ctx.Done():
+		return false
+	}
+	return true
+}
+
+// window is the state of a subscription's delivered messages: every
+// message from the first one not acked to the last one delivered, at most
+// size of them. Acks may come in any order; a nack makes the message and
+// every message after it not acked wait to be delivered again.
+type window struct {
+	size int
+	wake chan struct{} // signalled after every ack and nack
+	// commit, when not nil, is told the offset of the last message of the
+	// run of acked messages from the start whenever it grows. It is
+	// called with mu held, so that offsets are committed in order.
+	commit func(int64)
+
+	mu    sync.Mutex
+	slots []slot // in offset order
+}
+
+type slot struct {
+	m stored
+	// gen counts the deliveries of m made void by a nack: an outcome
+	// reported for an older one is stale.
+	gen   int
+	sent  bool             // the delivery of generation gen is out
+	msg   *message.Message // the last delivery
+	acked bool
+}
+
+// empty reports whether every delivered message is acked.
+func (w *window) empty() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.slots) == 0
+}
+
+// room reports whether a message may be added.
+func (w *window) room() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.slots) < w.size
+}
+
+// add appends m, the message after the last one in the window.
+func (w *window) add(m stored) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.slots = append(w.slots, slot{m: m})
+}
+
+// next returns the first message in the window waiting to be delivered
+// again, and its generation.
+func (w *window) next() (stored, int, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, sl := range w.slots {
+		if !sl.sent && !sl.acked {
+			return sl.m, sl.gen, true
+		}
+	}
+	return stored{}, 0, false
+}
+
+// find returns the index of the slot of offset off, or -1. Called with mu
+// held.
+func (w *window) find(off int64) int {
+	i, ok := slices.BinarySearchFunc(w.slots, off, func(sl slot, off int64) int { return cmp.Compare(sl.m.offset, off) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// sent records that msg, the delivery of off's generation gen, is out,
+// unless a nack has made it void meanwhile.
+func (w *window) sent(off int64, gen int, msg *message.Message) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i := w.find(off); i >= 0 {
+		w.slots[i].msg = msg
+		if w.slots[i].gen == gen {
+			w.slots[i].sent = true
+		}
+	}
+}
+
+// watch waits for msg's ack or nack, or for ctx to end (an ack that raced
+// with the end still counts, so that the group's offset moves past it).
+func (w *window) watch(ctx context.Context, msg *message.Message, off int64, gen int) {
+	select {
+	case <-msg.Acked():
+		w.ack(off)
+	case <-msg.Nacked():
+		w.nack(off, gen)
+	case <-ctx.Done():
 		select {
 		case <-msg.Acked():
-			cancel()
-			return true
-		case <-msg.Nacked():
-			cancel()
-		case <-ctx.Done():
-			cancel()
-			// An ack that raced with the end still counts, so that the
-			// group's offset moves past the message.
-			select {
-			case <-msg.Acked():
-				return true
-			default:
-				return false
+			w.ack(off)
+		default:
+		}
+	}
+}
+
+// ack marks off acked, whichever of its deliveries the ack came from, and
+// drops the acked messages at the start of the window, committing the last
+// of them.
+func (w *window) ack(off int64) {
+	w.mu.Lock()
+	if i := w.find(off); i >= 0 {
+		w.slots[i].acked = true
+		n := 0
+		for n < len(w.slots) && w.slots[n].acked {
+			n++
+		}
+		if n > 0 {
+			last := w.slots[n-1].m.offset
+			w.slots = append(w.slots[:0], w.slots[n:]...)
+			clear(w.slots[len(w.slots) : len(w.slots)+n])
+			if w.commit != nil {
+				w.commit(last)
 			}
 		}
+	}
+	w.mu.Unlock()
+	w.signal()
+}
+
+// nack makes off, and every message after it in the window not acked,
+// wait to be delivered again, unless the nack is of a delivery already
+// made void. A message whose ack came before the nack counts as acked,
+// even if the ack is not accounted for yet.
+func (w *window) nack(off int64, gen int) {
+	w.mu.Lock()
+	if i := w.find(off); i >= 0 && w.slots[i].gen == gen && !w.slots[i].acked {
+		for j := i; j < len(w.slots); j++ {
+			sl := &w.slots[j]
+			if !sl.acked && sl.msg != nil {
+				select {
+				case <-sl.msg.Acked():
+					sl.acked = true
+				default:
+				}
+			}
+			if !sl.acked {
+				sl.sent = false
+				sl.gen++
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *window) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 }
 
