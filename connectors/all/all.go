@@ -16,4 +16,7 @@ import (
 	_ "github.com/tributary/tributary/connectors/rest"
 	_ "github.com/tributary/tributary/connectors/sql"
 	_ "github.com/tributary/tributary/connectors/webhook"
+
+	// Sinks.
+	_ "github.com/tributary/tributary/connectors/http"
 )
