@@ -101,8 +101,13 @@ type sinkLoop struct {
 	dls     int // dead-letter publishes in flight
 	dlTimer map[*time.Timer]struct{}
 
-	results    chan writeResult
-	dlDone     chan dlResult
+	results chan writeResult
+	// dlDone signals that dlMu's dlResults has news: a publisher's done
+	// callback must not block on the loop, which may itself be waiting
+	// in PublishAsync for the publisher's buffer.
+	dlDone     chan struct{}
+	dlMu       sync.Mutex
+	dlResults  []dlResult
 	dlRetry    chan *dlJob
 	intake     chan *message.Message
 	ended      chan string
@@ -137,7 +142,7 @@ func newSinkLoop(s *sinkRunner) *sinkLoop {
 		keys:       map[string]*sinkKey{},
 		dlTimer:    map[*time.Timer]struct{}{},
 		results:    make(chan writeResult),
-		dlDone:     make(chan dlResult),
+		dlDone:     make(chan struct{}, 1),
 		dlRetry:    make(chan *dlJob),
 		intake:     make(chan *message.Message),
 		ended:      make(chan string),
@@ -261,8 +266,8 @@ func (l *sinkLoop) run(ctx context.Context) error {
 			l.accept(m)
 		case w := <-l.results:
 			l.written(w)
-		case d := <-l.dlDone:
-			l.deadLettered(d)
+		case <-l.dlDone:
+			l.deadLetteredAll()
 		case j := <-l.dlRetry:
 			l.publishDeadLetter(j)
 		case <-l.timer.C:
@@ -303,8 +308,8 @@ wait:
 		select {
 		case w := <-l.results:
 			l.written(w)
-		case d := <-l.dlDone:
-			l.deadLettered(d)
+		case <-l.dlDone:
+			l.deadLetteredAll()
 		case <-wt.C:
 			l.wcancel()
 		case <-dctx.Done():

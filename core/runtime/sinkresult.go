@@ -191,14 +191,28 @@ func (l *sinkLoop) publishDeadLetter(j *dlJob) {
 	l.dls++
 	topic := l.s.r.opts.DeadLetterTopic
 	err := l.pub.PublishAsync(l.pubCtx, topic, []*message.Message{j.msg.Copy()}, func(err error) {
+		l.dlMu.Lock()
+		l.dlResults = append(l.dlResults, dlResult{job: j, err: err})
+		l.dlMu.Unlock()
 		select {
-		case l.dlDone <- dlResult{job: j, err: err}:
-		case <-l.done:
+		case l.dlDone <- struct{}{}:
+		default:
 		}
 	})
 	if err != nil {
 		l.dls--
 		l.dlFailed(j, err)
+	}
+}
+
+// deadLetteredAll takes the stream's answers for dead letters.
+func (l *sinkLoop) deadLetteredAll() {
+	l.dlMu.Lock()
+	rs := l.dlResults
+	l.dlResults = nil
+	l.dlMu.Unlock()
+	for _, d := range rs {
+		l.deadLettered(d)
 	}
 }
 
