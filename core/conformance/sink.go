@@ -120,6 +120,8 @@ func SinkChecks(h SinkHarness) []Check {
 		{"WriteStopsOnCancel", testSinkCancel},
 		{"CancelWriteInFlight", testSinkCancelInFlight},
 		{"NoGoroutineLeak", testSinkLeak},
+		{"RedeliveryAfterCrash", testSinkRedelivery},
+		{"DeadLetterThroughRuntime", testSinkDeadLetter},
 	}
 	out := make([]Check, len(checks))
 	for i, c := range checks {

@@ -252,6 +252,8 @@ func TestSinkKitFindsFlaws(t *testing.T) {
 		{name: "fails a second Close", flaw: closesOnce, check: "OpenClose", wantReason: "sink already closed"},
 		{name: "fails Close after a failed Open", flaw: closesOnce, check: "CloseAfterFailedOpen", wantReason: "sink already closed"},
 		{name: "cannot open after close", flaw: opensSinkOnce, check: "ReopenAfterClose", wantReason: "sink closed"},
+		{name: "loses events in the runtime", flaw: claimsDelivery, check: "RedeliveryAfterCrash", wantReason: "the target did not take them"},
+		{name: "retries a refusal in the runtime", flaw: refusalAsRetry, check: "DeadLetterThroughRuntime", wantReason: "the sink's group committed 2 of 6 events"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,6 +305,7 @@ func TestSinkKitSkipsWithoutHooks(t *testing.T) {
 		"RetryThenSuccess":         "the target cannot fail",
 		"PermanentFailure":         "the target takes anything",
 		"CancelWriteInFlight":      "no way to stall it",
+		"DeadLetterThroughRuntime": "the target takes anything",
 	}
 	for _, c := range conformance.SinkChecks(h) {
 		r := c.Run()
