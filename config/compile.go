@@ -12,12 +12,15 @@ import (
 )
 
 // Compiled holds what Load compiled from the configuration: the catalog's
-// schemas and every connector's rules, type-checked.
+// schemas, every connector's rules and every sink's expressions,
+// type-checked.
 type Compiled struct {
 	// Catalog is the compiled catalog (empty when none is declared).
 	Catalog *catalog.Catalog
 	// Rules holds each connector's compiled emit rules, by connector name.
 	Rules map[string]*rules.Set
+	// Sinks holds each sink's compiled when and map, by sink name.
+	Sinks map[string]SinkPrograms
 }
 
 // compile builds the catalog and compiles every connector's rules, mapping
@@ -86,6 +89,7 @@ func (l *loader) compile(cfg *Config, root *yaml.Node) {
 			cfg.Compiled.Rules[c.Name] = set
 		}
 	}
+	l.compileSinks(cfg, root)
 }
 
 // declaredTypes returns the distinct, non-empty event types the catalog

@@ -66,7 +66,7 @@ func sinkFields() []core.Field {
 		{Name: "when", Type: core.TypeString, Doc: "Boolean expression over event and sink; only events for which it is true are delivered, the others are skipped. Empty means every event.", Example: "event.data.total > 100"},
 		{Name: "map", Type: core.TypeAny, Doc: "What the sink delivers instead of the event: an expression, or a mapping whose values are expressions or nested mappings, over event and sink. Left out, the event as it is."},
 		{Name: "retry", Type: core.TypeObject, Doc: "How often an event that was not delivered is tried again before it goes to the dead-letter topic.", Fields: []core.Field{
-			{Name: "schedule", Type: core.TypeStrings, Doc: "Delays between attempts, each a positive duration; left out, 5s, 5m, 30m, 2h, 5h, then 10h seven times (over 72h in all).", Example: "[5s, 1m, 10m]"},
+			{Name: "schedule", Type: core.TypeStrings, Doc: "Delays between attempts, each a positive duration; after the last, the event goes to the dead-letter topic. Left out, 5s, 5m, 30m, 2h, 5h, then 10h seven times (over 72h in all); [] retries nothing.", Example: "[5s, 1m, 10m]"},
 		}},
 		{Name: "concurrency", Type: core.TypeInt, Doc: "Most deliveries in progress at once, across partition keys (events of one key go one after another); left out, 16.", Example: "16"},
 		{Name: "max_batch", Type: core.TypeInt, Doc: "Most events handed to the sink in one call; left out, 64.", Example: "64"},

@@ -75,7 +75,6 @@ func Schema(reg *core.Registry) ([]byte, error) {
 	typed(sink, reg.SinkTypes(), sinkCases)
 	schedule := sink["properties"].(map[string]any)["retry"].(map[string]any)["properties"].(map[string]any)["schedule"].(map[string]any)
 	schedule["items"] = map[string]any{"type": "string", "pattern": durationPattern}
-	schedule["minItems"] = 1
 
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

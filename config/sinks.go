@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/rules"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -30,7 +32,8 @@ type SinkConfig struct {
 	// it is. Compiled.Sinks holds it compiled.
 	Map any
 	// Retry is the schedule of delays between attempts; nil means the
-	// runtime's default schedule.
+	// runtime's default schedule, and an empty, non-nil one no retry at
+	// all (the first failure dead-letters the event).
 	Retry []time.Duration
 	// Concurrency bounds the deliveries in progress at once; 0 means the
 	// runtime's default.
@@ -87,10 +90,15 @@ func (l *loader) buildSinks(cfg *Config, v map[string]any) {
 			s, _ := e.(string)
 			sc.Events = append(sc.Events, s)
 		}
-		for _, d := range listOf(mapOf(m, "retry"), "schedule") {
-			s, _ := d.(string)
-			dur, _ := time.ParseDuration(strings.TrimSpace(s))
-			sc.Retry = append(sc.Retry, dur)
+		if sched, ok := mapOf(m, "retry")["schedule"].([]any); ok {
+			// A schedule written empty is kept empty, not nil: it means no
+			// retry at all, where a left-out one means the default.
+			sc.Retry = make([]time.Duration, 0, len(sched))
+			for _, d := range sched {
+				s, _ := d.(string)
+				dur, _ := time.ParseDuration(strings.TrimSpace(s))
+				sc.Retry = append(sc.Retry, dur)
+			}
 		}
 		sc.Config = core.NewConfig(sc.Name, nil)
 		cfg.Sinks = append(cfg.Sinks, sc)
@@ -106,6 +114,7 @@ func (l *loader) checkSinks(cfg *Config, v map[string]any, root *yaml.Node) {
 	}
 	declared := declaredTypes(cfg.Catalog)
 	emitted := emittedTypes(cfg.Connectors)
+	perType := cfg.Stream.Topics.Mode == TopicsPerType
 	list := listOf(v, "sinks")
 	first := map[string]int{}
 	for i, s := range cfg.Sinks {
@@ -122,10 +131,14 @@ func (l *loader) checkSinks(cfg *Config, v map[string]any, root *yaml.Node) {
 			first[s.Name] = i
 		}
 		for j, g := range s.Events {
-			l.checkEventGlob(root, fmt.Sprintf("%s.events[%d]", base, j), g, declared, emitted)
+			l.checkEventGlob(root, fmt.Sprintf("%s.events[%d]", base, j), g, declared, emitted, perType)
 		}
-		if _, ok := sv["events"]; ok && len(s.Events) == 0 {
+		_, hasEvents := sv["events"]
+		switch {
+		case hasEvents && len(s.Events) == 0:
 			at(base+".events", "an empty list delivers nothing: leave events out for every type, or list the types, such as [com.acme.order.*]")
+		case !hasEvents && perType && len(declared) == 0 && len(emitted) == 0:
+			at(base+".events", "the sink takes every event type, but this file knows none (it has no catalog and no rule), and with topics per type a sink reads only the topics of the types it knows: declare the types in the catalog, list them in events, or set stream.topics.mode: single")
 		}
 		if r := mapOf(sv, "retry"); r != nil {
 			l.checkSchedule(root, base+".retry.schedule", r)
@@ -139,17 +152,12 @@ func (l *loader) checkSinks(cfg *Config, v map[string]any, root *yaml.Node) {
 	}
 }
 
-// checkSchedule checks a sink's retry.schedule: at least one delay, each a
-// positive duration.
+// checkSchedule checks a sink's retry.schedule: each delay a positive
+// duration. An empty schedule is valid: no retry at all.
 func (l *loader) checkSchedule(root *yaml.Node, at string, retry map[string]any) {
 	raw, ok := retry["schedule"].([]any)
 	if !ok {
 		return // absent, or reported by its type check
-	}
-	if len(raw) == 0 {
-		key, val := l.locate(root, at)
-		l.problem(key, val, at, "an empty schedule never retries: leave schedule out for the default (5s, 5m, 30m, 2h, 5h, then 10h seven times), or list the delays, such as [5s, 1m, 10m]")
-		return
 	}
 	for j, item := range raw {
 		p := fmt.Sprintf("%s[%d]", at, j)
@@ -167,11 +175,13 @@ func (l *loader) checkSchedule(root *yaml.Node, at string, retry map[string]any)
 
 // checkEventGlob checks one entry of a sink's events. With a catalog, the
 // events on the stream are the catalog's types (rules may emit no other),
-// so a glob that matches none of them can never deliver: an error. Without
-// one, the stream may carry any type, from this file's rules or from other
-// producers: a glob matching none of the types this file's rules emit is
-// only a warning, and with no rules at all nothing is known to compare.
-func (l *loader) checkEventGlob(root *yaml.Node, at, glob string, declared, emitted []string) {
+// so a glob that matches none of them can never deliver: an error.
+// Without one, the stream may carry any type, from this file's rules or
+// from other producers: a glob matching none of the types this file's
+// rules emit is only a warning, unless topics are per type and the glob
+// is a pattern: the sink reads the topics of the types it knows, so the
+// pattern reads none.
+func (l *loader) checkEventGlob(root *yaml.Node, at, glob string, declared, emitted []string, perType bool) {
 	key, val := l.locate(root, at)
 	if strings.TrimSpace(glob) == "" {
 		l.problem(key, val, at, "an empty event type matches nothing: write a type or a glob, such as com.acme.order.*")
@@ -183,19 +193,33 @@ func (l *loader) checkEventGlob(root *yaml.Node, at, glob string, declared, emit
 	}
 	literal := !strings.ContainsAny(glob, `*?[\`)
 	switch {
-	case len(declared) > 0 && !matchesAny(glob, declared):
-		if literal {
+	case len(declared) > 0:
+		switch {
+		case matchesAny(glob, declared):
+		case literal:
 			l.problem(key, val, at, "event type %q is not in the catalog%s: declare it there, or use one of %s", glob, typeSuggestion(glob, declared), typeList(declared))
-		} else {
+		default:
 			l.problem(key, val, at, "%q matches no event type in the catalog, so the sink would receive nothing: the catalog declares %s", glob, typeList(declared))
 		}
-	case len(declared) == 0 && len(emitted) > 0 && !matchesAny(glob, emitted):
+	case matchesAny(glob, emitted):
+	case !literal && perType:
+		l.problem(key, val, at, "%q matches no event type %s, and with topics per type a sink reads only the topics of the types it knows: declare the types in the catalog, name them exactly in events, or set stream.topics.mode: single", glob, knownTypesNote(emitted))
+	case len(emitted) > 0:
 		hint := ""
 		if literal {
 			hint = typeSuggestion(glob, emitted)
 		}
 		l.warn(key, val, at, "%q matches no event type this file's rules emit%s: they emit %s; only other producers on the stream can send it events", glob, hint, typeList(emitted))
 	}
+}
+
+// knownTypesNote says which event types a file without a catalog knows:
+// those its rules emit.
+func knownTypesNote(emitted []string) string {
+	if len(emitted) == 0 {
+		return "this file knows (it has no catalog and no rule)"
+	}
+	return "this file's rules emit (" + typeList(emitted) + ")"
 }
 
 // matchesAny reports whether glob matches one of types.
@@ -261,4 +285,70 @@ func (l *loader) sink(s *SinkConfig, i int, item, root *yaml.Node, reg *core.Reg
 	l.configure(root, base+".config", func() error {
 		return spec.New().Configure(core.NewConfig(name, copyMap(values)))
 	})
+}
+
+// SinkPrograms holds a sink's compiled expressions.
+type SinkPrograms struct {
+	// When is the compiled when, or nil when the sink sets none. It gives
+	// a boolean (rules.CompileEventCondition).
+	When *rules.EventProgram
+	// Map is the compiled map, or nil when the sink sets none.
+	Map *rules.EventData
+}
+
+// compileSinks compiles every sink's when and map, reporting each error
+// at the path of the expression that has it. Compiled.Sinks is keyed by
+// name, so a sink whose name has problems is compiled only for its errors.
+func (l *loader) compileSinks(cfg *Config, root *yaml.Node) {
+	cfg.Compiled.Sinks = map[string]SinkPrograms{}
+	for i, s := range cfg.Sinks {
+		base := fmt.Sprintf("sinks[%d]", i)
+		var progs SinkPrograms
+		ok := true
+		if s.When != "" && l.cleanBelow(base+".when") {
+			var err error
+			progs.When, err = compileSafely(func() (*rules.EventProgram, error) {
+				return rules.CompileEventCondition(base+".when", s.When)
+			})
+			ok = l.expressionErrors(root, base+".when", err) && ok
+		}
+		if s.Map != nil && l.cleanBelow(base+".map") {
+			var err error
+			progs.Map, err = compileSafely(func() (*rules.EventData, error) {
+				return rules.CompileEventData(base+".map", s.Map)
+			})
+			ok = l.expressionErrors(root, base+".map", err) && ok
+		}
+		if ok && s.Name != "" && l.cleanBelow(base+".name") {
+			cfg.Compiled.Sinks[s.Name] = progs
+		}
+	}
+}
+
+// compileSafely calls compile, turning a panic into an error as
+// safeConfigure does.
+func compileSafely[T any](compile func() (T, error)) (T, error) {
+	var out T
+	err := safeConfigure(func() error {
+		var err error
+		out, err = compile()
+		return err
+	})
+	return out, err
+}
+
+// expressionErrors records the errors of compiling the expression at
+// path: each *core.FieldError at the path it names (already from the
+// file's root), anything else at path. It reports whether there were
+// none.
+func (l *loader) expressionErrors(root *yaml.Node, path string, err error) bool {
+	if err == nil {
+		return true
+	}
+	var fe *core.FieldError
+	if !errors.As(err, &fe) {
+		err = &core.FieldError{Path: path, Err: err}
+	}
+	l.fieldErrors(root, "", err)
+	return false
 }

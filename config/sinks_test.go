@@ -2,12 +2,14 @@ package config_test
 
 import (
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/config"
+	"github.com/tributary/tributary/core"
 )
 
 // sinksYAML is validYAML with a sinks section; the sink cases break one
@@ -58,8 +60,25 @@ func TestSinks(t *testing.T) {
 	if a.Events != nil || a.When != "" || a.Map != nil || a.Retry != nil || a.Concurrency != 0 || a.MaxBatch != 0 || a.Start != config.SinkStartBeginning || a.Disabled {
 		t.Errorf("defaults of a sink that sets nothing = %+v", a)
 	}
+	progs, ok := cfg.Compiled.Sinks["warehouse"]
+	if !ok || progs.When == nil || progs.Map == nil {
+		t.Fatalf("compiled warehouse = %+v, %v", progs, ok)
+	}
+	ev := &core.Event{ID: "e-1", Type: "com.acme.order.accepted", Data: []byte(`{"id":"A-1"}`)}
+	if v, err := progs.When.Eval(ev, "warehouse"); v != true || err != nil {
+		t.Errorf("when on an event with an id = %v, %v; want true", v, err)
+	}
+	if v, err := progs.Map.Eval(ev, "warehouse"); err != nil || !reflect.DeepEqual(v, map[string]any{"order_id": "A-1", "via": "warehouse"}) {
+		t.Errorf("map = %#v, %v", v, err)
+	}
+	if p := cfg.Compiled.Sinks["audit_log"]; p.When != nil || p.Map != nil {
+		t.Errorf("compiled audit_log = %+v, want nothing compiled", p)
+	}
 	if _, err := s.NewSink(testRegistry()); err != nil {
 		t.Errorf("NewSink: %v", err)
+	}
+	if c, err := parse(t, edit(t, sinksYAML, "schedule: [1s, 1m]", "schedule: []")); err != nil || c.Sinks[0].Retry == nil || len(c.Sinks[0].Retry) != 0 {
+		t.Errorf("retry of schedule: [] = %#v (%v), want empty and not nil: no retry", c.Sinks[0].Retry, err)
 	}
 	bad := s
 	bad.Type = "nope"
@@ -138,9 +157,29 @@ func TestSinkProblems(t *testing.T) {
 			message: `-1m is not positive: each delay must be longer than zero, such as 5s`,
 		},
 		{
-			name: "empty schedule", old: "schedule: [1s, 1m]", new: "schedule: []",
-			line: 48, col: 23, field: "sinks[0].retry.schedule",
-			message: `an empty schedule never retries: leave schedule out for the default (5s, 5m, 30m, 2h, 5h, then 10h seven times), or list the delays, such as [5s, 1m, 10m]`,
+			name: "when does not compile", old: "when: event.data.id != nil", new: "when: event.data.id !=",
+			line: 46, col: 11, field: "sinks[0].when",
+			message: `expression "event.data.id !=" does not compile: unexpected token EOF (column 16)`,
+		},
+		{
+			name: "when is not a condition", old: "when: event.data.id != nil", new: "when: event.type",
+			line: 46, col: 11, field: "sinks[0].when",
+			message: `expression "event.type" does not compile: expected bool, but got string`,
+		},
+		{
+			name: "when reads an unknown variable", old: "when: event.data.id != nil", new: "when: payload.id != nil",
+			line: 46, col: 11, field: "sinks[0].when",
+			message: `expression "payload.id != nil" does not compile: unknown name payload (column 1); expressions see event.id, event.type, event.source, event.subject, event.time, event.data, event.partitionkey, event.dataschema, event.datacontenttype and sink; a constant string needs quotes`,
+		},
+		{
+			name: "map expression does not compile", old: "map: {order_id: event.data.id, via: sink}", new: "map: {order_id: event.data.id +, via: sink}",
+			line: 47, col: 21, field: "sinks[0].map.order_id",
+			message: `expression "event.data.id +" does not compile: unexpected token EOF (column 15)`,
+		},
+		{
+			name: "map of one expression does not compile", old: "map: {order_id: event.data.id, via: sink}", new: "map: event.data[",
+			line: 47, col: 10, field: "sinks[0].map",
+			message: `expression "event.data[" does not compile: unexpected token EOF (column 11)`,
 		},
 		{
 			name: "schedule not a list", old: "schedule: [1s, 1m]", new: "schedule: 1s",
@@ -206,34 +245,74 @@ func TestSinkProblems(t *testing.T) {
 	}
 }
 
-func TestSinkWarnings(t *testing.T) {
+// TestSinkEventsWithoutCatalog: without a catalog, a sink's event types
+// are compared with the types the file's rules emit; a miss is a warning,
+// except for a pattern when topics are per type, which then reads no topic.
+func TestSinkEventsWithoutCatalog(t *testing.T) {
 	noCatalog := edit(t, sinksYAML, "catalog:\n  - type: com.acme.order.accepted\n    version: \"1.0\"\n    schema: {type: object}\n", "")
+	single := edit(t, noCatalog, `topics: {mode: per_type, prefix: "acme."}`, `topics: {mode: single}`)
+	sinkOnly := "sinks:\n  - name: audit_log\n    type: audit\n    events: [com.other.thing.*]\n"
 	tests := []struct {
 		name, doc string
-		want      string // "" means no warning
+		problem   string // "" means the file is valid
+		warning   string // "" means no warning
 	}{
 		{
-			name: "disabled sink of an unknown type",
-			doc:  edit(t, sinksYAML, "    type: audit\n", "    type: sftp_drop\n    disabled: true\n"),
-			want: `56:11: sinks[1].type: unknown sink type "sftp_drop" in a disabled sink: its configuration is not checked`,
+			name:    "a type no rule emits",
+			doc:     edit(t, noCatalog, "events: [com.acme.order.*]", "events: [com.acme.order.acepted]"),
+			warning: `41:14: sinks[0].events[0]: "com.acme.order.acepted" matches no event type this file's rules emit (did you mean "com.acme.order.accepted"?): they emit "com.acme.order.accepted"; only other producers on the stream can send it events`,
 		},
 		{
-			name: "no catalog, a type no rule emits",
-			doc:  edit(t, noCatalog, "events: [com.acme.order.*]", "events: [com.acme.order.acepted]"),
-			want: `41:14: sinks[0].events[0]: "com.acme.order.acepted" matches no event type this file's rules emit (did you mean "com.acme.order.accepted"?): they emit "com.acme.order.accepted"; only other producers on the stream can send it events`,
-		},
-		{
-			name: "no catalog, a glob matching an emitted type",
+			name: "a glob matching an emitted type",
 			doc:  edit(t, noCatalog, "events: [com.acme.order.*]", "events: [com.acme.*]"),
 		},
 		{
-			name: "no catalog and no rules",
-			doc:  "sinks:\n  - name: audit_log\n    type: audit\n    events: [com.other.thing.*]\n",
+			name:    "a glob matching no emitted type, topics per type",
+			doc:     edit(t, noCatalog, "events: [com.acme.order.*]", "events: [com.acme.invoice.*]"),
+			problem: `41:14: sinks[0].events[0]: "com.acme.invoice.*" matches no event type this file's rules emit ("com.acme.order.accepted"), and with topics per type a sink reads only the topics of the types it knows: declare the types in the catalog, name them exactly in events, or set stream.topics.mode: single`,
+		},
+		{
+			name:    "a glob matching no emitted type, one topic",
+			doc:     edit(t, single, "events: [com.acme.order.*]", "events: [com.acme.invoice.*]"),
+			warning: `41:14: sinks[0].events[0]: "com.acme.invoice.*" matches no event type this file's rules emit: they emit "com.acme.order.accepted"; only other producers on the stream can send it events`,
+		},
+		{
+			name:    "no rules, a glob, topics per type",
+			doc:     sinkOnly,
+			problem: `4:14: sinks[0].events[0]: "com.other.thing.*" matches no event type this file knows (it has no catalog and no rule), and with topics per type a sink reads only the topics of the types it knows: declare the types in the catalog, name them exactly in events, or set stream.topics.mode: single`,
+		},
+		{
+			name: "no rules, a type, topics per type",
+			doc:  edit(t, sinkOnly, "com.other.thing.*", "com.other.thing.done"),
+		},
+		{
+			name: "no rules, a glob, one topic",
+			doc:  "stream: {topics: {mode: single}}\n" + sinkOnly,
+		},
+		{
+			name:    "no rules, every type, topics per type",
+			doc:     edit(t, sinkOnly, "    events: [com.other.thing.*]\n", ""),
+			problem: `2:5: sinks[0].events: the sink takes every event type, but this file knows none (it has no catalog and no rule), and with topics per type a sink reads only the topics of the types it knows: declare the types in the catalog, list them in events, or set stream.topics.mode: single`,
+		},
+		{
+			name:    "disabled sink of an unknown type",
+			doc:     edit(t, sinksYAML, "    type: audit\n", "    type: sftp_drop\n    disabled: true\n"),
+			warning: `56:11: sinks[1].type: unknown sink type "sftp_drop" in a disabled sink: its configuration is not checked`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := parse(t, tt.doc)
+			if tt.problem != "" {
+				ps := problems(t, err)
+				if len(ps) == 1 {
+					ps[0].File = ""
+				}
+				if len(ps) != 1 || ps[0].String() != tt.problem {
+					t.Errorf("problems:\n%v\nwant only:\n%s", err, tt.problem)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -243,10 +322,10 @@ func TestSinkWarnings(t *testing.T) {
 				got = append(got, w.String())
 			}
 			switch {
-			case tt.want == "" && len(got) != 0:
+			case tt.warning == "" && len(got) != 0:
 				t.Errorf("warnings = %q, want none", got)
-			case tt.want != "" && (len(got) != 1 || got[0] != tt.want):
-				t.Errorf("warnings = %q, want [%q]", got, tt.want)
+			case tt.warning != "" && (len(got) != 1 || got[0] != tt.warning):
+				t.Errorf("warnings = %q, want [%q]", got, tt.warning)
 			}
 		})
 	}
@@ -281,7 +360,7 @@ func TestSchemaDescribesSinks(t *testing.T) {
 		{name: "missing required config key", old: "      url: https://wms.local/orders\n", new: ""},
 		{name: "unknown key in a sink", old: "max_batch: 10", new: "max_bach: 10"},
 		{name: "bad duration in the schedule", old: "schedule: [1s, 1m]", new: "schedule: [1s, soon]"},
-		{name: "empty schedule", old: "schedule: [1s, 1m]", new: "schedule: []"},
+		{name: "empty schedule", old: "schedule: [1s, 1m]", new: "schedule: []", valid: true},
 		{name: "bad start", old: "start: end", new: "start: latest"},
 		{name: "map as one expression", old: "map: {order_id: event.data.id, via: sink}", new: "map: event.data", valid: true},
 		{name: "schedule by reference", old: "schedule: [1s, 1m]", new: `schedule: ["${FIRST_RETRY:-1s}", 1m]`, valid: true},
