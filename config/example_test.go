@@ -7,6 +7,7 @@ import (
 	"github.com/tributary/tributary/config"
 	"github.com/tributary/tributary/core"
 
+	_ "github.com/tributary/tributary/connectors/http"
 	_ "github.com/tributary/tributary/connectors/webhook"
 )
 
@@ -22,6 +23,9 @@ func TestExample(t *testing.T) {
 	}
 	if len(cfg.Connectors) != 1 || cfg.Compiled.Rules["legacy_orders"] == nil || !cfg.Compiled.Catalog.Has("com.example.order.received") {
 		t.Errorf("config = %+v", cfg)
+	}
+	if len(cfg.Sinks) != 1 || cfg.Compiled.Sinks["warehouse"].When == nil || cfg.Compiled.Sinks["warehouse"].Map == nil {
+		t.Errorf("sinks = %+v, compiled %+v", cfg.Sinks, cfg.Compiled.Sinks)
 	}
 	red := cfg.Redacted()
 	verify := red.Connectors[0].Config.Values["verify"].(map[string]any)
