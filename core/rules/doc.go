@@ -172,7 +172,9 @@
 // event, so it is done once per event: evaluate a sink's programs in one
 // [EventEnv], made with [NewEventEnv] or Reset for each event, and the
 // first expression that reads event.data decodes it for all of them; an
-// expression that reads none of it decodes nothing. An expression that
+// expression that reads none of it decodes nothing. [SinkFuncs] gives a
+// sink's when and map as the runtime's Filter and Map, sharing one
+// EventEnv. An expression that
 // only names a variable or a field below event.data (most of a map) is
 // read without the VM. On one core of a 2-core machine,
 // BenchmarkEventSink (a when, a URL and a 10-field map over a 1 KB event)

@@ -467,3 +467,34 @@ func TestEventConcurrentEval(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestSinkFuncs(t *testing.T) {
+	when, err := rules.CompileEventCondition("sinks[0].when", `event.type == "com.acme.order.accepted" && event.data.total > 100`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := rules.CompileEventData("sinks[0].map", map[string]any{"id": "event.data.order_id", "sink": "sink"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, m := rules.SinkFuncs("wms", nil, nil); f != nil || m != nil {
+		t.Error("SinkFuncs without programs gives functions; the runtime reads nil as every event and no mapping")
+	}
+	filter, mapper := rules.SinkFuncs("wms", when, data)
+	ev := orderEvent()
+	if held, err := filter(ev); err != nil || !held {
+		t.Errorf("filter = %v, %v, want true", held, err)
+	}
+	if v, err := mapper(ev); err != nil || asJSON(t, v) != `{"id":"A-1","sink":"wms"}` {
+		t.Errorf("map = %v, %v", v, err)
+	}
+	other := orderEvent()
+	other.Type = "com.acme.order.cancelled"
+	other.Data = json.RawMessage(`{"order_id": "A-2", "total": 500}`)
+	if held, err := filter(other); err != nil || held {
+		t.Errorf("filter of another type = %v, %v, want false", held, err)
+	}
+	if v, err := mapper(other); err != nil || asJSON(t, v) != `{"id":"A-2","sink":"wms"}` {
+		t.Errorf("map of the next event = %v, %v: it must not see the last event's data", v, err)
+	}
+}
