@@ -8,11 +8,17 @@ import "time"
 // Run.
 func SetSinkTimings(r *Runtime, failures int, probe, maxProbe time.Duration) {
 	for _, s := range r.sinks {
-		s.tuning = sinkTuning{
-			failures: failures,
-			probe:    probe,
-			maxProbe: maxProbe,
-			open:     Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
-		}
+		s.tuning.failures = failures
+		s.tuning.probe = probe
+		s.tuning.maxProbe = maxProbe
+		s.tuning.open = Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	}
+}
+
+// SetSinkParkAfter sets the shortest retry wait that parks a key in the
+// retry store, for every sink of r. Call it before Run.
+func SetSinkParkAfter(r *Runtime, d time.Duration) {
+	for _, s := range r.sinks {
+		s.tuning.parkAfter = d
 	}
 }

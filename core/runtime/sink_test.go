@@ -172,8 +172,15 @@ type sinkRun struct {
 // type over types. setup, when set, is called between New and Run.
 func runSinks(t *testing.T, st *memstream.Stream, types []string, setup func(*runtime.Runtime), sinks ...runtime.Sink) *sinkRun {
 	t.Helper()
+	return runSinksIn(t, "", st, types, setup, sinks...)
+}
+
+// runSinksIn is runSinks with a state directory.
+func runSinksIn(t *testing.T, stateDir string, st *memstream.Stream, types []string, setup func(*runtime.Runtime), sinks ...runtime.Sink) *sinkRun {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	r, err := runtime.New(runtime.Options{
+		StateDir:        stateDir,
 		Stream:          st,
 		Topics:          runtime.Topics{Mode: "per_type", Prefix: sinkTopicPrefix},
 		EventTypes:      types,
@@ -836,5 +843,67 @@ func TestSinkWithoutTopics(t *testing.T) {
 	eventually(t, "failed", func() bool { return run.sink(t, "wms").State == runtime.StateFailed })
 	if s := run.sink(t, "wms"); !strings.Contains(s.Error, "com.acme.order.*") {
 		t.Errorf("error %q, want it to name the sink's events", s.Error)
+	}
+}
+
+func TestSinkParksLongRetries(t *testing.T) {
+	const typ = "com.acme.order"
+	st := memstream.New()
+	dir := t.TempDir()
+	var evs []*core.Event
+	for n := range 3 {
+		evs = append(evs, sinkEvent(typ, "slow", n))
+	}
+	for n := range 10 {
+		evs = append(evs, sinkEvent(typ, fmt.Sprintf("k%d", n), n))
+	}
+	publishEvents(t, st, evs...)
+	group, topic := runtime.SinkGroupPrefix+"wms", sinkTopicPrefix+typ
+	parkAfter := func(r *runtime.Runtime) { runtime.SetSinkParkAfter(r, time.Second) }
+	cfg := func(s core.Sink) runtime.Sink {
+		return runtime.Sink{Name: "wms", Sink: s, From: core.FromBeginning, Retry: []time.Duration{2 * time.Second, time.Hour}}
+	}
+
+	// The first run parks the slow key after its first failure: every
+	// event is committed, the slow key's in the retry store.
+	first := &recSink{answer: func(_ context.Context, d core.Delivery) core.Result {
+		if d.Event.PartitionKey == "slow" {
+			return core.Result{Status: core.StatusRetry, Err: errors.New("503 Service Unavailable")}
+		}
+		return core.Result{Status: core.StatusDelivered}
+	}}
+	run := runSinksIn(t, dir, st, []string{typ}, parkAfter, cfg(first))
+	eventually(t, "every offset committed while the slow key waits", func() bool {
+		off, _ := st.Committed(group, topic)
+		return off == int64(len(evs))
+	})
+	s := run.sink(t, "wms")
+	if s.Lag != 0 || s.RetriesPending != 1 || s.Delivered != 10 {
+		t.Errorf("status %+v, want no lag, one key waiting, 10 delivered", s)
+	}
+	if err := run.stop(); err != nil {
+		t.Fatalf("first Run: %v", err)
+	}
+	if n := len(first.attemptsOf(evs[0].ID)); n != 1 {
+		t.Errorf("%d attempts of the slow key's first event in the first run, want 1", n)
+	}
+
+	// A new runtime takes the parked key from the store; an event of the
+	// key read meanwhile waits behind it. They are delivered in order,
+	// the first with its attempt count kept.
+	second := &recSink{}
+	runSinksIn(t, dir, st, []string{typ}, parkAfter, cfg(second))
+	late := sinkEvent(typ, "slow", 3)
+	publishEvents(t, st, late)
+	eventually(t, "the slow key delivered", func() bool { return len(second.deliveredIDs()) == 4 })
+	want := append(ids5(evs[:3]), late.ID)
+	if got := second.deliveredIDs(); !slices.Equal(got, want) {
+		t.Errorf("second run delivered %v, want %v", got, want)
+	}
+	if a := second.attemptsOf(evs[0].ID); len(a) != 1 || a[0].Attempt != 1 {
+		t.Errorf("attempts of the first parked event %v, want one, at attempt 1", a)
+	}
+	if d := second.attemptsOf(evs[0].ID); len(d) == 1 && string(d[0].Event.Data) != string(evs[0].Data) {
+		t.Errorf("parked event data %s, want %s", d[0].Event.Data, evs[0].Data)
 	}
 }

@@ -37,6 +37,9 @@ type sinkItem struct {
 	failed bool
 	// done: acked; dead: handed to the dead-letter topic.
 	done, dead bool
+	// row is the item's row in the retry store when it was loaded from
+	// there (0: read from the stream).
+	row int64
 }
 
 // sinkKey is the queue of one partition key's events, in stream order.
@@ -55,6 +58,13 @@ type sinkKey struct {
 	// stale ones.
 	queued bool
 	gen    int
+	// parked: the key's events are in the retry store, stored of them;
+	// items are those loaded from there, and events read meanwhile go to
+	// the store behind them. park asks for the key to be parked once the
+	// Write that holds it is handled.
+	parked bool
+	stored int
+	park   bool
 }
 
 type writeResult struct {
@@ -121,10 +131,15 @@ type sinkLoop struct {
 	pubCtx    context.Context // of dead-letter publishes
 	pubCancel context.CancelFunc
 
-	paused      bool
-	stopping    bool
-	gone        error
-	fatal       error
+	// store is the retry store, nil without a state directory.
+	store *parkStore
+
+	paused   bool
+	stopping bool
+	gone     error
+	fatal    error
+	// err ends the session with an error retried with backoff.
+	err         error
 	consecutive int
 	circuit     string
 	probeDelay  time.Duration
@@ -188,6 +203,21 @@ func (s *sinkRunner) session(ctx context.Context) error {
 		closeSink()
 		return fmt.Errorf("open sink: %w", err)
 	}
+	var store *parkStore
+	if env.StateDir != "" {
+		var err error
+		if store, err = openParkStore(ctx, env.StateDir); err != nil {
+			closeSink()
+			return err
+		}
+		prev := closeSink
+		closeSink = func() {
+			if err := store.close(); err != nil {
+				s.log.Warn("close retry store", "err", err)
+			}
+			prev()
+		}
+	}
 	group := SinkGroupPrefix + s.cfg.Name
 	sub, err := s.r.opts.Stream.Subscriber(core.SubscribeOptions{Group: group, From: s.cfg.From, Window: sinkWindow})
 	if err != nil {
@@ -195,6 +225,11 @@ func (s *sinkRunner) session(ctx context.Context) error {
 		return fmt.Errorf("subscribe consumer group %q: %w", group, err)
 	}
 	l := newSinkLoop(s)
+	l.store = store
+	if err := l.loadParked(ctx); err != nil {
+		closeSink()
+		return err
+	}
 	subCtx, cancelSub := context.WithCancel(context.Background())
 	var readers sync.WaitGroup
 	stop := func() {
@@ -250,6 +285,10 @@ func (l *sinkLoop) run(ctx context.Context) error {
 		}
 		if l.fatal != nil {
 			err = l.fatal
+			break
+		}
+		if l.err != nil {
+			err = l.err
 			break
 		}
 		l.dispatch()
@@ -345,28 +384,8 @@ func (l *sinkLoop) accept(m *message.Message) {
 	it.ev = ev
 	it.appended = appendTime(ev)
 	l.track(it)
-	if !l.cfg.matchesType(ev.Type) {
-		l.skip(it)
+	if !l.prepare(it) {
 		return
-	}
-	if f := l.cfg.Filter; f != nil {
-		ok, err := f(ev)
-		if err != nil {
-			l.deadLetter(it, nil, SinkReasonFilter, err, "")
-			return
-		}
-		if !ok {
-			l.skip(it)
-			return
-		}
-	}
-	if mp := l.cfg.Map; mp != nil {
-		d, err := mp(ev)
-		if err != nil {
-			l.deadLetter(it, nil, SinkReasonMap, err, "")
-			return
-		}
-		it.data = d
 	}
 	it.key = ev.PartitionKey
 	if it.key == "" {
@@ -379,11 +398,54 @@ func (l *sinkLoop) accept(m *message.Message) {
 		k = &sinkKey{name: it.key}
 		l.keys[it.key] = k
 	}
+	if k.parked {
+		// Behind the key's parked events, in the store.
+		added, err := l.store.add(l.pubCtx, k.name, it)
+		if err != nil {
+			l.err = err
+			return
+		}
+		if added {
+			k.stored++
+		}
+		l.finish(it)
+		return
+	}
 	k.items = append(k.items, it)
 	if len(k.items) == 1 {
 		// Otherwise the key is already busy, waiting, blocked or ready.
 		l.schedule(k)
 	}
+}
+
+// prepare applies the sink's types, filter and map to it: it reports
+// whether it is to be delivered, and otherwise skips or dead-letters it.
+func (l *sinkLoop) prepare(it *sinkItem) bool {
+	ev := it.ev
+	if !l.cfg.matchesType(ev.Type) {
+		l.skip(it)
+		return false
+	}
+	if f := l.cfg.Filter; f != nil {
+		ok, err := f(ev)
+		if err != nil {
+			l.deadLetter(it, nil, SinkReasonFilter, err, "")
+			return false
+		}
+		if !ok {
+			l.skip(it)
+			return false
+		}
+	}
+	if mp := l.cfg.Map; mp != nil {
+		d, err := mp(ev)
+		if err != nil {
+			l.deadLetter(it, nil, SinkReasonMap, err, "")
+			return false
+		}
+		it.data = d
+	}
+	return true
 }
 
 // appendTime is when ev was appended to the stream, as far as the sink
@@ -405,13 +467,18 @@ func (l *sinkLoop) track(it *sinkItem) {
 	}
 }
 
-// finish acks it: the stream may commit past it.
+// finish acks it (the stream may commit past it), or removes it from the
+// retry store when it came from there.
 func (l *sinkLoop) finish(it *sinkItem) {
-	it.msg.Ack()
 	it.done = true
 	if it.failed {
 		l.s.retriesPending.Add(-1)
 	}
+	if it.row != 0 {
+		l.unstore(it)
+		return
+	}
+	it.msg.Ack()
 	l.s.lag.Add(-1)
 	if len(l.unacked) == 0 || l.unacked[0] != it {
 		return
@@ -439,7 +506,7 @@ func (l *sinkLoop) schedule(k *sinkKey) {
 	if k.busy || k.blocked > 0 {
 		return
 	}
-	if len(k.items) == 0 {
+	if len(k.items) == 0 && !k.parked {
 		if l.keys[k.name] == k {
 			delete(l.keys, k.name)
 		}
@@ -449,6 +516,12 @@ func (l *sinkLoop) schedule(k *sinkKey) {
 		k.gen++
 		heap.Push(&l.waiting, dueEntry{due: k.due, k: k, gen: k.gen})
 		return
+	}
+	if len(k.items) == 0 {
+		// A parked key that is due: its next events come from the store.
+		if l.unpark(k); len(k.items) == 0 {
+			return
+		}
 	}
 	if !k.queued {
 		k.queued = true

@@ -83,6 +83,10 @@ func (l *sinkLoop) written(w writeResult) {
 		clear(k.items[len(kept):])
 		k.items = kept
 		k.busy, k.sent = false, 0
+		if k.park {
+			k.park = false
+			l.park(k)
+		}
 		l.schedule(k)
 	}
 	l.updateCircuit(w, res)
@@ -119,6 +123,9 @@ func (l *sinkLoop) retry(it *sinkItem, k *sinkKey, r core.Result, counting bool,
 	}
 	if due := now.Add(delay); due.After(k.due) {
 		k.due = due
+	}
+	if l.store != nil && delay >= l.s.tuning.parkAfter {
+		k.park = true
 	}
 }
 

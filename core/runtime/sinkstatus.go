@@ -72,13 +72,17 @@ type sinkTuning struct {
 	probe, maxProbe time.Duration
 	// open is the backoff of a failed Open or session.
 	open Backoff
+	// parkAfter is the shortest wait for a retry that parks the key's
+	// events in the retry store rather than in memory.
+	parkAfter time.Duration
 }
 
 var defaultSinkTuning = sinkTuning{
-	failures: 10,
-	probe:    30 * time.Second,
-	maxProbe: 5 * time.Minute,
-	open:     Backoff{Initial: time.Second, Max: time.Minute},
+	failures:  10,
+	probe:     30 * time.Second,
+	maxProbe:  5 * time.Minute,
+	open:      Backoff{Initial: time.Second, Max: time.Minute},
+	parkAfter: 30 * time.Second,
 }
 
 // sinkRunner runs one sink.
