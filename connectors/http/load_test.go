@@ -12,9 +12,11 @@ import (
 	"github.com/tributary/tributary/core/memstream"
 )
 
-// TestSampleLoads: sample.yaml, under an in-memory stream, passes the
-// sidecar's own loader, which checks the sinks section, compiles every
-// sink's when and map, and configures the sink.
+// TestSampleLoads: sample.yaml, under an in-memory stream with one topic
+// (the sample declares no catalog, and its event globs select topics only
+// in a file that knows its types), passes the sidecar's own loader, which
+// checks the sinks section, compiles every sink's when and map, and
+// configures the sink.
 func TestSampleLoads(t *testing.T) {
 	data, err := os.ReadFile("sample.yaml")
 	if err != nil {
@@ -23,7 +25,7 @@ func TestSampleLoads(t *testing.T) {
 	reg := core.NewRegistry()
 	reg.RegisterStream(memstream.Spec(memstream.New()))
 	reg.RegisterSink(sink.Spec())
-	doc := append([]byte("stream: {type: memory}\n"), data...)
+	doc := append([]byte("stream: {type: memory, topics: {mode: single, name: events}}\n"), data...)
 	secret := func(string) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(fileSecret)), nil }
 	cfg, err := config.ParseWith("sample.yaml", doc, reg, config.Options{OpenSecret: secret})
 	if err != nil {
