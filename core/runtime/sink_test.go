@@ -892,7 +892,8 @@ func TestSinkParksLongRetries(t *testing.T) {
 	// key read meanwhile waits behind it. They are delivered in order,
 	// the first with its attempt count kept.
 	second := &recSink{}
-	runSinksIn(t, dir, st, []string{typ}, parkAfter, cfg(second))
+	run = runSinksIn(t, dir, st, []string{typ}, parkAfter, cfg(second))
+	eventually(t, "the second run running", func() bool { return run.sink(t, "wms").State == runtime.StateRunning })
 	late := sinkEvent(typ, "slow", 3)
 	publishEvents(t, st, late)
 	eventually(t, "the slow key delivered", func() bool { return len(second.deliveredIDs()) == 4 })
