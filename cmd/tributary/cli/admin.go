@@ -11,7 +11,8 @@ import (
 	"github.com/tributary/tributary/core/runtime"
 )
 
-// AdminHandler serves /healthz, /readyz, /metrics and /v1/connectors.
+// AdminHandler serves /healthz, /readyz, /metrics, /v1/connectors and
+// /v1/sinks.
 func (sc *Sidecar) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -20,9 +21,6 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		st := sc.Runtime.Status()
 		code := http.StatusOK
-		if !st.Ready {
-			code = http.StatusServiceUnavailable
-		}
 		// not_ready says why the answer is 503; degraded lists what
 		// recovers by itself (starting, retrying) without making the
 		// sidecar unready.
@@ -45,7 +43,25 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 				degraded[c.Name] = stateText(c.State, c.Error)
 			}
 		}
-		writeJSON(w, code, map[string]any{"ready": st.Ready, "not_ready": notReady, "degraded": degraded})
+		// A failed sink (its target answered 410 Gone, say) waits for an
+		// operator, as a failed connector does; the other states recover
+		// by themselves or were chosen by one. Sinks are keyed "sink:NAME",
+		// apart from connectors of the same name.
+		ready := st.Ready
+		for _, sk := range st.Sinks {
+			switch sk.State {
+			case runtime.StateRunning, runtime.StateDisabled, runtime.StateStopped:
+			case runtime.StateFailed:
+				ready = false
+				notReady["sink:"+sk.Name] = stateText(sk.State, sk.Error)
+			default:
+				degraded["sink:"+sk.Name] = stateText(sk.State, sk.Error)
+			}
+		}
+		if !ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"ready": ready, "not_ready": notReady, "degraded": degraded})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(sc.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/connectors", func(w http.ResponseWriter, _ *http.Request) {
@@ -61,10 +77,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no connector named " + r.PathValue("name")})
 	})
 	mux.HandleFunc("POST /v1/connectors/{name}/restart", func(w http.ResponseWriter, r *http.Request) {
-		if !loopback(r.RemoteAddr) {
-			// Until the admin API has authentication, acting on a
-			// connector is for the machine the sidecar runs on.
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "restart is accepted from loopback only (127.0.0.1 or ::1); call it on the sidecar's host"})
+		if !loopbackOnly(w, r, "restart") {
 			return
 		}
 		name := r.PathValue("name")
@@ -82,7 +95,60 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	// Everything else below /v1/connectors/ belongs to connectors'
 	// operator endpoints (core.Env.Admin).
 	mux.Handle("/v1/connectors/", sc.AdminRouter)
+	sc.sinkEndpoints(mux)
 	return mux
+}
+
+// sinkEndpoints serves GET /v1/sinks, GET /v1/sinks/{name} and, from
+// loopback, POST /v1/sinks/{name}/pause and /resume.
+func (sc *Sidecar) sinkEndpoints(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/sinks", func(w http.ResponseWriter, _ *http.Request) {
+		sinks := sc.Runtime.Status().Sinks
+		if sinks == nil {
+			sinks = []runtime.SinkStatus{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"sinks": sinks})
+	})
+	mux.HandleFunc("GET /v1/sinks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		for _, s := range sc.Runtime.Status().Sinks {
+			if s.Name == r.PathValue("name") {
+				writeJSON(w, http.StatusOK, s)
+				return
+			}
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no sink named " + r.PathValue("name")})
+	})
+	act := func(verb, state string, do func(string) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !loopbackOnly(w, r, verb) {
+				return
+			}
+			name := r.PathValue("name")
+			if err := do(name); err != nil {
+				code := http.StatusConflict
+				if errors.Is(err, runtime.ErrNoSink) {
+					code = http.StatusNotFound
+				}
+				writeJSON(w, code, map[string]string{"error": err.Error()})
+				return
+			}
+			sc.Logger.Info("sink "+verb+" requested", "sink", name, "remote_addr", r.RemoteAddr)
+			writeJSON(w, http.StatusOK, map[string]string{"status": state, "sink": name})
+		}
+	}
+	mux.HandleFunc("POST /v1/sinks/{name}/pause", act("pause", runtime.StatePaused, sc.Runtime.PauseSink))
+	mux.HandleFunc("POST /v1/sinks/{name}/resume", act("resume", "resumed", sc.Runtime.ResumeSink))
+}
+
+// loopbackOnly answers 403 and returns false unless r comes from a
+// loopback address. Until the admin API has authentication, acting on a
+// connector or a sink is for the machine the sidecar runs on.
+func loopbackOnly(w http.ResponseWriter, r *http.Request, verb string) bool {
+	if loopback(r.RemoteAddr) {
+		return true
+	}
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": verb + " is accepted from loopback only (127.0.0.1 or ::1); call it on the sidecar's host"})
+	return false
 }
 
 func stateText(state, err string) string {

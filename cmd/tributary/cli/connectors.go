@@ -16,7 +16,7 @@ func newConnectorsCmd(reg *core.Registry) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "connectors",
-		Short: "List every connector and stream type with its configuration fields",
+		Short: "List every connector, stream and sink type with its configuration fields",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -34,6 +34,9 @@ func newConnectorsCmd(reg *core.Registry) *cobra.Command {
 				for _, s := range reg.Streams() {
 					list = append(list, entry{"stream", s.Type, s.Summary, s.Fields})
 				}
+				for _, s := range reg.Sinks() {
+					list = append(list, entry{"sink", s.Type, s.Summary, s.Fields})
+				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(list)
@@ -44,6 +47,10 @@ func newConnectorsCmd(reg *core.Registry) *cobra.Command {
 			}
 			fmt.Fprintln(out, "STREAMS")
 			for _, s := range reg.Streams() {
+				printSpec(out, s.Type, s.Summary, s.Fields)
+			}
+			fmt.Fprintln(out, "SINKS")
+			for _, s := range reg.Sinks() {
 				printSpec(out, s.Type, s.Summary, s.Fields)
 			}
 			return nil

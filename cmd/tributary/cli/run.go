@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"github.com/tributary/tributary/config"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
 )
 
@@ -102,8 +105,8 @@ type Sidecar struct {
 	Logger      *slog.Logger
 }
 
-// Build loads the configuration at file and wires the stream, connectors and
-// rules into a runtime. It does no I/O beyond reading the configuration.
+// Build loads the configuration at file and wires the stream, connectors,
+// rules and sinks into a runtime. It does no I/O beyond reading the configuration.
 func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) {
 	cfg, err := config.Load(file, reg)
 	if err != nil {
@@ -156,6 +159,10 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 			Disabled:       cc.Disabled,
 		})
 	}
+	sinks, err := buildSinks(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
 	var httpRouter core.Router
 	if cfg.HTTP.Address != "" {
 		httpRouter = router
@@ -165,6 +172,8 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		Topics:          runtime.Topics{Mode: cfg.Stream.Topics.Mode, Prefix: cfg.Stream.Topics.Prefix, Name: cfg.Stream.Topics.Name},
 		DeadLetterTopic: cfg.Stream.DeadLetterTopic,
 		Connectors:      conns,
+		Sinks:           sinks,
+		EventTypes:      knownEventTypes(cfg),
 		StateDir:        cfg.StateDir,
 		HTTP:            httpRouter,
 		Admin:           adminRouter,
@@ -176,6 +185,92 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		return nil, err
 	}
 	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log}, nil
+}
+
+// buildSinks builds each configured sink (its type's New and Configure)
+// with the filter and mapping its compiled when and map make.
+func buildSinks(cfg *config.Config, reg *core.Registry) ([]runtime.Sink, error) {
+	var out []runtime.Sink
+	for _, sc := range cfg.Sinks {
+		if sc.Disabled {
+			if _, ok := reg.Sink(sc.Type); !ok {
+				// A slim build may keep a disabled sink of a type it lacks
+				// in the file (Load warned); it is listed, never run.
+				out = append(out, runtime.Sink{Name: sc.Name, Type: sc.Type, Sink: core.SinkFunc(nil), Disabled: true})
+				continue
+			}
+		}
+		sk, err := sc.NewSink(reg)
+		if err != nil {
+			return nil, invalid(err)
+		}
+		progs, ok := cfg.Compiled.Sinks[sc.Name]
+		if !ok {
+			return nil, fmt.Errorf("sink %q: its expressions were not compiled", sc.Name)
+		}
+		from := core.FromBeginning
+		if sc.Start == config.SinkStartEnd {
+			from = core.FromEnd
+		}
+		out = append(out, runtime.Sink{
+			Name:        sc.Name,
+			Type:        sc.Type,
+			Sink:        sk,
+			Types:       sc.Events,
+			Filter:      sinkFilter(sc.Name, progs.When),
+			Map:         sinkMap(sc.Name, progs.Map),
+			Retry:       sc.Retry,
+			Concurrency: sc.Concurrency,
+			MaxBatch:    sc.MaxBatch,
+			From:        from,
+			Disabled:    sc.Disabled,
+		})
+	}
+	return out, nil
+}
+
+// sinkFilter makes a sink's when into its runtime filter; nil delivers
+// every event.
+func sinkFilter(sink string, when *rules.EventProgram) func(*core.Event) (bool, error) {
+	if when == nil {
+		return nil
+	}
+	envs := sync.Pool{New: func() any { return new(rules.EventEnv) }}
+	return func(ev *core.Event) (bool, error) {
+		e := envs.Get().(*rules.EventEnv)
+		e.Reset(ev, sink)
+		ok, err := when.Holds(e)
+		e.Reset(nil, "")
+		envs.Put(e)
+		return ok, err
+	}
+}
+
+// sinkMap makes a sink's map into its runtime mapping; nil delivers the
+// event as it is.
+func sinkMap(sink string, m *rules.EventData) func(*core.Event) (any, error) {
+	if m == nil {
+		return nil
+	}
+	return func(ev *core.Event) (any, error) { return m.Eval(ev, sink) }
+}
+
+// knownEventTypes returns the event types the sidecar knows, for the
+// topics of sinks when topics are per type: the catalog's, and the types
+// the rules emit (the same ones when there is a catalog, since rules may
+// emit no other; without one, the only ones known).
+func knownEventTypes(cfg *config.Config) []string {
+	var out []string
+	for _, et := range cfg.Catalog {
+		out = append(out, et.Type)
+	}
+	for _, cc := range cfg.Connectors {
+		for _, r := range cc.Emit {
+			out = append(out, r.Type)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Run serves the admin and webhook listeners and runs the runtime until ctx
