@@ -313,3 +313,31 @@ func TestConnectorsListsSinkTypes(t *testing.T) {
 		t.Errorf("--json lists no sink of type http with fields: %s", out)
 	}
 }
+
+// TestDisabledSinkOfUnknownTypeBuilds: a slim build keeps a disabled sink
+// of a type it does not have in the file; the sidecar builds, warns, runs
+// and lists the sink as disabled.
+func TestDisabledSinkOfUnknownTypeBuilds(t *testing.T) {
+	dir, admin := t.TempDir(), freeAddr(t)
+	cfgFile := filepath.Join(dir, "tributary.yaml")
+	doc := fmt.Sprintf(sidecarConfig+`
+sinks:
+  - name: archive
+    type: sftp_drop
+    disabled: true
+    config: {host: files.example.com}
+`, filepath.Join(dir, "state"), admin, freeAddr(t))
+	if err := os.WriteFile(cfgFile, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	sc, err := cli.Build(core.DefaultRegistry, cfgFile, &log)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if !strings.Contains(log.String(), `unknown sink type \"sftp_drop\" in a disabled sink`) {
+		t.Errorf("log lacks the warning:\n%s", log.String())
+	}
+	runSidecar(t, sc, admin)
+	waitSink(t, admin, "archive", "disabled", func(s sinkStatus) bool { return s.State == "disabled" && s.Type == "sftp_drop" })
+}
