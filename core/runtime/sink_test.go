@@ -908,3 +908,31 @@ func TestSinkParksLongRetries(t *testing.T) {
 		t.Errorf("parked event data %s, want %s", d[0].Event.Data, evs[0].Data)
 	}
 }
+
+func TestSinkDeadLettersParkedEvent(t *testing.T) {
+	const typ = "com.acme.order"
+	st := memstream.New()
+	bad, next := sinkEvent(typ, "a", 0), sinkEvent(typ, "a", 1)
+	publishEvents(t, st, bad, next)
+	sink := &recSink{answer: func(_ context.Context, d core.Delivery) core.Result {
+		if d.Event.ID == bad.ID {
+			return core.Result{Status: core.StatusRetry, Err: errors.New("500 Internal Server Error"), Response: "500"}
+		}
+		return core.Result{Status: core.StatusDelivered}
+	}}
+	run := runSinksIn(t, t.TempDir(), st, []string{typ}, func(r *runtime.Runtime) { runtime.SetSinkParkAfter(r, 100*time.Millisecond) },
+		runtime.Sink{Name: "wms", Sink: sink, From: core.FromBeginning, Retry: []time.Duration{150 * time.Millisecond}})
+	eventually(t, "the next event delivered from the store", func() bool { return len(sink.deliveredIDs()) == 1 })
+	dls := deadLetters(t, st)
+	if len(dls) != 1 || dls[0].Reason != runtime.SinkReasonFailed || dls[0].Response != "500" {
+		t.Fatalf("dead letters %+v, want the parked event, delivery_failed, with the last response", dls)
+	}
+	if a := sink.attemptsOf(bad.ID); len(a) != 2 || a[1].Attempt != 1 {
+		t.Errorf("attempts %v, want two, the second parked and loaded back at attempt 1", a)
+	}
+	eventually(t, "nothing pending", func() bool {
+		s := run.sink(t, "wms")
+		off, _ := st.Committed(runtime.SinkGroupPrefix+"wms", sinkTopicPrefix+typ)
+		return s.RetriesPending == 0 && s.Lag == 0 && s.DeadLettered == 1 && off == 2
+	})
+}

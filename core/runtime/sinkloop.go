@@ -517,12 +517,6 @@ func (l *sinkLoop) schedule(k *sinkKey) {
 		heap.Push(&l.waiting, dueEntry{due: k.due, k: k, gen: k.gen})
 		return
 	}
-	if len(k.items) == 0 {
-		// A parked key that is due: its next events come from the store.
-		if l.unpark(k); len(k.items) == 0 {
-			return
-		}
-	}
 	if !k.queued {
 		k.queued = true
 		l.ready = append(l.ready, k)
@@ -531,7 +525,7 @@ func (l *sinkLoop) schedule(k *sinkKey) {
 
 // isReady reports whether k may be handed to a Write now.
 func (l *sinkLoop) isReady(k *sinkKey, now time.Time) bool {
-	return !k.busy && k.blocked == 0 && len(k.items) > 0 && !now.Before(k.due) && l.keys[k.name] == k
+	return !k.busy && k.blocked == 0 && (len(k.items) > 0 || k.parked) && !now.Before(k.due) && l.keys[k.name] == k
 }
 
 // dispatch starts Writes while there are free slots and ready keys; with
@@ -578,6 +572,19 @@ func (l *sinkLoop) nextBatch(n int) []*sinkItem {
 		k.queued = false
 		if !l.isReady(k, now) {
 			continue
+		}
+		if len(k.items) == 0 {
+			// A parked key that is due: its next events come from the
+			// store, no more than the batch takes, so that memory holds
+			// only what is being delivered.
+			if l.unpark(k, n-len(batch)); l.err != nil {
+				break
+			}
+			if len(k.items) == 0 {
+				// Those loaded were skipped or dead-lettered.
+				l.schedule(k)
+				continue
+			}
 		}
 		take := min(len(k.items), n-len(batch))
 		k.busy, k.sent = true, take

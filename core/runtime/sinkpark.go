@@ -19,15 +19,12 @@ import (
 // sink commits its offsets past them and holds none of them in memory.
 // A parked key's head waits for its due time; the events of the key read
 // meanwhile are parked behind it, in order; once due, the key's events are
-// loaded a chunk at a time and delivered, each removed from the store once
+// loaded as Writes take them and delivered, each removed from the store once
 // delivered or dead-lettered, and the key is no longer parked when none is
 // left.
 
 // parkFormat is the version of the retry store's layout (user_version).
 const parkFormat = 1
-
-// parkChunk is how many events of a parked key are loaded at once.
-const parkChunk = 256
 
 var parkSchema = []string{
 	`CREATE TABLE IF NOT EXISTS parked_keys (
@@ -317,9 +314,10 @@ func (l *sinkLoop) park(k *sinkKey) {
 	l.s.log.Info("key parked for a retry", "key", k.name, "events", n, "until", k.due)
 }
 
-// unpark loads the next events of the parked key k from the store.
-func (l *sinkLoop) unpark(k *sinkKey) {
-	evs, err := l.store.load(l.pubCtx, k.name, parkChunk)
+// unpark loads up to limit of the next events of the parked key k from
+// the store.
+func (l *sinkLoop) unpark(k *sinkKey, limit int) {
+	evs, err := l.store.load(l.pubCtx, k.name, limit)
 	if err != nil {
 		l.err = err
 		return
