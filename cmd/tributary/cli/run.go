@@ -106,7 +106,8 @@ type Sidecar struct {
 }
 
 // Build loads the configuration at file and wires the stream, connectors,
-// rules and sinks into a runtime. It does no I/O beyond reading the configuration.
+// rules and sinks into a runtime. It does no I/O beyond reading the
+// configuration.
 func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) {
 	cfg, err := config.Load(file, reg)
 	if err != nil {
