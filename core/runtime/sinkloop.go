@@ -244,6 +244,8 @@ func (s *sinkRunner) session(ctx context.Context) error {
 		ch, err := sub.Subscribe(subCtx, topic)
 		if err != nil {
 			close(l.stopIntake)
+			l.wcancel()
+			l.pubCancel()
 			stop()
 			return fmt.Errorf("subscribe consumer group %q to topic %q: %w", group, topic, err)
 		}

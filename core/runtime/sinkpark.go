@@ -353,6 +353,13 @@ func (l *sinkLoop) unpark(k *sinkKey, limit int) {
 // is no longer parked once none of its events is left there.
 func (l *sinkLoop) unstore(it *sinkItem) {
 	k := l.keys[it.key]
+	if k == nil {
+		// Not expected: the key is known while it is parked. The row goes.
+		if err := l.store.remove(l.pubCtx, it.key, it.row, false); err != nil {
+			l.err = err
+		}
+		return
+	}
 	last := k.stored <= 1
 	if err := l.store.remove(l.pubCtx, it.key, it.row, last); err != nil {
 		l.err = err
