@@ -31,6 +31,11 @@ type DB struct {
 	writeMu sync.Mutex
 	stmtMu  sync.Mutex
 	inserts map[int]*sql.Stmt // by rows per statement
+
+	// stopCheckpoints ends the goroutine checkpointing a SQLite log,
+	// which closes checkpointsDone; both are nil when none runs.
+	stopCheckpoints context.CancelFunc
+	checkpointsDone chan struct{}
 }
 
 // Open opens the audit log cfg configures, which must exist (the audit
@@ -69,7 +74,34 @@ func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 			return nil, fmt.Errorf("create audit tables in %s: %w", d.where, err)
 		}
 	}
+	if !d.pg {
+		cctx, stop := context.WithCancel(context.Background())
+		d.stopCheckpoints, d.checkpointsDone = stop, make(chan struct{})
+		go d.checkpoints(cctx)
+	}
 	return d, nil
+}
+
+// checkpointEvery is how often the write-ahead log of a SQLite log is
+// copied into its file.
+const checkpointEvery = 500 * time.Millisecond
+
+// checkpoints copies the write-ahead log of a SQLite log into its file
+// every checkpointEvery, beside the writer rather than in the commit
+// that fills the log, until ctx is done. A failed checkpoint is left to
+// the next one (or to the writer's own, past wal_autocheckpoint).
+func (d *DB) checkpoints(ctx context.Context) {
+	defer close(d.checkpointsDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, _ = d.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}
 }
 
 // connect opens the database and checks that it answers.
@@ -97,7 +129,18 @@ func connect(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 		if cfg.Sync == SyncNormal {
 			sync = statedb.SyncNormal
 		}
-		d.db, err = statedb.Open(path, statedb.Options{Sync: sync, CacheKiB: 16384, TxLock: "immediate"})
+		d.db, err = statedb.Open(path, statedb.Options{
+			Sync: sync,
+			// The pages of the indexes stay in memory.
+			CacheKiB: 65536,
+			Pragmas: []string{
+				// checkpoints runs them in the background; the writer
+				// checkpoints only when the log passes 64 MiB.
+				"wal_autocheckpoint(16384)",
+				"temp_store(MEMORY)",
+			},
+			TxLock: "immediate",
+		})
 		if err != nil {
 			return nil, fmt.Errorf("open audit log %s: %w", path, err)
 		}
@@ -114,6 +157,10 @@ func (d *DB) SQL() *sql.DB { return d.db }
 
 // Close closes the database.
 func (d *DB) Close() error {
+	if d.stopCheckpoints != nil {
+		d.stopCheckpoints()
+		<-d.checkpointsDone
+	}
 	d.stmtMu.Lock()
 	for n, st := range d.inserts {
 		_ = st.Close()
@@ -147,7 +194,7 @@ func (d *DB) schema() []string {
 	traceparent TEXT,
 	logged_at ` + ts + ` NOT NULL
 )`,
-		`CREATE INDEX IF NOT EXISTS ` + e + `_time ON ` + e + ` (time` + first + `, id)`,
+		`CREATE INDEX IF NOT EXISTS ` + e + `_time ON ` + e + ` (time` + first + `)`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_type_time ON ` + e + ` (type, time` + first + `)`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_subject_time ON ` + e + ` (subject, time` + first + `)`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_logged_at ON ` + e + ` (logged_at)`,

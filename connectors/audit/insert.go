@@ -83,7 +83,11 @@ func (d *DB) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		return st, nil
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO ")
+	if d.pg {
+		b.WriteString("INSERT INTO ")
+	} else {
+		b.WriteString("INSERT OR IGNORE INTO ")
+	}
 	b.WriteString(d.events)
 	b.WriteString(" (")
 	b.WriteString(strings.Join(columns, ", "))
@@ -103,7 +107,9 @@ func (d *DB) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		}
 		b.WriteByte(')')
 	}
-	b.WriteString(" ON CONFLICT (id) DO NOTHING")
+	if d.pg {
+		b.WriteString(" ON CONFLICT (id) DO NOTHING")
+	}
 	st, err := d.db.PrepareContext(ctx, b.String())
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
