@@ -145,6 +145,10 @@ func (s *Sink) deliver(ctx context.Context, c *conn, env *rules.EventEnv, d core
 	}
 	if len(s.keys) > 0 {
 		s.sign(req, d.Event.ID, body)
+	} else {
+		// Unsigned, the event id still travels, so that the receiver
+		// can drop the duplicates a redelivery brings.
+		req.Header[headerWebhookID] = []string{d.Event.ID}
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
