@@ -18,5 +18,6 @@ import (
 	_ "github.com/tributary/tributary/connectors/webhook"
 
 	// Sinks.
+	_ "github.com/tributary/tributary/connectors/audit"
 	_ "github.com/tributary/tributary/connectors/http"
 )
