@@ -9,6 +9,15 @@
 // exponential backoff and jitter and show in the connector's status; an
 // error wrapping core.ErrFatal stops that connector alone.
 //
+// Sinks run beside the connectors, each in its own supervisor: a sink reads
+// the topics of its event types through its consumer group
+// (SinkGroupPrefix + its name), delivers in order per partition key with
+// bounded concurrency, retries on its schedule (parking long waits in a
+// retry store in its state directory), dead-letters what cannot be
+// delivered, opens a circuit when its target fails every delivery, and acks
+// an event only once it is delivered, skipped or dead-lettered, so that its
+// group commits behind them.
+//
 // Shutdown follows http.Server.Shutdown: cancelling Run's context stops
 // intake, in-flight events drain, the last checkpoints commit, sources and
 // then the stream close, all within Options.ShutdownTimeout.
