@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ func Open(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 			return nil, fmt.Errorf("no audit log at %s: the audit sink creates it when the sidecar first runs it", path)
 		}
 	}
-	d, err := connect(ctx, cfg, stateDir)
+	d, err := connect(ctx, cfg, stateDir, false)
 	if err != nil {
 		return nil, err
 	}
@@ -64,15 +65,13 @@ func Open(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 // create opens the audit log cfg configures, creating its file, tables
 // and indexes when missing.
 func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
-	d, err := connect(ctx, cfg, stateDir)
+	d, err := connect(ctx, cfg, stateDir, true)
 	if err != nil {
 		return nil, err
 	}
-	for _, stmt := range d.schema() {
-		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
-			_ = d.db.Close()
-			return nil, fmt.Errorf("create audit tables in %s: %w", d.where, err)
-		}
+	if err := d.createTables(ctx); err != nil {
+		_ = d.db.Close()
+		return nil, fmt.Errorf("create audit tables in %s: %w", d.where, err)
 	}
 	if !d.pg {
 		cctx, stop := context.WithCancel(context.Background())
@@ -80,6 +79,22 @@ func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 		go d.checkpoints(cctx)
 	}
 	return d, nil
+}
+
+// createTables creates the tables and indexes that are missing, in one
+// transaction, so that a reader finds all of them or none.
+func (d *DB) createTables(ctx context.Context) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, stmt := range d.schema() {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // checkpointEvery is how often the write-ahead log of a SQLite log is
@@ -104,8 +119,9 @@ func (d *DB) checkpoints(ctx context.Context) {
 	}
 }
 
-// connect opens the database and checks that it answers.
-func connect(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
+// connect opens the database and checks that it answers; create makes
+// the directory of a SQLite file.
+func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB, error) {
 	d := &DB{
 		pg:      cfg.Driver == DriverPostgres,
 		events:  cfg.TablePrefix + "events",
@@ -125,6 +141,11 @@ func connect(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 	} else {
 		path := cfg.SQLitePath(stateDir)
 		d.where = path
+		if create {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return nil, fmt.Errorf("create the directory of audit log %s: %w", path, err)
+			}
+		}
 		sync := statedb.SyncFull
 		if cfg.Sync == SyncNormal {
 			sync = statedb.SyncNormal
