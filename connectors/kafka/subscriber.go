@@ -36,9 +36,14 @@ func RecordFromContext(ctx context.Context) (Record, bool) {
 // Ack; without one, each Subscribe reads every partition from the start
 // point and commits nothing.
 //
-// Within a partition, messages are delivered one at a time: the next one
-// comes after the previous is acked, and a nacked message is delivered again
-// before anything after it.
+// Within a partition, with SubscribeOptions.Window 0 or 1, messages are
+// delivered one at a time: the next one comes after the previous is acked,
+// and a nacked message is delivered again before anything after it. With a
+// larger Window, up to Window messages of a partition are delivered before
+// the first of them is acked; acks may come in any order, the group's
+// offset is marked only past the run of acked messages from the start (the
+// low watermark), and a nack delivers the message again, then those after
+// it that were delivered but not acked.
 type subscriber struct {
 	c    *conn
 	opts core.SubscribeOptions
@@ -128,6 +133,9 @@ func (s *subscriber) SubscribeStored(ctx context.Context, topic string) (<-chan 
 // when stored is set. finished is closed once every goroutine of the
 // subscription has ended; it may be non-nil along with an error.
 func (s *subscriber) subscribe(ctx context.Context, topic string, stored bool) (out chan *message.Message, finished chan struct{}, err error) {
+	if s.opts.Window < 0 {
+		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", topic, s.opts.Window)
+	}
 	if err := s.c.topics.ensure(ctx, topic, false); err != nil {
 		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
 	}
@@ -141,7 +149,7 @@ func (s *subscriber) subscribe(ctx context.Context, topic string, stored bool) (
 		cancel()
 	}()
 	out = make(chan *message.Message)
-	d := &deliverer{out: out, subCtx: ctx}
+	d := &deliverer{out: out, subCtx: ctx, window: max(s.opts.Window, 1)}
 	if s.opts.Group != "" {
 		finished, err = s.consumeGroup(runCtx, topic, d)
 	} else {
@@ -314,27 +322,16 @@ func (s *subscriber) openPartition(ctx context.Context, consumer sarama.Consumer
 	return r, err
 }
 
-// read delivers the partition's messages, one at a time, until ctx ends,
-// the deliverer gives up or, with stored, the last record to read is
-// delivered; then it closes the partition consumer.
+// read delivers the partition's messages until ctx ends or, with stored,
+// the last record to read is delivered and every delivery acked; then it
+// closes the partition consumer.
 func (r partitionRead) read(ctx context.Context, d *deliverer, stored bool) {
 	defer r.pc.AsyncClose()
-	for {
-		select {
-		case km, ok := <-r.pc.Messages():
-			if !ok {
-				return
-			}
-			if !d.deliver(ctx, km) {
-				return
-			}
-			if stored && km.Offset+1 >= r.end {
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
+	last := int64(-1)
+	if stored {
+		last = r.end - 1
 	}
+	d.deliverAll(ctx, r.pc.Messages(), last, nil)
 }
 
 // consumeGroup joins the consumer group and reads the partitions it is
@@ -447,57 +444,85 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-// ConsumeClaim delivers a partition's messages one at a time and marks each
-// once acked.
+// ConsumeClaim delivers a partition's messages and marks the offset after
+// the run of acked messages from the start as it grows.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	ctx := sess.Context()
-	for {
-		select {
-		case km, ok := <-claim.Messages():
-			if !ok {
-				return nil
-			}
-			if !h.d.deliver(ctx, km) {
-				return nil
-			}
-			sess.MarkMessage(km, "")
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	h.d.deliverAll(sess.Context(), claim.Messages(), -1, func(km *sarama.ConsumerMessage) { sess.MarkMessage(km, "") })
+	return nil
 }
 
 // deliverer hands records to a subscription's channel as watermill messages.
 type deliverer struct {
 	out    chan *message.Message
 	subCtx context.Context // the Subscribe context, parent of message contexts
+	window int             // most messages of a partition out before the first is acked
 }
 
-// deliver sends km until it is acked; a nack sends it again. It returns
-// false when ctx ends first.
-func (d *deliverer) deliver(ctx context.Context, km *sarama.ConsumerMessage) bool {
+// deliverAll delivers the records of one partition that come on in, up to
+// d.window of them before the first is acked, until in is closed, ctx ends
+// or, when last is not negative, the record at offset last is delivered
+// and every delivery acked. mark, when not nil, is told the last record of
+// the run of acked records from the start whenever the run grows. A nack
+// delivers the record again, and those after it that were delivered but
+// not acked. deliverAll returns once every delivery's ack or nack is
+// accounted for.
+func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMessage, last int64, mark func(*sarama.ConsumerMessage)) {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &window{size: d.window, wake: make(chan struct{}, 1), commit: mark}
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
+	defer cancel() // before the watchers are waited for
+	done := false  // every record to read is read
 	for {
+		if ctx.Err() != nil || done && w.empty() {
+			return
+		}
+		km, gen, ok := w.next()
+		if !ok {
+			var read <-chan *sarama.ConsumerMessage
+			if !done && w.room() {
+				read = in
+			}
+			select {
+			case km, ok = <-read:
+				if !ok {
+					// The partition is taken away (a rebalance) or the
+					// reading ends: what is not acked goes to the next
+					// reader.
+					return
+				}
+				w.add(km)
+				done = last >= 0 && km.Offset >= last
+			case <-w.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
 		msg := toMessage(km)
-		msgCtx, cancel := context.WithCancel(context.WithValue(d.subCtx, recordKey{}, Record{
+		msgCtx, cancelMsg := context.WithCancel(context.WithValue(d.subCtx, recordKey{}, Record{
 			Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Timestamp: km.Timestamp, Key: km.Key,
 		}))
 		msg.SetContext(msgCtx)
 		select {
 		case d.out <- msg:
 		case <-ctx.Done():
-			cancel()
-			return false
+			cancelMsg()
+			return
 		}
-		select {
-		case <-msg.Acked():
-			cancel()
-			return true
-		case <-msg.Nacked():
-			cancel()
-		case <-ctx.Done():
-			cancel()
-			return false
+		w.sent(km.Offset, gen, msg)
+		if w.size == 1 {
+			// One at a time: nothing to deliver until this one is acked.
+			w.watch(ctx, msg, km.Offset, gen)
+			cancelMsg()
+			continue
 		}
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			defer cancelMsg()
+			w.watch(ctx, msg, km.Offset, gen)
+		}()
 	}
 }
 
