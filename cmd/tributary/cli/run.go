@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -213,13 +212,15 @@ func buildSinks(cfg *config.Config, reg *core.Registry) ([]runtime.Sink, error) 
 		if sc.Start == config.SinkStartEnd {
 			from = core.FromEnd
 		}
+		// The filter and the map share one decoding of each event.
+		filter, mapper := rules.SinkFuncs(sc.Name, progs.When, progs.Map)
 		out = append(out, runtime.Sink{
 			Name:        sc.Name,
 			Type:        sc.Type,
 			Sink:        sk,
 			Types:       sc.Events,
-			Filter:      sinkFilter(sc.Name, progs.When),
-			Map:         sinkMap(sc.Name, progs.Map),
+			Filter:      filter,
+			Map:         mapper,
 			Retry:       sc.Retry,
 			Concurrency: sc.Concurrency,
 			MaxBatch:    sc.MaxBatch,
@@ -228,32 +229,6 @@ func buildSinks(cfg *config.Config, reg *core.Registry) ([]runtime.Sink, error) 
 		})
 	}
 	return out, nil
-}
-
-// sinkFilter makes a sink's when into its runtime filter; nil delivers
-// every event.
-func sinkFilter(sink string, when *rules.EventProgram) func(*core.Event) (bool, error) {
-	if when == nil {
-		return nil
-	}
-	envs := sync.Pool{New: func() any { return new(rules.EventEnv) }}
-	return func(ev *core.Event) (bool, error) {
-		e := envs.Get().(*rules.EventEnv)
-		e.Reset(ev, sink)
-		ok, err := when.Holds(e)
-		e.Reset(nil, "")
-		envs.Put(e)
-		return ok, err
-	}
-}
-
-// sinkMap makes a sink's map into its runtime mapping; nil delivers the
-// event as it is.
-func sinkMap(sink string, m *rules.EventData) func(*core.Event) (any, error) {
-	if m == nil {
-		return nil
-	}
-	return func(ev *core.Event) (any, error) { return m.Eval(ev, sink) }
 }
 
 // knownEventTypes returns the event types the sidecar knows, for the
