@@ -542,3 +542,183 @@ func TestSinkE2ESlowKeyDoesNotStopOthers(t *testing.T) {
 		}
 	})
 }
+
+// countedConnector is a files_poll connector reading JSON Lines files of
+// {"key": K, "seq": N} from dir into com.example.seq.counted events of
+// partition key K: many events quickly, with no HTTP request each.
+const countedConnector = `  - name: counter
+    type: files_poll
+    config: {dir: %q, pattern: "*.jsonl", format: jsonl, ready: marker, schedule: "@every 200ms"}
+    emit:
+      - name: counted
+        type: com.example.seq.counted
+        subject: after.key
+        partition_key: after.key
+        data: {key: after.key, seq: after.seq}
+`
+
+// writeCounts writes a JSON Lines file of n records over keys keys into a
+// new inbox directory, record i being {"key": "k<i%keys>", "seq":
+// i/keys}, and its marker; it returns the directory.
+func writeCounts(t *testing.T, dir string, n, keys int) string {
+	t.Helper()
+	inbox := filepath.Join(dir, "inbox")
+	if err := os.MkdirAll(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "{\"key\":\"k%02d\",\"seq\":%d}\n", i%keys, i/keys)
+	}
+	file := filepath.Join(inbox, "counts.jsonl")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file+".done", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return inbox
+}
+
+// countingReceiver counts the deliveries of each event id and checks, as
+// they arrive, what a receiver may rely on: one event id is always the
+// same event (key and seq), never two deliveries of one key at once, and
+// no event of a key before every earlier one was delivered.
+type countingReceiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	ids      map[string]int    // deliveries per event id
+	idOf     map[string]string // "key/seq" to the event id it came with
+	next     map[string]int    // per key, the seq after the highest delivered
+	busy     map[string]bool   // keys with a request being answered
+	requests int
+	problems []string
+}
+
+func newCountingReceiver(t *testing.T) *countingReceiver {
+	t.Helper()
+	r := &countingReceiver{ids: map[string]int{}, idOf: map[string]string{}, next: map[string]int{}, busy: map[string]bool{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var ev struct {
+			ID   string `json:"id"`
+			Data struct {
+				Key string `json:"key"`
+				Seq int    `json:"seq"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&ev); err != nil || ev.ID == "" || req.Header.Get("webhook-id") != ev.ID {
+			r.problem(fmt.Sprintf("a request with webhook-id %q: %v", req.Header.Get("webhook-id"), err))
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		k, seq := ev.Data.Key, ev.Data.Seq
+		r.mu.Lock()
+		r.requests++
+		if r.busy[k] {
+			r.problemLocked(fmt.Sprintf("key %s: seq %d delivered while an earlier delivery of the key was not answered", k, seq))
+		}
+		r.busy[k] = true
+		if seq > r.next[k] {
+			r.problemLocked(fmt.Sprintf("key %s: seq %d delivered before seq %d", k, seq, r.next[k]))
+		}
+		r.next[k] = max(r.next[k], seq+1)
+		ks := fmt.Sprintf("%s/%d", k, seq)
+		if id, ok := r.idOf[ks]; ok && id != ev.ID {
+			r.problemLocked(fmt.Sprintf("key %s seq %d came with id %s, earlier with %s", k, seq, ev.ID, id))
+		}
+		r.idOf[ks] = ev.ID
+		r.ids[ev.ID]++
+		r.mu.Unlock()
+		// The answer goes once the handler returns: the key is free then.
+		defer func() {
+			r.mu.Lock()
+			r.busy[k] = false
+			r.mu.Unlock()
+		}()
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *countingReceiver) problem(p string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.problemLocked(p)
+}
+
+func (r *countingReceiver) problemLocked(p string) {
+	if len(r.problems) < 20 {
+		r.problems = append(r.problems, p)
+	}
+}
+
+// counts returns the number of distinct event ids delivered and of
+// requests.
+func (r *countingReceiver) counts() (ids, requests int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ids), r.requests
+}
+
+// check fails t unless every one of n events over keys keys was delivered,
+// with none of the problems the receiver looks for.
+func (r *countingReceiver) check(t *testing.T, n, keys int) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.problems {
+		t.Error(p)
+	}
+	if len(r.ids) != n || len(r.idOf) != n {
+		t.Errorf("%d event ids and %d (key, seq) pairs delivered, want %d of each", len(r.ids), len(r.idOf), n)
+	}
+	for i := range keys {
+		k := fmt.Sprintf("k%02d", i)
+		if want := (n-i+keys-1)/keys; r.next[k] != want {
+			t.Errorf("key %s: delivered up to seq %d, want %d", k, r.next[k]-1, want-1)
+		}
+	}
+}
+
+// TestSinkE2EKilledDuringDelivery: a files_poll connector puts 100,000
+// events of 50 keys on the stream and an http sink delivers them to a
+// receiver that counts per id. The sidecar is killed with SIGKILL while
+// the sink delivers, then started again: every event reaches the
+// receiver, a duplicate always carries the id the event had before, and
+// the events of each key arrive in order, one at a time.
+func TestSinkE2EKilledDuringDelivery(t *testing.T) {
+	const n, keys = 100_000, 50
+	forEachStream(t, func(t *testing.T, e *sinkE2E) {
+		rcv := newCountingReceiver(t)
+		inbox := writeCounts(t, e.dir, n, keys)
+		name := e.name("counts")
+		file := e.write(fmt.Sprintf(countedConnector, inbox), fmt.Sprintf(`  - name: %s
+    type: http
+    events: [com.example.seq.counted]
+    retry: {schedule: [100ms, 200ms, 500ms, 1s]}
+    config: {url: %q, timeout: 10s}
+`, name, rcv.URL+"/counts"))
+		began := time.Now()
+		p := e.start(file)
+		eventually(t, p, 60*time.Second, "a fifth of the events delivered", func() (bool, string) {
+			ids, _ := rcv.counts()
+			return ids >= n/5, fmt.Sprint(ids, " delivered")
+		})
+		kill9(t, p)
+		atKill, _ := rcv.counts()
+		if atKill >= n {
+			t.Fatalf("every event was delivered before the kill; it has to come during the delivery")
+		}
+		killed := time.Now()
+		p = e.start(file)
+		eventually(t, p, 90*time.Second, "every event delivered after the restart", func() (bool, string) {
+			ids, _ := rcv.counts()
+			return ids == n, fmt.Sprint(ids, " delivered")
+		})
+		e.waitSink(p, name, "committed all", 30*time.Second, func(s sinkStatusE2E) bool { return s.Lag == 0 })
+		rcv.check(t, n, keys)
+		_, requests := rcv.counts()
+		t.Logf("%d events: %d delivered before the kill (%s in), all %s after it; %d requests, %d duplicates",
+			n, atKill, killed.Sub(began).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), requests, requests-n)
+	})
+}
