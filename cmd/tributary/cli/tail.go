@@ -59,7 +59,7 @@ func newEventsCmd(reg *core.Registry) *cobra.Command {
 	tail.Flags().IntVar(&o.limit, "limit", 0, "stop after this many events (0: until interrupted)")
 	tail.Flags().BoolVar(&o.deadLetter, "dead-letter", false, "read the dead-letter topic instead")
 	tail.Flags().BoolVar(&o.noFollow, "no-follow", false, "print what the stream holds now and exit, instead of waiting for new events (from the beginning unless --since says otherwise)")
-	events.AddCommand(tail, newSearchCmd(reg))
+	events.AddCommand(tail, newSearchCmd(reg), newReplayCmd(reg))
 	return events
 }
 
