@@ -29,7 +29,9 @@ import (
 // are StatusRetry with no error: the runtime sends them again, in order).
 // Deliveries of different keys may go in parallel. The runtime calls Write
 // concurrently, up to the sink's concurrency, but never with two calls
-// holding the same key. Write returns promptly once ctx is done, with
+// holding the same key, except while an operator's replay runs: its calls
+// (every Delivery.Replay set) keep their own per-key order beside the live
+// ones, so a key may then be in a live call and a replay call at once. Write returns promptly once ctx is done, with
 // StatusRetry for what it did not deliver. A delivery carries its event's
 // id so that the target can drop duplicates: after a crash the runtime
 // delivers again what was not committed, with the same ids.
