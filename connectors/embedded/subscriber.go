@@ -1,11 +1,9 @@
 package embedded
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -245,7 +243,7 @@ func (s *Subscriber) consumeGroup(ctx context.Context, g *group, topic string, o
 				}
 			}
 		}()
-		s.consume(lctx, topic, out, pos, -1, func(off int64) { s.commit(lctx, g, topic, off) })
+		s.consume(lctx, topic, out, pos, -1, func(m stored) { s.commit(lctx, g, topic, m.offset) })
 		lost()
 		<-renewed
 		if ctx.Err() != nil {
@@ -305,12 +303,11 @@ func (s *Subscriber) commit(ctx context.Context, g *group, topic string, off int
 // consume delivers topic's messages after pos until ctx is done, or, when
 // end is not negative, until the messages up to offset end are delivered
 // and acked. Up to the subscriber's window of messages are out before the
-// first of them is acked; acked, when not nil, is told the offset of the
-// last message of the run of acked messages from the start whenever the
-// run grows. consume returns once every delivery's ack or nack is
-// accounted for.
-func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, pos, end int64, acked func(int64)) {
-	w := &window{size: max(s.opts.Window, 1), wake: make(chan struct{}, 1), commit: acked}
+// first of them is acked; acked, when not nil, is told the last message
+// of the run of acked messages from the start whenever the run grows.
+// consume returns once every delivery's ack or nack is accounted for.
+func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, pos, end int64, acked func(stored)) {
+	w := core.NewAckWindow(s.opts.Window, storedOffset, acked)
 	r := &reader{st: s.st, topic: topic, pos: pos, end: end, readable: true, done: end >= 0 && pos >= end, poll: time.NewTimer(pollInterval)}
 	defer r.poll.Stop()
 	var watchers sync.WaitGroup
@@ -319,20 +316,20 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		if ctx.Err() != nil {
 			return
 		}
-		if r.done && len(r.queue) == 0 && w.empty() {
+		if r.done && len(r.queue) == 0 && w.Empty() {
 			return
 		}
-		m, gen, ok := w.next()
-		if !ok && w.room() {
+		m, gen, ok := w.Next()
+		if !ok && w.Room() {
 			r.fill(ctx)
 			if len(r.queue) > 0 {
 				m, gen, ok = r.queue[0], 0, true
 				r.queue = r.queue[1:]
-				w.add(m)
+				w.Add(m)
 			}
 		}
 		if !ok {
-			if !r.wait(ctx, w.wake) {
+			if !r.wait(ctx, w.Wake()) {
 				return
 			}
 			continue
@@ -349,10 +346,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			cancel()
 			return
 		}
-		w.sent(m.offset, gen, msg)
-		if w.size == 1 {
+		w.Sent(m.offset, gen, msg)
+		if w.Size() == 1 {
 			// One at a time: nothing to deliver until this one is acked.
-			w.watch(ctx, msg, m.offset, gen)
+			w.Watch(ctx, msg, m.offset, gen)
 			cancel()
 			continue
 		}
@@ -360,10 +357,12 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		go func() {
 			defer watchers.Done()
 			defer cancel()
-			w.watch(ctx, msg, m.offset, gen)
+			w.Watch(ctx, msg, m.offset, gen)
 		}()
 	}
 }
+
+func storedOffset(m stored) int64 { return m.offset }
 
 // reader reads a topic's messages for a subscription, a batch at a time,
 // ahead of their delivery.
@@ -434,163 +433,6 @@ func (r *reader) wait(ctx context.Context, wake <-chan struct{}) bool {
 		return false
 	}
 	return true
-}
-
-// window is the state of a subscription's delivered messages: every
-// message from the first one not acked to the last one delivered, at most
-// size of them. Acks may come in any order; a nack makes the message and
-// every message after it not acked wait to be delivered again.
-type window struct {
-	size int
-	wake chan struct{} // signalled after every ack and nack
-	// commit, when not nil, is told the offset of the last message of the
-	// run of acked messages from the start whenever it grows. It is
-	// called with mu held, so that offsets are committed in order.
-	commit func(int64)
-
-	mu    sync.Mutex
-	slots []slot // in offset order
-}
-
-type slot struct {
-	m stored
-	// gen counts the deliveries of m made void by a nack: an outcome
-	// reported for an older one is stale.
-	gen   int
-	sent  bool             // the delivery of generation gen is out
-	msg   *message.Message // the last delivery
-	acked bool
-}
-
-// empty reports whether every delivered message is acked.
-func (w *window) empty() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.slots) == 0
-}
-
-// room reports whether a message may be added.
-func (w *window) room() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.slots) < w.size
-}
-
-// add appends m, the message after the last one in the window.
-func (w *window) add(m stored) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.slots = append(w.slots, slot{m: m})
-}
-
-// next returns the first message in the window waiting to be delivered
-// again, and its generation.
-func (w *window) next() (stored, int, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, sl := range w.slots {
-		if !sl.sent && !sl.acked {
-			return sl.m, sl.gen, true
-		}
-	}
-	return stored{}, 0, false
-}
-
-// find returns the index of the slot of offset off, or -1. Called with mu
-// held.
-func (w *window) find(off int64) int {
-	i, ok := slices.BinarySearchFunc(w.slots, off, func(sl slot, off int64) int { return cmp.Compare(sl.m.offset, off) })
-	if !ok {
-		return -1
-	}
-	return i
-}
-
-// sent records that msg, the delivery of off's generation gen, is out,
-// unless a nack has made it void meanwhile.
-func (w *window) sent(off int64, gen int, msg *message.Message) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if i := w.find(off); i >= 0 {
-		w.slots[i].msg = msg
-		if w.slots[i].gen == gen {
-			w.slots[i].sent = true
-		}
-	}
-}
-
-// watch waits for msg's ack or nack, or for ctx to end (an ack that raced
-// with the end still counts, so that the group's offset moves past it).
-func (w *window) watch(ctx context.Context, msg *message.Message, off int64, gen int) {
-	select {
-	case <-msg.Acked():
-		w.ack(off)
-	case <-msg.Nacked():
-		w.nack(off, gen)
-	case <-ctx.Done():
-		select {
-		case <-msg.Acked():
-			w.ack(off)
-		default:
-		}
-	}
-}
-
-// ack marks off acked, whichever of its deliveries the ack came from, and
-// drops the acked messages at the start of the window, committing the last
-// of them.
-func (w *window) ack(off int64) {
-	w.mu.Lock()
-	if i := w.find(off); i >= 0 {
-		w.slots[i].acked = true
-		n := 0
-		for n < len(w.slots) && w.slots[n].acked {
-			n++
-		}
-		if n > 0 {
-			last := w.slots[n-1].m.offset
-			w.slots = append(w.slots[:0], w.slots[n:]...)
-			clear(w.slots[len(w.slots) : len(w.slots)+n])
-			if w.commit != nil {
-				w.commit(last)
-			}
-		}
-	}
-	w.mu.Unlock()
-	w.signal()
-}
-
-// nack makes off, and every message after it in the window not acked,
-// wait to be delivered again, unless the nack is of a delivery already
-// made void. A message whose ack came before the nack counts as acked,
-// even if the ack is not accounted for yet.
-func (w *window) nack(off int64, gen int) {
-	w.mu.Lock()
-	if i := w.find(off); i >= 0 && w.slots[i].gen == gen && !w.slots[i].acked {
-		for j := i; j < len(w.slots); j++ {
-			sl := &w.slots[j]
-			if !sl.acked && sl.msg != nil {
-				select {
-				case <-sl.msg.Acked():
-					sl.acked = true
-				default:
-				}
-			}
-			if !sl.acked {
-				sl.sent = false
-				sl.gen++
-			}
-		}
-	}
-	w.mu.Unlock()
-	w.signal()
-}
-
-func (w *window) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Close ends every subscription, waits until their channels are closed, and

@@ -468,19 +468,19 @@ type deliverer struct {
 // accounted for.
 func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMessage, last int64, mark func(*sarama.ConsumerMessage)) {
 	ctx, cancel := context.WithCancel(ctx)
-	w := &window{size: d.window, wake: make(chan struct{}, 1), commit: mark}
+	w := newWindow(d.window, mark)
 	var watchers sync.WaitGroup
 	defer watchers.Wait()
 	defer cancel() // before the watchers are waited for
 	done := false  // every record to read is read
 	for {
-		if ctx.Err() != nil || done && w.empty() {
+		if ctx.Err() != nil || done && w.Empty() {
 			return
 		}
-		km, gen, ok := w.next()
+		km, gen, ok := w.Next()
 		if !ok {
 			var read <-chan *sarama.ConsumerMessage
-			if !done && w.room() {
+			if !done && w.Room() {
 				read = in
 			}
 			select {
@@ -491,9 +491,9 @@ func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMe
 					// reader.
 					return
 				}
-				w.add(km)
+				w.Add(km)
 				done = last >= 0 && km.Offset >= last
-			case <-w.wake:
+			case <-w.Wake():
 				continue
 			case <-ctx.Done():
 				return
@@ -510,10 +510,10 @@ func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMe
 			cancelMsg()
 			return
 		}
-		w.sent(km.Offset, gen, msg)
-		if w.size == 1 {
+		w.Sent(km.Offset, gen, msg)
+		if w.Size() == 1 {
 			// One at a time: nothing to deliver until this one is acked.
-			w.watch(ctx, msg, km.Offset, gen)
+			w.Watch(ctx, msg, km.Offset, gen)
 			cancelMsg()
 			continue
 		}
@@ -521,7 +521,7 @@ func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMe
 		go func() {
 			defer watchers.Done()
 			defer cancelMsg()
-			w.watch(ctx, msg, km.Offset, gen)
+			w.Watch(ctx, msg, km.Offset, gen)
 		}()
 	}
 }

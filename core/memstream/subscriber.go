@@ -183,14 +183,16 @@ func (sb *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *mess
 // delivered message's ack or nack is accounted for.
 func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message, start int64, g *group) {
 	s := sb.s
-	w := &window{size: max(sb.opts.Window, 1), base: start, wake: make(chan struct{}, 1)}
+	var commit func(int64)
 	if g != nil {
-		w.commit = func(off int64) {
+		commit = func(last int64) {
 			s.mu.Lock()
-			g.offset = off
+			g.offset = last + 1
 			s.mu.Unlock()
 		}
 	}
+	w := core.NewAckWindow(sb.opts.Window, func(off int64) int64 { return off }, commit)
+	after := start // the offset after the last one in the window
 	var watchers sync.WaitGroup
 	defer watchers.Wait()
 	for {
@@ -198,11 +200,16 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 		log := s.logs[topic]
 		changed := s.changed
 		s.mu.Unlock()
-		off, gen, ok := w.next(int64(len(log)))
+		off, gen, ok := w.Next()
+		if !ok && after < int64(len(log)) && w.Room() {
+			off, ok = after, true
+			w.Add(off)
+			after++
+		}
 		if !ok {
 			select {
 			case <-changed:
-			case <-w.wake:
+			case <-w.Wake():
 			case <-ctx.Done():
 				return
 			}
@@ -217,140 +224,13 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 			cancel()
 			return
 		}
-		w.sent(off, gen, msg)
+		w.Sent(off, gen, msg)
 		watchers.Add(1)
 		go func() {
 			defer watchers.Done()
 			defer cancel()
-			w.watch(ctx, msg, off, gen)
+			w.Watch(ctx, msg, off, gen)
 		}()
-	}
-}
-
-// window is the state of a subscription's delivered messages: every
-// message from the first one not acked (at base) to the last delivered.
-type window struct {
-	size int
-	wake chan struct{} // signalled after every ack and nack
-	// commit, when not nil, is told the new first offset not acked
-	// whenever it advances. It is called with mu held.
-	commit func(int64)
-
-	mu    sync.Mutex
-	base  int64
-	slots []slot // slots[i] is the message at offset base+i
-}
-
-type slot struct {
-	// gen counts the deliveries made void by a nack: an outcome reported
-	// for an older one is stale.
-	gen   int
-	sent  bool             // the delivery of generation gen is out
-	msg   *message.Message // the last delivery
-	acked bool
-}
-
-// next returns the offset to deliver now and its generation: the first in
-// the window waiting to be delivered again, else the one after the window
-// while the window has room and the topic holds it (stored messages).
-func (w *window) next(stored int64) (off int64, gen int, ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i, sl := range w.slots {
-		if !sl.sent && !sl.acked {
-			return w.base + int64(i), sl.gen, true
-		}
-	}
-	off = w.base + int64(len(w.slots))
-	if len(w.slots) >= w.size || off >= stored {
-		return 0, 0, false
-	}
-	w.slots = append(w.slots, slot{})
-	return off, 0, true
-}
-
-// sent records that msg, the delivery of off's generation gen, is out,
-// unless a nack has made it void meanwhile.
-func (w *window) sent(off int64, gen int, msg *message.Message) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if i := off - w.base; i >= 0 && i < int64(len(w.slots)) {
-		w.slots[i].msg = msg
-		if w.slots[i].gen == gen {
-			w.slots[i].sent = true
-		}
-	}
-}
-
-// watch waits for msg's ack or nack, or for ctx to end (an ack that raced
-// with the end still counts).
-func (w *window) watch(ctx context.Context, msg *message.Message, off int64, gen int) {
-	select {
-	case <-msg.Acked():
-		w.ack(off)
-	case <-msg.Nacked():
-		w.nack(off, gen)
-	case <-ctx.Done():
-		select {
-		case <-msg.Acked():
-			w.ack(off)
-		default:
-		}
-	}
-}
-
-// ack marks off acked, whichever of its deliveries it came from, and moves
-// the window past the acked messages at its start.
-func (w *window) ack(off int64) {
-	w.mu.Lock()
-	if i := off - w.base; i >= 0 && i < int64(len(w.slots)) {
-		w.slots[i].acked = true
-		n := 0
-		for n < len(w.slots) && w.slots[n].acked {
-			n++
-		}
-		if n > 0 {
-			w.slots = append(w.slots[:0], w.slots[n:]...)
-			w.base += int64(n)
-			if w.commit != nil {
-				w.commit(w.base)
-			}
-		}
-	}
-	w.mu.Unlock()
-	w.signal()
-}
-
-// nack makes off, and every message after it in the window not acked,
-// wait to be delivered again, unless the nack is of a delivery already
-// made void. A message acked before the nack, whose ack is not accounted
-// for yet, counts as acked.
-func (w *window) nack(off int64, gen int) {
-	w.mu.Lock()
-	if i := off - w.base; i >= 0 && i < int64(len(w.slots)) && w.slots[i].gen == gen && !w.slots[i].acked {
-		for j := i; j < int64(len(w.slots)); j++ {
-			sl := &w.slots[j]
-			if !sl.acked && sl.msg != nil {
-				select {
-				case <-sl.msg.Acked():
-					sl.acked = true
-				default:
-				}
-			}
-			if !sl.acked {
-				sl.sent = false
-				sl.gen++
-			}
-		}
-	}
-	w.mu.Unlock()
-	w.signal()
-}
-
-func (w *window) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
 	}
 }
 

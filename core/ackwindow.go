@@ -1,0 +1,202 @@
+package core
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// AckWindow is the bookkeeping of SubscribeOptions.Window for one
+// partition: every record from the first one not acked to the last one
+// delivered, in offset order, at most Size of them. Acks may come in any
+// order; only the run of acked records from the start (the low watermark)
+// may be committed, and the window drops it. A nack makes the record, and
+// every record after it not acked, wait to be delivered again.
+//
+// Each delivery of a record has a generation, which a nack increments: a
+// nack of an older generation (a delivery a previous nack already made
+// void) is stale and changes nothing. An ack counts whichever delivery it
+// came from.
+//
+// One goroutine adds records and asks for the next one to send; acks and
+// nacks may come from any goroutine. An AckWindow is safe for concurrent
+// use.
+type AckWindow[T any] struct {
+	size   int
+	offset func(T) int64
+	commit func(T)
+	wake   chan struct{}
+
+	mu    sync.Mutex
+	slots []ackSlot[T] // in offset order
+}
+
+type ackSlot[T any] struct {
+	rec T
+	off int64
+	// gen counts the deliveries of rec made void by a nack.
+	gen   int
+	sent  bool             // the delivery of generation gen is out
+	msg   *message.Message // the last delivery
+	acked bool
+}
+
+// NewAckWindow returns an empty window of at most size records (1 when
+// size is below 1), whose offsets offset tells. commit, when not nil, is
+// told the last record of the run of acked records from the start each
+// time an ack makes the run grow; it is called with the window's lock
+// held, so that commits come in offset order, and must not call the
+// window.
+func NewAckWindow[T any](size int, offset func(T) int64, commit func(last T)) *AckWindow[T] {
+	return &AckWindow[T]{size: max(size, 1), offset: offset, commit: commit, wake: make(chan struct{}, 1)}
+}
+
+// Size returns the most records the window holds.
+func (w *AckWindow[T]) Size() int { return w.size }
+
+// Wake returns a channel signalled after every ack and nack, to wait on
+// when there is nothing to send. One signal may stand for several.
+func (w *AckWindow[T]) Wake() <-chan struct{} { return w.wake }
+
+// Empty reports whether every record added is acked.
+func (w *AckWindow[T]) Empty() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.slots) == 0
+}
+
+// Room reports whether a record may be added.
+func (w *AckWindow[T]) Room() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.slots) < w.size
+}
+
+// Add appends rec, the record after the last one in the window, waiting
+// to be sent in generation 0. The caller checks Room first.
+func (w *AckWindow[T]) Add(rec T) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.slots = append(w.slots, ackSlot[T]{rec: rec, off: w.offset(rec)})
+}
+
+// Next returns the first record in the window waiting to be sent (added
+// and not sent yet, or made to wait again by a nack) and the generation
+// of its delivery. ok is false when none is waiting.
+func (w *AckWindow[T]) Next() (rec T, gen int, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, sl := range w.slots {
+		if !sl.sent && !sl.acked {
+			return sl.rec, sl.gen, true
+		}
+	}
+	return rec, 0, false
+}
+
+// find returns the index of the slot of offset off, or -1. Called with mu
+// held.
+func (w *AckWindow[T]) find(off int64) int {
+	i, ok := slices.BinarySearchFunc(w.slots, off, func(sl ackSlot[T], off int64) int { return cmp.Compare(sl.off, off) })
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// Sent records that msg, the delivery of generation gen of the record at
+// offset off, is out, unless a nack has made that generation void
+// meanwhile. A nack of the record's later deliveries then checks msg for
+// an ack that came first.
+func (w *AckWindow[T]) Sent(off int64, gen int, msg *message.Message) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i := w.find(off); i >= 0 {
+		w.slots[i].msg = msg
+		if w.slots[i].gen == gen {
+			w.slots[i].sent = true
+		}
+	}
+}
+
+// Watch waits for msg's ack or nack and accounts for it as Ack or Nack of
+// off's generation gen does, or waits for ctx to end (an ack that raced
+// with the end still counts, so that the low watermark moves past it).
+func (w *AckWindow[T]) Watch(ctx context.Context, msg *message.Message, off int64, gen int) {
+	select {
+	case <-msg.Acked():
+		w.Ack(off)
+	case <-msg.Nacked():
+		w.Nack(off, gen)
+	case <-ctx.Done():
+		select {
+		case <-msg.Acked():
+			w.Ack(off)
+		default:
+		}
+	}
+}
+
+// Ack marks the record at offset off acked, whichever of its deliveries
+// the ack came from, and drops the run of acked records at the start of
+// the window. It returns how many records the low watermark moved past
+// and the last of them, the one to commit (n is 0 when it did not move).
+// An offset not in the window changes nothing.
+func (w *AckWindow[T]) Ack(off int64) (last T, n int) {
+	w.mu.Lock()
+	if i := w.find(off); i >= 0 {
+		w.slots[i].acked = true
+		for n < len(w.slots) && w.slots[n].acked {
+			n++
+		}
+		if n > 0 {
+			last = w.slots[n-1].rec
+			w.slots = append(w.slots[:0], w.slots[n:]...)
+			clear(w.slots[len(w.slots) : len(w.slots)+n])
+			if w.commit != nil {
+				w.commit(last)
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.signal()
+	return last, n
+}
+
+// Nack makes the record at offset off, and every record after it in the
+// window not acked, wait to be sent again in a new generation, unless
+// gen is not the record's current generation (a stale nack of a delivery
+// already made void) or the record is acked. A record whose delivery was
+// acked before the nack counts as acked, even if its ack is not accounted
+// for yet.
+func (w *AckWindow[T]) Nack(off int64, gen int) {
+	w.mu.Lock()
+	if i := w.find(off); i >= 0 && w.slots[i].gen == gen && !w.slots[i].acked {
+		for j := i; j < len(w.slots); j++ {
+			sl := &w.slots[j]
+			if !sl.acked && sl.msg != nil {
+				select {
+				case <-sl.msg.Acked():
+					sl.acked = true
+				default:
+				}
+			}
+			if !sl.acked {
+				sl.sent = false
+				sl.gen++
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *AckWindow[T]) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
