@@ -63,6 +63,7 @@ func sinkFields() []core.Field {
 		{Name: "name", Type: core.TypeString, Required: true, Doc: "Unique sink name, lowercase snake_case; the sink's consumer group is tributary.sink.<name>, so renaming it starts a new group.", Example: "warehouse"},
 		{Name: "type", Type: core.TypeString, Required: true, Doc: "A registered sink type.", Example: "http"},
 		{Name: "events", Type: core.TypeStrings, Doc: "Event types delivered, as globs: * matches any characters, ? one, [abc] one of a set, as in com.acme.order.*; left out, every type.", Example: "[com.acme.order.*]"},
+		{Name: "subjects", Type: core.TypeStrings, Doc: "Event subjects delivered, as globs (the same syntax as events), such as [A-*]; left out, every subject.", Example: "[A-*]"},
 		{Name: "when", Type: core.TypeString, Doc: "Boolean expression over event and sink; only events for which it is true are delivered, the others are skipped. Empty means every event.", Example: "event.data.total > 100"},
 		{Name: "map", Type: core.TypeAny, Doc: "What the sink delivers instead of the event: an expression, or a mapping whose values are expressions or nested mappings, over event and sink. Left out, the event as it is."},
 		{Name: "retry", Type: core.TypeObject, Doc: "How often an event that was not delivered is tried again before it goes to the dead-letter topic.", Fields: []core.Field{

@@ -23,6 +23,9 @@ type SinkConfig struct {
 	// Events are the event type globs (path.Match syntax) the sink
 	// receives; empty means every type.
 	Events []string
+	// Subjects are the event subject globs (path.Match syntax) the sink
+	// receives; empty means every subject.
+	Subjects []string
 	// When is the boolean expression an event must satisfy to be
 	// delivered, as written; "" delivers every event. Compiled.Sinks holds
 	// it compiled.
@@ -90,6 +93,10 @@ func (l *loader) buildSinks(cfg *Config, v map[string]any) {
 			s, _ := e.(string)
 			sc.Events = append(sc.Events, s)
 		}
+		for _, e := range listOf(m, "subjects") {
+			s, _ := e.(string)
+			sc.Subjects = append(sc.Subjects, s)
+		}
 		if sched, ok := mapOf(m, "retry")["schedule"].([]any); ok {
 			// A schedule written empty is kept empty, not nil: it means no
 			// retry at all, where a left-out one means the default.
@@ -132,6 +139,11 @@ func (l *loader) checkSinks(cfg *Config, v map[string]any, root *yaml.Node) {
 		}
 		for j, g := range s.Events {
 			l.checkEventGlob(root, fmt.Sprintf("%s.events[%d]", base, j), g, declared, emitted, perType)
+		}
+		for j, g := range s.Subjects {
+			if _, err := path.Match(g, ""); err != nil {
+				at(fmt.Sprintf("%s.subjects[%d]", base, j), "%q is not a glob: %v; write * for any characters, ? for one, [abc] for one of a set", g, err)
+			}
 		}
 		_, hasEvents := sv["events"]
 		switch {

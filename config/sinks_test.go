@@ -124,7 +124,7 @@ func TestSinkProblems(t *testing.T) {
 		{
 			name: "unknown key in a sink", old: "    max_batch: 10", new: "    max_bach: 10",
 			line: 50, col: 5, field: "sinks[0].max_bach",
-			message: `unknown key "max_bach" (did you mean "max_batch"?); known keys: concurrency, config, disabled, events, map, max_batch, name, retry, start, type, when`,
+			message: `unknown key "max_bach" (did you mean "max_batch"?); known keys: concurrency, config, disabled, events, map, max_batch, name, retry, start, subjects, type, when`,
 		},
 		{
 			name: "missing sink type", old: "  - name: audit_log\n    type: audit\n", new: "  - name: audit_log\n",

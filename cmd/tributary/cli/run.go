@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,6 +215,7 @@ func buildSinks(cfg *config.Config, reg *core.Registry) ([]runtime.Sink, error) 
 		}
 		// The filter and the map share one decoding of each event.
 		filter, mapper := rules.SinkFuncs(sc.Name, progs.When, progs.Map)
+		filter = subjectFilter(sc.Subjects, filter)
 		out = append(out, runtime.Sink{
 			Name:        sc.Name,
 			Type:        sc.Type,
@@ -229,6 +231,25 @@ func buildSinks(cfg *config.Config, reg *core.Registry) ([]runtime.Sink, error) 
 		})
 	}
 	return out, nil
+}
+
+// subjectFilter returns filter behind a check that an event's subject
+// matches one of globs; with no globs, filter as it is.
+func subjectFilter(globs []string, filter func(*core.Event) (bool, error)) func(*core.Event) (bool, error) {
+	if len(globs) == 0 {
+		return filter
+	}
+	return func(ev *core.Event) (bool, error) {
+		for _, g := range globs {
+			if ok, _ := path.Match(g, ev.Subject); ok {
+				if filter == nil {
+					return true, nil
+				}
+				return filter(ev)
+			}
+		}
+		return false, nil
+	}
 }
 
 // knownEventTypes returns the event types the sidecar knows, for the

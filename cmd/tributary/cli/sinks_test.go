@@ -20,13 +20,14 @@ import (
 )
 
 // sinkSection adds to sidecarConfig an http sink delivering to the
-// receiver at %s (the fourth argument) the orders over 10, mapped, with
+// receiver at %s (the fourth argument) the orders A-* over 10, mapped, with
 // the event id in a header, and a disabled sink.
 const sinkSection = `
 sinks:
   - name: receiver
     type: http
     events: [com.example.order.*]
+    subjects: ["A-*"]
     when: event.data.total > 10
     map: {order: event.data.order_id, via: sink}
     retry: {schedule: [50ms]}
@@ -148,21 +149,25 @@ func adminPost(t *testing.T, admin, path string) int {
 }
 
 // TestSidecarDeliversToSink runs the sidecar in process from a webhook
-// delivery in to an HTTP receiver out: the sink's when skips a small
-// order, its map shapes the body, /v1/sinks counts both, and a delivery
+// delivery in to an HTTP receiver out: the sink's subjects skip an order
+// of another series and its when a small order, its map shapes the body, /v1/sinks counts both, and a delivery
 // made while the sink is paused arrives once it is resumed.
 func TestSidecarDeliversToSink(t *testing.T) {
 	rcv := newReceiver(t, http.StatusOK)
 	sc, admin, hook := sinkSidecar(t, rcv.URL)
 	runSidecar(t, sc, admin)
 
+	if code := post(t, hook, "d-0", `{"id":"B-9","total":50}`); code != 200 {
+		t.Fatalf("delivery answered %d", code)
+	}
 	if code := post(t, hook, "d-1", `{"id":"A-1","total":5}`); code != 200 {
 		t.Fatalf("delivery answered %d", code)
 	}
 	if code := post(t, hook, "d-2", `{"id":"A-2","total":12.5}`); code != 200 {
 		t.Fatalf("delivery answered %d", code)
 	}
-	st := waitSink(t, admin, "receiver", "delivered A-2", func(s sinkStatus) bool { return s.Delivered == 1 && s.Skipped == 1 })
+	// B-9 is outside subjects, A-1 fails when: both skipped.
+	st := waitSink(t, admin, "receiver", "delivered A-2", func(s sinkStatus) bool { return s.Delivered == 1 && s.Skipped == 2 })
 	if st.Type != "http" || st.State != "running" || st.DeadLettered != 0 {
 		t.Errorf("status = %+v", st)
 	}
