@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,24 +74,7 @@ func TestSearchReturnsEventsAsWritten(t *testing.T) {
 func TestWriteIsOneTransaction(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, values map[string]any) {
 		s, _ := openSink(t, values)
-		table := prefix(values) + "events"
-		db := s.DB().SQL()
-		var install, remove []string
-		if values["driver"] == "postgres" {
-			install = []string{
-				`CREATE FUNCTION ` + table + `_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = 'ev-00290' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$`,
-				`CREATE TRIGGER refuse BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + table + `_refuse()`,
-			}
-			remove = []string{`DROP TRIGGER refuse ON ` + table, `DROP FUNCTION ` + table + `_refuse()`}
-		} else {
-			install = []string{`CREATE TRIGGER refuse BEFORE INSERT ON ` + table + ` WHEN NEW.id = 'ev-00290' BEGIN SELECT RAISE(ABORT, 'refused by test'); END`}
-			remove = []string{`DROP TRIGGER refuse`}
-		}
-		for _, q := range install {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		lift := refuse(t, s, values, "ev-00290")
 		ds := deliveries(eventRange(0, 300)...)
 		for i, r := range s.Write(context.Background(), ds) {
 			if r.Status != core.StatusRetry || r.Err == nil || !strings.Contains(r.Err.Error(), "refused by test") {
@@ -100,14 +84,43 @@ func TestWriteIsOneTransaction(t *testing.T) {
 		if n := count(t, s, values); n != 0 {
 			t.Fatalf("a refused Write left %d rows, want 0", n)
 		}
-		for _, q := range remove {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		lift()
 		write(t, s, ds)
 		if n := count(t, s, values); n != 300 {
 			t.Errorf("the log holds %d rows, want 300", n)
+		}
+	})
+}
+
+// Writes made at once, as the runtime makes them, are each all or
+// nothing: when the log refuses an event of one of them, that Write alone
+// is retried and the others are logged.
+func TestConcurrentWritesFailAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		refuse(t, s, values, "ev-00290")
+		const writers, each = 16, 40
+		results := make([][]core.Result, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				results[w] = s.Write(context.Background(), deliveries(eventRange(w*each, (w+1)*each)...))
+			})
+		}
+		wg.Wait()
+		refused := 290 / each
+		for w, rs := range results {
+			for i, r := range rs {
+				switch {
+				case w == refused && (r.Status != core.StatusRetry || r.Err == nil):
+					t.Errorf("write %d, delivery %d: %s, %v; want retry with the refusal", w, i, r.Status, r.Err)
+				case w != refused && r.Status != core.StatusDelivered:
+					t.Errorf("write %d, delivery %d: %s, %v; want delivered", w, i, r.Status, r.Err)
+				}
+			}
+		}
+		if n := count(t, s, values); n != (writers-1)*each {
+			t.Errorf("the log holds %d rows, want %d", n, (writers-1)*each)
 		}
 	})
 }

@@ -68,6 +68,12 @@ func (s *Sink) Configure(c core.Config) error {
 // and starts pruning it when a retention is set. Rejected credentials and
 // a missing permission are fatal.
 func (s *Sink) Open(ctx context.Context, env core.Env) error {
+	if s.DB() != nil {
+		// Open after Open: start afresh, as after Close.
+		if err := s.Close(ctx); err != nil {
+			return err
+		}
+	}
 	if s.cfg.Driver == DriverSQLite && !filepath.IsAbs(s.cfg.Path) && env.StateDir == "" {
 		return core.Fatal(fmt.Errorf("audit sink %q: no state directory for the relative path %q: set the sidecar's state_dir or an absolute path", env.Name, s.cfg.Path))
 	}
@@ -141,7 +147,7 @@ func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	if db == nil {
 		err = errors.New("audit sink is not open")
 	} else {
-		err = db.insert(ctx, ds, s.now())
+		err = db.write(ctx, ds, s.now())
 	}
 	if err != nil {
 		for i := range out {

@@ -29,14 +29,18 @@ type DB struct {
 
 	// writeMu makes the writers of a SQLite log (Write calls, pruning)
 	// take turns in the process, rather than in SQLite's busy loop.
-	writeMu sync.Mutex
-	stmtMu  sync.Mutex
-	inserts map[int]*sql.Stmt // by rows per statement
+	writeMu     sync.Mutex
+	stmtMu      sync.Mutex
+	inserts     map[int]*sql.Stmt // SQLite's, by rows per statement
+	insertTexts map[int]string    // by rows per statement
 
-	// stopCheckpoints ends the goroutine checkpointing a SQLite log,
-	// which closes checkpointsDone; both are nil when none runs.
-	stopCheckpoints context.CancelFunc
-	checkpointsDone chan struct{}
+	// A SQLite log the sink writes has two goroutines, stopped by Close:
+	// one commits the Writes queued in writes (see commit.go), the other
+	// checkpoints. stop is nil when they do not run (a DB from Open).
+	stop       context.CancelFunc
+	background sync.WaitGroup
+	writes     chan *writeReq
+	closing    chan struct{}
 }
 
 // Open opens the audit log cfg configures, which must exist (the audit
@@ -74,9 +78,10 @@ func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 		return nil, fmt.Errorf("create audit tables in %s: %w", d.where, err)
 	}
 	if !d.pg {
-		cctx, stop := context.WithCancel(context.Background())
-		d.stopCheckpoints, d.checkpointsDone = stop, make(chan struct{})
-		go d.checkpoints(cctx)
+		bctx, stop := context.WithCancel(context.Background())
+		d.stop, d.writes, d.closing = stop, make(chan *writeReq), make(chan struct{})
+		d.background.Go(func() { d.commits(bctx) })
+		d.background.Go(func() { d.checkpoints(bctx) })
 	}
 	return d, nil
 }
@@ -106,7 +111,6 @@ const checkpointEvery = 500 * time.Millisecond
 // that fills the log, until ctx is done. A failed checkpoint is left to
 // the next one (or to the writer's own, past wal_autocheckpoint).
 func (d *DB) checkpoints(ctx context.Context) {
-	defer close(d.checkpointsDone)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	for {
@@ -123,10 +127,11 @@ func (d *DB) checkpoints(ctx context.Context) {
 // the directory of a SQLite file.
 func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB, error) {
 	d := &DB{
-		pg:      cfg.Driver == DriverPostgres,
-		events:  cfg.TablePrefix + "events",
-		replays: cfg.TablePrefix + "replays",
-		inserts: map[int]*sql.Stmt{},
+		pg:          cfg.Driver == DriverPostgres,
+		events:      cfg.TablePrefix + "events",
+		replays:     cfg.TablePrefix + "replays",
+		inserts:     map[int]*sql.Stmt{},
+		insertTexts: map[int]string{},
 	}
 	var err error
 	if d.pg {
@@ -178,9 +183,10 @@ func (d *DB) SQL() *sql.DB { return d.db }
 
 // Close closes the database.
 func (d *DB) Close() error {
-	if d.stopCheckpoints != nil {
-		d.stopCheckpoints()
-		<-d.checkpointsDone
+	if d.stop != nil {
+		close(d.closing)
+		d.stop()
+		d.background.Wait()
 	}
 	d.stmtMu.Lock()
 	for n, st := range d.inserts {

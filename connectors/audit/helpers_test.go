@@ -174,3 +174,31 @@ func prefix(values map[string]any) string {
 	}
 	return "audit_"
 }
+
+// refuse makes the log refuse the event with id (a trigger raising an
+// error) until the function it returns is called.
+func refuse(t testing.TB, s *audit.Sink, values map[string]any, id string) (lift func()) {
+	t.Helper()
+	table := prefix(values) + "events"
+	db := s.DB().SQL()
+	var install, remove []string
+	if values["driver"] == "postgres" {
+		install = []string{
+			`CREATE FUNCTION ` + table + `_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = '` + id + `' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$`,
+			`CREATE TRIGGER refuse BEFORE INSERT ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION ` + table + `_refuse()`,
+		}
+		remove = []string{`DROP TRIGGER refuse ON ` + table, `DROP FUNCTION ` + table + `_refuse()`}
+	} else {
+		install = []string{`CREATE TRIGGER refuse BEFORE INSERT ON ` + table + ` WHEN NEW.id = '` + id + `' BEGIN SELECT RAISE(ABORT, 'refused by test'); END`}
+		remove = []string{`DROP TRIGGER refuse`}
+	}
+	exec := func(qs []string) {
+		for _, q := range qs {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	exec(install)
+	return func() { exec(remove) }
+}

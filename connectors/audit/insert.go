@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/tributary/tributary/core"
@@ -24,14 +23,25 @@ var columns = []string{
 // row stay far below SQLite's and PostgreSQL's limits.
 const maxRows = 256
 
-// insert logs the events of ds in one transaction, each once: an event
+// insert logs the events of reqs in one transaction, each once: an event
 // whose id the log holds is left as it is. It returns once the
 // transaction committed, or with the error that undid it.
-func (d *DB) insert(ctx context.Context, ds []core.Delivery, loggedAt time.Time) error {
-	if len(ds) == 0 {
+func (d *DB) insert(ctx context.Context, reqs ...*writeReq) error {
+	rows := 0
+	for _, r := range reqs {
+		rows += len(r.ds)
+	}
+	if rows == 0 {
 		return nil
 	}
+	var stmts map[int]*sql.Stmt
 	if !d.pg {
+		// Prepared before the transaction holds a connection, so that
+		// preparing never waits for one.
+		var err error
+		if stmts, err = d.prepared(ctx, reqs); err != nil {
+			return err
+		}
 		d.writeMu.Lock()
 		defer d.writeMu.Unlock()
 	}
@@ -39,27 +49,31 @@ func (d *DB) insert(ctx context.Context, ds []core.Delivery, loggedAt time.Time)
 	if err != nil {
 		return fmt.Errorf("begin transaction in audit log %s: %w", d.where, err)
 	}
-	logged := d.timeArg(loggedAt)
-	args := make([]any, 0, min(len(ds), maxRows)*len(columns))
-	for rest := ds; len(rest) > 0; {
-		n := rowsPerStatement(len(rest))
-		st, err := d.insertStmt(ctx, n)
-		if err != nil {
-			_ = tx.Rollback()
-			return err
+	args := make([]any, 0, min(rows, maxRows)*len(columns))
+	for _, r := range reqs {
+		logged := d.timeArg(r.loggedAt)
+		for rest := r.ds; len(rest) > 0; {
+			n := rowsPerStatement(len(rest))
+			args = args[:0]
+			for _, dl := range rest[:n] {
+				args = d.appendRow(args, dl.Event, logged)
+			}
+			if d.pg {
+				// pgx prepares and caches the statement on each
+				// connection itself.
+				_, err = tx.ExecContext(ctx, d.insertSQL(n), args...)
+			} else {
+				_, err = tx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...)
+			}
+			if err != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("insert %d events into %s of audit log %s: %w", n, d.events, d.where, err)
+			}
+			rest = rest[n:]
 		}
-		args = args[:0]
-		for _, dl := range rest[:n] {
-			args = d.appendRow(args, dl.Event, logged)
-		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("insert %d events into %s of audit log %s: %w", n, d.events, d.where, err)
-		}
-		rest = rest[n:]
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit %d events to audit log %s: %w", len(ds), d.where, err)
+		return fmt.Errorf("commit %d events to audit log %s: %w", rows, d.where, err)
 	}
 	return nil
 }
@@ -75,12 +89,44 @@ func rowsPerStatement(n int) int {
 	return k
 }
 
-// insertStmt returns the prepared statement inserting n rows.
-func (d *DB) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+// prepared returns the statements, by rows, that inserting the events of
+// reqs takes, each prepared once for the life of the DB.
+func (d *DB) prepared(ctx context.Context, reqs []*writeReq) (map[int]*sql.Stmt, error) {
 	d.stmtMu.Lock()
 	defer d.stmtMu.Unlock()
-	if st, ok := d.inserts[n]; ok {
-		return st, nil
+	out := map[int]*sql.Stmt{}
+	for _, r := range reqs {
+		for left := len(r.ds); left > 0; {
+			n := rowsPerStatement(left)
+			left -= n
+			if out[n] != nil {
+				continue
+			}
+			st, ok := d.inserts[n]
+			if !ok {
+				var err error
+				if st, err = d.db.PrepareContext(ctx, d.insertSQLLocked(n)); err != nil {
+					return nil, fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
+				}
+				d.inserts[n] = st
+			}
+			out[n] = st
+		}
+	}
+	return out, nil
+}
+
+// insertSQL returns the statement inserting n rows.
+func (d *DB) insertSQL(n int) string {
+	d.stmtMu.Lock()
+	defer d.stmtMu.Unlock()
+	return d.insertSQLLocked(n)
+}
+
+// insertSQLLocked is insertSQL with stmtMu held.
+func (d *DB) insertSQLLocked(n int) string {
+	if q, ok := d.insertTexts[n]; ok {
+		return q
 	}
 	var b strings.Builder
 	if d.pg {
@@ -110,12 +156,9 @@ func (d *DB) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 	if d.pg {
 		b.WriteString(" ON CONFLICT (id) DO NOTHING")
 	}
-	st, err := d.db.PrepareContext(ctx, b.String())
-	if err != nil {
-		return nil, fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
-	}
-	d.inserts[n] = st
-	return st, nil
+	q := b.String()
+	d.insertTexts[n] = q
+	return q
 }
 
 // appendRow appends the column values of e to args.
