@@ -240,6 +240,33 @@ func TestLogSurvivesReopen(t *testing.T) {
 	}
 }
 
+// audit.Open finds the log the sink writes, on either database, and says
+// so when the tables are not there.
+func TestOpenFindsTheSinksLog(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, dir := openSink(t, values)
+		write(t, s, deliveries(eventRange(0, 3)...))
+		ctx := context.Background()
+		cfg, err := audit.ParseConfig(core.NewConfig("audit_log", values))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := audit.Open(ctx, cfg, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		evs, err := audit.Search(ctx, db, audit.Query{Subject: "o-1"})
+		if err != nil || ids(evs) != "ev-00001" {
+			t.Errorf("search the log opened: %s, %v; want ev-00001", ids(evs), err)
+		}
+		cfg.TablePrefix = "nothing_here_"
+		if _, err := audit.Open(ctx, cfg, dir); err == nil || !strings.Contains(err.Error(), "has no table nothing_here_replays") {
+			t.Errorf("open with another prefix: %v; want the missing table named", err)
+		}
+	})
+}
+
 // audit.Open does not create a log: it says where it looked.
 func TestOpenMissingLog(t *testing.T) {
 	cfg, err := audit.ParseConfig(core.NewConfig("audit_log", nil))
