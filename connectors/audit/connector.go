@@ -135,8 +135,8 @@ func (s *Sink) pruneEvery(ctx context.Context, db *DB, log *slog.Logger) {
 }
 
 // Write logs the events of ds in one transaction: every result is
-// StatusDelivered once it commits, StatusRetry with the error when it does
-// not. An event the log already holds (by id) is left as it is, so a
+// StatusDelivered once it commits, StatusRetry when it does not (with the
+// error on the first delivery of each partition key). An event the log already holds (by id) is left as it is, so a
 // delivery made again is harmless.
 func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	out := make([]core.Result, len(ds))
@@ -150,8 +150,16 @@ func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 		err = db.write(ctx, ds, s.now())
 	}
 	if err != nil {
-		for i := range out {
-			out[i] = core.Result{Status: core.StatusRetry, Err: err}
+		// The first delivery of each key failed with err; the later ones
+		// of its key were not attempted on their own, and say so with
+		// no error, as core.Sink asks.
+		first := make(map[string]bool, len(ds))
+		for i, d := range ds {
+			out[i] = core.Result{Status: core.StatusRetry}
+			if !first[d.Event.PartitionKey] {
+				first[d.Event.PartitionKey] = true
+				out[i].Err = err
+			}
 		}
 	}
 	return out

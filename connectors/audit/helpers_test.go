@@ -202,3 +202,23 @@ func refuse(t testing.TB, s *audit.Sink, values map[string]any, id string) (lift
 	exec(install)
 	return func() { exec(remove) }
 }
+
+// checkRetried checks the results of a Write that did not commit: every
+// delivery is to be retried, the first of each key with an error saying
+// want, the later ones of its key with none (not attempted on their own).
+func checkRetried(t testing.TB, ds []core.Delivery, rs []core.Result, want string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for i, r := range rs {
+		first := !seen[ds[i].Event.PartitionKey]
+		seen[ds[i].Event.PartitionKey] = true
+		switch {
+		case r.Status != core.StatusRetry:
+			t.Fatalf("delivery %d: %s, %v; want retry", i, r.Status, r.Err)
+		case first && (r.Err == nil || !strings.Contains(r.Err.Error(), want)):
+			t.Fatalf("delivery %d, the first of key %s: error %v; want one saying %q", i, ds[i].Event.PartitionKey, r.Err, want)
+		case !first && r.Err != nil:
+			t.Fatalf("delivery %d, a later one of key %s: error %v; want none", i, ds[i].Event.PartitionKey, r.Err)
+		}
+	}
+}
