@@ -45,7 +45,7 @@ func (d *DB) write(ctx context.Context, ds []core.Delivery, loggedAt time.Time) 
 	case <-ctx.Done():
 		return fmt.Errorf("log events in %s: %w", d.where, ctx.Err())
 	case <-d.closing:
-		return errClosed
+		return fmt.Errorf("log events in %s: %w", d.where, errClosed)
 	}
 	select {
 	case err := <-req.done:
@@ -53,11 +53,12 @@ func (d *DB) write(ctx context.Context, ds []core.Delivery, loggedAt time.Time) 
 	case <-ctx.Done():
 		return fmt.Errorf("log events in %s: %w", d.where, ctx.Err())
 	case <-d.closing:
-		return errClosed
+		return fmt.Errorf("log events in %s: %w", d.where, errClosed)
 	}
 }
 
-var errClosed = errors.New("audit log closed")
+// errClosed says that the sink closed its log while a Write waited.
+var errClosed = errors.New("the log is closed")
 
 // commits commits the queued Writes, those waiting together in one
 // transaction, until ctx is done.

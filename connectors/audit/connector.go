@@ -136,8 +136,9 @@ func (s *Sink) pruneEvery(ctx context.Context, db *DB, log *slog.Logger) {
 
 // Write logs the events of ds in one transaction: every result is
 // StatusDelivered once it commits, StatusRetry when it does not (with the
-// error on the first delivery of each partition key). An event the log already holds (by id) is left as it is, so a
-// delivery made again is harmless.
+// error on the first delivery of each partition key). An event the log
+// already holds (by id) is left as it is, so a delivery made again is
+// harmless. Calls may run concurrently.
 func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	out := make([]core.Result, len(ds))
 	s.mu.Lock()

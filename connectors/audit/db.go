@@ -41,6 +41,7 @@ type DB struct {
 	background sync.WaitGroup
 	writes     chan *writeReq
 	closing    chan struct{}
+	closeOnce  sync.Once
 }
 
 // Open opens the audit log cfg configures, which must exist (the audit
@@ -181,20 +182,25 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 // SQL returns the database, for queries of the log beyond Search.
 func (d *DB) SQL() *sql.DB { return d.db }
 
-// Close closes the database.
+// Close stops the DB's goroutines, fails the Writes waiting for a commit
+// and closes the database. It is safe to call twice.
 func (d *DB) Close() error {
-	if d.stop != nil {
-		close(d.closing)
-		d.stop()
-		d.background.Wait()
-	}
-	d.stmtMu.Lock()
-	for n, st := range d.inserts {
-		_ = st.Close()
-		delete(d.inserts, n)
-	}
-	d.stmtMu.Unlock()
-	return d.db.Close()
+	var err error
+	d.closeOnce.Do(func() {
+		if d.stop != nil {
+			close(d.closing)
+			d.stop()
+			d.background.Wait()
+		}
+		d.stmtMu.Lock()
+		for n, st := range d.inserts {
+			_ = st.Close()
+			delete(d.inserts, n)
+		}
+		d.stmtMu.Unlock()
+		err = d.db.Close()
+	})
+	return err
 }
 
 // schema returns the statements creating the tables and indexes.
@@ -277,7 +283,7 @@ func (n *nullTime) Scan(v any) error {
 	return nil
 }
 
-// param returns the placeholder of the i-th (from 1) argument.
+// param writes the placeholder of the i-th (from 1) argument to b.
 func (d *DB) param(b *strings.Builder, i int) {
 	if d.pg {
 		b.WriteByte('$')

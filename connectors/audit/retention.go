@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,17 +23,14 @@ func (d *DB) prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	if d.pg {
 		key = "id"
 	}
-	var b = "DELETE FROM " + d.events + " WHERE " + key + " IN (SELECT " + key + " FROM " + d.events +
-		" WHERE logged_at < "
-	if d.pg {
-		b += "$1"
-	} else {
-		b += "?"
-	}
-	b += " ORDER BY logged_at LIMIT " + fmt.Sprint(pruneBatch) + ")"
+	var b strings.Builder
+	b.WriteString("DELETE FROM " + d.events + " WHERE " + key + " IN (SELECT " + key + " FROM " + d.events + " WHERE logged_at < ")
+	d.param(&b, 1)
+	b.WriteString(" ORDER BY logged_at LIMIT " + strconv.Itoa(pruneBatch) + ")")
+	stmt := b.String()
 	var total int64
 	for {
-		n, err := d.pruneOnce(ctx, b, cutoff)
+		n, err := d.pruneOnce(ctx, stmt, cutoff)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune audit log %s: %w", d.where, err)
