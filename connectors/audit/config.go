@@ -31,7 +31,7 @@ type Config struct {
 	TablePrefix string        `yaml:"table_prefix" default:"audit_" doc:"Prefix of the log's two tables, <prefix>events and <prefix>replays: lowercase letters, digits and underscores."`
 	Retention   time.Duration `yaml:"retention" default:"0s" example:"720h" doc:"How long an event is kept after it was logged; 0 keeps every event forever."`
 	PruneEvery  time.Duration `yaml:"prune_every" default:"1m" doc:"How often events older than retention are deleted, in small batches, in the background."`
-	Sync        string        `yaml:"sync" default:"full" enum:"full,normal" doc:"SQLite durability: full (a logged event survives a power loss) or normal (it survives a crash of the process; a power loss may undo the last commits, which the stream then delivers again only if their offsets were not committed)."`
+	Sync        string        `yaml:"sync" default:"full" enum:"full,normal" doc:"SQLite durability: full (a logged event survives a power loss) or normal (it survives a crash of the process; a power loss may lose the last ones logged)."`
 	MaxConns    int           `yaml:"max_open_conns" default:"4" doc:"Most connections to PostgreSQL."`
 }
 
