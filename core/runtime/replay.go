@@ -247,7 +247,7 @@ func (r *Runtime) openReplayStream(ctx context.Context) (func(), error) {
 // openReplaySink opens the sink of a runtime that does not run, as a
 // session would, once; the returned function closes it.
 func (r *Runtime) openReplaySink(ctx context.Context, s *sinkRunner) (func(), error) {
-	env := core.Env{Name: s.cfg.Name, Logger: s.log, StateDir: sinkStateDir(r.opts.StateDir, s.cfg.Name)}
+	env := core.Env{Name: s.cfg.Name, Logger: s.log, StateDir: SinkStateDir(r.opts.StateDir, s.cfg.Name)}
 	if env.StateDir != "" {
 		if err := os.MkdirAll(env.StateDir, 0o755); err != nil {
 			return nil, fmt.Errorf("create state directory %s: %w", env.StateDir, err)

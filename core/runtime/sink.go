@@ -160,7 +160,10 @@ func sinkTopics(t Topics, known []string, s *Sink) ([]string, error) {
 	return out, nil
 }
 
-func sinkStateDir(base, name string) string {
+// SinkStateDir is the state directory a sink named name gets below the
+// sidecar's state directory base ("" when base is ""): its retry store,
+// and its own files such as the audit log.
+func SinkStateDir(base, name string) string {
 	if base == "" {
 		return ""
 	}

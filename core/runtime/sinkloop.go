@@ -182,7 +182,7 @@ func (s *sinkRunner) session(ctx context.Context) error {
 	env := core.Env{
 		Name:     s.cfg.Name,
 		Logger:   s.log,
-		StateDir: sinkStateDir(s.r.opts.StateDir, s.cfg.Name),
+		StateDir: SinkStateDir(s.r.opts.StateDir, s.cfg.Name),
 		Admin:    s.r.opts.Admin,
 		Metrics:  s.r.opts.Registerer,
 	}

@@ -214,7 +214,7 @@ func openAuditLogs(ctx context.Context, cfg *config.Config) ([]auditLog, error) 
 		if err := s.Configure(skc.Config); err != nil {
 			return fail(fmt.Errorf("sink %q: %w", skc.Name, err))
 		}
-		env := core.Env{Name: skc.Name, Logger: slog.New(slog.DiscardHandler), StateDir: sinkStateDir(cfg.StateDir, skc.Name)}
+		env := core.Env{Name: skc.Name, Logger: slog.New(slog.DiscardHandler), StateDir: runtime.SinkStateDir(cfg.StateDir, skc.Name)}
 		if err := s.Open(ctx, env); err != nil {
 			_ = s.Close(ctx)
 			return fail(fmt.Errorf("open the audit log of sink %q: %w", skc.Name, err))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +15,7 @@ import (
 	"github.com/tributary/tributary/config"
 	"github.com/tributary/tributary/connectors/audit"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/runtime"
 )
 
 type searchOptions struct {
@@ -80,7 +80,7 @@ func searchEvents(ctx context.Context, reg *core.Registry, o searchOptions, out,
 	if err != nil {
 		return invalid(fmt.Errorf("sink %q: %w", sc.Name, err))
 	}
-	db, err := audit.Open(ctx, acfg, sinkStateDir(cfg.StateDir, sc.Name))
+	db, err := audit.Open(ctx, acfg, runtime.SinkStateDir(cfg.StateDir, sc.Name))
 	if err != nil {
 		return fmt.Errorf("sink %q: %w", sc.Name, err)
 	}
@@ -184,15 +184,6 @@ func auditSink(cfg *config.Config, name string) (config.SinkConfig, error) {
 		return audits[0], nil
 	}
 	return config.SinkConfig{}, fmt.Errorf("%s has several audit sinks (%s): choose one with --sink", cfg.File, list)
-}
-
-// sinkStateDir is the state directory the runtime gives the sink named
-// name (core/runtime: <state_dir>/sinks/<name>).
-func sinkStateDir(base, name string) string {
-	if base == "" {
-		return ""
-	}
-	return filepath.Join(base, "sinks", name)
 }
 
 // printJSON prints evs as CloudEvents JSON, one per line, as tail does.

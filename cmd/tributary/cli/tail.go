@@ -121,7 +121,7 @@ func tailFrom(o tailOptions, now time.Time) (core.SubscribeOptions, error) {
 	opts := core.SubscribeOptions{From: core.FromEnd}
 	switch {
 	case o.since != "":
-		t, err := parseSince(o.since, now)
+		t, err := parseInstant("--since", o.since, now)
 		if err != nil {
 			return opts, err
 		}
@@ -217,22 +217,6 @@ func printEvents(merged <-chan *message.Message, o tailOptions, out io.Writer, s
 		}
 	}()
 	return nil
-}
-
-// parseSince reads --since: an RFC 3339 time, or a positive duration back
-// from now.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		if d <= 0 {
-			return time.Time{}, fmt.Errorf("--since %q: give a positive duration back from now, such as 10m or 2h", s)
-		}
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q: neither a duration back from now (10m, 2h30m) nor an RFC 3339 time (2026-01-02T15:04:05Z)", s)
-	}
-	return t, nil
 }
 
 // knownTypes returns the event types the configuration declares: its
