@@ -49,7 +49,11 @@ bench: services build ## every benchmark; figures go in the README's performance
 	  $(GO) test -run '^$$' -bench 'SnapshotDiff1M' -benchtime 1x ./connectors/sql && \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x ./connectors/rest && \
 	  $(GO) test -run '^$$' -bench . -benchtime 200000x ./connectors/plugin && \
-	  bench/webhook.sh ceiling embedded kafka
+	  $(GO) test -run '^$$' -bench 'SinkRuntime' -benchtime 100000x ./connectors/http && \
+	  $(GO) test -run '^$$' -bench 'SinkLatency2k' -benchtime 1x ./connectors/http && \
+	  $(GO) test -run '^$$' -bench 'SinkRuntime' -benchtime 200000x ./connectors/audit && \
+	  bench/webhook.sh ceiling embedded kafka && \
+	  bench/sink.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
