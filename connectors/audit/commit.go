@@ -22,9 +22,9 @@ const maxGroupRows = 2048
 
 // writeReq is one Write waiting for its commit.
 type writeReq struct {
-	ds       []core.Delivery
-	loggedAt time.Time
-	done     chan error // buffered: the committer never waits for the Write
+	ds   []core.Delivery
+	rows []any      // the column values of ds, len(columns) an event
+	done chan error // buffered: the committer never waits for the Write
 }
 
 // write logs ds as one transaction, or as part of one: in PostgreSQL each
@@ -36,7 +36,9 @@ func (d *DB) write(ctx context.Context, ds []core.Delivery, loggedAt time.Time) 
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("log events in %s: %w", d.where, err)
 	}
-	req := &writeReq{ds: ds, loggedAt: loggedAt, done: make(chan error, 1)}
+	// The values are made here, by the Writes at once, rather than by
+	// the one goroutine that commits.
+	req := &writeReq{ds: ds, rows: d.rows(ds, loggedAt), done: make(chan error, 1)}
 	if d.writes == nil {
 		return d.insert(ctx, req)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tributary/tributary/core"
@@ -49,15 +50,11 @@ func (d *DB) insert(ctx context.Context, reqs ...*writeReq) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction in audit log %s: %w", d.where, err)
 	}
-	args := make([]any, 0, min(rows, maxRows)*len(columns))
+	w := len(columns)
 	for _, r := range reqs {
-		logged := d.timeArg(r.loggedAt)
-		for rest := r.ds; len(rest) > 0; {
-			n := rowsPerStatement(len(rest))
-			args = args[:0]
-			for _, dl := range rest[:n] {
-				args = d.appendRow(args, dl.Event, logged)
-			}
+		for rest := r.rows; len(rest) > 0; {
+			n := rowsPerStatement(len(rest) / w)
+			args := rest[:n*w]
 			if d.pg {
 				// pgx prepares and caches the statement on each
 				// connection itself.
@@ -69,7 +66,7 @@ func (d *DB) insert(ctx context.Context, reqs ...*writeReq) error {
 				_ = tx.Rollback()
 				return fmt.Errorf("insert %d events into %s of audit log %s: %w", n, d.events, d.where, err)
 			}
-			rest = rest[n:]
+			rest = rest[n*w:]
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -159,6 +156,17 @@ func (d *DB) insertSQLLocked(n int) string {
 	q := b.String()
 	d.insertTexts[n] = q
 	return q
+}
+
+// rows returns the column values of the events of ds, one row after the
+// other, logged at loggedAt.
+func (d *DB) rows(ds []core.Delivery, loggedAt time.Time) []any {
+	logged := d.timeArg(loggedAt)
+	out := make([]any, 0, len(ds)*len(columns))
+	for _, dl := range ds {
+		out = d.appendRow(out, dl.Event, logged)
+	}
+	return out
 }
 
 // appendRow appends the column values of e to args.
