@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/tributary/tributary/core"
 )
 
 // Backoff is a capped exponential backoff with jitter.
@@ -36,4 +39,21 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	d = min(d, b.Max)
 	half := d / 2
 	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// after returns the wait before the next attempt once an attempt that ran
+// for ran ended with err: a core.RetryError's own delay, else Delay of
+// *attempt, which it advances. An attempt that ran longer than twice the
+// longest delay counts as a recovery, so the backoff starts over.
+func (b Backoff) after(attempt *int, ran time.Duration, err error) time.Duration {
+	if ran > 2*b.withDefaults().Max {
+		*attempt = 0
+	}
+	d := b.Delay(*attempt)
+	*attempt++
+	var re *core.RetryError
+	if errors.As(err, &re) && re.After > 0 {
+		d = re.After
+	}
+	return d
 }

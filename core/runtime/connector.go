@@ -242,15 +242,7 @@ func (c *connector) supervise(ctx context.Context) {
 				return
 			}
 		}
-		if time.Since(started) > 2*c.cfg.Retry.Max {
-			attempt = 0
-		}
-		d := c.cfg.Retry.Delay(attempt)
-		attempt++
-		var re *core.RetryError
-		if errors.As(err, &re) && re.After > 0 {
-			d = re.After
-		}
+		d := c.cfg.Retry.after(&attempt, time.Since(started), err)
 		c.mu.Lock()
 		c.retries++
 		c.nextRetry = time.Now().Add(d)

@@ -303,15 +303,7 @@ func (s *sinkRunner) supervise(ctx context.Context) {
 				return
 			}
 		}
-		if time.Since(started) > 2*s.tuning.open.Max {
-			attempt = 0
-		}
-		d := s.tuning.open.Delay(attempt)
-		attempt++
-		var re *core.RetryError
-		if errors.As(err, &re) && re.After > 0 {
-			d = re.After
-		}
+		d := s.tuning.open.after(&attempt, time.Since(started), err)
 		s.setState(StateRetrying, err)
 		s.log.Warn("sink error, retrying", "err", err, "in", d.Round(time.Millisecond))
 		t := time.NewTimer(d)

@@ -93,12 +93,12 @@ func replayEvents(ctx context.Context, reg *core.Registry, o replayOptions, out,
 		if err := printTable(out, listed); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%d events would be delivered to sink %q (%d matched, %d from the audit log, %d left out by the sink's events or when, %d would be dead-lettered)\n",
-			rep.Count, o.sink, rep.Matched, rep.FromArchive, rep.Skipped, rep.DeadLettered)
+		fmt.Fprintf(out, "%s would be delivered to sink %q (%d matched, %d from the audit log, %d left out by the sink's events or when, %d would be dead-lettered)\n",
+			countEvents(rep.Count), o.sink, rep.Matched, rep.FromArchive, rep.Skipped, rep.DeadLettered)
 		return nil
 	}
-	fmt.Fprintf(out, "replayed %d events to sink %q (%d matched, %d from the audit log, %d left out by the sink's events or when, %d dead-lettered)\n",
-		rep.Count, o.sink, rep.Matched, rep.FromArchive, rep.Skipped, rep.DeadLettered)
+	fmt.Fprintf(out, "replayed %s to sink %q (%d matched, %d from the audit log, %d left out by the sink's events or when, %d dead-lettered)\n",
+		countEvents(rep.Count), o.sink, rep.Matched, rep.FromArchive, rep.Skipped, rep.DeadLettered)
 	switch {
 	case len(recorded) > 0:
 		fmt.Fprintf(out, "recorded in the audit log of sink %q\n", recorded[0])
@@ -328,4 +328,12 @@ func (sc *Sidecar) replayHandler(w http.ResponseWriter, r *http.Request) {
 	}()
 	sc.Logger.Info("sink replay requested", "sink", name, "remote_addr", who, "count", rep.Count)
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "replaying", "sink": name, "count": rep.Count, "from_audit_log": rep.FromArchive})
+}
+
+// countEvents is "1 event" or "n events".
+func countEvents(n int64) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
 }
