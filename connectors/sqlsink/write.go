@@ -1,0 +1,344 @@
+package sqlsink
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/rules"
+)
+
+// row is one delivery made into a statement's values.
+type row struct {
+	// i is the delivery's index in the Write.
+	i   int
+	pk  string // the event's partition key
+	key string // the row's table key (upsert) or event id (insert)
+	del bool
+	// args are the values of the table's columns, in order; for a
+	// delete, the key's values and then the version.
+	args []any
+}
+
+// batch is the state of one Write.
+type batch struct {
+	ds  []core.Delivery
+	out []core.Result
+	// done marks the results that are final (failed or retried alone);
+	// the others are delivered once the transaction commits.
+	done []bool
+	// held are the partition keys with a delivery not delivered: their
+	// later deliveries are not attempted.
+	held map[string]bool
+}
+
+// hold gives delivery i its result and holds its key.
+func (b *batch) hold(i int, r core.Result) {
+	b.out[i], b.done[i] = r, true
+	b.held[b.ds[i].Event.PartitionKey] = true
+}
+
+// Write writes ds in one transaction, in order: the rows of several
+// deliveries share a statement, and a statement a bad row fails is
+// written again row by row, so that the bad row alone is refused
+// (StatusFailed, for the dead-letter topic) and the others commit. A
+// value an expression cannot give, or the column cannot take, is refused
+// the same way. Once a delivery of a partition key is not delivered, the
+// later ones of that key are not attempted (StatusRetry, no error). When
+// the transaction cannot commit every delivery not refused is retried,
+// the first of each key with the error. Write is safe for concurrent use.
+func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
+	b := &batch{ds: ds, out: make([]core.Result, len(ds)), done: make([]bool, len(ds)), held: map[string]bool{}}
+	if len(ds) == 0 {
+		return b.out
+	}
+	s.mu.Lock()
+	db := s.db
+	s.mu.Unlock()
+	if db == nil {
+		b.retry(fmt.Errorf("sql sink %q is not open", s.name))
+		return b.out
+	}
+	rows := s.rows(b)
+	if err := s.apply(ctx, db, b, rows); err != nil {
+		b.retry(err)
+		return b.out
+	}
+	for i := range b.out {
+		if !b.done[i] {
+			b.out[i] = core.Result{Status: core.StatusDelivered}
+		}
+	}
+	return b.out
+}
+
+// retry makes every result that is not final a retry: the first delivery
+// of each key not held carries err, as core.Sink asks.
+func (b *batch) retry(err error) {
+	seen := map[string]bool{}
+	for i, d := range b.ds {
+		if b.done[i] {
+			continue
+		}
+		pk := d.Event.PartitionKey
+		b.out[i] = core.Result{Status: core.StatusRetry}
+		if !b.held[pk] && !seen[pk] {
+			b.out[i].Err = err
+		}
+		seen[pk] = true
+	}
+}
+
+// rows evaluates the columns of each delivery. A delivery whose values
+// cannot be made is refused, and its key held.
+func (s *Sink) rows(b *batch) []*row {
+	env := s.envs.Get().(*rules.EventEnv)
+	defer func() {
+		env.Reset(nil, "")
+		s.envs.Put(env)
+	}()
+	out := make([]*row, 0, len(b.ds))
+	for i, d := range b.ds {
+		if b.held[d.Event.PartitionKey] {
+			b.out[i], b.done[i] = core.Result{Status: core.StatusRetry}, true
+			continue
+		}
+		env.Reset(d.Event, s.name)
+		r, err := s.row(env, i, d)
+		if err != nil {
+			b.hold(i, core.Result{Status: core.StatusFailed, Err: err})
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// row evaluates one delivery's values.
+func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery) (*row, error) {
+	r := &row{i: i, pk: d.Event.PartitionKey}
+	if s.del != nil {
+		del, err := s.del.Holds(env)
+		if err != nil {
+			return nil, fmt.Errorf("sql sink %q: %w", s.name, err)
+		}
+		r.del = del
+	}
+	value := func(c int) (any, error) {
+		col := s.table.cols[c]
+		if c == s.table.id {
+			return d.Event.ID, nil
+		}
+		v, err := s.progs[c].EvalEnv(env)
+		if err != nil {
+			return nil, fmt.Errorf("sql sink %q: column %q: %w", s.name, col.name, err)
+		}
+		v, err = s.dialect.convert(col.typ, v)
+		if err != nil {
+			return nil, fmt.Errorf("sql sink %q: column %q (%s): the value %w", s.name, col.name, col.typ, err)
+		}
+		return v, nil
+	}
+	var key strings.Builder
+	if r.del {
+		for _, c := range append(append([]int(nil), s.table.key...), s.table.version) {
+			v, err := value(c)
+			if err != nil {
+				return nil, err
+			}
+			r.args = append(r.args, v)
+		}
+		return r, nil
+	}
+	r.args = make([]any, len(s.table.cols))
+	for c := range s.table.cols {
+		v, err := value(c)
+		if err != nil {
+			return nil, err
+		}
+		r.args[c] = v
+	}
+	for _, c := range s.table.key {
+		if r.args[c] == nil {
+			return nil, fmt.Errorf("sql sink %q: key column %q is null: the key must identify the row", s.name, s.table.cols[c].name)
+		}
+		fmt.Fprintf(&key, "%v\x00", r.args[c])
+	}
+	r.key = key.String()
+	return r, nil
+}
+
+// apply writes rows in one transaction. It returns an error when the
+// transaction does not commit.
+func (s *Sink) apply(ctx context.Context, db *sql.DB, b *batch, rows []*row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sql sink %q: begin a transaction: %w", s.name, err)
+	}
+	if err := s.statements(ctx, tx, b, rows); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sql sink %q: commit: %w", s.name, err)
+	}
+	return nil
+}
+
+// statements writes rows, in order, as statements of up to
+// rows_per_statement rows that never share a key; a delete is a statement
+// of its own.
+func (s *Sink) statements(ctx context.Context, tx *sql.Tx, b *batch, rows []*row) error {
+	limit := s.dialect.rowsPerStatement(&s.table, s.cfg.StmtRows)
+	var chunk []*row
+	keys := map[string]bool{}
+	flush := func() error {
+		err := s.exec(ctx, tx, b, chunk)
+		chunk = chunk[:0]
+		clear(keys)
+		return err
+	}
+	for _, r := range rows {
+		if b.held[r.pk] {
+			b.out[r.i], b.done[r.i] = core.Result{Status: core.StatusRetry}, true
+			continue
+		}
+		if r.del || keys[r.key] || len(chunk) == limit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if r.del {
+			if err := s.exec(ctx, tx, b, []*row{r}); err != nil {
+				return err
+			}
+			continue
+		}
+		chunk = append(chunk, r)
+		keys[r.key] = true
+	}
+	return flush()
+}
+
+// exec runs the statement of rows (several writes, or one delete). When
+// it fails for a bad row, the rows are written again one by one, each
+// refused or retried alone; it returns an error only when the
+// transaction is lost.
+func (s *Sink) exec(ctx context.Context, tx *sql.Tx, b *batch, rows []*row) error {
+	var live []*row
+	for _, r := range rows {
+		if b.held[r.pk] {
+			b.out[r.i], b.done[r.i] = core.Result{Status: core.StatusRetry}, true
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	err := s.guarded(ctx, tx, live)
+	if err == nil {
+		return nil
+	}
+	if len(live) == 1 {
+		return s.outcome(b, live[0], err)
+	}
+	for _, r := range live {
+		if b.held[r.pk] {
+			b.out[r.i], b.done[r.i] = core.Result{Status: core.StatusRetry}, true
+			continue
+		}
+		if err := s.guarded(ctx, tx, []*row{r}); err != nil {
+			if err := s.outcome(b, r, err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// outcome gives a row the result of its statement's error, or returns
+// the error when the transaction is lost.
+func (s *Sink) outcome(b *batch, r *row, err error) error {
+	var sErr *stmtError
+	if !errors.As(err, &sErr) {
+		return err
+	}
+	switch sErr.verdict {
+	case refused:
+		b.hold(r.i, core.Result{Status: core.StatusFailed, Err: sErr.err, Response: sErr.err.Error()})
+	case transient:
+		b.hold(r.i, core.Result{Status: core.StatusRetry, Err: sErr.err})
+	default:
+		return sErr.err
+	}
+	return nil
+}
+
+// stmtError is a statement that failed and was undone alone, and what
+// that means for its rows.
+type stmtError struct {
+	verdict verdict
+	err     error
+}
+
+func (e *stmtError) Error() string { return e.err.Error() }
+
+// guarded runs the statement of rows, under a savepoint where a failed
+// statement would abort the transaction. A failure it undid alone is a
+// *stmtError; any other error means the transaction is lost.
+func (s *Sink) guarded(ctx context.Context, tx *sql.Tx, rows []*row) error {
+	d := s.dialect
+	if d.savepoints {
+		if _, err := tx.ExecContext(ctx, d.savepoint()); err != nil {
+			return fmt.Errorf("sql sink %q: savepoint: %w", s.name, err)
+		}
+	}
+	query, args := s.statement(rows)
+	_, err := tx.ExecContext(ctx, query, args...)
+	if err == nil {
+		if d.savepoints && d.driver == DriverPostgres {
+			// Released, so that a long batch does not pile up
+			// subtransactions.
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT tributary_row"); err != nil {
+				return fmt.Errorf("sql sink %q: release savepoint: %w", s.name, err)
+			}
+		}
+		return nil
+	}
+	what := "write"
+	if rows[0].del {
+		what = "delete"
+	}
+	err = fmt.Errorf("sql sink %q: %s %d rows of table %s: %w", s.name, what, len(rows), s.cfg.Table, err)
+	v := d.classify(err)
+	if ctx.Err() != nil || v == lost {
+		return err
+	}
+	if d.savepoints {
+		if _, rbErr := tx.ExecContext(ctx, d.rollbackTo()); rbErr != nil {
+			return errors.Join(err, rbErr)
+		}
+	} else if v != refused {
+		return err
+	}
+	return &stmtError{verdict: v, err: err}
+}
+
+// statement returns the text and arguments of the statement of rows.
+func (s *Sink) statement(rows []*row) (string, []any) {
+	if rows[0].del {
+		return s.dialect.remove(&s.table), rows[0].args
+	}
+	args := make([]any, 0, len(rows)*len(s.table.cols))
+	for _, r := range rows {
+		args = append(args, r.args...)
+	}
+	return s.dialect.write(&s.table, len(rows)), args
+}
