@@ -20,4 +20,5 @@ import (
 	// Sinks.
 	_ "github.com/tributary/tributary/connectors/audit"
 	_ "github.com/tributary/tributary/connectors/http"
+	_ "github.com/tributary/tributary/connectors/sqlsink"
 )

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"    // registers the "pgx" database/sql driver
+	_ "github.com/jackc/pgx/v5/stdlib"  // registers the "pgx" database/sql driver
 	_ "github.com/microsoft/go-mssqldb" // registers the "sqlserver" database/sql driver
 
 	"github.com/tributary/tributary/core"

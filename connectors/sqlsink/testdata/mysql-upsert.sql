@@ -1,0 +1,4 @@
+CREATE TABLE IF NOT EXISTS `erp`.`orders` (`event_id` TEXT, `order_id` VARCHAR(255) NOT NULL, `total` NUMERIC(12,2), `placed_at` DATETIME(6), `doc` JSON, PRIMARY KEY (`order_id`));
+INSERT INTO `erp`.`orders` (`event_id`, `order_id`, `total`, `placed_at`, `doc`) VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE `event_id` = IF(`placed_at` IS NULL OR `placed_at` <= VALUES(`placed_at`), VALUES(`event_id`), `event_id`), `total` = IF(`placed_at` IS NULL OR `placed_at` <= VALUES(`placed_at`), VALUES(`total`), `total`), `doc` = IF(`placed_at` IS NULL OR `placed_at` <= VALUES(`placed_at`), VALUES(`doc`), `doc`), `placed_at` = IF(`placed_at` IS NULL OR `placed_at` <= VALUES(`placed_at`), VALUES(`placed_at`), `placed_at`);
+SELECT * FROM `erp`.`orders` WHERE 1 = 0;
+DELETE FROM `erp`.`orders` WHERE `order_id` = ? AND (`placed_at` IS NULL OR `placed_at` <= ?)

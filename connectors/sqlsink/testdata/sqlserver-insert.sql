@@ -1,0 +1,3 @@
+IF OBJECT_ID(N'erp.orders', N'U') IS NULL CREATE TABLE [erp].[orders] ([event_id] NVARCHAR(450) NOT NULL, [order_id] NVARCHAR(MAX), [total] NUMERIC(12,2), [placed_at] DATETIMEOFFSET(7), [doc] NVARCHAR(MAX), PRIMARY KEY ([event_id]));
+MERGE INTO [erp].[orders] WITH (HOLDLOCK) AS t USING (VALUES (@p1, @p2, @p3, @p4, @p5), (@p6, @p7, @p8, @p9, @p10)) AS s ([event_id], [order_id], [total], [placed_at], [doc]) ON t.[event_id] = s.[event_id] WHEN NOT MATCHED THEN INSERT ([event_id], [order_id], [total], [placed_at], [doc]) VALUES (s.[event_id], s.[order_id], s.[total], s.[placed_at], s.[doc]);;
+SELECT TOP 0 * FROM [erp].[orders]

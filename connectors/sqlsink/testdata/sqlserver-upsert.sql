@@ -1,0 +1,4 @@
+IF OBJECT_ID(N'erp.orders', N'U') IS NULL CREATE TABLE [erp].[orders] ([event_id] NVARCHAR(MAX), [order_id] NVARCHAR(450) NOT NULL, [total] NUMERIC(12,2), [placed_at] DATETIMEOFFSET(7), [doc] NVARCHAR(MAX), PRIMARY KEY ([order_id]));
+MERGE INTO [erp].[orders] WITH (HOLDLOCK) AS t USING (VALUES (@p1, @p2, @p3, @p4, @p5), (@p6, @p7, @p8, @p9, @p10)) AS s ([event_id], [order_id], [total], [placed_at], [doc]) ON t.[order_id] = s.[order_id] WHEN MATCHED AND (t.[placed_at] IS NULL OR t.[placed_at] <= s.[placed_at]) THEN UPDATE SET [event_id] = s.[event_id], [total] = s.[total], [placed_at] = s.[placed_at], [doc] = s.[doc] WHEN NOT MATCHED THEN INSERT ([event_id], [order_id], [total], [placed_at], [doc]) VALUES (s.[event_id], s.[order_id], s.[total], s.[placed_at], s.[doc]);;
+SELECT TOP 0 * FROM [erp].[orders];
+DELETE FROM [erp].[orders] WHERE [order_id] = @p1 AND ([placed_at] IS NULL OR [placed_at] <= @p2)
