@@ -828,8 +828,11 @@ func (st *ddlState) alterSpec(t *table, renamed *string) error {
 			t.Key = k
 			return p.skipItem()
 		}
-		if p.is("index") || p.is("key") || p.is("unique") || p.is("fulltext") || p.is("spatial") || p.is("foreign") || p.is("check") || p.is("constraint") || p.is("partition") || p.is("period") || p.is("system") {
+		if p.is("index") || p.is("key") || p.is("unique") || p.is("fulltext") || p.is("spatial") || p.is("foreign") || p.is("check") || p.is("constraint") || p.is("partition") || p.is("period") {
 			return p.skipItem()
+		}
+		if p.is("system", "versioning") {
+			return errors.New("ADD SYSTEM VERSIONING adds the hidden columns row_start and row_end, which the schema history does not model")
 		}
 		p.accept("column")
 		ifNot := p.accept("if", "not", "exists")
@@ -880,7 +883,9 @@ func (st *ddlState) alterSpec(t *table, renamed *string) error {
 		case p.accept("primary", "key"):
 			t.Key = nil
 			return nil
-		case p.is("index"), p.is("key"), p.is("foreign"), p.is("constraint"), p.is("check"), p.is("partition"), p.is("period"), p.is("system"):
+		case p.is("system", "versioning"):
+			return errors.New("DROP SYSTEM VERSIONING drops hidden columns the schema history does not model")
+		case p.is("index"), p.is("key"), p.is("foreign"), p.is("constraint"), p.is("check"), p.is("partition"), p.is("period"):
 			return p.skipItem()
 		}
 		p.accept("column")
