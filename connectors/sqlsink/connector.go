@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"  // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	_ "github.com/microsoft/go-mssqldb" // registers the "sqlserver" database/sql driver
 
 	"github.com/tributary/tributary/core"
@@ -54,6 +55,9 @@ type Sink struct {
 	progs []*rules.EventProgram
 	del   *rules.EventProgram
 	envs  sync.Pool
+	// stmt is PostgreSQL's write statement, the same for any number of
+	// rows.
+	stmt string
 
 	mu sync.Mutex
 	db *sql.DB
@@ -117,6 +121,9 @@ func (s *Sink) Configure(c core.Config) error {
 		return errors.Join(errs...)
 	}
 	s.name, s.cfg, s.dialect, s.table, s.progs, s.del = c.Name, cfg, d, t, progs, del
+	if d.driver == DriverPostgres {
+		s.stmt = d.write(&s.table, 0)
+	}
 	s.envs.New = func() any { return rules.NewEventEnv(nil, "") }
 	return nil
 }
@@ -178,6 +185,15 @@ func (s *Sink) connect(env core.Env) (*sql.DB, error) {
 		mc.Loc = time.UTC
 		mc.ParseTime = true
 		return sql.Open(s.dialect.sqlDriver, mc.FormatDSN())
+	case DriverPostgres:
+		pc, err := pgx.ParseConfig(s.cfg.DSN)
+		if err != nil {
+			return nil, core.Fatal(core.FieldErrorf("dsn", "sql sink %q: is not a PostgreSQL connection string such as postgres://user:pass@host:5432/db", s.name))
+		}
+		// Sessions in UTC: a timestamp column without a zone then holds
+		// UTC, as in the other databases (the README's zone rule).
+		pc.RuntimeParams["timezone"] = "UTC"
+		return stdlib.OpenDB(*pc), nil
 	}
 	db, err := sql.Open(s.dialect.sqlDriver, s.cfg.DSN)
 	if err != nil {

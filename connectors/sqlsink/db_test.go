@@ -141,7 +141,7 @@ func TestUpsertOlderNeverOverwrites(t *testing.T) {
 			}
 			status := func(order string) string {
 				var st string
-				err := d.db.QueryRow("SELECT status FROM "+table+" WHERE order_id = '"+order+"'").Scan(&st)
+				err := d.db.QueryRow("SELECT status FROM " + table + " WHERE order_id = '" + order + "'").Scan(&st)
 				if err != nil {
 					return "(none)"
 				}

@@ -100,6 +100,10 @@ func (d dialect) param(n int) string {
 // rowsPerStatement is how many rows of t one statement carries at most,
 // given the configured bound.
 func (d dialect) rowsPerStatement(t *table, bound int) int {
+	if d.driver == DriverPostgres {
+		// unnest takes one array per column, of any length.
+		return max(1, bound)
+	}
 	return max(1, min(bound, d.maxParams/len(t.cols)))
 }
 
@@ -153,8 +157,13 @@ func (d dialect) write(t *table, rows int) string {
 	}
 	b.WriteString(" (")
 	b.WriteString(d.columnList(t, ""))
-	b.WriteString(") VALUES ")
-	b.WriteString(d.values(t, rows))
+	if d.driver == DriverPostgres {
+		b.WriteString(") ")
+		b.WriteString(d.unnest(t))
+	} else {
+		b.WriteString(") VALUES ")
+		b.WriteString(d.values(t, rows))
+	}
 	if d.driver == DriverMySQL {
 		b.WriteString(d.mysqlConflict(t))
 		return b.String()
@@ -190,6 +199,39 @@ func (d dialect) write(t *table, rows int) string {
 	v := d.quote(t.cols[t.version].name)
 	b.WriteString(" WHERE " + row + "." + v + " IS NULL OR " + row + "." + v + " <= excluded." + v)
 	return b.String()
+}
+
+// unnest is PostgreSQL's row source: one text array per column, each
+// element cast to its column's type, so that the statement's text is the
+// same whatever its number of rows (parsed and planned once per
+// connection) and its parameters are a handful of arrays.
+func (d dialect) unnest(t *table) string {
+	var sel, args, names strings.Builder
+	for i, c := range t.cols {
+		if i > 0 {
+			sel.WriteString(", ")
+			args.WriteString(", ")
+			names.WriteString(", ")
+		}
+		name := "c" + strconv.Itoa(i+1)
+		sel.WriteString(name)
+		if cast := pgCast[c.typ]; cast != "" {
+			sel.WriteString("::" + cast)
+		}
+		args.WriteString(d.param(i+1) + "::text[]")
+		names.WriteString(name)
+	}
+	return "SELECT " + sel.String() + " FROM unnest(" + args.String() + ") AS u(" + names.String() + ")"
+}
+
+// pgCast is the type a text element of unnest is cast to, by column type.
+var pgCast = map[string]string{
+	TypeInteger:   "int8",
+	TypeDecimal:   "numeric",
+	TypeDouble:    "float8",
+	TypeBoolean:   "bool",
+	TypeTimestamp: "timestamptz",
+	TypeJSON:      "jsonb",
 }
 
 // mysqlConflict is MySQL's ON DUPLICATE KEY UPDATE clause. An insert sets

@@ -249,3 +249,27 @@ func describe(v any) string {
 	}
 	return fmt.Sprintf("a %T", v)
 }
+
+// pgText renders a converted value as the text PostgreSQL casts to its
+// column's type (see pgCast); nil is NULL. Times are written in UTC with
+// every digit, numbers in their exact form.
+func pgText(v any) *string {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		s = x
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	case time.Time:
+		s = x.UTC().Format(time.RFC3339Nano)
+	default:
+		s = fmt.Sprint(x)
+	}
+	return &s
+}

@@ -181,7 +181,18 @@ func (s *Sink) apply(ctx context.Context, db *sql.DB, b *batch, rows []*row) err
 	if err != nil {
 		return fmt.Errorf("sql sink %q: begin a transaction: %w", s.name, err)
 	}
-	if err := s.statements(ctx, tx, b, rows); err != nil {
+	// First without savepoints, which cost two round trips a statement;
+	// when a statement fails, the transaction starts over with them, so
+	// that the failing rows are found and the others commit.
+	err = s.statements(ctx, tx, b, rows, !s.dialect.savepoints)
+	if errors.Is(err, errCareful) {
+		_ = tx.Rollback()
+		if tx, err = db.BeginTx(ctx, nil); err != nil {
+			return fmt.Errorf("sql sink %q: begin a transaction: %w", s.name, err)
+		}
+		err = s.statements(ctx, tx, b, rows, true)
+	}
+	if err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -191,15 +202,19 @@ func (s *Sink) apply(ctx context.Context, db *sql.DB, b *batch, rows []*row) err
 	return nil
 }
 
+// errCareful says a statement failed in a transaction with no savepoint
+// that would undo it alone: the transaction must start over, with them.
+var errCareful = errors.New("a statement failed outside a savepoint")
+
 // statements writes rows, in order, as statements of up to
 // rows_per_statement rows that never share a key; a delete is a statement
 // of its own.
-func (s *Sink) statements(ctx context.Context, tx *sql.Tx, b *batch, rows []*row) error {
+func (s *Sink) statements(ctx context.Context, tx *sql.Tx, b *batch, rows []*row, careful bool) error {
 	limit := s.dialect.rowsPerStatement(&s.table, s.cfg.StmtRows)
 	var chunk []*row
 	keys := map[string]bool{}
 	flush := func() error {
-		err := s.exec(ctx, tx, b, chunk)
+		err := s.exec(ctx, tx, b, chunk, careful)
 		chunk = chunk[:0]
 		clear(keys)
 		return err
@@ -215,7 +230,7 @@ func (s *Sink) statements(ctx context.Context, tx *sql.Tx, b *batch, rows []*row
 			}
 		}
 		if r.del {
-			if err := s.exec(ctx, tx, b, []*row{r}); err != nil {
+			if err := s.exec(ctx, tx, b, []*row{r}, careful); err != nil {
 				return err
 			}
 			continue
@@ -230,7 +245,7 @@ func (s *Sink) statements(ctx context.Context, tx *sql.Tx, b *batch, rows []*row
 // it fails for a bad row, the rows are written again one by one, each
 // refused or retried alone; it returns an error only when the
 // transaction is lost.
-func (s *Sink) exec(ctx context.Context, tx *sql.Tx, b *batch, rows []*row) error {
+func (s *Sink) exec(ctx context.Context, tx *sql.Tx, b *batch, rows []*row, careful bool) error {
 	var live []*row
 	for _, r := range rows {
 		if b.held[r.pk] {
@@ -242,9 +257,15 @@ func (s *Sink) exec(ctx context.Context, tx *sql.Tx, b *batch, rows []*row) erro
 	if len(live) == 0 {
 		return nil
 	}
-	err := s.guarded(ctx, tx, live)
+	err := s.guarded(ctx, tx, live, careful)
 	if err == nil {
 		return nil
+	}
+	if !careful {
+		if s.dialect.classify(err) == lost || ctx.Err() != nil {
+			return err
+		}
+		return errCareful
 	}
 	if len(live) == 1 {
 		return s.outcome(b, live[0], err)
@@ -254,7 +275,7 @@ func (s *Sink) exec(ctx context.Context, tx *sql.Tx, b *batch, rows []*row) erro
 			b.out[r.i], b.done[r.i] = core.Result{Status: core.StatusRetry}, true
 			continue
 		}
-		if err := s.guarded(ctx, tx, []*row{r}); err != nil {
+		if err := s.guarded(ctx, tx, []*row{r}, true); err != nil {
 			if err := s.outcome(b, r, err); err != nil {
 				return err
 			}
@@ -293,8 +314,13 @@ func (e *stmtError) Error() string { return e.err.Error() }
 // guarded runs the statement of rows, under a savepoint where a failed
 // statement would abort the transaction. A failure it undid alone is a
 // *stmtError; any other error means the transaction is lost.
-func (s *Sink) guarded(ctx context.Context, tx *sql.Tx, rows []*row) error {
+func (s *Sink) guarded(ctx context.Context, tx *sql.Tx, rows []*row, careful bool) error {
 	d := s.dialect
+	if !careful {
+		query, args := s.statement(rows)
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	}
 	if d.savepoints {
 		if _, err := tx.ExecContext(ctx, d.savepoint()); err != nil {
 			return fmt.Errorf("sql sink %q: savepoint: %w", s.name, err)
@@ -335,6 +361,18 @@ func (s *Sink) guarded(ctx context.Context, tx *sql.Tx, rows []*row) error {
 func (s *Sink) statement(rows []*row) (string, []any) {
 	if rows[0].del {
 		return s.dialect.remove(&s.table), rows[0].args
+	}
+	if s.dialect.driver == DriverPostgres {
+		// unnest: one text array per column.
+		args := make([]any, len(s.table.cols))
+		for c := range s.table.cols {
+			col := make([]*string, len(rows))
+			for i, r := range rows {
+				col[i] = pgText(r.args[c])
+			}
+			args[c] = col
+		}
+		return s.stmt, args
 	}
 	args := make([]any, 0, len(rows)*len(s.table.cols))
 	for _, r := range rows {
