@@ -694,8 +694,22 @@ func (st *ddlState) create() error {
 		}
 		p.i++
 	}
+	if err := checkKey(t); err != nil {
+		return fail(err)
+	}
 	st.write()[tableKey(db, name)] = t
 	st.effects = append(st.effects, ddlEffect{Kind: "create", DB: db, Table: name})
+	return nil
+}
+
+// checkKey fails when the primary key names a column the table does not
+// have: the parser lost track of the table.
+func checkKey(t *table) error {
+	for _, k := range t.Key {
+		if t.colIndex(k) < 0 {
+			return fmt.Errorf("primary key column %s is not a column of %s", k, t.qualified())
+		}
+	}
 	return nil
 }
 
@@ -794,6 +808,13 @@ func (st *ddlState) alter() error {
 		if strict {
 			return p.errorf("unexpected")
 		}
+	}
+	if err := checkKey(t); err != nil {
+		if strict {
+			return err
+		}
+		delete(st.write(), k)
+		return nil
 	}
 	w := st.write()
 	if renamed != "" {
