@@ -71,8 +71,12 @@ func (c *Config) Validate() error {
 	case err != nil:
 		errs = append(errs, core.FieldErrorf("dsn", "is not a valid MySQL DSN: %v", err))
 	}
+	defaultDB := d.db
+	if err != nil {
+		defaultDB = "?" // the DSN's problem is reported; don't report its tables too
+	}
 	for i, t := range c.Tables {
-		if _, _, err := splitTable(t, d.db); err != nil {
+		if _, _, err := splitTable(t, defaultDB); err != nil {
 			errs = append(errs, core.FieldErrorf(fmt.Sprintf("tables[%d]", i), "%v", err))
 		}
 	}
