@@ -72,7 +72,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, core.FieldErrorf("dsn", "is not a valid MySQL DSN: %v", err))
 	}
 	defaultDB := d.db
-	if err != nil {
+	if err != nil || c.DSN == "" {
 		defaultDB = "?" // the DSN's problem is reported; don't report its tables too
 	}
 	for i, t := range c.Tables {
