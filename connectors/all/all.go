@@ -20,6 +20,7 @@ import (
 
 	// Sinks.
 	_ "github.com/tributary/tributary/connectors/audit"
+	_ "github.com/tributary/tributary/connectors/filesink"
 	_ "github.com/tributary/tributary/connectors/http"
 	_ "github.com/tributary/tributary/connectors/sqlsink"
 )
