@@ -113,6 +113,24 @@ const (
 // Kafka message key). It is the partition key of the event.
 const MetadataKey = HeaderPartitionKey
 
+// MetadataPosition is the metadata entry a stream sets on each message it
+// delivers to a subscriber: where the message lies in the stream, as
+// "topic/partition/offset" (partition 0 on a stream whose topics have one
+// partition). It is never stored with the message.
+const MetadataPosition = "tributary_position"
+
+// StreamPosition returns the MetadataPosition value of the message at
+// offset of partition of topic.
+func StreamPosition(topic string, partition int32, offset int64) string {
+	b := make([]byte, 0, len(topic)+24)
+	b = append(b, topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, offset, 10)
+	return string(b)
+}
+
 // ToMessage converts e to a watermill message in CloudEvents binary mode:
 // attributes in metadata under their ce_ header names, data as the payload,
 // the event id as the message UUID (a stream writes it as the ce_id header;

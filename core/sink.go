@@ -58,6 +58,10 @@ type Delivery struct {
 	Attempt int
 	// Replay is true when an operator's replay delivers the event again.
 	Replay bool
+	// Position is where the event lies in the stream, as
+	// "topic/partition/offset" (see MetadataPosition); empty when the
+	// stream did not say (a replay from the audit log).
+	Position string
 }
 
 // Status is the outcome of one delivery.
@@ -108,6 +112,21 @@ type Result struct {
 // (an HTTP 410): the runtime stops the sink (state failed) with that
 // error, rather than retrying or dead-lettering every event.
 var ErrSinkGone = errors.New("target gone")
+
+// A ReportingSink tells the results of a Write's deliveries as they
+// become known, rather than all at once when the Write returns. A sink
+// that delivers the keys of a batch in parallel implements it, so that
+// one slow key holds up only itself: the runtime hands every other key of
+// the batch its next events as soon as that key's deliveries are done.
+type ReportingSink interface {
+	Sink
+	// WriteReporting is Write that may call report, from any goroutine
+	// and before it returns, with the result of the delivery at index i
+	// of ds. A reported result is final: the entry at i of the returned
+	// results is ignored. report must not be called after WriteReporting
+	// returns.
+	WriteReporting(ctx context.Context, ds []Delivery, report func(i int, r Result)) []Result
+}
 
 // SinkFunc adapts a function that delivers one event to a Sink with no
 // configuration and no connection, delivering the deliveries of a call one

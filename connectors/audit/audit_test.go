@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tributary/tributary/connectors/audit"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // The same event written twice, in two calls and twice in one call, is
@@ -321,4 +323,72 @@ func asValues(evs []*core.Event) []core.Event {
 		out[i] = *e
 	}
 	return out
+}
+
+// The log keeps where each event lay in the stream, as the delivery says.
+func TestWriteKeepsStreamPosition(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		ds := deliveries(event(0), event(1))
+		ds[0].Position = "events.com.example.order.placed/2/41"
+		write(t, s, ds)
+		for _, tt := range []struct {
+			id   string
+			want sql.NullString
+		}{
+			{event(0).ID, sql.NullString{String: "events.com.example.order.placed/2/41", Valid: true}},
+			{event(1).ID, sql.NullString{}},
+		} {
+			var got sql.NullString
+			q := "SELECT position FROM " + prefix(values) + "events WHERE id = '" + tt.id + "'"
+			if err := s.DB().SQL().QueryRow(q).Scan(&got); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			if got != tt.want {
+				t.Errorf("event %s: position = %+v, want %+v", tt.id, got, tt.want)
+			}
+		}
+	})
+}
+
+// A log whose events table predates the position column gets it when the
+// sink opens, and keeps its events.
+func TestOpenAddsPositionToAnOlderLog(t *testing.T) {
+	dir := t.TempDir()
+	db, err := statedb.Open(filepath.Join(dir, "audit.db"), statedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE audit_events (id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, time TEXT,
+			partition_key TEXT, data TEXT, data_base64 TEXT, datacontenttype TEXT, dataschema TEXT, traceparent TEXT, logged_at TEXT NOT NULL)`,
+		`INSERT INTO audit_events (id, type, source, logged_at) VALUES ('old-1', 'com.example.order.placed', '/tributary/orders', '2026-01-01T00:00:00.000000000Z')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := audit.New()
+	if err := s.Configure(core.NewConfig("audit_log", nil)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Open(ctx, core.Env{Name: "audit_log", StateDir: dir}); err != nil {
+		t.Fatalf("open over an older log: %v", err)
+	}
+	defer s.Close(ctx)
+	ds := deliveries(event(0))
+	ds[0].Position = "t/0/7"
+	write(t, s, ds)
+	got := search(t, s, audit.Query{})
+	if ids(got) != "old-1,ev-00000" && ids(got) != "ev-00000,old-1" {
+		t.Errorf("log = %s, want old-1 and ev-00000", ids(got))
+	}
+	var pos string
+	if err := s.DB().SQL().QueryRow(`SELECT position FROM audit_events WHERE id = 'ev-00000'`).Scan(&pos); err != nil || pos != "t/0/7" {
+		t.Errorf("position of the new event = %q, %v; want t/0/7", pos, err)
+	}
 }

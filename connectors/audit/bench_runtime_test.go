@@ -91,7 +91,8 @@ func BenchmarkSinkRuntime(b *testing.B) {
 	}
 }
 
-// benchEvents returns n events of about 1 KB of JSON data, keys order-0 ..
+// benchEvents returns n events of about 1 KB of JSON data, with ids as
+// connectors derive them (name-based UUIDs, in no order), keys order-0 ..
 // order-63 in turn.
 func benchEvents(n int) []*core.Event {
 	pad := strings.Repeat("x", 1024-110)
@@ -100,7 +101,7 @@ func benchEvents(n int) []*core.Event {
 	for i := range out {
 		key := "order-" + strconv.Itoa(i%64)
 		out[i] = &core.Event{
-			ID: "ev-" + strconv.Itoa(i), Source: "/tributary/erp_orders", SpecVersion: core.SpecVersion,
+			ID: core.EventID("erp_orders", core.Position{Version: 1, Data: []byte(strconv.Itoa(i))}, "r"), Source: "/tributary/erp_orders", SpecVersion: core.SpecVersion,
 			Type: benchType, Subject: key, PartitionKey: key, DataContentType: "application/json",
 			Time: t0.Add(time.Duration(i) * time.Millisecond),
 			Data: fmt.Appendf(nil, `{"order_id":%q,"seq":%d,"total":"129.90","currency":"EUR","note":%q}`, key, i, pad),

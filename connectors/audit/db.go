@@ -100,7 +100,31 @@ func (d *DB) createTables(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := d.addPosition(ctx, tx); err != nil {
+		return err
+	}
 	return tx.Commit()
+}
+
+// addPosition adds the position column to an events table created
+// before the log kept where each event lay in the stream; its events
+// keep a NULL position.
+func (d *DB) addPosition(ctx context.Context, tx *sql.Tx) error {
+	q := `SELECT count(*) FROM pragma_table_info('` + d.events + `') WHERE name = 'position'`
+	if d.pg {
+		q = `SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '` + d.events + `' AND column_name = 'position'`
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		return fmt.Errorf("look for the position column of %s: %w", d.events, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE `+d.events+` ADD COLUMN position TEXT`); err != nil {
+		return fmt.Errorf("add the position column to %s: %w", d.events, err)
+	}
+	return nil
 }
 
 // checkpointEvery is how often the write-ahead log of a SQLite log is
@@ -225,6 +249,7 @@ func (d *DB) schema() []string {
 	datacontenttype TEXT,
 	dataschema TEXT,
 	traceparent TEXT,
+	position TEXT,
 	logged_at ` + ts + ` NOT NULL
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_time ON ` + e + ` (time` + first + `)`,

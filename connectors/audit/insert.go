@@ -14,11 +14,14 @@ import (
 )
 
 // columns are the events table's columns, in the order insert writes
-// them and Search reads them (Search leaves out logged_at).
+// them and Search reads them (Search reads the first searchColumns).
 var columns = []string{
 	"id", "type", "source", "subject", "time", "partition_key", "data",
-	"data_base64", "datacontenttype", "dataschema", "traceparent", "logged_at",
+	"data_base64", "datacontenttype", "dataschema", "traceparent", "position", "logged_at",
 }
+
+// searchColumns is how many of columns Search reads: those of the event.
+const searchColumns = 11
 
 // maxRows is the most rows one INSERT statement writes: 12 parameters a
 // row stay far below SQLite's and PostgreSQL's limits.
@@ -164,19 +167,20 @@ func (d *DB) rows(ds []core.Delivery, loggedAt time.Time) []any {
 	logged := d.timeArg(loggedAt)
 	out := make([]any, 0, len(ds)*len(columns))
 	for _, dl := range ds {
-		out = d.appendRow(out, dl.Event, logged)
+		out = d.appendRow(out, dl.Event, dl.Position, logged)
 	}
 	return out
 }
 
-// appendRow appends the column values of e to args.
-func (d *DB) appendRow(args []any, e *core.Event, logged any) []any {
+// appendRow appends the column values of e, at position of the stream,
+// to args.
+func (d *DB) appendRow(args []any, e *core.Event, position string, logged any) []any {
 	data, data64 := dataColumns(e)
 	return append(args,
 		d.text(e.ID), d.text(e.Type), d.text(e.Source), d.nullText(e.Subject),
 		d.timeArg(e.Time), d.nullText(e.PartitionKey), data, data64,
 		d.nullText(e.DataContentType), d.nullText(e.DataSchema), d.nullText(e.TraceParent),
-		logged)
+		d.nullText(position), logged)
 }
 
 // dataColumns returns the data and data_base64 columns of e: JSON data as

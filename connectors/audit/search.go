@@ -39,7 +39,7 @@ func Search(ctx context.Context, db *DB, q Query) ([]core.Event, error) {
 	var b strings.Builder
 	var args []any
 	b.WriteString("SELECT ")
-	b.WriteString(strings.Join(columns[:len(columns)-1], ", "))
+	b.WriteString(strings.Join(columns[:searchColumns], ", "))
 	b.WriteString(" FROM ")
 	b.WriteString(db.events)
 	cond := func(expr string, v any) {

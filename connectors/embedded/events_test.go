@@ -52,10 +52,11 @@ func TestPublishEventsReadsBackAsMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range events {
+	for i, e := range events {
 		select {
 		case m := <-msgs:
 			want := e.ToMessage()
+			want.Metadata[core.MetadataPosition] = core.StreamPosition("t", 0, int64(i+1))
 			if m.UUID != want.UUID || string(m.Payload) != string(want.Payload) || !maps.Equal(m.Metadata, want.Metadata) {
 				t.Errorf("read %s %q %q, want %s %q %q", m.UUID, m.Payload, m.Metadata, want.UUID, want.Payload, want.Metadata)
 			}

@@ -136,6 +136,10 @@ func TestMigrateV1(t *testing.T) {
 		for _, w := range want {
 			m := <-ch
 			m.Ack()
+			if pos := m.Metadata[core.MetadataPosition]; !strings.HasPrefix(pos, "orders/0/") {
+				t.Errorf("message %s: position = %q, want orders/0/<offset>", m.UUID, pos)
+			}
+			delete(m.Metadata, core.MetadataPosition)
 			if m.UUID != w.uuid || string(m.Payload) != w.payload || !reflect.DeepEqual(map[string]string(m.Metadata), w.md) {
 				t.Errorf("got %s %q %q, want %s %q %q", m.UUID, m.Payload, m.Metadata, w.uuid, w.payload, w.md)
 			}

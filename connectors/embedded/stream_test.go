@@ -140,6 +140,10 @@ func TestMetadataRoundTrip(t *testing.T) {
 	if !bytes.Equal(got.Payload, m.Payload) {
 		t.Errorf("payload = %v, want %v", got.Payload, m.Payload)
 	}
+	if pos := got.Metadata[core.MetadataPosition]; !strings.HasPrefix(pos, "t/0/") {
+		t.Errorf("position = %q, want t/0/<offset>", pos)
+	}
+	delete(got.Metadata, core.MetadataPosition)
 	if !reflect.DeepEqual(map[string]string(got.Metadata), md) {
 		t.Errorf("metadata = %q, want %q", got.Metadata, md)
 	}

@@ -338,6 +338,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		// whatever the previous one's handler did to them.
 		msg := message.NewMessage(m.uuid, append(message.Payload(nil), m.payload...))
 		msg.Metadata = decodeBinaryMetadata(m.metadata)
+		msg.Metadata[core.MetadataPosition] = core.StreamPosition(topic, 0, m.offset)
 		mctx, cancel := context.WithCancel(ctx)
 		msg.SetContext(mctx)
 		select {

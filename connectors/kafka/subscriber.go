@@ -540,6 +540,7 @@ func toMessage(km *sarama.ConsumerMessage) *message.Message {
 	if _, ok := md[core.MetadataKey]; !ok && len(km.Key) > 0 {
 		md[core.MetadataKey] = string(km.Key)
 	}
+	md[core.MetadataPosition] = core.StreamPosition(km.Topic, km.Partition, km.Offset)
 	id := md[core.HeaderID]
 	if id == "" {
 		id = fmt.Sprintf("%s-%d-%d", km.Topic, km.Partition, km.Offset)

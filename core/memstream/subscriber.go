@@ -216,6 +216,7 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 			continue
 		}
 		msg := copyMessage(log[off].msg)
+		msg.Metadata[core.MetadataPosition] = core.StreamPosition(topic, 0, off)
 		mctx, cancel := context.WithCancel(ctx)
 		msg.SetContext(mctx)
 		select {

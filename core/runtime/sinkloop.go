@@ -71,6 +71,9 @@ type writeResult struct {
 	batch   []*sinkItem
 	results []core.Result
 	probe   bool
+	// early: results a ReportingSink told before its Write returned; the
+	// Write still runs.
+	early bool
 }
 
 type dlJob struct {
@@ -602,16 +605,105 @@ func (l *sinkLoop) nextBatch(n int) []*sinkItem {
 func (l *sinkLoop) write(batch []*sinkItem, probe bool) {
 	ds := make([]core.Delivery, len(batch))
 	for i, it := range batch {
-		ds[i] = core.Delivery{Event: it.ev, Data: it.data, Attempt: it.attempt}
+		ds[i] = core.Delivery{Event: it.ev, Data: it.data, Attempt: it.attempt, Position: it.msg.Metadata.Get(core.MetadataPosition)}
 	}
 	l.writes++
 	go func() {
-		res := l.sink.Write(l.wctx, ds)
+		var res []core.Result
+		rs, ok := l.sink.(core.ReportingSink)
+		if ok && !probe && len(batch) > 1 {
+			rep := newReporter(l, batch)
+			res = rs.WriteReporting(l.wctx, ds, rep.report)
+			batch, res = rep.rest(res)
+		} else {
+			res = l.sink.Write(l.wctx, ds)
+		}
 		select {
 		case l.results <- writeResult{batch: batch, results: res, probe: probe}:
 		case <-l.done:
 		}
 	}()
+}
+
+// reporter passes the results a ReportingSink tells during a Write to
+// the loop, a key at a time: once every delivery of a key in the batch
+// has its result, the key's items go to the loop, which frees the key.
+type reporter struct {
+	l     *sinkLoop
+	batch []*sinkItem
+	mu    sync.Mutex
+	res   []core.Result
+	told  []bool
+	left  map[string]int // per key, its deliveries in the batch not told
+	ended bool
+}
+
+func newReporter(l *sinkLoop, batch []*sinkItem) *reporter {
+	r := &reporter{l: l, batch: batch, res: make([]core.Result, len(batch)), told: make([]bool, len(batch)), left: map[string]int{}}
+	for _, it := range batch {
+		r.left[it.key]++
+	}
+	return r
+}
+
+// report takes the result of delivery i; when it is the last of its key,
+// it sends the key's items and results to the loop.
+func (r *reporter) report(i int, res core.Result) {
+	r.mu.Lock()
+	if r.ended || i < 0 || i >= len(r.batch) || r.told[i] {
+		r.mu.Unlock()
+		return
+	}
+	r.told[i], r.res[i] = true, res
+	key := r.batch[i].key
+	r.left[key]--
+	if r.left[key] > 0 {
+		r.mu.Unlock()
+		return
+	}
+	var w writeResult
+	w.early = true
+	for j, it := range r.batch {
+		if it.key == key {
+			w.batch = append(w.batch, it)
+			w.results = append(w.results, r.res[j])
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case r.l.results <- w:
+	case <-r.l.done:
+	}
+}
+
+// rest returns the items of the batch whose keys were not sent early and
+// their results, from res, what the Write returned.
+func (r *reporter) rest(res []core.Result) ([]*sinkItem, []core.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = true
+	var wrong error
+	if len(res) != len(r.batch) {
+		// The early results stand; the others are tried again.
+		wrong = fmt.Errorf("sink %q returned %d results for %d deliveries; a sink returns one result per delivery", r.l.cfg.Name, len(res), len(r.batch))
+	}
+	var items []*sinkItem
+	var out []core.Result
+	for j, it := range r.batch {
+		if r.left[it.key] == 0 {
+			continue
+		}
+		items = append(items, it)
+		switch {
+		case r.told[j]:
+			out = append(out, r.res[j])
+		case wrong != nil:
+			out = append(out, core.Result{Status: core.StatusRetry, Err: wrong})
+		default:
+			out = append(out, res[j])
+		}
+	}
+	return items, out
 }
 
 // armTimer sets the retry timer to the earliest due time of the waiting
