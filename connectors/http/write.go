@@ -32,6 +32,14 @@ const drainLimit = 64 << 10
 // (StatusRetry, no error). Write is safe for concurrent use and returns
 // promptly once ctx is done, with StatusRetry for what it did not deliver.
 func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
+	return s.WriteReporting(ctx, ds, nil)
+}
+
+// WriteReporting is Write that tells report the results of each key's
+// deliveries as soon as the last of them is done (see
+// core.ReportingSink), so that a key waiting for a slow endpoint does not
+// hold the other keys of the batch. report may be nil.
+func (s *Sink) WriteReporting(ctx context.Context, ds []core.Delivery, report func(int, core.Result)) []core.Result {
 	out := make([]core.Result, len(ds))
 	c := s.use()
 	if c == nil {
@@ -46,7 +54,7 @@ func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	workers := min(len(groups), cap(s.slots))
 	if workers <= 1 {
 		for _, g := range groups {
-			s.deliverKey(ctx, c, ds, g, out)
+			s.deliverKey(ctx, c, ds, g, out, report)
 		}
 		return out
 	}
@@ -59,7 +67,7 @@ func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 				if i >= len(groups) {
 					return
 				}
-				s.deliverKey(ctx, c, ds, groups[i], out)
+				s.deliverKey(ctx, c, ds, groups[i], out, report)
 			}
 		})
 	}
@@ -103,9 +111,17 @@ func byKey(ds []core.Delivery) [][]int {
 }
 
 // deliverKey delivers the deliveries of one key, at the indexes idx of ds,
-// one after another, writing their results to out; it stops at the first
-// that is not delivered.
-func (s *Sink) deliverKey(ctx context.Context, c *conn, ds []core.Delivery, idx []int, out []core.Result) {
+// one after another, writing their results to out and then, when report
+// is not nil, telling them to it; it stops at the first that is not
+// delivered.
+func (s *Sink) deliverKey(ctx context.Context, c *conn, ds []core.Delivery, idx []int, out []core.Result, report func(int, core.Result)) {
+	if report != nil {
+		defer func() {
+			for _, i := range idx {
+				report(i, out[i])
+			}
+		}()
+	}
 	var env *rules.EventEnv
 	if s.dynamic {
 		env = s.envs.Get().(*rules.EventEnv)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -937,4 +938,147 @@ func TestSinkDeadLettersParkedEvent(t *testing.T) {
 		off, _ := st.Committed(runtime.SinkGroupPrefix+"wms", sinkTopicPrefix+typ)
 		return s.RetriesPending == 0 && s.Lag == 0 && s.DeadLettered == 1 && off == 2
 	})
+}
+
+// reportingSink is a core.ReportingSink: it delivers the keys of a Write
+// in parallel, each key's deliveries one after another with answer, and
+// reports a key's results as soon as they are done. It records what it
+// delivered and any key it was handed while an earlier Write still held
+// it unreported.
+type reportingSink struct {
+	recSink
+}
+
+func (s *reportingSink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
+	return s.WriteReporting(ctx, ds, nil)
+}
+
+func (s *reportingSink) WriteReporting(ctx context.Context, ds []core.Delivery, report func(int, core.Result)) []core.Result {
+	groups := map[string][]int{}
+	var order []string
+	s.mu.Lock()
+	if s.held == nil {
+		s.held = map[string]bool{}
+	}
+	for i, d := range ds {
+		k := d.Event.PartitionKey
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+			if s.held[k] {
+				s.overlap = append(s.overlap, k)
+			}
+			s.held[k] = true
+		}
+		groups[k] = append(groups[k], i)
+	}
+	s.mu.Unlock()
+	out := make([]core.Result, len(ds))
+	var wg sync.WaitGroup
+	for _, k := range order {
+		wg.Go(func() {
+			stopped := false
+			for _, i := range groups[k] {
+				if stopped || ctx.Err() != nil {
+					out[i] = core.Result{Status: core.StatusRetry}
+					continue
+				}
+				r := core.Result{Status: core.StatusDelivered}
+				if s.answer != nil {
+					r = s.answer(ctx, ds[i])
+				}
+				out[i] = r
+				s.mu.Lock()
+				s.attempts = append(s.attempts, ds[i])
+				if r.Status == core.StatusDelivered {
+					s.delivered = append(s.delivered, ds[i])
+				} else {
+					stopped = true
+				}
+				s.mu.Unlock()
+			}
+			s.mu.Lock()
+			delete(s.held, k)
+			s.mu.Unlock()
+			if report != nil {
+				for _, i := range groups[k] {
+					report(i, out[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+var _ core.ReportingSink = (*reportingSink)(nil)
+
+// A sink that reports each key's results as they come frees the keys of
+// a batch that are done while another key of the same batch still waits
+// for its target: their later events go out in the meantime, in order.
+func TestSinkSlowKeyDoesNotHoldItsBatchMates(t *testing.T) {
+	const typ = "com.acme.order"
+	st := memstream.New()
+	gates, release := make(chan struct{}), make(chan struct{})
+	var inflight atomic.Int32
+	sink := &reportingSink{recSink{answer: func(ctx context.Context, d core.Delivery) core.Result {
+		var wait chan struct{}
+		switch d.Event.PartitionKey {
+		case "gate1", "gate2":
+			wait = gates
+		case "stuck":
+			wait = release
+		default:
+			return core.Result{Status: core.StatusDelivered}
+		}
+		inflight.Add(1)
+		defer inflight.Add(-1)
+		select {
+		case <-wait:
+			return core.Result{Status: core.StatusDelivered}
+		case <-ctx.Done():
+			return core.Result{Status: core.StatusRetry}
+		}
+	}}}
+	// Two gates fill both Write slots, so that the events that follow
+	// queue up and go out in one batch when the gates open.
+	publishEvents(t, st, sinkEvent(typ, "gate1", 0))
+	run := runSinks(t, st, []string{typ}, nil, runtime.Sink{Name: "wms", Sink: sink, From: core.FromBeginning, Concurrency: 2, MaxBatch: 64})
+	eventually(t, "the first gate in its Write", func() bool { return inflight.Load() == 1 })
+	publishEvents(t, st, sinkEvent(typ, "gate2", 0))
+	eventually(t, "the second gate in its Write", func() bool { return inflight.Load() == 2 })
+	batch := []*core.Event{sinkEvent(typ, "stuck", 0)}
+	for n := range 4 {
+		batch = append(batch, sinkEvent(typ, fmt.Sprintf("k%d", n), 0))
+	}
+	publishEvents(t, st, batch...)
+	eventually(t, "the batch read behind the gates", func() bool { return run.sink(t, "wms").Lag == 7 })
+	close(gates)
+	eventually(t, "the batch's other keys delivered", func() bool { return len(sink.deliveredIDs()) == 6 })
+	// Without early results, the Write holding the stuck key would hold
+	// the other keys of its batch until it returned.
+	var later []*core.Event
+	for n := range 4 {
+		later = append(later, sinkEvent(typ, fmt.Sprintf("k%d", n), 1), sinkEvent(typ, fmt.Sprintf("k%d", n), 2))
+	}
+	publishEvents(t, st, later...)
+	eventually(t, "the later events of the other keys delivered while the stuck key waits", func() bool { return len(sink.deliveredIDs()) == 14 })
+	close(release)
+	eventually(t, "the stuck key delivered", func() bool { return len(sink.deliveredIDs()) == 15 })
+	perKey := map[string][]string{}
+	for _, id := range sink.deliveredIDs() {
+		k := strings.Split(id, "/")[1]
+		perKey[k] = append(perKey[k], id)
+	}
+	for n := range 4 {
+		k := fmt.Sprintf("k%d", n)
+		want := []string{typ + "/" + k + "/0", typ + "/" + k + "/1", typ + "/" + k + "/2"}
+		if !slices.Equal(perKey[k], want) {
+			t.Errorf("key %s delivered %v, want %v", k, perKey[k], want)
+		}
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.overlap) > 0 {
+		t.Errorf("keys handed to two Writes at once: %v", sink.overlap)
+	}
 }

@@ -18,7 +18,9 @@ import (
 
 // written handles the results of one Write.
 func (l *sinkLoop) written(w writeResult) {
-	l.writes--
+	if !w.early {
+		l.writes--
+	}
 	if w.probe {
 		l.probing = false
 	}
