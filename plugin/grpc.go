@@ -34,6 +34,8 @@ type GRPCPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
 	// Source is the served source (plugin end only).
 	Source core.Source
+	// Sink is the served sink, instead of Source (plugin end only).
+	Sink core.Sink
 	// Logger is the source's Env.Logger (plugin end only).
 	Logger *slog.Logger
 	served atomic.Bool
@@ -61,14 +63,17 @@ func (g *grpcServer) Session(stream grpc.BidiStreamingServer[pluginpb.Message, p
 	if !g.p.served.CompareAndSwap(false, true) {
 		return errors.New("a plugin process serves one session; the sidecar starts a new process for the next")
 	}
+	if g.p.Sink != nil {
+		return ServeSinkConn(stream.Context(), g.p.Sink, NewGRPCConn(stream), g.p.Logger)
+	}
 	return ServeConn(stream.Context(), g.p.Source, NewGRPCConn(stream), g.p.Logger)
 }
 
-func serveGRPC(src core.Source, logger *slog.Logger) {
+func serveGRPC(p *GRPCPlugin) {
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		VersionedPlugins: map[int]goplugin.PluginSet{
-			ProtocolVersion: {PluginName: &GRPCPlugin{Source: src, Logger: logger}},
+			ProtocolVersion: {PluginName: p},
 		},
 		GRPCServer: goplugin.DefaultGRPCServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
@@ -131,6 +136,13 @@ func (c *grpcConn) toPB(m *Message) (*pluginpb.Message, error) {
 	if m.Position != nil {
 		pm.Position = &pluginpb.Position{Version: m.Position.Version, Data: m.Position.Data}
 	}
+	if sf := sinkFieldsOf(m); sf != nil {
+		b, err := json.Marshal(sf)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", m.Type, err)
+		}
+		pm.Batch = b
+	}
 	if len(m.Changes) > 0 {
 		b, err := appendBatch(make([]byte, 0, c.last+c.last/8), m.Changes)
 		if err != nil {
@@ -162,6 +174,14 @@ func (c *grpcConn) fromPB(pm *pluginpb.Message) (*Message, error) {
 	if pm.Position != nil {
 		m.Position = &core.Position{Version: pm.Position.Version, Data: pm.Position.Data}
 	}
+	if len(pm.Batch) > 0 && pm.Type != TypeChanges {
+		var sf sinkFields
+		if err := unmarshalJSON(pm.Batch, &sf); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", pm.Type, err)
+		}
+		m.Role, m.Deliveries, m.Results, m.Mode, m.IDs = sf.Role, sf.Deliveries, sf.Results, sf.Mode, sf.IDs
+		return m, nil
+	}
 	if len(pm.Batch) > 0 {
 		chs, err := c.dec.decodeBatch(pm.Batch)
 		if err != nil {
@@ -170,6 +190,25 @@ func (c *grpcConn) fromPB(pm *pluginpb.Message) (*Message, error) {
 		m.Changes = chs
 	}
 	return m, nil
+}
+
+// sinkFields are the fields of the sink role that pluginpb.Message has
+// no field for: over gRPC they travel as one JSON object in
+// Message.batch, in every message but changes.
+type sinkFields struct {
+	Role       string     `json:"role,omitempty"`
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+	Results    []Result   `json:"results,omitempty"`
+	Mode       string     `json:"mode,omitempty"`
+	IDs        []string   `json:"ids,omitempty"`
+}
+
+// sinkFieldsOf returns m's sink-role fields, or nil when it has none.
+func sinkFieldsOf(m *Message) *sinkFields {
+	if m.Role == "" && m.Deliveries == nil && m.Results == nil && m.Mode == "" && m.IDs == nil {
+		return nil
+	}
+	return &sinkFields{Role: m.Role, Deliveries: m.Deliveries, Results: m.Results, Mode: m.Mode, IDs: m.IDs}
 }
 
 func unmarshalJSON(b []byte, v any) error {

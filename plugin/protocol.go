@@ -104,6 +104,24 @@ type Message struct {
 	// to produce, changes produced.
 	N int `json:"n,omitempty"`
 
+	// Role (hello) is the plugin's role: RoleSource (or empty) or
+	// RoleSink. The sidecar names the role it expects; the plugin
+	// answers with its own.
+	Role string `json:"role,omitempty"`
+	// Deliveries (write) are the events a sink plugin delivers, in
+	// stream order; N is the write's id.
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+	// Results (results) are the outcomes of the write N, one per
+	// delivery, in order.
+	Results []Result `json:"results,omitempty"`
+	// Mode (target) is the test hook asked of a sink plugin's target:
+	// TargetReceived, TargetFail, TargetRefuse or TargetRecover.
+	Mode string `json:"mode,omitempty"`
+	// IDs (target) are the event ids the hook concerns, or (the answer
+	// to TargetReceived) those the target took, in the order it took
+	// them.
+	IDs []string `json:"ids,omitempty"`
+
 	// Error (error, opened, closed, produced) says what failed.
 	Error string `json:"error,omitempty"`
 	// Fatal (error, opened) marks an error that retrying cannot fix.

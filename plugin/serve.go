@@ -45,7 +45,7 @@ func Serve(src core.Source) {
 		os.Stdout = os.Stderr
 		err = ServeConn(context.Background(), src, NewJSONConn(os.Stdin, out), logger)
 	case TransportGRPC, "":
-		serveGRPC(src, logger)
+		serveGRPC(&GRPCPlugin{Source: src, Logger: logger})
 	default:
 		err = fmt.Errorf("unknown transport %q in %s: this plugin speaks %s and %s", t, EnvTransport, TransportGRPC, TransportJSONL)
 	}

@@ -24,6 +24,10 @@ import (
 // tests.
 func TestMain(m *testing.M) {
 	if os.Getenv(plugin.EnvCookie) != "" {
+		if os.Getenv(plugin.EnvRole) == plugin.RoleSink && os.Getenv("TRIBUTARY_TEST_FORCE_SOURCE") == "" {
+			plugin.ServeSink(&testSink{})
+			return
+		}
 		profilePlugin()
 		plugin.Serve(&testSource{})
 		return

@@ -33,13 +33,16 @@ type process interface {
 	Exit() string
 }
 
-func (s *Source) command() *exec.Cmd {
-	cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
+func (s *Source) command() *exec.Cmd { return command(s.cfg, plugin.RoleSource) }
+
+// command returns the plugin's command for cfg, started for role.
+func command(cfg Config, role string) *exec.Cmd {
+	cmd := exec.Command(cfg.Command, cfg.Args...)
 	cmd.Env = os.Environ()
-	for k, v := range s.cfg.Env {
+	for k, v := range cfg.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Env = append(cmd.Env, plugin.EnvTransport+"="+s.cfg.Transport)
+	cmd.Env = append(cmd.Env, plugin.EnvTransport+"="+cfg.Transport, plugin.EnvRole+"="+role)
 	isolate(cmd)
 	return cmd
 }
