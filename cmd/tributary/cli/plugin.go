@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tributary/tributary/config"
+	connplugin "github.com/tributary/tributary/connectors/plugin"
 	"github.com/tributary/tributary/connectors/plugin/plugintest"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/conformance"
@@ -27,11 +28,11 @@ func NewPluginCmd(reg *core.Registry) *cobra.Command {
 }
 
 func newPluginTestCmd(reg *core.Registry) *cobra.Command {
-	var file, only, caps string
+	var file, only, onlySink, caps string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "test -c FILE [--connector NAME]",
-		Short: "Run the conformance kit against the configured connectors, compiled in or plugins",
+		Use:   "test -c FILE [--connector NAME | --sink NAME]",
+		Short: "Run the conformance kit against the configured connectors, compiled in or plugins, and sink plugins",
 		Long: `Runs the conformance kit against each connector of FILE (or only NAME):
 open and close within the deadline, reads that stop on cancel, acks,
 Close then Open again on the same connector (as the sidecar does after an
@@ -46,6 +47,16 @@ implements plugin.Producer. Without it, only OpenClose, CloseWithoutOpen,
 ReadStopsOnCancel and BadConfigRejected run; the others are skipped with
 the reason. Checks run against the systems the configuration names: point
 it at test systems.
+
+Each sink of type plugin (or only the sink NAME) runs the sink kit:
+open and close, one result per delivery, order per key under concurrent
+writes, a failed delivery holding its key, retry then success, a refused
+delivery dead-lettered through the runtime, writes that stop on cancel,
+no goroutine leaks, and a crash between write and offset commit delivered
+again. The kit sees what the target took, and stages its failures,
+through the plugin's target test hooks (plugin.SinkTarget, the "target"
+capability); a plugin without them has its sink checks skipped with the
+reason. Compiled-in sinks run the kit in their own packages' tests.
 
 Prints one line per check as it ends (PASS, FAIL or SKIP, its name and
 duration), the reason below a failed or skipped check, and a line per
@@ -68,27 +79,44 @@ failed (naming the failed checks on stderr), 2 when FILE is invalid.`,
 			if err != nil {
 				return invalid(err)
 			}
-			var targets []plugintest.Target
+			var suites []suite
 			for _, c := range cfg.Connectors {
-				if only != "" && c.Name != only {
+				if (only != "" && c.Name != only) || onlySink != "" {
 					continue
 				}
 				spec, ok := reg.Source(c.Type)
 				if !ok {
 					return invalid(fmt.Errorf("connector %q: unknown type %q", c.Name, c.Type))
 				}
-				targets = append(targets, plugintest.Target{
+				tg := plugintest.Target{
 					Name: c.Name, Spec: spec, Config: c.Config.Values,
 					Capabilities: capabilities, Timeout: timeout,
-				})
-			}
-			if len(targets) == 0 {
-				if only != "" {
-					return invalid(fmt.Errorf("%s has no connector named %q", file, only))
 				}
-				return invalid(fmt.Errorf("%s has no connectors to test", file))
+				suites = append(suites, suite{name: c.Name, checks: func() ([]conformance.Check, func()) { return plugintest.Checks(tg), func() {} }})
 			}
-			failed, total := runChecks(targets, cmd.OutOrStdout())
+			for _, sc := range cfg.Sinks {
+				if (onlySink != "" && sc.Name != onlySink) || only != "" {
+					continue
+				}
+				if sc.Type != connplugin.Type {
+					if onlySink != "" {
+						return invalid(fmt.Errorf("sink %q is of type %q: only sinks of type plugin are tested here; a compiled-in sink runs the sink kit in its package's tests", sc.Name, sc.Type))
+					}
+					continue
+				}
+				tg := plugintest.SinkTarget{Name: sc.Name, Spec: connplugin.SinkSpec(), Config: sc.Config.Values, Timeout: timeout}
+				suites = append(suites, suite{name: sc.Name, checks: func() ([]conformance.Check, func()) { return plugintest.SinkChecks(tg) }})
+			}
+			if len(suites) == 0 {
+				switch {
+				case only != "":
+					return invalid(fmt.Errorf("%s has no connector named %q", file, only))
+				case onlySink != "":
+					return invalid(fmt.Errorf("%s has no sink named %q", file, onlySink))
+				}
+				return invalid(fmt.Errorf("%s has no connectors or sink plugins to test", file))
+			}
+			failed, total := runChecks(suites, cmd.OutOrStdout())
 			if len(failed) > 0 {
 				return &exitError{code: ExitError, err: fmt.Errorf("%d of %d checks failed: %s", len(failed), total, strings.Join(failed, ", "))}
 			}
@@ -97,6 +125,7 @@ failed (naming the failed checks on stderr), 2 when FILE is invalid.`,
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "tributary.yaml", "configuration file")
 	cmd.Flags().StringVar(&only, "connector", "", "test only the connector with this name")
+	cmd.Flags().StringVar(&onlySink, "sink", "", "test only the sink plugin with this name")
 	cmd.Flags().StringVar(&caps, "capabilities", "resume,ordered", "what the connectors promise: resume, ordered (comma-separated, or none)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Second, "bound of each wait within a check")
 	return cmd
@@ -126,14 +155,15 @@ func parseCapabilities(s string) (conformance.Capabilities, error) {
 // reason of a failed or skipped check and a failed check's log indented
 // below it, then a line per target. It returns the names of the failed
 // checks and how many checks ran.
-func runChecks(targets []plugintest.Target, out io.Writer) (failed []string, total int) {
-	for _, tg := range targets {
+func runChecks(suites []suite, out io.Writer) (failed []string, total int) {
+	for _, su := range suites {
 		start := time.Now()
 		ok := true
-		for _, c := range plugintest.Checks(tg) {
+		checks, stop := su.checks()
+		for _, c := range checks {
 			r := c.Run()
 			total++
-			name := tg.Name + "/" + r.Name
+			name := su.name + "/" + r.Name
 			fmt.Fprintf(out, "%s %s (%s)\n", strings.ToUpper(string(r.Status)), name, seconds(r.Duration))
 			if r.Status == conformance.Passed {
 				continue
@@ -150,13 +180,21 @@ func runChecks(targets []plugintest.Target, out io.Writer) (failed []string, tot
 				}
 			}
 		}
+		stop()
 		status := "PASS"
 		if !ok {
 			status = "FAIL"
 		}
-		fmt.Fprintf(out, "%s %s (%s)\n", status, tg.Name, seconds(time.Since(start)))
+		fmt.Fprintf(out, "%s %s (%s)\n", status, su.name, seconds(time.Since(start)))
 	}
 	return failed, total
+}
+
+// suite is the checks of one connector or sink plugin, made when they
+// run, and what to stop after them.
+type suite struct {
+	name   string
+	checks func() ([]conformance.Check, func())
 }
 
 // seconds formats d as go test does: 1.23s.
