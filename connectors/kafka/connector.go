@@ -124,7 +124,11 @@ func (s *Stream) Open(ctx context.Context, env core.Env) error {
 	}
 	c := &conn{cfg: s.cfg, sc: sc, log: logger, client: client, subs: map[*subscriber]struct{}{}}
 	c.topics = newTopics(client, s.cfg)
-	pub, err := newPublisher(ctx, client, c.topics, logger)
+	metrics, err := newProducerMetrics(env.Metrics, env.Name)
+	if err != nil {
+		logger.Warn("kafka producer metrics not exported", "err", err)
+	}
+	pub, err := newPublisher(ctx, client, c.topics, logger, metrics)
 	if err != nil {
 		_ = client.Close()
 		return fmt.Errorf("start kafka producer for %s: %w", strings.Join(s.cfg.Brokers, ","), err)

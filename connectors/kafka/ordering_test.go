@@ -17,18 +17,6 @@ import (
 	"github.com/tributary/tributary/core"
 )
 
-// gatedConn holds back everything read from the broker until gate is
-// closed: the request sent meanwhile stays in flight.
-type gatedConn struct {
-	net.Conn
-	gate <-chan struct{}
-}
-
-func (c *gatedConn) Read(b []byte) (int, error) {
-	<-c.gate
-	return c.Conn.Read(b)
-}
-
 // keyed returns a message with id and the partition key "k".
 func keyed(id string, payload []byte) *message.Message {
 	e := core.Event{ID: id, Source: "tributary/test", SpecVersion: core.SpecVersion, Type: "com.example.thing.happened.v1", Data: payload, PartitionKey: "k"}
@@ -64,17 +52,15 @@ func TestFailureFailsLaterRecordsOfThePartition(t *testing.T) {
 				prod.mu.Lock()
 				defer prod.mu.Unlock()
 				prod.opts.maxRetries = 0
-				prod.dial = func(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error) {
-					bc, err := dialBroker(ctx, addr, sc)
+				prod.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+					nc, err := dialNet(ctx, network, addr)
 					if err != nil {
 						return nil, err
 					}
-					bc.nc = &lyingConn{Conn: &gatedConn{Conn: bc.nc, gate: gate}, mu: &mu, lies: &lies, code: sarama.ErrNotEnoughReplicas}
-					bc.br.Reset(bc.nc)
-					return bc, nil
+					return &lyingConn{Conn: nc, mu: &mu, lies: &lies, code: sarama.ErrNotEnoughReplicas, gate: gate}, nil
 				}
 				for _, snd := range prod.senders {
-					snd.closeConn() // the next request dials
+					snd.closeConn(nil) // the next request dials
 				}
 				return keyed("first", []byte(`{}`)), true
 			},

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,17 +11,14 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/klauspost/compress/gzip"
-	snappy "github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 )
 
-// producer is the stream's idempotent producer. It encodes each record once,
-// straight into the record batch of its partition, and sends the batches of
-// the partitions a broker leads in one produce request (acks from all
-// in-sync replicas), one request in flight per broker, so that a batch
-// forms while the previous request is answered.
+// producer is the stream's idempotent producer. It gathers records into
+// the record batch of their partition and sends the batches of the
+// partitions a broker leads in one produce request (acks from all in-sync
+// replicas). Requests are pipelined on the broker's connection, up to
+// maxRequests in flight, but a partition has one batch in flight at a
+// time, so that its next batch forms while the previous one is answered.
 //
 // Idempotence: the producer holds a producer id from the brokers and numbers
 // the records of each partition. A batch keeps its numbers across retries,
@@ -34,8 +30,9 @@ import (
 // and numbers the remaining batches afresh.
 //
 // Metadata (partitions, leaders, broker addresses) and producer ids come
-// from sarama's client; produce requests go over the producer's own
-// connections (wire.go).
+// from sarama's client. Produce requests are sarama's: its RecordBatch
+// encoding, and its Broker connections (ApiVersions negotiation, TLS,
+// SASL), one per broker the producer opens itself with AsyncProduce.
 type producer struct {
 	client sarama.Client
 	sc     *sarama.Config
@@ -51,24 +48,30 @@ type producer struct {
 	senders  map[int32]*sender
 	pid      int64
 	epoch    int16
-	resetPID bool          // take a new producer id once nothing is in flight
-	inflight int           // batches sent and not yet answered
-	buffered int           // bytes of records enqueued and not yet finished
-	space    chan struct{} // closed, then replaced, whenever buffered drops
-	flushing bool          // closing: send every batch without lingering
-	drained  chan struct{} // closed once flushing and nothing is buffered
-	stopped  bool          // closed: give up instead of retrying
-	next     uint32        // partition of the next record without a key
-	headers  []byte        // one record's encoded headers
+	resetPID bool                  // take a new producer id once nothing is in flight
+	inflight int                   // batches sent and not yet answered
+	buffered int                   // bytes of records enqueued and not yet finished
+	space    chan struct{}         // closed, then replaced, whenever buffered drops
+	flushing bool                  // closing: send every batch without lingering
+	drained  chan struct{}         // closed once flushing and nothing is buffered
+	stopped  bool                  // closed: give up instead of retrying
+	next     uint32                // partition of the next record without a key
+	headers  []sarama.RecordHeader // one record's headers, views of the caller's
+	scratch  []byte                // bytes of a header the caller formats
 
 	free      []*batch // finished batches kept for reuse
 	freeBytes int
 
 	metaWake chan struct{}
 	wg       sync.WaitGroup // senders
+	metrics  *producerMetrics
 
-	// dial connects to a broker: dialBroker, or a test's stand-in.
-	dial func(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error)
+	// bsc configures the producer's broker connections: sc, with the
+	// connection made by dial.
+	bsc *sarama.Config
+	// dial opens the network connection to a broker (TLS and SASL then
+	// go over it): a net.Dialer, or a test's stand-in. Guarded by mu.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // producerOptions are the producer's settings, taken from the client
@@ -86,7 +89,15 @@ type producerOptions struct {
 	level         int
 	maxRetries    int
 	backoff       func(retries int) time.Duration
+	version       int16 // of produce requests, before the broker's ApiVersions narrow it
+	maxRequests   int   // produce requests in flight per broker
 }
+
+// maxRequestsPerBroker bounds the produce requests in flight on one
+// broker connection. Each partition has at most one batch in flight, so
+// pipelining only overlaps requests of different partitions, and five is
+// the most an idempotent producer may have.
+const maxRequestsPerBroker = 5
 
 // defaultBufferBytes bounds the records enqueued and not yet acknowledged:
 // enough to keep a request of full batches in flight and the next one
@@ -107,6 +118,8 @@ func producerOptionsOf(sc *sarama.Config) producerOptions {
 		codec:         sc.Producer.Compression,
 		level:         sc.Producer.CompressionLevel,
 		maxRetries:    sc.Producer.Retry.Max,
+		version:       produceVersion(sc.Version),
+		maxRequests:   maxRequestsPerBroker,
 	}
 	backoff := sc.Producer.Retry.BackoffFunc
 	o.backoff = func(retries int) time.Duration {
@@ -116,6 +129,25 @@ func producerOptionsOf(sc *sarama.Config) producerOptions {
 		return sc.Producer.Retry.Backoff
 	}
 	return o
+}
+
+// produceVersion returns the newest produce request version that sarama
+// encodes and a broker of version v (the oldest in the cluster, as
+// configured) accepts; a broker's ApiVersions answer lowers it further
+// when that broker is older. Record batches need version 3.
+func produceVersion(v sarama.KafkaVersion) int16 {
+	for _, pv := range []struct {
+		since   sarama.KafkaVersion
+		version int16
+	}{
+		{sarama.V3_7_0_0, 10}, {sarama.V2_8_0_0, 9}, {sarama.V2_4_0_0, 8},
+		{sarama.V2_1_0_0, 7}, {sarama.V2_0_0_0, 6}, {sarama.V1_0_0_0, 5},
+	} {
+		if v.IsAtLeast(pv.since) {
+			return pv.version
+		}
+	}
+	return 3
 }
 
 // partition is the producer's state of one topic partition. Guarded by
@@ -143,23 +175,6 @@ func (pt *partition) seal() {
 		pt.ready = append(pt.ready, pt.open)
 		pt.open = nil
 	}
-}
-
-// batch is a record batch of one partition: its encoded records and the
-// calls they belong to.
-type batch struct {
-	records []byte
-	n       int32
-	firstTS int64 // milliseconds
-	maxTS   int64
-	created time.Time
-	size    int // bytes counted in producer.buffered
-	acks    []batchAck
-
-	hasSeq bool // pid, epoch and seq are set: keep them across retries
-	pid    int64
-	epoch  int16
-	seq    int32
 }
 
 // batchAck counts the records of a batch that belong to one call.
@@ -213,7 +228,7 @@ func initProducerID(ctx context.Context, client sarama.Client) (*sarama.InitProd
 	}
 }
 
-func newProducer(ctx context.Context, client sarama.Client, sc *sarama.Config, log *slog.Logger) (*producer, error) {
+func newProducer(ctx context.Context, client sarama.Client, sc *sarama.Config, log *slog.Logger, metrics *producerMetrics) (*producer, error) {
 	resp, err := initProducerID(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("get an idempotent producer id: %w", err)
@@ -234,8 +249,19 @@ func newProducer(ctx context.Context, client sarama.Client, sc *sarama.Config, l
 		space:    make(chan struct{}),
 		drained:  make(chan struct{}),
 		metaWake: make(chan struct{}, 1),
-		dial:     dialBroker,
+		metrics:  metrics,
 	}
+	d := &net.Dialer{Timeout: sc.Net.DialTimeout, KeepAlive: sc.Net.KeepAlive}
+	p.dial = d.DialContext
+	bsc := *sc
+	bsc.Net.MaxOpenRequests = p.opts.maxRequests
+	// sarama's own idempotent producer allows one request in flight; this
+	// producer numbers its batches itself and keeps one per partition in
+	// flight, which is what idempotence needs.
+	bsc.Producer.Idempotent = false
+	bsc.Net.Proxy.Enable = true
+	bsc.Net.Proxy.Dialer = producerDialer{p}
+	p.bsc = &bsc
 	go p.runMeta()
 	return p, nil
 }
@@ -374,11 +400,11 @@ func (w *wakeSet) wake(p *producer) {
 	}
 }
 
-// add appends one record, whose nh headers are encoded in headers, to the
-// batch of its partition among parts. A record for a poisoned partition,
-// or larger than a batch may be, is not appended: w reports it failed, and
+// add appends one record to the batch of its partition among parts: key,
+// value and headers are copied. A record for a poisoned partition, or
+// larger than a batch may be, is not appended: w reports it failed, and
 // the record poisons its partition. Called with p.mu held.
-func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []byte, ts int64, now time.Time, c *call, w *wakeSet) {
+func (p *producer) add(parts []*partition, key, value []byte, headers []sarama.RecordHeader, ts int64, now time.Time, c *call, w *wakeSet) {
 	var pt *partition
 	if key != nil {
 		pt = parts[int32(murmur2(key)&0x7fffffff)%int32(len(parts))]
@@ -391,7 +417,8 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 		w.refuse(c, pt.failure)
 		return
 	}
-	if size, refused := p.tooLarge(key, value, nh, len(headers)); refused {
+	hlen := headersLen(headers)
+	if size, refused := p.tooLarge(key, value, len(headers), hlen); refused {
 		err, cause := tooLargeError(pt, size, p.opts.maxBatchBytes)
 		p.poison(pt, c, cause)
 		w.refuse(c, err)
@@ -402,20 +429,14 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 		b = p.newBatch(ts, now)
 		pt.open = b
 	}
-	body, total := recordLen(b.n, ts-b.firstTS, key, value, nh, len(headers))
-	if b.n > 0 && batchOverhead+len(b.records)+total > p.opts.maxBatchBytes {
+	_, total := recordLen(b.n, ts-b.firstTS, key, value, len(headers), hlen)
+	if b.n > 0 && batchOverhead+b.size+total > p.opts.maxBatchBytes {
 		pt.seal()
 		b = p.newBatch(ts, now)
-		if cap(b.records) < p.opts.maxBatchBytes {
-			// The last batch filled up: so will this one, most likely.
-			b.records = make([]byte, 0, p.opts.maxBatchBytes)
-		}
 		pt.open = b
-		body, total = recordLen(0, 0, key, value, nh, len(headers))
+		_, total = recordLen(0, 0, key, value, len(headers), hlen)
 	}
-	b.records = appendRecord(b.records, body, b.n, ts-b.firstTS, key, value, nh, headers)
-	b.n++
-	b.maxTS = max(b.maxTS, ts)
+	b.add(key, value, headers, ts)
 	b.size += total
 	p.buffered += total
 	if k := len(b.acks); k > 0 && b.acks[k-1].c == c {
@@ -424,7 +445,7 @@ func (p *producer) add(parts []*partition, key, value []byte, nh int, headers []
 		b.acks = append(b.acks, batchAck{c: c, n: 1})
 	}
 	if p.opts.linger > 0 && (p.opts.flushMessages > 0 && int(b.n) >= p.opts.flushMessages ||
-		p.opts.flushBytes > 0 && len(b.records) >= p.opts.flushBytes) {
+		p.opts.flushBytes > 0 && b.size >= p.opts.flushBytes) {
 		pt.seal()
 	}
 	w.add(pt.leader)
@@ -438,7 +459,7 @@ func (p *producer) newBatch(ts int64, now time.Time) *batch {
 		b = p.free[n-1]
 		p.free[n-1] = nil
 		p.free = p.free[:n-1]
-		p.freeBytes -= cap(b.records)
+		p.freeBytes -= b.data.capacity()
 	} else {
 		b = &batch{}
 	}
@@ -447,45 +468,57 @@ func (p *producer) newBatch(ts int64, now time.Time) *batch {
 }
 
 // recycle keeps b for a later batch, while the batches kept hold less
-// than the buffer's bound: their buffers have grown to the size batches
-// take, so reusing them saves growing new ones. Called with p.mu held.
+// than the buffer's bound: their arenas have grown to the size batches
+// take, so reusing them saves growing new ones. Called with p.mu held,
+// once nothing reads b any more.
 func (p *producer) recycle(b *batch) {
-	clear(b.acks)
-	*b = batch{records: b.records[:0], acks: b.acks[:0]}
-	if p.freeBytes+cap(b.records) > p.opts.bufferBytes {
+	if p.freeBytes+b.data.capacity() > p.opts.bufferBytes {
 		return
 	}
+	clear(b.acks)
+	clear(b.rb.Records)
+	b.records.reset(true)
+	b.headers.reset(true)
+	b.hptrs.reset(true)
+	b.data.reset(false)
+	*b = batch{
+		rb:   sarama.RecordBatch{Records: b.rb.Records[:0]},
+		acks: b.acks[:0], records: b.records, headers: b.headers, hptrs: b.hptrs, data: b.data,
+	}
 	p.free = append(p.free, b)
-	p.freeBytes += cap(b.records)
+	p.freeBytes += b.data.capacity()
 }
 
 // sender writes the produce requests of one broker.
 type sender struct {
-	id   int32
-	addr string // guarded by producer.mu
-	wake chan struct{}
+	id      int32
+	addr    string // guarded by producer.mu
+	wake    chan struct{}
+	answers chan answer // of the requests in flight; never blocks a sender
 
 	connMu sync.Mutex
-	conn   *brokerConn
+	conn   *sarama.Broker // nil until the next request connects
 
 	// Used by the sender's goroutine only.
-	req     []byte    // the request but for uncompressed records
-	segs    []segment // where uncompressed records go into req
-	bufs    net.Buffers
-	comp    bytes.Buffer
-	out     []byte
-	lz4     *lz4.Writer
-	zstd    *zstd.Encoder
-	gzip    *gzip.Writer
-	results []partitionResult
-	sent    []*partition // the partitions of the request in flight
-	batches []*batch     // and their batches (ready[0] of each)
+	inflight  int       // requests sent and not yet answered
+	throttled time.Time // the broker asked for no request before then
 }
 
-// segment places the records of a batch after req[:end] in a request.
-type segment struct {
-	end     int
-	records []byte
+// request is one produce request: the partitions it sends a batch of, and
+// those batches (ready[0] of each).
+type request struct {
+	sent    []*partition
+	batches []*batch
+	conn    *sarama.Broker
+	start   time.Time
+}
+
+// answer is the outcome of a request: the broker's response, or err when
+// none came.
+type answer struct {
+	r    *request
+	resp *sarama.ProduceResponse
+	err  error
 }
 
 func (s *sender) signal() {
@@ -505,12 +538,15 @@ func (p *producer) ensureSender(b *sarama.Broker) {
 	if p.stopped {
 		return
 	}
-	s := &sender{id: b.ID(), addr: b.Addr(), wake: make(chan struct{}, 1)}
+	s := &sender{id: b.ID(), addr: b.Addr(), wake: make(chan struct{}, 1), answers: make(chan answer, p.opts.maxRequests)}
 	p.senders[s.id] = s
 	p.wg.Add(1)
 	go p.runSender(s)
 }
 
+// runSender sends the requests of s's broker as batches are ready, up to
+// maxRequests in flight, and handles their answers, all on one goroutine:
+// sarama's callbacks only pass the answers on.
 func (p *producer) runSender(s *sender) {
 	defer p.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -519,43 +555,55 @@ func (p *producer) runSender(s *sender) {
 		if p.ctx.Err() != nil {
 			return
 		}
-		p.mu.Lock()
-		wait := p.collect(s, time.Now())
-		addr := s.addr
-		p.mu.Unlock()
-		if len(s.sent) == 0 {
-			timer.Reset(wait)
-			select {
-			case <-s.wake:
-			case <-timer.C:
-			case <-p.ctx.Done():
-				return
+		var r *request
+		wait := time.Hour
+		now := time.Now()
+		if now.Before(s.throttled) {
+			wait = s.throttled.Sub(now)
+		} else if s.inflight < p.opts.maxRequests {
+			p.mu.Lock()
+			r, wait = p.collect(s, now)
+			addr := s.addr
+			p.mu.Unlock()
+			if r != nil {
+				s.inflight++
+				p.metrics.inflight(1)
+				p.produce(s, r, addr)
+				continue
 			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-			continue
 		}
-		err := p.produce(s, addr)
-		for _, c := range p.handle(s, err) {
-			c.c.ackN(c.n, c.err)
+		timer.Reset(wait)
+		select {
+		case a := <-s.answers:
+			s.inflight--
+			p.metrics.inflight(-1)
+			for _, c := range p.handle(s, a) {
+				c.c.ackN(c.n, c.err)
+			}
+		case <-s.wake:
+		case <-timer.C:
+		case <-p.ctx.Done():
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
 		}
 	}
 }
 
 // collect picks, for each partition s's broker leads, the batch to send
 // next, and gives each its sequence numbers on its first send. It returns
-// how long to wait when there is none. Called with p.mu held.
-func (p *producer) collect(s *sender, now time.Time) time.Duration {
-	clear(s.batches)
-	s.sent, s.batches = s.sent[:0], s.batches[:0]
+// the request of those batches, or nil and how long to wait when there is
+// none. Called with p.mu held.
+func (p *producer) collect(s *sender, now time.Time) (*request, time.Duration) {
 	wait := time.Hour
 	if p.resetPID {
-		return wait // woken once the new producer id is there
+		return nil, wait // woken once the new producer id is there
 	}
+	var r *request
 	size := 0
 	for _, parts := range p.topics {
 		for _, pt := range parts {
@@ -577,7 +625,7 @@ func (p *producer) collect(s *sender, now time.Time) time.Duration {
 				continue
 			}
 			b := pt.ready[0]
-			if len(s.sent) > 0 && size+len(b.records) > p.opts.maxBatchBytes*4 {
+			if r != nil && size+b.size > p.opts.maxBatchBytes*4 {
 				wait = 0
 				continue
 			}
@@ -587,12 +635,15 @@ func (p *producer) collect(s *sender, now time.Time) time.Duration {
 			}
 			pt.inflight = true
 			p.inflight++
-			size += len(b.records)
-			s.sent = append(s.sent, pt)
-			s.batches = append(s.batches, b)
+			size += b.size
+			if r == nil {
+				r = &request{}
+			}
+			r.sent = append(r.sent, pt)
+			r.batches = append(r.batches, b)
 		}
 	}
-	return wait
+	return r, wait
 }
 
 // addSeq advances a sequence number by n; numbers wrap to 0 past the
@@ -604,171 +655,108 @@ func addSeq(seq, n int32) int32 {
 	return seq + n
 }
 
-// produce sends the batches of s.sent and reads the answer into s.results.
-func (p *producer) produce(s *sender, addr string) error {
-	req := appendRequestHeader(s.req[:0], apiProduce, produceVersion, p.opts.clientID)
-	req = append(req, 0xff, 0xff) // no transactional id
-	req = appendUint16(req, uint16(p.opts.acks))
-	req = appendUint32(req, uint32(p.opts.timeout.Milliseconds()))
-	var topics uint32
-	for i, pt := range s.sent {
-		if i == 0 || pt.topic != s.sent[i-1].topic {
-			topics++
-		}
-	}
-	req = appendUint32(req, topics)
-	for i, pt := range s.sent {
-		if i == 0 || pt.topic != s.sent[i-1].topic {
-			n := uint32(1)
-			for _, next := range s.sent[i+1:] {
-				if next.topic != pt.topic {
-					break
-				}
-				n++
-			}
-			req = appendString(req, pt.topic)
-			req = appendUint32(req, n)
-		}
-		b := s.batches[i]
-		records, err := p.compress(s, b.records)
-		if err != nil {
-			return fmt.Errorf("compress record batch with %s: %w", p.opts.codec, err)
-		}
-		req = appendUint32(req, uint32(pt.id))
-		req = appendUint32(req, uint32(batchOverhead+len(records)))
-		start := len(req)
-		req = appendBatchHeader(req, b, p.opts.codec, len(records))
-		if p.opts.codec == sarama.CompressionNone {
-			// Written from the batch itself (writev), not copied.
-			setBatchCRC(req[start:], records)
-			s.segs = append(s.segs, segment{end: len(req), records: records})
-			continue
-		}
-		req = append(req, records...)
-		setBatchCRC(req[start:], nil)
-	}
-	s.req = req
-	s.bufs = s.bufs[:0]
-	from := 0
-	for _, seg := range s.segs {
-		s.bufs = append(s.bufs, req[from:seg.end], seg.records)
-		from = seg.end
-	}
-	if from < len(req) {
-		s.bufs = append(s.bufs, req[from:])
-	}
-	clear(s.segs)
-	s.segs = s.segs[:0]
+// producerDialer opens the producer's broker connections with its dial.
+type producerDialer struct{ p *producer }
 
+// Dial connects to addr, bounded by the producer's lifetime.
+func (d producerDialer) Dial(network, addr string) (net.Conn, error) {
+	d.p.mu.Lock()
+	dial := d.p.dial
+	d.p.mu.Unlock()
+	return dial(d.p.ctx, network, addr)
+}
+
+// connect returns s's connection to its broker at addr, opening it (TLS,
+// SASL and version negotiation included) when there is none.
+func (p *producer) connect(s *sender, addr string) (*sarama.Broker, error) {
 	s.connMu.Lock()
 	conn := s.conn
 	s.connMu.Unlock()
-	if conn == nil {
-		c, err := p.dial(p.ctx, addr, p.sc)
+	if conn != nil {
+		return conn, nil
+	}
+	b := sarama.NewBroker(addr)
+	if err := b.Open(p.bsc); err != nil {
+		return nil, err
+	}
+	if ok, err := b.Connected(); !ok {
+		_ = b.Close()
+		if err == nil {
+			err = sarama.ErrNotConnected
+		}
+		return nil, describeConnectError(err)
+	}
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if p.ctx.Err() != nil {
+		_ = b.Close()
+		return nil, ErrClosed
+	}
+	s.conn = b
+	return b, nil
+}
+
+// produce sends the batches of r; its answer comes to s.answers.
+func (p *producer) produce(s *sender, r *request, addr string) {
+	conn, err := p.connect(s, addr)
+	if err != nil {
+		s.answers <- answer{r: r, err: fmt.Errorf("connect to kafka broker %d at %s: %w", s.id, addr, err)}
+		return
+	}
+	r.conn = conn
+	req := &sarama.ProduceRequest{
+		RequiredAcks: sarama.RequiredAcks(p.opts.acks),
+		Timeout:      int32(p.opts.timeout.Milliseconds()),
+		Version:      p.opts.version,
+	}
+	records := 0
+	for i, pt := range r.sent {
+		b := r.batches[i]
+		b.seal(p.opts.codec, p.opts.level)
+		req.AddBatch(pt.topic, pt.id, &b.rb)
+		records += int(b.n)
+		p.metrics.batch(int(b.n))
+	}
+	r.start = time.Now()
+	err = conn.AsyncProduce(req, func(resp *sarama.ProduceResponse, err error) {
 		if err != nil {
-			return fmt.Errorf("connect to kafka broker %d at %s: %w", s.id, addr, err)
+			err = fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, addr, err)
 		}
-		s.connMu.Lock()
-		if p.ctx.Err() != nil {
-			s.connMu.Unlock()
-			c.close()
-			return ErrClosed
-		}
-		s.conn, conn = c, c
-		s.connMu.Unlock()
-	}
-	body, err := conn.roundTrip(s.bufs)
+		s.answers <- answer{r: r, resp: resp, err: err}
+	})
 	if err != nil {
-		return fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, addr, err)
+		s.answers <- answer{r: r, err: fmt.Errorf("produce to kafka broker %d at %s: %w", s.id, addr, err)}
 	}
-	s.results, err = parseProduceResponse(body, s.results[:0])
-	return err
 }
 
-// compress returns records compressed with the producer's codec, in a
-// buffer of s valid until the next call.
-func (p *producer) compress(s *sender, records []byte) ([]byte, error) {
-	s.comp.Reset()
-	switch p.opts.codec {
-	case sarama.CompressionNone:
-		return records, nil
-	case sarama.CompressionLZ4:
-		if s.lz4 == nil {
-			s.lz4 = lz4.NewWriter(&s.comp)
-			if err := s.lz4.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
-				return nil, err
-			}
-		} else {
-			s.lz4.Reset(&s.comp)
-		}
-		if _, err := s.lz4.Write(records); err != nil {
-			return nil, err
-		}
-		if err := s.lz4.Close(); err != nil {
-			return nil, err
-		}
-	case sarama.CompressionZSTD:
-		if s.zstd == nil {
-			level := zstd.SpeedDefault
-			if p.opts.level != sarama.CompressionLevelDefault {
-				level = zstd.EncoderLevelFromZstd(p.opts.level)
-			}
-			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
-			if err != nil {
-				return nil, err
-			}
-			s.zstd = enc
-		}
-		s.out = s.zstd.EncodeAll(records, s.out[:0])
-		return s.out, nil
-	case sarama.CompressionGZIP:
-		if s.gzip == nil {
-			level := gzip.DefaultCompression
-			if p.opts.level != sarama.CompressionLevelDefault {
-				level = p.opts.level
-			}
-			w, err := gzip.NewWriterLevel(&s.comp, level)
-			if err != nil {
-				return nil, err
-			}
-			s.gzip = w
-		} else {
-			s.gzip.Reset(&s.comp)
-		}
-		if _, err := s.gzip.Write(records); err != nil {
-			return nil, err
-		}
-		if err := s.gzip.Close(); err != nil {
-			return nil, err
-		}
-	case sarama.CompressionSnappy:
-		s.out = snappy.Encode(s.out[:0], records)
-		return s.out, nil
-	default:
-		return nil, fmt.Errorf("unsupported codec %d", p.opts.codec)
-	}
-	return s.comp.Bytes(), nil
-}
-
-// handle applies the answer to s.sent (err: no answer) and returns the
-// completions to report once unlocked.
-func (p *producer) handle(s *sender, err error) []completion {
+// handle applies the answer to its request and returns the completions
+// to report once unlocked.
+func (p *producer) handle(s *sender, a answer) []completion {
+	err := a.err
 	if err != nil {
-		s.closeConn()
+		s.closeConn(a.r.conn)
 	}
 	now := time.Now()
+	if a.resp != nil {
+		p.metrics.answered(now.Sub(a.r.start), a.resp.ThrottleTime)
+		if a.resp.ThrottleTime > 0 {
+			// The broker holds back its answers to the next requests
+			// as long; sending them meanwhile would only queue them.
+			s.throttled = now.Add(a.resp.ThrottleTime)
+		}
+	}
 	var done []completion
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	before := p.buffered
 	meta := false
-	for _, pt := range s.sent {
+	for _, pt := range a.r.sent {
 		pt.inflight = false
 		p.inflight--
 		b := pt.ready[0]
 		perr, retriable, refresh := err, true, true
 		if err == nil {
-			perr, retriable, refresh = resultOf(s.results, pt)
+			perr, retriable, refresh = resultOf(a.resp, pt)
 		}
 		if perr == nil {
 			done = p.finish(pt, done, nil)
@@ -780,7 +768,7 @@ func (p *producer) handle(s *sender, err error) []completion {
 				p.split(pt)
 				continue
 			}
-			rerr, cause := refusedError(pt, s.id, batchOverhead+len(b.records), perr, hint)
+			rerr, cause := refusedError(pt, s.id, batchOverhead+b.size, perr, hint)
 			done = p.fail(pt, done, rerr, cause)
 			continue
 		}
@@ -791,6 +779,7 @@ func (p *producer) handle(s *sender, err error) []completion {
 		wrapped := fmt.Errorf("publish to kafka topic %q partition %d: %w", pt.topic, pt.id, perr)
 		if retriable && pt.retries < p.opts.maxRetries && !p.stopped {
 			pt.retries++
+			p.metrics.retry()
 			pt.retryAt = now.Add(p.opts.backoff(pt.retries))
 			if refresh {
 				pt.leader = -1
@@ -847,34 +836,33 @@ func (p *producer) finish(pt *partition, done []completion, err error) []complet
 // error, whether sending again may succeed and whether leaders should be
 // looked up again first. Refusals of the records themselves (see
 // refusal.go) are not retriable.
-func resultOf(results []partitionResult, pt *partition) (err error, retriable, refresh bool) {
-	for _, r := range results {
-		if r.partition != pt.id || r.topic != pt.topic {
-			continue
-		}
-		switch r.err {
+func resultOf(resp *sarama.ProduceResponse, pt *partition) (err error, retriable, refresh bool) {
+	if r := resp.GetBlock(pt.topic, pt.id); r != nil {
+		switch r.Err {
 		case sarama.ErrNoError, sarama.ErrDuplicateSequenceNumber:
 			return nil, false, false
 		case sarama.ErrNotLeaderForPartition, sarama.ErrLeaderNotAvailable, sarama.ErrUnknownTopicOrPartition,
 			sarama.ErrKafkaStorageError, sarama.ErrFencedLeaderEpoch, sarama.ErrUnknownLeaderEpoch,
 			sarama.ErrBrokerNotAvailable, sarama.ErrReplicaNotAvailable, sarama.ErrNetworkException:
-			return r.err, true, true
+			return r.Err, true, true
 		case sarama.ErrRequestTimedOut, sarama.ErrNotEnoughReplicas, sarama.ErrNotEnoughReplicasAfterAppend,
 			sarama.ErrThrottlingQuotaExceeded, sarama.ErrOutOfOrderSequenceNumber,
 			sarama.ErrUnknownProducerID, sarama.ErrInvalidProducerEpoch, sarama.ErrProducerFenced:
-			return r.err, true, false
+			return r.Err, true, false
 		default:
-			return r.err, false, false
+			return r.Err, false, false
 		}
 	}
 	return errors.New("the broker's answer left the partition out"), true, true
 }
 
-func (s *sender) closeConn() {
+// closeConn closes s's connection when it is conn (nil: whichever it is),
+// failing the requests in flight on it; the next request connects again.
+func (s *sender) closeConn(conn *sarama.Broker) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if s.conn != nil {
-		_ = s.conn.close()
+	if s.conn != nil && (conn == nil || s.conn == conn) {
+		_ = s.conn.Close()
 		s.conn = nil
 	}
 }
@@ -1027,17 +1015,11 @@ func (p *producer) close(ctx context.Context) error {
 	p.mu.Unlock()
 	p.cancel()
 	for _, s := range senders {
-		s.closeConn()
+		s.closeConn(nil)
 	}
 	p.wg.Wait()
 	for _, s := range senders {
-		s.closeConn()
+		s.closeConn(nil)
 	}
 	return err
-}
-
-func appendUint16(dst []byte, v uint16) []byte { return append(dst, byte(v>>8), byte(v)) }
-
-func appendUint32(dst []byte, v uint32) []byte {
-	return append(dst, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
 }

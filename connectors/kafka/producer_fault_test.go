@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -57,7 +56,7 @@ type cutter struct {
 	dials int
 }
 
-func (c *cutter) dial(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error) {
+func (c *cutter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c.mu.Lock()
 	down := c.down
 	c.dials++
@@ -65,14 +64,20 @@ func (c *cutter) dial(ctx context.Context, addr string, sc *sarama.Config) (*bro
 	if down {
 		return nil, fmt.Errorf("dial %s: connection refused (cut)", addr)
 	}
-	bc, err := dialBroker(ctx, addr, sc)
+	nc, err := dialNet(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.conns = append(c.conns, bc.nc)
+	c.conns = append(c.conns, nc)
 	c.mu.Unlock()
-	return bc, nil
+	return nc, nil
+}
+
+// dialNet connects as the producer does by default.
+func dialNet(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 func (c *cutter) cut() {
@@ -232,65 +237,6 @@ func TestProducerRenewsIDAfterSequenceError(t *testing.T) {
 	checkOnceInOrder(t, readAll(t, s, topic, 30), 30)
 }
 
-// lyingConn passes a broker connection through, but rewrites the error
-// code of every partition in the first `lies` produce responses to code:
-// the broker stored the batches, the producer is told otherwise.
-type lyingConn struct {
-	net.Conn
-	mu   *sync.Mutex
-	lies *int
-	code sarama.KError
-	in   []byte // read from the broker, not yet whole responses
-	out  []byte // whole responses, rewritten, to hand out
-}
-
-func (c *lyingConn) Read(b []byte) (int, error) {
-	for len(c.out) == 0 {
-		buf := make([]byte, 64<<10)
-		n, err := c.Conn.Read(buf)
-		c.in = append(c.in, buf[:n]...)
-		for len(c.in) >= 4 {
-			size := 4 + int(binary.BigEndian.Uint32(c.in))
-			if len(c.in) < size {
-				break
-			}
-			frame := c.in[:size:size]
-			c.in = c.in[size:]
-			c.mu.Lock()
-			if *c.lies > 0 {
-				*c.lies--
-				c.rewrite(frame[8:])
-			}
-			c.mu.Unlock()
-			c.out = append(c.out, frame...)
-		}
-		if err != nil && len(c.out) == 0 {
-			return 0, err
-		}
-	}
-	n := copy(b, c.out)
-	c.out = c.out[n:]
-	return n, nil
-}
-
-// rewrite sets the error code of every partition of a version 7 produce
-// response body.
-func (c *lyingConn) rewrite(body []byte) {
-	r := reader{b: body}
-	for range r.int32() {
-		r.string()
-		for range r.int32() {
-			r.int32()
-			at := len(body) - len(r.b)
-			binary.BigEndian.PutUint16(body[at:], uint16(c.code))
-			r.int16()
-			r.int64()
-			r.int64()
-			r.int64()
-		}
-	}
-}
-
 // TestProducerRetriesWhenToldToRetry answers the first produce requests
 // with a retriable error although the broker stored them: the producer
 // sends the same batches again (after looking the leader up again when told
@@ -311,14 +257,12 @@ func TestProducerRetriesWhenToldToRetry(t *testing.T) {
 			lies := 3
 			prod := s.conn.pub.prod
 			prod.mu.Lock()
-			prod.dial = func(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error) {
-				bc, err := dialBroker(ctx, addr, sc)
+			prod.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := dialNet(ctx, network, addr)
 				if err != nil {
 					return nil, err
 				}
-				bc.nc = &lyingConn{Conn: bc.nc, mu: &mu, lies: &lies, code: tc.code}
-				bc.br.Reset(bc.nc)
-				return bc, nil
+				return &lyingConn{Conn: nc, mu: &mu, lies: &lies, code: tc.code}, nil
 			}
 			prod.mu.Unlock()
 			topic := "lied-" + watermill.NewShortUUID()

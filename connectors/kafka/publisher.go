@@ -126,8 +126,8 @@ type call struct {
 	waited bool
 }
 
-func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slog.Logger) (*publisher, error) {
-	prod, err := newProducer(ctx, client, client.Config(), log)
+func newPublisher(ctx context.Context, client sarama.Client, t *topics, log *slog.Logger, metrics *producerMetrics) (*publisher, error) {
+	prod, err := newProducer(ctx, client, client.Config(), log, metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -145,14 +145,14 @@ func (p *publisher) publishAsync(ctx context.Context, topic string, msgs []*mess
 	for _, m := range msgs {
 		size += len(m.Payload) + 256
 	}
-	return p.publishRecords(ctx, topic, len(msgs), size, done, waited, func(i int, h []byte) ([]byte, []byte, []byte, int) {
+	return p.publishRecords(ctx, topic, len(msgs), size, done, waited, func(i int, h []sarama.RecordHeader, buf []byte) ([]byte, []byte, []sarama.RecordHeader, []byte) {
 		m := msgs[i]
-		h, nh := appendHeaders(h, m)
+		h = appendHeaders(h, m)
 		var key []byte
 		if k := m.Metadata[core.MetadataKey]; k != "" {
 			key = bytesOf(k)
 		}
-		return key, m.Payload, h, nh
+		return key, m.Payload, h, buf
 	})
 }
 
@@ -161,21 +161,22 @@ func (p *publisher) publishEvents(ctx context.Context, topic string, events []*c
 	for _, e := range events {
 		size += len(e.Data) + 256
 	}
-	return p.publishRecords(ctx, topic, len(events), size, done, false, func(i int, h []byte) ([]byte, []byte, []byte, int) {
+	return p.publishRecords(ctx, topic, len(events), size, done, false, func(i int, h []sarama.RecordHeader, buf []byte) ([]byte, []byte, []sarama.RecordHeader, []byte) {
 		e := events[i]
-		h, nh := appendEventHeaders(h, e)
+		h, buf = appendEventHeaders(h, buf, e)
 		var key []byte
 		if e.PartitionKey != "" {
 			key = bytesOf(e.PartitionKey)
 		}
-		return key, e.Data, h, nh
+		return key, e.Data, h, buf
 	})
 }
 
 // publishRecords enqueues n records for topic, about size bytes, tracked
 // by one call that reports to done (waited: see call). record gives record
-// i's key, value and headers (appended to h) with their count.
-func (p *publisher) publishRecords(ctx context.Context, topic string, n, size int, done func(error), waited bool, record func(i int, h []byte) (key, value, headers []byte, nh int)) error {
+// i's key, value and headers (appended to h, their bytes views of the
+// caller's or appended to buf), which the producer copies.
+func (p *publisher) publishRecords(ctx context.Context, topic string, n, size int, done func(error), waited bool, record func(i int, h []sarama.RecordHeader, buf []byte) (key, value []byte, headers []sarama.RecordHeader, _ []byte)) error {
 	select {
 	case <-p.closing:
 		// Before the topic check, which would fail on the closed client.
@@ -193,49 +194,44 @@ func (p *publisher) publishRecords(ctx context.Context, topic string, n, size in
 	return p.enqueueWith(ctx, topic, c, n, size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
 		pr := p.prod
 		for i := range n {
-			key, value, h, nh := record(i, pr.headers[:0])
-			pr.headers = h
-			pr.add(parts, key, value, nh, h, ts, now, c, w)
+			key, value, h, buf := record(i, pr.headers[:0], pr.scratch[:0])
+			pr.headers, pr.scratch = h, buf
+			pr.add(parts, key, value, h, ts, now, c, w)
 		}
 	})
 }
 
-// appendEventHeaders encodes as record headers what appendHeaders encodes
-// for e.ToMessage(): its attributes, ce_id from its id, and returns their
-// count.
-func appendEventHeaders(dst []byte, e *core.Event) ([]byte, int) {
+// appendEventHeaders appends as record headers what appendHeaders appends
+// for e.ToMessage(): its attributes, and ce_id from its id. The headers'
+// bytes are views of e's strings, or appended to buf (the time).
+func appendEventHeaders(dst []sarama.RecordHeader, buf []byte, e *core.Event) ([]sarama.RecordHeader, []byte) {
 	e.EachAttribute(func(k, v string, t time.Time) {
-		dst = appendVarintString(dst, k)
 		if k == core.HeaderTime {
-			var buf [64]byte
-			dst = appendVarintBytes(dst, t.UTC().AppendFormat(buf[:0], time.RFC3339Nano))
+			at := len(buf)
+			buf = t.UTC().AppendFormat(buf, time.RFC3339Nano)
+			dst = append(dst, sarama.RecordHeader{Key: bytesOf(k), Value: buf[at:len(buf):len(buf)]})
 			return
 		}
-		dst = appendVarintString(dst, v)
+		dst = append(dst, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(v)})
 	})
-	dst = appendVarintString(dst, core.HeaderID)
-	dst = appendVarintString(dst, e.ID)
-	return dst, e.AttributeCount() + 1
+	return append(dst, sarama.RecordHeader{Key: bytesOf(core.HeaderID), Value: bytesOf(e.ID)}), buf
 }
 
-// appendHeaders encodes the metadata of m as record headers, one to one,
-// adding ce_id from the message UUID when absent, and returns their count.
-func appendHeaders(dst []byte, m *message.Message) ([]byte, int) {
-	nh, hasID := 0, false
+// appendHeaders appends the metadata of m as record headers, one to one,
+// adding ce_id from the message UUID when absent. The headers' bytes are
+// views of m's strings.
+func appendHeaders(dst []sarama.RecordHeader, m *message.Message) []sarama.RecordHeader {
+	hasID := false
 	for k, v := range m.Metadata {
-		dst = appendVarintString(dst, k)
-		dst = appendVarintString(dst, v)
-		nh++
+		dst = append(dst, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(v)})
 		if k == core.HeaderID {
 			hasID = true
 		}
 	}
 	if !hasID {
-		dst = appendVarintString(dst, core.HeaderID)
-		dst = appendVarintString(dst, m.UUID)
-		nh++
+		dst = append(dst, sarama.RecordHeader{Key: bytesOf(core.HeaderID), Value: bytesOf(m.UUID)})
 	}
-	return dst, nh
+	return dst
 }
 
 // enqueue hands records, all tracked by c, to the producer: their key,
@@ -261,13 +257,7 @@ func (p *publisher) enqueue(ctx context.Context, topic string, c *call, records 
 	return p.enqueueWith(ctx, topic, c, len(records), size, func(parts []*partition, ts int64, now time.Time, w *wakeSet) {
 		pr := p.prod
 		for i, r := range records {
-			h := pr.headers[:0]
-			for _, x := range r.Headers {
-				h = appendVarintBytes(h, x.Key)
-				h = appendVarintBytes(h, x.Value)
-			}
-			pr.headers = h
-			pr.add(parts, recs[i].key, recs[i].value, len(r.Headers), h, ts, now, c, w)
+			pr.add(parts, recs[i].key, recs[i].value, r.Headers, ts, now, c, w)
 		}
 	})
 }
@@ -377,8 +367,8 @@ func (p *publisher) close(ctx context.Context) error {
 }
 
 // bytesOf returns the bytes of s without copying them. The producer only
-// reads them (to encode them), never writes, so sharing the string's memory
-// is safe and saves a copy.
+// reads them (to copy them into its batch), never writes, so sharing the
+// string's memory is safe and saves a copy.
 func bytesOf(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -87,34 +86,23 @@ func (p *producer) split(pt *partition) {
 	b := pt.ready[0]
 	half := b.n / 2
 	first, second := p.newBatch(b.firstTS, b.created), p.newBatch(b.firstTS, b.created)
-	rest := b.records
-	for i := range b.n {
+	var headers []sarama.RecordHeader
+	for i, r := range b.rb.Records {
 		dst := first
-		if i >= half {
+		if int32(i) >= half {
 			dst = second
 		}
-		// A record as appendRecord wrote it: its length, attributes,
-		// timestamp and offset deltas, then key, value and headers,
-		// which are copied as they are.
-		size, k := binary.Varint(rest)
-		body := rest[k : k+int(size)]
-		rest = rest[k+int(size):]
-		tsDelta, k1 := binary.Varint(body[1:])
-		_, k2 := binary.Varint(body[1+k1:])
-		tail := body[1+k1+k2:]
-		ts := b.firstTS + tsDelta
+		ts := b.firstTS + r.TimestampDelta.Milliseconds()
 		if dst.n == 0 {
 			dst.firstTS, dst.maxTS = ts, ts
 		}
-		n := 1 + varintLen(ts-dst.firstTS) + varintLen(int64(dst.n)) + len(tail)
-		dst.records = binary.AppendVarint(dst.records, int64(n))
-		dst.records = append(dst.records, body[0])
-		dst.records = binary.AppendVarint(dst.records, ts-dst.firstTS)
-		dst.records = binary.AppendVarint(dst.records, int64(dst.n))
-		dst.records = append(dst.records, tail...)
-		dst.n++
-		dst.maxTS = max(dst.maxTS, ts)
-		dst.size += varintLen(int64(n)) + n
+		headers = headers[:0]
+		for _, h := range r.Headers {
+			headers = append(headers, *h)
+		}
+		_, total := recordLen(dst.n, ts-dst.firstTS, r.Key, r.Value, len(headers), headersLen(headers))
+		dst.add(r.Key, r.Value, headers, ts)
+		dst.size += total
 	}
 	left := int(half)
 	for _, a := range b.acks {

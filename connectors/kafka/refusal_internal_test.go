@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -55,17 +56,15 @@ func TestPublishErrorsClassified(t *testing.T) {
 			prod := s.conn.pub.prod
 			prod.mu.Lock()
 			prod.opts.maxRetries = 0
-			prod.dial = func(ctx context.Context, addr string, sc *sarama.Config) (*brokerConn, error) {
-				bc, err := c.dial(ctx, addr, sc)
+			prod.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				nc, err := c.dial(ctx, network, addr)
 				if err != nil || tc.code == sarama.ErrNoError {
-					return bc, err
+					return nc, err
 				}
-				bc.nc = &lyingConn{Conn: bc.nc, mu: &mu, lies: &lies, code: tc.code}
-				bc.br.Reset(bc.nc)
-				return bc, nil
+				return &lyingConn{Conn: nc, mu: &mu, lies: &lies, code: tc.code}, nil
 			}
 			for _, snd := range prod.senders {
-				snd.closeConn() // the next request dials
+				snd.closeConn(nil) // the next request dials
 			}
 			prod.mu.Unlock()
 			if tc.code == sarama.ErrNoError {
