@@ -21,6 +21,11 @@ func TestSampleConfig(t *testing.T) {
 			Type   string         `yaml:"type"`
 			Config map[string]any `yaml:"config"`
 		} `yaml:"connectors"`
+		Sinks []struct {
+			Name   string         `yaml:"name"`
+			Type   string         `yaml:"type"`
+			Config map[string]any `yaml:"config"`
+		} `yaml:"sinks"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
@@ -31,6 +36,14 @@ func TestSampleConfig(t *testing.T) {
 	for _, c := range doc.Connectors {
 		if err := connplugin.New().Configure(core.NewConfig(c.Name, c.Config)); err != nil {
 			t.Errorf("%s: %v", c.Name, err)
+		}
+	}
+	if len(doc.Sinks) != 1 {
+		t.Fatalf("%d sinks in sample.yaml, want 1", len(doc.Sinks))
+	}
+	for _, s := range doc.Sinks {
+		if err := connplugin.NewSink().Configure(core.NewConfig(s.Name, s.Config)); err != nil {
+			t.Errorf("sink %s: %v", s.Name, err)
 		}
 	}
 }

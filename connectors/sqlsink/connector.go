@@ -174,7 +174,10 @@ func (s *Sink) connect(env core.Env) (*sql.DB, error) {
 			}
 			path = filepath.Join(env.StateDir, path)
 		}
-		return statedb.Open(path, statedb.Options{})
+		// Writes begin with the write lock, so that two of them never
+		// meet in a lock upgrade, which fails at once instead of
+		// waiting.
+		return statedb.Open(path, statedb.Options{TxLock: "immediate"})
 	case DriverMySQL:
 		mc, err := mysql.ParseDSN(s.cfg.DSN)
 		if err != nil {
