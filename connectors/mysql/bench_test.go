@@ -1,0 +1,290 @@
+package mysql_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/connectors/embedded"
+	"github.com/tributary/tributary/connectors/kafka"
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/runtime"
+	"github.com/tributary/tributary/core/servicetest"
+)
+
+// benchRows is the load of the catch-up benchmark: single-row inserts in
+// 1k-row transactions. TRIBUTARY_BENCH_ROWS=1000000 gives the README's
+// figures.
+func benchRows(b *testing.B) int {
+	n := 100_000
+	if v := os.Getenv("TRIBUTARY_BENCH_ROWS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("TRIBUTARY_BENCH_ROWS: %v", err)
+		}
+	}
+	return n
+}
+
+// benchInFlight is the connectors' max_in_flight: TRIBUTARY_BENCH_INFLIGHT,
+// default the runtime's.
+func benchInFlight(b *testing.B) int {
+	v := os.Getenv("TRIBUTARY_BENCH_INFLIGHT")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("TRIBUTARY_BENCH_INFLIGHT: %v", err)
+	}
+	return n
+}
+
+// benchMapper makes one event of each created row.
+func benchMapper(name string) runtime.Mapper {
+	return runtime.MapperFunc(func(ch *core.Change) []runtime.Output {
+		if ch.Op != core.OpCreate {
+			return nil
+		}
+		data, _ := json.Marshal(ch.After)
+		return []runtime.Output{{Rule: "r", Event: &core.Event{
+			ID: core.EventID(name, ch.Position, "r"), Source: "/" + name, SpecVersion: core.SpecVersion,
+			Type: "com.example.order.placed", DataContentType: "application/json", Data: data,
+			PartitionKey: fmt.Sprint(ch.Key["id"]),
+		}}}
+	})
+}
+
+func benchRuntime(b *testing.B, st core.Stream, name, dir string, cfg map[string]any) *runtime.Runtime {
+	rt, err := runtime.New(runtime.Options{
+		Stream:          st,
+		Topics:          runtime.Topics{Mode: "single", Name: "tributary.bench.mysql"},
+		Connectors:      []runtime.Connector{{Name: name, Type: "mysql_cdc", Source: newSource(b, cfg), Mapper: benchMapper(name), MaxInFlight: benchInFlight(b)}},
+		StateDir:        dir,
+		ShutdownTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rt
+}
+
+// sink is where a catch-up run streams: a new stream each run, on the same
+// state (the embedded stream's file, Kafka's checkpoint topic).
+type sink struct {
+	name string
+	dir  string
+	new  func() core.Stream
+}
+
+// runUntil runs a runtime until cond holds of its connector, then stops it.
+func runUntil(b *testing.B, rt *runtime.Runtime, cond func(runtime.ConnectorStatus) bool) time.Duration {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- rt.Run(ctx) }()
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		s := rt.Status().Connectors[0]
+		if cond(s) {
+			break
+		}
+		if time.Now().After(deadline) || s.State == runtime.StateFailed || testing.Verbose() && time.Since(start) > 20*time.Second && time.Since(start)%(5*time.Second) < time.Millisecond {
+			if !time.Now().After(deadline) && s.State != runtime.StateFailed {
+				b.Logf("waiting: %+v", s)
+				continue
+			}
+			cancel()
+			<-done
+			b.Fatalf("stuck: %+v", s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		b.Errorf("runtime: %v", err)
+	}
+	return took
+}
+
+// resetPeakRSS starts a new peak resident set measure (Linux).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns the peak resident set since the last reset, in MB.
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// BenchmarkCatchUp commits TRIBUTARY_BENCH_ROWS single-row inserts in
+// 1k-row transactions while the connectors are stopped, then, in the same
+// run, times: mariadb-binlog --read-from-remote-server reading the same
+// binlog into /dev/null (the ceiling); the sidecar's runtime catching up
+// into the embedded stream; and into Kafka (when TRIBUTARY_KAFKA_BROKERS
+// is set), each until every change's event is durable and its checkpoint
+// stored. It reports each rate, the ratio to the raw read, and the peak RSS
+// of the process during each catch-up.
+func BenchmarkCatchUp(b *testing.B) {
+	d := newDB(b)
+	d.exec(b, `CREATE TABLE bench (id BIGINT PRIMARY KEY, name VARCHAR(40), total DECIMAL(12,2), created DATETIME(6))`)
+	n := benchRows(b)
+	cfg := d.config("bench")
+	cfg["snapshot"] = map[string]any{"mode": "never"}
+	sinks := []sink{{name: "embedded", dir: b.TempDir()}}
+	sinks[0].new = func() core.Stream {
+		st := embedded.New()
+		if err := st.Configure(core.NewConfig("stream", map[string]any{"path": filepath.Join(sinks[0].dir, "stream.db")})); err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	if os.Getenv(servicetest.EnvKafka) != "" {
+		brokers := servicetest.Kafka(b)
+		bs := make([]any, len(brokers))
+		for i, x := range brokers {
+			bs[i] = x
+		}
+		sinks = append(sinks, sink{name: "kafka", dir: b.TempDir(), new: func() core.Stream {
+			st := kafka.New()
+			if err := st.Configure(core.NewConfig("stream", map[string]any{"brokers": bs, "linger": "2ms"})); err != nil {
+				b.Fatal(err)
+			}
+			return st
+		}})
+	} else {
+		b.Logf("Kafka not measured: %s is not set (scripts/services up kafka)", servicetest.EnvKafka)
+	}
+	bin, _ := exec.LookPath("mariadb-binlog")
+	if bin == "" {
+		bin, _ = exec.LookPath("mysqlbinlog")
+	}
+	next := 1
+	rates := map[string]float64{}
+	rss := map[string]float64{}
+	for b.Loop() {
+		b.StopTimer()
+		// Each connector starts at the binlog's end and stores a heartbeat
+		// checkpoint there; the load then comes while they are stopped.
+		names := map[string]string{}
+		for _, s := range sinks {
+			names[s.name] = fmt.Sprintf("mybench_%s_%d", s.name, time.Now().UnixNano())
+			runUntil(b, benchRuntime(b, s.new(), names[s.name], s.dir, cfg), func(st runtime.ConnectorStatus) bool { return st.Checkpoint != "" })
+		}
+		d.exec(b, `FLUSH BINARY LOGS`)
+		first := lastBinlog(b, d)
+		for start := next; start < next+n; start += 1000 {
+			end := min(start+999, next+n-1)
+			d.exec(b, sprintf(`INSERT INTO bench SELECT seq, CONCAT('order ', seq), seq * 1.25, NOW(6) FROM seq_%d_to_%d`, start, end))
+		}
+		next += n
+		files := binlogsFrom(b, d, first)
+		b.StartTimer()
+		if bin != "" {
+			dsn := servicetest.MySQL(b)
+			host, port, user, pass := dsnParts(b, dsn)
+			args := append([]string{"--read-from-remote-server", "-h", host, "-P", port, "-u", user, "-p" + pass, "-r", "/dev/null"}, files...)
+			start := time.Now()
+			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				b.Fatalf("%s: %v: %s", bin, err, out)
+			}
+			rates["raw"] = float64(n) / time.Since(start).Seconds()
+		}
+		for _, s := range sinks {
+			rt := benchRuntime(b, s.new(), names[s.name], s.dir, cfg)
+			resetPeakRSS()
+			profiled := false
+			took := runUntil(b, rt, func(st runtime.ConnectorStatus) bool {
+				if p := os.Getenv("TRIBUTARY_BENCH_HEAPPROFILE"); p != "" && !profiled && st.EventsEmitted >= uint64(n/2) {
+					profiled = true
+					writeHeapProfile(b, p+"."+s.name)
+				}
+				return st.EventsEmitted >= uint64(n) && st.InFlight == 0
+			})
+			rss[s.name] = max(rss[s.name], peakRSS())
+			rates[s.name] = float64(n) / took.Seconds()
+		}
+	}
+	for k, v := range rates {
+		b.ReportMetric(v, k+"-changes/s")
+		if k != "raw" && rates["raw"] > 0 {
+			b.ReportMetric(100*v/rates["raw"], k+"-%-of-raw")
+		}
+	}
+	for k, v := range rss {
+		b.ReportMetric(v, k+"-peak-rss-MB")
+	}
+}
+
+// writeHeapProfile writes the live heap to path, for
+// TRIBUTARY_BENCH_HEAPPROFILE: what the catch-up holds halfway.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	goruntime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func lastBinlog(b *testing.B, d *db) string {
+	files := binlogsFrom(b, d, "")
+	return files[len(files)-1]
+}
+
+// binlogsFrom lists the binlogs from first on ("" for all).
+func binlogsFrom(b *testing.B, d *db, first string) []string {
+	rows, err := d.sql.Query(`SHOW BINARY LOGS`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		var name string
+		rest := make([]any, len(cols)-1)
+		for i := range rest {
+			rest[i] = new(any)
+		}
+		if err := rows.Scan(append([]any{&name}, rest...)...); err != nil {
+			b.Fatal(err)
+		}
+		if first == "" || name >= first {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func dsnParts(b *testing.B, dsn string) (host, port, user, pass string) {
+	at := strings.LastIndex(dsn, "@tcp(")
+	cred := dsn[:at]
+	user, pass, _ = strings.Cut(cred, ":")
+	addr := dsn[at+len("@tcp("):]
+	addr = addr[:strings.IndexByte(addr, ')')]
+	host, port, _ = strings.Cut(addr, ":")
+	return host, port, user, pass
+}
