@@ -53,6 +53,7 @@ bench: services build ## every benchmark; figures go in the README's performance
 	  $(GO) test -run '^$$' -bench 'SinkLatency2k' -benchtime 1x ./connectors/http && \
 	  $(GO) test -run '^$$' -bench 'SinkRuntime' -benchtime 200000x ./connectors/audit && \
 	  bench/sqlsink.sh && \
+	  bench/mysql.sh && \
 	  bench/webhook.sh ceiling embedded kafka && \
 	  bench/sink.sh
 
