@@ -164,7 +164,9 @@ type parser struct {
 	src  string
 }
 
-func (p *parser) eof() bool { return p.i >= len(p.toks) || p.toks[p.i].kind == tPunct && p.toks[p.i].text == ";" }
+func (p *parser) eof() bool {
+	return p.i >= len(p.toks) || p.toks[p.i].kind == tPunct && p.toks[p.i].text == ";"
+}
 
 func (p *parser) peek() token {
 	if p.eof() {
