@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -73,11 +74,20 @@ type TLSConfig struct {
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" default:"false" doc:"Accept any broker certificate. For tests only."`
 }
 
-// SASLConfig configures SASL authentication.
+// SASLConfig configures SASL authentication: a user name and password for
+// PLAIN and SCRAM, a token provider for OAUTHBEARER (exactly one of token,
+// token_file and token_url).
 type SASLConfig struct {
-	Mechanism string `yaml:"mechanism" default:"PLAIN" enum:"PLAIN" doc:"SASL mechanism."`
-	Username  string `yaml:"username" doc:"User name."`
-	Password  string `yaml:"password" secret:"true" doc:"Password; reference a secret such as ${file:/run/secrets/kafka}."`
+	Mechanism    string            `yaml:"mechanism" default:"PLAIN" enum:"PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER" doc:"SASL mechanism; PLAIN sends the password as it is, so use it over TLS only."`
+	Username     string            `yaml:"username" doc:"User name, for PLAIN and SCRAM."`
+	Password     string            `yaml:"password" secret:"true" doc:"Password, for PLAIN and SCRAM; reference a secret such as ${file:/run/secrets/kafka}."`
+	Token        string            `yaml:"token" secret:"true" doc:"OAUTHBEARER: a fixed access token."`
+	TokenFile    string            `yaml:"token_file" doc:"OAUTHBEARER: file holding the access token, read again at each connection (a sidecar or agent refreshes it)."`
+	TokenURL     string            `yaml:"token_url" doc:"OAUTHBEARER: OAuth 2 token endpoint, asked with the client credentials grant; the token is kept until shortly before it expires."`
+	ClientID     string            `yaml:"client_id" doc:"OAUTHBEARER with token_url: the client id."`
+	ClientSecret string            `yaml:"client_secret" secret:"true" doc:"OAUTHBEARER with token_url: the client secret."`
+	Scopes       []string          `yaml:"scopes" doc:"OAUTHBEARER with token_url: scopes asked for."`
+	Extensions   map[string]string `yaml:"extensions" doc:"OAUTHBEARER: SASL extensions sent with the token (such as logicalCluster and identityPoolId for Confluent Cloud)."`
 }
 
 // defaults returns the Config of an empty document: every key at its
@@ -176,11 +186,39 @@ func (s *SASLConfig) validate() error {
 	var errs []error
 	mechanism := s.Mechanism
 	s.Mechanism = strings.ToUpper(strings.TrimSpace(s.Mechanism))
-	if s.Mechanism != sarama.SASLTypePlaintext {
-		errs = append(errs, core.FieldErrorf("sasl.mechanism", "unsupported mechanism %q; use PLAIN (over TLS)", mechanism))
-	}
-	if s.Username == "" {
-		errs = append(errs, core.FieldErrorf("sasl.username", "empty; set the SASL user name or remove the sasl section"))
+	switch s.Mechanism {
+	case sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+		if s.Username == "" {
+			errs = append(errs, core.FieldErrorf("sasl.username", "empty; set the SASL user name or remove the sasl section"))
+		}
+		for _, f := range []struct{ key, v string }{{"token", s.Token}, {"token_file", s.TokenFile}, {"token_url", s.TokenURL}} {
+			if f.v != "" {
+				errs = append(errs, core.FieldErrorf("sasl."+f.key, "set for mechanism %s, which takes username and password; use OAUTHBEARER for tokens", s.Mechanism))
+			}
+		}
+	case sarama.SASLTypeOAuth:
+		n := 0
+		for _, v := range []string{s.Token, s.TokenFile, s.TokenURL} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			errs = append(errs, core.FieldErrorf("sasl.token", "OAUTHBEARER takes exactly one of token, token_file and token_url (%d set)", n))
+		}
+		if s.TokenURL != "" {
+			if u, err := url.Parse(s.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				errs = append(errs, core.FieldErrorf("sasl.token_url", "%q is not an http(s) URL; write it such as https://idp.example.com/oauth2/token", s.TokenURL))
+			}
+			if s.ClientID == "" || s.ClientSecret == "" {
+				errs = append(errs, core.FieldErrorf("sasl.client_id", "token_url needs client_id and client_secret (the client credentials grant)"))
+			}
+		}
+		if s.Username != "" || s.Password != "" {
+			errs = append(errs, core.FieldErrorf("sasl.username", "set for OAUTHBEARER, which authenticates with a token; remove username and password"))
+		}
+	default:
+		errs = append(errs, core.FieldErrorf("sasl.mechanism", "unsupported mechanism %q; use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", mechanism))
 	}
 	return errors.Join(errs...)
 }
@@ -272,11 +310,7 @@ func (c Config) saramaConfig() (*sarama.Config, error) {
 		sc.Net.TLS.Config = tc
 	}
 	if c.SASL != nil {
-		sc.Net.SASL.Enable = true
-		sc.Net.SASL.Mechanism = sarama.SASLMechanism(c.SASL.Mechanism)
-		sc.Net.SASL.User = c.SASL.Username
-		sc.Net.SASL.Password = c.SASL.Password
-		sc.Net.SASL.Handshake = true
+		c.SASL.apply(sc)
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka client configuration: %w", err)

@@ -153,6 +153,11 @@ func dial(ctx context.Context, brokers []string, sc *sarama.Config) (sarama.Clie
 	select {
 	case r := <-ch:
 		if r.err != nil {
+			if described := describeConnectError(r.err); described != r.err {
+				// Refused credentials or certificate: retrying fails
+				// alike, so say what to fix.
+				return nil, fmt.Errorf("connect to kafka brokers %s: %w", strings.Join(brokers, ","), described)
+			}
 			return nil, fmt.Errorf("connect to kafka brokers %s: %w (check that they run and that brokers lists their address)", strings.Join(brokers, ","), r.err)
 		}
 		return r.c, nil
