@@ -40,10 +40,15 @@ const batchOverhead = 61
 // so that pointers and slices into them stay valid while the arena grows.
 type arena[T any] struct{ buf []T }
 
+// arenaChunk bounds the values of a chunk, beyond which an arena takes
+// a new chunk rather than a larger one: a batch spans a few chunks, and a
+// recycled batch keeps one of bounded size.
+const arenaChunk = 256 << 10
+
 // take returns n zero or reused values of T, contiguous.
 func (a *arena[T]) take(n int) []T {
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]T, 0, max(n, 2*cap(a.buf), 64))
+		a.buf = make([]T, 0, max(n, min(2*cap(a.buf), arenaChunk), 64))
 	}
 	at := len(a.buf)
 	a.buf = a.buf[:at+n]
