@@ -59,8 +59,9 @@ type Sink struct {
 	// rows.
 	stmt string
 
-	mu sync.Mutex
-	db *sql.DB
+	mu     sync.Mutex
+	db     *sql.DB
+	commit *committers
 }
 
 // New returns an unconfigured sink.
@@ -156,8 +157,9 @@ func (s *Sink) Open(ctx context.Context, env core.Env) error {
 		db.Close()
 		return err
 	}
+	c := s.startCommitters(db, s.cfg.MaxConns)
 	s.mu.Lock()
-	s.db = db
+	s.db, s.commit = db, c
 	s.mu.Unlock()
 	return nil
 }
@@ -255,18 +257,22 @@ func (s *Sink) matchColumns(have []string) error {
 	return nil
 }
 
-// Close closes the database, waiting within ctx for the Writes in flight
-// to end. It is safe to call twice and after a failed Open.
+// Close stops taking Writes, waits within ctx for the transactions in
+// flight to end, and closes the database. It is safe to call twice and
+// after a failed Open.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
-	db := s.db
-	s.db = nil
+	db, c := s.db, s.commit
+	s.db, s.commit = nil, nil
 	s.mu.Unlock()
 	if db == nil {
 		return nil
 	}
 	done := make(chan error, 1)
-	go func() { done <- db.Close() }()
+	go func() {
+		c.stop()
+		done <- db.Close()
+	}()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -274,6 +280,8 @@ func (s *Sink) Close(ctx context.Context) error {
 		}
 		return nil
 	case <-ctx.Done():
+		// The transactions in flight end with their Writes' contexts;
+		// the database closes after them.
 		return fmt.Errorf("sql sink %q: close: writes still in flight: %w", s.name, ctx.Err())
 	}
 }

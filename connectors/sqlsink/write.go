@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/tributary/tributary/core"
@@ -49,23 +51,53 @@ func (b *batch) hold(i int, r core.Result) {
 // the same way. Once a delivery of a partition key is not delivered, the
 // later ones of that key are not attempted (StatusRetry, no error). When
 // the transaction cannot commit every delivery not refused is retried,
-// the first of each key with the error. Write is safe for concurrent use.
+// the first of each key with the error. Writes waiting together share a
+// transaction (see committers), each keeping its own statements and
+// outcomes. Write is safe for concurrent use; when ctx is done it returns
+// at once, every delivery not refused retried (its rows may still be
+// committed: a redelivery leaves them as they are).
 func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	b := &batch{ds: ds, out: make([]core.Result, len(ds)), done: make([]bool, len(ds)), held: map[string]bool{}}
 	if len(ds) == 0 {
 		return b.out
 	}
 	s.mu.Lock()
-	db := s.db
+	c := s.commit
 	s.mu.Unlock()
-	if db == nil {
+	if c == nil {
 		b.retry(fmt.Errorf("sql sink %q is not open", s.name))
 		return b.out
 	}
-	rows := s.rows(b)
-	if err := s.apply(ctx, db, b, rows); err != nil {
-		b.retry(err)
+	if err := ctx.Err(); err != nil {
+		b.retry(fmt.Errorf("sql sink %q: %w", s.name, err))
 		return b.out
+	}
+	rows := s.rows(b)
+	if len(rows) == 0 {
+		return b.out
+	}
+	// What Write answers if it stops waiting: the committer goes on
+	// changing b.
+	early := &batch{ds: ds, out: slices.Clone(b.out), done: slices.Clone(b.done), held: maps.Clone(b.held)}
+	j := &job{ctx: ctx, b: b, rows: rows, done: make(chan error, 1)}
+	select {
+	case c.jobs <- j:
+	case <-c.quit:
+		b.retry(fmt.Errorf("sql sink %q is closing", s.name))
+		return b.out
+	case <-ctx.Done():
+		b.retry(fmt.Errorf("sql sink %q: %w", s.name, ctx.Err()))
+		return b.out
+	}
+	select {
+	case err := <-j.done:
+		if err != nil {
+			b.retry(err)
+			return b.out
+		}
+	case <-ctx.Done():
+		early.retry(fmt.Errorf("sql sink %q: gave up waiting for the transaction: %w", s.name, ctx.Err()))
+		return early.out
 	}
 	for i := range b.out {
 		if !b.done[i] {
@@ -169,37 +201,6 @@ func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery) (*row, error) {
 	}
 	r.key = key.String()
 	return r, nil
-}
-
-// apply writes rows in one transaction. It returns an error when the
-// transaction does not commit.
-func (s *Sink) apply(ctx context.Context, db *sql.DB, b *batch, rows []*row) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sql sink %q: begin a transaction: %w", s.name, err)
-	}
-	// First without savepoints, which cost two round trips a statement;
-	// when a statement fails, the transaction starts over with them, so
-	// that the failing rows are found and the others commit.
-	err = s.statements(ctx, tx, b, rows, !s.dialect.savepoints)
-	if errors.Is(err, errCareful) {
-		_ = tx.Rollback()
-		if tx, err = db.BeginTx(ctx, nil); err != nil {
-			return fmt.Errorf("sql sink %q: begin a transaction: %w", s.name, err)
-		}
-		err = s.statements(ctx, tx, b, rows, true)
-	}
-	if err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sql sink %q: commit: %w", s.name, err)
-	}
-	return nil
 }
 
 // errCareful says a statement failed in a transaction with no savepoint
