@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,6 +252,50 @@ func TestOpenChecksTable(t *testing.T) {
 						t.Errorf("Open: %v; want a fatal error saying %q", err, tt.want)
 					}
 				})
+			}
+		})
+	}
+}
+
+// TestConcurrentWritesRefusedAlone: Writes running at once (which share
+// transactions) each get their own outcomes: the bad row of one is
+// refused, and every good row of all of them commits.
+func TestConcurrentWritesRefusedAlone(t *testing.T) {
+	for _, driver := range databases() {
+		t.Run(driver, func(t *testing.T) {
+			d := openDatabase(t, driver)
+			table := d.tableName(t)
+			d.exec(t, "CREATE TABLE "+table+" (event_id "+d.idType()+" PRIMARY KEY, order_id TEXT NOT NULL)")
+			s := d.newSink(t, map[string]any{"table": table, "max_open_conns": 2, "columns": []any{map[string]any{"name": "order_id", "value": "event.data.order_id"}}})
+			open(t, s)
+			const writers, rounds = 8, 5
+			var wg sync.WaitGroup
+			errs := make(chan string, writers*rounds)
+			for w := range writers {
+				wg.Go(func() {
+					for r := range rounds {
+						key := fmt.Sprintf("w%d", w)
+						ds := []core.Delivery{
+							event("t", key+"a", map[string]any{"order_id": "x"}),
+							event("t", key+"b", map[string]any{}), // refused
+							event("t", key+"c", map[string]any{"order_id": "y"}),
+						}
+						ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+						rs := s.Write(ctx, ds)
+						cancel()
+						if got := statuses(rs); got != "delivered failed delivered" {
+							errs <- fmt.Sprintf("writer %d round %d: %s (%v)", w, r, got, rs)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Error(e)
+			}
+			if n := d.count(t, table); n != writers*rounds*2 {
+				t.Errorf("%d rows, want %d", n, writers*rounds*2)
 			}
 		})
 	}
