@@ -62,6 +62,8 @@ type Source struct {
 	phase   string
 	pruned  time.Time
 	watchWG sync.WaitGroup
+	resnaps *resnapshots
+	unmount func()
 }
 
 // New returns an unconfigured source.
@@ -188,7 +190,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 			return fmt.Errorf("read the binlog position: %w", err)
 		}
 	default:
-		if !strings.HasPrefix(pos.Commit, heartbeatPrefix) {
+		if !strings.HasPrefix(pos.Commit, heartbeatPrefix) && !strings.HasPrefix(pos.Commit, "rs:") {
 			resume, resumeIdx = pos.Commit, pos.Index
 		}
 	}
@@ -220,7 +222,26 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		}
 	}
 	q := newQueue(s.cfg.MaxBatch)
+	s.mu.Lock()
+	if s.resnaps == nil {
+		s.resnaps = &resnapshots{}
+	}
+	rs := s.resnaps
+	s.mu.Unlock()
+	if cur := rs.active(); cur != nil {
+		rs.finish(cur, errors.New("interrupted by a restart of the connector: request it again"))
+	}
+	if env.Admin != nil {
+		unmount, err := env.Admin.Handle("POST /v1/connectors/"+env.Name+"/snapshot", s.snapshotHandler())
+		if err != nil {
+			return fmt.Errorf("mount the snapshot endpoint of connector %q on the admin listener: %w", env.Name, err)
+		}
+		s.mu.Lock()
+		s.unmount = unmount
+		s.mu.Unlock()
+	}
 	rd := &reader{
+		db: db, chunkSize: s.cfg.Snapshot.ChunkSize, resnaps: rs,
 		flavor: info.flavor, log: log, q: q, hist: hist, sch: sch, captured: capSet,
 		applier:  ddlApplier{tracked: func(d string) bool { return trackSet[strings.ToLower(d)] }, captured: func(d, t string) bool { return capSet[tableKey(d, t)] }},
 		interval: s.cfg.Heartbeat.Interval, cur: startAt.clone(), file: startAt.file,
@@ -408,9 +429,12 @@ func (s *Source) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	syncer, q, sr, db := s.syncer, s.q, s.snap, s.db
-	s.syncer, s.snap, s.db, s.start, s.phase = nil, nil, nil, nil, "closed"
+	syncer, q, sr, db, unmount := s.syncer, s.q, s.snap, s.db, s.unmount
+	s.syncer, s.snap, s.db, s.start, s.phase, s.unmount = nil, nil, nil, nil, "closed", nil
 	s.mu.Unlock()
+	if unmount != nil {
+		unmount()
+	}
 	if q != nil {
 		q.halt()
 	}
@@ -446,6 +470,11 @@ func (s *Source) Status() map[string]any {
 	}
 	if s.info.retention > 0 {
 		st["binlog_retention_seconds"] = s.info.retention
+	}
+	if s.resnaps != nil {
+		if rs := s.resnaps.status(); rs != nil {
+			st["on_demand_snapshot"] = rs
+		}
 	}
 	if s.rd != nil {
 		s.rd.mu.Lock()

@@ -48,7 +48,7 @@ func (p binlogPos) clone() binlogPos {
 // parsePos reads the text form written by String, for a server of flavor
 // (gomysql.MySQLFlavor or gomysql.MariaDBFlavor).
 func parsePos(flavor, s string) (binlogPos, error) {
-	s = strings.TrimPrefix(s, heartbeatPrefix)
+	s = stripResnap(strings.TrimPrefix(s, heartbeatPrefix))
 	switch {
 	case strings.HasPrefix(s, "gtid:"):
 		set, err := gomysql.ParseGTIDSet(flavor, s[len("gtid:"):])

@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -141,6 +142,13 @@ type reader struct {
 	// lastHB is the place of the last heartbeat.
 	lastHB string
 
+	// The on-demand snapshot: db and chunkSize to read it, resnaps
+	// where requests arrive, resnap the one this reader drives.
+	db        *sql.DB
+	chunkSize int
+	resnaps   *resnapshots
+	resnap    *resnapshot
+
 	mu        sync.Mutex
 	confirmed string
 }
@@ -183,6 +191,9 @@ func (r *reader) HandleEvent(e *replication.BinlogEvent) error {
 		return r.commit(e)
 	case *replication.HeartbeatEvent:
 		if !r.inTxn {
+			if err := r.resnapStep(); err != nil {
+				return err
+			}
 			return r.heartbeat(false)
 		}
 	case *replication.TransactionPayloadEvent:
@@ -229,6 +240,9 @@ func (r *reader) end(e *replication.BinlogEvent) error {
 	r.mysqlGNO = 0
 	if r.start == r.resume {
 		r.resume = ""
+	}
+	if err := r.resnapStep(); err != nil {
+		return err
 	}
 	if r.emitted > 0 {
 		r.lastOut = time.Now()
@@ -328,6 +342,7 @@ func (r *reader) ddl(db, stmt string) error {
 		}
 		src := core.SourceInfo{System: "mysql", Schema: ef.DB, Table: ef.Table, CommitTime: r.ctime, TxID: r.txnName()}
 		if ef.Kind == "truncate" {
+			r.resnapNote(k, nil, nil, nil, true)
 			if err := r.emit(key, core.Change{Op: core.OpTruncate, Source: src}); err != nil {
 				return err
 			}
@@ -457,6 +472,7 @@ func (r *reader) rows(e *replication.BinlogEvent, ev *replication.RowsEvent) err
 			ch.Before, ch.After = first, after
 			ch.Key = keyOf(t, after)
 		}
+		r.resnapNote(k, t, ch.Before, ch.After, false)
 		if err := r.emit(idx, ch); err != nil {
 			return err
 		}
