@@ -36,21 +36,71 @@ type Query struct {
 // time. The events are as they were on the stream, but for their time,
 // which a PostgreSQL log keeps to the microsecond and both return in UTC.
 func Search(ctx context.Context, db *DB, q Query) ([]core.Event, error) {
+	var out []core.Event
+	err := Scan(ctx, db, q, func(e *core.Event) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// scanPage is how many events Scan reads in one query.
+const scanPage = 1000
+
+// Scan calls fn with each event q selects, in Search's order, and stops
+// at fn's first error, which it returns. It reads the log a page at a
+// time, each page in a query of its own, so that a long scan holds
+// neither the events in memory nor a read transaction open (which would
+// keep a SQLite log's write-ahead log from being checkpointed).
+func Scan(ctx context.Context, db *DB, q Query, fn func(*core.Event) error) error {
+	var after *core.Event
+	n := 0
+	for {
+		page := scanPage
+		if q.Limit > 0 {
+			page = min(page, q.Limit-n)
+		}
+		evs, err := db.page(ctx, q, after, page)
+		if err != nil {
+			return err
+		}
+		for i := range evs {
+			if err := fn(&evs[i]); err != nil {
+				return err
+			}
+		}
+		n += len(evs)
+		if len(evs) < page || (q.Limit > 0 && n >= q.Limit) {
+			return nil
+		}
+		after = &evs[len(evs)-1]
+	}
+}
+
+// page returns up to limit events q selects that come after the event
+// after (from the first when nil) in Search's order.
+func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) ([]core.Event, error) {
 	var b strings.Builder
 	var args []any
 	b.WriteString("SELECT ")
 	b.WriteString(strings.Join(columns[:searchColumns], ", "))
 	b.WriteString(" FROM ")
 	b.WriteString(db.events)
-	cond := func(expr string, v any) {
+	where := func() {
 		if len(args) == 0 {
 			b.WriteString(" WHERE ")
 		} else {
 			b.WriteString(" AND ")
 		}
+	}
+	arg := func(v any) {
 		args = append(args, v)
-		b.WriteString(expr)
 		db.param(&b, len(args))
+	}
+	cond := func(expr string, v any) {
+		where()
+		b.WriteString(expr)
+		arg(v)
 	}
 	if q.ID != "" {
 		cond("id = ", q.ID)
@@ -65,30 +115,40 @@ func Search(ctx context.Context, db *DB, q Query) ([]core.Event, error) {
 		cond("time < ", db.timeArg(q.Until))
 	}
 	for i, t := range q.Types {
-		switch {
-		case i == 0 && len(args) == 0:
-			b.WriteString(" WHERE type IN (")
-		case i == 0:
-			b.WriteString(" AND type IN (")
-		default:
+		if i == 0 {
+			where()
+			b.WriteString("type IN (")
+		} else {
 			b.WriteByte(',')
 		}
-		args = append(args, t)
-		db.param(&b, len(args))
+		arg(t)
 		if i == len(q.Types)-1 {
 			b.WriteByte(')')
+		}
+	}
+	if after != nil {
+		where()
+		if after.Time.IsZero() {
+			b.WriteString("((time IS NULL AND id > ")
+			arg(after.ID)
+			b.WriteString(") OR time IS NOT NULL)")
+		} else {
+			t := db.timeArg(after.Time)
+			b.WriteString("(time > ")
+			arg(t)
+			b.WriteString(" OR (time = ")
+			arg(t)
+			b.WriteString(" AND id > ")
+			arg(after.ID)
+			b.WriteString("))")
 		}
 	}
 	b.WriteString(" ORDER BY time")
 	if db.pg {
 		b.WriteString(" NULLS FIRST")
 	}
-	b.WriteString(", id")
-	if q.Limit > 0 {
-		args = append(args, q.Limit)
-		b.WriteString(" LIMIT ")
-		db.param(&b, len(args))
-	}
+	b.WriteString(", id LIMIT ")
+	arg(limit)
 	rows, err := db.db.QueryContext(ctx, b.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("search audit log %s: %w", db.where, err)
@@ -106,6 +166,18 @@ func Search(ctx context.Context, db *DB, q Query) ([]core.Event, error) {
 		return nil, fmt.Errorf("search audit log %s: %w", db.where, err)
 	}
 	return out, nil
+}
+
+// Holds reports whether the log holds the event with id.
+func Holds(ctx context.Context, db *DB, id string) (bool, error) {
+	var b strings.Builder
+	b.WriteString("SELECT count(*) FROM " + db.events + " WHERE id = ")
+	db.param(&b, 1)
+	var n int
+	if err := db.db.QueryRowContext(ctx, b.String(), id).Scan(&n); err != nil {
+		return false, fmt.Errorf("look for event %s in audit log %s: %w", id, db.where, err)
+	}
+	return n > 0, nil
 }
 
 // scanEvent reads a row of the columns Search selects.

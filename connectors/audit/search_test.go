@@ -1,6 +1,9 @@
 package audit_test
 
 import (
+	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +62,65 @@ func TestSearchOrdersByTimeThenID(t *testing.T) {
 		}
 		if got := ids(search(t, s, audit.Query{Until: base.Add(time.Hour)})); got != "a-same,b-same" {
 			t.Errorf("with until: %s, want a-same,b-same", got)
+		}
+	})
+}
+
+// Scan reads the log a page at a time: across page boundaries that fall
+// among events with no time and among events of one time, it returns
+// every event once, in Search's order, and stops at a Limit past a page.
+func TestScanPagesInOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		const n = 2345
+		var evs []*core.Event
+		for i := range n {
+			e := event(i)
+			switch {
+			case i%3 == 0:
+				e.Time = time.Time{}
+			default:
+				e.Time = base.Add(time.Duration(i/10) * time.Second)
+			}
+			evs = append(evs, e)
+		}
+		for i := 0; i < n; i += 500 {
+			write(t, s, deliveries(evs[i:min(i+500, n)]...))
+		}
+		want := slices.Clone(evs)
+		slices.SortFunc(want, func(a, b *core.Event) int {
+			if c := a.Time.Compare(b.Time); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		var got []string
+		err := audit.Scan(context.Background(), s.DB(), audit.Query{}, func(e *core.Event) error {
+			got = append(got, e.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("Scan returned %d events, want %d", len(got), n)
+		}
+		for i, e := range want {
+			if got[i] != e.ID {
+				t.Fatalf("event %d is %s, want %s", i, got[i], e.ID)
+			}
+		}
+		limited := search(t, s, audit.Query{Limit: 1500})
+		if len(limited) != 1500 || limited[1499].ID != want[1499].ID {
+			t.Errorf("Limit 1500: %d events, last %s; want 1500, last %s", len(limited), limited[len(limited)-1].ID, want[1499].ID)
+		}
+		for _, tt := range []struct {
+			id   string
+			want bool
+		}{{want[7].ID, true}, {"ev-none", false}} {
+			if held, err := audit.Holds(context.Background(), s.DB(), tt.id); err != nil || held != tt.want {
+				t.Errorf("Holds(%s) = %v, %v; want %v", tt.id, held, err, tt.want)
+			}
 		}
 	})
 }

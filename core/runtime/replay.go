@@ -74,17 +74,12 @@ type ReplayArchive interface {
 	// not matter), in time order, and stops at fn's first error, which
 	// it returns. It returns promptly once ctx is done.
 	Events(ctx context.Context, f ReplayFilter, fn func(*core.Event) error) error
+	// Holds reports whether the archive holds the event with id. A replay
+	// asks it of the stream's events that fall in the time range it read
+	// from the archive, so that an event both hold goes once without the
+	// replay keeping the ids it read.
+	Holds(ctx context.Context, id string) (bool, error)
 }
-
-// ReplayArchiveFunc adapts a function to a ReplayArchive.
-type ReplayArchiveFunc func(ctx context.Context, f ReplayFilter, fn func(*core.Event) error) error
-
-// Events calls a.
-func (a ReplayArchiveFunc) Events(ctx context.Context, f ReplayFilter, fn func(*core.Event) error) error {
-	return a(ctx, f, fn)
-}
-
-var _ ReplayArchive = ReplayArchiveFunc(nil)
 
 // ReplayOptions are the parts of a replay besides its filter.
 type ReplayOptions struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,26 +170,32 @@ func TestReplaySinkFromArchive(t *testing.T) {
 	types := []string{"com.test.a"}
 	onStream := []*core.Event{replayEvent(types[0], "k1", 3), replayEvent(types[0], "k1", 4)}
 	publishTo(t, dir, onStream...)
-	archived := []*core.Event{replayEvent(types[0], "k1", 1), replayEvent(types[0], "k1", 2), onStream[0]}
-	var asked runtime.ReplayFilter
-	archive := runtime.ReplayArchiveFunc(func(_ context.Context, f runtime.ReplayFilter, fn func(*core.Event) error) error {
-		asked = f
-		for _, ev := range archived {
-			if err := fn(ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// The stream's third event happened before its first: the archive,
+	// asked for what is older than the first, holds it too.
+	late := replayEvent(types[0], "k2", 2)
+	late.Time = replayBase.Add(90 * time.Second)
+	publishTo(t, dir, late)
+	archived := []*core.Event{replayEvent(types[0], "k1", 1), late, replayEvent(types[0], "k1", 2)}
+	archive := &fakeArchive{events: archived}
 	sink := &recSink{}
 	rep, err := replayRuntime(t, dir, sink, types).ReplaySink(context.Background(), "out", runtime.ReplayFilter{Since: replayBase}, runtime.ReplayOptions{Archive: archive})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{archived[0].ID, archived[1].ID, onStream[0].ID, onStream[1].ID}
-	if got := sink.deliveredIDs(); !slices.Equal(got, want) || rep.FromArchive != 3 || rep.Count != 4 {
-		t.Errorf("delivered %v (%+v), want %v with 3 from the archive", got, rep, want)
+	// Keys go in parallel: each key's events in order, each event once.
+	var k1, k2 []string
+	for _, id := range sink.deliveredIDs() {
+		if strings.Contains(id, "/k2/") {
+			k2 = append(k2, id)
+		} else {
+			k1 = append(k1, id)
+		}
 	}
+	want1 := []string{archived[0].ID, archived[2].ID, onStream[0].ID, onStream[1].ID}
+	if !slices.Equal(k1, want1) || !slices.Equal(k2, []string{late.ID}) || rep.FromArchive != 3 || rep.Count != 5 {
+		t.Errorf("delivered %v and %v (%+v), want %v and %v with 3 from the archive", k1, k2, rep, want1, []string{late.ID})
+	}
+	asked := archive.asked
 	if !asked.Since.Equal(replayBase) || !asked.Until.Equal(onStream[0].Time) {
 		t.Errorf("archive asked for %s to %s, want %s to the oldest event on the stream %s", asked.Since, asked.Until, replayBase, onStream[0].Time)
 	}
@@ -281,4 +288,34 @@ func checkKeyOrder(t *testing.T, ds []core.Delivery) {
 		}
 		last[k] = d.Event.Time
 	}
+}
+
+// fakeArchive is a ReplayArchive of events, which it gives in their
+// order whatever the filter's types and subject (as the runtime must not
+// count on), within the filter's time range.
+type fakeArchive struct {
+	events []*core.Event
+	asked  runtime.ReplayFilter
+}
+
+func (a *fakeArchive) Events(_ context.Context, f runtime.ReplayFilter, fn func(*core.Event) error) error {
+	a.asked = f
+	for _, ev := range a.events {
+		if (!f.Since.IsZero() && ev.Time.Before(f.Since)) || (!f.Until.IsZero() && !ev.Time.Before(f.Until)) {
+			continue
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *fakeArchive) Holds(_ context.Context, id string) (bool, error) {
+	for _, ev := range a.events {
+		if ev.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }

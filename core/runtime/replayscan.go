@@ -29,7 +29,8 @@ type replayHead struct {
 // the stream's, up to what it holds now, each topic in stream order and
 // the topics merged by event time (so that events of one key on the
 // topics of several types go in the order they happened). An event the
-// archive gave is not given again from the stream. It stops at fn's first
+// archive gave is not given again from the stream: the archive is asked
+// whether it holds each of the stream's events in the time range it gave. It stops at fn's first
 // error, which it returns.
 func (r *Runtime) scanReplay(ctx context.Context, s *sinkRunner, f ReplayFilter, archive ReplayArchive, fn func(m *message.Message, ev *core.Event, archived bool) error) error {
 	opts := core.SubscribeOptions{From: core.FromBeginning}
@@ -62,19 +63,37 @@ func (r *Runtime) scanReplay(ctx context.Context, s *sinkRunner, f ReplayFilter,
 		}
 	}
 
-	seen := map[string]bool{}
+	// archived tells whether the archive gave ev already: only an event
+	// of the time range the archive was asked for (since <= time < until)
+	// can be there.
+	archived := func(*core.Event) (bool, error) { return false, nil }
 	if archive != nil {
 		af, ok := archiveRange(f, heads)
 		if ok {
 			err := archive.Events(ctx, af, func(ev *core.Event) error {
-				if !f.matches(ev) || seen[ev.ID] {
+				if !f.matches(ev) {
 					return nil
 				}
-				seen[ev.ID] = true
 				return fn(ev.ToMessage(), ev, true)
 			})
 			if err != nil {
 				return fmt.Errorf("replay to sink %q: read the archive: %w", s.cfg.Name, err)
+			}
+			archived = func(ev *core.Event) (bool, error) {
+				if ev.Time.IsZero() {
+					// The archive gives events with no time only to a
+					// query without a time range.
+					if !af.Since.IsZero() || !af.Until.IsZero() {
+						return false, nil
+					}
+				} else if (!af.Since.IsZero() && ev.Time.Before(af.Since)) || (!af.Until.IsZero() && !ev.Time.Before(af.Until)) {
+					return false, nil
+				}
+				held, err := archive.Holds(ctx, ev.ID)
+				if err != nil {
+					return false, fmt.Errorf("replay to sink %q: look for event %s in the archive: %w", s.cfg.Name, ev.ID, err)
+				}
+				return held, nil
 			}
 		}
 	}
@@ -87,9 +106,15 @@ func (r *Runtime) scanReplay(ctx context.Context, s *sinkRunner, f ReplayFilter,
 			}
 		}
 		h := heads[i]
-		if f.matches(h.ev) && !seen[h.ev.ID] {
-			if err := fn(h.msg, h.ev, false); err != nil {
+		if f.matches(h.ev) {
+			gone, err := archived(h.ev)
+			if err != nil {
 				return err
+			}
+			if !gone {
+				if err := fn(h.msg, h.ev, false); err != nil {
+					return err
+				}
 			}
 		}
 		if err := h.next(ctx); err != nil {

@@ -164,7 +164,7 @@ func (sc *Sidecar) Replay(ctx context.Context, name string, f runtime.ReplayFilt
 	}()
 	o := runtime.ReplayOptions{List: list}
 	if len(logs) > 0 {
-		o.Archive = auditArchive(logs[0].sink.DB())
+		o.Archive = auditArchive{logs[0].sink.DB()}
 	}
 	rep, err = sc.Runtime.ReplaySink(ctx, name, f, o)
 	if f.DryRun || (err != nil && rep.Matched == 0) {
@@ -224,22 +224,19 @@ func openAuditLogs(ctx context.Context, cfg *config.Config) ([]auditLog, error) 
 	return out, nil
 }
 
-// auditArchive gives a replay the events of the audit log db. It reads a
-// replay's older part of the log at once: the events the stream no longer
-// holds.
-func auditArchive(db *audit.DB) runtime.ReplayArchive {
-	return runtime.ReplayArchiveFunc(func(ctx context.Context, f runtime.ReplayFilter, fn func(*core.Event) error) error {
-		evs, err := audit.Search(ctx, db, audit.Query{Types: f.Types, Subject: f.Subject, Since: f.Since, Until: f.Until})
-		if err != nil {
-			return err
-		}
-		for i := range evs {
-			if err := fn(&evs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// auditArchive gives a replay the events of an audit log, read a page at
+// a time.
+type auditArchive struct{ db *audit.DB }
+
+// Events calls fn with each event of the log that f's types, subject and
+// time range select.
+func (a auditArchive) Events(ctx context.Context, f runtime.ReplayFilter, fn func(*core.Event) error) error {
+	return audit.Scan(ctx, a.db, audit.Query{Types: f.Types, Subject: f.Subject, Since: f.Since, Until: f.Until}, fn)
+}
+
+// Holds reports whether the log holds the event with id.
+func (a auditArchive) Holds(ctx context.Context, id string) (bool, error) {
+	return audit.Holds(ctx, a.db, id)
 }
 
 // replayRequest is the body of POST /v1/sinks/{name}/replay: the filters
