@@ -410,3 +410,18 @@ func (w replayWrites) Write(ctx context.Context, ds []core.Delivery) []core.Resu
 	}
 	return w.Sink.Write(ctx, ds)
 }
+
+// WriteReporting marks each delivery as a replay and writes them,
+// reporting results early when the sink does.
+func (w replayWrites) WriteReporting(ctx context.Context, ds []core.Delivery, report func(int, core.Result)) []core.Result {
+	rs, ok := w.Sink.(core.ReportingSink)
+	if !ok {
+		return w.Write(ctx, ds)
+	}
+	for i := range ds {
+		ds[i].Replay = true
+	}
+	return rs.WriteReporting(ctx, ds, report)
+}
+
+var _ core.ReportingSink = replayWrites{}
