@@ -14,7 +14,8 @@ import (
 )
 
 // Checkpoints is the checkpoint store of a Kafka stream: one compacted topic
-// (checkpoint_topic, created with cleanup.policy=compact when missing) whose
+// (checkpoint_topic, created when missing with cleanup.policy=compact and
+// settings that keep compaction frequent, see topics.go) whose
 // records are keyed by connector name and hold the JSON of core.Checkpoint.
 // Compaction keeps the last record of each connector, so any sidecar that
 // reads the topic resumes where the last one stopped.
@@ -25,10 +26,14 @@ type Checkpoints struct {
 
 var _ core.CheckpointStore = (*Checkpoints)(nil)
 
-// Load returns the connector's last saved checkpoint. The first Load reads
-// the topic from its oldest record up to the high watermark of each
-// partition, bounded by ctx; later ones answer from memory, which Save keeps
-// current.
+// Load returns the connector's last saved checkpoint. The store reads the
+// topic backwards from its end, in windows that double, until the
+// connector's last record is found or the oldest offset is reached: a
+// connector that saves as it runs has its last record near the end, so
+// start-up reads a few thousand records however many the topic holds
+// before compaction. What a window shows of other connectors is kept, so
+// their Load answers from memory; Save keeps that memory current. Bounded
+// by ctx.
 func (s *Checkpoints) Load(ctx context.Context, connector string) (core.Checkpoint, bool, error) {
 	if s.err != nil {
 		return core.Checkpoint{}, false, fmt.Errorf("load checkpoint of %q: %w", connector, s.err)
@@ -45,16 +50,40 @@ func (s *Checkpoints) Save(ctx context.Context, cp core.Checkpoint) error {
 	return s.cps.save(ctx, cp)
 }
 
+// firstWindow is the number of records per partition the first backward
+// read takes; each further read takes twice the last, up to maxWindow.
+const (
+	firstWindow = 4096
+	maxWindow   = 1 << 20
+)
+
 type checkpoints struct {
 	c *conn
 
-	mu     sync.Mutex // serialises the first load
-	loaded bool
-	cache  map[string]core.Checkpoint
+	mu    sync.Mutex // serialises reads of the topic
+	cache map[string]core.Checkpoint
+	// gone holds the connectors whose last record is a tombstone.
+	gone map[string]bool
+	// parts is where each partition's backward read stands; nil until the
+	// first Load.
+	parts []*scanState
+	// exhausted: every partition is read back to its oldest offset.
+	exhausted bool
+	// read counts the records read from the topic.
+	read int64
+}
+
+// scanState is the backward read of one partition: records from `from` up
+// to the high watermark at the first Load have been read.
+type scanState struct {
+	id     int32
+	oldest int64
+	from   int64
+	window int64
 }
 
 func newCheckpoints(c *conn) *checkpoints {
-	return &checkpoints{c: c, cache: map[string]core.Checkpoint{}}
+	return &checkpoints{c: c, cache: map[string]core.Checkpoint{}, gone: map[string]bool{}}
 }
 
 func (s *checkpoints) topic() string { return s.c.cfg.CheckpointTopic }
@@ -62,62 +91,48 @@ func (s *checkpoints) topic() string { return s.c.cfg.CheckpointTopic }
 func (s *checkpoints) load(ctx context.Context, connector string) (core.Checkpoint, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.loaded {
-		all, err := s.readAll(ctx)
-		if err != nil {
-			return core.Checkpoint{}, false, fmt.Errorf("load checkpoint of %q from kafka topic %q: %w", connector, s.topic(), err)
-		}
-		for k, v := range s.cache { // saved while loading: newer
-			all[k] = v
-		}
-		s.cache, s.loaded = all, true
+	wrap := func(err error) error {
+		return fmt.Errorf("load checkpoint of %q from kafka topic %q: %w", connector, s.topic(), err)
 	}
-	cp, ok := s.cache[connector]
-	return cp, ok, nil
+	if s.parts == nil {
+		if err := s.start(ctx); err != nil {
+			return core.Checkpoint{}, false, wrap(err)
+		}
+	}
+	for {
+		if cp, ok := s.cache[connector]; ok {
+			return cp, true, nil
+		}
+		if s.gone[connector] {
+			return core.Checkpoint{}, false, nil
+		}
+		if s.exhausted {
+			return core.Checkpoint{}, false, nil
+		}
+		more, err := s.readBack(ctx)
+		if err != nil {
+			return core.Checkpoint{}, false, wrap(err)
+		}
+		s.exhausted = !more
+	}
 }
 
-// readAll reads every partition of the checkpoint topic up to its high
-// watermark and keeps the last value of each key.
-func (s *checkpoints) readAll(ctx context.Context) (map[string]core.Checkpoint, error) {
+// start finds the oldest offset and high watermark of each partition of
+// the checkpoint topic, creating it when missing.
+func (s *checkpoints) start(ctx context.Context) error {
 	topic := s.topic()
 	if err := s.c.topics.ensure(ctx, topic, true); err != nil {
-		return nil, err
+		return err
 	}
-	type result struct {
-		m   map[string]core.Checkpoint
-		err error
-	}
-	ch := make(chan result, 1)
-	stop := make(chan struct{})
-	go func() {
-		m, err := s.scan(topic, stop)
-		ch <- result{m, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.m, r.err
-	case <-ctx.Done():
-		close(stop)
-		<-ch
-		return nil, ctx.Err()
-	}
-}
-
-func (s *checkpoints) scan(topic string, stop <-chan struct{}) (map[string]core.Checkpoint, error) {
 	client := s.c.client
-	parts, err := client.Partitions(topic)
+	ids, err := client.Partitions(topic)
 	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", err)
+		return fmt.Errorf("list partitions: %w", err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return nil, err
-	}
-	defer consumer.Close()
-	out := map[string]core.Checkpoint{}
-	for _, p := range parts {
+	parts := make([]*scanState, 0, len(ids))
+	for _, p := range ids {
 		var hwm, oldest int64
-		err := retryLeader(context.Background(), client, topic, func() (err error) {
+		err := retryLeader(ctx, client, topic, func() (err error) {
 			if hwm, err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
 				return fmt.Errorf("partition %d: high watermark: %w", p, err)
 			}
@@ -127,21 +142,58 @@ func (s *checkpoints) scan(topic string, stop <-chan struct{}) (map[string]core.
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if hwm <= oldest {
-			continue
-		}
-		if err := s.scanPartition(consumer, topic, p, oldest, hwm, out, stop); err != nil {
-			return nil, err
-		}
+		parts = append(parts, &scanState{id: p, oldest: oldest, from: hwm, window: firstWindow})
 	}
-	return out, nil
+	s.parts = parts
+	return nil
 }
 
-func (s *checkpoints) scanPartition(consumer sarama.Consumer, topic string, p int32, from, hwm int64, out map[string]core.Checkpoint, stop <-chan struct{}) error {
+// readBack reads the next window back of every partition not read to its
+// oldest offset, and keeps the last record of each connector it shows
+// that no newer window showed. It reports whether anything is left to
+// read.
+func (s *checkpoints) readBack(ctx context.Context) (more bool, err error) {
+	consumer, err := sarama.NewConsumerFromClient(s.c.client)
+	if err != nil {
+		return false, err
+	}
+	defer consumer.Close()
+	for _, ps := range s.parts {
+		if ps.from <= ps.oldest {
+			continue
+		}
+		from := max(ps.oldest, ps.from-ps.window)
+		found := map[string]*core.Checkpoint{} // nil: a tombstone
+		if err := s.readWindow(ctx, consumer, ps.id, from, ps.from, found); err != nil {
+			return false, err
+		}
+		for k, cp := range found {
+			if _, ok := s.cache[k]; ok || s.gone[k] {
+				continue // a newer window, or a Save, had it
+			}
+			if cp == nil {
+				s.gone[k] = true
+			} else {
+				s.cache[k] = *cp
+			}
+		}
+		ps.from = from
+		ps.window = min(2*ps.window, maxWindow)
+		if from > ps.oldest {
+			more = true
+		}
+	}
+	return more, nil
+}
+
+// readWindow reads the records of partition p from offset from up to end
+// (exclusive) into found, the later record of a key replacing the earlier.
+func (s *checkpoints) readWindow(ctx context.Context, consumer sarama.Consumer, p int32, from, end int64, found map[string]*core.Checkpoint) error {
+	topic := s.topic()
 	var pc sarama.PartitionConsumer
-	err := retryLeader(context.Background(), s.c.client, topic, func() (err error) {
+	err := retryLeader(ctx, s.c.client, topic, func() (err error) {
 		pc, err = consumer.ConsumePartition(topic, p, from)
 		return err
 	})
@@ -153,27 +205,31 @@ func (s *checkpoints) scanPartition(consumer sarama.Consumer, topic string, p in
 		select {
 		case km, ok := <-pc.Messages():
 			if !ok {
-				return fmt.Errorf("partition %d: consumer closed at offset below %d", p, hwm)
+				return fmt.Errorf("partition %d: consumer closed at offset below %d", p, end)
 			}
+			if km.Offset >= end {
+				return nil // compaction left nothing more in the window
+			}
+			s.read++
 			key := string(km.Key)
 			if km.Value == nil {
-				delete(out, key) // tombstone
+				found[key] = nil // tombstone
 			} else {
-				var cp core.Checkpoint
-				if err := json.Unmarshal(km.Value, &cp); err != nil {
+				cp := new(core.Checkpoint)
+				if err := json.Unmarshal(km.Value, cp); err != nil {
 					return fmt.Errorf("partition %d offset %d (connector %q): decode checkpoint: %w", p, km.Offset, key, err)
 				}
-				out[key] = cp
+				found[key] = cp
 			}
-			if km.Offset+1 >= hwm {
+			if km.Offset+1 >= end {
 				return nil
 			}
 		case cerr, ok := <-pc.Errors():
 			if ok {
 				return fmt.Errorf("partition %d: %w", p, cerr.Err)
 			}
-		case <-stop:
-			return errors.New("stopped")
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
@@ -218,6 +274,7 @@ func (s *checkpoints) save(ctx context.Context, cp core.Checkpoint) error {
 	}
 	s.mu.Lock()
 	s.cache[cp.Connector] = cp
+	delete(s.gone, cp.Connector)
 	s.mu.Unlock()
 	return nil
 }

@@ -45,20 +45,24 @@ var codecs = map[Compression]sarama.CompressionCodec{
 // (none of either) are the fastest on a fast link; README.md says when to
 // change them.
 type Config struct {
-	Brokers          []string      `yaml:"brokers" required:"true" example:"[kafka-1:9092, kafka-2:9092]" doc:"Bootstrap brokers as host:port."`
-	ClientID         string        `yaml:"client_id" default:"tributary" doc:"Client id the brokers log and quota by."`
-	KafkaVersion     string        `yaml:"kafka_version" default:"3.6.0" example:"3.6.0" doc:"Oldest broker version in the cluster; it selects the protocol versions the client speaks."`
-	CreateTopics     bool          `yaml:"create_topics" default:"true" doc:"Create missing topics (events and checkpoints) with topic_partitions and topic_replication. When false, a missing topic is an error."`
-	TopicPartitions  int           `yaml:"topic_partitions" default:"3" doc:"Partitions of topics this stream creates."`
-	TopicReplication int           `yaml:"topic_replication" default:"1" doc:"Replication factor of topics this stream creates; 3 in production."`
-	CheckpointTopic  string        `yaml:"checkpoint_topic" default:"tributary.checkpoints" doc:"Compacted topic holding source checkpoints, keyed by connector name."`
-	BatchMaxMessages int           `yaml:"batch_max_messages" default:"0" doc:"With a linger, send a batch once this many messages are buffered; 0 leaves it to batch_max_bytes and linger."`
-	BatchMaxBytes    int           `yaml:"batch_max_bytes" default:"524288" doc:"With a linger, send a batch once this many bytes are buffered. A partition's batch holds at most 1 MB, or this many bytes when higher."`
-	Linger           time.Duration `yaml:"linger" default:"0s" doc:"Longest time a message waits to be batched with others before it is sent; 0 sends at once."`
-	Compression      Compression   `yaml:"compression" default:"none" enum:"none,snappy,lz4,zstd,gzip" doc:"Codec of produced record batches."`
-	DialTimeout      time.Duration `yaml:"dial_timeout" default:"10s" doc:"How long connecting to a broker may take."`
-	TLS              TLSConfig     `yaml:"tls" doc:"TLS to the brokers; absent means plaintext."`
-	SASL             *SASLConfig   `yaml:"sasl" doc:"SASL authentication; absent means none."`
+	Brokers                     []string      `yaml:"brokers" required:"true" example:"[kafka-1:9092, kafka-2:9092]" doc:"Bootstrap brokers as host:port."`
+	ClientID                    string        `yaml:"client_id" default:"tributary" doc:"Client id the brokers log and quota by."`
+	KafkaVersion                string        `yaml:"kafka_version" default:"3.6.0" example:"3.6.0" doc:"Oldest broker version in the cluster; it selects the protocol versions the client speaks."`
+	CreateTopics                bool          `yaml:"create_topics" default:"true" doc:"Create missing topics (events and checkpoints) with topic_partitions and topic_replication. When false, a missing topic is an error."`
+	TopicPartitions             int           `yaml:"topic_partitions" default:"3" doc:"Partitions of topics this stream creates."`
+	TopicReplication            int           `yaml:"topic_replication" default:"1" doc:"Replication factor of topics this stream creates; 3 in production."`
+	MinInsyncReplicas           int           `yaml:"topic_min_insync_replicas" default:"0" doc:"min.insync.replicas of topics this stream creates; 0 means topic_replication - 1, at least 1 (2 with the production replication of 3), so that an acknowledged event is on two brokers."`
+	CheckpointTopic             string        `yaml:"checkpoint_topic" default:"tributary.checkpoints" doc:"Compacted topic holding source checkpoints, keyed by connector name."`
+	CheckpointPartitions        int           `yaml:"checkpoint_partitions" default:"1" doc:"Partitions of the checkpoint topic when this stream creates it."`
+	CheckpointReplication       int           `yaml:"checkpoint_replication" default:"0" doc:"Replication factor of the checkpoint topic when this stream creates it; 0 means topic_replication."`
+	CheckpointMinInsyncReplicas int           `yaml:"checkpoint_min_insync_replicas" default:"0" doc:"min.insync.replicas of the checkpoint topic when this stream creates it; 0 means its replication factor - 1, at least 1."`
+	BatchMaxMessages            int           `yaml:"batch_max_messages" default:"0" doc:"With a linger, send a batch once this many messages are buffered; 0 leaves it to batch_max_bytes and linger."`
+	BatchMaxBytes               int           `yaml:"batch_max_bytes" default:"524288" doc:"With a linger, send a batch once this many bytes are buffered. A partition's batch holds at most 1 MB, or this many bytes when higher."`
+	Linger                      time.Duration `yaml:"linger" default:"0s" doc:"Longest time a message waits to be batched with others before it is sent; 0 sends at once."`
+	Compression                 Compression   `yaml:"compression" default:"none" enum:"none,snappy,lz4,zstd,gzip" doc:"Codec of produced record batches."`
+	DialTimeout                 time.Duration `yaml:"dial_timeout" default:"10s" doc:"How long connecting to a broker may take."`
+	TLS                         TLSConfig     `yaml:"tls" doc:"TLS to the brokers; absent means plaintext."`
+	SASL                        *SASLConfig   `yaml:"sasl" doc:"SASL authentication; absent means none."`
 
 	// version is KafkaVersion parsed, by Validate.
 	version sarama.KafkaVersion
@@ -134,6 +138,18 @@ func (c *Config) Validate() error {
 	if c.TopicReplication < 1 || c.TopicReplication > 32767 {
 		errs = append(errs, core.FieldErrorf("topic_replication", "%d is out of range; use 1 to 32767 (3 in production)", c.TopicReplication))
 	}
+	if c.MinInsyncReplicas < 0 || c.MinInsyncReplicas > c.TopicReplication && c.TopicReplication >= 1 {
+		errs = append(errs, core.FieldErrorf("topic_min_insync_replicas", "%d is out of range; use 1 to topic_replication (%d), or 0 for topic_replication - 1", c.MinInsyncReplicas, c.TopicReplication))
+	}
+	if c.CheckpointPartitions < 1 {
+		errs = append(errs, core.FieldErrorf("checkpoint_partitions", "%d is below 1; the checkpoint topic needs at least one partition", c.CheckpointPartitions))
+	}
+	if c.CheckpointReplication < 0 || c.CheckpointReplication > 32767 {
+		errs = append(errs, core.FieldErrorf("checkpoint_replication", "%d is out of range; use 1 to 32767, or 0 for topic_replication", c.CheckpointReplication))
+	}
+	if r := c.checkpointReplication(); c.CheckpointMinInsyncReplicas < 0 || c.CheckpointMinInsyncReplicas > r && r >= 1 {
+		errs = append(errs, core.FieldErrorf("checkpoint_min_insync_replicas", "%d is out of range; use 1 to the checkpoint topic's replication (%d), or 0 for its replication - 1", c.CheckpointMinInsyncReplicas, r))
+	}
 	c.CheckpointTopic = strings.TrimSpace(c.CheckpointTopic)
 	if err := checkTopicName(c.CheckpointTopic); err != nil {
 		errs = append(errs, &core.FieldError{Path: "checkpoint_topic", Err: err})
@@ -166,6 +182,23 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.SASL.validate())
 	}
 	return errors.Join(errs...)
+}
+
+// checkpointReplication is the replication factor of the checkpoint topic.
+func (c Config) checkpointReplication() int {
+	if c.CheckpointReplication > 0 {
+		return c.CheckpointReplication
+	}
+	return c.TopicReplication
+}
+
+// minInsync returns the min.insync.replicas a topic of replication
+// factor replication is created with: set, or replication - 1, at least 1.
+func minInsync(set, replication int) int {
+	if set > 0 {
+		return set
+	}
+	return max(1, replication-1)
 }
 
 // parseVersion sets c.version from KafkaVersion.

@@ -45,7 +45,37 @@ func TestParseConfig(t *testing.T) {
 		{name: "cert without key", change: func(v map[string]any) { v["tls"] = map[string]any{"enabled": true, "cert_file": "c.pem"} }, path: "tls.key_file"},
 		{name: "sasl scram", change: func(v map[string]any) {
 			v["sasl"] = map[string]any{"mechanism": "SCRAM-SHA-512", "username": "u", "password": "p"}
+		}},
+		{name: "sasl unknown mechanism", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "GSSAPI", "username": "u", "password": "p"}
 		}, path: "sasl.mechanism"},
+		{name: "oauth static token", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "OAUTHBEARER", "token": "t"}
+		}},
+		{name: "oauth client credentials", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "OAUTHBEARER", "token_url": "https://idp.example.com/token", "client_id": "c", "client_secret": "s", "scopes": []any{"kafka"}}
+		}},
+		{name: "oauth without a token source", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "OAUTHBEARER"}
+		}, path: "sasl.token"},
+		{name: "oauth two token sources", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "OAUTHBEARER", "token": "t", "token_file": "/run/token"}
+		}, path: "sasl.token"},
+		{name: "oauth token url without client", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "OAUTHBEARER", "token_url": "https://idp.example.com/token"}
+		}, path: "sasl.client_id"},
+		{name: "oauth bad token url", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "OAUTHBEARER", "token_url": "idp/token", "client_id": "c", "client_secret": "s"}
+		}, path: "sasl.token_url"},
+		{name: "scram with a token", change: func(v map[string]any) {
+			v["sasl"] = map[string]any{"mechanism": "SCRAM-SHA-256", "username": "u", "password": "p", "token": "t"}
+		}, path: "sasl.token"},
+		{name: "min insync above replication", change: func(v map[string]any) { v["topic_min_insync_replicas"] = 2 }, path: "topic_min_insync_replicas"},
+		{name: "zero checkpoint partitions", change: func(v map[string]any) { v["checkpoint_partitions"] = 0 }, path: "checkpoint_partitions"},
+		{name: "checkpoint min insync above replication", change: func(v map[string]any) {
+			v["checkpoint_replication"] = 3
+			v["checkpoint_min_insync_replicas"] = 4
+		}, path: "checkpoint_min_insync_replicas"},
 		{name: "sasl without user", change: func(v map[string]any) { v["sasl"] = map[string]any{"password": "p"} }, path: "sasl.username"},
 		{name: "unknown key", change: func(v map[string]any) { v["acks"] = "all" }, path: "acks"},
 	}

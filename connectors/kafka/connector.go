@@ -123,7 +123,7 @@ func (s *Stream) Open(ctx context.Context, env core.Env) error {
 		return err
 	}
 	c := &conn{cfg: s.cfg, sc: sc, log: logger, client: client, subs: map[*subscriber]struct{}{}}
-	c.topics = newTopics(client, s.cfg)
+	c.topics = newTopics(client, s.cfg, logger)
 	metrics, err := newProducerMetrics(env.Metrics, env.Name)
 	if err != nil {
 		logger.Warn("kafka producer metrics not exported", "err", err)

@@ -21,7 +21,7 @@ import (
 
 // openTestStream opens a stream on the test broker whose producer connects
 // through dial.
-func openTestStream(t *testing.T, values map[string]any) *Stream {
+func openTestStream(t testing.TB, values map[string]any) *Stream {
 	t.Helper()
 	brokers := servicetest.Kafka(t)
 	v := map[string]any{"brokers": []any{brokers[0]}}

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +24,7 @@ var ErrTopicMissing = errors.New("kafka topic missing")
 type topics struct {
 	client sarama.Client
 	cfg    Config
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	admin   sarama.ClusterAdmin
@@ -32,8 +37,44 @@ type topicCheck struct {
 	err  error
 }
 
-func newTopics(client sarama.Client, cfg Config) *topics {
-	return &topics{client: client, cfg: cfg, known: map[string]bool{}, pending: map[string]*topicCheck{}}
+func newTopics(client sarama.Client, cfg Config, log *slog.Logger) *topics {
+	return &topics{client: client, cfg: cfg, log: log, known: map[string]bool{}, pending: map[string]*topicCheck{}}
+}
+
+// checkpointTopicConfig is the configuration of the checkpoint topic
+// besides min.insync.replicas. The stream reads the topic at start-up, so
+// compaction should keep it short: segments roll every 10 minutes or 16 MiB
+// (compaction only cleans rolled segments), and the cleaner takes a log
+// once a tenth of it is superseded records rather than half.
+var checkpointTopicConfig = map[string]string{
+	"cleanup.policy":            "compact",
+	"segment.ms":                "600000",
+	"segment.bytes":             "16777216",
+	"min.cleanable.dirty.ratio": "0.1",
+	"max.compaction.lag.ms":     "3600000",
+}
+
+// detail returns how to create topic: the checkpoint topic (compact)
+// or an events topic.
+func (t *topics) detail(compact bool) *sarama.TopicDetail {
+	c := t.cfg
+	d := &sarama.TopicDetail{
+		NumPartitions:     int32(c.TopicPartitions),
+		ReplicationFactor: int16(c.TopicReplication),
+		ConfigEntries:     map[string]*string{},
+	}
+	minISR := minInsync(c.MinInsyncReplicas, c.TopicReplication)
+	if compact {
+		d.NumPartitions = int32(c.CheckpointPartitions)
+		d.ReplicationFactor = int16(c.checkpointReplication())
+		minISR = minInsync(c.CheckpointMinInsyncReplicas, c.checkpointReplication())
+		for k, v := range checkpointTopicConfig {
+			d.ConfigEntries[k] = &v
+		}
+	}
+	isr := strconv.Itoa(minISR)
+	d.ConfigEntries["min.insync.replicas"] = &isr
+	return d
 }
 
 // ensure returns nil once topic exists. compact asks for a compacted topic
@@ -127,31 +168,48 @@ func (t *topics) create(topic string, compact bool) error {
 	}
 	if !exists {
 		if !t.cfg.CreateTopics {
+			d := t.detail(compact)
 			return fmt.Errorf("kafka topic %q does not exist and create_topics is false: create it (kafka-topics.sh --create --topic %s --partitions %d --replication-factor %d%s) or set create_topics: true: %w",
-				topic, topic, t.cfg.TopicPartitions, t.cfg.TopicReplication, compactFlag(compact), ErrTopicMissing)
+				topic, topic, d.NumPartitions, d.ReplicationFactor, configFlags(d), ErrTopicMissing)
 		}
-		detail := &sarama.TopicDetail{
-			NumPartitions:     int32(t.cfg.TopicPartitions),
-			ReplicationFactor: int16(t.cfg.TopicReplication),
-		}
-		if compact {
-			policy := "compact"
-			detail.NumPartitions = 1
-			detail.ConfigEntries = map[string]*string{"cleanup.policy": &policy}
-		}
+		detail := t.detail(compact)
 		err := admin.CreateTopic(topic, detail, false)
 		switch {
 		case err == nil, errors.Is(err, sarama.ErrTopicAlreadyExists):
 		case errors.Is(err, sarama.ErrTopicAuthorizationFailed), errors.Is(err, sarama.ErrClusterAuthorizationFailed):
 			return fmt.Errorf("kafka topic %q does not exist and the client may not create it: create it beforehand (kafka-topics.sh --create --topic %s --partitions %d --replication-factor %d%s) or grant the client's principal CREATE on the cluster or topic: %w",
-				topic, topic, t.cfg.TopicPartitions, t.cfg.TopicReplication, compactFlag(compact), err)
+				topic, topic, detail.NumPartitions, detail.ReplicationFactor, configFlags(detail), err)
 		case errors.Is(err, sarama.ErrInvalidReplicationFactor):
-			return fmt.Errorf("create kafka topic %q: replication factor %d is more than the cluster's brokers; lower topic_replication: %w", topic, t.cfg.TopicReplication, err)
+			return fmt.Errorf("create kafka topic %q: replication factor %d is more than the cluster's brokers; lower topic_replication (checkpoint_replication for the checkpoint topic): %w", topic, detail.ReplicationFactor, err)
 		default:
 			return fmt.Errorf("create kafka topic %q: %w", topic, err)
 		}
 	}
-	return t.waitLeaders(topic)
+	if err := t.waitLeaders(topic); err != nil {
+		return err
+	}
+	t.warnWeakDurability(admin, topic)
+	return nil
+}
+
+// warnWeakDurability warns when topic has min.insync.replicas 1 on a
+// cluster of more than one broker: acks from all in-sync replicas then
+// means one copy when the others fall behind.
+func (t *topics) warnWeakDurability(admin sarama.ClusterAdmin, topic string) {
+	if len(t.client.Brokers()) < 2 {
+		return
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"min.insync.replicas"}})
+	if err != nil {
+		t.log.Debug("kafka topic configuration not read", "topic", topic, "err", err)
+		return
+	}
+	for _, e := range entries {
+		if e.Name == "min.insync.replicas" && e.Value == "1" {
+			t.log.Warn("kafka topic has min.insync.replicas=1 on a cluster of several brokers: an acknowledged event may be on one broker only; raise it (kafka-configs.sh --alter --entity-type topics --entity-name TOPIC --add-config min.insync.replicas=2)",
+				"topic", topic, "brokers", len(t.client.Brokers()))
+		}
+	}
 }
 
 // waitLeaders waits until the client's metadata shows a leader for every
@@ -186,9 +244,17 @@ func (t *topics) waitLeaders(topic string) error {
 	}
 }
 
-func compactFlag(compact bool) string {
-	if compact {
-		return " --config cleanup.policy=compact"
+// configFlags returns the --config flags of kafka-topics.sh that create a
+// topic as d says.
+func configFlags(d *sarama.TopicDetail) string {
+	keys := make([]string, 0, len(d.ConfigEntries))
+	for k := range d.ConfigEntries {
+		keys = append(keys, k)
 	}
-	return ""
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " --config %s=%s", k, *d.ConfigEntries[k])
+	}
+	return b.String()
 }
