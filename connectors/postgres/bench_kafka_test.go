@@ -218,7 +218,7 @@ func benchRuntime(b *testing.B, st core.Stream, name string, src core.Source) *r
 	rt, err := runtime.New(runtime.Options{
 		Stream:          st,
 		Topics:          runtime.Topics{Mode: "single", Name: "tributary.bench.postgres"},
-		Connectors:      []runtime.Connector{{Name: name, Type: "postgres_cdc", Source: src, Mapper: benchMapper(b, name)}},
+		Connectors:      []runtime.Connector{{Name: name, Type: "postgres_cdc", Source: src, Mapper: benchMapper(b, name), MaxInFlight: benchInFlight()}},
 		StateDir:        b.TempDir(),
 		ShutdownTimeout: 30 * time.Second,
 	})
@@ -262,6 +262,7 @@ func BenchmarkStreamKafka(b *testing.B) {
 	closeSource(b, openSource(b, cfg, core.Position{})) // publication and slot
 	next := 1
 	var total time.Duration
+	rss := 0.0
 	for b.Loop() {
 		b.StopTimer()
 		loadRows(b, d, tb, next, n)
@@ -270,6 +271,7 @@ func BenchmarkStreamKafka(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.StartTimer()
+		resetPeakRSS()
 		start := time.Now()
 		go func() { done <- rt.Run(ctx) }()
 		deadline := time.Now().Add(10 * time.Minute)
@@ -284,6 +286,7 @@ func BenchmarkStreamKafka(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		total += time.Since(start)
+		rss = max(rss, peakRSS())
 		b.StopTimer()
 		cancel()
 		if err := <-done; err != nil {
@@ -292,6 +295,7 @@ func BenchmarkStreamKafka(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "changes/s")
+	b.ReportMetric(rss, "peak-rss-MB")
 }
 
 // BenchmarkSteady5k commits 5,000 single-row inserts a second (50-row

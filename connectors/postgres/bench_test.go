@@ -138,6 +138,7 @@ func BenchmarkStreamEmbedded(b *testing.B) {
 	})
 	next := 1
 	var total time.Duration
+	rss := 0.0
 	for b.Loop() {
 		b.StopTimer()
 		loadRows(b, d, tb, next, n)
@@ -148,7 +149,7 @@ func BenchmarkStreamEmbedded(b *testing.B) {
 		}
 		rt, err := runtime.New(runtime.Options{
 			Stream:          st,
-			Connectors:      []runtime.Connector{{Name: "bench", Type: "postgres_cdc", Source: newSource(b, cfg), Mapper: mapper}},
+			Connectors:      []runtime.Connector{{Name: "bench", Type: "postgres_cdc", Source: newSource(b, cfg), Mapper: mapper, MaxInFlight: benchInFlight()}},
 			StateDir:        dir,
 			ShutdownTimeout: 30 * time.Second,
 		})
@@ -158,6 +159,7 @@ func BenchmarkStreamEmbedded(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.StartTimer()
+		resetPeakRSS()
 		start := time.Now()
 		go func() { done <- rt.Run(ctx) }()
 		deadline := time.Now().Add(10 * time.Minute)
@@ -172,6 +174,7 @@ func BenchmarkStreamEmbedded(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		total += time.Since(start)
+		rss = max(rss, peakRSS())
 		b.StopTimer()
 		if s := rt.Status().Connectors[0]; s.Errors > 0 {
 			b.Logf("errors during the run: %d, last %s", s.Errors, s.Error)
@@ -183,4 +186,5 @@ func BenchmarkStreamEmbedded(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "changes/s")
+	b.ReportMetric(rss, "peak-rss-MB")
 }

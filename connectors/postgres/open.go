@@ -289,10 +289,13 @@ func (s *Source) startStream(env core.Env, pool *pgxpool.Pool, repl *pgconn.PgCo
 	}
 	s.metas = metas
 	s.mu.Unlock()
+	// out holds one batch decoded ahead of Read, the one being filled
+	// another: at most about 2 x max_batch changes wait in the connector
+	// (16 batches waiting made a 1M-row catch-up peak 70 MB higher).
 	r := &receiver{
 		conn: repl, pool: pool, cfg: cfg, log: log, types: s.newTypes(),
 		rels: map[uint32]*relation{}, rel: s.rel, outbox: s.outbox,
-		out: make(chan []core.Change, 16), stop: make(chan struct{}), done: make(chan struct{}),
+		out: make(chan []core.Change, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		resume: sp.resume, sentLSN: sp.lsn, resnaps: s.resnaps,
 	}
 	r.toast = &toaster{pool: pool, types: r.types}

@@ -1,0 +1,80 @@
+package postgres_test
+
+import (
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// resetPeakRSS starts a new peak resident set measure (Linux). With
+// TRIBUTARY_BENCH_HEAPPROFILE set, the live heap is also written there
+// two seconds later, once per process: what a catch-up holds.
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	if os.Getenv("TRIBUTARY_BENCH_RSSLOG") != "" {
+		fmt.Fprintf(os.Stderr, "rss at reset %.1f MB\n", rss())
+		rssLogOnce.Do(func() {
+			go func() {
+				top := 0.0
+				for range time.Tick(50 * time.Millisecond) {
+					if r := rss(); r > top+5 {
+						top = r
+						var ms goruntime.MemStats
+						goruntime.ReadMemStats(&ms)
+						fmt.Fprintf(os.Stderr, "rss %.0f MB: go sys %d heap inuse %d idle %d released %d stack %d other %d MB\n", r,
+							ms.Sys>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackSys>>20, (ms.OtherSys+ms.GCSys+ms.MSpanSys)>>20)
+					}
+				}
+			}()
+		})
+	}
+	if p := os.Getenv("TRIBUTARY_BENCH_HEAPPROFILE"); p != "" {
+		heapOnce.Do(func() {
+			time.AfterFunc(2*time.Second, func() {
+				f, err := os.Create(p)
+				if err != nil {
+					return
+				}
+				defer f.Close()
+				goruntime.GC()
+				_ = pprof.WriteHeapProfile(f)
+			})
+		})
+	}
+}
+
+var heapOnce, rssLogOnce sync.Once
+
+// peakRSS returns the peak resident set since the last reset, in MB, or -1
+// where /proc does not tell.
+func peakRSS() float64 { return procStatus("VmHWM:") }
+
+// rss returns the current resident set, in MB.
+func rss() float64 { return procStatus("VmRSS:") }
+
+func procStatus(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field) {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, field)), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// benchInFlight is the connector's max_in_flight in the runtime
+// benchmarks: TRIBUTARY_BENCH_INFLIGHT, default (0) the runtime's.
+func benchInFlight() int {
+	n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_BENCH_INFLIGHT"))
+	return n
+}
