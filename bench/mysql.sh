@@ -6,11 +6,13 @@
 # /dev/null (the raw read), and the runtime catching up into the embedded
 # stream and into Kafka until every change's event is durable and its
 # checkpoint stored; it prints changes/s, the share of the raw read and the
-# peak RSS of each catch-up (BenchmarkCatchUp in connectors/mysql).
+# peak RSS of each catch-up (BenchmarkCatchUp in connectors/mysql); then
+# a steady 5,000 changes/s into Kafka for SECONDS_RUN (default 10) with its
+# commit-to-ack percentiles (BenchmarkSteady5k).
 #
 #   bench/mysql.sh               ROWS=1000000, max_in_flight 10000 and 4000
 #
-# Environment: ROWS (default 1000000), INFLIGHT (the connectors'
+# Environment: ROWS (default 1000000), SECONDS_RUN (default 10), INFLIGHT (the connectors'
 # max_in_flight values to run, default "0 4000"; 0 is the runtime's
 # default).
 set -euo pipefail
@@ -29,3 +31,5 @@ for f in $INFLIGHT; do
 	TRIBUTARY_BENCH_ROWS=$ROWS TRIBUTARY_BENCH_INFLIGHT=$f \
 		"$work/mysql.test" -test.run '^$' -test.bench CatchUp -test.benchtime 1x | grep '^Benchmark'
 done
+echo "steady 5,000 changes/s into Kafka, ${SECONDS_STEADY:=${SECONDS_RUN:-10}}s"
+TRIBUTARY_BENCH_SECONDS=$SECONDS_STEADY "$work/mysql.test" -test.run '^$' -test.bench Steady5k -test.benchtime 1x | grep '^Benchmark'
