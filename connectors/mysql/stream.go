@@ -471,6 +471,13 @@ func (r *reader) rows(e *replication.BinlogEvent, ev *replication.RowsEvent) err
 			}
 			ch.Before, ch.After = first, after
 			ch.Key = keyOf(t, after)
+			for n, v := range keyOf(t, first) {
+				if _, ok := after[n]; !ok {
+					// A MINIMAL after image lacks the key columns not
+					// changed: they are in the before image.
+					ch.Key[n] = v
+				}
+			}
 		}
 		r.resnapNote(k, t, ch.Before, ch.After, false)
 		if err := r.emit(idx, ch); err != nil {
@@ -522,7 +529,9 @@ func keyOf(t *table, rec map[string]any) map[string]any {
 	k := make(map[string]any, len(t.Key))
 	for _, n := range t.Key {
 		if i := t.colIndex(n); i >= 0 {
-			k[t.Columns[i].Name] = rec[t.Columns[i].Name]
+			if v, ok := rec[t.Columns[i].Name]; ok {
+				k[t.Columns[i].Name] = v
+			}
 		}
 	}
 	return k
