@@ -33,7 +33,8 @@ type Config struct {
 	Gzip       bool          `yaml:"gzip" default:"false" doc:"Compress each file with gzip."`
 	MaxBytes   int64         `yaml:"max_bytes" default:"67108864" doc:"A file is completed once it holds this many bytes (before compression)."`
 	MaxEvents  int           `yaml:"max_events" default:"100000" doc:"A file is completed once it holds this many events; 0 sets no count."`
-	MaxAge     time.Duration `yaml:"max_age" default:"5s" doc:"A file is completed this long after its first event: the longest an event waits to be delivered."`
+	MaxAge     time.Duration `yaml:"max_age" default:"1s" doc:"A file is completed this long after its first event: the longest an event waits to be delivered."`
+	Linger     time.Duration `yaml:"linger" default:"20ms" doc:"A file is completed once no event was added to it for this long: the sink's Writes all wait for it then, and nothing more comes until it is in place. 0 completes files by max_age, size and count only (fewer files, at most one per max_age under a trickle, and far less throughput)."`
 	Mode       string        `yaml:"file_mode" default:"0644" example:"0640" doc:"Permissions of the files, in octal."`
 }
 
@@ -97,7 +98,10 @@ func (c *Config) Validate() error {
 		add("max_events", "is %d; give 0 (no count) or more", c.MaxEvents)
 	}
 	if c.MaxAge < time.Millisecond {
-		add("max_age", "is %s; give a duration such as 5s: an event waits at most that long for its file", c.MaxAge)
+		add("max_age", "is %s; give a duration such as 1s: an event waits at most that long for its file", c.MaxAge)
+	}
+	if c.Linger < 0 {
+		add("linger", "is %s; give 0 (off) or a duration such as 100ms", c.Linger)
 	}
 	if !modeRe.MatchString(c.Mode) {
 		add("file_mode", "%q is not an octal mode such as 0644", c.Mode)

@@ -147,7 +147,8 @@ func (s *Sink) Open(ctx context.Context, _ core.Env) error {
 
 // Write appends the lines of ds to the current file and waits until the
 // file holding them is completed: renamed into place, when it reaches
-// max_bytes or max_events, or max_age after its first event. A delivery
+// max_bytes or max_events, max_age after its first event, or once no
+// event was added to it for linger. A delivery
 // whose line cannot be made (an expression that fails) is refused. Once a
 // delivery of a key is not delivered, the later ones of that key are not
 // (StatusRetry, no error). Write is safe for concurrent use; when ctx is
@@ -186,6 +187,9 @@ func (s *Sink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 		}
 		f.events++
 		files[i] = f
+		if f.idle != nil {
+			f.idle.Reset(s.cfg.Linger)
+		}
 		if f.bytes >= s.cfg.MaxBytes || (s.cfg.MaxEvents > 0 && f.events >= s.cfg.MaxEvents) {
 			s.cur = nil
 			full = append(full, f)
@@ -286,7 +290,7 @@ func (s *Sink) current() (*file, error) {
 	}
 	prev := s.last
 	s.cur, s.last = f, f
-	f.timer = time.AfterFunc(s.cfg.MaxAge, func() {
+	due := func() {
 		s.mu.Lock()
 		due := s.cur == f
 		if due {
@@ -296,7 +300,11 @@ func (s *Sink) current() (*file, error) {
 		if due {
 			s.complete(f)
 		}
-	})
+	}
+	f.timer = time.AfterFunc(s.cfg.MaxAge, due)
+	if s.cfg.Linger > 0 {
+		f.idle = time.AfterFunc(s.cfg.Linger, due)
+	}
 	f.prev = prev
 	return f, nil
 }

@@ -26,6 +26,8 @@ type file struct {
 	bytes      int64
 	events     int
 	timer      *time.Timer
+	// idle completes the file once no event was added for linger.
+	idle *time.Timer
 	// prev is the file started before, completed first.
 	prev *file
 	// done is closed once the file is completed (err nil) or abandoned.
@@ -66,9 +68,7 @@ func (f *file) write(p []byte) error {
 // anyone is told. On failure the temporary file is removed. Either way
 // done is closed.
 func (f *file) complete() error {
-	if f.timer != nil {
-		f.timer.Stop()
-	}
+	f.stopTimers()
 	err := f.finish()
 	if err == nil {
 		err = os.Rename(f.tmp, f.final)
@@ -86,13 +86,19 @@ func (f *file) complete() error {
 
 // abandon removes the temporary file: its events are not delivered.
 func (f *file) abandon(why error) {
-	if f.timer != nil {
-		f.timer.Stop()
-	}
+	f.stopTimers()
 	_ = f.f.Close()
 	_ = os.Remove(f.tmp)
 	f.err = why
 	close(f.done)
+}
+
+func (f *file) stopTimers() {
+	for _, t := range []*time.Timer{f.timer, f.idle} {
+		if t != nil {
+			t.Stop()
+		}
+	}
 }
 
 func (f *file) finish() error {

@@ -67,7 +67,7 @@ func TestRotation(t *testing.T) {
 // sees nothing until it is whole.
 func TestNoPartialFileVisible(t *testing.T) {
 	dir := t.TempDir()
-	s := newSink(t, map[string]any{"dir": dir, "max_age": "300ms"})
+	s := newSink(t, map[string]any{"dir": dir, "max_age": "300ms", "linger": "0s"})
 	open(t, s)
 	done := make(chan []core.Result)
 	go func() { done <- s.Write(context.Background(), []core.Delivery{event("a", nil)}) }()
@@ -94,7 +94,7 @@ func TestNoPartialFileVisible(t *testing.T) {
 // TestWriteCancelledWhileWaiting: a Write waiting for its file returns
 // when its context ends, its deliveries retried.
 func TestWriteCancelledWhileWaiting(t *testing.T) {
-	s := newSink(t, map[string]any{"dir": t.TempDir(), "max_age": "1h"})
+	s := newSink(t, map[string]any{"dir": t.TempDir(), "max_age": "1h", "linger": "0s"})
 	open(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -189,5 +189,23 @@ func TestLineRefused(t *testing.T) {
 	}
 	if want := []string{`{"n":1}`, `{"n":3}`}; !reflect.DeepEqual(all, want) {
 		t.Errorf("lines %q, want %q", all, want)
+	}
+}
+
+// TestLinger: a file no event was added to for linger is completed well
+// before max_age, so that Writes waiting for it return.
+func TestLinger(t *testing.T) {
+	dir := t.TempDir()
+	s := newSink(t, map[string]any{"dir": dir, "max_age": "1h", "linger": "30ms"})
+	open(t, s)
+	start := time.Now()
+	if rs := write(t, s, event("a", nil), event("b", nil)); statuses(rs) != "delivered delivered" {
+		t.Fatalf("Write: %s", statuses(rs))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Write took %s; the file should complete 30ms after its last event", d)
+	}
+	if v := visible(t, dir); len(v) != 1 {
+		t.Errorf("files %v, want one", v)
 	}
 }
