@@ -129,17 +129,17 @@ func TestUnfollowableDDL(t *testing.T) {
 // transaction reads the transaction again and emits the rest of it with
 // the same positions (and so the same event ids).
 func TestCrashInsideLargeTransaction(t *testing.T) {
-	const n = 20000
+	const n = 100000
 	d := newDB(t)
 	d.exec(t, `CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(20))`)
 	cfg := d.config("big")
 	cfg["snapshot"] = map[string]any{"mode": "never"}
 	dir := t.TempDir()
 	src := openSource(t, cfg, dir, core.Position{})
-	d.exec(t, `SET SESSION max_recursive_iterations = 100000`, `INSERT INTO big (id, v) WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 20000) SELECT i, CONCAT('v', i) FROM s`)
+	d.exec(t, `SET SESSION max_recursive_iterations = 200000`, `INSERT INTO big (id, v) WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 100000) SELECT i, CONCAT('v', i) FROM s`)
 	first := readN(t, src, n)
 	closeSource(t, src)
-	const cut = 12345
+	const cut = 54321
 	src2 := openSource(t, cfg, dir, first[cut].Position)
 	rest := readN(t, src2, n-cut-1)
 	for i, ch := range rest {
