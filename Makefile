@@ -7,7 +7,7 @@ QUICKSTART := examples/quickstart/tributary.yaml
 TEST_TIMEOUT ?= 20m
 FUZZTIME  ?= 20s
 
-.PHONY: help build run test test-unit test-race services services-down vet schema bench fuzz clean
+.PHONY: help build run test test-unit test-race test-kafka-compat services services-down vet schema bench fuzz clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,9 +27,15 @@ services-down: ## stop the services
 vet: ## go vet
 	$(GO) vet $(PKGS)
 
-test: services vet ## every test, real services required, with the race detector
+test: services vet test-kafka-compat ## every test, real services required, with the race detector
 	eval "$$(scripts/services env)" && \
 	  TRIBUTARY_REQUIRE_SERVICES=1 $(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+test-kafka-compat: ## the Kafka stream's integration tests on Kafka 3.9.2 too: a second broker on ports 19092-19096, stopped after
+	export TRIBUTARY_KAFKA_VERSION=3.9.2 TRIBUTARY_SERVICES_KAFKA_NAME=kafka-3.9 TRIBUTARY_SERVICES_KAFKA_PORT=19092 && \
+	  scripts/services up kafka && trap 'scripts/services down kafka' EXIT && \
+	  eval "$$(scripts/services env kafka)" && \
+	  TRIBUTARY_REQUIRE_SERVICES=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./connectors/kafka/...
 
 test-unit: ## tests that need no service (service tests skip, naming `make test`)
 	$(GO) test -timeout $(TEST_TIMEOUT) $(PKGS)
