@@ -288,7 +288,9 @@ func (r *reader) query(e *replication.BinlogEvent, ev *replication.QueryEvent) e
 		}
 		r.begun = true
 		return nil
-	case strings.EqualFold(q, "COMMIT"):
+	case strings.EqualFold(q, "COMMIT"), strings.EqualFold(q, "ROLLBACK"):
+		// ROLLBACK ends a transaction whose non-transactional changes
+		// were logged anyway.
 		return r.commit(e)
 	}
 	if !r.inTxn {
