@@ -346,7 +346,7 @@ func (p *entityParser) checkMachine(e *Entity, key, initialNode, finalNode *yaml
 			known(n, at+".to", tr.To)
 		}
 		if len(tr.From) == 0 && tr.To != "" && e.Initial != "" && tr.To != e.Initial {
-			p.add(n, at+".from", "transition %s has no from, so it starts a %s, yet leads to %q, not the initial state %q: add from: [...] or lead it to %s", tr.EventType, e.Name, tr.To, e.Initial, e.Initial)
+			p.add(n, at+".from", "transition %s has no from, so it starts an instance of %s, yet leads to %q, not the initial state %q: add from: [...] or lead it to %s", tr.EventType, e.Name, tr.To, e.Initial, e.Initial)
 		}
 	}
 	// Reachability from the initial state.
