@@ -145,3 +145,29 @@ func TestFilePositions(t *testing.T) {
 		t.Fatalf("history after the ALTER: %v", s)
 	}
 }
+
+// TestRollbackEndsTransaction: a transaction logged with ROLLBACK (its
+// non-transactional changes happened anyway) ends there; the next one is
+// named by its own first event.
+func TestRollbackEndsTransaction(t *testing.T) {
+	r := testReader(t, gomysql.MySQLFlavor, binlogPos{file: "binlog.000001", pos: 4}, "", 0)
+	events := []*replication.BinlogEvent{
+		ev(replication.ROTATE_EVENT, 0, 0, &replication.RotateEvent{Position: 4, NextLogName: []byte("binlog.000001")}),
+		ev(replication.QUERY_EVENT, 200, 60, &replication.QueryEvent{Query: []byte("BEGIN")}),
+		insertEvent(1),
+		ev(replication.QUERY_EVENT, 320, 60, &replication.QueryEvent{Query: []byte("ROLLBACK")}),
+		ev(replication.QUERY_EVENT, 400, 80, &replication.QueryEvent{Query: []byte("BEGIN")}),
+		insertEvent(2),
+		ev(replication.XID_EVENT, 500, 31, &replication.XIDEvent{}),
+	}
+	for _, e := range events {
+		if err := r.HandleEvent(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chs := drain(t, r)
+	want := []string{`{"lsn":"file:binlog.000001:140","i":0}`, `{"lsn":"file:binlog.000001:320","i":0}`}
+	if len(chs) != 2 || string(chs[0].Position.Data) != want[0] || string(chs[1].Position.Data) != want[1] {
+		t.Fatalf("positions %+v", chs)
+	}
+}
