@@ -54,18 +54,28 @@ func BenchmarkPublish1KB(b *testing.B) {
 	cases := []struct {
 		name   string
 		values map[string]any
+		secure bool // through the SASL_SSL listener: TLS and SCRAM-SHA-512
 	}{
-		{"default", nil}, // no linger, no compression
-		{"lz4", map[string]any{"compression": "lz4"}},
-		{"zstd", map[string]any{"compression": "zstd"}},
-		{"linger=5ms", map[string]any{"linger": "5ms"}},
-		{"linger=5ms,lz4", map[string]any{"linger": "5ms", "compression": "lz4"}},
-		{"linger=20ms,1MB", map[string]any{"linger": "20ms", "batch_max_bytes": 1 << 20}},
+		{name: "default"}, // no linger, no compression
+		{name: "lz4", values: map[string]any{"compression": "lz4"}},
+		{name: "zstd", values: map[string]any{"compression": "zstd"}},
+		{name: "linger=5ms", values: map[string]any{"linger": "5ms"}},
+		{name: "linger=5ms,lz4", values: map[string]any{"linger": "5ms", "compression": "lz4"}},
+		{name: "linger=20ms,1MB", values: map[string]any{"linger": "20ms", "batch_max_bytes": 1 << 20}},
+		{name: "tls+scram-sha-512", secure: true},
 	}
 	const perCall = 500
 	events := benchEvents(20*perCall, 1024)
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
+			if tc.secure {
+				addr, user, password, ca := saslBroker(b)
+				tc.values = map[string]any{
+					"brokers": []any{addr},
+					"tls":     map[string]any{"enabled": true, "ca_file": ca},
+					"sasl":    map[string]any{"mechanism": "SCRAM-SHA-512", "username": user, "password": password},
+				}
+			}
 			s := openStream(b, tc.values)
 			pub := s.Publisher().(*kafka.Publisher)
 			topic := newTopic("bench")

@@ -18,7 +18,7 @@ import (
 // saslBroker returns the SASL_SSL listener of the test broker, its test
 // user and password, and the CA that signs its certificate, as
 // `scripts/services env` prints them.
-func saslBroker(t *testing.T) (addr, user, password, ca string) {
+func saslBroker(t testing.TB) (addr, user, password, ca string) {
 	t.Helper()
 	servicetest.Kafka(t) // skips, or fails when services are required, without Kafka
 	addr, user, password, ca = os.Getenv("TRIBUTARY_KAFKA_SASL_BROKERS"), os.Getenv("TRIBUTARY_KAFKA_SASL_USER"),
