@@ -7,6 +7,7 @@ import (
 
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/catalog"
+	"github.com/tributary/tributary/core/lifecycle"
 	"github.com/tributary/tributary/core/rules"
 	"go.yaml.in/yaml/v3"
 )
@@ -21,6 +22,9 @@ type Compiled struct {
 	Rules map[string]*rules.Set
 	// Sinks holds each sink's compiled when and map, by sink name.
 	Sinks map[string]SinkPrograms
+	// Lifecycle holds the compiled state machines of the entities
+	// section, in file order (empty when none is declared).
+	Lifecycle []*lifecycle.Machine
 }
 
 // compile builds the catalog and compiles every connector's rules, mapping
@@ -90,6 +94,7 @@ func (l *loader) compile(cfg *Config, root *yaml.Node) {
 		}
 	}
 	l.compileSinks(cfg, root)
+	l.compileEntities(cfg, root, declared)
 }
 
 // declaredTypes returns the distinct, non-empty event types the catalog

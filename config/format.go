@@ -113,6 +113,7 @@ func fileFields() []core.Field {
 			{Name: "config", Type: core.TypeAny, Doc: "The stream type's own settings."},
 		}},
 		{Name: "catalog", Type: core.TypeObjects, Doc: "The event types connectors may emit, each with the JSON Schema of its data.", Fields: eventTypeFields()},
+		{Name: "entities", Type: core.TypeAny, Doc: "Business entities (an order) and the state machines their events drive, by entity name: initial, final, states (with within limits), transitions by event type ({from: [...], to: state}), id (default event.subject), window and retention. The sidecar's lifecycle tracker follows every instance."},
 		{Name: "connectors", Type: core.TypeObjects, Doc: "The systems watched, one entry per connector instance.", Fields: []core.Field{
 			{Name: "name", Type: core.TypeString, Required: true, Doc: "Unique instance name, lowercase snake_case.", Example: "legacy_orders"},
 			{Name: "type", Type: core.TypeString, Required: true, Doc: "A registered connector type.", Example: "webhook"},
