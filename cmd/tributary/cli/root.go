@@ -97,6 +97,9 @@ func New(reg *core.Registry) *cobra.Command {
 		newEventsCmd(reg),
 		newSchemaCmd(reg),
 		NewPluginCmd(reg),
+		newCatalogCmd(reg),
+		newTraceCmd(reg),
+		newLifecyclesCmd(reg),
 		newVersionCmd(),
 	)
 	return root

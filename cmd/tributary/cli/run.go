@@ -23,6 +23,7 @@ import (
 
 	"github.com/tributary/tributary/config"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/lifecycle"
 	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
 )
@@ -103,6 +104,8 @@ type Sidecar struct {
 	// listener.
 	AdminRouter *runtime.Router
 	Logger      *slog.Logger
+	// Lifecycle is the lifecycle tracker, nil when no entity is declared.
+	Lifecycle *lifecycle.Tracker
 }
 
 // Build loads the configuration at file and wires the stream, connectors,
@@ -164,6 +167,14 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	if err != nil {
 		return nil, err
 	}
+	topics := runtime.Topics{Mode: cfg.Stream.Topics.Mode, Prefix: cfg.Stream.Topics.Prefix, Name: cfg.Stream.Topics.Name}
+	tracker, trackerSink, err := buildTracker(cfg, stream, topics, promReg, log)
+	if err != nil {
+		return nil, err
+	}
+	if trackerSink != nil {
+		sinks = append(sinks, *trackerSink)
+	}
 	var httpRouter core.Router
 	if cfg.HTTP.Address != "" {
 		httpRouter = router
@@ -185,7 +196,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log}, nil
+	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log, Lifecycle: tracker}, nil
 }
 
 // buildSinks builds each configured sink (its type's New and Configure)

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/lifecycle"
+)
+
+// newTraceCmd is `trace ENTITY ID`: an instance's current state and its
+// timeline, read from the lifecycle store (beside a running sidecar, or
+// without one).
+func newTraceCmd(reg *core.Registry) *cobra.Command {
+	var file string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "trace ENTITY ID -c FILE [--json]",
+		Short: "Show where an entity instance is (order A-1001) and every event of its timeline",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfigFile(reg, file)
+			if err != nil {
+				return err
+			}
+			if _, err := declaredEntity(cfg, args[0]); err != nil {
+				return err
+			}
+			st, err := lifecycle.OpenStoreReadOnly(cmd.Context(), filepath.Join(lifecycleDir(cfg), lifecycle.StoreFile))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			in, err := st.Trace(cmd.Context(), args[0], args[1])
+			if errors.Is(err, lifecycle.ErrNotFound) {
+				return fmt.Errorf("%w: no event of it has reached the lifecycle tracker yet", err)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(in)
+			}
+			return printTrace(cmd.OutOrStdout(), in, time.Now())
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "tributary.yaml", "configuration file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the instance and its timeline as JSON")
+	return cmd
+}
+
+// printTrace prints in as a heading and a table of its timeline.
+func printTrace(w io.Writer, in *lifecycle.Instance, now time.Time) error {
+	switch {
+	case in.State == "":
+		fmt.Fprintf(w, "%s %s: no state yet (its events wait in the reordering window)\n", in.Entity, in.ID)
+	default:
+		stuck := ""
+		if in.Stuck {
+			stuck = ", stuck"
+		}
+		fmt.Fprintf(w, "%s %s: %s since %s (%s%s)\n", in.Entity, in.ID, in.State, in.EnteredAt.Format(time.RFC3339), now.Sub(in.EnteredAt).Round(time.Second), stuck)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tTYPE\tSOURCE\tEVENT ID\tVERDICT\tPOSITION")
+	for _, s := range in.Timeline {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Time.Format(time.RFC3339Nano), s.Type, s.Source, s.EventID, s.Verdict, s.Position)
+	}
+	return tw.Flush()
+}
