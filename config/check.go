@@ -5,6 +5,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -28,6 +29,24 @@ func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
 
 	if a := cfg.Admin.Address; a != "" && checkAddress(a) != "" {
 		at("admin.address", "%s", checkAddress(a))
+	} else if a != "" && len(cfg.Admin.Tokens) == 0 && !loopbackAddress(a) {
+		at("admin.address", "%s is not a loopback address, and the admin API acts on the sidecar: set admin.auth.tokens (bearer tokens, such as {name: ops, role: operator, token: ${env:TRIBUTARY_ADMIN_TOKEN}}), or listen on 127.0.0.1", a)
+	}
+	seenToken := map[string]int{}
+	for i, t := range cfg.Admin.Tokens {
+		path := fmt.Sprintf("admin.auth.tokens[%d]", i)
+		if t.Token != "" && len(t.Token) < 16 {
+			at(path+".token", "is %d characters long; a token needs at least 16 (generate one with: openssl rand -hex 32)", len(t.Token))
+		}
+		if j, dup := seenToken[t.Token]; dup && t.Token != "" {
+			at(path+".token", "is the same token as admin.auth.tokens[%d]: give each holder a token of its own", j)
+		}
+		seenToken[t.Token] = i
+	}
+	for i, p := range cfg.Admin.OpenPaths {
+		if !strings.HasPrefix(p, "/") {
+			at(fmt.Sprintf("admin.auth.open_paths[%d]", i), "%q is not a path: write it from the root, such as /healthz", p)
+		}
 	}
 	h := mapOf(v, "http")
 	if a := cfg.HTTP.Address; a != "" && checkAddress(a) != "" {
@@ -105,4 +124,18 @@ func checkAddress(a string) string {
 		return fmt.Sprintf("%q has no valid port: use a number from 0 to 65535, such as 127.0.0.1:8080", a)
 	}
 	return ""
+}
+
+// loopbackAddress reports whether the host of addr (host:port) is a
+// loopback address or localhost. An empty host listens on every address.
+func loopbackAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -59,6 +59,25 @@ type LogConfig struct {
 type AdminConfig struct {
 	// Address is the listen address; "" disables the admin server.
 	Address string
+	// Tokens are the bearer tokens the API accepts; none: loopback only.
+	Tokens []AdminToken
+	// OpenPaths are answered without a token.
+	OpenPaths []string
+}
+
+// The roles of admin tokens.
+const (
+	// RoleRead may read (GET) the admin API.
+	RoleRead = "read"
+	// RoleOperator may also act: pause, resume, restart, replay.
+	RoleOperator = "operator"
+)
+
+// AdminToken is one bearer token of the admin API.
+type AdminToken struct {
+	Name  string
+	Role  string
+	Token string
 }
 
 // HTTPConfig configures the shared listener webhook connectors mount on.
@@ -291,7 +310,18 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 	cfg.StateDir = l.abs(strOf(v, "state_dir"))
 	lg := mapOf(v, "log")
 	cfg.Log = LogConfig{Level: strOf(lg, "level"), Format: strOf(lg, "format")}
-	cfg.Admin.Address = strOf(mapOf(v, "admin"), "address")
+	adm := mapOf(v, "admin")
+	auth := mapOf(adm, "auth")
+	cfg.Admin.Address = strOf(adm, "address")
+	for _, item := range listOf(auth, "tokens") {
+		t, _ := item.(map[string]any)
+		cfg.Admin.Tokens = append(cfg.Admin.Tokens, AdminToken{Name: strOf(t, "name"), Role: strOf(t, "role"), Token: strOf(t, "token")})
+	}
+	for _, p := range listOf(auth, "open_paths") {
+		if s, ok := p.(string); ok {
+			cfg.Admin.OpenPaths = append(cfg.Admin.OpenPaths, s)
+		}
+	}
 	h := mapOf(v, "http")
 	tls := mapOf(h, "tls")
 	cfg.HTTP = HTTPConfig{

@@ -88,8 +88,16 @@ func fileFields() []core.Field {
 			{Name: "level", Type: core.TypeString, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "Lowest level logged."},
 			{Name: "format", Type: core.TypeString, Default: "text", Enum: []string{"text", "json"}, Doc: "Log line format."},
 		}},
-		{Name: "admin", Type: core.TypeObject, Doc: "The admin HTTP server: health, status and metrics.", Fields: []core.Field{
-			{Name: "address", Type: core.TypeString, Default: DefaultAdminAddress, Doc: `Listen address (host:port); "" disables the admin server.`},
+		{Name: "admin", Type: core.TypeObject, Doc: "The admin HTTP server: health, status, metrics and the /v1 API.", Fields: []core.Field{
+			{Name: "address", Type: core.TypeString, Default: DefaultAdminAddress, Doc: `Listen address (host:port); "" disables the admin server. An address that is not loopback needs auth.tokens.`},
+			{Name: "auth", Type: core.TypeObject, Doc: "Bearer tokens for the admin API. With none, the API answers loopback clients only and the sidecar refuses an admin address that is not loopback.", Fields: []core.Field{
+				{Name: "tokens", Type: core.TypeObjects, Doc: "The accepted tokens, several for rotation (add the new one, move clients over, remove the old one).", Fields: []core.Field{
+					{Name: "name", Type: core.TypeString, Required: true, Doc: "Who holds the token, for the log of actions (the token itself is never logged)."},
+					{Name: "role", Type: core.TypeString, Default: RoleRead, Enum: []string{RoleRead, RoleOperator}, Doc: "read: GET only; operator: also pause, resume, restart, replay."},
+					{Name: "token", Type: core.TypeString, Required: true, Secret: true, Example: "${env:TRIBUTARY_ADMIN_TOKEN}", Doc: "The token, from the environment (${env:NAME}) or a file (${file:PATH}); at least 16 characters."},
+				}},
+				{Name: "open_paths", Type: core.TypeStrings, Default: []any{"/healthz", "/readyz", "/metrics"}, Doc: "Paths answered without a token (exact paths)."},
+			}},
 		}},
 		{Name: "http", Type: core.TypeObject, Doc: "The shared HTTP listener that webhook connectors mount their endpoints on.", Fields: []core.Field{
 			{Name: "address", Type: core.TypeString, Default: DefaultHTTPAddress, Doc: "Listen address (host:port)."},

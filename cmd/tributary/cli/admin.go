@@ -89,14 +89,13 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 			writeJSON(w, code, map[string]string{"error": err.Error()})
 			return
 		}
-		sc.Logger.Info("connector restart requested", "connector", name, "remote_addr", r.RemoteAddr)
+		sc.Logger.Info("connector restart requested", "connector", name, "by", actor(r))
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "restarting", "connector": name})
 	})
 	// Everything else below /v1/connectors/ belongs to connectors'
 	// operator endpoints (core.Env.Admin).
 	mux.Handle("/v1/connectors/", sc.AdminRouter)
 	sc.sinkEndpoints(mux)
-	sc.lifecycleEndpoints(mux)
 	return mux
 }
 
@@ -133,7 +132,7 @@ func (sc *Sidecar) sinkEndpoints(mux *http.ServeMux) {
 				writeJSON(w, code, map[string]string{"error": err.Error()})
 				return
 			}
-			sc.Logger.Info("sink "+verb+" requested", "sink", name, "remote_addr", r.RemoteAddr)
+			sc.Logger.Info("sink "+verb+" requested", "sink", name, "by", actor(r))
 			writeJSON(w, http.StatusOK, map[string]string{"status": state, "sink": name})
 		}
 	}
@@ -142,15 +141,25 @@ func (sc *Sidecar) sinkEndpoints(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/sinks/{name}/replay", sc.replayHandler)
 }
 
-// loopbackOnly answers 403 and returns false unless r comes from a
-// loopback address. Until the admin API has authentication, acting on a
-// connector or a sink is for the machine the sidecar runs on.
+// loopbackOnly answers 403 and returns false unless r may act: it comes
+// with an operator token (adminAuth let it through), or, when the admin
+// API has no tokens, from a loopback address: acting on a connector or a
+// sink is then for the machine the sidecar runs on.
 func loopbackOnly(w http.ResponseWriter, r *http.Request, verb string) bool {
-	if loopback(r.RemoteAddr) {
+	if _, ok := tokenHolder(r); ok || loopback(r.RemoteAddr) {
 		return true
 	}
-	writeJSON(w, http.StatusForbidden, map[string]string{"error": verb + " is accepted from loopback only (127.0.0.1 or ::1); call it on the sidecar's host"})
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": verb + " is accepted from loopback only (127.0.0.1 or ::1) while admin.auth.tokens is empty; call it on the sidecar's host, or configure operator tokens"})
 	return false
+}
+
+// actor names who asked for an action: the token's holder, or the
+// client's address.
+func actor(r *http.Request) string {
+	if name, ok := tokenHolder(r); ok {
+		return "token:" + name
+	}
+	return r.RemoteAddr
 }
 
 func stateText(state, err string) string {
@@ -160,11 +169,15 @@ func stateText(state, err string) string {
 	return state + ": " + err
 }
 
-// loopback reports whether addr (host:port) is a loopback address.
+// loopback reports whether addr (host:port) is a loopback address (or
+// localhost).
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
+	}
+	if host == "localhost" {
+		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()

@@ -293,7 +293,7 @@ func (sc *Sidecar) replayHandler(w http.ResponseWriter, r *http.Request) {
 	dry := f
 	dry.DryRun = true
 	events := []core.Event{}
-	rep, _, err := sc.Replay(r.Context(), name, dry, r.RemoteAddr, func(ev *core.Event, _ bool) {
+	rep, _, err := sc.Replay(r.Context(), name, dry, actor(r), func(ev *core.Event, _ bool) {
 		if req.DryRun {
 			events = append(events, *ev)
 		}
@@ -314,7 +314,7 @@ func (sc *Sidecar) replayHandler(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"sink": name, "dry_run": true, "count": rep.Count, "report": rep, "events": events})
 		return
 	}
-	who := r.RemoteAddr
+	who := actor(r)
 	go func() {
 		rep, _, err := sc.Replay(context.Background(), name, f, who, nil)
 		if err != nil {

@@ -72,6 +72,9 @@ func newRunCmd(reg *core.Registry) *cobra.Command {
 				sc.Config.HTTP.Address = httpAddr
 			}
 			if flags.Changed("admin") {
+				if adminAddr != "" && len(sc.Config.Admin.Tokens) == 0 && !loopback(adminAddr) {
+					return invalid(fmt.Errorf("--admin %q is not a loopback address, and the admin API acts on the sidecar: set admin.auth.tokens in %s (bearer tokens, such as {name: ops, role: operator, token: ${env:TRIBUTARY_ADMIN_TOKEN}}), or listen on 127.0.0.1", adminAddr, file))
+				}
 				sc.Config.Admin.Address = adminAddr
 			}
 			return sc.Run(ctx)
@@ -315,7 +318,7 @@ func (sc *Sidecar) Run(ctx context.Context) error {
 		}
 	}
 	if cfg.Admin.Address != "" {
-		if err := serve("admin", cfg.Admin.Address, sc.AdminHandler(), config.TLSConfig{}, 30*time.Second); err != nil {
+		if err := serve("admin", cfg.Admin.Address, newAdminAuth(cfg.Admin, sc.AdminHandler()), config.TLSConfig{}, 30*time.Second); err != nil {
 			return err
 		}
 	}
