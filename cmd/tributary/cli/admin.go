@@ -96,6 +96,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	// operator endpoints (core.Env.Admin).
 	mux.Handle("/v1/connectors/", sc.AdminRouter)
 	sc.sinkEndpoints(mux)
+	sc.lifecycleEndpoints(mux)
 	return mux
 }
 
