@@ -361,6 +361,15 @@ func secretStreams(srv secretServers, ref, certFile string) []secretInstance {
 			"brokers": []any{srv.badTLS}, "dial_timeout": "1s",
 			"tls": map[string]any{"enabled": true, "cert_file": certFile, "key_file": ref},
 		}},
+		{name: "kafka_oauth_token", typ: "kafka", config: map[string]any{
+			"brokers": []any{srv.dead}, "dial_timeout": "1s",
+			"sasl": map[string]any{"mechanism": "OAUTHBEARER", "token": ref},
+		}},
+		{name: "kafka_oauth_client", typ: "kafka", config: map[string]any{
+			"brokers": []any{srv.badTLS}, "dial_timeout": "1s",
+			"tls":  map[string]any{"enabled": true},
+			"sasl": map[string]any{"mechanism": "OAUTHBEARER", "token_url": srv.refuse + "/token", "client_id": "tributary", "client_secret": ref},
+		}},
 	}
 }
 
