@@ -10,6 +10,15 @@
 // whichever the sidecar asks for. Connectors in other languages speak the
 // JSON Lines form directly; PROTOCOL.md in this folder specifies it.
 //
+// A sink runs in its own process the same way:
+//
+//	func main() { plugin.ServeSink(mysink.New()) }
+//
+// where the sink is a core.Sink; the sidecar sends it the events to
+// deliver and takes its per-event results (PROTOCOL.md, "Sinks"). A sink
+// that also implements SinkTarget lets `tributary plugin test` run the
+// sink conformance kit against it.
+//
 // The protocol is versioned by ProtocolVersion and negotiated in the hello
 // exchange. It grows only by new optional message types and fields, which
 // a peer that does not know them ignores; anything else is a new version.
