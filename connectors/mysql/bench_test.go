@@ -208,6 +208,13 @@ func BenchmarkCatchUp(b *testing.B) {
 				b.Fatalf("%s: %v: %s", bin, err, out)
 			}
 			rates["raw"] = float64(n) / time.Since(start).Seconds()
+			// The same with every row decoded into text (-v, rows only).
+			args = append([]string{"--verbose", "--base64-output=DECODE-ROWS"}, args...)
+			start = time.Now()
+			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				b.Fatalf("%s: %v: %s", bin, err, out)
+			}
+			rates["raw-decoded"] = float64(n) / time.Since(start).Seconds()
 		}
 		for _, s := range sinks {
 			rt := benchRuntime(b, s.new(), names[s.name], s.dir, cfg)
@@ -226,8 +233,9 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	for k, v := range rates {
 		b.ReportMetric(v, k+"-changes/s")
-		if k != "raw" && rates["raw"] > 0 {
+		if !strings.HasPrefix(k, "raw") && rates["raw"] > 0 {
 			b.ReportMetric(100*v/rates["raw"], k+"-%-of-raw")
+			b.ReportMetric(100*v/rates["raw-decoded"], k+"-%-of-raw-decoded")
 		}
 	}
 	for k, v := range rss {
