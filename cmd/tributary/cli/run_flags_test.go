@@ -132,6 +132,7 @@ func TestRunFlagsRejectBadAddresses(t *testing.T) {
 		{name: "http without port", args: []string{"--http", "localhost"}, want: `--http "localhost": not a listen address`},
 		{name: "admin with a named port", args: []string{"--admin", "127.0.0.1:http"}, want: `--admin "127.0.0.1:http": not a listen address`},
 		{name: "http empty", args: []string{"--http", ""}, want: `--http "": not a listen address`},
+		{name: "admin on every address without tokens", args: []string{"--admin", "0.0.0.0:0"}, want: `--admin "0.0.0.0:0" is not a loopback address, and the admin API acts on the sidecar: set admin.auth.tokens`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
