@@ -60,7 +60,7 @@ bench: services build ## every benchmark; figures go in the README's performance
 	  $(GO) test -run '^$$' -bench 'SinkRuntime' -benchtime 200000x ./connectors/audit && \
 	  bench/sqlsink.sh && \
 	  bench/mysql.sh && \
-	  bench/webhook.sh ceiling embedded kafka && \
+	  bench/webhook.sh && \
 	  bench/sink.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each
