@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -319,4 +318,3 @@ func stripResnap(s string) string {
 	return s
 }
 
-var _ = sql.ErrNoRows

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/adapters/cdc"
 	"github.com/tributary/tributary/connectors/kafka"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/runtime"
@@ -163,4 +162,3 @@ func BenchmarkSteady5k(b *testing.B) {
 	b.ReportMetric(pct(1), "max-ms")
 }
 
-var _ = cdc.PositionVersion

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -547,4 +546,3 @@ func columnNames(t *table) []string {
 	return out
 }
 
-var _ = bytes.Equal
