@@ -317,4 +317,3 @@ func stripResnap(s string) string {
 	}
 	return s
 }
-

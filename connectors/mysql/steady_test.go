@@ -161,4 +161,3 @@ func BenchmarkSteady5k(b *testing.B) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(pct(1), "max-ms")
 }
-

@@ -545,4 +545,3 @@ func columnNames(t *table) []string {
 	}
 	return out
 }
-
