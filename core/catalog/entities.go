@@ -58,7 +58,8 @@ type State struct {
 	// Within, when positive, is how long an instance may stay in the
 	// state before it is reported stuck.
 	Within time.Duration
-	Line   int
+	// Line and Column say where the state is declared.
+	Line, Column int
 }
 
 // Transition is what one event type does to an instance.
@@ -72,8 +73,9 @@ type Transition struct {
 	To string
 	// ID, when set, replaces the entity's id expression for this type.
 	ID string
-	// Line and IDLine say where the transition and its id are written.
-	Line, IDLine int
+	// Line and Column say where the transition is written, IDLine where
+	// its id is.
+	Line, Column, IDLine int
 }
 
 // Defaults of an entity's settings.
@@ -254,7 +256,7 @@ func (p *entityParser) entity(key, n *yaml.Node) Entity {
 			}
 		case "states":
 			for _, skv := range p.pairs(v, at, "states") {
-				st := State{Name: skv[0].Value, Line: skv[0].Line}
+				st := State{Name: skv[0].Value, Line: skv[0].Line, Column: skv[0].Column}
 				if !entityNameRe.MatchString(st.Name) {
 					p.add(skv[0], at+"."+st.Name, "state name %q is not lowercase snake_case, such as billed", st.Name)
 				}
@@ -270,7 +272,7 @@ func (p *entityParser) entity(key, n *yaml.Node) Entity {
 			}
 		case "transitions":
 			for _, tkv := range p.pairs(v, at, "transitions") {
-				tr := Transition{EventType: tkv[0].Value, Line: tkv[0].Line}
+				tr := Transition{EventType: tkv[0].Value, Line: tkv[0].Line, Column: tkv[0].Column}
 				tat := at + "." + tr.EventType
 				for _, f := range p.pairs(tkv[1], tat, "transition "+tr.EventType) {
 					fat := tat + "." + f[0].Value
@@ -338,7 +340,7 @@ func (p *entityParser) checkMachine(e *Entity, key, initialNode, finalNode *yaml
 	}
 	for _, tr := range e.Transitions {
 		at := base + ".transitions." + tr.EventType
-		n := &yaml.Node{Line: tr.Line}
+		n := &yaml.Node{Line: tr.Line, Column: tr.Column}
 		for _, f := range tr.From {
 			known(n, at+".from", f)
 		}
@@ -368,7 +370,7 @@ func (p *entityParser) checkMachine(e *Entity, key, initialNode, finalNode *yaml
 		}
 		for _, s := range e.States {
 			if !reached[s.Name] {
-				p.add(&yaml.Node{Line: s.Line}, base+".states."+s.Name, "state %s of %s is unreachable: no transition leads to it from %s; add one, or remove the state", s.Name, e.Name, e.Initial)
+				p.add(&yaml.Node{Line: s.Line, Column: s.Column}, base+".states."+s.Name, "state %s of %s is unreachable: no transition leads to it from %s; add one, or remove the state", s.Name, e.Name, e.Initial)
 			}
 		}
 	}
@@ -384,7 +386,7 @@ func (p *entityParser) checkMachine(e *Entity, key, initialNode, finalNode *yaml
 			}
 		}
 		if !out {
-			p.add(&yaml.Node{Line: s.Line}, base+".states."+s.Name, "state %s of %s has no way out: no transition leaves it and it is not final; add a transition from it, or list it under final", s.Name, e.Name)
+			p.add(&yaml.Node{Line: s.Line, Column: s.Column}, base+".states."+s.Name, "state %s of %s has no way out: no transition leaves it and it is not final; add a transition from it, or list it under final", s.Name, e.Name)
 		}
 	}
 }

@@ -1,0 +1,93 @@
+package cli_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeLifecycleConfig writes lifecycleE2EConfig (with doc edited by
+// replace, old/new pairs) into a temporary folder and returns its file.
+func writeLifecycleConfig(t *testing.T, replace ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	doc := fmt.Sprintf(lifecycleE2EConfig, filepath.Join(dir, "state"), "127.0.0.1:0", "127.0.0.1:0", "stream: {type: embedded}")
+	for i := 0; i+1 < len(replace); i += 2 {
+		if !strings.Contains(doc, replace[i]) {
+			t.Fatalf("the configuration holds no %q", replace[i])
+		}
+		doc = strings.Replace(doc, replace[i], replace[i+1], 1)
+	}
+	file := filepath.Join(dir, "tributary.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestCatalogGraph(t *testing.T) {
+	file := writeLifecycleConfig(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"dot", []string{"catalog", "graph", "-c", file}, 0, `"accepted" -> "billed" [label="com.example.order.billed"];`},
+		{"mermaid of one entity", []string{"catalog", "graph", "-c", file, "--entity", "order", "--format", "mermaid"}, 0, "billed --> shipped: com.example.order.shipped"},
+		{"unknown entity", []string{"catalog", "graph", "-c", file, "--entity", "ordr"}, 2, `entity "ordr" is not declared`},
+		{"unknown format", []string{"catalog", "graph", "-c", file, "--format", "png"}, 2, `--format "png": use dot or mermaid`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Errorf("exit %d, want %d; output lacks %q:\n%s%s", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEntityProblemsWithTheirLines(t *testing.T) {
+	file := writeLifecycleConfig(t,
+		"com.example.order.shipped: {from: [billed]", "com.example.order.shiped: {from: [biled]",
+		"      billed: {within: 3s}", "      billed: {within: 3s}\n      lost: {}")
+	code, out, errOut := runCLI(t, "validate", "-c", file)
+	got := out + errOut
+	if code != 2 {
+		t.Fatalf("validate: exit %d, want 2\n%s", code, got)
+	}
+	for _, want := range []string{
+		`tributary.yaml:26:7: entities.order.transitions.com.example.order.shiped: event type "com.example.order.shiped" is not in the catalog (did you mean "com.example.order.shipped"?)`,
+		`tributary.yaml:26:7: entities.order.transitions.com.example.order.shiped.from:`, `state "biled" is not declared in the states of order (did you mean "billed"?)`,
+		`tributary.yaml:21:7: entities.order.states.lost:`, `state lost of order is unreachable`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestLifecyclesRebuildRemovesTheStore(t *testing.T) {
+	file := writeLifecycleConfig(t)
+	store := filepath.Join(filepath.Dir(file), "state", "lifecycle", "lifecycle.db")
+	if err := os.MkdirAll(filepath.Dir(store), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{store, store + "-wal"} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := runCLI(t, "lifecycles", "rebuild", "-c", file)
+	if code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, f := range []string{store, store + "-wal"} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s still exists (%v)", f, err)
+		}
+	}
+}
