@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/catalog"
 	"github.com/tributary/tributary/core/lifecycle"
+	"github.com/tributary/tributary/core/metricstest"
 )
 
 const orderYAML = `
@@ -143,7 +146,12 @@ func event(id, typ, subject, source string, at time.Time) core.Delivery {
 
 func newTracker(t *testing.T, dir string, clk *clock, rec *recorder) *lifecycle.Tracker {
 	t.Helper()
-	tr := lifecycle.New(lifecycle.Config{Machines: machines(t), Dir: dir, Publish: rec.publish, Now: clk.now, Tick: time.Hour})
+	return newTrackerMetrics(t, dir, clk, rec, nil)
+}
+
+func newTrackerMetrics(t *testing.T, dir string, clk *clock, rec *recorder, reg prometheus.Registerer) *lifecycle.Tracker {
+	t.Helper()
+	tr := lifecycle.New(lifecycle.Config{Machines: machines(t), Dir: dir, Publish: rec.publish, Now: clk.now, Tick: time.Hour, Metrics: reg})
 	if err := tr.Open(context.Background(), core.Env{}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +209,8 @@ func TestTrackerViolationsStuckResolved(t *testing.T) {
 	clk := &clock{t: base}
 	rec := &recorder{}
 	dir := t.TempDir()
-	tr := newTracker(t, dir, clk, rec)
+	reg := prometheus.NewRegistry()
+	tr := newTrackerMetrics(t, dir, clk, rec, reg)
 	ctx := context.Background()
 	write(t, tr,
 		event("a1", "com.acme.order.accepted", "A-1", "erp", base),
@@ -239,6 +248,12 @@ func TestTrackerViolationsStuckResolved(t *testing.T) {
 	if len(got) != 2 || got[1] != lifecycle.TypeStuck+" B-1" {
 		t.Fatalf("published %v, want a stuck B-1 after the violation", got)
 	}
+	if v, _ := metricstest.Value(t, reg, "tributary_lifecycle_violations_total", map[string]string{"entity": "order", "reason": lifecycle.ReasonUnexpected}); v != 1 {
+		t.Errorf("tributary_lifecycle_violations_total = %v, want 1", v)
+	}
+	if v, _ := metricstest.Value(t, reg, "tributary_lifecycle_stuck", map[string]string{"entity": "order", "state": "billed"}); v != 1 {
+		t.Errorf("tributary_lifecycle_stuck{state=billed} = %v, want 1", v)
+	}
 	list, err := tr.List(ctx, lifecycle.Query{Entity: "order", State: "billed", OlderThan: time.Hour})
 	if err != nil || len(list) != 1 || list[0].ID != "B-1" || !list[0].Stuck {
 		t.Fatalf("List billed older than 1h = %+v, %v", list, err)
@@ -274,5 +289,31 @@ func TestTrackerRefusesEventWithoutID(t *testing.T) {
 	}
 	if res[1].Status != core.StatusDelivered {
 		t.Errorf("event of another key: %+v", res[1])
+	}
+}
+
+func TestTrackerRetention(t *testing.T) {
+	clk := &clock{t: base}
+	tr := newTracker(t, "", clk, &recorder{})
+	ctx := context.Background()
+	write(t, tr,
+		event("d1", "com.acme.order.accepted", "D-1", "erp", base),
+		event("d2", "com.acme.order.billed", "D-1", "billing", base),
+		event("d3", "com.acme.order.shipped", "D-1", "wms", base),
+		event("e1", "com.acme.order.accepted", "E-1", "erp", base),
+	)
+	clk.add(3 * time.Second)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(catalog.DefaultRetention + time.Hour)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Trace(ctx, "order", "D-1"); !errors.Is(err, lifecycle.ErrNotFound) {
+		t.Errorf("D-1, shipped longer than the retention ago: %v, want ErrNotFound", err)
+	}
+	if in, err := tr.Trace(ctx, "order", "E-1"); err != nil || in.State != "accepted" {
+		t.Errorf("E-1, not finished: %+v, %v; want it kept", in, err)
 	}
 }

@@ -22,7 +22,11 @@ var ErrNotFound = errors.New("no such instance")
 
 // Store keeps every instance's current state and timeline in SQLite. The
 // store, not memory, holds the instances: the tracker's memory does not
-// grow with them. A Store is safe for concurrent use; one process writes.
+// grow with them. The timeline is clustered by instance (a trace reads
+// neighbouring pages) and keyed by event time and id, so that an event
+// delivered again finds itself there and changes nothing. Events waiting
+// in the reordering window sit in a small table of their own. A Store is
+// safe for concurrent use; one process writes.
 type Store struct {
 	db   *sql.DB
 	path string
@@ -39,12 +43,14 @@ CREATE INDEX IF NOT EXISTS instances_state ON instances(entity, state, entered_a
 CREATE INDEX IF NOT EXISTS instances_deadline ON instances(deadline) WHERE deadline IS NOT NULL AND stuck = 0;
 CREATE INDEX IF NOT EXISTS instances_stuck ON instances(entity, state) WHERE stuck = 1;
 CREATE TABLE IF NOT EXISTS timeline(
+	entity TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL, event_id TEXT NOT NULL,
+	type TEXT NOT NULL, source TEXT NOT NULL, position TEXT NOT NULL, verdict TEXT NOT NULL,
+	PRIMARY KEY(entity, id, time, event_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS held(
 	seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL,
 	type TEXT NOT NULL, source TEXT NOT NULL, time INTEGER NOT NULL, position TEXT NOT NULL,
-	arrived INTEGER NOT NULL, verdict TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS timeline_event ON timeline(entity, event_id);
-CREATE INDEX IF NOT EXISTS timeline_instance ON timeline(entity, id, time);
-CREATE INDEX IF NOT EXISTS timeline_pending ON timeline(seq) WHERE verdict IS NULL;
+	arrived INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS held_event ON held(entity, event_id);
 `
 
 // OpenStore opens (creating when missing) the store at path; "" opens one
@@ -173,7 +179,8 @@ func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error)
 	default:
 		in.EnteredAt, in.UpdatedAt, in.Stuck = time.Unix(0, entered).UTC(), time.Unix(0, updated).UTC(), stuck == 1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT event_id, type, source, time, position, COALESCE(verdict, 'pending') FROM timeline WHERE entity = ? AND id = ? ORDER BY time, seq`, entity, id)
+	rows, err := s.db.QueryContext(ctx, `SELECT event_id, type, source, time, position, verdict FROM timeline WHERE entity = ? AND id = ?
+		UNION ALL SELECT event_id, type, source, time, position, 'pending' FROM held WHERE entity = ? AND id = ? ORDER BY 4, 1`, entity, id, entity, id)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}

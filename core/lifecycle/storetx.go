@@ -45,10 +45,10 @@ func (t *storeTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	return p, nil
 }
 
-// insertEvent adds p to its instance's timeline, unjudged. ok is false
-// when the entity's timeline already holds the event.
-func (t *storeTx) insertEvent(ctx context.Context, p pendingEvent, position string) (seq int64, ok bool, err error) {
-	st, err := t.stmt(ctx, `INSERT INTO timeline(entity, id, event_id, type, source, time, position, arrived) VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
+// holdEvent stores p in the reordering window. ok is false when the
+// window already holds the event.
+func (t *storeTx) holdEvent(ctx context.Context, p pendingEvent, position string) (seq int64, ok bool, err error) {
+	st, err := t.stmt(ctx, `INSERT INTO held(entity, id, event_id, type, source, time, position, arrived) VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
 	if err != nil {
 		return 0, false, err
 	}
@@ -62,13 +62,31 @@ func (t *storeTx) insertEvent(ctx context.Context, p pendingEvent, position stri
 	return seq, true, nil
 }
 
-func (t *storeTx) setVerdict(ctx context.Context, seq int64, verdict string) error {
-	st, err := t.stmt(ctx, `UPDATE timeline SET verdict = ? WHERE seq = ?`)
+// record moves a held event into its instance's timeline with its
+// verdict. ok is false when the timeline already holds it (a redelivery of
+// an event judged before): it is then only dropped from the window.
+func (t *storeTx) record(ctx context.Context, p pendingEvent, verdict string) (ok bool, err error) {
+	ins, err := t.stmt(ctx, `INSERT INTO timeline(entity, id, time, event_id, type, source, position, verdict)
+		SELECT entity, id, time, event_id, type, source, position, ? FROM held WHERE seq = ? ON CONFLICT DO NOTHING`)
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = st.ExecContext(ctx, verdict, seq)
-	return err
+	res, err := ins.ExecContext(ctx, verdict, p.seq)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	del, err := t.stmt(ctx, `DELETE FROM held WHERE seq = ?`)
+	if err != nil {
+		return false, err
+	}
+	if _, err := del.ExecContext(ctx, p.seq); err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // instance is an instance's row.
@@ -181,7 +199,7 @@ func (s *Store) stuckCounts(ctx context.Context) (map[[2]string]int, error) {
 // loadPending returns the events stored but not yet judged, in arrival
 // order; those of entities no longer declared are left aside.
 func (s *Store) loadPending(ctx context.Context, machines map[string]*Machine) ([]pendingEvent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, entity, id, event_id, type, source, time, arrived FROM timeline WHERE verdict IS NULL ORDER BY seq`)
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, entity, id, event_id, type, source, time, arrived FROM held ORDER BY seq`)
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle store %s: read held events: %w", s.path, err)
 	}

@@ -292,7 +292,7 @@ func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []Result {
 	err := t.store.tx(ctx, func(tx *storeTx) error {
 		for k, r := range rows {
 			p := r.p
-			seq, ok, err := tx.insertEvent(ctx, p, positions[k])
+			seq, ok, err := tx.holdEvent(ctx, p, positions[k])
 			if err != nil {
 				return err
 			}
@@ -397,11 +397,12 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 			if err != nil {
 				return err
 			}
+			changed := false
 			for _, p := range evs {
 				v, err := k.m.Judge(exists, inst.state, p.typ)
 				if err != nil {
 					// Held from before the entity lost the transition.
-					if err := tx.setVerdict(ctx, p.seq, "ignored"); err != nil {
+					if _, err := tx.record(ctx, p, "ignored"); err != nil {
 						return err
 					}
 					continue
@@ -409,6 +410,15 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 				verdict := "ok"
 				if v.Reason != "" {
 					verdict = v.Reason
+				}
+				recorded, err := tx.record(ctx, p, verdict)
+				if err != nil {
+					return err
+				}
+				if !recorded {
+					continue // judged before: a redelivery changes nothing
+				}
+				if v.Reason != "" {
 					viol[[2]string{k.m.Name(), v.Reason}]++
 					out = append(out, violationEvent(k.m, p, inst, exists, v, now))
 				}
@@ -419,10 +429,11 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 					inst.state, inst.entered, inst.lastEvent, inst.stuck = v.To, p.time, p.eventID, false
 				}
 				exists = true
+				changed = true
 				counts[k.m.Name()]++
-				if err := tx.setVerdict(ctx, p.seq, verdict); err != nil {
-					return err
-				}
+			}
+			if !changed {
+				continue
 			}
 			var deadline *int64
 			if w := k.m.Within(inst.state); w > 0 && !inst.stuck {

@@ -1,0 +1,148 @@
+package lifecycle_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/lifecycle"
+)
+
+// The benchmarks share one tracker following liveEntities orders, built
+// once per process through Write and Step as the stream would feed it:
+//
+//	go test ./core/lifecycle -run '^$' -bench . -benchtime 200000x -timeout 30m
+const liveEntities = 1_000_000
+
+var (
+	bigOnce    sync.Once
+	bigTracker *lifecycle.Tracker
+	bigClock   *clock
+	bigSetup   struct {
+		eventsPerSec float64
+		rssPerEntity float64
+		err          error
+	}
+)
+
+// rss returns the process's resident set size in bytes.
+func rss() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// feed writes ds in batches of 512, as the runtime does, and judges each
+// batch after its window.
+func feed(ctx context.Context, tr *lifecycle.Tracker, clk *clock, ds []core.Delivery) error {
+	for len(ds) > 0 {
+		n := min(512, len(ds))
+		for i, r := range tr.Write(ctx, ds[:n]) {
+			if r.Status != core.StatusDelivered {
+				return fmt.Errorf("delivery %d: %s %v", i, r.Status, r.Err)
+			}
+		}
+		clk.add(3 * time.Second)
+		if err := tr.Step(ctx); err != nil {
+			return err
+		}
+		ds = ds[n:]
+	}
+	return nil
+}
+
+func orderID(i int) string { return "A-" + strconv.Itoa(i) }
+
+func accepted(i int, at time.Time) core.Delivery {
+	id := orderID(i)
+	return core.Delivery{Event: &core.Event{ID: "acc-" + id, Type: "com.acme.order.accepted", Subject: id, PartitionKey: id, Source: "/tributary/erp", Time: at, SpecVersion: "1.0"}, Position: "t/0/" + strconv.Itoa(i)}
+}
+
+func bigSetupOnce(b *testing.B) {
+	bigOnce.Do(func() {
+		runtime.GC()
+		before := rss()
+		bigClock = &clock{t: base}
+		dir, err := os.MkdirTemp("", "lifecycle-bench-")
+		if err != nil {
+			bigSetup.err = err
+			return
+		}
+		bigTracker = lifecycle.New(lifecycle.Config{Machines: machines(b), Dir: dir, Now: bigClock.now, Tick: time.Hour})
+		ctx := context.Background()
+		if err := bigTracker.Open(ctx, core.Env{}); err != nil {
+			bigSetup.err = err
+			return
+		}
+		start := time.Now()
+		const chunk = 50_000
+		for lo := 0; lo < liveEntities; lo += chunk {
+			ds := make([]core.Delivery, 0, chunk)
+			for i := lo; i < lo+chunk; i++ {
+				ds = append(ds, accepted(i, base))
+			}
+			if err := feed(ctx, bigTracker, bigClock, ds); err != nil {
+				bigSetup.err = err
+				return
+			}
+		}
+		bigSetup.eventsPerSec = liveEntities / time.Since(start).Seconds()
+		runtime.GC()
+		bigSetup.rssPerEntity = (rss() - before) / liveEntities
+	})
+	if bigSetup.err != nil {
+		b.Fatal(bigSetup.err)
+	}
+}
+
+// BenchmarkFollow: events/s the tracker follows (each one moving a
+// random one of 1M live orders), on one goroutine, store included.
+func BenchmarkFollow(b *testing.B) {
+	bigSetupOnce(b)
+	ds := make([]core.Delivery, b.N)
+	for i := range ds {
+		id := orderID(rand.IntN(liveEntities))
+		ds[i] = core.Delivery{Event: &core.Event{ID: fmt.Sprintf("bill-%d-%d", b.N, i), Type: "com.acme.order.billed", Subject: id, PartitionKey: id, Source: "/tributary/billing", Time: base.Add(time.Minute), SpecVersion: "1.0"}, Position: "t/1/" + strconv.Itoa(i)}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	if err := feed(context.Background(), bigTracker, bigClock, ds); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	// ResetTimer drops reported metrics: these come last.
+	b.ReportMetric(bigSetup.eventsPerSec, "create-events/s")
+	b.ReportMetric(bigSetup.rssPerEntity, "rss-B/entity")
+}
+
+// BenchmarkTrace: `trace` of a random one of 1M live orders.
+func BenchmarkTrace(b *testing.B) {
+	bigSetupOnce(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		in, err := bigTracker.Trace(ctx, "order", orderID(rand.IntN(liveEntities)))
+		if err != nil || len(in.Timeline) == 0 {
+			b.Fatal(in, err)
+		}
+	}
+}
