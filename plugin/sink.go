@@ -61,6 +61,9 @@ type Delivery struct {
 	Data    any  `json:"data,omitempty"`
 	Attempt int  `json:"attempt,omitempty"`
 	Replay  bool `json:"replay,omitempty"`
+	// Position is where the event lies in the stream,
+	// "topic/partition/offset", absent when the stream does not say.
+	Position string `json:"position,omitempty"`
 }
 
 // Result is a core.Result on the wire.
@@ -97,7 +100,7 @@ func ToWireDeliveries(ds []core.Delivery) ([]Delivery, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", d.Event.ID, err)
 		}
-		out[i] = Delivery{Event: ev, Data: d.Data, Attempt: d.Attempt, Replay: d.Replay}
+		out[i] = Delivery{Event: ev, Data: d.Data, Attempt: d.Attempt, Replay: d.Replay, Position: d.Position}
 	}
 	return out, nil
 }
@@ -117,7 +120,7 @@ func FromWireDeliveries(ds []Delivery) ([]core.Delivery, error) {
 		if len(ev.DataBase64) > 0 {
 			e.Data = ev.DataBase64
 		}
-		out[i] = core.Delivery{Event: &e, Data: d.Data, Attempt: d.Attempt, Replay: d.Replay}
+		out[i] = core.Delivery{Event: &e, Data: d.Data, Attempt: d.Attempt, Replay: d.Replay, Position: d.Position}
 	}
 	return out, nil
 }
