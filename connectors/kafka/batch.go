@@ -7,8 +7,8 @@ import (
 )
 
 // batch is a record batch of one partition, as sarama encodes it, and the
-// calls its records belong to. Its records, their headers and their bytes
-// live in arenas the batch owns, so that a batch holds a handful of
+// calls its records belong to. Its records, their headers and the bytes it
+// copies live in arenas the batch owns, so that a batch holds a handful of
 // allocations whatever its size, and a recycled batch reuses them.
 type batch struct {
 	rb      sarama.RecordBatch
@@ -67,15 +67,19 @@ func (a *arena[T]) reset(clearValues bool) {
 // capacity is the number of values the arena's last chunk holds.
 func (a *arena[T]) capacity() int { return cap(a.buf) }
 
-// add appends one record to b: key, value and headers are copied.
-// offsetDelta is the record's index in the batch.
-func (b *batch) add(key, value []byte, headers []sarama.RecordHeader, ts int64) {
+// add appends one record to b. Its headers are copied; so are its key and
+// value unless shared says they stay unchanged until the batch is
+// finished (a payload the caller handed over until its done is called).
+func (b *batch) add(key, value []byte, headers []sarama.RecordHeader, ts int64, shared bool) {
 	r := &b.records.take(1)[0]
 	*r = sarama.Record{
 		TimestampDelta: time.Duration(ts-b.firstTS) * time.Millisecond,
 		OffsetDelta:    int64(b.n),
-		Key:            b.copyBytes(key),
-		Value:          b.copyBytes(value),
+		Key:            key,
+		Value:          value,
+	}
+	if !shared {
+		r.Key, r.Value = b.copyBytes(key), b.copyBytes(value)
 	}
 	if len(headers) > 0 {
 		hs := b.headers.take(len(headers))

@@ -400,8 +400,9 @@ func (w *wakeSet) wake(p *producer) {
 	}
 }
 
-// add appends one record to the batch of its partition among parts: key,
-// value and headers are copied. A record for a poisoned partition, or
+// add appends one record to the batch of its partition among parts: its
+// headers are copied, its key and value referenced until the record's
+// call is done (the caller does not change them meanwhile). A record for a poisoned partition, or
 // larger than a batch may be, is not appended: w reports it failed, and
 // the record poisons its partition. Called with p.mu held.
 func (p *producer) add(parts []*partition, key, value []byte, headers []sarama.RecordHeader, ts int64, now time.Time, c *call, w *wakeSet) {
@@ -436,7 +437,7 @@ func (p *producer) add(parts []*partition, key, value []byte, headers []sarama.R
 		pt.open = b
 		_, total = recordLen(0, 0, key, value, len(headers), hlen)
 	}
-	b.add(key, value, headers, ts)
+	b.add(key, value, headers, ts, true)
 	b.size += total
 	p.buffered += total
 	if k := len(b.acks); k > 0 && b.acks[k-1].c == c {

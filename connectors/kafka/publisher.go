@@ -50,7 +50,9 @@ func (h *Publisher) Publish(topic string, msgs ...*message.Message) error {
 }
 
 // PublishAsync enqueues msgs for topic and returns; done is called once when
-// all of them are acknowledged, or with the first error. It blocks only
+// all of them are acknowledged, or with the first error. The producer
+// reads each message's payload until done is called: it must not change
+// meanwhile. It blocks only
 // while the producer's buffer is full, and no longer than ctx allows. The
 // call's messages are enqueued all at once: when it returns an error (ctx
 // done included), none was, and done is never called. A call that finally
@@ -66,7 +68,8 @@ func (h *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 // PublishEvents publishes events as PublishAsync publishes their ToMessage
 // forms, without building the messages: each event's attributes become
 // record headers directly, its data the value and its partition key the
-// key.
+// key. As with PublishAsync, an event's data must not change until done is
+// called.
 func (h *Publisher) PublishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
 	if err := h.usable(topic); err != nil {
 		return err
@@ -367,8 +370,8 @@ func (p *publisher) close(ctx context.Context) error {
 }
 
 // bytesOf returns the bytes of s without copying them. The producer only
-// reads them (to copy them into its batch), never writes, so sharing the
-// string's memory is safe and saves a copy.
+// reads them, never writes, so sharing the string's memory is safe and
+// saves a copy.
 func bytesOf(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

@@ -101,7 +101,7 @@ func (p *producer) split(pt *partition) {
 			headers = append(headers, *h)
 		}
 		_, total := recordLen(dst.n, ts-dst.firstTS, r.Key, r.Value, len(headers), headersLen(headers))
-		dst.add(r.Key, r.Value, headers, ts)
+		dst.add(r.Key, r.Value, headers, ts, false) // b, whose arena may hold them, is recycled
 		dst.size += total
 	}
 	left := int(half)
