@@ -234,7 +234,7 @@ func (s *Sink) line(env *rules.EventEnv, d core.Delivery) ([]byte, error) {
 	if s.cfg.Format == FormatCSV {
 		fields := make([]string, len(s.text))
 		for i, p := range s.text {
-			v, err := p.Text(env)
+			v, err := csvField(p, env)
 			if err != nil {
 				return nil, err
 			}
@@ -259,6 +259,33 @@ func (s *Sink) line(env *rules.EventEnv, d core.Delivery) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// csvField renders a column's value as a CSV field: as the rules engine
+// renders text (numbers with every digit, times in RFC 3339, null as an
+// empty field), and lists and objects as JSON.
+func csvField(p *rules.EventProgram, env *rules.EventEnv) (string, error) {
+	v, err := p.EvalEnv(env)
+	if err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case json.Number:
+		return x.String(), nil
+	case nil:
+		return "", nil
+	case map[string]any, []any:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", p.Path(), err)
+		}
+		return string(b), nil
+	}
+	// Times, booleans and computed numbers, rendered as the rules
+	// engine renders text.
+	return p.Text(env)
 }
 
 // csvLine returns fields as one CSV line (RFC 4180 quoting).
