@@ -97,6 +97,9 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	mux.Handle("/v1/connectors/", sc.AdminRouter)
 	sc.sinkEndpoints(mux)
 	sc.lifecycleEndpoints(mux)
+	sc.checkpointEndpoints(mux)
+	sc.deadLetterEndpoints(mux)
+	openAPIEndpoint(mux)
 	return mux
 }
 

@@ -109,6 +109,9 @@ type Sidecar struct {
 	Logger      *slog.Logger
 	// Lifecycle is the lifecycle tracker, nil when no entity is declared.
 	Lifecycle *lifecycle.Tracker
+	// Stream is the runtime's stream: its checkpoints and dead letters are
+	// valid while the runtime runs it.
+	Stream core.Stream
 }
 
 // Build loads the configuration at file and wires the stream, connectors,
@@ -199,7 +202,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log, Lifecycle: tracker}, nil
+	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log, Lifecycle: tracker, Stream: stream}, nil
 }
 
 // buildSinks builds each configured sink (its type's New and Configure)
