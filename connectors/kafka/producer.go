@@ -550,6 +550,9 @@ func (p *producer) ensureSender(b *sarama.Broker) {
 // sarama's callbacks only pass the answers on.
 func (p *producer) runSender(s *sender) {
 	defer p.wg.Done()
+	// Requests unanswered at close are no longer in flight for the
+	// gauge, which a reopened stream keeps counting on.
+	defer func() { p.metrics.inflight(-s.inflight) }()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
