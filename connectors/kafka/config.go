@@ -278,8 +278,9 @@ func checkTopicName(name string) error {
 // saramaConfig builds the client configuration. Producer durability is set
 // here explicitly rather than left to library defaults: acknowledgement by
 // all in-sync replicas, idempotence (no duplicates from retries, order kept
-// per partition) and one request in flight per broker. The stream's own
-// producer (producer.go) takes its settings from the Producer section.
+// per partition) and one batch per partition in flight. The stream's own
+// producer (producer.go) takes its settings from the Producer section, and
+// the Net section (TLS, SASL, timeouts) for its broker connections.
 func (c Config) saramaConfig() (*sarama.Config, error) {
 	sc := sarama.NewConfig()
 	sc.ClientID = c.ClientID
