@@ -100,6 +100,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	sc.checkpointEndpoints(mux)
 	sc.deadLetterEndpoints(mux)
 	openAPIEndpoint(mux)
+	sc.consoleEndpoints(mux)
 	return mux
 }
 
