@@ -41,7 +41,7 @@ type Entity struct {
 	// event-time order; DefaultWindow when not written.
 	Window time.Duration
 	// Retention is how long an instance in a final state is kept after
-	// its last event; DefaultRetention when not written.
+	// it entered it (by event time); DefaultRetention when not written.
 	Retention time.Duration
 	// States are the declared states, in file order.
 	States []State

@@ -61,7 +61,9 @@ func OpenStore(ctx context.Context, path string, cacheKiB int) (*Store, error) {
 			return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 		}
 	}
-	db, err := statedb.Open(path, statedb.Options{Sync: statedb.SyncNormal, CacheKiB: cacheKiB, TxLock: "immediate"})
+	// A longer log between checkpoints lets the pages that many events
+	// touch (the index of states) reach the file once, not once per commit.
+	db, err := statedb.Open(path, statedb.Options{Sync: statedb.SyncNormal, CacheKiB: cacheKiB, TxLock: "immediate", Pragmas: []string{"wal_autocheckpoint(16384)"}})
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 	}

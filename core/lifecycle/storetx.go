@@ -48,18 +48,19 @@ func (t *storeTx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 // holdEvent stores p in the reordering window. ok is false when the
 // window already holds the event.
 func (t *storeTx) holdEvent(ctx context.Context, p pendingEvent, position string) (seq int64, ok bool, err error) {
-	st, err := t.stmt(ctx, `INSERT INTO held(entity, id, event_id, type, source, time, position, arrived) VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq`)
+	st, err := t.stmt(ctx, `INSERT INTO held(entity, id, event_id, type, source, time, position, arrived) VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return 0, false, err
 	}
-	err = st.QueryRowContext(ctx, p.m.Name(), p.id, p.eventID, p.typ, p.source, p.time, position, p.arrived).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
+	res, err := st.ExecContext(ctx, p.m.Name(), p.id, p.eventID, p.typ, p.source, p.time, position, p.arrived)
 	if err != nil {
 		return 0, false, err
 	}
-	return seq, true, nil
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, false, err
+	}
+	seq, err = res.LastInsertId()
+	return seq, err == nil, err
 }
 
 // record moves a held event into its instance's timeline with its
@@ -160,8 +161,8 @@ func (t *storeTx) markStuck(ctx context.Context, entity, id string) error {
 	return err
 }
 
-// prune deletes up to 10,000 instances of entity in one of final whose
-// last event was judged before cutoff, with their timelines.
+// prune deletes up to 10,000 instances of entity that entered one of
+// final (by event time) before cutoff, with their timelines.
 func (t *storeTx) prune(ctx context.Context, entity string, final []string, cutoff int64) error {
 	marks := strings.TrimSuffix(strings.Repeat("?,", len(final)), ",")
 	args := []any{entity}
@@ -169,7 +170,7 @@ func (t *storeTx) prune(ctx context.Context, entity string, final []string, cuto
 		args = append(args, f)
 	}
 	args = append(args, cutoff)
-	sel := `SELECT id FROM instances WHERE entity = ? AND state IN (` + marks + `) AND updated_at < ? LIMIT 10000`
+	sel := `SELECT id FROM instances WHERE entity = ? AND state IN (` + marks + `) AND entered_at < ? LIMIT 10000`
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM timeline WHERE entity = ? AND id IN (`+sel+`)`, append([]any{entity}, args...)...); err != nil {
 		return err
 	}

@@ -515,8 +515,9 @@ func (t *Tracker) checkStuck(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// prune deletes the instances that ended (in a final state) longer than
-// their entity's retention ago, with their timelines.
+// prune deletes the instances that ended (entered a final state, by
+// event time) longer than their entity's retention ago, with their
+// timelines.
 func (t *Tracker) prune(ctx context.Context, now time.Time) error {
 	for _, m := range t.cfg.Machines {
 		if len(m.Entity.Final) == 0 {
