@@ -325,6 +325,8 @@ func secretSources(srv secretServers, ref, dir string) []secretInstance {
 		{name: "pg_unreachable", typ: "postgres_cdc", config: map[string]any{"url": "postgres://tributary:" + ref + "@" + srv.dead + "/erp?sslmode=disable"}},
 		{name: "pg_bad_password", typ: "postgres_cdc", config: map[string]any{"url": "postgres://tributary:" + ref + "@" + srv.postgres + "/erp?sslmode=disable"}},
 		{name: "pg_bad_tls", typ: "postgres_cdc", config: map[string]any{"url": "postgres://tributary:" + ref + "@" + srv.badTLS + "/erp?sslmode=verify-full"}},
+		{name: "mysql_unreachable", typ: "mysql_cdc", config: map[string]any{"dsn": "tributary:" + ref + "@tcp(" + srv.dead + ")/shop"}},
+		{name: "mysql_not_mysql", typ: "mysql_cdc", config: map[string]any{"dsn": "tributary:" + ref + "@tcp(" + srv.postgres + ")/shop"}},
 
 		{name: "hook_hmac", typ: "webhook", quiet: true, config: map[string]any{
 			"path":   "/hooks/hmac",
