@@ -100,6 +100,7 @@ func New(reg *core.Registry) *cobra.Command {
 		newCatalogCmd(reg),
 		newTraceCmd(reg),
 		newLifecyclesCmd(reg),
+		newRulesCmd(reg),
 		newVersionCmd(),
 	)
 	return root
