@@ -97,7 +97,7 @@ func New(reg *core.Registry) *cobra.Command {
 		newEventsCmd(reg),
 		newSchemaCmd(reg),
 		NewPluginCmd(reg),
-		newCatalogCmd(reg),
+		withAsyncAPI(newCatalogCmd(reg), reg),
 		newTraceCmd(reg),
 		newLifecyclesCmd(reg),
 		newRulesCmd(reg),
