@@ -2,10 +2,16 @@ package cli_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tributary/tributary/cmd/tributary/cli"
+	"github.com/tributary/tributary/core"
 )
 
 // writeLifecycleConfig writes lifecycleE2EConfig (with doc edited by
@@ -89,5 +95,45 @@ func TestLifecyclesRebuildRemovesTheStore(t *testing.T) {
 		if _, err := os.Stat(f); !os.IsNotExist(err) {
 			t.Errorf("%s still exists (%v)", f, err)
 		}
+	}
+}
+
+func TestEntitiesAPIRefusesBadQueries(t *testing.T) {
+	file := writeLifecycleConfig(t)
+	sc, err := cli.Build(core.DefaultRegistry, file, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sc.AdminHandler()
+	tests := []struct {
+		name, path string
+		code       int
+		want       string
+	}{
+		{"unknown entity", "/v1/entities/invoice/I-1", http.StatusNotFound, `\"invoice\": entity is not declared`},
+		{"bad older_than", "/v1/entities/order?older_than=soon", http.StatusBadRequest, `older_than \"soon\" is not a duration`},
+		{"unknown state", "/v1/entities/order?state=paid", http.StatusBadRequest, `state \"paid\" is not a state of order: use one of accepted, billed, shipped`},
+		{"tracker not running", "/v1/entities/order/A-1", http.StatusServiceUnavailable, "not running yet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.want) {
+				t.Errorf("GET %s: %d %s, want %d holding %s", tt.path, rec.Code, rec.Body, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+func TestTraceWithoutStoreSaysWhy(t *testing.T) {
+	file := writeLifecycleConfig(t)
+	code, _, errOut := runCLI(t, "trace", "order", "A-1", "-c", file)
+	if code != 1 || !strings.Contains(errOut, "the sidecar creates it when it runs with entities declared") {
+		t.Errorf("trace without a store: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "trace", "invoice", "I-1", "-c", file)
+	if code != 2 || !strings.Contains(errOut, `entity "invoice" is not declared`) {
+		t.Errorf("trace of an unknown entity: exit %d\n%s", code, errOut)
 	}
 }
