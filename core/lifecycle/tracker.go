@@ -232,7 +232,7 @@ func (t *Tracker) loop(stop, done chan struct{}) {
 // concerns and holds it for judging. An event whose id cannot be found
 // fails (the runtime dead-letters the tracker's copy, never the event);
 // an event already stored is delivered again without effect.
-func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []Result {
+func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	out := make([]core.Result, len(ds))
 	type row struct {
 		i int
@@ -310,9 +310,6 @@ func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []Result {
 	t.held.Set(float64(len(t.pending)))
 	return out
 }
-
-// Result is core.Result, named for Write's signature.
-type Result = core.Result
 
 // Step judges the held events whose window has passed, reports instances
 // past their time limit, and prunes finished instances past retention.
