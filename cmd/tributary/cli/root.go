@@ -101,6 +101,7 @@ func New(reg *core.Registry) *cobra.Command {
 		newTraceCmd(reg),
 		newLifecyclesCmd(reg),
 		newRulesCmd(reg),
+		newDoctorCmd(reg),
 		newVersionCmd(),
 	)
 	return root
