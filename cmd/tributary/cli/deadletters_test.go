@@ -213,3 +213,41 @@ func TestCheckpointReadAndSet(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadLetterOfSinkRetried dead-letters an event the receiver refuses
+// with a 400, then, once the receiver accepts, retries it from the admin
+// API: the sink delivers that event again (same id), alone, and the dead
+// letter is marked retried.
+func TestDeadLetterOfSinkRetried(t *testing.T) {
+	e := newSinkE2E(t, "stream: {type: embedded}", "")
+	rcv := newHookReceiver(t, func(_ *hook, n int, _ http.ResponseWriter) int {
+		if n == 0 {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	})
+	file := e.write("", httpSink("out", rcv.URL, "50ms", ""))
+	runInProcess(t, file, e.admin)
+	postEvents(t, e.hook, "A/1")
+	l := waitDeadLetters(t, e.admin, "sink=out", 1)
+	postEvents(t, e.hook, "B/1")
+	waitHooks(t, rcv, 2)
+	var res struct {
+		Results []struct {
+			ID, Status, Error string
+			Events            []string
+		} `json:"results"`
+	}
+	if code := adminDo(t, "POST", "http://"+e.admin+"/v1/deadletters/retry", `{"sink": "out"}`, &res); code != http.StatusOK || len(res.Results) != 1 || res.Results[0].ID != l.DeadLetters[0].ID {
+		t.Fatalf("retry answered %d %+v", code, res)
+	}
+	hs := waitHooks(t, rcv, 3)
+	time.Sleep(200 * time.Millisecond)
+	if hs = rcv.hooks(); len(hs) != 3 || hs[2].ID != eventID("A/1") {
+		t.Errorf("after the retry the receiver got %v, want a third request with %s", idsOf(hs), eventID("A/1"))
+	}
+	l = waitDeadLetters(t, e.admin, "status=retried", 1)
+	if a := l.DeadLetters[0].Action; a == nil || a.Action != "retry" || len(a.Events) != 1 || a.Events[0] != eventID("A/1") {
+		t.Errorf("the dead letter after the retry: %+v", l.DeadLetters[0])
+	}
+}
