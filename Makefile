@@ -30,7 +30,7 @@ vet: ## go vet
 test: services vet test-kafka-compat ## every test, real services required, with the race detector
 	eval "$$(scripts/services env)" && \
 	  TRIBUTARY_REQUIRE_SERVICES=1 $(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
-	$(GO) run ./cmd/tributary rules test -c examples/quickstart/tributary.yaml examples/quickstart/tests/rules.yaml && $(GO) run ./examples/custom-connector/cmd/acme-tributary rules test -c examples/custom-connector/tributary.yaml examples/custom-connector/tests/rules.yaml
+	$(GO) run ./cmd/tributary rules test -c examples/quickstart/tributary.yaml examples/quickstart/tests/rules.yaml && $(GO) run ./examples/custom-connector/cmd/acme-tributary rules test -c examples/custom-connector/tributary.yaml examples/custom-connector/tests/rules.yaml && $(GO) run ./cmd/tributary rules test -c examples/retail/tributary.yaml examples/retail/tests/rules.yaml
 
 test-kafka-compat: ## the Kafka stream's integration tests on Kafka 3.9.2 too: a second broker on ports 19092-19096, stopped after
 	export TRIBUTARY_KAFKA_VERSION=3.9.2 TRIBUTARY_SERVICES_KAFKA_NAME=kafka-3.9 TRIBUTARY_SERVICES_KAFKA_PORT=19092 && \

@@ -13,6 +13,7 @@ func TestRulesTestOfExamples(t *testing.T) {
 	for _, tt := range []struct{ name, want string }{
 		{name: "quickstart", want: "4 rule tests passed"},
 		{name: "custom-connector", want: "3 rule tests passed"},
+		{name: "retail", want: "9 rule tests passed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join("..", "..", "..", "examples", tt.name)
