@@ -7,7 +7,7 @@ QUICKSTART := examples/quickstart/tributary.yaml
 TEST_TIMEOUT ?= 20m
 FUZZTIME  ?= 20s
 
-.PHONY: help build run test test-unit test-race test-kafka-compat services services-down vet schema bench fuzz clean
+.PHONY: help build run demo demo-down test test-unit test-race test-kafka-compat services services-down vet schema bench fuzz clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,6 +17,12 @@ build: ## build bin/tributary
 
 run: build ## run the quickstart (webhook -> embedded stream); nothing else needed
 	$(BIN) run -c $(QUICKSTART)
+
+demo: ## the retail system wrapped end to end (examples/retail): services, simulators, one sidecar; left running
+	examples/retail/demo.sh up
+
+demo-down: ## stop the retail demo's simulators and sidecar
+	examples/retail/demo.sh down
 
 services: ## install and start Kafka, PostgreSQL and MariaDB on 127.0.0.1
 	scripts/services up

@@ -45,6 +45,29 @@ func freeAddr(t *testing.T) string {
 // that the shipping partner's CSV files hold every shipped order; and
 // that replaying the shipped orders into the reporting table adds no row.
 func TestRetailEndToEnd(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { retailEndToEnd(t, "tributary.yaml") })
+	t.Run("kafka", func(t *testing.T) {
+		// The same file with its one stream line changed, as the README
+		// shows.
+		brokers := servicetest.Kafka(t)
+		b, err := os.ReadFile("tributary.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const line = "stream: {type: embedded}\n"
+		if !strings.Contains(string(b), line) {
+			t.Fatalf("tributary.yaml has no line %q", line)
+		}
+		file := filepath.Join(t.TempDir(), "tributary.yaml")
+		kafka := fmt.Sprintf("stream: {type: kafka, config: {brokers: [%q]}}\n", brokers[0])
+		if err := os.WriteFile(file, []byte(strings.Replace(string(b), line, kafka, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		retailEndToEnd(t, file)
+	})
+}
+
+func retailEndToEnd(t *testing.T, configFile string) {
 	pgURL := servicetest.Postgres(t)
 	myDSN := servicetest.MySQL(t)
 	const orders = 100
@@ -85,7 +108,7 @@ func TestRetailEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
-	sc, err := cli.Build(core.DefaultRegistry, "tributary.yaml", io.Discard)
+	sc, err := cli.Build(core.DefaultRegistry, configFile, io.Discard)
 	if err != nil {
 		t.Fatalf("the example's configuration: %v", err)
 	}

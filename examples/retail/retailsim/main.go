@@ -68,12 +68,18 @@ func serve(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.BillAfter, "bill-after", 1500*time.Millisecond, "time to invoice an order")
 	fs.DurationVar(&cfg.PickAfter, "pick-after", 1500*time.Millisecond, "time to pick a billed order")
 	fs.DurationVar(&cfg.ShipAfter, "ship-after", 1500*time.Millisecond, "time to ship a picked order")
+	startAfter := fs.String("start-after", "", "place orders once this URL answers 200 (the sidecar's /readyz)")
 	_ = fs.Parse(args)
 	s, err := sim.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("billing API http://%s/billing/invoices, warehouse endpoint http://%s/warehouse/picking\n", s.Addr(), s.Addr())
+	if *startAfter != "" {
+		if err := waitOK(ctx, *startAfter, 2*time.Minute); err != nil {
+			return err
+		}
+	}
 	ids, err := s.Run(ctx)
 	if err != nil && ctx.Err() == nil {
 		return err
@@ -83,6 +89,28 @@ func serve(ctx context.Context, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.Close(sctx)
+}
+
+// waitOK polls url until it answers 200.
+func waitOK(ctx context.Context, url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 within %s", url, d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 func first(ids []string) string {
