@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -16,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/tributary/tributary/cmd/tributary/cli"
 	"github.com/tributary/tributary/core"
@@ -157,5 +160,48 @@ func TestOpenAPIServed(t *testing.T) {
 	sc.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/openapi.json", nil))
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != string(cli.OpenAPI()) {
 		t.Errorf("GET /v1/openapi.json: %d %s", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}
+
+// TestOpenAPIDocumentIsValid validates the committed document against the
+// OpenAPI 3.1 JSON Schema vendored in testdata, and checks the schema
+// refuses a broken document.
+func TestOpenAPIDocumentIsValid(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "openapi", "3.1-schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	schemaDoc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const url = "https://spec.openapis.org/oas/3.1/schema/2021-04-15"
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(url, schemaDoc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		t.Fatalf("compile the OpenAPI 3.1 schema: %v", err)
+	}
+	for _, tt := range []struct {
+		name  string
+		doc   []byte
+		valid bool
+	}{
+		{name: "openapi.json", doc: cli.OpenAPI(), valid: true},
+		{name: "a path without a slash", doc: []byte(`{"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {"nope": {}}}`)},
+		{name: "a response without a description", doc: []byte(`{"openapi": "3.1.0", "info": {"title": "x", "version": "1"}, "paths": {"/a": {"get": {"responses": {"200": {}}}}}}`)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sch.Validate(inst); (err == nil) != tt.valid {
+				t.Errorf("valid = %v, want %v: %v", err == nil, tt.valid, err)
+			}
+		})
 	}
 }
