@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -191,7 +190,7 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		DeadLetterTopic: cfg.Stream.DeadLetterTopic,
 		Connectors:      conns,
 		Sinks:           sinks,
-		EventTypes:      knownEventTypes(cfg),
+		EventTypes:      knownTypes(cfg),
 		StateDir:        cfg.StateDir,
 		HTTP:            httpRouter,
 		Admin:           adminRouter,
@@ -267,24 +266,6 @@ func subjectFilter(globs []string, filter func(*core.Event) (bool, error)) func(
 		}
 		return false, nil
 	}
-}
-
-// knownEventTypes returns the event types the sidecar knows, for the
-// topics of sinks when topics are per type: the catalog's, and the types
-// the rules emit (the same ones when there is a catalog, since rules may
-// emit no other; without one, the only ones known).
-func knownEventTypes(cfg *config.Config) []string {
-	var out []string
-	for _, et := range cfg.Catalog {
-		out = append(out, et.Type)
-	}
-	for _, cc := range cfg.Connectors {
-		for _, r := range cc.Emit {
-			out = append(out, r.Type)
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // Run serves the admin and webhook listeners and runs the runtime until ctx

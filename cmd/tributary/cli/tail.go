@@ -19,6 +19,7 @@ import (
 
 	"github.com/tributary/tributary/config"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/lifecycle"
 )
 
 type tailOptions struct {
@@ -219,23 +220,29 @@ func printEvents(merged <-chan *message.Message, o tailOptions, out io.Writer, s
 	return nil
 }
 
-// knownTypes returns the event types the configuration declares: its
-// catalog's, then those its rules emit, each once.
+// knownTypes returns the event types the configuration puts on the
+// stream: its catalog's, then those its rules emit, then, when it
+// declares entities, those the lifecycle tracker publishes; each once.
 func knownTypes(cfg *config.Config) []string {
 	var types []string
 	seen := map[string]bool{}
-	for _, et := range cfg.Catalog {
-		if !seen[et.Type] {
-			seen[et.Type] = true
-			types = append(types, et.Type)
+	add := func(t string) {
+		if !seen[t] {
+			seen[t] = true
+			types = append(types, t)
 		}
+	}
+	for _, et := range cfg.Catalog {
+		add(et.Type)
 	}
 	for _, c := range cfg.Connectors {
 		for _, r := range c.Emit {
-			if !seen[r.Type] {
-				seen[r.Type] = true
-				types = append(types, r.Type)
-			}
+			add(r.Type)
+		}
+	}
+	if len(cfg.Compiled.Lifecycle) > 0 {
+		for _, t := range []string{lifecycle.TypeViolation, lifecycle.TypeStuck, lifecycle.TypeResolved} {
+			add(t)
 		}
 	}
 	return types
