@@ -146,7 +146,11 @@ func diagnose(ctx context.Context, reg *core.Registry, cfg *config.Config) []Fin
 		case "mysql_cdc":
 			fs = append(fs, diagnoseMySQL(ctx, comp, v)...)
 		}
-		fs = append(fs, diagnoseValues(ctx, comp, "connectors."+cc.Name+".config", v)...)
+		if cc.Type == "rest_poll" {
+			fs = append(fs, diagnoseREST(ctx, comp, "connectors."+cc.Name+".config", v))
+		} else {
+			fs = append(fs, diagnoseValues(ctx, comp, "connectors."+cc.Name+".config", v)...)
+		}
 		if src, err := cc.NewSource(reg); err == nil {
 			if d, ok := src.(Diagnoser); ok {
 				fs = append(fs, d.Diagnose(ctx, env(cc.Name))...)
@@ -505,7 +509,7 @@ func diagnoseValues(ctx context.Context, comp, at string, v map[string]any) []Fi
 		if s == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			continue
 		}
-		fs = append(fs, checkURL(ctx, comp, at+"."+key, u))
+		fs = append(fs, checkURL(ctx, comp, at+"."+key, http.MethodHead, u, nil))
 	}
 	for _, key := range []string{"dir", "directory", "output_dir"} {
 		if s, _ := v[key].(string); s != "" {
@@ -515,20 +519,66 @@ func diagnoseValues(ctx context.Context, comp, at string, v map[string]any) []Fi
 	return fs
 }
 
-// checkURL sends an unauthenticated HEAD to u: no answer is an error, a
-// server error a warning, any other answer shows the endpoint is there
-// (credentials are the component's own to check, through Diagnoser).
-func checkURL(ctx context.Context, comp, key string, u *url.URL) Finding {
+// diagnoseREST calls a rest_poll connector's URL (its templates cut off)
+// with a GET and the connector's credentials (basic, bearer, api_key; an
+// oauth2 token is not fetched): no answer is an error, and so are 401 and
+// 403, the credentials refused.
+func diagnoseREST(ctx context.Context, comp, at string, v map[string]any) Finding {
+	raw, _ := v["url"].(string)
+	if i := strings.Index(raw, "{{"); i >= 0 {
+		raw = raw[:i]
+		if j := strings.LastIndexAny(raw, "?&"); j >= 0 {
+			raw = raw[:j]
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return Finding{Component: comp, Check: "endpoint reachable", Severity: SeverityWarning, Detail: "url is a template doctor cannot fill in; not checked"}
+	}
+	auth, _ := v["auth"].(map[string]any)
+	str := func(k string) string { s, _ := auth[k].(string); return s }
+	kind := str("type")
+	set := func(req *http.Request) {
+		switch kind {
+		case "basic":
+			req.SetBasicAuth(str("username"), str("password"))
+		case "bearer":
+			req.Header.Set("Authorization", "Bearer "+str("token"))
+		case "api_key":
+			if h := str("header"); h != "" {
+				req.Header.Set(h, str("key"))
+			} else if q := str("query_param"); q != "" {
+				qs := req.URL.Query()
+				qs.Set(q, str("key"))
+				req.URL.RawQuery = qs.Encode()
+			}
+		}
+	}
+	f := checkURL(ctx, comp, at+".url", http.MethodGet, u, set)
+	if f.Severity == SeverityOK && kind == "oauth2" {
+		f.Detail += " (without an oauth2 token: credentials not checked)"
+	}
+	return f
+}
+
+// checkURL sends method to u, with auth's credentials when auth is not
+// nil: no answer is an error, and so are 401 and 403 when credentials
+// were sent; a server error is a warning; any other answer shows the
+// endpoint is there.
+func checkURL(ctx context.Context, comp, key, method string, u *url.URL, auth func(*http.Request)) Finding {
 	shown := *u
 	shown.User = nil
 	shown.RawQuery = ""
 	f := Finding{Component: comp, Check: "endpoint " + shown.String() + " reachable", Severity: SeverityOK}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodHead, u.String(), nil)
+	req, err := http.NewRequestWithContext(rctx, method, u.String(), nil)
 	if err != nil {
 		f.Severity, f.Detail, f.Fix = SeverityError, err.Error(), "correct "+key
 		return f
+	}
+	if auth != nil {
+		auth(req)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -536,8 +586,11 @@ func checkURL(ctx context.Context, comp, key string, u *url.URL) Finding {
 		return f
 	}
 	resp.Body.Close()
-	f.Detail = resp.Status + " to an unauthenticated HEAD"
-	if resp.StatusCode >= 500 {
+	f.Detail = resp.Status + " to " + method
+	switch {
+	case auth != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
+		f.Severity, f.Fix = SeverityError, "the endpoint refuses the configured credentials: check "+strings.TrimSuffix(key, ".url")+".auth (the token, user and password, or key, and their rights)"
+	case resp.StatusCode >= 500:
 		f.Severity, f.Fix = SeverityWarning, "the endpoint answers with a server error; check its health"
 	}
 	return f

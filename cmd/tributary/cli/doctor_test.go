@@ -178,3 +178,53 @@ connectors:
 		})
 	}
 }
+
+// TestDoctorRESTCredentials calls a rest_poll connector's endpoint with
+// its bearer token: the right token passes, a refused one is an error
+// naming the auth settings.
+func TestDoctorRESTCredentials(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`[]`))
+	}))
+	defer api.Close()
+	for _, tt := range []struct {
+		name, token, severity string
+		code                  int
+	}{
+		{name: "accepted", token: "good", severity: "ok", code: 0},
+		{name: "refused", token: "bad", severity: "error", code: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "tributary.yaml")
+			cfg := fmt.Sprintf(`version: 1
+state_dir: %s
+stream: {type: embedded}
+connectors:
+  - name: api
+    type: rest_poll
+    config:
+      url: "%s/orders?since={{.Cursor}}"
+      key: [id]
+      cursor: {field: updated_at, type: timestamp}
+      auth: {type: bearer, token: %s}
+    emit: [{name: p, type: com.example.order.placed, subject: after.id, data: {id: after.id}}]
+`, filepath.Join(dir, "state"), api.URL, tt.token)
+			if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, r, out := runDoctor(t, file)
+			sev, _, fix, ok := r.find("connector api", "endpoint")
+			if code != tt.code || !ok || sev != tt.severity || (sev == "error" && !strings.Contains(fix, "connectors.api.config.auth")) {
+				t.Errorf("exit %d, endpoint %q fix %q (found %v):\n%s", code, sev, fix, ok, out)
+			}
+			if strings.Contains(out, tt.token+"\"") && tt.token == "bad" {
+				t.Errorf("the report shows the token:\n%s", out)
+			}
+		})
+	}
+}
