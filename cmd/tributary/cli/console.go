@@ -74,6 +74,8 @@ type catalogView struct {
 
 type entityView struct {
 	Name, Diagram string
+	// SVG is the diagram drawn.
+	SVG template.HTML
 }
 
 // consoleEndpoints serves the console's pages, its static files and the
@@ -155,7 +157,7 @@ func (sc *Sidecar) entityViews() []entityView {
 		if err := lifecycle.WriteGraph(&b, m.Entity, lifecycle.FormatMermaid); err != nil {
 			b.WriteString(err.Error())
 		}
-		out = append(out, entityView{Name: m.Entity.Name, Diagram: b.String()})
+		out = append(out, entityView{Name: m.Entity.Name, Diagram: b.String(), SVG: stateDiagram(m.Entity)})
 	}
 	return out
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tributary/tributary/cmd/tributary/cli"
+	"github.com/tributary/tributary/core"
 )
 
 var consoleShots = flag.String("console-screenshots", "", "write PNG screenshots of the console's pages into this directory (docs/ for the README)")
@@ -168,5 +173,50 @@ func TestConsoleInBrowser(t *testing.T) {
 	if l.Count != 1 || l.DeadLetters[0].ID != id {
 		raw, _ := json.Marshal(l)
 		t.Errorf("after the console's drop: %s", raw)
+	}
+}
+
+// TestConsoleCatalogDiagrams renders the catalog page of the retail
+// example: each type's schema, and the order entity's state diagram as an
+// SVG with a box per state and an arc per transition, labelled with its
+// event type. With -console-screenshots and Chromium it also shoots it.
+func TestConsoleCatalogDiagrams(t *testing.T) {
+	t.Setenv("RETAIL_ACCEPTED_WITHIN", "2m")
+	sc, err := cli.Build(core.DefaultRegistry, "../../../examples/retail/tributary.yaml", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sc.AdminHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/ui/catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /ui/catalog: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`<svg class="lifecycle"`,
+		`data-state="accepted"`, `data-state="billed"`, `data-state="ready_for_shipment"`, `data-state="shipped"`, `data-state="cancelled"`,
+		`>com.retail.customer.billed</text>`, `>com.retail.order.shipped</text>`,
+		`>within 2m0s</text>`,
+		`com.retail.order.accepted`, `&#34;pattern&#34;`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the catalog page lacks %s", want)
+		}
+	}
+	if n := strings.Count(page, `class="transition"`); n != 5 {
+		t.Errorf("%d transition arcs, want 5", n)
+	}
+	if *consoleShots != "" {
+		ctx := browser(t)
+		if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/ui/catalog"), chromedp.WaitVisible(chromedp.CSS("svg.lifecycle"))); err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, ctx, "console-catalog-lifecycle.png")
 	}
 }
