@@ -102,20 +102,10 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 			return core.Fatal(fmt.Errorf("read checkpoint: %w: remove the checkpoint to start over", err))
 		}
 	}
-	dc := s.dsn.cfg.Clone()
-	dc.ParseTime = false
-	dc.InterpolateParams = true
-	if dc.Params == nil {
-		dc.Params = map[string]string{}
-	}
-	dc.Params["time_zone"] = "'+00:00'"
-	dc.Params["sql_mode"] = "''"
-	conn, err := driver.NewConnector(dc)
+	db, err := s.openDB()
 	if err != nil {
-		return core.Fatal(fmt.Errorf("dsn: %w", err))
+		return err
 	}
-	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(4)
 	s.mu.Lock()
 	s.db, s.log, s.closed, s.phase = db, log, false, "opening"
 	s.mu.Unlock()
@@ -133,14 +123,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if err != nil {
 		return err
 	}
-	capSet := map[string]bool{}
-	for _, c := range captured {
-		capSet[c] = true
-	}
-	trackSet := map[string]bool{}
-	for _, d := range dbs {
-		trackSet[strings.ToLower(d)] = true
-	}
+	capSet, trackSet := keySet(captured), keySet(dbs)
 	stateDir := env.StateDir
 	if stateDir == "" {
 		return core.Fatal(errors.New("mysql_cdc needs a state directory for its schema history"))
@@ -150,20 +133,9 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		return core.Fatal(err)
 	}
 	// Where the stream starts, and whether a snapshot comes first.
-	var startAt binlogPos
-	kept := true
-	lost := ""
-	if !from.IsZero() {
-		commit := pos.Commit
-		if pos.IsSnapshot() {
-			commit = pos.Snapshot.At
-		}
-		if startAt, err = parsePos(info.flavor, commit); err != nil {
-			return core.Fatal(fmt.Errorf("read checkpoint %s: %w: remove the checkpoint to start over", from, err))
-		}
-		if kept, lost, err = checkKept(ctx, db, info.flavor, startAt); err != nil {
-			return err
-		}
+	startAt, kept, lost, err := checkpointPlace(ctx, db, info.flavor, from, pos)
+	if err != nil {
+		return err
 	}
 	doSnap, err := cdc.Decide(cdc.SnapshotMode(s.cfg.Snapshot.Mode), !from.IsZero(), pos.IsSnapshot(), kept)
 	if err != nil {
@@ -194,51 +166,16 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 			resume, resumeIdx = pos.Commit, pos.Index
 		}
 	}
-	if h, ok := hist.at(startAt); ok && (!from.IsZero() && kept) {
-		sch = h
-	} else {
-		if !from.IsZero() && kept {
-			log.Warn("no schema history for the checkpoint (state directory new or removed): decoding with the tables' current schema", "position", startAt.String())
+	if sch, err = startSchema(ctx, db, log, hist, dbs, captured, startAt, !from.IsZero() && kept); err != nil {
+		if snapConn != nil {
+			snapConn.Close()
 		}
-		if sch, err = loadSchema(ctx, db, dbs); err != nil {
-			if snapConn != nil {
-				snapConn.Close()
-			}
-			return err
-		}
-		if err := hist.record(startAt, "", sch); err != nil {
-			if snapConn != nil {
-				snapConn.Close()
-			}
-			return core.Fatal(err)
-		}
-	}
-	for _, c := range captured {
-		if sch[c] == nil {
-			if snapConn != nil {
-				snapConn.Close()
-			}
-			return core.Fatal(fmt.Errorf("table %s does not exist: create it or remove it from tables", c))
-		}
+		return err
 	}
 	q := newQueue(s.cfg.MaxBatch)
-	s.mu.Lock()
-	if s.resnaps == nil {
-		s.resnaps = &resnapshots{}
-	}
-	rs := s.resnaps
-	s.mu.Unlock()
-	if cur := rs.active(); cur != nil {
-		rs.finish(cur, errors.New("interrupted by a restart of the connector: request it again"))
-	}
-	if env.Admin != nil {
-		unmount, err := env.Admin.Handle("POST /v1/connectors/"+env.Name+"/snapshot", s.snapshotHandler())
-		if err != nil {
-			return fmt.Errorf("mount the snapshot endpoint of connector %q on the admin listener: %w", env.Name, err)
-		}
-		s.mu.Lock()
-		s.unmount = unmount
-		s.mu.Unlock()
+	rs, err := s.mountSnapshot(env)
+	if err != nil {
+		return err
 	}
 	rd := &reader{
 		db: db, chunkSize: s.cfg.Snapshot.ChunkSize, resnaps: rs,
@@ -264,6 +201,104 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		return nil
 	}
 	return startStream()
+}
+
+// checkpointPlace returns where the checkpoint from (decoded as pos)
+// resumes the binlog, and whether the server still holds it (lost names
+// the oldest binlog it holds when not). Without a checkpoint, startAt is
+// zero and kept true.
+func checkpointPlace(ctx context.Context, db *sql.DB, fl string, from core.Position, pos cdc.Position) (startAt binlogPos, kept bool, lost string, err error) {
+	if from.IsZero() {
+		return startAt, true, "", nil
+	}
+	commit := pos.Commit
+	if pos.IsSnapshot() {
+		commit = pos.Snapshot.At
+	}
+	if startAt, err = parsePos(fl, commit); err != nil {
+		return startAt, false, "", core.Fatal(fmt.Errorf("read checkpoint %s: %w: remove the checkpoint to start over", from, err))
+	}
+	kept, lost, err = checkKept(ctx, db, fl, startAt)
+	return startAt, kept, lost, err
+}
+
+// openDB opens the connection pool Open queries the server with: times
+// in UTC, no SQL mode that could change what the server returns.
+func (s *Source) openDB() (*sql.DB, error) {
+	dc := s.dsn.cfg.Clone()
+	dc.ParseTime = false
+	dc.InterpolateParams = true
+	if dc.Params == nil {
+		dc.Params = map[string]string{}
+	}
+	dc.Params["time_zone"] = "'+00:00'"
+	dc.Params["sql_mode"] = "''"
+	conn, err := driver.NewConnector(dc)
+	if err != nil {
+		return nil, core.Fatal(fmt.Errorf("dsn: %w", err))
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+// keySet returns the lowercase members of keys as a set.
+func keySet(keys []string) map[string]bool {
+	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[strings.ToLower(k)] = true
+	}
+	return out
+}
+
+// startSchema returns the schema the stream starts with at startAt: the
+// history's when the checkpoint's place is kept (fromCheckpoint), else the
+// tables' current schema, recorded in the history. Every captured table
+// must be in it.
+func startSchema(ctx context.Context, db *sql.DB, log *slog.Logger, hist *history, dbs, captured []string, startAt binlogPos, fromCheckpoint bool) (schema, error) {
+	sch, ok := hist.at(startAt)
+	if !ok || !fromCheckpoint {
+		if fromCheckpoint {
+			log.Warn("no schema history for the checkpoint (state directory new or removed): decoding with the tables' current schema", "position", startAt.String())
+		}
+		var err error
+		if sch, err = loadSchema(ctx, db, dbs); err != nil {
+			return nil, err
+		}
+		if err := hist.record(startAt, "", sch); err != nil {
+			return nil, core.Fatal(err)
+		}
+	}
+	for _, c := range captured {
+		if sch[c] == nil {
+			return nil, core.Fatal(fmt.Errorf("table %s does not exist: create it or remove it from tables", c))
+		}
+	}
+	return sch, nil
+}
+
+// mountSnapshot ends an on-demand snapshot a restart interrupted and
+// mounts the snapshot endpoint on the admin listener.
+func (s *Source) mountSnapshot(env core.Env) (*resnapshots, error) {
+	s.mu.Lock()
+	if s.resnaps == nil {
+		s.resnaps = &resnapshots{}
+	}
+	rs := s.resnaps
+	s.mu.Unlock()
+	if cur := rs.active(); cur != nil {
+		rs.finish(cur, errors.New("interrupted by a restart of the connector: request it again"))
+	}
+	if env.Admin != nil {
+		unmount, err := env.Admin.Handle("POST /v1/connectors/"+env.Name+"/snapshot", s.snapshotHandler())
+		if err != nil {
+			return nil, fmt.Errorf("mount the snapshot endpoint of connector %q on the admin listener: %w", env.Name, err)
+		}
+		s.mu.Lock()
+		s.unmount = unmount
+		s.mu.Unlock()
+	}
+	return rs, nil
 }
 
 // capturedTables returns the captured tables (lowercase db.table keys)

@@ -404,6 +404,11 @@ func (st *ddlState) alter() error {
 	return nil
 }
 
+// alterSpec applies one specification of an ALTER TABLE to t (a RENAME
+// TO sets *renamed). alterSpec reads best whole: one case per
+// specification of MySQL's and MariaDB's grammar, in the order the
+// manuals list them, each short; split up, the grammar would be hard to
+// check against theirs.
 func (st *ddlState) alterSpec(t *table, renamed *string) error {
 	p := st.p
 	switch {
