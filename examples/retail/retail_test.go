@@ -59,7 +59,9 @@ func TestRetailEndToEnd(t *testing.T) {
 			t.Fatalf("tributary.yaml has no line %q", line)
 		}
 		file := filepath.Join(t.TempDir(), "tributary.yaml")
-		kafka := fmt.Sprintf("stream: {type: kafka, config: {brokers: [%q]}}\n", brokers[0])
+		// Test runs share the broker: a checkpoint topic of this run's own,
+		// or the connectors would resume from an earlier run's checkpoints.
+		kafka := fmt.Sprintf("stream: {type: kafka, config: {brokers: [%q], checkpoint_topic: tributary.checkpoints.retail-%d}}\n", brokers[0], time.Now().UnixNano())
 		if err := os.WriteFile(file, []byte(strings.Replace(string(b), line, kafka, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
