@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -129,6 +130,11 @@ func printFindings(w io.Writer, fs []Finding) {
 func diagnose(ctx context.Context, reg *core.Registry, cfg *config.Config) []Finding {
 	var fs []Finding
 	fs = append(fs, checkWritableDir("state_dir", "state_dir", cfg.StateDir))
+	for _, l := range []struct{ key, addr string }{{"admin.address", cfg.Admin.Address}, {"http.address", cfg.HTTP.Address}} {
+		if l.addr != "" {
+			fs = append(fs, checkListen(l.key, l.addr))
+		}
+	}
 	fs = append(fs, diagnoseStream(ctx, reg, cfg)...)
 	env := func(name string) core.Env {
 		return core.Env{Name: name, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StateDir: filepath.Join(cfg.StateDir, name)}
@@ -189,6 +195,20 @@ func checkWritableDir(comp, key, dir string) Finding {
 	tmp.Close()
 	os.Remove(tmp.Name())
 	f.Severity = SeverityOK
+	return f
+}
+
+// checkListen checks that addr can be listened on now. A port in use is a
+// warning: it may be this configuration's own sidecar, running.
+func checkListen(key, addr string) Finding {
+	f := Finding{Component: strings.TrimSuffix(key, ".address"), Check: "listen on " + addr, Severity: SeverityOK}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		f.Severity, f.Detail = SeverityWarning, err.Error()
+		f.Fix = "if no sidecar of this configuration is running, another process holds the port: stop it or change " + key
+		return f
+	}
+	ln.Close()
 	return f
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,18 +62,24 @@ func TestDoctorLocal(t *testing.T) {
 	sink := func(url string) string {
 		return fmt.Sprintf("sinks:\n  - name: out\n    type: http\n    events: [com.example.order.placed]\n    config: {url: %q}\n", url)
 	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	for _, tt := range []struct {
-		name, state, url string
-		code             int
-		bad              []string // component/check prefixes that must be errors
+		name, state, url, admin string
+		code                    int
+		bad                     []string // component/check prefixes that must be errors
 	}{
-		{name: "all well", state: filepath.Join(dir, "state"), url: up.URL, code: 0},
-		{name: "unwritable state and unreachable sink", state: notDir, url: downURL, code: 1,
+		{name: "all well", state: filepath.Join(dir, "state"), url: up.URL, admin: "127.0.0.1:0", code: 0},
+		{name: "admin port in use", state: filepath.Join(dir, "state"), url: up.URL, admin: busy.Addr().String(), code: 0},
+		{name: "unwritable state and unreachable sink", state: notDir, url: downURL, admin: "127.0.0.1:0", code: 1,
 			bad: []string{"state_dir/directory", "sink out/endpoint"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "tributary.yaml")
-			cfg := fmt.Sprintf(sidecarConfig, tt.state, "127.0.0.1:0", "127.0.0.1:0") + sink(tt.url)
+			cfg := fmt.Sprintf(sidecarConfig, tt.state, tt.admin, "127.0.0.1:0") + sink(tt.url)
 			if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -86,6 +93,13 @@ func TestDoctorLocal(t *testing.T) {
 				if !ok || sev != "error" || fix == "" {
 					t.Errorf("%s: %q %q found %v, want an error with a fix:\n%s", b, sev, fix, ok, out)
 				}
+			}
+			want := "ok"
+			if tt.admin != "127.0.0.1:0" {
+				want = "warning"
+			}
+			if sev, _, fix, ok := r.find("admin", "listen on "+tt.admin); !ok || sev != want || (want == "warning" && !strings.Contains(fix, "admin.address")) {
+				t.Errorf("the admin listener check: %q %q (found %v), want %s\n%s", sev, fix, ok, want, out)
 			}
 			if sev, _, _, ok := r.find("sink out", "endpoint"); tt.code == 0 && (!ok || sev != "ok") {
 				t.Errorf("the reachable endpoint: %q %v\n%s", sev, ok, out)
