@@ -2,31 +2,20 @@ package http_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/tributary/tributary/connectors/embedded"
 	sink "github.com/tributary/tributary/connectors/http"
-	"github.com/tributary/tributary/connectors/kafka"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/runtime"
-	"github.com/tributary/tributary/core/servicetest"
+	"github.com/tributary/tributary/core/sinkbench"
 )
 
 // The benchmarks of this file run the http sink as the sidecar does:
@@ -37,95 +26,6 @@ import (
 // at most 64 deliveries at once, 16 requests in flight, structured
 // CloudEvents), as a configuration that sets only a url gets.
 
-const (
-	benchType = "com.example.order.accepted"
-	benchKeys = 64
-)
-
-// benchStream configures the named stream ("embedded" or "kafka") for b
-// and returns it, not opened, with the state directory it and the runtime
-// share and the topic layout the runtime uses on it. Every call gets
-// topics of its own.
-func benchStream(b *testing.B, name string) (core.Stream, string, runtime.Topics) {
-	b.Helper()
-	var st core.Stream
-	values := map[string]any{}
-	switch name {
-	case "embedded":
-		st = embedded.New()
-	case "kafka":
-		st = kafka.New()
-		var brokers []any
-		for _, br := range servicetest.Kafka(b) {
-			brokers = append(brokers, br)
-		}
-		values["brokers"] = brokers
-	}
-	if err := st.Configure(core.NewConfig("stream", values)); err != nil {
-		b.Fatalf("configure %s stream: %v", name, err)
-	}
-	return st, b.TempDir(), runtime.Topics{Mode: "per_type", Prefix: "bench-" + watermill.NewShortUUID() + "."}
-}
-
-// prefill opens st, appends evs to it in batches of 512, waits until every
-// one is durable, and closes st again for the runtime to open.
-func prefill(b *testing.B, st core.Stream, dir, topic string, evs []*core.Event) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := st.Open(ctx, core.Env{Name: "stream", StateDir: dir}); err != nil {
-		b.Fatalf("open the stream: %v", err)
-	}
-	publishAll(b, st, topic, evs)
-	if err := st.Close(ctx); err != nil {
-		b.Fatalf("close the stream: %v", err)
-	}
-}
-
-// benchEvents returns n events of about 1 KB of JSON data, ids
-// "<prefix><i>", keys order-0 .. order-63 in turn.
-func benchEvents(prefix string, n int) []*core.Event {
-	pad := strings.Repeat("x", 1024-110)
-	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	out := make([]*core.Event, n)
-	for i := range out {
-		key := "order-" + strconv.Itoa(i%benchKeys)
-		out[i] = &core.Event{
-			ID: prefix + strconv.Itoa(i), Source: "/tributary/erp_orders", SpecVersion: core.SpecVersion,
-			Type: benchType, Subject: key, PartitionKey: key, DataContentType: "application/json",
-			Time: t0.Add(time.Duration(i) * time.Millisecond),
-			Data: fmt.Appendf(nil, `{"order_id":%q,"seq":%d,"total":"129.90","currency":"EUR","note":%q}`, key, i, pad),
-		}
-	}
-	return out
-}
-
-// publishAll appends evs to the stream in batches of 512 and waits until
-// every one is durable.
-func publishAll(b *testing.B, st core.Stream, topic string, evs []*core.Event) {
-	b.Helper()
-	pub, ok := st.Publisher().(core.EventPublisher)
-	if !ok {
-		b.Fatal("the stream's publisher does not publish events")
-	}
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	for i := 0; i < len(evs); i += 512 {
-		wg.Add(1)
-		if err := pub.PublishEvents(context.Background(), topic, evs[i:min(i+512, len(evs))], func(err error) {
-			if err != nil {
-				failed.Store(err)
-			}
-			wg.Done()
-		}); err != nil {
-			b.Fatalf("publish: %v", err)
-		}
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatalf("publish: %v", err)
-	}
-}
 
 // benchReceiver is the endpoint: it reads each body, calls seen with the
 // delivery's webhook-id, and answers 200.
@@ -154,46 +54,9 @@ func runSink(b *testing.B, st core.Stream, dir string, topics runtime.Topics, ur
 	if err := s.Configure(core.NewConfig("bench", cfg)); err != nil {
 		b.Fatalf("configure the http sink: %v", err)
 	}
-	r, err := runtime.New(runtime.Options{
-		Stream:          st,
-		Topics:          topics,
-		EventTypes:      []string{benchType},
-		Sinks:           []runtime.Sink{{Name: "bench", Type: sink.Type, Sink: s, From: core.FromBeginning}},
-		StateDir:        dir,
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Registerer:      prometheus.NewRegistry(),
-		ShutdownTimeout: 10 * time.Second,
-		DrainTimeout:    5 * time.Second,
-	})
-	if err != nil {
-		b.Fatalf("runtime.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				b.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			b.Error("Run did not return within 30s of the cancel")
-		}
-	})
-	return r
+	return sinkbench.Run(b, st, dir, topics, runtime.Sink{Name: "bench", Type: sink.Type, Sink: s, From: core.FromBeginning})
 }
 
-// sinkStatus returns the status of the sink named bench.
-func sinkStatus(r *runtime.Runtime) runtime.SinkStatus {
-	for _, s := range r.Status().Sinks {
-		if s.Name == "bench" {
-			return s
-		}
-	}
-	return runtime.SinkStatus{}
-}
 
 // BenchmarkSinkRuntime measures events/s delivered by the http sink
 // through the sink runtime: b.N 1 KB events of 64 keys are appended to
@@ -211,9 +74,9 @@ func BenchmarkSinkRuntime(b *testing.B) {
 		{name: "kafka", stream: "kafka"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			st, dir, topics := benchStream(b, bc.stream)
-			evs := benchEvents("ev-", b.N)
-			prefill(b, st, dir, topics.For(benchType), evs)
+			st, dir, topics := sinkbench.Stream(b, bc.stream)
+			evs := sinkbench.Events("ev-", b.N)
+			sinkbench.Prefill(b, st, dir, topics.For(sinkbench.Type), evs)
 			var got atomic.Int64
 			all := make(chan struct{})
 			n := int64(b.N)
@@ -224,18 +87,18 @@ func BenchmarkSinkRuntime(b *testing.B) {
 			})
 			b.SetBytes(int64(len(evs[0].Data)))
 			b.ResetTimer()
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), sinkbench.CPUTime()
 			r := runSink(b, st, dir, topics, srv.URL+"/orders", bc.values)
 			select {
 			case <-all:
 			case <-time.After(30*time.Second + time.Duration(b.N)*time.Millisecond):
-				b.Fatalf("%d of %d events arrived in time; sink status %+v", got.Load(), n, sinkStatus(r))
+				b.Fatalf("%d of %d events arrived in time; sink status %+v", got.Load(), n, sinkbench.Status(r, "bench"))
 			}
-			elapsed, cpu := time.Since(start), cpuTime()-cpu
+			elapsed, cpu := time.Since(start), sinkbench.CPUTime()-cpu
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/event")
-			if s := sinkStatus(r); s.Retried != 0 || s.DeadLettered != 0 {
+			if s := sinkbench.Status(r, "bench"); s.Retried != 0 || s.DeadLettered != 0 {
 				b.Errorf("status %+v: retries or dead letters while the receiver answered 200", s)
 			}
 		})
@@ -276,17 +139,21 @@ func BenchmarkSinkLatency2k(b *testing.B) {
 // append-to-receiver latencies of the events after the first second.
 func steadyRun(b *testing.B, stream string, rate, seconds int) []time.Duration {
 	b.Helper()
-	st, dir, topics := benchStream(b, stream)
+	st, dir, topics := sinkbench.Stream(b, stream)
 	n := rate * seconds
-	evs := benchEvents("lat-", n)
+	evs := sinkbench.Events("lat-", n)
+	index := make(map[string]int, n)
+	for i, ev := range evs {
+		index[ev.ID] = i
+	}
 	sent := make([]atomic.Int64, n) // unix ns of each append
 	lat := make([]time.Duration, n)
 	var got atomic.Int64
 	all := make(chan struct{})
 	srv := benchReceiver(b, func(id string) {
 		now := time.Now().UnixNano()
-		i, err := strconv.Atoi(strings.TrimPrefix(id, "lat-"))
-		if err != nil || i < 0 || i >= n {
+		i, ok := index[id]
+		if !ok {
 			return
 		}
 		if lat[i] == 0 {
@@ -300,21 +167,21 @@ func steadyRun(b *testing.B, stream string, rate, seconds int) []time.Duration {
 	// Wait until the runtime opened the stream and the sink's group reads
 	// the topic: one event published and delivered.
 	deadline := time.Now().Add(60 * time.Second)
-	for sinkStatus(r).State != runtime.StateRunning {
+	for sinkbench.Status(r, "bench").State != runtime.StateRunning {
 		if time.Now().After(deadline) {
-			b.Fatalf("the sink is not running after 60s: %+v", sinkStatus(r))
+			b.Fatalf("the sink is not running after 60s: %+v", sinkbench.Status(r, "bench"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	publishAll(b, st, topics.For(benchType), benchEvents("warm-", 1))
-	for sinkStatus(r).Delivered == 0 {
+	sinkbench.Publish(b, st, topics.For(sinkbench.Type), sinkbench.Events("warm-", 1))
+	for sinkbench.Status(r, "bench").Delivered == 0 {
 		if time.Now().After(deadline) {
-			b.Fatalf("the sink delivered nothing in 60s: %+v", sinkStatus(r))
+			b.Fatalf("the sink delivered nothing in 60s: %+v", sinkbench.Status(r, "bench"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	pub := st.Publisher().(core.EventPublisher)
-	topic := topics.For(benchType)
+	topic := topics.For(sinkbench.Type)
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	for i := range n {
@@ -333,7 +200,7 @@ func steadyRun(b *testing.B, stream string, rate, seconds int) []time.Duration {
 	select {
 	case <-all:
 	case <-time.After(2 * time.Minute):
-		b.Fatalf("%d of %d events arrived within 2 minutes of the last append: %+v", got.Load(), n, sinkStatus(r))
+		b.Fatalf("%d of %d events arrived within 2 minutes of the last append: %+v", got.Load(), n, sinkbench.Status(r, "bench"))
 	}
 	out := slices.Clone(lat[rate:])
 	slices.Sort(out)
@@ -346,12 +213,3 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// cpuTime returns the CPU time the process has used so far: a figure
-// that other work on a shared machine distorts less than wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
