@@ -11,8 +11,8 @@ import (
 
 	// Sources.
 	_ "github.com/tributary/tributary/connectors/files"
-	_ "github.com/tributary/tributary/connectors/plugin"
 	_ "github.com/tributary/tributary/connectors/mysql"
+	_ "github.com/tributary/tributary/connectors/plugin"
 	_ "github.com/tributary/tributary/connectors/postgres"
 	_ "github.com/tributary/tributary/connectors/rest"
 	_ "github.com/tributary/tributary/connectors/sql"

@@ -26,7 +26,6 @@ import (
 // at most 64 deliveries at once, 16 requests in flight, structured
 // CloudEvents), as a configuration that sets only a url gets.
 
-
 // benchReceiver is the endpoint: it reads each body, calls seen with the
 // delivery's webhook-id, and answers 200.
 func benchReceiver(b *testing.B, seen func(id string)) *httptest.Server {
@@ -56,7 +55,6 @@ func runSink(b *testing.B, st core.Stream, dir string, topics runtime.Topics, ur
 	}
 	return sinkbench.Run(b, st, dir, topics, runtime.Sink{Name: "bench", Type: sink.Type, Sink: s, From: core.FromBeginning})
 }
-
 
 // BenchmarkSinkRuntime measures events/s delivered by the http sink
 // through the sink runtime: b.N 1 KB events of 64 keys are appended to
@@ -212,4 +210,3 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
