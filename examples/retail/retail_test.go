@@ -19,8 +19,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/tributary/tributary/cmd/tributary/cli"
-	"github.com/tributary/tributary/connectors/audit"
 	_ "github.com/tributary/tributary/connectors/all"
+	"github.com/tributary/tributary/connectors/audit"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/runtime"
 	"github.com/tributary/tributary/core/servicetest"
