@@ -6,7 +6,8 @@
 # (bin/tributary with examples/retail/tributary.yaml), places a handful of
 # orders and prints each order's timeline as it moves, then leaves
 # everything running and prints what to try. down: stops the simulator
-# and the sidecar (the services stay up: scripts/services down stops them).
+# and the sidecar and drops the demo's replication slot (the services stay
+# up: scripts/services down stops them).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -19,14 +20,33 @@ stop() {
 	for p in retailsim tributary; do
 		if [[ -s "$DEMO/$p.pid" ]] && kill -0 "$(cat "$DEMO/$p.pid")" 2>/dev/null; then
 			kill "$(cat "$DEMO/$p.pid")" && echo "stopped $p"
+			for _ in $(seq 50); do kill -0 "$(cat "$DEMO/$p.pid")" 2>/dev/null || break; sleep 0.2; done
 		fi
 		rm -f "$DEMO/$p.pid"
 	done
 }
 
+# forget drops the demo's replication slot and publication, which would
+# otherwise hold the server's WAL while the demo is down; the next `up`
+# starts afresh.
+forget() {
+	if scripts/services status postgres >/dev/null 2>&1 && command -v psql >/dev/null; then
+		eval "$(scripts/services env postgres)"
+		for _ in $(seq 25); do
+			psql "$TRIBUTARY_POSTGRES_URL" -qAtc "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'tributary_retail_order_entry' AND NOT active" >/dev/null 2>&1 || true
+			n=$(psql "$TRIBUTARY_POSTGRES_URL" -qAtc "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'tributary_retail_order_entry'" 2>/dev/null || echo 0)
+			[ "$n" = 0 ] && break
+			sleep 0.2
+		done
+		psql "$TRIBUTARY_POSTGRES_URL" -qAtc "DROP PUBLICATION IF EXISTS tributary_retail_order_entry" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$DEMO/state" "$DEMO/shipping"
+}
+
 case "${1:-up}" in
 down)
 	stop
+	forget
 	exit 0
 	;;
 up) ;;
@@ -37,7 +57,11 @@ up) ;;
 esac
 
 stop
+forget
 mkdir -p "$DEMO"
+# The simulator places its orders once the sidecar is ready, so nothing
+# needs snapshotting; earlier demos' orders stay in the tables, unread.
+export RETAIL_SNAPSHOT=never
 scripts/services up postgres mariadb
 eval "$(scripts/services env postgres mariadb)"
 export RETAIL_PG_URL="$TRIBUTARY_POSTGRES_URL" RETAIL_MYSQL_DSN="$TRIBUTARY_MYSQL_DSN"

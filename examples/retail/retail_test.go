@@ -82,6 +82,9 @@ func retailEndToEnd(t *testing.T, configFile string) {
 		"RETAIL_STATE": filepath.Join(dir, "state"), "RETAIL_ADMIN": admin, "RETAIL_HTTP": httpAddr, "RETAIL_SIM": simAddr,
 		"RETAIL_PG_URL": pgURL, "RETAIL_MYSQL_DSN": myDSN, "RETAIL_SLOT": "tributary_retail_" + run, "RETAIL_SNAPSHOT": "never",
 		"RETAIL_SHIPPING_DIR": shipping, "RETAIL_SHIPPING_EVERY": "1s", "RETAIL_REPORT_TABLE": report,
+		// A replica id of this run's own: MariaDB refuses a second replica
+		// with the id of one it still counts as connected.
+		"RETAIL_MYSQL_SERVER_ID": fmt.Sprint(100000 + time.Now().UnixNano()%1000000),
 	} {
 		t.Setenv(k, v)
 	}
@@ -93,9 +96,23 @@ func retailEndToEnd(t *testing.T, configFile string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		_, _ = pg.ExecContext(ctx, "DROP TABLE IF EXISTS "+report)
-		// The slot would pin WAL on the shared server.
-		_, _ = pg.ExecContext(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", "tributary_retail_"+run)
 		_, _ = pg.ExecContext(ctx, "DROP PUBLICATION IF EXISTS tributary_retail_"+run)
+		// The slot would hold WAL, and one of the server's few slots, on
+		// the shared server: drop it once the stopped sidecar's connection
+		// is gone (the server notices a moment after the close).
+		slot := "tributary_retail_" + run
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			var left int
+			_, _ = pg.ExecContext(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", slot)
+			if err := pg.QueryRowContext(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&left); err != nil || left == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("replication slot %s is still there 15s after the sidecar stopped", slot)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 
 	// The legacy systems first: the order entry and CRM tables exist
