@@ -339,6 +339,9 @@ func (r partitionRead) read(ctx context.Context, d *deliverer, stored bool) {
 // FromEnd the subscription is in place (the group joined) before it returns.
 func (s *subscriber) consumeGroup(ctx context.Context, topic string, d *deliverer) (chan struct{}, error) {
 	sc := *s.c.sc
+	// A balance strategy keeps state while it plans: each group gets one
+	// of its own, or groups that join at once (a sidecar's sinks) race.
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	if s.opts.From == core.FromEnd {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
