@@ -54,14 +54,14 @@ func TestRetailEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		const line = "stream: {type: embedded}\n"
+		const line = "stream: {type: embedded, topics: {mode: single, name: \"${RETAIL_TOPIC:-retail.events}\"}}\n"
 		if !strings.Contains(string(b), line) {
 			t.Fatalf("tributary.yaml has no line %q", line)
 		}
 		file := filepath.Join(t.TempDir(), "tributary.yaml")
 		// Test runs share the broker: a checkpoint topic of this run's own,
 		// or the connectors would resume from an earlier run's checkpoints.
-		kafka := fmt.Sprintf("stream: {type: kafka, config: {brokers: [%q], checkpoint_topic: tributary.checkpoints.retail-%d}}\n", brokers[0], time.Now().UnixNano())
+		kafka := fmt.Sprintf("stream: {type: kafka, config: {brokers: [%q], checkpoint_topic: tributary.checkpoints.retail-%d}, topics: {mode: single, name: \"${RETAIL_TOPIC:-retail.events}\"}}\n", brokers[0], time.Now().UnixNano())
 		if err := os.WriteFile(file, []byte(strings.Replace(string(b), line, kafka, 1)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func retailEndToEnd(t *testing.T, configFile string) {
 	for k, v := range map[string]string{
 		"RETAIL_STATE": filepath.Join(dir, "state"), "RETAIL_ADMIN": admin, "RETAIL_HTTP": httpAddr, "RETAIL_SIM": simAddr,
 		"RETAIL_PG_URL": pgURL, "RETAIL_MYSQL_DSN": myDSN, "RETAIL_SLOT": "tributary_retail_" + run, "RETAIL_SNAPSHOT": "never",
-		"RETAIL_SHIPPING_DIR": shipping, "RETAIL_SHIPPING_EVERY": "1s", "RETAIL_REPORT_TABLE": report,
+		"RETAIL_TOPIC": "retail.events." + run, "RETAIL_SHIPPING_DIR": shipping, "RETAIL_SHIPPING_EVERY": "1s", "RETAIL_REPORT_TABLE": report,
 		// A replica id of this run's own: MariaDB refuses a second replica
 		// with the id of one it still counts as connected.
 		"RETAIL_MYSQL_SERVER_ID": fmt.Sprint(100000 + time.Now().UnixNano()%1000000),
