@@ -18,14 +18,7 @@ import (
 // messages, the writer of credits and acks, and the watchdog that kills it
 // when it falls silent.
 type session struct {
-	name    string
-	proc    process
-	conn    plugin.Conn
-	log     *slog.Logger
-	timeout time.Duration
-	caps    []string
-
-	sendMu sync.Mutex
+	link
 
 	// in holds received batches; its capacity is the credit window, which
 	// no batch can overrun since each holds at least one change.
@@ -33,66 +26,30 @@ type session struct {
 	// window is how many changes the plugin may still send.
 	window   atomic.Int64
 	buffered atomic.Int64
-	lastSeen atomic.Int64 // unix nanoseconds
-
-	replies chan *plugin.Message
 
 	// out coalesces credits and the latest ack for the writer.
 	outMu      sync.Mutex
 	outCredits int
 	outAck     *core.Position
 	kick       chan struct{}
-
-	once    sync.Once
-	done    chan struct{} // closed when the session failed or ended
-	err     error         // why; set before done is closed
-	stop    chan struct{} // closed by close to end the writer and watchdog
-	stopped sync.Once
-	wg      sync.WaitGroup
 }
 
 func newSession(name string, proc process, log *slog.Logger, credits int, timeout time.Duration) *session {
-	s := &session{
-		name: name, proc: proc, conn: proc.Conn(), log: log, timeout: timeout,
-		in:      make(chan []core.Change, credits),
-		replies: make(chan *plugin.Message, 4),
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		stop:    make(chan struct{}),
-	}
+	s := &session{in: make(chan []core.Change, credits), kick: make(chan struct{}, 1)}
+	s.init("plugin", "it is restarted from the last committed position", name, proc, log, timeout, 4)
 	s.window.Store(int64(credits))
-	s.lastSeen.Store(time.Now().UnixNano())
 	s.wg.Go(s.readLoop)
 	s.wg.Go(s.writeLoop)
 	s.wg.Go(s.watchdog)
 	return s
 }
 
-// fail ends the session with err, once.
-func (s *session) fail(err error) {
-	s.once.Do(func() {
-		s.err = err
-		close(s.done)
-	})
-}
-
 func (s *session) readLoop() {
 	for {
-		m, err := s.conn.Recv()
-		if err != nil {
-			select {
-			case <-s.stop:
-				s.fail(errSessionClosed)
-			default:
-				exit := s.proc.Exit()
-				if exit == "" {
-					exit = err.Error()
-				}
-				s.fail(fmt.Errorf("plugin %q stopped answering (%s); it is restarted from the last committed position", s.name, exit))
-			}
+		m, ok := s.recv()
+		if !ok {
 			return
 		}
-		s.lastSeen.Store(time.Now().UnixNano())
 		switch m.Type {
 		case plugin.TypeChanges:
 			n := int64(len(m.Changes))
@@ -120,36 +77,6 @@ func (s *session) readLoop() {
 			}
 		}
 		// heartbeat, and types of later protocol versions, only prove life.
-	}
-}
-
-var errSessionClosed = errors.New("plugin session closed")
-
-// send writes one message now.
-func (s *session) send(m *plugin.Message) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if err := s.conn.Send(m); err != nil {
-		return fmt.Errorf("send %s to plugin %q: %w", m.Type, s.name, err)
-	}
-	return nil
-}
-
-// request sends m and waits for the reply of type want.
-func (s *session) request(ctx context.Context, m *plugin.Message, want string) (*plugin.Message, error) {
-	if err := s.send(m); err != nil {
-		return nil, err
-	}
-	select {
-	case r := <-s.replies:
-		if r.Type != want {
-			return nil, fmt.Errorf("plugin %q answered %s with %s, want %s", s.name, m.Type, r.Type, want)
-		}
-		return r, nil
-	case <-s.done:
-		return nil, s.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("plugin %q did not answer %s: %w", s.name, m.Type, ctx.Err())
 	}
 }
 
@@ -187,27 +114,6 @@ func (s *session) wake() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
-	}
-}
-
-// watchdog kills the plugin when it stays silent longer than the timeout.
-func (s *session) watchdog() {
-	t := time.NewTicker(max(s.timeout/10, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.done:
-			return
-		case <-t.C:
-			silent := time.Since(time.Unix(0, s.lastSeen.Load()))
-			if silent > s.timeout {
-				s.fail(fmt.Errorf("plugin %q sent nothing for %s, past its heartbeat timeout of %s: killed as hung; it is restarted from the last committed position", s.name, silent.Round(time.Millisecond), s.timeout))
-				s.proc.Kill()
-				return
-			}
-		}
 	}
 }
 

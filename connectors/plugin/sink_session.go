@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tributary/tributary/core"
@@ -18,18 +17,7 @@ import (
 // for them, the credits that bound the deliveries in flight, and the
 // watchdog that kills the process when it falls silent.
 type sinkSession struct {
-	name    string
-	proc    process
-	conn    plugin.Conn
-	log     *slog.Logger
-	timeout time.Duration
-	caps    []string
-
-	sendMu sync.Mutex
-	// reqMu makes requests (handshake, target) one at a time, so that a
-	// reply answers the request waiting.
-	reqMu   sync.Mutex
-	replies chan *plugin.Message
+	link
 
 	mu      sync.Mutex
 	free    int                          // credits not in flight
@@ -37,55 +25,22 @@ type sinkSession struct {
 	nextID  int                          // id of the next write
 	pending map[int]chan []plugin.Result // writes waiting for results
 	sizes   map[int]int                  // deliveries of each write in flight
-
-	lastSeen atomic.Int64 // unix nanoseconds
-
-	once    sync.Once
-	done    chan struct{} // closed when the session failed or ended
-	err     error
-	stop    chan struct{}
-	stopped sync.Once
-	wg      sync.WaitGroup
 }
 
 func newSinkSession(name string, proc process, log *slog.Logger, credits int, timeout time.Duration) *sinkSession {
-	s := &sinkSession{
-		name: name, proc: proc, conn: proc.Conn(), log: log, timeout: timeout,
-		replies: make(chan *plugin.Message, 1),
-		free:    credits, freed: make(chan struct{}),
-		pending: map[int]chan []plugin.Result{}, sizes: map[int]int{},
-		done: make(chan struct{}), stop: make(chan struct{}),
-	}
-	s.lastSeen.Store(time.Now().UnixNano())
+	s := &sinkSession{free: credits, freed: make(chan struct{}), pending: map[int]chan []plugin.Result{}, sizes: map[int]int{}}
+	s.init("sink plugin", "its deliveries in flight are retried and it is started again", name, proc, log, timeout, 1)
 	s.wg.Go(s.readLoop)
 	s.wg.Go(s.watchdog)
 	return s
 }
 
-func (s *sinkSession) fail(err error) {
-	s.once.Do(func() {
-		s.err = err
-		close(s.done)
-	})
-}
-
 func (s *sinkSession) readLoop() {
 	for {
-		m, err := s.conn.Recv()
-		if err != nil {
-			select {
-			case <-s.stop:
-				s.fail(errSessionClosed)
-			default:
-				exit := s.proc.Exit()
-				if exit == "" {
-					exit = err.Error()
-				}
-				s.fail(fmt.Errorf("sink plugin %q stopped answering (%s); its deliveries in flight are retried and it is started again", s.name, exit))
-			}
+		m, ok := s.recv()
+		if !ok {
 			return
 		}
-		s.lastSeen.Store(time.Now().UnixNano())
 		switch m.Type {
 		case plugin.TypeResults:
 			s.mu.Lock()
@@ -122,35 +77,6 @@ func (s *sinkSession) readLoop() {
 			}
 		}
 		// heartbeat, and types of later protocol versions, only prove life.
-	}
-}
-
-func (s *sinkSession) send(m *plugin.Message) error {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if err := s.conn.Send(m); err != nil {
-		return fmt.Errorf("send %s to sink plugin %q: %w", m.Type, s.name, err)
-	}
-	return nil
-}
-
-// request sends m and waits for the reply of type want.
-func (s *sinkSession) request(ctx context.Context, m *plugin.Message, want string) (*plugin.Message, error) {
-	s.reqMu.Lock()
-	defer s.reqMu.Unlock()
-	if err := s.send(m); err != nil {
-		return nil, err
-	}
-	select {
-	case r := <-s.replies:
-		if r.Type != want {
-			return nil, fmt.Errorf("sink plugin %q answered %s with %s, want %s", s.name, m.Type, r.Type, want)
-		}
-		return r, nil
-	case <-s.done:
-		return nil, s.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("sink plugin %q did not answer %s: %w", s.name, m.Type, ctx.Err())
 	}
 }
 
@@ -237,27 +163,6 @@ func (s *sinkSession) write(ctx context.Context, ds []core.Delivery) ([]core.Res
 		s.mu.Unlock()
 		_ = s.send(&plugin.Message{Type: plugin.TypeCancel, N: id})
 		return nil, fmt.Errorf("sink plugin %q: write cancelled before the plugin answered: %w", s.name, ctx.Err())
-	}
-}
-
-// watchdog kills the plugin when it stays silent longer than the timeout.
-func (s *sinkSession) watchdog() {
-	t := time.NewTicker(max(s.timeout/10, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.done:
-			return
-		case <-t.C:
-			silent := time.Since(time.Unix(0, s.lastSeen.Load()))
-			if silent > s.timeout {
-				s.fail(fmt.Errorf("sink plugin %q sent nothing for %s, past its heartbeat timeout of %s: killed as hung; it is started again", s.name, silent.Round(time.Millisecond), s.timeout))
-				s.proc.Kill()
-				return
-			}
-		}
 	}
 }
 
