@@ -29,8 +29,19 @@ const closeTimeout = 30 * time.Second
 // Env.Logger, which writes JSON to stderr; the sidecar forwards each line to
 // its own log under the connector's name.
 func Serve(src core.Source) {
+	serveProcess("connector plugin", "a connector of type plugin",
+		func(conn Conn, log *slog.Logger) error { return ServeConn(context.Background(), src, conn, log) },
+		func(log *slog.Logger) *GRPCPlugin { return &GRPCPlugin{Source: src, Logger: log} })
+}
+
+// serveProcess is the main function of a plugin process (what names it,
+// config how a sidecar configuration names it): it checks that a sidecar
+// started it, serves one session over the transport the sidecar asks for
+// (jsonl serves one over a connection; grpc makes the go-plugin server's
+// plugin), and exits.
+func serveProcess(what, config string, jsonl func(Conn, *slog.Logger) error, grpc func(*slog.Logger) *GRPCPlugin) {
 	if os.Getenv(EnvCookie) != CookieValue {
-		fmt.Fprintf(os.Stderr, "This program is a Tributary connector plugin. Name it in a sidecar configuration\n(a connector of type plugin with command: %s) instead of running it directly.\n", os.Args[0])
+		fmt.Fprintf(os.Stderr, "This program is a Tributary %s. Name it in a sidecar configuration\n(%s with command: %s) instead of running it directly.\n", what, config, os.Args[0])
 		os.Exit(1)
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -43,9 +54,9 @@ func Serve(src core.Source) {
 		out := os.Stdout
 		// Stray prints would corrupt the protocol; send them to the log.
 		os.Stdout = os.Stderr
-		err = ServeConn(context.Background(), src, NewJSONConn(os.Stdin, out), logger)
+		err = jsonl(NewJSONConn(os.Stdin, out), logger)
 	case TransportGRPC, "":
-		serveGRPC(&GRPCPlugin{Source: src, Logger: logger})
+		serveGRPC(grpc(logger))
 	default:
 		err = fmt.Errorf("unknown transport %q in %s: this plugin speaks %s and %s", t, EnvTransport, TransportGRPC, TransportJSONL)
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"slices"
 	"sync"
 	"time"
@@ -21,28 +19,9 @@ import (
 // SinkTarget announces the target capability, so that `tributary plugin
 // test` can run the sink conformance kit against it.
 func ServeSink(sink core.Sink) {
-	if os.Getenv(EnvCookie) != CookieValue {
-		fmt.Fprintf(os.Stderr, "This program is a Tributary sink plugin. Name it in a sidecar configuration\n(a sink of type plugin with command: %s) instead of running it directly.\n", os.Args[0])
-		os.Exit(1)
-	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	var err error
-	switch t := os.Getenv(EnvTransport); t {
-	case TransportJSONL:
-		signal.Ignore(os.Interrupt)
-		out := os.Stdout
-		os.Stdout = os.Stderr
-		err = ServeSinkConn(context.Background(), sink, NewJSONConn(os.Stdin, out), logger)
-	case TransportGRPC, "":
-		serveGRPC(&GRPCPlugin{Sink: sink, Logger: logger})
-	default:
-		err = fmt.Errorf("unknown transport %q in %s: this plugin speaks %s and %s", t, EnvTransport, TransportGRPC, TransportJSONL)
-	}
-	if err != nil {
-		logger.Error("plugin stopped", "err", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	serveProcess("sink plugin", "a sink of type plugin",
+		func(conn Conn, log *slog.Logger) error { return ServeSinkConn(context.Background(), sink, conn, log) },
+		func(log *slog.Logger) *GRPCPlugin { return &GRPCPlugin{Sink: sink, Logger: log} })
 }
 
 // ServeSinkConn serves sink over conn: the plugin end of one sink
