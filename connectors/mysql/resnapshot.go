@@ -132,34 +132,17 @@ func (s *Source) Resnapshot(table string) (string, error) {
 	return rs.cur.id, nil
 }
 
-// snapshotHandler serves POST /v1/connectors/<name>/snapshot with the body
-// {"table":"database.table"}.
+// snapshotHandler serves POST /v1/connectors/<name>/snapshot with the
+// body {"table":"database.table"} (see cdc.SnapshotHandler).
 func (s *Source) snapshotHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var body struct {
-			Table string `json:"table"`
-		}
-		answer := func(code int, v map[string]any) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			_ = json.NewEncoder(w).Encode(v)
-		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<16))
-		if err := dec.Decode(&body); err != nil || body.Table == "" {
-			answer(http.StatusBadRequest, map[string]any{"error": `the body must be {"table":"database.table"}`})
-			return
-		}
-		id, err := s.Resnapshot(body.Table)
-		switch {
-		case errors.Is(err, ErrUnknownTable):
-			answer(http.StatusBadRequest, map[string]any{"error": err.Error()})
-		case errors.Is(err, ErrSnapshotRunning):
-			answer(http.StatusConflict, map[string]any{"error": err.Error()})
-		case err != nil:
-			answer(http.StatusServiceUnavailable, map[string]any{"error": err.Error() + ": retry once the connector is streaming"})
-		default:
-			answer(http.StatusAccepted, map[string]any{"id": id, "table": body.Table, "state": "running"})
-		}
+	return cdc.SnapshotHandler(cdc.SnapshotRequest{
+		Example: "database.table",
+		Start: func(table string) (string, string, error) {
+			id, err := s.Resnapshot(table)
+			return id, table, err
+		},
+		Unknown: ErrUnknownTable,
+		Running: ErrSnapshotRunning,
 	})
 }
 

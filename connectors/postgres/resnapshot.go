@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tributary/tributary/adapters/cdc"
 )
 
 // WatermarkPrefix is the prefix of the transactional logical decoding
@@ -294,33 +295,16 @@ func emitWatermark(ctx context.Context, pool *pgxpool.Pool, slot, id string, n i
 	return nil
 }
 
-// snapshotHandler serves POST /v1/connectors/<name>/snapshot with a body
-// {"table":"schema.table"}.
+// snapshotHandler serves POST /v1/connectors/<name>/snapshot with the
+// body {"table":"schema.table"} (see cdc.SnapshotHandler).
 func (s *Source) snapshotHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var body struct {
-			Table string `json:"table"`
-		}
-		answer := func(code int, v map[string]any) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			_ = json.NewEncoder(w).Encode(v)
-		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<16))
-		if err := dec.Decode(&body); err != nil || body.Table == "" {
-			answer(http.StatusBadRequest, map[string]any{"error": `the body must be {"table":"schema.table"}`})
-			return
-		}
-		id, err := s.Resnapshot(body.Table)
-		switch {
-		case errors.Is(err, ErrUnknownTable):
-			answer(http.StatusBadRequest, map[string]any{"error": err.Error()})
-		case errors.Is(err, ErrSnapshotRunning):
-			answer(http.StatusConflict, map[string]any{"error": err.Error()})
-		case err != nil:
-			answer(http.StatusServiceUnavailable, map[string]any{"error": err.Error() + ": retry once the connector is running"})
-		default:
-			answer(http.StatusAccepted, map[string]any{"id": id, "table": qualified(body.Table), "state": "running"})
-		}
+	return cdc.SnapshotHandler(cdc.SnapshotRequest{
+		Example: "schema.table",
+		Start: func(table string) (string, string, error) {
+			id, err := s.Resnapshot(table)
+			return id, qualified(table), err
+		},
+		Unknown: ErrUnknownTable,
+		Running: ErrSnapshotRunning,
 	})
 }
