@@ -133,3 +133,46 @@ func (l *link) watchdog() {
 		}
 	}
 }
+
+// close asks the plugin to close (unless the session already ended),
+// waits for its answer within the heartbeat timeout, and stops the
+// process, killing it when ctx ends first. It is called once, with
+// before, when not nil, run just before the close request.
+func (l *link) close(ctx context.Context, before func()) error {
+	var err error
+	select {
+	case <-l.done:
+	default:
+		if before != nil {
+			before()
+		}
+		cctx, cancel := context.WithTimeout(ctx, l.timeout)
+		r, rerr := l.request(cctx, &plugin.Message{Type: plugin.TypeClose}, plugin.TypeClosed)
+		cancel()
+		switch {
+		case rerr != nil && !errors.Is(rerr, errSessionClosed):
+			l.log.Warn(l.what+" did not close cleanly; stopping it", "err", rerr)
+		case r != nil && r.Error != "":
+			err = fmt.Errorf("%s %q close: %s", l.what, l.name, r.Error)
+		}
+	}
+	l.stopped.Do(func() { close(l.stop) })
+	// The sending side closes only while no send is in flight: gRPC's
+	// CloseSend must not run concurrently with SendMsg. A send still under
+	// way (a plugin that stopped reading) ends when the process stops.
+	if l.sendMu.TryLock() {
+		l.proc.CloseSend()
+		l.sendMu.Unlock()
+	}
+	l.proc.Stop(ctx)
+	l.fail(errSessionClosed)
+	waited := make(chan struct{})
+	go func() { l.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		l.proc.Kill()
+		<-waited
+	}
+	return err
+}

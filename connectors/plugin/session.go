@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -163,10 +162,7 @@ func (s *session) has(capability string) bool { return slices.Contains(s.caps, c
 // close asks the plugin to close its source, waits for the answer within
 // ctx, and stops the process. It is called once.
 func (s *session) close(ctx context.Context) error {
-	var err error
-	select {
-	case <-s.done:
-	default:
+	return s.link.close(ctx, func() {
 		// Flush the last ack before close, so the plugin sees it first.
 		s.outMu.Lock()
 		ack := s.outAck
@@ -175,33 +171,5 @@ func (s *session) close(ctx context.Context) error {
 		if ack != nil {
 			_ = s.send(&plugin.Message{Type: plugin.TypeAck, Position: ack})
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.timeout)
-		r, rerr := s.request(cctx, &plugin.Message{Type: plugin.TypeClose}, plugin.TypeClosed)
-		cancel()
-		switch {
-		case rerr != nil && !errors.Is(rerr, errSessionClosed):
-			s.log.Warn("plugin did not close cleanly; stopping it", "err", rerr)
-		case r != nil && r.Error != "":
-			err = fmt.Errorf("plugin %q close: %s", s.name, r.Error)
-		}
-	}
-	s.stopped.Do(func() { close(s.stop) })
-	// The sending side closes only while no send is in flight: gRPC's
-	// CloseSend must not run concurrently with SendMsg. A send still under
-	// way (a plugin that stopped reading) ends when the process stops.
-	if s.sendMu.TryLock() {
-		s.proc.CloseSend()
-		s.sendMu.Unlock()
-	}
-	s.proc.Stop(ctx)
-	s.fail(errSessionClosed)
-	waited := make(chan struct{})
-	go func() { s.wg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		s.proc.Kill()
-		<-waited
-	}
-	return err
+	})
 }

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -169,34 +168,5 @@ func (s *sinkSession) write(ctx context.Context, ds []core.Delivery) ([]core.Res
 // close asks the plugin to close its sink, waits for the answer within
 // ctx, and stops the process. It is called once.
 func (s *sinkSession) close(ctx context.Context) error {
-	var err error
-	select {
-	case <-s.done:
-	default:
-		cctx, cancel := context.WithTimeout(ctx, s.timeout)
-		r, rerr := s.request(cctx, &plugin.Message{Type: plugin.TypeClose}, plugin.TypeClosed)
-		cancel()
-		switch {
-		case rerr != nil && !errors.Is(rerr, errSessionClosed):
-			s.log.Warn("sink plugin did not close cleanly; stopping it", "err", rerr)
-		case r != nil && r.Error != "":
-			err = fmt.Errorf("sink plugin %q close: %s", s.name, r.Error)
-		}
-	}
-	s.stopped.Do(func() { close(s.stop) })
-	if s.sendMu.TryLock() {
-		s.proc.CloseSend()
-		s.sendMu.Unlock()
-	}
-	s.proc.Stop(ctx)
-	s.fail(errSessionClosed)
-	waited := make(chan struct{})
-	go func() { s.wg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		s.proc.Kill()
-		<-waited
-	}
-	return err
+	return s.link.close(ctx, nil)
 }
