@@ -19,7 +19,7 @@ import (
 func writeLifecycleConfig(t *testing.T, replace ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	doc := fmt.Sprintf(lifecycleE2EConfig, filepath.Join(dir, "state"), "127.0.0.1:0", "127.0.0.1:0", "stream: {type: embedded}")
+	doc := fmt.Sprintf(lifecycleE2EConfig, filepath.Join(dir, "state"), "127.0.0.1:0", "127.0.0.1:0", "stream: {type: embedded}", "1s")
 	for i := 0; i+1 < len(replace); i += 2 {
 		if !strings.Contains(doc, replace[i]) {
 			t.Fatalf("the configuration holds no %q", replace[i])
