@@ -11,6 +11,7 @@ import (
 
 	"github.com/tributary/tributary/connectors/embedded"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/streamtest"
 )
 
 // windowIDs returns m0..m<n-1>.
@@ -36,47 +37,6 @@ func subscribeWindow(t *testing.T, s *embedded.Stream, opts core.SubscribeOption
 		t.Fatalf("subscribe: %v", err)
 	}
 	return sub, msgs
-}
-
-// nextIs receives the next message and fails unless its id is want.
-func nextIs(t *testing.T, msgs <-chan *message.Message, want string) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-msgs:
-		if !ok {
-			t.Fatalf("subscription ended, want %s", want)
-		}
-		if m.UUID != want {
-			t.Fatalf("received %s, want %s", m.UUID, want)
-		}
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatalf("nothing received in 10s, want %s", want)
-	}
-	return nil
-}
-
-// nextAre receives messages with ids want, in order.
-func nextAre(t *testing.T, msgs <-chan *message.Message, want ...string) []*message.Message {
-	t.Helper()
-	var got []*message.Message
-	for _, id := range want {
-		got = append(got, nextIs(t, msgs, id))
-	}
-	return got
-}
-
-// nothingSent fails when a message arrives shortly.
-func nothingSent(t *testing.T, msgs <-chan *message.Message) {
-	t.Helper()
-	select {
-	case m, ok := <-msgs:
-		if ok {
-			t.Fatalf("received %s, want nothing more for now", m.UUID)
-		}
-		t.Fatal("subscription ended, want it waiting")
-	case <-time.After(200 * time.Millisecond):
-	}
 }
 
 func TestWindowDeliversBeforeAck(t *testing.T) {
@@ -247,4 +207,22 @@ func TestWindowAcksInAnyOrder(t *testing.T) {
 	_, msgs = subscribeWindow(t, s, opts, "orders")
 	publish(t, s, "orders", "last")
 	nextIs(t, msgs, "last")
+}
+
+// nextAre receives messages with ids want, in order.
+func nextAre(t *testing.T, msgs <-chan *message.Message, want ...string) []*message.Message {
+	t.Helper()
+	return streamtest.Receive(t, msgs, 10*time.Second, want...)
+}
+
+// nextIs receives the next message and fails unless its id is want.
+func nextIs(t *testing.T, msgs <-chan *message.Message, want string) *message.Message {
+	t.Helper()
+	return nextAre(t, msgs, want)[0]
+}
+
+// nothingSent fails when a message arrives shortly.
+func nothingSent(t *testing.T, msgs <-chan *message.Message) {
+	t.Helper()
+	streamtest.Quiet(t, msgs, 200*time.Millisecond)
 }

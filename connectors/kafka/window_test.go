@@ -11,6 +11,7 @@ import (
 
 	"github.com/tributary/tributary/connectors/kafka"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/streamtest"
 )
 
 // onePartition makes the topics the stream creates single-partition, so
@@ -54,40 +55,6 @@ func subscribeWindow(t *testing.T, s *kafka.Stream, opts core.SubscribeOptions, 
 		t.Fatalf("subscribe: %v", err)
 	}
 	return sub, msgs
-}
-
-// nextAre receives messages with ids want, in order, without acking them.
-func nextAre(t *testing.T, msgs <-chan *message.Message, want ...string) []*message.Message {
-	t.Helper()
-	var got []*message.Message
-	for _, id := range want {
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				t.Fatalf("subscription ended, want %s", id)
-			}
-			if m.UUID != id {
-				t.Fatalf("received %s, want %s", m.UUID, id)
-			}
-			got = append(got, m)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("nothing received in 30s, want %s", id)
-		}
-	}
-	return got
-}
-
-// nothingSent fails when a message arrives shortly.
-func nothingSent(t *testing.T, msgs <-chan *message.Message) {
-	t.Helper()
-	select {
-	case m, ok := <-msgs:
-		if ok {
-			t.Fatalf("received %s, want nothing more for now", m.UUID)
-		}
-		t.Fatal("subscription ended, want it waiting")
-	case <-time.After(500 * time.Millisecond):
-	}
 }
 
 func TestWindowDeliversBeforeAck(t *testing.T) {
@@ -254,4 +221,16 @@ func TestWindowAcksInAnyOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	nextAre(t, msgs, "last")
+}
+
+// nextAre receives messages with ids want, in order, without acking them.
+func nextAre(t *testing.T, msgs <-chan *message.Message, want ...string) []*message.Message {
+	t.Helper()
+	return streamtest.Receive(t, msgs, 30*time.Second, want...)
+}
+
+// nothingSent fails when a message arrives shortly.
+func nothingSent(t *testing.T, msgs <-chan *message.Message) {
+	t.Helper()
+	streamtest.Quiet(t, msgs, 500*time.Millisecond)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/memstream"
+	"github.com/tributary/tributary/core/streamtest"
 )
 
 const topic = "events"
@@ -50,24 +51,6 @@ func subscribe(t *testing.T, st *memstream.Stream, opts core.SubscribeOptions) (
 	return sub, msgs
 }
 
-// receive returns the next message, failing unless it is want.
-func receive(t *testing.T, msgs <-chan *message.Message, want string) *message.Message {
-	t.Helper()
-	select {
-	case m, ok := <-msgs:
-		if !ok {
-			t.Fatalf("channel closed, want %s", want)
-		}
-		if m.UUID != want {
-			t.Fatalf("received %s, want %s", m.UUID, want)
-		}
-		return m
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no message in 5s, want %s", want)
-	}
-	return nil
-}
-
 // receiveRange receives m<from>..m<to-1>, in order.
 func receiveRange(t *testing.T, msgs <-chan *message.Message, from, to int) []*message.Message {
 	t.Helper()
@@ -76,16 +59,6 @@ func receiveRange(t *testing.T, msgs <-chan *message.Message, from, to int) []*m
 		got = append(got, receive(t, msgs, fmt.Sprint("m", i)))
 	}
 	return got
-}
-
-// nothingMore fails when a message arrives shortly.
-func nothingMore(t *testing.T, msgs <-chan *message.Message) {
-	t.Helper()
-	select {
-	case m := <-msgs:
-		t.Fatalf("received %s, want nothing before an ack", m.UUID)
-	case <-time.After(100 * time.Millisecond):
-	}
 }
 
 func TestSubscribeWindowDeliversBeforeAck(t *testing.T) {
@@ -269,4 +242,16 @@ func TestSubscriberOptionsChecked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// receive returns the next message, failing unless it is want.
+func receive(t *testing.T, msgs <-chan *message.Message, want string) *message.Message {
+	t.Helper()
+	return streamtest.Receive(t, msgs, 5*time.Second, want)[0]
+}
+
+// nothingMore fails when a message arrives shortly.
+func nothingMore(t *testing.T, msgs <-chan *message.Message) {
+	t.Helper()
+	streamtest.Quiet(t, msgs, 100*time.Millisecond)
 }

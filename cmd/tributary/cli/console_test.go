@@ -19,6 +19,7 @@ import (
 
 	"github.com/tributary/tributary/cmd/tributary/cli"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/servicetest"
 )
 
 var consoleShots = flag.String("console-screenshots", "", "write PNG screenshots of the console's pages into this directory (docs/ for the README)")
@@ -36,7 +37,7 @@ func browser(t *testing.T) context.Context {
 	}
 	if path == "" {
 		msg := "no Chromium on PATH: install Debian's chromium package (apt-get install chromium) to test the console in a browser"
-		if os.Getenv("TRIBUTARY_REQUIRE_SERVICES") == "1" {
+		if servicetest.Required() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
