@@ -76,6 +76,11 @@ type connector struct {
 	// session.
 	restart       chan struct{}
 	cancelSession context.CancelFunc
+	// paused is set by PauseConnector; wake tells supervise that paused
+	// changed. changed is closed (and replaced) on every state change.
+	paused  bool
+	wake    chan struct{}
+	changed chan struct{}
 
 	changesRead   atomic.Uint64
 	eventsEmitted atomic.Uint64
@@ -96,6 +101,8 @@ func newConnector(r *Runtime, cfg Connector) *connector {
 		state:   StateStarting,
 		since:   time.Now(),
 		restart: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+		changed: make(chan struct{}),
 	}
 }
 
@@ -106,12 +113,14 @@ func (c *connector) setState(state string, err error) {
 	defer c.mu.Unlock()
 	if c.state != state {
 		c.state, c.since = state, time.Now()
+		close(c.changed)
+		c.changed = make(chan struct{})
 	}
 	switch {
 	case err != nil:
 		c.stateErr, c.stateTime = err.Error(), time.Now()
 		c.lastErr, c.errTime = c.stateErr, c.stateTime
-	case state == StateRunning || state == StateStopped || state == StateDisabled:
+	case state == StateRunning || state == StateStopped || state == StateDisabled || state == StatePaused:
 		c.stateErr, c.stateTime = "", time.Time{}
 	}
 	if state == StateRunning {
@@ -203,6 +212,11 @@ func (c *connector) Restart() {
 func (c *connector) supervise(ctx context.Context) {
 	attempt := 0
 	for {
+		if !c.waitUnpaused(ctx) {
+			c.setState(StateStopped, nil)
+			c.log.Info("connector stopped")
+			return
+		}
 		// A restart asked for before this session starts is served by it.
 		select {
 		case <-c.restart:
@@ -210,6 +224,13 @@ func (c *connector) supervise(ctx context.Context) {
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		c.mu.Lock()
+		if c.paused {
+			// Paused since waitUnpaused looked: PauseConnector found no
+			// session to end.
+			c.mu.Unlock()
+			cancel()
+			continue
+		}
 		c.cancelSession = cancel
 		c.mu.Unlock()
 		started := time.Now()
@@ -225,7 +246,9 @@ func (c *connector) supervise(ctx context.Context) {
 			return
 		}
 		if restarted {
-			c.log.Info("connector restarting on request")
+			if !c.isPaused() {
+				c.log.Info("connector restarting on request")
+			}
 			attempt = 0
 			continue
 		}
@@ -235,6 +258,11 @@ func (c *connector) supervise(ctx context.Context) {
 			select {
 			case <-c.restart:
 				c.log.Info("connector restarting on request")
+				attempt = 0
+				continue
+			case <-c.wake:
+				// Paused (waitUnpaused holds it) or resumed (it starts
+				// again).
 				attempt = 0
 				continue
 			case <-ctx.Done():
@@ -256,6 +284,8 @@ func (c *connector) supervise(ctx context.Context) {
 			t.Stop()
 			c.log.Info("connector restarting on request")
 			attempt = 0
+		case <-c.wake:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			c.setState(StateStopped, nil)

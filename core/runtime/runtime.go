@@ -338,7 +338,7 @@ func (r *Runtime) pingLoop(ctx context.Context) {
 				r.setStream("running", nil, true)
 			}
 		}
-		for _, c := range r.connectors {
+		for _, c := range r.connectorList() {
 			c.updateGauges()
 		}
 	}
@@ -382,7 +382,7 @@ func (r *Runtime) Status() Status {
 	streamReady := r.streamReady
 	r.mu.Unlock()
 	ready := streamReady
-	for _, c := range r.connectors {
+	for _, c := range r.connectorList() {
 		cs := c.status()
 		if cs.State == StateFailed || !c.cfg.Disabled && !c.opened.Load() {
 			ready = false
@@ -407,7 +407,7 @@ var ErrNoConnector = errors.New("no such connector")
 // starts again. The configuration is the one loaded at start. A disabled
 // connector cannot be restarted.
 func (r *Runtime) Restart(name string) error {
-	for _, c := range r.connectors {
+	for _, c := range r.connectorList() {
 		if c.cfg.Name != name {
 			continue
 		}
@@ -418,6 +418,20 @@ func (r *Runtime) Restart(name string) error {
 		return nil
 	}
 	return fmt.Errorf("%w named %q", ErrNoConnector, name)
+}
+
+// connectorList returns the connectors, in configuration order.
+func (r *Runtime) connectorList() []*connector {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.connectors
+}
+
+// sinkList returns the sinks, in configuration order.
+func (r *Runtime) sinkList() []*sinkRunner {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sinks
 }
 
 // Metrics returns the runtime's collectors.

@@ -20,7 +20,9 @@ import (
 // running, retrying, failed, stopped and disabled.
 const (
 	// StatePaused: an operator paused the sink; it delivers nothing and
-	// commits nothing until resumed, and keeps its subscription.
+	// commits nothing until resumed, and keeps its subscription. A paused
+	// connector (PauseConnector) is in this state too: it reads nothing
+	// and its checkpoint stays where its last session committed it.
 	StatePaused = "paused"
 	// StateCircuitOpen: the target failed every recent delivery; the
 	// sink stopped delivering and probes it with one event now and then.
@@ -345,7 +347,7 @@ func (r *Runtime) ResumeSink(name string) error {
 }
 
 func (r *Runtime) sink(name string) (*sinkRunner, error) {
-	for _, s := range r.sinks {
+	for _, s := range r.sinkList() {
 		if s.cfg.Name != name {
 			continue
 		}
@@ -360,7 +362,7 @@ func (r *Runtime) sink(name string) (*sinkRunner, error) {
 // sinkStatuses returns the status of every sink.
 func (r *Runtime) sinkStatuses() []SinkStatus {
 	var out []SinkStatus
-	for _, s := range r.sinks {
+	for _, s := range r.sinkList() {
 		out = append(out, s.status())
 	}
 	return out
