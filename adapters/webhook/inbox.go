@@ -2,19 +2,17 @@ package webhook
 
 import (
 	"context"
-	"database/sql"
+	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tributary/tributary/core/statedb"
 )
 
 // ErrClosed is returned by a source or inbox that has been closed.
@@ -25,8 +23,7 @@ var ErrClosed = errors.New("webhook source closed")
 const ackDelay = 200 * time.Millisecond
 
 // maxBatch and maxBatchBytes bound how many deliveries, and how many body
-// bytes, one inbox transaction commits (a batch is one SQLite blob, which
-// must stay well below SQLite's 1 GB limit).
+// bytes, one group commit writes.
 const (
 	maxBatch      = 1024
 	maxBatchBytes = 16 << 20
@@ -38,10 +35,11 @@ type record struct {
 	id       string
 	received time.Time
 	meta     recordMeta
-	// metaJSON is meta encoded for storage, filled by the submitter so
-	// that the single writer does not spend its time encoding.
-	metaJSON []byte
-	body     []byte
+	// head is the record's encoding up to its body (appendRecordHead),
+	// filled by the submitter so that the single writer does not spend
+	// its time encoding.
+	head []byte
+	body []byte
 	// payload is the parsed body when the handler already parsed it.
 	payload any
 	parsed  bool
@@ -49,13 +47,13 @@ type record struct {
 
 // recordMeta is the request detail stored beside the body.
 type recordMeta struct {
-	Method      string            `json:"method"`
-	Path        string            `json:"path"`
-	RemoteAddr  string            `json:"remote_addr,omitempty"`
-	ContentType string            `json:"content_type,omitempty"`
-	Headers     map[string]string `json:"headers,omitempty"`
-	Query       map[string]string `json:"query,omitempty"`
-	PathParams  map[string]string `json:"path_params,omitempty"`
+	Method      string
+	Path        string
+	RemoteAddr  string
+	ContentType string
+	Headers     map[string]string
+	Query       map[string]string
+	PathParams  map[string]string
 }
 
 // writeReq is one delivery waiting for the writer.
@@ -66,28 +64,30 @@ type writeReq struct {
 	done chan struct{}
 }
 
-// inbox is the durable, deduplicating queue between the HTTP handler and
-// the source's Read. One writer goroutine commits many deliveries per
-// transaction (group commit), so that one fsync covers them all.
-//
-// Storage: each transaction's accepted deliveries form one row of
-// inbox_batches (sequence range and a framed blob), so that a delivery costs
-// no B-tree insert of its own. inbox_state keeps the sequence acknowledged
-// so far (deliveries at or below it are never read again) and the dedup
-// generation. Delivery ids live in two generation tables, seen_0 and
-// seen_1: an id is a duplicate when either holds it; new ids go to the
-// current one; when the current generation is one window old, the other
-// table is emptied and becomes current. An id is thus remembered for at
-// least one window and at most two, without a time index to maintain.
-type inbox struct {
-	wdb    *sql.DB // the single writer connection
-	conn   *sql.Conn
-	stmts  inboxStmts
-	window time.Duration
-	now    func() time.Time
+// writeReqs recycles the writer requests of the handlers.
+var writeReqs = sync.Pool{New: func() any { return &writeReq{done: make(chan struct{}, 1)} }}
 
-	// onCommit receives the records of each committed transaction that
-	// were not duplicates, in sequence order, from the writer goroutine.
+// inbox is the durable, deduplicating queue between the HTTP handler and
+// the source's Read: an append-only log of segments (see inboxlog.go). One
+// writer goroutine writes the deliveries of all concurrent requests in one
+// write and one fdatasync (group commit), then answers them all.
+//
+// Delivery ids are remembered in memory, in two generations (maps of
+// digests), rebuilt when the inbox opens from the seen files and the
+// segments: an id is a duplicate when either generation holds it; new ids
+// go to the current one; when the current generation is one window old,
+// the older one is dropped (its file deleted) and a new one begins. An id
+// is thus remembered for at least one window and at most two.
+type inbox struct {
+	dir    string
+	window time.Duration
+	// segmentBytes is the size beyond which a new segment starts.
+	segmentBytes int64
+	now          func() time.Time
+	log          *slog.Logger
+
+	// onCommit receives the records of each commit that were not
+	// duplicates, in sequence order, from the writer goroutine.
 	onCommit func([]*record)
 
 	reqs    chan *writeReq
@@ -97,208 +97,283 @@ type inbox struct {
 	quitMu  sync.Once
 	running bool
 
-	// commits and stored count transactions and the deliveries they
+	// commits and stored count group commits and the deliveries they
 	// stored, for status.
 	commits atomic.Int64
 	stored  atomic.Int64
 
 	// Writer-only state.
-	nextSeq  uint64
-	deleted  uint64 // acked sequence persisted in inbox_state
-	gen      int    // current seen generation, 0 or 1
-	genStart time.Time
+	f        *os.File   // the active segment
+	off      int64      // its length of valid frames
+	unsynced bool       // frames written to f since its last fdatasync
+	torn     bool       // a failed write left bytes past off that are not cut yet
+	active   *segment   // the active segment
+	segs     []*segment // the older segments, oldest first
+	nextSeq  uint64     // the last sequence given
+	acked    uint64     // the acknowledged sequence written to the log
+	cur, old *seenGen
+	seenF    *os.File // the current generation's seen file
+	seenOff  int64
 	buf      []byte
-	idsBuf   []byte
+	fresh    []digest
 }
 
-type inboxStmts struct {
-	begin, commit, rollback *sql.Stmt
-	dedup                   [2]*sql.Stmt // indexed by the current generation
-	clear                   [2]*sql.Stmt // empties seen_N
-	insert, del, state      *sql.Stmt
+func digestOf(id string) digest {
+	sum := sha256.Sum256([]byte(id))
+	return digest(sum[:16])
 }
 
-const inboxSchema = `
-CREATE TABLE IF NOT EXISTS inbox_batches (
-	first_seq INTEGER PRIMARY KEY,
-	last_seq  INTEGER NOT NULL,
-	data      BLOB    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS inbox_state (
-	id           INTEGER PRIMARY KEY CHECK (id = 0),
-	acked_seq    INTEGER NOT NULL,
-	gen          INTEGER NOT NULL,
-	gen_start_ns INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS seen_0 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen_1 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID;
-`
-
-// dedupSQL records the delivery ids of a JSON array (?1) of hex strings in
-// the current generation table cur, skipping those either generation
-// already holds, and returns the ids it recorded: one statement per batch
-// rather than one per delivery. Hex keeps ids that are not valid UTF-8
-// byte for byte, as they are stored as text.
-func dedupSQL(cur, other string) string {
-	return `INSERT INTO ` + cur + ` (delivery_id)
-		SELECT d.id FROM (SELECT CAST(unhex(value) AS TEXT) AS id FROM json_each(?1)) AS d
-		WHERE NOT EXISTS (SELECT 1 FROM ` + other + ` AS o WHERE o.delivery_id = d.id)
-		ON CONFLICT DO NOTHING RETURNING delivery_id`
+// seen reports whether id was accepted within the dedup generations.
+func (ib *inbox) seen(d digest) bool {
+	if _, ok := ib.cur.ids[d]; ok {
+		return true
+	}
+	_, ok := ib.old.ids[d]
+	return ok
 }
 
-// openInbox opens (creating when missing) the inbox database in dir and
+// remember puts an id accepted at t into the generation of t; an id older
+// than both is forgotten.
+func (ib *inbox) remember(id string, t time.Time) {
+	switch {
+	case !t.Before(ib.cur.start):
+		ib.cur.ids[digestOf(id)] = struct{}{}
+	case !t.Before(ib.old.start):
+		ib.old.ids[digestOf(id)] = struct{}{}
+	}
+}
+
+// openInbox opens (creating when missing) the inbox in stateDir and
 // returns the deliveries it holds that were not acknowledged, in order. It
 // does not start the writer: call start once onCommit is set.
-func openInbox(ctx context.Context, dir string, window time.Duration, now func() time.Time) (*inbox, []*record, error) {
-	path := filepath.Join(dir, "webhook-inbox.db")
+func openInbox(ctx context.Context, stateDir string, window time.Duration, now func() time.Time) (*inbox, []*record, error) {
+	dir := filepath.Join(stateDir, inboxDir)
 	ib := &inbox{
-		window:  window,
-		now:     now,
-		reqs:    make(chan *writeReq, 4*maxBatch),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		dir:          dir,
+		window:       window,
+		segmentBytes: segmentBytes,
+		now:          now,
+		log:          slog.New(slog.DiscardHandler),
+		reqs:         make(chan *writeReq, 4*maxBatch),
+		quit:         make(chan struct{}),
+		stopped:      make(chan struct{}),
 	}
 	fail := func(err error) (*inbox, []*record, error) {
-		ib.closeDBs()
-		return nil, nil, fmt.Errorf("open webhook inbox %s: %w", path, err)
+		_ = ib.closeFiles()
+		return nil, nil, fmt.Errorf("open webhook inbox %s: %w", dir, err)
 	}
-	var err error
-	if ib.wdb, err = statedb.Open(path, statedb.Options{}); err != nil {
+	if err := migrateLegacy(ctx, stateDir, dir, now); err != nil {
 		return fail(err)
 	}
-	ib.wdb.SetMaxOpenConns(1)
-	if ib.conn, err = ib.wdb.Conn(ctx); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	if _, err = ib.conn.ExecContext(ctx, inboxSchema); err != nil {
+	if err := ib.loadSeen(); err != nil {
 		return fail(err)
 	}
-	var genStart int64
-	err = ib.conn.QueryRowContext(ctx, `SELECT acked_seq, gen, gen_start_ns FROM inbox_state WHERE id = 0`).Scan(&ib.deleted, &ib.gen, &genStart)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		ib.genStart = now()
-		if _, err = ib.conn.ExecContext(ctx, `INSERT INTO inbox_state (id, acked_seq, gen, gen_start_ns) VALUES (0, 0, 0, ?)`, ib.genStart.UnixNano()); err != nil {
-			return fail(err)
-		}
-	case err != nil:
-		return fail(err)
-	default:
-		ib.genStart = time.Unix(0, genStart)
-		ib.gen &= 1
-	}
-	prep := func(dst **sql.Stmt, query string) {
-		if err != nil {
-			return
-		}
-		*dst, err = ib.conn.PrepareContext(ctx, query)
-	}
-	prep(&ib.stmts.begin, `BEGIN IMMEDIATE`)
-	prep(&ib.stmts.commit, `COMMIT`)
-	prep(&ib.stmts.rollback, `ROLLBACK`)
-	prep(&ib.stmts.dedup[0], dedupSQL("seen_0", "seen_1"))
-	prep(&ib.stmts.dedup[1], dedupSQL("seen_1", "seen_0"))
-	prep(&ib.stmts.clear[0], `DELETE FROM seen_0`)
-	prep(&ib.stmts.clear[1], `DELETE FROM seen_1`)
-	prep(&ib.stmts.insert, `INSERT INTO inbox_batches (first_seq, last_seq, data) VALUES (?, ?, ?)`)
-	prep(&ib.stmts.del, `DELETE FROM inbox_batches WHERE first_seq <= ?1 AND last_seq <= ?1`)
-	prep(&ib.stmts.state, `UPDATE inbox_state SET acked_seq = ?, gen = ?, gen_start_ns = ? WHERE id = 0`)
+	recs, err := ib.loadSegments()
 	if err != nil {
 		return fail(err)
 	}
-	recs, err := ib.load(ctx)
-	if err != nil {
+	n := uint64(1)
+	if len(ib.segs) > 0 {
+		n = ib.segs[len(ib.segs)-1].n + 1
+	}
+	if err := ib.openSegment(n); err != nil {
 		return fail(err)
 	}
 	return ib, recs, nil
 }
 
-// load returns the stored deliveries not yet acknowledged and sets nextSeq.
-func (ib *inbox) load(ctx context.Context) ([]*record, error) {
-	ib.nextSeq = ib.deleted
-	rows, err := ib.conn.QueryContext(ctx, `SELECT first_seq, last_seq, data FROM inbox_batches WHERE last_seq > ? ORDER BY first_seq`, int64(ib.deleted))
+// loadSeen keeps the two newest seen files (deleting older ones), loads
+// their ids and opens the newest for appending; without one, it starts the
+// first generation now.
+func (ib *inbox) loadSeen() error {
+	nums, err := listed(ib.dir, "seen-")
 	if err != nil {
-		return nil, fmt.Errorf("read stored deliveries: %w", err)
+		return err
 	}
-	defer rows.Close()
-	var out []*record
-	for rows.Next() {
-		var (
-			first, last int64
-			data        []byte
-		)
-		if err := rows.Scan(&first, &last, &data); err != nil {
-			return nil, fmt.Errorf("read stored deliveries: %w", err)
+	for len(nums) > 2 {
+		if err := os.Remove(filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", nums[0]))); err != nil {
+			return err
 		}
-		recs, err := decodeBatch(uint64(first), data)
+		nums = nums[1:]
+	}
+	ib.old = &seenGen{ids: map[digest]struct{}{}}
+	if len(nums) == 0 {
+		return ib.newGeneration(ib.now())
+	}
+	type loaded struct {
+		gen  *seenGen
+		data []byte
+		end  int64
+	}
+	var gens []loaded
+	for _, n := range nums {
+		path := filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n))
+		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("decode stored batch at sequence %d: %w", first, err)
+			return err
 		}
-		if len(recs) == 0 || recs[len(recs)-1].seq != uint64(last) {
-			return nil, fmt.Errorf("decode stored batch at sequence %d: holds %d deliveries, want %d", first, len(recs), last-first+1)
+		p, rest, ok := nextFrame(data)
+		if !ok || p[0] != frameSeenGen {
+			// A generation whose creation a crash cut: it holds nothing.
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			continue
 		}
-		for _, r := range recs {
-			if r.seq > ib.deleted {
-				out = append(out, r)
+		d := decoder{b: p[1:]}
+		g := &seenGen{start: time.Unix(0, d.varint()), path: path, ids: map[digest]struct{}{}}
+		gens = append(gens, loaded{gen: g, data: rest, end: int64(len(data) - len(rest))})
+	}
+	if len(gens) == 0 {
+		return ib.newGeneration(ib.now())
+	}
+	ib.cur = gens[len(gens)-1].gen
+	if len(gens) == 2 {
+		ib.old = gens[0].gen
+	}
+	for i := range gens {
+		g := &gens[i]
+		data := g.data
+		for {
+			p, rest, ok := nextFrame(data)
+			if !ok {
+				break
+			}
+			g.end += int64(len(data) - len(rest))
+			data = rest
+			if p[0] != frameSeenIDs {
+				continue
+			}
+			d := decoder{b: p[1:]}
+			for len(d.b) > 0 && d.err == nil {
+				t := time.Unix(0, d.varint())
+				id := d.str()
+				if d.err == nil {
+					ib.remember(id, t)
+				}
+			}
+			if d.err != nil {
+				return fmt.Errorf("read %s: %w", g.gen.path, d.err)
 			}
 		}
-		ib.nextSeq = max(ib.nextSeq, uint64(last))
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read stored deliveries: %w", err)
+	last := gens[len(gens)-1]
+	f, err := os.OpenFile(last.gen.path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	// Cut a tail a crash left, so that appended frames follow valid ones.
+	if err := f.Truncate(last.end); err != nil {
+		f.Close()
+		return err
+	}
+	ib.seenF, ib.seenOff = f, last.end
+	return nil
+}
+
+// newGeneration starts a dedup generation at start with an empty seen
+// file, dropping the older one.
+func (ib *inbox) newGeneration(start time.Time) error {
+	first, _ := beginFrame(nil, frameSeenGen)
+	first = binary.AppendVarint(first, start.UnixNano())
+	first = endFrame(first, 0)
+	path := seenPath(ib.dir, start)
+	f, err := createLog(path, first)
+	if err != nil {
+		return fmt.Errorf("start dedup generation: %w", err)
+	}
+	if ib.seenF != nil {
+		_ = ib.seenF.Close()
+	}
+	if ib.cur != nil {
+		if ib.old.path != "" {
+			if err := os.Remove(ib.old.path); err != nil {
+				ib.log.Warn("webhook inbox: remove old dedup generation", "file", ib.old.path, "error", err)
+			}
+		}
+		ib.old = ib.cur
+	}
+	ib.cur = &seenGen{start: start, path: path, ids: map[digest]struct{}{}}
+	ib.seenF, ib.seenOff = f, int64(len(first))
+	return nil
+}
+
+// loadSegments reads every segment, returns the deliveries not
+// acknowledged, and sets the sequences.
+func (ib *inbox) loadSegments() ([]*record, error) {
+	nums, err := listed(ib.dir, "seg-")
+	if err != nil {
+		return nil, err
+	}
+	var all []*record
+	for _, n := range nums {
+		seg := &segment{n: n, path: segmentPath(ib.dir, n)}
+		data, err := os.ReadFile(seg.path)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			p, rest, ok := nextFrame(data)
+			if !ok {
+				break
+			}
+			data = rest
+			switch p[0] {
+			case frameDelivery:
+				r, err := decodeDelivery(p[1:])
+				if err != nil {
+					return nil, fmt.Errorf("read %s: %w", seg.path, err)
+				}
+				seg.last = r.seq
+				seg.ids = appendSeenID(seg.ids, r.received.UnixNano(), r.id)
+				ib.remember(r.id, r.received)
+				ib.nextSeq = max(ib.nextSeq, r.seq)
+				all = append(all, r)
+			case frameState:
+				d := decoder{b: p[1:]}
+				acked, next := d.uvarint(), d.uvarint()
+				if d.err != nil {
+					return nil, fmt.Errorf("read %s: state: %w", seg.path, d.err)
+				}
+				ib.acked = max(ib.acked, acked)
+				ib.nextSeq = max(ib.nextSeq, next)
+			}
+		}
+		ib.segs = append(ib.segs, seg)
+	}
+	ib.nextSeq = max(ib.nextSeq, ib.acked)
+	out := all[:0]
+	for _, r := range all {
+		if r.seq > ib.acked {
+			out = append(out, r)
+		}
 	}
 	return out, nil
 }
 
-// appendRecord frames r for a batch blob: id, received time, meta, body.
-func appendRecord(b []byte, r *record) []byte {
-	b = binary.AppendUvarint(b, uint64(len(r.id)))
-	b = append(b, r.id...)
-	b = binary.AppendVarint(b, r.received.UnixNano())
-	b = binary.AppendUvarint(b, uint64(len(r.metaJSON)))
-	b = append(b, r.metaJSON...)
-	b = binary.AppendUvarint(b, uint64(len(r.body)))
-	return append(b, r.body...)
-}
-
-// decodeBatch reads the records of a batch blob; the first has sequence
-// first and the others follow.
-func decodeBatch(first uint64, data []byte) ([]*record, error) {
-	var out []*record
-	field := func() ([]byte, error) {
-		n, k := binary.Uvarint(data)
-		if k <= 0 || n > uint64(len(data)-k) {
-			return nil, errors.New("truncated field")
-		}
-		f := data[k : k+int(n)]
-		data = data[k+int(n):]
-		return f, nil
+// openSegment creates segment n, starting with the state, as the active
+// one; the previous active segment joins the older ones.
+func (ib *inbox) openSegment(n uint64) error {
+	seg := &segment{n: n, path: segmentPath(ib.dir, n)}
+	first := appendState(nil, ib.acked, ib.nextSeq)
+	f, err := createLog(seg.path, first)
+	if err != nil {
+		return fmt.Errorf("create segment: %w", err)
 	}
-	for seq := first; len(data) > 0; seq++ {
-		id, err := field()
-		if err != nil {
-			return nil, err
+	if ib.f != nil {
+		if err := ib.sync(); err != nil {
+			f.Close()
+			_ = os.Remove(seg.path)
+			return err
 		}
-		ns, k := binary.Varint(data)
-		if k <= 0 {
-			return nil, errors.New("truncated time")
-		}
-		data = data[k:]
-		meta, err := field()
-		if err != nil {
-			return nil, err
-		}
-		body, err := field()
-		if err != nil {
-			return nil, err
-		}
-		r := &record{seq: seq, id: string(id), received: time.Unix(0, ns).UTC(), metaJSON: meta, body: body}
-		if err := json.Unmarshal(meta, &r.meta); err != nil {
-			return nil, fmt.Errorf("delivery %q: %w", r.id, err)
-		}
-		out = append(out, r)
+		_ = ib.f.Close()
+		ib.segs = append(ib.segs, ib.active)
 	}
-	return out, nil
+	ib.f, ib.off, ib.active = f, int64(len(first)), seg
+	return nil
 }
 
 // forget marks the deliveries up to and including the one holding
@@ -306,15 +381,15 @@ func decodeBatch(first uint64, data []byte) ([]*record, error) {
 // says so) though their ack did not reach the inbox before a stop. recs
 // are the stored deliveries; forget returns those that remain. It is called
 // before start.
-func (ib *inbox) forget(ctx context.Context, recs []*record, id string) ([]*record, error) {
+func (ib *inbox) forget(_ context.Context, recs []*record, id string) ([]*record, error) {
 	for i, r := range recs {
 		if r.id != id {
 			continue
 		}
-		if _, err := ib.conn.ExecContext(ctx, `UPDATE inbox_state SET acked_seq = ? WHERE id = 0`, int64(r.seq)); err != nil {
+		if err := ib.write(appendState(nil, r.seq, ib.nextSeq), true); err != nil {
 			return nil, fmt.Errorf("forget checkpointed deliveries through %q: %w", id, err)
 		}
-		ib.deleted = r.seq
+		ib.acked = r.seq
 		ib.ackTo.Store(r.seq)
 		return recs[i+1:], nil
 	}
@@ -328,41 +403,55 @@ func (ib *inbox) start() {
 }
 
 // submit stores rec durably (or finds it a duplicate) and returns once the
-// transaction holding it committed. It is safe for concurrent use.
+// write holding it is synced. It is safe for concurrent use.
 func (ib *inbox) submit(ctx context.Context, rec *record) (dup bool, err error) {
-	if rec.metaJSON == nil {
-		if rec.metaJSON, err = json.Marshal(&rec.meta); err != nil {
-			return false, fmt.Errorf("encode delivery %q: %w", rec.id, err)
-		}
+	if rec.head == nil {
+		rec.head = appendRecordHead(make([]byte, 0, 256), rec)
 	}
-	req := &writeReq{rec: rec, done: make(chan struct{})}
 	select {
 	case <-ib.quit:
 		return false, ErrClosed
 	default:
 	}
+	req := writeReqs.Get().(*writeReq)
+	req.rec = rec
 	select {
 	case ib.reqs <- req:
 	case <-ib.quit:
+		req.rec = nil
+		writeReqs.Put(req)
 		return false, ErrClosed
 	case <-ctx.Done():
+		req.rec = nil
+		writeReqs.Put(req)
 		return false, ctx.Err()
 	}
 	select {
 	case <-req.done:
-		return req.dup, req.err
 	case <-ib.stopped:
 		select {
 		case <-req.done:
-			return req.dup, req.err
 		default:
+			// The writer stopped without answering: req stays with it.
 			return false, ErrClosed
 		}
+	}
+	dup, err = req.dup, req.err
+	*req = writeReq{done: req.done}
+	writeReqs.Put(req)
+	return dup, err
+}
+
+// finish answers a writer request.
+func (r *writeReq) finish() {
+	select {
+	case r.done <- struct{}{}:
+	default:
 	}
 }
 
 // ack asks the writer to forget every delivery up to seq, in its next
-// transaction. It does not wait.
+// write. It does not wait.
 func (ib *inbox) ack(seq uint64) {
 	for {
 		cur := ib.ackTo.Load()
@@ -375,9 +464,9 @@ func (ib *inbox) ack(seq uint64) {
 func (ib *inbox) run() {
 	defer close(ib.stopped)
 	batch := make([]*writeReq, 0, maxBatch)
-	// Acks ride along with the next deliveries' transaction; when none
-	// come, the ticker applies them, so that an ack never costs an fsync
-	// of its own under load.
+	// Acks ride along with the next deliveries' write; when none come,
+	// the ticker applies them, so that an ack never costs a write of its
+	// own under load.
 	tick := time.NewTicker(ackDelay)
 	defer tick.Stop()
 	var next *writeReq // taken from the queue but left for the next batch
@@ -411,6 +500,7 @@ func (ib *inbox) run() {
 			}
 		}
 		ib.commitBatch(batch)
+		ib.maintain()
 	}
 }
 
@@ -420,9 +510,11 @@ const coalesceYields = 4
 // coalesce lets the handlers that are about to submit a delivery do so
 // before the writer takes its batch. Under load the cores are busy with
 // requests (verification, parsing), so deliveries reach the queue a few at a
-// time; yielding while the queue still grows lets one commit, and one fsync,
-// carry them all instead of one small commit per wake-up. When the queue
-// stops growing (an idle sidecar: at once) the writer commits.
+// time; yielding while the queue still grows lets one write, and one
+// fdatasync, carry them all instead of one small commit per wake-up. When
+// the queue stops growing (an idle sidecar: at once) the writer commits, so
+// a delivery never waits for a batch to fill: the batch is what arrived
+// during the previous fdatasync.
 func (ib *inbox) coalesce() {
 	for range coalesceYields {
 		n := len(ib.reqs)
@@ -437,177 +529,248 @@ func (ib *inbox) coalesce() {
 }
 
 // drain fails every request still queued when the inbox stops. A final
-// pending ack is applied so that a clean stop replays as little as possible.
+// pending ack is written and synced so that a clean stop replays as little
+// as possible.
 func (ib *inbox) drain() {
 	for {
 		select {
 		case r := <-ib.reqs:
 			r.err = ErrClosed
-			close(r.done)
+			r.finish()
 		default:
-			if ib.ackTo.Load() > ib.deleted {
-				ib.commitBatch(nil)
+			if ack := ib.ackTo.Load(); ack > ib.acked {
+				if err := ib.write(appendState(nil, ack, ib.nextSeq), true); err == nil {
+					ib.acked = ack
+				}
+			}
+			if err := ib.sync(); err != nil {
+				ib.log.Warn("webhook inbox: sync on close", "error", err)
 			}
 			return
 		}
 	}
 }
 
+// commitBatch writes the new deliveries of batch and the pending ack in one
+// write, syncs it when it holds deliveries, and answers batch.
 func (ib *inbox) commitBatch(batch []*writeReq) {
-	ctx := context.Background()
 	now := ib.now()
 	ack := ib.ackTo.Load()
-	rotate := now.Sub(ib.genStart) >= ib.window
-	if len(batch) == 0 && ack <= ib.deleted && !rotate {
+	rotate := now.Sub(ib.cur.start) >= ib.window
+	if len(batch) == 0 && ack <= ib.acked && !rotate {
 		return
 	}
-	gen, genStart := ib.gen, ib.genStart
 	if rotate {
-		gen, genStart = 1-gen, now
+		if err := ib.newGeneration(now); err != nil {
+			ib.fail(batch, err)
+			return
+		}
 	}
 	startSeq := ib.nextSeq
+	buf := ib.buf[:0]
+	fresh := ib.fresh[:0]
 	accepted := make([]*record, 0, len(batch))
-	ib.buf = ib.buf[:0]
-	err := ib.txn(ctx, func() error {
-		if rotate {
-			if _, err := ib.stmts.clear[gen].ExecContext(ctx); err != nil {
-				return fmt.Errorf("forget delivery ids older than %s: %w", ib.window, err)
+	for _, r := range batch {
+		d := digestOf(r.rec.id)
+		if ib.seen(d) {
+			r.dup = true
+			continue
+		}
+		// A second copy in the same batch is a duplicate of the first.
+		ib.cur.ids[d] = struct{}{}
+		fresh = append(fresh, d)
+		ib.nextSeq++
+		r.rec.seq = ib.nextSeq
+		if r.rec.head == nil {
+			r.rec.head = appendRecordHead(nil, r.rec)
+		}
+		buf = appendDelivery(buf, r.rec)
+		accepted = append(accepted, r.rec)
+	}
+	if ack > ib.acked {
+		buf = appendState(buf, ack, ib.nextSeq)
+	}
+	ib.buf, ib.fresh = buf[:0], fresh[:0]
+	if len(buf) > 0 {
+		if err := ib.write(buf, len(accepted) > 0); err != nil {
+			for _, d := range fresh {
+				delete(ib.cur.ids, d)
 			}
+			ib.nextSeq = startSeq
+			ib.fail(batch, fmt.Errorf("store %d deliveries in %s: %w", len(accepted), ib.active.path, err))
+			return
 		}
-		fresh, err := ib.record(ctx, gen, batch)
-		if err != nil {
-			return err
-		}
-		for _, r := range batch {
-			if _, ok := fresh[r.rec.id]; !ok {
-				r.dup = true
-				continue
-			}
-			// A second copy in the same batch is a duplicate of the first.
-			delete(fresh, r.rec.id)
-			ib.nextSeq++
-			r.rec.seq = ib.nextSeq
-			ib.buf = appendRecord(ib.buf, r.rec)
-			accepted = append(accepted, r.rec)
-		}
-		if len(accepted) > 0 {
-			if _, err := ib.stmts.insert.ExecContext(ctx, int64(startSeq+1), int64(ib.nextSeq), ib.buf); err != nil {
-				return fmt.Errorf("store %d deliveries: %w", len(accepted), err)
-			}
-		}
-		if ack > ib.deleted {
-			if _, err := ib.stmts.del.ExecContext(ctx, int64(ack)); err != nil {
-				return fmt.Errorf("delete acked deliveries through sequence %d: %w", ack, err)
-			}
-		}
-		if ack > ib.deleted || rotate {
-			if _, err := ib.stmts.state.ExecContext(ctx, int64(max(ack, ib.deleted)), gen, genStart.UnixNano()); err != nil {
-				return fmt.Errorf("store inbox state: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		ib.nextSeq = startSeq
-		for _, r := range batch {
-			r.dup = false
-			r.err = err
-			close(r.done)
-		}
-		return
 	}
 	ib.commits.Add(1)
 	ib.stored.Add(int64(len(accepted)))
-	ib.deleted = max(ack, ib.deleted)
-	ib.gen, ib.genStart = gen, genStart
+	ib.acked = max(ack, ib.acked)
+	for _, rec := range accepted {
+		ib.active.last = rec.seq
+		ib.active.ids = appendSeenID(ib.active.ids, rec.received.UnixNano(), rec.id)
+		rec.head = nil
+	}
 	if len(accepted) > 0 && ib.onCommit != nil {
 		ib.onCommit(accepted)
 	}
 	for _, r := range batch {
-		close(r.done)
+		r.finish()
+	}
+	if cap(ib.buf) > 2*maxBatchBytes {
+		ib.buf = nil
 	}
 }
 
-// record stores the delivery ids of batch in generation gen and returns
-// those that were new (each once, however many copies batch holds).
-func (ib *inbox) record(ctx context.Context, gen int, batch []*writeReq) (map[string]struct{}, error) {
-	fresh := make(map[string]struct{}, len(batch))
-	if len(batch) == 0 {
-		return fresh, nil
+func (ib *inbox) fail(batch []*writeReq, err error) {
+	for _, r := range batch {
+		r.dup = false
+		r.err = err
+		r.finish()
 	}
-	ids := ib.idsBuf[:0]
-	ids = append(ids, '[')
-	for i, r := range batch {
-		if i > 0 {
-			ids = append(ids, ',')
-		}
-		ids = append(ids, '"')
-		ids = hex.AppendEncode(ids, []byte(r.rec.id))
-		ids = append(ids, '"')
-	}
-	ids = append(ids, ']')
-	ib.idsBuf = ids
-	rows, err := ib.stmts.dedup[gen].QueryContext(ctx, string(ids))
-	if err != nil {
-		return nil, fmt.Errorf("record %d delivery ids: %w", len(batch), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("record %d delivery ids: %w", len(batch), err)
-		}
-		fresh[id] = struct{}{}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record %d delivery ids: %w", len(batch), err)
-	}
-	return fresh, nil
 }
 
-func (ib *inbox) txn(ctx context.Context, f func() error) error {
-	if _, err := ib.stmts.begin.ExecContext(ctx); err != nil {
-		return fmt.Errorf("begin inbox transaction: %w", err)
+// write appends buf to the active segment, with an fdatasync when durable.
+// On failure nothing of buf stays in the segment: it is cut, and until the
+// cut succeeds every write fails.
+func (ib *inbox) write(buf []byte, durable bool) error {
+	if ib.torn {
+		if err := ib.cut(); err != nil {
+			return err
+		}
 	}
-	if err := f(); err != nil {
-		_, _ = ib.stmts.rollback.ExecContext(ctx)
+	if _, err := ib.f.WriteAt(buf, ib.off); err != nil {
+		_ = ib.cut()
 		return err
 	}
-	if _, err := ib.stmts.commit.ExecContext(ctx); err != nil {
-		_, _ = ib.stmts.rollback.ExecContext(ctx)
-		return fmt.Errorf("commit inbox transaction: %w", err)
+	if durable {
+		if err := datasync(ib.f); err != nil {
+			_ = ib.cut()
+			return err
+		}
+	}
+	ib.off += int64(len(buf))
+	ib.unsynced = !durable
+	return nil
+}
+
+// cut truncates the active segment to its valid frames.
+func (ib *inbox) cut() error {
+	ib.torn = true
+	if err := ib.f.Truncate(ib.off); err != nil {
+		return fmt.Errorf("cut a failed write from %s: %w", ib.active.path, err)
+	}
+	if err := datasync(ib.f); err != nil {
+		return fmt.Errorf("cut a failed write from %s: %w", ib.active.path, err)
+	}
+	ib.torn = false
+	return nil
+}
+
+// sync makes every frame written to the active segment durable.
+func (ib *inbox) sync() error {
+	if !ib.unsynced {
+		return nil
+	}
+	if err := datasync(ib.f); err != nil {
+		return fmt.Errorf("sync %s: %w", ib.active.path, err)
+	}
+	ib.unsynced = false
+	return nil
+}
+
+// maintain starts a new segment when the active one is full, and deletes
+// the older segments whose deliveries are all acknowledged, once their ids
+// are in the current seen file. A failure is logged and tried again after
+// the next commit.
+func (ib *inbox) maintain() {
+	if ib.off >= ib.segmentBytes {
+		if err := ib.openSegment(ib.active.n + 1); err != nil {
+			ib.log.Warn("webhook inbox: start a new segment", "dir", ib.dir, "error", err)
+		}
+	}
+	done := 0
+	for done < len(ib.segs) && ib.segs[done].last <= ib.acked {
+		done++
+	}
+	if done == 0 {
+		return
+	}
+	if err := ib.compact(ib.segs[:done]); err != nil {
+		ib.log.Warn("webhook inbox: delete acknowledged segments", "dir", ib.dir, "error", err)
+		return
+	}
+	rest := copy(ib.segs, ib.segs[done:])
+	clear(ib.segs[rest:])
+	ib.segs = ib.segs[:rest]
+}
+
+// compact moves the ids of acknowledged segments to the current seen file
+// and deletes the segments. The acknowledgement is made durable first, so
+// that a crash never finds deliveries missing that it would replay.
+func (ib *inbox) compact(segs []*segment) error {
+	if err := ib.sync(); err != nil {
+		return err
+	}
+	var buf []byte
+	for _, s := range segs {
+		if len(s.ids) == 0 {
+			continue
+		}
+		var start int
+		buf, start = beginFrame(buf, frameSeenIDs)
+		buf = append(buf, s.ids...)
+		buf = endFrame(buf, start)
+	}
+	if len(buf) > 0 {
+		if _, err := ib.seenF.WriteAt(buf, ib.seenOff); err != nil {
+			_ = ib.seenF.Truncate(ib.seenOff)
+			return fmt.Errorf("write %s: %w", ib.cur.path, err)
+		}
+		if err := datasync(ib.seenF); err != nil {
+			_ = ib.seenF.Truncate(ib.seenOff)
+			return fmt.Errorf("sync %s: %w", ib.cur.path, err)
+		}
+		ib.seenOff += int64(len(buf))
+	}
+	for _, s := range segs {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		s.ids = nil
 	}
 	return nil
 }
 
-// close stops the writer (bounded by ctx) and closes the database.
+// close stops the writer (bounded by ctx) and closes the files.
 func (ib *inbox) close(ctx context.Context) error {
 	ib.quitMu.Do(func() { close(ib.quit) })
 	if ib.running {
 		select {
 		case <-ib.stopped:
 		case <-ctx.Done():
-			// The writer is inside a transaction (a slow disk): let it
-			// finish, then release the database.
+			// The writer is inside a write (a slow disk): let it finish,
+			// then release the files.
 			go func() {
 				<-ib.stopped
-				_ = ib.closeDBs()
+				_ = ib.closeFiles()
 			}()
 			return fmt.Errorf("stop webhook inbox writer: %w", ctx.Err())
 		}
+	} else if err := ib.sync(); err != nil {
+		_ = ib.closeFiles()
+		return err
 	}
-	return ib.closeDBs()
+	return ib.closeFiles()
 }
 
-func (ib *inbox) closeDBs() error {
+func (ib *inbox) closeFiles() error {
 	var errs []error
-	if ib.conn != nil {
-		errs = append(errs, ib.conn.Close())
-		ib.conn = nil
+	if ib.f != nil {
+		errs = append(errs, ib.f.Close())
+		ib.f = nil
 	}
-	if ib.wdb != nil {
-		errs = append(errs, ib.wdb.Close())
-		ib.wdb = nil
+	if ib.seenF != nil {
+		errs = append(errs, ib.seenF.Close())
+		ib.seenF = nil
 	}
 	return errors.Join(errs...)
 }

@@ -2,12 +2,18 @@ package webhook
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // BenchmarkInbox measures the inbox alone: concurrent submitters of 1 KB
@@ -64,7 +70,7 @@ func TestInboxDuplicatesInOneBatch(t *testing.T) {
 		}
 	}
 	req := func(id string) *writeReq {
-		return &writeReq{rec: &record{id: id, received: time.Now(), body: []byte(`{}`)}, done: make(chan struct{})}
+		return &writeReq{rec: &record{id: id, received: time.Now(), body: []byte(`{}`)}, done: make(chan struct{}, 1)}
 	}
 	first := []*writeReq{req("a")}
 	ib.commitBatch(first)
@@ -85,5 +91,248 @@ func TestInboxDuplicatesInOneBatch(t *testing.T) {
 	}
 	if seqs := []uint64{batch[0].rec.seq, batch[3].rec.seq}; seqs[0] != 2 || seqs[1] != 3 {
 		t.Errorf("sequences = %v, want [2 3]", seqs)
+	}
+}
+
+func newReq(id string, body []byte) *writeReq {
+	return &writeReq{rec: &record{id: id, received: time.Now(), body: body,
+		meta: recordMeta{Method: "POST", Path: "/hooks/x", Headers: map[string]string{"X-Id": id}}}, done: make(chan struct{}, 1)}
+}
+
+// commitIDs commits one batch of the given ids and fails on any error.
+func commitIDs(t *testing.T, ib *inbox, ids ...string) []*writeReq {
+	t.Helper()
+	var batch []*writeReq
+	for _, id := range ids {
+		batch = append(batch, newReq(id, []byte(`{"id":"`+id+`"}`)))
+	}
+	ib.commitBatch(batch)
+	ib.maintain()
+	for _, r := range batch {
+		if r.err != nil {
+			t.Fatalf("commit %q: %v", r.rec.id, r.err)
+		}
+	}
+	return batch
+}
+
+func recIDs(recs []*record) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.id)
+	}
+	return out
+}
+
+func lastSegment(t *testing.T, dir string) string {
+	t.Helper()
+	nums, err := listed(filepath.Join(dir, inboxDir), "seg-")
+	if err != nil || len(nums) == 0 {
+		t.Fatalf("no segment in %s: %v", dir, err)
+	}
+	return segmentPath(filepath.Join(dir, inboxDir), nums[len(nums)-1])
+}
+
+// TestInboxTornTail reopens an inbox whose last segment ends in the bytes
+// of a write a crash cut: the deliveries before them are all there, the
+// cut one is not, and the inbox keeps storing after them.
+func TestInboxTornTail(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(path string) error
+		want   []string
+	}{
+		{name: "partial frame header", want: []string{"a", "b"}, damage: func(p string) error {
+			return appendFile(p, []byte{42, 0, 0})
+		}},
+		{name: "zeros after the frames", want: []string{"a", "b"}, damage: func(p string) error {
+			return appendFile(p, make([]byte, 4096))
+		}},
+		{name: "frame cut short", want: []string{"a"}, damage: func(p string) error {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			return os.Truncate(p, fi.Size()-3)
+		}},
+		{name: "frame with a wrong checksum", want: []string{"a"}, damage: func(p string) error {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			data[len(data)-1] ^= 0xff
+			return os.WriteFile(p, data, 0o600)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			ib, _, err := openInbox(ctx, dir, time.Hour, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			commitIDs(t, ib, "a")
+			commitIDs(t, ib, "b")
+			if err := ib.close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.damage(lastSegment(t, dir)); err != nil {
+				t.Fatal(err)
+			}
+			ib, recs, err := openInbox(ctx, dir, time.Hour, time.Now)
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			if got := recIDs(recs); !slices.Equal(got, tt.want) {
+				t.Fatalf("stored after reopening = %q, want %q", got, tt.want)
+			}
+			if r := commitIDs(t, ib, "a", "c"); !r[0].dup || r[1].dup {
+				t.Errorf("after reopening: a duplicate %v, c duplicate %v; want true, false", r[0].dup, r[1].dup)
+			}
+			if err := ib.close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ib, recs, err = openInbox(ctx, dir, time.Hour, time.Now)
+			if err != nil {
+				t.Fatalf("second reopen: %v", err)
+			}
+			defer ib.close(ctx)
+			if got, want := recIDs(recs), append(slices.Clone(tt.want), "c"); !slices.Equal(got, want) {
+				t.Fatalf("stored after the second reopen = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func appendFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// TestInboxSegmentsRollAndCompact fills several small segments, acks half
+// the deliveries: the segments they filled are deleted, and after a reopen
+// the rest are read again while every id is still a duplicate.
+func TestInboxSegmentsRollAndCompact(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	ib, _, err := openInbox(ctx, dir, time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib.segmentBytes = 300
+	var all []string
+	var seqs []uint64
+	for i := range 20 {
+		id := "d-" + strconv.Itoa(i)
+		all = append(all, id)
+		seqs = append(seqs, commitIDs(t, ib, id)[0].rec.seq)
+	}
+	segs := func() int {
+		nums, err := listed(filepath.Join(dir, inboxDir), "seg-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(nums)
+	}
+	before := segs()
+	if before < 5 {
+		t.Fatalf("%d segments after 20 deliveries in 300-byte segments, want several", before)
+	}
+	ib.ack(seqs[9])
+	ib.commitBatch(nil)
+	ib.maintain()
+	if after := segs(); after >= before {
+		t.Errorf("segments after acking half = %d, want fewer than %d", after, before)
+	}
+	if err := ib.close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ib, recs, err := openInbox(ctx, dir, time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close(ctx)
+	if got := recIDs(recs); !slices.Equal(got, all[10:]) {
+		t.Fatalf("stored after reopening = %q, want %q", got, all[10:])
+	}
+	for _, r := range commitIDs(t, ib, all...) {
+		if !r.dup {
+			t.Errorf("%q after reopening: not a duplicate", r.rec.id)
+		}
+	}
+	if r := commitIDs(t, ib, "new"); r[0].dup || r[0].rec.seq != seqs[19]+1 {
+		t.Errorf("new delivery: duplicate %v, sequence %d; want false, %d", r[0].dup, r[0].rec.seq, seqs[19]+1)
+	}
+}
+
+// TestInboxMigratesSQLite opens a state directory holding an earlier
+// version's SQLite inbox: its delivery not acknowledged is read, the ids it
+// remembers are duplicates, and the database is gone.
+func TestInboxMigratesSQLite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := statedb.Open(filepath.Join(dir, legacyInbox), statedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacyRecord := func(b []byte, id string, body string) []byte {
+		meta := `{"method":"POST","path":"/hooks/x","content_type":"application/json","headers":{"X-Id":"` + id + `"}}`
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+		b = binary.AppendVarint(b, time.Now().UnixNano())
+		b = binary.AppendUvarint(b, uint64(len(meta)))
+		b = append(b, meta...)
+		b = binary.AppendUvarint(b, uint64(len(body)))
+		return append(b, body...)
+	}
+	blob := legacyRecord(legacyRecord(nil, "old-1", `{"n":1}`), "old-2", `{"n":2}`)
+	for _, q := range []string{
+		`CREATE TABLE inbox_batches (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, data BLOB NOT NULL)`,
+		`CREATE TABLE inbox_state (id INTEGER PRIMARY KEY CHECK (id = 0), acked_seq INTEGER NOT NULL, gen INTEGER NOT NULL, gen_start_ns INTEGER NOT NULL)`,
+		`CREATE TABLE seen_0 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID`,
+		`CREATE TABLE seen_1 (delivery_id TEXT PRIMARY KEY) WITHOUT ROWID`,
+		`INSERT INTO seen_0 VALUES ('old-0'), ('old-1'), ('old-2')`,
+		`INSERT INTO seen_1 VALUES ('older')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO inbox_state VALUES (0, 7, 0, ?)`, time.Now().Add(-time.Minute).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO inbox_batches VALUES (7, 8, ?)`, blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ib, recs, err := openInbox(ctx, dir, time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close(ctx)
+	if len(recs) != 1 || recs[0].id != "old-2" || recs[0].seq != 8 || string(recs[0].body) != `{"n":2}` || recs[0].meta.Headers["X-Id"] != "old-2" {
+		t.Fatalf("migrated deliveries = %+v, want old-2 at sequence 8", recs)
+	}
+	for _, r := range commitIDs(t, ib, "old-0", "old-1", "old-2", "older") {
+		if !r.dup {
+			t.Errorf("%q after migrating: not a duplicate", r.rec.id)
+		}
+	}
+	if r := commitIDs(t, ib, "new"); r[0].dup || r[0].rec.seq != 9 {
+		t.Errorf("new delivery: duplicate %v, sequence %d; want false, 9", r[0].dup, r[0].rec.seq)
+	}
+	if _, err := os.Stat(filepath.Join(dir, legacyInbox)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the SQLite inbox is still there after migrating: %v", err)
 	}
 }

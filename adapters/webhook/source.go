@@ -342,6 +342,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if err != nil {
 		return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 	}
+	ib.log = logger
 	if !from.IsZero() {
 		if recs, err = ib.forget(ctx, recs, string(from.Data)); err != nil {
 			_ = ib.close(ctx)
