@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tributary/tributary/core/statedb"
@@ -17,61 +19,89 @@ import (
 // StoreFile is the name of the tracker's database in its directory.
 const StoreFile = "lifecycle.db"
 
+// storeFormat is the layout of the store: 2 is the log of events (1 had
+// a table of instances and a timeline clustered by instance).
+const storeFormat = "2"
+
 // ErrNotFound is returned by Trace for an instance the store does not hold.
 var ErrNotFound = errors.New("no such instance")
 
-// Store keeps every instance's current state and timeline in SQLite. The
-// store, not memory, holds the instances: the tracker's memory does not
-// grow with them. The timeline is clustered by instance (a trace reads
-// neighbouring pages) and keyed by event time and id, so that an event
-// delivered again finds itself there and changes nothing. Events waiting
-// in the reordering window sit in a small table of their own. A Store is
-// safe for concurrent use; one process writes.
+// Store keeps the tracker's durable state in SQLite: a log of every event
+// the tracker took, in arrival order (its sequence is the primary key, so
+// a batch appends to the last pages of the file), each row linked to the
+// instance's event before (prev) so that an instance's timeline is a walk
+// down its chain, and updated with its verdict, the judging order and the
+// state it left the instance in once judged; and the instances reported
+// stuck. The tracker keeps every instance's current state in memory and
+// rebuilds it from the snapshot (see SnapshotFile) and the log after it.
+// A Store is safe for concurrent use; one process writes.
 type Store struct {
 	db   *sql.DB
 	path string
+	// insert appends insertRows rows; insertOne appends one.
+	insert, insertOne, judge *sql.Stmt
 }
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS instances(
-	entity TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL,
-	entered_at INTEGER NOT NULL, last_event TEXT NOT NULL, updated_at INTEGER NOT NULL,
-	deadline INTEGER, stuck INTEGER NOT NULL DEFAULT 0,
-	PRIMARY KEY(entity, id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS instances_state ON instances(entity, state, entered_at);
-CREATE INDEX IF NOT EXISTS instances_deadline ON instances(deadline) WHERE deadline IS NOT NULL AND stuck = 0;
-CREATE INDEX IF NOT EXISTS instances_stuck ON instances(entity, state) WHERE stuck = 1;
-CREATE TABLE IF NOT EXISTS timeline(
-	entity TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL, event_id TEXT NOT NULL,
-	type TEXT NOT NULL, source TEXT NOT NULL, position TEXT NOT NULL, verdict TEXT NOT NULL,
-	PRIMARY KEY(entity, id, time, event_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS held(
-	seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, event_id TEXT NOT NULL,
-	type TEXT NOT NULL, source TEXT NOT NULL, time INTEGER NOT NULL, position TEXT NOT NULL,
-	arrived INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS held_event ON held(entity, event_id);
+CREATE TABLE IF NOT EXISTS log(
+	seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL,
+	event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, position TEXT NOT NULL,
+	prev INTEGER NOT NULL, arrived INTEGER NOT NULL,
+	judged INTEGER, verdict TEXT, state TEXT);
+CREATE TABLE IF NOT EXISTS stuck(entity TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY(entity, id)) WITHOUT ROWID;
 `
 
+// insertRows is how many rows one INSERT statement appends.
+const insertRows = 32
+
+const logColumns = `seq, entity, id, time, event_id, type, source, position, prev, arrived`
+
 // OpenStore opens (creating when missing) the store at path; "" opens one
-// in memory. cacheKiB bounds SQLite's page cache (0: its default).
+// in memory. cacheKiB bounds SQLite's page cache (0: its default). A
+// store of the first format (with a table of instances) is emptied: its
+// generation is dropped with it, so the tracker reads the stream again.
 func OpenStore(ctx context.Context, path string, cacheKiB int) (*Store, error) {
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 		}
 	}
-	// A longer log between checkpoints lets the pages that many events
-	// touch (the index of states) reach the file once, not once per commit.
-	db, err := statedb.Open(path, statedb.Options{Sync: statedb.SyncNormal, CacheKiB: cacheKiB, TxLock: "immediate", Pragmas: []string{"wal_autocheckpoint(16384)"}})
+	db, err := statedb.Open(path, statedb.Options{Sync: statedb.SyncNormal, CacheKiB: cacheKiB, TxLock: "immediate"})
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	s := &Store{db: db, path: path}
+	if err := s.init(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("lifecycle store %s: create tables: %w", path, err)
+		return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	var old int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'instances'`).Scan(&old); err != nil {
+		return err
+	}
+	if old > 0 {
+		if _, err := s.db.ExecContext(ctx, `DROP TABLE IF EXISTS instances; DROP TABLE IF EXISTS timeline; DROP TABLE IF EXISTS held; DELETE FROM meta`); err != nil {
+			return fmt.Errorf("drop the tables of the first format: %w", err)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, schema+`INSERT INTO meta(key, value) VALUES('format', '`+storeFormat+`') ON CONFLICT DO NOTHING`); err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	rows := strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?),", insertRows), ",")
+	var err error
+	if s.insert, err = s.db.PrepareContext(ctx, `INSERT INTO log(`+logColumns+`) VALUES `+rows); err != nil {
+		return err
+	}
+	if s.insertOne, err = s.db.PrepareContext(ctx, `INSERT INTO log(`+logColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`); err != nil {
+		return err
+	}
+	s.judge, err = s.db.PrepareContext(ctx, `UPDATE log SET judged = ?, verdict = ?, state = ? WHERE seq = ?`)
+	return err
 }
 
 // OpenStoreReadOnly opens an existing store for queries (`tributary
@@ -92,7 +122,14 @@ func OpenStoreReadOnly(ctx context.Context, path string) (*Store, error) {
 }
 
 // Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.insert, s.insertOne, s.judge} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 // Generation returns the store's generation, creating it when missing. A
 // store created afresh (deleted, rebuilt) gets a new one, and with it the
@@ -113,16 +150,16 @@ func (s *Store) Generation(ctx context.Context, want string) (string, error) {
 }
 
 // Generation returns the generation of the store in dir: the one it holds
-// when its database exists, else a new random one, which the tracker
-// writes into the new database when it opens. It only reads.
+// when its database exists in the current format, else a new random one,
+// which the tracker writes into the database when it opens. It only reads.
 func Generation(dir string) (string, error) {
 	path := filepath.Join(dir, StoreFile)
 	if _, err := os.Stat(path); err == nil {
 		st, err := OpenStoreReadOnly(context.Background(), path)
 		if err == nil {
 			defer st.Close()
-			var g string
-			if err := st.db.QueryRow(`SELECT value FROM meta WHERE key = 'generation'`).Scan(&g); err == nil {
+			var g, f string
+			if err := st.db.QueryRow(`SELECT (SELECT value FROM meta WHERE key = 'generation'), (SELECT value FROM meta WHERE key = 'format')`).Scan(&g, &f); err == nil && f == storeFormat {
 				return g, nil
 			}
 		}
@@ -132,6 +169,24 @@ func Generation(dir string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b[:]), nil
+}
+
+// RemoveStore removes the store in dir (its database, log files and
+// snapshot) and reports whether there was one.
+func RemoveStore(dir string) (bool, error) {
+	path := filepath.Join(dir, StoreFile)
+	snap := filepath.Join(dir, SnapshotFile)
+	removed := false
+	for _, f := range []string{path, path + "-wal", path + "-shm", snap, snap + ".tmp", snap + ".tmp-journal"} {
+		err := os.Remove(f)
+		switch {
+		case err == nil:
+			removed = true
+		case !errors.Is(err, os.ErrNotExist):
+			return removed, fmt.Errorf("remove lifecycle store: %w", err)
+		}
+	}
+	return removed, nil
 }
 
 // Instance is one entity instance: where it is, and when it got there.
@@ -165,43 +220,103 @@ type Step struct {
 	Verdict string `json:"verdict"`
 }
 
-// Trace returns the instance id of entity with its timeline, or an error
-// wrapping ErrNotFound.
-func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error) {
-	in := &Instance{Entity: entity, ID: id}
-	var entered, updated int64
-	var stuck int
-	err := s.db.QueryRowContext(ctx, `SELECT state, entered_at, last_event, updated_at, stuck FROM instances WHERE entity = ? AND id = ?`, entity, id).
-		Scan(&in.State, &entered, &in.LastEventID, &updated, &stuck)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		in.State = ""
-	case err != nil:
-		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
-	default:
-		in.EnteredAt, in.UpdatedAt, in.Stuck = time.Unix(0, entered).UTC(), time.Unix(0, updated).UTC(), stuck == 1
+// logRow is one row of the log.
+type logRow struct {
+	seq, prev, time, judged, arrived int64
+	entity, id                       string
+	eventID, typ, source             string
+	position                         string
+	verdict, state                   string // "" while pending
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// chain returns the log rows of an instance, latest first, walking from
+// head down the links between them; stopAt, when it returns true, ends
+// the walk early (with the row it was given included).
+func chain(ctx context.Context, q querier, head int64, stopAt func(logRow) bool) ([]logRow, error) {
+	var out []logRow
+	for seq := head; seq > 0; {
+		r := logRow{seq: seq}
+		var judged sql.NullInt64
+		var verdict, state sql.NullString
+		err := q.QueryRowContext(ctx, `SELECT prev, time, entity, id, event_id, type, source, position, judged, verdict, state FROM log WHERE seq = ?`, seq).
+			Scan(&r.prev, &r.time, &r.entity, &r.id, &r.eventID, &r.typ, &r.source, &r.position, &judged, &verdict, &state)
+		if errors.Is(err, sql.ErrNoRows) {
+			break // pruned
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.judged, r.verdict, r.state = judged.Int64, verdict.String, state.String
+		out = append(out, r)
+		if stopAt != nil && stopAt(r) {
+			break
+		}
+		seq = r.prev
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT event_id, type, source, time, position, verdict FROM timeline WHERE entity = ? AND id = ?
-		UNION ALL SELECT event_id, type, source, time, position, 'pending' FROM held WHERE entity = ? AND id = ? ORDER BY 4, 1`, entity, id, entity, id)
+	return out, nil
+}
+
+// timeline turns an instance's log rows into its timeline, in event-time
+// order.
+func timeline(rows []logRow) []Step {
+	out := make([]Step, 0, len(rows))
+	for _, r := range rows {
+		v := r.verdict
+		if r.judged == 0 {
+			v = "pending"
+		}
+		out = append(out, Step{EventID: r.eventID, Type: r.typ, Source: r.source, Time: time.Unix(0, r.time).UTC(), Position: r.position, Verdict: v})
+	}
+	slices.SortStableFunc(out, func(a, b Step) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.EventID, b.EventID)
+	})
+	return out
+}
+
+// Trace returns the instance id of entity with its timeline, or an error
+// wrapping ErrNotFound, from the files alone (the running tracker answers
+// from memory): the snapshot gives the latest event of the instance it
+// knew, the log after it any later one, and the instance's state is that
+// its judged events, in the order they were judged, left it in.
+func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error) {
+	head, from, err := snapshotHead(ctx, filepath.Join(filepath.Dir(s.path), SnapshotFile), entity, id)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st Step
-		var t int64
-		if err := rows.Scan(&st.EventID, &st.Type, &st.Source, &t, &st.Position, &st.Verdict); err != nil {
-			return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
-		}
-		st.Time = time.Unix(0, t).UTC()
-		in.Timeline = append(in.Timeline, st)
-	}
-	if err := rows.Err(); err != nil {
+	var later sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM log WHERE seq >= ? AND entity = ? AND id = ?`, from, entity, id).Scan(&later); err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}
-	if in.State == "" && len(in.Timeline) == 0 {
+	head = max(head, later.Int64)
+	rows, err := chain(ctx, s.db, head, nil)
+	if err != nil {
+		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
+	}
+	if len(rows) == 0 {
 		return nil, fmt.Errorf("%s %q: %w", entity, id, ErrNotFound)
 	}
+	in := &Instance{Entity: entity, ID: id, Timeline: timeline(rows)}
+	judged := slices.DeleteFunc(slices.Clone(rows), func(r logRow) bool { return r.judged == 0 })
+	slices.SortFunc(judged, func(a, b logRow) int { return cmpInt(a.judged, b.judged) })
+	for _, r := range judged {
+		if in.State == "" || r.state != in.State {
+			in.State, in.EnteredAt, in.LastEventID = r.state, time.Unix(0, r.time).UTC(), r.eventID
+		}
+		in.UpdatedAt = time.Unix(0, r.judged).UTC()
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM stuck WHERE entity = ? AND id = ?`, entity, id).Scan(&n); err != nil {
+		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
+	}
+	in.Stuck = n > 0 && in.State != ""
 	return in, nil
 }
 
@@ -216,46 +331,4 @@ type Query struct {
 	Now       time.Time
 	// Limit bounds the answer; 0 means 1000.
 	Limit int
-}
-
-// List returns the instances q selects, longest in their state first.
-func (s *Store) List(ctx context.Context, q Query) ([]Instance, error) {
-	if q.Limit <= 0 {
-		q.Limit = 1000
-	}
-	if q.Now.IsZero() {
-		q.Now = time.Now()
-	}
-	before := int64(1<<63 - 1)
-	if q.OlderThan > 0 {
-		before = q.Now.Add(-q.OlderThan).UnixNano()
-	}
-	query := `SELECT id, state, entered_at, last_event, updated_at, stuck FROM instances WHERE entity = ? AND entered_at <= ?`
-	args := []any{q.Entity, before}
-	if q.State != "" {
-		query += ` AND state = ?`
-		args = append(args, q.State)
-	}
-	query += ` ORDER BY entered_at LIMIT ?`
-	args = append(args, q.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", q.Entity, err)
-	}
-	defer rows.Close()
-	out := []Instance{}
-	for rows.Next() {
-		in := Instance{Entity: q.Entity}
-		var entered, updated int64
-		var stuck int
-		if err := rows.Scan(&in.ID, &in.State, &entered, &in.LastEventID, &updated, &stuck); err != nil {
-			return nil, fmt.Errorf("list %s: %w", q.Entity, err)
-		}
-		in.EnteredAt, in.UpdatedAt, in.Stuck = time.Unix(0, entered).UTC(), time.Unix(0, updated).UTC(), stuck == 1
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list %s: %w", q.Entity, err)
-	}
-	return out, nil
 }

@@ -2,12 +2,14 @@ package lifecycle
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -59,30 +61,60 @@ type Config struct {
 	// Tick is how often held events are judged and time limits checked;
 	// 0 means 200ms.
 	Tick time.Duration
-	// CacheKiB bounds the store's page cache; 0 means 64 MiB.
+	// CacheKiB bounds the store's page cache; 0 means 8 MiB (the hot
+	// path appends to the log's last pages).
 	CacheKiB int
+	// SnapshotEvery is how many judged events, at least, lie between two
+	// snapshots of the instances' states (see SnapshotFile); 0 means a
+	// million, or the number of instances when they are more. A snapshot
+	// is also written every ten minutes when events were judged since.
+	SnapshotEvery int
 }
 
 // Tracker follows entity instances through their state machines. It is a
 // core.Sink: the runtime hands it the stream's events through its own
 // consumer group, in order per partition key, and commits behind what
-// Write stored. Write stores each event in its instance's timeline
-// (idempotently, by event id: a redelivery changes nothing) and holds it
-// for the entity's reordering window; a timer then judges the held events
-// of each instance in event-time order, moves the instance, and publishes
-// a violation for an event that breaks the machine. The same timer
-// reports instances that stay in a state past its limit, and prunes
-// finished instances past their retention.
+// Write stored. Write appends each event to the store's log, linked to
+// its instance's event before, in one transaction per call; an event the
+// instance's timeline already holds (a redelivery) is dropped, so it
+// changes nothing. It holds each event for the entity's reordering
+// window; a timer then judges the held events of each instance in
+// event-time order, moves the instance, records the verdicts in the log
+// and publishes a violation for an event that breaks the machine. The
+// same timer reports instances that stay in a state past its limit,
+// prunes finished instances past their retention, and writes a snapshot
+// of every instance's state in the background now and then.
+//
+// The current state of every instance lives in memory, in a compact
+// table (about 100 bytes an instance); the store holds the log and the
+// snapshot they are rebuilt from when the tracker opens.
 type Tracker struct {
 	cfg      Config
 	byType   map[string][]*Machine
 	machines map[string]*Machine
+	mach     map[*Machine]uint16
+	// states names each machine's states by code-1; codes is the
+	// reverse; within is each state's limit in ns (0: none).
+	states [][]string
+	codes  []map[string]uint8
+	within [][]int64
 
-	mu      sync.Mutex // serializes store writes and guards pending
+	mu      sync.Mutex // serializes store writes and guards what follows
 	store   *Store
+	table   *table
 	pending []pendingEvent
-	stop    chan struct{}
-	done    chan struct{}
+	// nextSeq is the log sequence of the next event; lastJudged the
+	// judging order of the latest verdict (nanoseconds of the clock,
+	// kept increasing).
+	nextSeq, lastJudged int64
+	// sinceSnapshot counts the events judged since the last snapshot.
+	sinceSnapshot int
+	lastSnapshot  time.Time
+	snapshotting  bool
+	snapWG        sync.WaitGroup
+	crash         func(step string) error
+	stop          chan struct{}
+	done          chan struct{}
 
 	events     *prometheus.CounterVec
 	violations *prometheus.CounterVec
@@ -99,6 +131,17 @@ type pendingEvent struct {
 	time, arrived            int64
 }
 
+// instance is an instance's current state, decoded from its slot.
+type instance struct {
+	state     string
+	entered   int64
+	lastEvent string
+	stuck     bool
+}
+
+// maxIDLen bounds an instance id and an event id.
+const maxIDLen = 4096
+
 // New returns a tracker for cfg. It does no I/O.
 func New(cfg Config) *Tracker {
 	if cfg.Now == nil {
@@ -108,16 +151,23 @@ func New(cfg Config) *Tracker {
 		cfg.Tick = 200 * time.Millisecond
 	}
 	if cfg.CacheKiB == 0 {
-		cfg.CacheKiB = 64 << 10
+		cfg.CacheKiB = 8 << 10
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{cfg: cfg, byType: map[string][]*Machine{}, machines: map[string]*Machine{}}
-	for _, m := range cfg.Machines {
+	t := &Tracker{cfg: cfg, byType: map[string][]*Machine{}, machines: map[string]*Machine{}, mach: map[*Machine]uint16{}}
+	for i, m := range cfg.Machines {
 		t.machines[m.Name()] = m
+		t.mach[m] = uint16(i)
 		for _, ty := range m.Types() {
 			t.byType[ty] = append(t.byType[ty], m)
+		}
+		t.states = append(t.states, nil)
+		t.codes = append(t.codes, map[string]uint8{})
+		t.within = append(t.within, nil)
+		for _, st := range m.Entity.StateNames() {
+			t.code(uint16(i), st)
 		}
 	}
 	t.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tributary_lifecycle_events_total", Help: "Events the lifecycle tracker judged, per entity."}, []string{"entity"})
@@ -131,6 +181,35 @@ func New(cfg Config) *Tracker {
 	t.stuck, _ = core.RegisterMetric(cfg.Metrics, t.stuck)
 	t.held, _ = core.RegisterMetric(cfg.Metrics, t.held)
 	return t
+}
+
+// code returns the code of state in machine mi, giving it one if it has
+// none (a state a snapshot names that the machine lost). A machine has at
+// most 255 states; a later one shares the last code.
+func (t *Tracker) code(mi uint16, state string) uint8 {
+	if c, ok := t.codes[mi][state]; ok {
+		return c
+	}
+	if len(t.states[mi]) >= 255 {
+		return 255
+	}
+	t.states[mi] = append(t.states[mi], state)
+	c := uint8(len(t.states[mi]))
+	t.codes[mi][state] = c
+	t.within[mi] = append(t.within[mi], int64(t.cfg.Machines[mi].Within(state)))
+	return c
+}
+
+func (t *Tracker) stateName(s *slot) string {
+	if s.state == 0 {
+		return ""
+	}
+	return t.states[s.mach][s.state-1]
+}
+
+func (t *Tracker) instanceOf(s *slot) instance {
+	_, last := t.table.record(s.ref)
+	return instance{state: t.stateName(s), entered: s.entered, lastEvent: last, stuck: s.stuck}
 }
 
 // Types returns the event types the tracker reads: those of every
@@ -151,8 +230,9 @@ func (t *Tracker) Machine(entity string) *Machine { return t.machines[entity] }
 // the `entities:` section, through Config.
 func (t *Tracker) Configure(cfg core.Config) error { return cfg.Decode(&struct{}{}) }
 
-// Open opens the store, takes back the events that were held when the
-// tracker last stopped, and starts the timer.
+// Open opens the store, rebuilds every instance's state from the
+// snapshot and the log after it, takes back the events that were held
+// when the tracker last stopped, and starts the timer.
 func (t *Tracker) Open(ctx context.Context, _ core.Env) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -175,20 +255,135 @@ func (t *Tracker) Open(ctx context.Context, _ core.Env) error {
 			t.cfg.Logger.Warn("lifecycle store changed since the sidecar started; restart it to follow the new store from the stream's beginning", "store", path)
 		}
 	}
-	pending, err := st.loadPending(ctx, t.machines)
-	if err != nil {
+	t.store = st
+	if err := t.recover(ctx); err != nil {
 		st.Close()
+		t.store = nil
 		return err
 	}
-	t.store, t.pending = st, pending
-	t.held.Set(float64(len(pending)))
+	t.held.Set(float64(len(t.pending)))
+	t.lastSnapshot = t.cfg.Now()
 	t.stop, t.done = make(chan struct{}), make(chan struct{})
 	go t.loop(t.stop, t.done)
 	return nil
 }
 
-// Close stops the timer and closes the store. Held events stay stored and
-// are judged after the next Open. It is safe to call twice.
+func (t *Tracker) snapshotPath() string {
+	if t.cfg.Dir == "" {
+		return ""
+	}
+	return filepath.Join(t.cfg.Dir, SnapshotFile)
+}
+
+// recover rebuilds the table: the snapshot's instances, then the log
+// from the snapshot's from on (links, blooms, held events, and the
+// verdicts given after the snapshot, in the order they were given), then
+// the instances reported stuck.
+func (t *Tracker) recover(ctx context.Context) error {
+	t.table, t.pending, t.nextSeq, t.lastJudged, t.sinceSnapshot = newTable(), nil, 1, 0, 0
+	var snapJudged, from int64
+	if p := t.snapshotPath(); p != "" {
+		if err := removeTemp(p); err != nil {
+			return err
+		}
+		var err error
+		snapJudged, from, err = loadSnapshot(ctx, p, func(e snapshotEntry) {
+			m := t.machines[e.entity]
+			if m == nil {
+				return
+			}
+			mi := t.mach[m]
+			i := t.table.add(mi, e.id)
+			s := t.table.slot(i)
+			s.entered, s.updated, s.head, s.bloom = e.entered, e.updated, e.head, e.bloom
+			if e.state != "" {
+				s.state = t.code(mi, e.state)
+			}
+			t.table.setLast(i, e.last)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	t.lastJudged = snapJudged
+	rows, err := t.store.db.QueryContext(ctx, `SELECT seq, entity, id, time, event_id, type, source, arrived, judged, state FROM log WHERE seq >= ? ORDER BY seq`, from)
+	if err != nil {
+		return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
+	}
+	defer rows.Close()
+	var replay []logRow
+	for rows.Next() {
+		var r logRow
+		var judged sql.NullInt64
+		var state sql.NullString
+		if err := rows.Scan(&r.seq, &r.entity, &r.id, &r.time, &r.eventID, &r.typ, &r.source, &r.arrived, &judged, &state); err != nil {
+			return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
+		}
+		t.nextSeq = max(t.nextSeq, r.seq+1)
+		m := t.machines[r.entity]
+		if m == nil {
+			continue
+		}
+		mi := t.mach[m]
+		i, ok := t.table.find(mi, r.id)
+		if !ok {
+			i = t.table.add(mi, r.id)
+		}
+		s := t.table.slot(i)
+		s.head = max(s.head, r.seq)
+		s.bloom |= idBits(r.eventID)
+		switch {
+		case !judged.Valid:
+			t.pending = append(t.pending, pendingEvent{seq: r.seq, m: m, id: r.id, eventID: r.eventID, typ: r.typ, source: r.source, time: r.time, arrived: r.arrived})
+		case judged.Int64 > snapJudged:
+			r.judged, r.state = judged.Int64, state.String
+			replay = append(replay, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
+	}
+	rows.Close()
+	slices.SortFunc(replay, func(a, b logRow) int { return cmpInt(a.judged, b.judged) })
+	for _, r := range replay {
+		mi := t.mach[t.machines[r.entity]]
+		i, _ := t.table.find(mi, r.id)
+		s := t.table.slot(i)
+		if r.state != "" && (s.state == 0 || t.stateName(s) != r.state) {
+			s.state, s.entered = t.code(mi, r.state), r.time
+			t.table.setLast(i, r.eventID)
+		}
+		s.updated = r.judged
+		t.lastJudged = max(t.lastJudged, r.judged)
+	}
+	t.sinceSnapshot = len(replay)
+	var maxSeq sql.NullInt64
+	if err := t.store.db.QueryRowContext(ctx, `SELECT max(seq) FROM log`).Scan(&maxSeq); err != nil {
+		return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
+	}
+	t.nextSeq = max(t.nextSeq, maxSeq.Int64+1)
+	stuck, err := t.store.db.QueryContext(ctx, `SELECT entity, id FROM stuck`)
+	if err != nil {
+		return fmt.Errorf("lifecycle store %s: read stuck instances: %w", t.store.path, err)
+	}
+	defer stuck.Close()
+	for stuck.Next() {
+		var entity, id string
+		if err := stuck.Scan(&entity, &id); err != nil {
+			return fmt.Errorf("lifecycle store %s: read stuck instances: %w", t.store.path, err)
+		}
+		if m := t.machines[entity]; m != nil {
+			if i, ok := t.table.find(t.mach[m], id); ok && t.table.slot(i).state != 0 {
+				t.table.slot(i).stuck = true
+			}
+		}
+	}
+	return stuck.Err()
+}
+
+// Close stops the timer, waits for a snapshot being written, and closes
+// the store. Held events stay stored and are judged after the next Open.
+// It is safe to call twice.
 func (t *Tracker) Close(ctx context.Context) error {
 	t.mu.Lock()
 	stop, done := t.stop, t.done
@@ -202,13 +397,20 @@ func (t *Tracker) Close(ctx context.Context) error {
 			return fmt.Errorf("close lifecycle tracker: %w", ctx.Err())
 		}
 	}
+	snapDone := make(chan struct{})
+	go func() { t.snapWG.Wait(); close(snapDone) }()
+	select {
+	case <-snapDone:
+	case <-ctx.Done():
+		return fmt.Errorf("close lifecycle tracker: wait for its snapshot: %w", ctx.Err())
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.store == nil {
 		return nil
 	}
 	err := t.store.Close()
-	t.store, t.pending = nil, nil
+	t.store, t.pending, t.table = nil, nil, nil
 	return err
 }
 
@@ -228,10 +430,11 @@ func (t *Tracker) loop(stop, done chan struct{}) {
 	}
 }
 
-// Write stores each delivery's event in the timeline of every instance it
-// concerns and holds it for judging. An event whose id cannot be found
-// fails (the runtime dead-letters the tracker's copy, never the event);
-// an event already stored is delivered again without effect.
+// Write appends each delivery's event to the log, once for every instance
+// it concerns, and holds it for judging. An event whose id cannot be
+// found fails (the runtime dead-letters the tracker's copy, never the
+// event); an event the instance's timeline already holds is delivered
+// again without effect.
 func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	out := make([]core.Result, len(ds))
 	type row struct {
@@ -258,8 +461,17 @@ func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 			evTime = now
 		}
 		var failed error
+		if len(ev.ID) > maxIDLen {
+			failed = fmt.Errorf("event id of %d bytes: the lifecycle tracker takes ids of at most %d", len(ev.ID), maxIDLen)
+		}
 		for _, m := range t.byType[ev.Type] {
+			if failed != nil {
+				break
+			}
 			id, _, err := m.ID(ev.Type, env)
+			if err == nil && len(id) > maxIDLen {
+				err = fmt.Errorf("entity %s: id of a %s event has %d bytes, more than %d", m.Name(), ev.Type, len(id), maxIDLen)
+			}
 			if err != nil {
 				failed = err
 				break
@@ -284,36 +496,83 @@ func (t *Tracker) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	if t.store == nil {
 		return fail(errors.New("lifecycle tracker is not open"))
 	}
-	positions := make([]string, len(rows))
-	for k, r := range rows {
-		positions[k] = ds[r.i].Position
+	// The links and blooms change in the table only once the batch is
+	// stored; until then, the batch's own view of them.
+	type link struct {
+		head  int64
+		bloom uint64
 	}
+	links := map[uint32]link{}
+	logRows := make([]logRow, 0, len(rows))
 	added := make([]pendingEvent, 0, len(rows))
-	err := t.store.tx(ctx, func(tx *storeTx) error {
-		for k, r := range rows {
-			p := r.p
-			seq, ok, err := tx.holdEvent(ctx, p, positions[k])
+	slots := make([]uint32, 0, len(rows))
+	seq := t.nextSeq
+	for _, r := range rows {
+		p := r.p
+		mi := t.mach[p.m]
+		i, ok := t.table.find(mi, p.id)
+		if !ok {
+			i = t.table.add(mi, p.id)
+		}
+		l, ok := links[i]
+		if !ok {
+			s := t.table.slot(i)
+			l = link{s.head, s.bloom}
+		}
+		bits := idBits(p.eventID)
+		if l.bloom&bits == bits {
+			dup, err := t.holds(ctx, logRows, slots, i, l.head, p.eventID)
 			if err != nil {
-				return err
+				return fail(fmt.Errorf("lifecycle store: %w", err))
 			}
-			if ok {
-				p.seq = seq
-				added = append(added, p)
+			if dup {
+				continue
 			}
 		}
-		return nil
-	})
+		p.seq = seq
+		logRows = append(logRows, logRow{seq: seq, prev: l.head, entity: p.m.Name(), id: p.id, time: p.time, eventID: p.eventID, typ: p.typ, source: p.source, position: ds[r.i].Position, arrived: p.arrived})
+		slots = append(slots, i)
+		added = append(added, p)
+		links[i] = link{seq, l.bloom | bits}
+		seq++
+	}
+	if len(logRows) == 0 {
+		return out
+	}
+	err := t.store.tx(ctx, func(tx *sql.Tx) error { return t.store.appendRows(ctx, tx, logRows) })
 	if err != nil {
 		return fail(fmt.Errorf("lifecycle store: %w", err))
+	}
+	t.nextSeq = seq
+	for i, l := range links {
+		s := t.table.slot(i)
+		s.head, s.bloom = l.head, l.bloom
 	}
 	t.pending = append(t.pending, added...)
 	t.held.Set(float64(len(t.pending)))
 	return out
 }
 
+// holds reports whether the timeline of the instance in slot i already
+// holds eventID: among the batch's rows, or down its chain in the log.
+func (t *Tracker) holds(ctx context.Context, batch []logRow, slots []uint32, i uint32, head int64, eventID string) (bool, error) {
+	for k := range batch {
+		if slots[k] == i && batch[k].eventID == eventID {
+			return true, nil
+		}
+	}
+	found := false
+	_, err := chain(ctx, t.store.db, head, func(r logRow) bool {
+		found = r.eventID == eventID
+		return found
+	})
+	return found, err
+}
+
 // Step judges the held events whose window has passed, reports instances
-// past their time limit, and prunes finished instances past retention.
-// The timer calls it; tests call it with a clock of their own.
+// past their time limit, prunes finished instances past retention, and
+// starts a snapshot in the background when one is due. The timer calls
+// it; tests call it with a clock of their own.
 func (t *Tracker) Step(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -336,6 +595,74 @@ func (t *Tracker) Step(ctx context.Context) error {
 			t.lastPrune = now
 		}
 	}
+	if t.snapshotDue(now) {
+		sn := t.takeSnapshot(now)
+		t.snapWG.Add(1)
+		go func() {
+			defer t.snapWG.Done()
+			err := t.writeSnapshot(context.Background(), sn)
+			if err != nil {
+				t.cfg.Logger.Warn("lifecycle tracker: snapshot", "err", err)
+			}
+		}()
+	}
+	return err
+}
+
+func (t *Tracker) snapshotDue(now time.Time) bool {
+	if t.snapshotPath() == "" || t.snapshotting || t.sinceSnapshot == 0 {
+		return false
+	}
+	every := t.cfg.SnapshotEvery
+	if every <= 0 {
+		every = max(1_000_000, t.table.n)
+	}
+	return t.sinceSnapshot >= every || now.Sub(t.lastSnapshot) >= 10*time.Minute
+}
+
+// Snapshot writes a snapshot of every instance's state now, and returns
+// once it is durable. The tracker writes one in the background now and
+// then; a start-up replays only the log after the latest.
+func (t *Tracker) Snapshot(ctx context.Context) error {
+	t.mu.Lock()
+	if t.store == nil || t.snapshotPath() == "" || t.snapshotting {
+		t.mu.Unlock()
+		return nil
+	}
+	sn := t.takeSnapshot(t.cfg.Now())
+	t.snapWG.Add(1)
+	t.mu.Unlock()
+	defer t.snapWG.Done()
+	return t.writeSnapshot(ctx, sn)
+}
+
+// takeSnapshot copies the table; the caller holds t.mu.
+func (t *Tracker) takeSnapshot(now time.Time) *snapshot {
+	sn := &snapshot{judged: t.lastJudged, from: t.nextSeq, crash: t.crash}
+	for _, p := range t.pending {
+		sn.from = min(sn.from, p.seq)
+	}
+	sn.slots = make([]slot, 0, t.table.n)
+	t.table.eachSlot(func(_ uint32, s *slot) { sn.slots = append(sn.slots, *s) })
+	sn.arena = make([][]byte, len(t.table.arena))
+	for k, c := range t.table.arena {
+		sn.arena[k] = slices.Clone(c)
+	}
+	for _, m := range t.cfg.Machines {
+		sn.names = append(sn.names, m.Name())
+	}
+	for _, st := range t.states {
+		sn.states = append(sn.states, slices.Clone(st))
+	}
+	t.snapshotting, t.sinceSnapshot, t.lastSnapshot = true, 0, now
+	return sn
+}
+
+func (t *Tracker) writeSnapshot(ctx context.Context, sn *snapshot) error {
+	err := sn.write(ctx, t.snapshotPath())
+	t.mu.Lock()
+	t.snapshotting = false
+	t.mu.Unlock()
 	return err
 }
 
@@ -378,66 +705,69 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 		}
 		rest = append(rest, p)
 	}
+	// The verdicts and moves reach the table once they are stored.
+	type move struct {
+		slot uint32
+		inst instance
+	}
+	var moves []move
+	var js []judged
+	var stuckOff []instKey
 	var out []*core.Event
 	counts := map[string]int{}
 	viol := map[[2]string]int{}
-	err := t.store.tx(ctx, func(tx *storeTx) error {
-		for _, k := range order {
-			evs := groups[k]
-			slices.SortFunc(evs, func(a, b pendingEvent) int {
-				if a.time != b.time {
-					return cmpInt(a.time, b.time)
-				}
-				return cmpInt(a.seq, b.seq)
-			})
-			inst, exists, err := tx.instance(ctx, k.m.Name(), k.id)
+	order64 := t.lastJudged
+	for _, k := range order {
+		evs := groups[k]
+		slices.SortFunc(evs, func(a, b pendingEvent) int {
+			if a.time != b.time {
+				return cmpInt(a.time, b.time)
+			}
+			return cmpInt(a.seq, b.seq)
+		})
+		i, ok := t.table.find(t.mach[k.m], k.id)
+		if !ok {
+			continue // pruned meanwhile; its rows went with it
+		}
+		s := t.table.slot(i)
+		inst := t.instanceOf(s)
+		exists := s.state != 0
+		wasStuck := inst.stuck
+		for _, p := range evs {
+			order64 = max(nowNs, order64+1)
+			v, err := k.m.Judge(exists, inst.state, p.typ)
 			if err != nil {
-				return err
-			}
-			changed := false
-			for _, p := range evs {
-				v, err := k.m.Judge(exists, inst.state, p.typ)
-				if err != nil {
-					// Held from before the entity lost the transition.
-					if _, err := tx.record(ctx, p, "ignored"); err != nil {
-						return err
-					}
-					continue
-				}
-				verdict := "ok"
-				if v.Reason != "" {
-					verdict = v.Reason
-				}
-				recorded, err := tx.record(ctx, p, verdict)
-				if err != nil {
-					return err
-				}
-				if !recorded {
-					continue // judged before: a redelivery changes nothing
-				}
-				if v.Reason != "" {
-					viol[[2]string{k.m.Name(), v.Reason}]++
-					out = append(out, violationEvent(k.m, p, inst, exists, v, now))
-				}
-				if !exists || v.To != inst.state {
-					if exists && inst.stuck {
-						out = append(out, stateEvent(TypeResolved, k.m, k.id, inst, now))
-					}
-					inst.state, inst.entered, inst.lastEvent, inst.stuck = v.To, p.time, p.eventID, false
-				}
-				exists = true
-				changed = true
-				counts[k.m.Name()]++
-			}
-			if !changed {
+				// Held from before the entity lost the transition.
+				js = append(js, judged{seq: p.seq, order: order64, verdict: "ignored", state: inst.state})
 				continue
 			}
-			var deadline *int64
-			if w := k.m.Within(inst.state); w > 0 && !inst.stuck {
-				d := inst.entered + int64(w)
-				deadline = &d
+			verdict := "ok"
+			if v.Reason != "" {
+				verdict = v.Reason
+				viol[[2]string{k.m.Name(), v.Reason}]++
+				out = append(out, violationEvent(k.m, p, inst, exists, v, now))
 			}
-			if err := tx.putInstance(ctx, k.m.Name(), k.id, inst, nowNs, deadline); err != nil {
+			if !exists || v.To != inst.state {
+				if exists && inst.stuck {
+					out = append(out, stateEvent(TypeResolved, k.m, k.id, inst, now))
+				}
+				inst.state, inst.entered, inst.lastEvent, inst.stuck = v.To, p.time, p.eventID, false
+			}
+			exists = true
+			counts[k.m.Name()]++
+			js = append(js, judged{seq: p.seq, order: order64, verdict: verdict, state: inst.state})
+		}
+		if wasStuck && !inst.stuck {
+			stuckOff = append(stuckOff, k)
+		}
+		moves = append(moves, move{i, inst})
+	}
+	err := t.store.tx(ctx, func(tx *sql.Tx) error {
+		if err := t.store.setJudged(ctx, tx, js); err != nil {
+			return err
+		}
+		for _, k := range stuckOff {
+			if err := setStuck(ctx, tx, k.m.Name(), k.id, false); err != nil {
 				return err
 			}
 		}
@@ -446,6 +776,18 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("judge held events: %w", err)
 	}
+	t.lastJudged = order64
+	for _, mv := range moves {
+		s := t.table.slot(mv.slot)
+		if mv.inst.state != "" {
+			s.state = t.code(s.mach, mv.inst.state)
+		}
+		s.entered, s.stuck, s.updated = mv.inst.entered, mv.inst.stuck, nowNs
+		if _, last := t.table.record(s.ref); last != mv.inst.lastEvent {
+			t.table.setLast(mv.slot, mv.inst.lastEvent)
+		}
+	}
+	t.sinceSnapshot += len(js)
 	t.pending = rest
 	t.held.Set(float64(len(rest)))
 	for e, n := range counts {
@@ -477,95 +819,220 @@ func (t *Tracker) publish(ctx context.Context, evs []*core.Event) error {
 	return nil
 }
 
-// checkStuck reports the instances past their state's limit, once each,
-// and refreshes the stuck gauge.
+// checkStuck reports the instances past their state's limit, once each
+// (up to a thousand a time, longest overdue first), and refreshes the
+// stuck gauge. It scans the table.
 func (t *Tracker) checkStuck(ctx context.Context, now time.Time) error {
-	err := t.store.tx(ctx, func(tx *storeTx) error {
-		found, err := tx.overdue(ctx, now.UnixNano(), 1000)
-		if err != nil {
-			return err
-		}
-		var out []*core.Event
-		for _, o := range found {
-			m := t.machines[o.entity]
-			if m == nil {
-				continue
-			}
-			out = append(out, stateEvent(TypeStuck, m, o.id, o.inst, now))
-			if err := tx.markStuck(ctx, o.entity, o.id); err != nil {
-				return err
-			}
-		}
-		return t.publish(ctx, out)
-	})
-	if err != nil {
-		return fmt.Errorf("check time limits: %w", err)
+	nowNs := now.UnixNano()
+	type overdue struct {
+		slot     uint32
+		deadline int64
 	}
-	counts, err := t.store.stuckCounts(ctx)
-	if err != nil {
-		return err
+	var found []overdue
+	counts := map[[2]uint16]int{}
+	t.table.eachSlot(func(i uint32, s *slot) {
+		if s.state == 0 {
+			return
+		}
+		if s.stuck {
+			counts[[2]uint16{s.mach, uint16(s.state)}]++
+			return
+		}
+		if w := t.within[s.mach][s.state-1]; w > 0 && s.entered+w <= nowNs {
+			found = append(found, overdue{i, s.entered + w})
+		}
+	})
+	sort.Slice(found, func(a, b int) bool { return found[a].deadline < found[b].deadline })
+	found = found[:min(len(found), 1000)]
+	if len(found) > 0 {
+		err := t.store.tx(ctx, func(tx *sql.Tx) error {
+			out := make([]*core.Event, 0, len(found))
+			for _, o := range found {
+				s := t.table.slot(o.slot)
+				m := t.cfg.Machines[s.mach]
+				id, _ := t.table.record(s.ref)
+				out = append(out, stateEvent(TypeStuck, m, id, t.instanceOf(s), now))
+				if err := setStuck(ctx, tx, m.Name(), id, true); err != nil {
+					return err
+				}
+			}
+			return t.publish(ctx, out)
+		})
+		if err != nil {
+			return fmt.Errorf("check time limits: %w", err)
+		}
+		for _, o := range found {
+			s := t.table.slot(o.slot)
+			s.stuck = true
+			counts[[2]uint16{s.mach, uint16(s.state)}]++
+		}
 	}
 	t.stuck.Reset()
 	for k, n := range counts {
-		t.stuck.WithLabelValues(k[0], k[1]).Set(float64(n))
+		t.stuck.WithLabelValues(t.cfg.Machines[k[0]].Name(), t.states[k[0]][k[1]-1]).Set(float64(n))
 	}
 	return nil
 }
 
-// prune deletes the instances that ended (entered a final state, by
-// event time) longer than their entity's retention ago, with their
-// timelines.
+// prune deletes up to 10,000 instances that ended (entered a final
+// state, by event time) longer than their entity's retention ago, with
+// their timelines. Instances with held events stay.
 func (t *Tracker) prune(ctx context.Context, now time.Time) error {
-	for _, m := range t.cfg.Machines {
-		if len(m.Entity.Final) == 0 {
-			continue
+	cutoffs := make([]int64, len(t.cfg.Machines))
+	any := false
+	for i, m := range t.cfg.Machines {
+		cutoffs[i] = -1 << 63
+		if len(m.Entity.Final) > 0 {
+			cutoffs[i], any = now.Add(-m.Entity.Retention).UnixNano(), true
 		}
-		cutoff := now.Add(-m.Entity.Retention).UnixNano()
-		if err := t.store.tx(ctx, func(tx *storeTx) error {
-			return tx.prune(ctx, m.Name(), m.Entity.Final, cutoff)
-		}); err != nil {
-			return fmt.Errorf("prune %s: %w", m.Name(), err)
+	}
+	if !any {
+		return nil
+	}
+	busy := map[instKey]bool{}
+	for _, p := range t.pending {
+		busy[instKey{p.m, p.id}] = true
+	}
+	var gone []uint32
+	t.table.eachSlot(func(i uint32, s *slot) {
+		if len(gone) >= 10_000 || s.state == 0 || s.entered >= cutoffs[s.mach] {
+			return
 		}
+		m := t.cfg.Machines[s.mach]
+		if !m.Final(t.stateName(s)) {
+			return
+		}
+		if len(busy) > 0 {
+			if id, _ := t.table.record(s.ref); busy[instKey{m, id}] {
+				return
+			}
+		}
+		gone = append(gone, i)
+	})
+	if len(gone) == 0 {
+		return nil
+	}
+	err := t.store.tx(ctx, func(tx *sql.Tx) error {
+		for _, i := range gone {
+			s := t.table.slot(i)
+			if err := deleteChain(ctx, tx, s.head); err != nil {
+				return err
+			}
+			if s.stuck {
+				id, _ := t.table.record(s.ref)
+				if err := setStuck(ctx, tx, t.cfg.Machines[s.mach].Name(), id, false); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("prune finished instances: %w", err)
+	}
+	for _, i := range gone {
+		t.table.remove(i)
 	}
 	return nil
 }
 
-// Trace returns the instance id of entity with its timeline.
+// Trace returns the instance id of entity with its timeline: its state
+// from memory, its timeline from the log, down its chain.
 func (t *Tracker) Trace(ctx context.Context, entity, id string) (*Instance, error) {
-	st, err := t.openStore(entity)
-	if err != nil {
-		return nil, err
+	m := t.machines[entity]
+	if m == nil {
+		return nil, fmt.Errorf("%q: %w", entity, ErrUnknownEntity)
 	}
-	return st.Trace(ctx, entity, id)
+	t.mu.Lock()
+	if t.store == nil {
+		t.mu.Unlock()
+		return nil, errNotRunning
+	}
+	st := t.store
+	i, ok := t.table.find(t.mach[m], id)
+	var in *Instance
+	var head int64
+	if ok {
+		s := t.table.slot(i)
+		in = t.view(s)
+		head = s.head
+	}
+	t.mu.Unlock()
+	if !ok || head == 0 {
+		return nil, fmt.Errorf("%s %q: %w", entity, id, ErrNotFound)
+	}
+	rows, err := chain(ctx, st.db, head, nil)
+	if err != nil {
+		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
+	}
+	in.Timeline = timeline(rows)
+	return in, nil
 }
 
-// List returns the instances q selects.
+// view returns the Instance of slot s, without its timeline.
+func (t *Tracker) view(s *slot) *Instance {
+	id, last := t.table.record(s.ref)
+	in := &Instance{Entity: t.cfg.Machines[s.mach].Name(), ID: id, State: t.stateName(s), Stuck: s.stuck}
+	if s.state != 0 {
+		in.EnteredAt, in.LastEventID, in.UpdatedAt = time.Unix(0, s.entered).UTC(), last, time.Unix(0, s.updated).UTC()
+	}
+	return in
+}
+
+// List returns the instances q selects, longest in their state first. It
+// scans the table.
 func (t *Tracker) List(ctx context.Context, q Query) ([]Instance, error) {
-	st, err := t.openStore(q.Entity)
-	if err != nil {
-		return nil, err
+	m := t.machines[q.Entity]
+	if m == nil {
+		return nil, fmt.Errorf("%q: %w", q.Entity, ErrUnknownEntity)
+	}
+	if q.Limit <= 0 {
+		q.Limit = 1000
 	}
 	if q.Now.IsZero() {
 		q.Now = t.cfg.Now()
 	}
-	return st.List(ctx, q)
+	before := int64(1<<63 - 1)
+	if q.OlderThan > 0 {
+		before = q.Now.Add(-q.OlderThan).UnixNano()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.store == nil {
+		return nil, errNotRunning
+	}
+	mi := t.mach[m]
+	var want uint8
+	if q.State != "" {
+		c, ok := t.codes[mi][q.State]
+		if !ok {
+			return []Instance{}, nil
+		}
+		want = c
+	}
+	type hit struct {
+		slot    uint32
+		entered int64
+	}
+	var hits []hit
+	t.table.eachSlot(func(i uint32, s *slot) {
+		if s.mach == mi && s.state != 0 && (want == 0 || s.state == want) && s.entered <= before {
+			hits = append(hits, hit{i, s.entered})
+		}
+	})
+	slices.SortFunc(hits, func(a, b hit) int { return cmpInt(a.entered, b.entered) })
+	out := make([]Instance, 0, min(len(hits), q.Limit))
+	for _, h := range hits[:min(len(hits), q.Limit)] {
+		out = append(out, *t.view(t.table.slot(h.slot)))
+	}
+	return out, nil
 }
 
 // ErrUnknownEntity is returned by Trace and List for an entity that is
 // not declared.
 var ErrUnknownEntity = errors.New("entity is not declared")
 
-func (t *Tracker) openStore(entity string) (*Store, error) {
-	if t.machines[entity] == nil {
-		return nil, fmt.Errorf("%q: %w", entity, ErrUnknownEntity)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.store == nil {
-		return nil, errors.New("the lifecycle tracker is not running yet")
-	}
-	return t.store, nil
-}
+var errNotRunning = errors.New("the lifecycle tracker is not running yet")
 
 func violationEvent(m *Machine, p pendingEvent, inst instance, exists bool, v Verdict, now time.Time) *core.Event {
 	type transition struct {
