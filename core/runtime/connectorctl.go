@@ -49,8 +49,13 @@ func (c *connector) waitUnpaused(ctx context.Context) bool {
 		if !p {
 			return true
 		}
-		c.setState(StatePaused, nil)
-		c.log.Info("connector paused")
+		c.mu.Lock()
+		was := c.state
+		c.mu.Unlock()
+		if was != StatePaused {
+			c.setState(StatePaused, nil)
+			c.log.Info("connector paused")
+		}
 		select {
 		case <-c.wake:
 		case <-c.restart:

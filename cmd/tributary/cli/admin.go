@@ -30,7 +30,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 		}
 		for _, c := range st.Connectors {
 			switch c.State {
-			case runtime.StateRunning, runtime.StateDisabled, runtime.StateStopped:
+			case runtime.StateRunning, runtime.StateDisabled, runtime.StateStopped, runtime.StatePaused:
 			case runtime.StateFailed:
 				notReady[c.Name] = stateText(c.State, c.Error)
 			case runtime.StateStarting:
@@ -98,6 +98,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	sc.sinkEndpoints(mux)
 	sc.lifecycleEndpoints(mux)
 	sc.checkpointEndpoints(mux)
+	sc.connectorControlEndpoints(mux)
 	sc.deadLetterEndpoints(mux)
 	openAPIEndpoint(mux)
 	sc.consoleEndpoints(mux)

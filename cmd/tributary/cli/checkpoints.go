@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,9 +14,12 @@ import (
 
 // checkpointEndpoints serves GET and PUT /v1/connectors/{name}/checkpoint:
 // a connector's committed position, read from the stream's checkpoint
-// store, and set by an operator. A running connector commits its own
-// checkpoints, so a new one is accepted only while the connector does not
-// run (failed, stopped or disabled); POST .../restart then resumes from it.
+// store, and set by an operator. A running connector is paused for it
+// (what it read is committed first), the new position stored, and it
+// resumes from there (runtime.SetCheckpoint); a failed, paused or
+// disabled one only has its checkpoint stored, and POST .../restart or
+// .../resume then starts it from there. The old checkpoint is in the
+// answer and the log, with who set it.
 func (sc *Sidecar) checkpointEndpoints(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/connectors/{name}/checkpoint", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -39,8 +43,7 @@ func (sc *Sidecar) checkpointEndpoints(mux *http.ServeMux) {
 			return
 		}
 		name := r.PathValue("name")
-		st, ok := sc.connectorStatus(name)
-		if !ok {
+		if _, ok := sc.connectorStatus(name); !ok {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no connector named " + name})
 			return
 		}
@@ -53,30 +56,18 @@ func (sc *Sidecar) checkpointEndpoints(mux *http.ServeMux) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(`checkpoint body: %v; send {"position": {"v": VERSION, "d": "BASE64"}} as GET /v1/connectors/%s/checkpoint shows it`, errOrMissing(err), name)})
 			return
 		}
-		switch st.State {
-		case runtime.StateFailed, runtime.StateStopped, runtime.StateDisabled:
-		default:
-			writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("connector %q is %s and commits its own checkpoints; a checkpoint can be set while it is failed, stopped or disabled (set disabled: true in the configuration and restart the sidecar)", name, st.State)})
-			return
-		}
-		old, hadOld, err := sc.loadCheckpoint(r, name)
+		ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+		defer cancel()
+		ch, err := sc.Runtime.SetCheckpoint(ctx, name, *req.Position)
 		if err != nil {
+			if errors.Is(err, runtime.ErrStreamNotOpen) {
+				err = fmt.Errorf("%w: %w", errStreamDown, err)
+			}
 			writeError(w, err)
 			return
 		}
-		cp := core.Checkpoint{Format: core.CheckpointFormat, Connector: name, Position: *req.Position, Time: time.Now().UTC()}
-		if err := sc.Stream.Checkpoints().Save(r.Context(), cp); err != nil {
-			writeError(w, fmt.Errorf("save checkpoint of connector %q: %w", name, err))
-			return
-		}
-		var prev any
-		if hadOld {
-			prev = old
-		}
-		oldJSON, _ := json.Marshal(prev)
-		newJSON, _ := json.Marshal(cp.Position)
-		sc.Logger.Info("connector checkpoint set", "connector", name, "old", string(oldJSON), "new", string(newJSON), "by", actor(r))
-		writeJSON(w, http.StatusOK, map[string]any{"connector": name, "checkpoint": cp, "old": prev})
+		sc.Logger.Info("connector checkpoint set", "connector", name, "old", checkpointJSON(ch.Old), "new", checkpointJSON(ch.New.Position), "paused_for_it", ch.Paused, "by", actor(r))
+		writeJSON(w, http.StatusOK, map[string]any{"connector": name, "checkpoint": ch.New, "old": ch.Old, "paused_for_it": ch.Paused})
 	})
 }
 

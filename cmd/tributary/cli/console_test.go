@@ -88,7 +88,8 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 
 // TestConsoleInBrowser drives the console in headless Chromium: the
 // overview's counters and chart move as deliveries reach the webhook
-// connector, the pause button pauses the sink, the live tail shows an
+// connector, the connector's pause button pauses it (its counters stop
+// until it is resumed), the sink's pauses the sink, the live tail shows an
 // event of the chosen type as it is published, the catalog shows the
 // schema, and a dead letter is dropped from its page.
 func TestConsoleInBrowser(t *testing.T) {
@@ -113,6 +114,33 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "console-overview.png")
 
+	// Pausing the connector from the console: it stops reading (a
+	// delivery is told to retry later), its counters stop; resumed, they
+	// move again.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-action="POST /v1/connectors/shop/pause"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `tr[data-connector="shop"] [data-field="state"]`, "after the connector's pause button", func(s string) bool { return s == "paused" })
+	var cst struct {
+		State         string `json:"state"`
+		EventsEmitted int    `json:"events_emitted"`
+	}
+	if code := getJSON(t, "http://"+e.admin+"/v1/connectors/shop", &cst); code != 200 || cst.State != "paused" || cst.EventsEmitted != 3 {
+		t.Fatalf("the admin API says the connector is %d %+v after the console paused it", code, cst)
+	}
+	if resp, body := postRaw(t, e.hook, "d-P-1", `{"id":"P","total":1}`); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a delivery to the paused connector answered %d %s, want 503 (retry later)", resp.StatusCode, body)
+	}
+	time.Sleep(300 * time.Millisecond)
+	waitText(t, ctx, emitted, "while the connector is paused", func(s string) bool { return s == "3" })
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-action="POST /v1/connectors/shop/resume"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `tr[data-connector="shop"] [data-field="state"]`, "after the connector's resume button", func(s string) bool { return s == "running" })
+	postEvents(t, e.hook, "P/1")
+	waitText(t, ctx, emitted, "after the resume and a delivery", func(s string) bool { return s == "4" })
+	waitHooks(t, rcv, 4)
+
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-action="POST /v1/sinks/out/pause"]`))); err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +151,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	postEvents(t, e.hook, "C/1")
 	time.Sleep(300 * time.Millisecond)
-	if n := len(rcv.hooks()); n != 3 {
-		t.Errorf("the paused sink delivered %d events, want 3", n)
+	if n := len(rcv.hooks()); n != 4 {
+		t.Errorf("the paused sink delivered %d events, want 4", n)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-action="POST /v1/sinks/out/resume"]`))); err != nil {
 		t.Fatal(err)
 	}
-	waitHooks(t, rcv, 4)
+	waitHooks(t, rcv, 5)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(ui+"/tail?type=com.example.order.placed")); err != nil {
 		t.Fatal(err)
