@@ -112,10 +112,15 @@ type inbox struct {
 	nextSeq  uint64     // the last sequence given
 	acked    uint64     // the acknowledged sequence written to the log
 	cur, old *seenGen
-	seenF    *os.File // the current generation's seen file
-	seenOff  int64
-	buf      []byte
-	fresh    []digest
+	// spare receives the next segment's file, filled with zeros ahead by
+	// a goroutine that spareBusy says is running (see prepareSpare).
+	spare     chan spareFile
+	spareBusy bool
+	spareWG   sync.WaitGroup
+	seenF     *os.File // the current generation's seen file
+	seenOff   int64
+	buf       []byte
+	fresh     []digest
 }
 
 func digestOf(id string) digest {
@@ -155,6 +160,7 @@ func openInbox(ctx context.Context, stateDir string, window time.Duration, now f
 		now:          now,
 		log:          slog.New(slog.DiscardHandler),
 		reqs:         make(chan *writeReq, 4*maxBatch),
+		spare:        make(chan spareFile, 1),
 		quit:         make(chan struct{}),
 		stopped:      make(chan struct{}),
 	}
@@ -166,6 +172,9 @@ func openInbox(ctx context.Context, stateDir string, window time.Duration, now f
 		return fail(err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := removeSpares(dir); err != nil {
 		return fail(err)
 	}
 	if err := ib.loadSeen(); err != nil {
@@ -359,9 +368,22 @@ func (ib *inbox) loadSegments() ([]*record, error) {
 func (ib *inbox) openSegment(n uint64) error {
 	seg := &segment{n: n, path: segmentPath(ib.dir, n)}
 	first := appendState(nil, ib.acked, ib.nextSeq)
-	f, err := createLog(seg.path, first)
-	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
+	var (
+		f   *os.File
+		err error
+	)
+	if ib.spareBusy {
+		sp := <-ib.spare
+		ib.spareBusy = false
+		f, err = sp.use(seg.path, first)
+	}
+	if f == nil {
+		if err != nil {
+			ib.log.Warn("webhook inbox: preallocated segment unusable; creating one", "file", seg.path, "error", err)
+		}
+		if f, err = createLog(seg.path, first); err != nil {
+			return fmt.Errorf("create segment: %w", err)
+		}
 	}
 	if ib.f != nil {
 		if err := ib.sync(); err != nil {
@@ -682,6 +704,12 @@ func (ib *inbox) sync() error {
 // are in the current seen file. A failure is logged and tried again after
 // the next commit.
 func (ib *inbox) maintain() {
+	if !ib.spareBusy && ib.off >= ib.segmentBytes/4 {
+		ib.spareBusy = true
+		path := segmentPath(ib.dir, ib.active.n+1) + spareSuffix
+		size := ib.segmentBytes
+		ib.spareWG.Go(func() { ib.spare <- prepareSpare(path, size) })
+	}
 	if ib.off >= ib.segmentBytes {
 		if err := ib.openSegment(ib.active.n + 1); err != nil {
 			ib.log.Warn("webhook inbox: start a new segment", "dir", ib.dir, "error", err)
@@ -764,6 +792,12 @@ func (ib *inbox) close(ctx context.Context) error {
 
 func (ib *inbox) closeFiles() error {
 	var errs []error
+	ib.spareWG.Wait()
+	if ib.spareBusy {
+		sp := <-ib.spare
+		ib.spareBusy = false
+		errs = append(errs, sp.discard())
+	}
 	if ib.f != nil {
 		errs = append(errs, ib.f.Close())
 		ib.f = nil
