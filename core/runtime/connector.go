@@ -81,6 +81,10 @@ type connector struct {
 	paused  bool
 	wake    chan struct{}
 	changed chan struct{}
+	// stop ends supervise, which closes exited; set by Run's loop, which
+	// alone uses them.
+	stop   context.CancelFunc
+	exited chan struct{}
 
 	changesRead   atomic.Uint64
 	eventsEmitted atomic.Uint64

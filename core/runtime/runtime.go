@@ -125,6 +125,32 @@ type Runtime struct {
 	streamReady bool
 	shutdownCtx context.Context
 	started     bool
+
+	// updates carries Apply's calls to Run's loop, which starts and
+	// stops connectors and sinks; loopDone is closed when that loop ends.
+	updates  chan updateCall
+	loopDone chan struct{}
+	// sinkM holds the sinks' collectors, once there is a sink.
+	sinkM *sinkMetrics
+}
+
+// prepareConnector checks c and fills its defaults.
+func prepareConnector(c Connector) (Connector, error) {
+	if c.Name == "" || c.Source == nil || c.Mapper == nil {
+		return c, fmt.Errorf("runtime: connector %q: name, source and mapper are required", c.Name)
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 10000
+	}
+	switch c.OnPublishError {
+	case "":
+		c.OnPublishError = OnPublishErrorDeadLetter
+	case OnPublishErrorDeadLetter, OnPublishErrorStop:
+	default:
+		return c, fmt.Errorf("runtime: connector %q: on_publish_error %q is not one of %q, %q", c.Name, c.OnPublishError, OnPublishErrorDeadLetter, OnPublishErrorStop)
+	}
+	c.Retry = c.Retry.withDefaults()
+	return c, nil
 }
 
 // New checks opts and returns a runtime. It does no I/O.
@@ -156,27 +182,17 @@ func New(opts Options) (*Runtime, error) {
 	if opts.StreamRetry.Initial <= 0 {
 		opts.StreamRetry = Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second}
 	}
-	r := &Runtime{opts: opts, log: opts.Logger, metrics: NewMetrics(opts.Registerer), streamState: "starting"}
+	r := &Runtime{opts: opts, log: opts.Logger, metrics: NewMetrics(opts.Registerer), streamState: "starting", updates: make(chan updateCall), loopDone: make(chan struct{})}
 	seen := map[string]bool{}
 	for _, c := range opts.Connectors {
-		if c.Name == "" || c.Source == nil || c.Mapper == nil {
-			return nil, fmt.Errorf("runtime: connector %q: name, source and mapper are required", c.Name)
+		c, err := prepareConnector(c)
+		if err != nil {
+			return nil, err
 		}
 		if seen[c.Name] {
 			return nil, fmt.Errorf("runtime: connector %q defined twice", c.Name)
 		}
 		seen[c.Name] = true
-		if c.MaxInFlight <= 0 {
-			c.MaxInFlight = 10000
-		}
-		switch c.OnPublishError {
-		case "":
-			c.OnPublishError = OnPublishErrorDeadLetter
-		case OnPublishErrorDeadLetter, OnPublishErrorStop:
-		default:
-			return nil, fmt.Errorf("runtime: connector %q: on_publish_error %q is not one of %q, %q", c.Name, c.OnPublishError, OnPublishErrorDeadLetter, OnPublishErrorStop)
-		}
-		c.Retry = c.Retry.withDefaults()
 		r.connectors = append(r.connectors, newConnector(r, c))
 	}
 	sinks, err := newSinkRunners(r, opts)
@@ -203,6 +219,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		return fmt.Errorf("create state directory %s: %w", r.opts.StateDir, err)
 	}
 	if !r.openStream(ctx) {
+		close(r.loopDone)
 		return r.shutdown(nil)
 	}
 	pingCtx, stopPing := context.WithCancel(context.Background())
@@ -210,21 +227,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 	pingWG.Go(func() { r.pingLoop(pingCtx) })
 
 	var wg sync.WaitGroup
-	for _, c := range r.connectors {
-		if c.cfg.Disabled {
-			c.setState(StateDisabled, nil)
-			continue
-		}
-		wg.Go(func() { c.supervise(ctx) })
+	for _, c := range r.connectorList() {
+		r.startConnector(ctx, &wg, c)
 	}
-	for _, s := range r.sinks {
-		if s.cfg.Disabled {
-			s.setState(StateDisabled, nil)
-			continue
-		}
-		wg.Go(func() { s.supervise(ctx) })
+	for _, s := range r.sinkList() {
+		r.startSink(ctx, &wg, s)
 	}
-	<-ctx.Done()
+	r.updateLoop(ctx, &wg)
 	r.log.Info("shutting down", "timeout", r.opts.ShutdownTimeout)
 	err := r.shutdown(func(sctx context.Context) {
 		done := make(chan struct{})

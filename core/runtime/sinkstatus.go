@@ -109,6 +109,10 @@ type sinkRunner struct {
 	wake chan struct{}
 	// restart is signalled by ResumeSink to start a failed sink again.
 	restart chan struct{}
+	// stop ends the sink's supervise, which closes exited; set by Run's
+	// loop, which alone uses them.
+	stop   context.CancelFunc
+	exited chan struct{}
 
 	lag            atomic.Int64
 	oldest         atomic.Int64 // unix nanoseconds of the oldest uncommitted event; 0 when none
@@ -128,28 +132,33 @@ func newSinkRunners(r *Runtime, opts Options) ([]*sinkRunner, error) {
 	if len(sinks) == 0 {
 		return nil, nil
 	}
-	m := newSinkMetrics(opts.Registerer)
+	r.sinkM = newSinkMetrics(opts.Registerer)
 	var out []*sinkRunner
 	for _, cfg := range sinks {
-		s := &sinkRunner{
-			r:       r,
-			cfg:     cfg,
-			log:     r.log.With("sink", cfg.Name),
-			tuning:  defaultSinkTuning,
-			m:       m.series(cfg.Name),
-			state:   StateStarting,
-			since:   time.Now(),
-			circuit: CircuitClosed,
-			wake:    make(chan struct{}, 1),
-			restart: make(chan struct{}, 1),
-		}
-		s.topics, s.topicsErr = sinkTopics(r.opts.Topics, opts.EventTypes, &s.cfg)
-		if s.topicsErr != nil {
-			s.topicsErr = core.Fatal(fmt.Errorf("sink %q: %w", cfg.Name, s.topicsErr))
-		}
-		out = append(out, s)
+		out = append(out, newSinkRunner(r, cfg))
 	}
 	return out, nil
+}
+
+// newSinkRunner returns the runner of a checked sink.
+func newSinkRunner(r *Runtime, cfg Sink) *sinkRunner {
+	s := &sinkRunner{
+		r:       r,
+		cfg:     cfg,
+		log:     r.log.With("sink", cfg.Name),
+		tuning:  defaultSinkTuning,
+		m:       r.sinkM.series(cfg.Name),
+		state:   StateStarting,
+		since:   time.Now(),
+		circuit: CircuitClosed,
+		wake:    make(chan struct{}, 1),
+		restart: make(chan struct{}, 1),
+	}
+	s.topics, s.topicsErr = sinkTopics(r.opts.Topics, r.opts.EventTypes, &s.cfg)
+	if s.topicsErr != nil {
+		s.topicsErr = core.Fatal(fmt.Errorf("sink %q: %w", cfg.Name, s.topicsErr))
+	}
+	return s
 }
 
 // setState moves the sink to state; err is why, for retrying, failed and
