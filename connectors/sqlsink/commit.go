@@ -106,9 +106,19 @@ func (s *Sink) commitGroup(db *sql.DB, group []*job) {
 	}
 }
 
-// applyGroup writes the jobs' rows in one transaction. It returns an
-// error when the transaction does not commit.
+// applyGroup writes the jobs' rows in one transaction: PostgreSQL's COPY
+// first where it applies (see copy.go), else, or when it misses,
+// statements. It returns an error when the rows are not committed.
 func (s *Sink) applyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
+	if s.copier.try() {
+		err := s.copyGroup(ctx, db, jobs)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
 	run := func(careful bool) (*sql.Tx, error) {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {

@@ -58,6 +58,8 @@ type Sink struct {
 	// stmt is PostgreSQL's write statement, the same for any number of
 	// rows.
 	stmt string
+	// copier is PostgreSQL's COPY path of insert mode (see copy.go).
+	copier *copier
 
 	mu     sync.Mutex
 	db     *sql.DB
@@ -125,6 +127,7 @@ func (s *Sink) Configure(c core.Config) error {
 	if d.driver == DriverPostgres {
 		s.stmt = d.write(&s.table, 0)
 	}
+	s.copier = newCopier(d, &s.table)
 	s.envs.New = func() any { return rules.NewEventEnv(nil, "") }
 	return nil
 }

@@ -1,0 +1,154 @@
+package sqlsink
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// PostgreSQL's insert mode has a fast path: the rows of a transaction's
+// jobs are sent as one COPY into the table, a single statement that the
+// server commits on its own (COPY's text format, every value parsed by its
+// column type's input function, as the statements' casts parse the same
+// text). COPY writes new rows only: when any row cannot be written, a
+// duplicate id (a redelivery) or a value the table refuses, the COPY
+// writes nothing and the jobs take the statements' path, which leaves a
+// duplicate as it is and refuses a bad row alone. After such a miss, the
+// next copySkip transactions take the statements' path straight away, so
+// that a run of redeliveries does not pay for a COPY each time.
+
+// copySkip is how many transactions skip COPY after one that missed.
+const copySkip = 16
+
+// copier is the state of the COPY path of one sink.
+type copier struct {
+	// stmt is the COPY statement; empty when the path is off (another
+	// database, or upsert mode).
+	stmt string
+	// skip counts the transactions still to skip COPY.
+	skip atomic.Int64
+	bufs sync.Pool
+}
+
+// newCopier returns the COPY path of t in dialect d, off unless d is
+// PostgreSQL and t is written in insert mode.
+func newCopier(d dialect, t *table) *copier {
+	c := &copier{}
+	if d.driver == DriverPostgres && !t.upsert {
+		c.stmt = "COPY " + d.tableName(t) + " (" + d.columnList(t, "") + ") FROM STDIN"
+	}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
+	return c
+}
+
+// try reports whether a transaction takes the COPY path.
+func (c *copier) try() bool {
+	if c.stmt == "" {
+		return false
+	}
+	if c.skip.Load() > 0 {
+		c.skip.Add(-1)
+		return false
+	}
+	return true
+}
+
+// copyGroup writes every row of jobs with one COPY, which commits them all
+// or none. It returns nil once they are committed; any error means none
+// is, and the jobs take the statements' path.
+func (s *Sink) copyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
+	buf := s.copier.bufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 8<<20 {
+			buf.Reset()
+			s.copier.bufs.Put(buf)
+		}
+	}()
+	for _, j := range jobs {
+		for _, r := range j.rows {
+			buf.Write(appendCopyRow(buf.AvailableBuffer(), r.args))
+		}
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sql sink %q: connect for COPY: %w", s.name, err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("sql sink %q: the PostgreSQL connection is a %T, not pgx's", s.name, dc)
+		}
+		_, err := c.Conn().PgConn().CopyFrom(ctx, buf, s.copier.stmt)
+		return err
+	})
+	if err != nil {
+		s.copier.skip.Store(copySkip)
+		return fmt.Errorf("sql sink %q: COPY into table %s: %w", s.name, s.cfg.Table, err)
+	}
+	return nil
+}
+
+// appendCopyRow appends the values of one row as a line of COPY's text
+// format: tab-separated, \N for NULL.
+func appendCopyRow(b []byte, args []any) []byte {
+	for i, v := range args {
+		if i > 0 {
+			b = append(b, '\t')
+		}
+		b = appendCopyValue(b, v)
+	}
+	return append(b, '\n')
+}
+
+// appendCopyValue appends v, a converted value, as the text its column's
+// input function reads: the text pgText gives, escaped for COPY.
+func appendCopyValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, `\N`...)
+	case string:
+		return appendCopyText(b, x)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case float64:
+		return strconv.AppendFloat(b, x, 'g', -1, 64)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case time.Time:
+		return x.UTC().AppendFormat(b, time.RFC3339Nano)
+	}
+	return appendCopyText(b, *pgText(v))
+}
+
+// appendCopyText appends s escaped for COPY's text format: a backslash,
+// a tab, a newline and a carriage return are written as escapes.
+func appendCopyText(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		var esc byte
+		switch s[i] {
+		case '\\':
+			esc = '\\'
+		case '\t':
+			esc = 't'
+		case '\n':
+			esc = 'n'
+		case '\r':
+			esc = 'r'
+		default:
+			continue
+		}
+		b = append(b, s[start:i]...)
+		b = append(b, '\\', esc)
+		start = i + 1
+	}
+	return append(b, s[start:]...)
+}
