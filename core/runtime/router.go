@@ -62,6 +62,14 @@ func (r *Router) Reserve(pattern string) error {
 	return nil
 }
 
+// Has reports whether pattern is reserved or mounted (or was mounted).
+func (r *Router) Has(pattern string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.handlers[pattern]
+	return ok
+}
+
 // NewRouter returns an empty router.
 func NewRouter() *Router {
 	r := &Router{handlers: map[string]http.Handler{}, live: map[string]bool{}}

@@ -65,7 +65,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(sc.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/connectors", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, sc.Runtime.Status())
+		writeJSON(w, http.StatusOK, sc.status())
 	})
 	mux.HandleFunc("GET /v1/connectors/{name}", func(w http.ResponseWriter, r *http.Request) {
 		for _, c := range sc.Runtime.Status().Connectors {
@@ -99,6 +99,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	sc.lifecycleEndpoints(mux)
 	sc.checkpointEndpoints(mux)
 	sc.connectorControlEndpoints(mux)
+	sc.reloadEndpoint(mux)
 	sc.deadLetterEndpoints(mux)
 	openAPIEndpoint(mux)
 	sc.consoleEndpoints(mux)

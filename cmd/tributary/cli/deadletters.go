@@ -407,7 +407,7 @@ func (d *deadLetterDesk) retryChange(e deadLetterEntry) ([]string, error) {
 	if e.Reason == runtime.ReasonInvalidRecord {
 		return nil, fmt.Errorf("the change is an unreadable record (%s); no rule can map it: fix the source and let it send the record again", e.Error)
 	}
-	set := d.sc.Config.Compiled.Rules[e.Connector]
+	set := d.sc.rules(e.Connector) // the rules reloaded last
 	if set == nil {
 		return nil, fmt.Errorf("connector %q is not in %s any more", e.Connector, d.sc.Config.File)
 	}

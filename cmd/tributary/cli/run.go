@@ -98,6 +98,9 @@ func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
 
 // Sidecar is a loaded, wired sidecar, ready to run.
 type Sidecar struct {
+	// Config is the configuration loaded at start. A reload (Reload)
+	// restarts the connectors and sinks it changes but does not replace
+	// Config; the sections it does not apply take effect on a restart.
 	Config   *config.Config
 	Runtime  *runtime.Runtime
 	Registry *prometheus.Registry
@@ -111,6 +114,8 @@ type Sidecar struct {
 	// Stream is the runtime's stream: its checkpoints and dead letters are
 	// valid while the runtime runs it.
 	Stream core.Stream
+
+	reload reloadState
 }
 
 // Build loads the configuration at file and wires the stream, connectors,
@@ -138,35 +143,12 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	router := runtime.NewRouter()
 	adminRouter := runtime.NewRouter()
 	var conns []runtime.Connector
-	for i, cc := range cfg.Connectors {
-		src, err := cc.NewSource(reg)
+	for i := range cfg.Connectors {
+		c, err := buildConnector(cfg, i, reg, router)
 		if err != nil {
-			return nil, invalid(err)
+			return nil, err
 		}
-		if in, ok := src.(core.Ingress); ok && cfg.HTTP.Address != "" && !cc.Disabled {
-			// Senders are told to retry, not 404, until the connector
-			// mounts its routes.
-			for _, route := range in.Routes() {
-				if err := router.Reserve(route); err != nil {
-					return nil, fmt.Errorf("connector %q: %w", cc.Name, err)
-				}
-			}
-		}
-		set := cfg.Compiled.Rules[cc.Name]
-		if set == nil {
-			return nil, fmt.Errorf("connector %q: rules were not compiled", cc.Name)
-		}
-		conns = append(conns, runtime.Connector{
-			Name:           cc.Name,
-			Type:           cc.Type,
-			Source:         src,
-			Mapper:         runtime.Rules(set),
-			Retry:          runtime.Backoff{Initial: cc.Retry.Initial, Max: cc.Retry.Max},
-			MaxInFlight:    cc.MaxInFlight,
-			OnPublishError: cc.OnPublishError,
-			ConfigPath:     fmt.Sprintf("connectors[%d].config", i),
-			Disabled:       cc.Disabled,
-		})
+		conns = append(conns, c)
 	}
 	sinks, err := buildSinks(cfg, reg)
 	if err != nil {
@@ -201,52 +183,102 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log, Lifecycle: tracker, Stream: stream}, nil
+	sc := &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log, Lifecycle: tracker, Stream: stream}
+	sc.reload.reg, sc.reload.cfg = reg, cfg
+	return sc, nil
+}
+
+// buildConnector builds connector i of cfg: its source (its type's New
+// and Configure) and its compiled rules. The HTTP routes of a connector
+// that takes deliveries are reserved on router (those already there are
+// left as they are: a reloaded connector takes over its own).
+func buildConnector(cfg *config.Config, i int, reg *core.Registry, router *runtime.Router) (runtime.Connector, error) {
+	cc := cfg.Connectors[i]
+	src, err := cc.NewSource(reg)
+	if err != nil {
+		return runtime.Connector{}, invalid(err)
+	}
+	if in, ok := src.(core.Ingress); ok && cfg.HTTP.Address != "" && !cc.Disabled {
+		// Senders are told to retry, not 404, until the connector
+		// mounts its routes.
+		for _, route := range in.Routes() {
+			if router.Has(route) {
+				continue
+			}
+			if err := router.Reserve(route); err != nil {
+				return runtime.Connector{}, fmt.Errorf("connector %q: %w", cc.Name, err)
+			}
+		}
+	}
+	set := cfg.Compiled.Rules[cc.Name]
+	if set == nil {
+		return runtime.Connector{}, fmt.Errorf("connector %q: rules were not compiled", cc.Name)
+	}
+	return runtime.Connector{
+		Name:           cc.Name,
+		Type:           cc.Type,
+		Source:         src,
+		Mapper:         runtime.Rules(set),
+		Retry:          runtime.Backoff{Initial: cc.Retry.Initial, Max: cc.Retry.Max},
+		MaxInFlight:    cc.MaxInFlight,
+		OnPublishError: cc.OnPublishError,
+		ConfigPath:     fmt.Sprintf("connectors[%d].config", i),
+		Disabled:       cc.Disabled,
+	}, nil
 }
 
 // buildSinks builds each configured sink (its type's New and Configure)
 // with the filter and mapping its compiled when and map make.
 func buildSinks(cfg *config.Config, reg *core.Registry) ([]runtime.Sink, error) {
 	var out []runtime.Sink
-	for _, sc := range cfg.Sinks {
-		if sc.Disabled {
-			if _, ok := reg.Sink(sc.Type); !ok {
-				// A slim build may keep a disabled sink of a type it lacks
-				// in the file (Load warned); it is listed, never run.
-				out = append(out, runtime.Sink{Name: sc.Name, Type: sc.Type, Sink: core.SinkFunc(nil), Disabled: true})
-				continue
-			}
-		}
-		sk, err := sc.NewSink(reg)
+	for i := range cfg.Sinks {
+		s, err := buildSink(cfg, i, reg)
 		if err != nil {
-			return nil, invalid(err)
+			return nil, err
 		}
-		progs, ok := cfg.Compiled.Sinks[sc.Name]
-		if !ok {
-			return nil, fmt.Errorf("sink %q: its expressions were not compiled", sc.Name)
-		}
-		from := core.FromBeginning
-		if sc.Start == config.SinkStartEnd {
-			from = core.FromEnd
-		}
-		// The filter and the map share one decoding of each event.
-		filter, mapper := rules.SinkFuncs(sc.Name, progs.When, progs.Map)
-		filter = subjectFilter(sc.Subjects, filter)
-		out = append(out, runtime.Sink{
-			Name:        sc.Name,
-			Type:        sc.Type,
-			Sink:        sk,
-			Types:       sc.Events,
-			Filter:      filter,
-			Map:         mapper,
-			Retry:       sc.Retry,
-			Concurrency: sc.Concurrency,
-			MaxBatch:    sc.MaxBatch,
-			From:        from,
-			Disabled:    sc.Disabled,
-		})
+		out = append(out, s)
 	}
 	return out, nil
+}
+
+// buildSink builds sink i of cfg.
+func buildSink(cfg *config.Config, i int, reg *core.Registry) (runtime.Sink, error) {
+	sc := cfg.Sinks[i]
+	if sc.Disabled {
+		if _, ok := reg.Sink(sc.Type); !ok {
+			// A slim build may keep a disabled sink of a type it lacks
+			// in the file (Load warned); it is listed, never run.
+			return runtime.Sink{Name: sc.Name, Type: sc.Type, Sink: core.SinkFunc(nil), Disabled: true}, nil
+		}
+	}
+	sk, err := sc.NewSink(reg)
+	if err != nil {
+		return runtime.Sink{}, invalid(err)
+	}
+	progs, ok := cfg.Compiled.Sinks[sc.Name]
+	if !ok {
+		return runtime.Sink{}, fmt.Errorf("sink %q: its expressions were not compiled", sc.Name)
+	}
+	from := core.FromBeginning
+	if sc.Start == config.SinkStartEnd {
+		from = core.FromEnd
+	}
+	// The filter and the map share one decoding of each event.
+	filter, mapper := rules.SinkFuncs(sc.Name, progs.When, progs.Map)
+	filter = subjectFilter(sc.Subjects, filter)
+	return runtime.Sink{
+		Name:        sc.Name,
+		Type:        sc.Type,
+		Sink:        sk,
+		Types:       sc.Events,
+		Filter:      filter,
+		Map:         mapper,
+		Retry:       sc.Retry,
+		Concurrency: sc.Concurrency,
+		MaxBatch:    sc.MaxBatch,
+		From:        from,
+		Disabled:    sc.Disabled,
+	}, nil
 }
 
 // subjectFilter returns filter behind a check that an event's subject
@@ -270,6 +302,7 @@ func subjectFilter(globs []string, filter func(*core.Event) (bool, error)) func(
 
 // Run serves the admin and webhook listeners and runs the runtime until ctx
 // is cancelled, then shuts everything down within the configured timeout.
+// A SIGHUP meanwhile reloads the configuration (Reload).
 func (sc *Sidecar) Run(ctx context.Context) error {
 	cfg, log := sc.Config, sc.Logger
 	var servers []*http.Server
@@ -313,7 +346,9 @@ func (sc *Sidecar) Run(ctx context.Context) error {
 		}
 	}
 	log.Info("tributary starting", "version", Version, "config", cfg.File, "stream", cfg.Stream.Type, "connectors", len(cfg.Connectors))
+	stopReload := sc.reloadOnSIGHUP(ctx)
 	err := sc.Runtime.Run(ctx)
+	stopReload()
 	shutdownServers()
 	if err != nil {
 		return err
