@@ -20,7 +20,7 @@ type reloadReport struct {
 		Message string `json:"message"`
 	} `json:"problems"`
 	Connectors   struct{ Added, Removed, Changed []string } `json:"connectors"`
-	NeedsRestart []string                                  `json:"needs_restart"`
+	NeedsRestart []string                                   `json:"needs_restart"`
 }
 
 type sidecarStatus struct {
