@@ -42,8 +42,9 @@ func Spec() core.SinkSpec {
 // transaction; a background goroutine, started by Open and stopped by
 // Close, deletes the events older than the retention.
 type Sink struct {
-	cfg Config
-	now func() time.Time
+	cfg     Config
+	now     func() time.Time
+	runSize int // ids a run of a SQLite log takes; 0 for defaultRunSize
 
 	mu     sync.Mutex
 	db     *DB
@@ -77,13 +78,13 @@ func (s *Sink) Open(ctx context.Context, env core.Env) error {
 	if s.cfg.Driver == DriverSQLite && !filepath.IsAbs(s.cfg.Path) && env.StateDir == "" {
 		return core.Fatal(fmt.Errorf("audit sink %q: no state directory for the relative path %q: set the sidecar's state_dir or an absolute path", env.Name, s.cfg.Path))
 	}
-	db, err := create(ctx, s.cfg, env.StateDir)
-	if err != nil {
-		return classify(err)
-	}
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := create(ctx, s.cfg, env.StateDir, log, s.runSize)
+	if err != nil {
+		return classify(err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

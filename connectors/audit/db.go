@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 	"github.com/tributary/tributary/core/statedb"
 )
 
-// DB is an open audit log: its two tables in SQLite or PostgreSQL. Its
+// DB is an open audit log: its tables in SQLite or PostgreSQL. Its
 // methods and the functions taking it are safe for concurrent use.
 type DB struct {
 	db      *sql.DB
@@ -27,19 +28,35 @@ type DB struct {
 	replays string
 	where   string // the file or "postgres", for errors
 
-	// writeMu makes the writers of a SQLite log (Write calls, pruning)
-	// take turns in the process, rather than in SQLite's busy loop.
-	writeMu     sync.Mutex
-	stmtMu      sync.Mutex
-	inserts     map[int]*sql.Stmt // SQLite's, by rows per statement
-	insertTexts map[int]string    // by rows per statement
+	// A SQLite log indexes its event ids in runs (see ids.go): catalog
+	// lists them, each in a table named idsPrefix and its number. legacy
+	// is set for a log written before them (keyed by id), which Open
+	// reads as it is and the sink rewrites.
+	catalog   string
+	idsPrefix string
+	legacy    bool
+	reader    *idReader
+	log       *slog.Logger // warnings of the goroutines
 
-	// A SQLite log the sink writes has two goroutines, stopped by Close:
-	// one commits the Writes queued in writes (see commit.go), the other
-	// checkpoints. stop is nil when they do not run (a DB from Open).
+	// writeMu makes the writers of a SQLite log (the committer, merges,
+	// pruning, replays) take turns in the process, rather than in
+	// SQLite's busy loop. It guards idx and what follows it.
+	writeMu     sync.Mutex
+	idx         *idIndex
+	inserts     map[int]*sql.Stmt // by rows per statement
+	pending     map[string]int64  // the ids of the commit being made
+	rowsBuf     []any
+	stmtMu      sync.Mutex
+	insertTexts map[int]string // the INSERT statements, by rows
+
+	// A SQLite log the sink writes has three goroutines, stopped by
+	// Close: one commits the Writes queued in writes (see commit.go), one
+	// checkpoints and one merges id runs. stop is nil when they do not
+	// run (a DB from Open).
 	stop       context.CancelFunc
 	background sync.WaitGroup
 	writes     chan *writeReq
+	mergeWake  chan struct{}
 	closing    chan struct{}
 	closeOnce  sync.Once
 }
@@ -64,12 +81,20 @@ func Open(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 		_ = d.db.Close()
 		return nil, fmt.Errorf("audit log %s has no table %s (has the audit sink run with table_prefix %q?): %w", d.where, d.replays, cfg.TablePrefix, err)
 	}
+	if !d.pg {
+		if d.legacy, err = d.legacyLayout(ctx, d.db); err != nil {
+			_ = d.db.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
 // create opens the audit log cfg configures, creating its file, tables
-// and indexes when missing.
-func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
+// and indexes when missing and rewriting a log of the layout before the
+// id runs. A SQLite log starts its goroutines, which log warnings to log;
+// runSize is how many ids make a run (0 for defaultRunSize).
+func create(ctx context.Context, cfg Config, stateDir string, log *slog.Logger, runSize int) (*DB, error) {
 	d, err := connect(ctx, cfg, stateDir, true)
 	if err != nil {
 		return nil, err
@@ -78,23 +103,51 @@ func create(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 		_ = d.db.Close()
 		return nil, fmt.Errorf("create audit tables in %s: %w", d.where, err)
 	}
-	if !d.pg {
-		bctx, stop := context.WithCancel(context.Background())
-		d.stop, d.writes, d.closing = stop, make(chan *writeReq), make(chan struct{})
-		d.background.Go(func() { d.commits(bctx) })
-		d.background.Go(func() { d.checkpoints(bctx) })
+	if d.pg {
+		return d, nil
 	}
+	if runSize <= 0 {
+		runSize = defaultRunSize
+	}
+	if log != nil {
+		d.log = log
+	}
+	if d.idx, err = d.loadIndex(ctx, runSize); err == nil {
+		err = d.prepareInserts(ctx)
+	}
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	bctx, stop := context.WithCancel(context.Background())
+	d.stop, d.writes, d.closing = stop, make(chan *writeReq), make(chan struct{})
+	d.mergeWake = make(chan struct{}, 1)
+	d.background.Go(func() { d.commits(bctx) })
+	d.background.Go(func() { d.checkpoints(bctx) })
+	d.background.Go(func() { d.merges(bctx) })
 	return d, nil
 }
 
 // createTables creates the tables and indexes that are missing, in one
-// transaction, so that a reader finds all of them or none.
+// transaction, so that a reader finds all of them or none, after moving
+// the events of a legacy SQLite log to the new layout.
 func (d *DB) createTables(ctx context.Context) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	migrated := false
+	if !d.pg {
+		if migrated, err = d.legacyLayout(ctx, tx); err != nil {
+			return err
+		}
+		if migrated {
+			if err := d.migrate(ctx, tx); err != nil {
+				return err
+			}
+		}
+	}
 	for _, stmt := range d.schema() {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
@@ -102,6 +155,11 @@ func (d *DB) createTables(ctx context.Context) error {
 	}
 	if err := d.addPosition(ctx, tx); err != nil {
 		return err
+	}
+	if migrated {
+		if err := d.firstRun(ctx, tx); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
@@ -148,6 +206,9 @@ func (d *DB) checkpoints(ctx context.Context) {
 	}
 }
 
+// pageSize is the page size of a new SQLite log, in bytes.
+var pageSize = "16384"
+
 // connect opens the database and checks that it answers; create makes
 // the directory of a SQLite file.
 func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB, error) {
@@ -155,8 +216,13 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 		pg:          cfg.Driver == DriverPostgres,
 		events:      cfg.TablePrefix + "events",
 		replays:     cfg.TablePrefix + "replays",
+		catalog:     cfg.TablePrefix + "id_runs",
+		idsPrefix:   cfg.TablePrefix + "ids_",
+		reader:      &idReader{tail: map[string]int64{}},
 		inserts:     map[int]*sql.Stmt{},
+		pending:     map[string]int64{},
 		insertTexts: map[int]string{},
+		log:         slog.New(slog.DiscardHandler),
 	}
 	var err error
 	if d.pg {
@@ -184,10 +250,18 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 			Sync: sync,
 			// The pages of the indexes stay in memory.
 			CacheKiB: 65536,
+			DeferWAL: true,
 			Pragmas: []string{
+				// A new log's pages: the events and their indexes grow
+				// at their ends, so larger pages make fewer frames of
+				// the write-ahead log to write. Set before WAL, which
+				// writes the file's header.
+				"page_size(" + pageSize + ")",
+				"journal_mode(WAL)",
 				// checkpoints runs them in the background; the writer
-				// checkpoints only when the log passes 64 MiB.
-				"wal_autocheckpoint(16384)",
+				// checkpoints only when the log passes 64 MiB (of
+				// 16 KiB pages).
+				"wal_autocheckpoint(4096)",
 				"temp_store(MEMORY)",
 			},
 			TxLock: "immediate",
@@ -216,29 +290,37 @@ func (d *DB) Close() error {
 			d.stop()
 			d.background.Wait()
 		}
-		d.stmtMu.Lock()
+		d.writeMu.Lock()
 		for n, st := range d.inserts {
 			_ = st.Close()
 			delete(d.inserts, n)
 		}
-		d.stmtMu.Unlock()
+		if d.idx != nil {
+			for n, st := range d.idx.probes {
+				_ = st.Close()
+				delete(d.idx.probes, n)
+			}
+		}
+		d.writeMu.Unlock()
 		err = d.db.Close()
 	})
 	return err
 }
 
-// schema returns the statements creating the tables and indexes.
+// schema returns the statements creating the tables and indexes. A
+// SQLite log keys its events by seq and indexes their ids in runs (see
+// ids.go); PostgreSQL keys them by id.
 func (d *DB) schema() []string {
-	ts, first := "TEXT", ""
+	ts, first, key := "TEXT", "", "seq INTEGER PRIMARY KEY,\n\tid TEXT NOT NULL"
 	if d.pg {
 		// PostgreSQL sorts NULL last, SQLite first: events with no time
 		// come first on both.
-		ts, first = "TIMESTAMPTZ", " NULLS FIRST"
+		ts, first, key = "TIMESTAMPTZ", " NULLS FIRST", "id TEXT PRIMARY KEY"
 	}
 	e, r := d.events, d.replays
-	return []string{
+	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS ` + e + ` (
-	id TEXT PRIMARY KEY,
+	` + key + `,
 	type TEXT NOT NULL,
 	source TEXT NOT NULL,
 	subject TEXT,
@@ -266,6 +348,16 @@ func (d *DB) schema() []string {
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + r + `_at ON ` + r + ` (at)`,
 	}
+	if !d.pg {
+		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS `+d.catalog+` (
+	run INTEGER PRIMARY KEY,
+	level INTEGER NOT NULL,
+	upto INTEGER NOT NULL,
+	count INTEGER NOT NULL,
+	bloom BLOB NOT NULL
+)`)
+	}
+	return stmts
 }
 
 // sqliteTime is how a SQLite log writes times: UTC, fixed width, so that

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -23,8 +22,8 @@ var columns = []string{
 // searchColumns is how many of columns Search reads: those of the event.
 const searchColumns = 11
 
-// maxRows is the most rows one INSERT statement writes: 12 parameters a
-// row stay far below SQLite's and PostgreSQL's limits.
+// maxRows is the most rows one INSERT statement writes: 13 or 14
+// parameters a row stay far below SQLite's and PostgreSQL's limits.
 const maxRows = 256
 
 // insert logs the events of reqs in one transaction, each once: an event
@@ -38,17 +37,15 @@ func (d *DB) insert(ctx context.Context, reqs ...*writeReq) error {
 	if rows == 0 {
 		return nil
 	}
-	var stmts map[int]*sql.Stmt
-	if !d.pg {
-		// Prepared before the transaction holds a connection, so that
-		// preparing never waits for one.
-		var err error
-		if stmts, err = d.prepared(ctx, reqs); err != nil {
-			return err
-		}
-		d.writeMu.Lock()
-		defer d.writeMu.Unlock()
+	if d.pg {
+		return d.insertPostgres(ctx, rows, reqs)
 	}
+	return d.insertSQLite(ctx, rows, reqs)
+}
+
+// insertPostgres is insert into PostgreSQL, whose unique index on id
+// leaves out the events it holds.
+func (d *DB) insertPostgres(ctx context.Context, rows int, reqs []*writeReq) error {
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction in audit log %s: %w", d.where, err)
@@ -57,15 +54,9 @@ func (d *DB) insert(ctx context.Context, reqs ...*writeReq) error {
 	for _, r := range reqs {
 		for rest := r.rows; len(rest) > 0; {
 			n := rowsPerStatement(len(rest) / w)
-			args := rest[:n*w]
-			if d.pg {
-				// pgx prepares and caches the statement on each
-				// connection itself.
-				_, err = tx.ExecContext(ctx, d.insertSQL(n), args...)
-			} else {
-				_, err = tx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...)
-			}
-			if err != nil {
+			// pgx prepares and caches the statement on each connection
+			// itself.
+			if _, err := tx.ExecContext(ctx, d.insertSQL(n), rest[:n*w]...); err != nil {
 				_ = tx.Rollback()
 				return fmt.Errorf("insert %d events into %s of audit log %s: %w", n, d.events, d.where, err)
 			}
@@ -74,6 +65,72 @@ func (d *DB) insert(ctx context.Context, reqs ...*writeReq) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit %d events to audit log %s: %w", rows, d.where, err)
+	}
+	return nil
+}
+
+// insertSQLite is insert into SQLite: the events whose ids neither the
+// id index (see ids.go) nor an earlier event of reqs holds get the next
+// seqs and are appended; their ids join the index's tail once the
+// transaction commits, and a full tail is written as a run.
+func (d *DB) insertSQLite(ctx context.Context, rows int, reqs []*writeReq) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	x := d.idx
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction in audit log %s: %w", d.where, err)
+	}
+	defer tx.Rollback()
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM `+d.events).Scan(&last); err != nil {
+		return fmt.Errorf("read the last seq of audit log %s: %w", d.where, err)
+	}
+	next := max(last, x.covered, x.last) + 1
+	w := len(columns)
+	args := d.rowsBuf[:0]
+	clear(d.pending)
+	for _, r := range reqs {
+		for off := 0; off < len(r.rows); off += w {
+			id := r.rows[off].(string)
+			if _, ok := d.pending[id]; ok {
+				continue
+			}
+			held, err := d.holds(ctx, tx, id, idHash(id))
+			if err != nil {
+				return err
+			}
+			if held {
+				continue
+			}
+			d.pending[id] = next
+			args = append(args, next)
+			args = append(args, r.rows[off:off+w]...)
+			next++
+		}
+	}
+	d.rowsBuf = args[:0]
+	defer clear(args) // no event is kept alive by the buffer
+	for rest := args; len(rest) > 0; {
+		n := rowsPerStatement(len(rest) / (w + 1))
+		if _, err := tx.StmtContext(ctx, d.inserts[n]).ExecContext(ctx, rest[:n*(w+1)]...); err != nil {
+			return fmt.Errorf("insert %d events into %s of audit log %s: %w", n, d.events, d.where, err)
+		}
+		rest = rest[n*(w+1):]
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit %d events to audit log %s: %w", rows, d.where, err)
+	}
+	for id, seq := range d.pending {
+		x.tail[id] = seq
+	}
+	x.last = next - 1
+	if len(x.tail) >= x.runSize {
+		// The events are logged: a failure here leaves the tail to the
+		// next commit's attempt.
+		if err := d.flush(ctx); err != nil {
+			d.log.Warn("writing the latest ids of the audit log as a run failed; trying again after the next commit", "error", err)
+		}
 	}
 	return nil
 }
@@ -89,54 +146,36 @@ func rowsPerStatement(n int) int {
 	return k
 }
 
-// prepared returns the statements, by rows, that inserting the events of
-// reqs takes, each prepared once for the life of the DB.
-func (d *DB) prepared(ctx context.Context, reqs []*writeReq) (map[int]*sql.Stmt, error) {
-	d.stmtMu.Lock()
-	defer d.stmtMu.Unlock()
-	out := map[int]*sql.Stmt{}
-	for _, r := range reqs {
-		for left := len(r.ds); left > 0; {
-			n := rowsPerStatement(left)
-			left -= n
-			if out[n] != nil {
-				continue
-			}
-			st, ok := d.inserts[n]
-			if !ok {
-				var err error
-				if st, err = d.db.PrepareContext(ctx, d.insertSQLLocked(n)); err != nil {
-					return nil, fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
-				}
-				d.inserts[n] = st
-			}
-			out[n] = st
+// prepareInserts prepares the SQLite statements inserting 1, 2, 4 ...
+// maxRows events, for the life of the DB.
+func (d *DB) prepareInserts(ctx context.Context) error {
+	for n := 1; n <= maxRows; n *= 2 {
+		st, err := d.db.PrepareContext(ctx, d.insertSQL(n))
+		if err != nil {
+			return fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
 		}
+		d.inserts[n] = st
 	}
-	return out, nil
+	return nil
 }
 
-// insertSQL returns the statement inserting n rows.
+// insertSQL returns the statement inserting n rows: in SQLite with their
+// seq first.
 func (d *DB) insertSQL(n int) string {
 	d.stmtMu.Lock()
 	defer d.stmtMu.Unlock()
-	return d.insertSQLLocked(n)
-}
-
-// insertSQLLocked is insertSQL with stmtMu held.
-func (d *DB) insertSQLLocked(n int) string {
 	if q, ok := d.insertTexts[n]; ok {
 		return q
 	}
-	var b strings.Builder
-	if d.pg {
-		b.WriteString("INSERT INTO ")
-	} else {
-		b.WriteString("INSERT OR IGNORE INTO ")
+	cols := columns
+	if !d.pg {
+		cols = append([]string{"seq"}, columns...)
 	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
 	b.WriteString(d.events)
 	b.WriteString(" (")
-	b.WriteString(strings.Join(columns, ", "))
+	b.WriteString(strings.Join(cols, ", "))
 	b.WriteString(") VALUES ")
 	p := 1
 	for i := range n {
@@ -144,7 +183,7 @@ func (d *DB) insertSQLLocked(n int) string {
 			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		for j := range columns {
+		for j := range cols {
 			if j > 0 {
 				b.WriteByte(',')
 			}
