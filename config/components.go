@@ -73,9 +73,11 @@ func (l *loader) connector(c *ConnectorConfig, i int, item, root *yaml.Node, reg
 		return
 	}
 	values := l.block(item, item, base+".config", spec.Fields)
-	if n, ok := spec.New().(Nested); ok {
+	src := spec.New()
+	if n, ok := src.(Nested); ok {
 		l.nested(item, base+".config", values, n)
 	}
+	l.typeMaxInFlight(c, item, src)
 	c.Config = core.NewConfig(c.Name, values)
 	c.secrets = l.secretsBelow(base + ".config")
 	if !l.cleanBelow(base + ".config") {
