@@ -8,14 +8,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/connectors/embedded"
 	"github.com/tributary/tributary/connectors/kafka"
+	connector "github.com/tributary/tributary/connectors/mysql"
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/runtime"
 	"github.com/tributary/tributary/core/servicetest"
@@ -36,11 +40,12 @@ func benchRows(b *testing.B) int {
 }
 
 // benchInFlight is the connectors' max_in_flight: TRIBUTARY_BENCH_INFLIGHT,
-// default the runtime's.
+// default (unset or 0) the one the sidecar gives a mysql_cdc entry
+// without max_in_flight, connector.MaxInFlight.
 func benchInFlight(b *testing.B) int {
 	v := os.Getenv("TRIBUTARY_BENCH_INFLIGHT")
-	if v == "" {
-		return 0
+	if v == "" || v == "0" {
+		return connector.MaxInFlight
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil {
@@ -117,19 +122,51 @@ func runUntil(b *testing.B, rt *runtime.Runtime, cond func(runtime.ConnectorStat
 	return took
 }
 
-// resetPeakRSS starts a new peak resident set measure (Linux).
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+// resetPeakRSS starts a new peak resident set measure (Linux), from a
+// heap whose free pages went back to the system. With
+// TRIBUTARY_BENCH_RSSLOG set, it also logs to stderr, every time the
+// resident set grew by 5 MB, what the Go runtime holds.
+func resetPeakRSS() {
+	// What the load before it allocated and freed is returned first: the
+	// peak is the catch-up's, from a process as small as it can be.
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	if os.Getenv("TRIBUTARY_BENCH_RSSLOG") == "" {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "rss at reset %.1f MB\n", procStatus("VmRSS:"))
+	rssLogOnce.Do(func() {
+		go func() {
+			top := 0.0
+			for range time.Tick(20 * time.Millisecond) {
+				if r := procStatus("VmRSS:"); r > top+5 {
+					top = r
+					var ms goruntime.MemStats
+					goruntime.ReadMemStats(&ms)
+					fmt.Fprintf(os.Stderr, "rss %.0f MB (anon %.0f, file %.0f): go sys %d heap inuse %d idle %d released %d stack %d other %d MB, next gc %d MB\n", r, procStatus("RssAnon:"), procStatus("RssFile:"),
+						ms.Sys>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackSys>>20, (ms.OtherSys+ms.GCSys+ms.MSpanSys)>>20, ms.NextGC>>20)
+				}
+			}
+		}()
+	})
+}
+
+var rssLogOnce sync.Once
 
 // peakRSS returns the peak resident set since the last reset, in MB.
-func peakRSS() float64 {
+func peakRSS() float64 { return procStatus("VmHWM:") }
+
+// procStatus returns a field of /proc/self/status in MB, or -1 where
+// /proc does not tell.
+func procStatus(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			var kb float64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%f", &kb)
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, field)), "%f", &kb)
 			return kb / 1024
 		}
 	}
@@ -139,17 +176,28 @@ func peakRSS() float64 {
 // BenchmarkCatchUp commits TRIBUTARY_BENCH_ROWS single-row inserts in
 // 1k-row transactions while the connectors are stopped, then, in the same
 // run, times: mariadb-binlog --read-from-remote-server reading the same
-// binlog into /dev/null (the ceiling); the sidecar's runtime catching up
-// into the embedded stream; and into Kafka (when TRIBUTARY_KAFKA_BROKERS
-// is set), each until every change's event is durable and its checkpoint
-// stored. It reports each rate, the ratio to the raw read, and the peak RSS
-// of the process during each catch-up.
+// binlog into /dev/null (the raw read), without and with rows decoded
+// (-v); with TRIBUTARY_BENCH_BINLOGREAD naming bench/binlogread's
+// binary, go-mysql's syncer decoding every row and dropping it, without
+// and with rows written as text (the decoding ceilings); the sidecar's
+// runtime catching up into the embedded stream; and into Kafka (when
+// TRIBUTARY_KAFKA_BROKERS is set), each until every change's event is
+// durable and its checkpoint stored. It reports each rate, its ratio to
+// each ceiling, and the peak RSS of the process during each catch-up.
 func BenchmarkCatchUp(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	d := newDB(b)
 	d.exec(b, `CREATE TABLE bench (id BIGINT PRIMARY KEY, name VARCHAR(40), total DECIMAL(12,2), created DATETIME(6))`)
 	n := benchRows(b)
 	cfg := d.config("bench")
 	cfg["snapshot"] = map[string]any{"mode": "never"}
+	if v := os.Getenv("TRIBUTARY_BENCH_MAXBATCH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("TRIBUTARY_BENCH_MAXBATCH: %v", err)
+		}
+		cfg["max_batch"] = n
+	}
 	sinks := []sink{{name: "embedded", dir: b.TempDir()}}
 	sinks[0].new = func() core.Stream {
 		st := embedded.New()
@@ -173,6 +221,11 @@ func BenchmarkCatchUp(b *testing.B) {
 		}})
 	} else {
 		b.Logf("Kafka not measured: %s is not set (scripts/services up kafka)", servicetest.EnvKafka)
+	}
+	if only := os.Getenv("TRIBUTARY_BENCH_STREAMS"); only != "" {
+		// One stream per process, as the sidecar runs: its peak RSS holds
+		// nothing another stream left behind.
+		sinks = slices.DeleteFunc(sinks, func(s sink) bool { return !slices.Contains(strings.Fields(only), s.name) })
 	}
 	bin, _ := exec.LookPath("mariadb-binlog")
 	if bin == "" {
@@ -216,6 +269,21 @@ func BenchmarkCatchUp(b *testing.B) {
 			}
 			rates["raw-decoded"] = float64(n) / time.Since(start).Seconds()
 		}
+		if gr := os.Getenv("TRIBUTARY_BENCH_BINLOGREAD"); gr != "" {
+			// go-mysql's syncer decoding every row and dropping it
+			// (bench/binlogread): what the connector's library allows.
+			for _, k := range []string{"gomysql", "gomysql-text"} {
+				args := []string{"-dsn", servicetest.MySQL(b), "-file", files[0]}
+				if k == "gomysql-text" {
+					args = append(args, "-text")
+				}
+				start := time.Now()
+				if out, err := exec.Command(gr, args...).CombinedOutput(); err != nil {
+					b.Fatalf("%s: %v: %s", gr, err, out)
+				}
+				rates[k] = float64(n) / time.Since(start).Seconds()
+			}
+		}
 		for _, s := range sinks {
 			rt := benchRuntime(b, s.new(), names[s.name], s.dir, cfg)
 			resetPeakRSS()
@@ -233,9 +301,13 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	for k, v := range rates {
 		b.ReportMetric(v, k+"-changes/s")
-		if !strings.HasPrefix(k, "raw") && rates["raw"] > 0 {
-			b.ReportMetric(100*v/rates["raw"], k+"-%-of-raw")
-			b.ReportMetric(100*v/rates["raw-decoded"], k+"-%-of-raw-decoded")
+		if k != "embedded" && k != "kafka" {
+			continue
+		}
+		for _, c := range []string{"raw", "raw-decoded", "gomysql"} {
+			if rates[c] > 0 {
+				b.ReportMetric(100*v/rates[c], k+"-%-of-"+c)
+			}
 		}
 	}
 	for k, v := range rss {

@@ -255,6 +255,7 @@ func benchName() string { return fmt.Sprintf("pgbench_%d", time.Now().UnixNano()
 // runtime into Kafka, until every change's events are durable and their
 // checkpoint stored.
 func BenchmarkStreamKafka(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	servicetest.Kafka(b)
 	d, tb := benchTable(b)
 	n := benchRows(b)

@@ -123,6 +123,7 @@ func BenchmarkRecvlogical(b *testing.B) {
 // are durable and their checkpoint stored. The load is committed while the
 // sidecar is down.
 func BenchmarkStreamEmbedded(b *testing.B) {
+	runtime.TuneGC() // as tributary run does
 	d, tb := benchTable(b)
 	n := benchRows(b)
 	cfg := neverSnapshot(d.config("bench"))

@@ -4,17 +4,24 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	connector "github.com/tributary/tributary/connectors/postgres"
 )
 
-// resetPeakRSS starts a new peak resident set measure (Linux). With
+// resetPeakRSS starts a new peak resident set measure (Linux), from a
+// heap whose free pages went back to the system. With
 // TRIBUTARY_BENCH_HEAPPROFILE set, the live heap is also written there
 // two seconds later, once per process: what a catch-up holds.
 func resetPeakRSS() {
+	// What the load before it allocated and freed is returned first: the
+	// peak is the catch-up's, from a process as small as it can be.
+	debug.FreeOSMemory()
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	if os.Getenv("TRIBUTARY_BENCH_RSSLOG") != "" {
 		fmt.Fprintf(os.Stderr, "rss at reset %.1f MB\n", rss())
@@ -73,8 +80,12 @@ func procStatus(field string) float64 {
 }
 
 // benchInFlight is the connector's max_in_flight in the runtime
-// benchmarks: TRIBUTARY_BENCH_INFLIGHT, default (0) the runtime's.
+// benchmarks: TRIBUTARY_BENCH_INFLIGHT, default (unset or 0) the one the
+// sidecar gives a postgres_cdc entry without max_in_flight,
+// connector.MaxInFlight.
 func benchInFlight() int {
-	n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_BENCH_INFLIGHT"))
-	return n
+	if n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_BENCH_INFLIGHT")); n > 0 {
+		return n
+	}
+	return connector.MaxInFlight
 }
