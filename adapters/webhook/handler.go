@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tributary/tributary/core"
@@ -27,7 +28,7 @@ type response struct {
 
 // preparseBytes is the inbox backlog (body bytes not yet acknowledged) below
 // which the handler builds a delivery's payload itself.
-const preparseBytes = 8 << 20
+const preparseBytes = 1 << 20
 
 // redactedHeaders never reach the change's meta: they carry credentials.
 var redactedHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
@@ -239,11 +240,11 @@ func (h *handler) typeAllowed(mt string) bool {
 	return false
 }
 
-func (h *handler) pathValues(req *http.Request) map[string]string {
+func (h *handler) pathValues(req *http.Request) map[string]any {
 	if len(h.s.pathParams) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(h.s.pathParams))
+	out := make(map[string]any, len(h.s.pathParams))
 	for _, p := range h.s.pathParams {
 		out[p] = req.PathValue(p)
 	}
@@ -276,8 +277,8 @@ func (h *handler) reply(w http.ResponseWriter, r Reply) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v response) {
-	b := make([]byte, 0, 64+len(v.DeliveryID)+len(v.Error))
-	b = append(b, '{')
+	bp := answers.Get().(*[]byte)
+	b := append((*bp)[:0], '{')
 	sep := false
 	for _, f := range [...]struct{ k, v string }{{"status", v.Status}, {"delivery_id", v.DeliveryID}, {"error", v.Error}} {
 		if f.v == "" {
@@ -293,15 +294,24 @@ func writeJSON(w http.ResponseWriter, status int, v response) {
 		sep = true
 	}
 	b = append(b, '}', '\n')
-	hd := w.Header()
-	hd["Content-Type"] = []string{"application/json"}
-	hd["Content-Length"] = []string{strconv.Itoa(len(b))}
+	// net/http sets Content-Length itself for a body this small written
+	// in one go.
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+	*bp = b
+	answers.Put(bp)
 }
 
-func headerMap(h http.Header) map[string]string {
-	out := make(map[string]string, len(h))
+// jsonContentType is the Content-Type of every answer, shared: net/http
+// only reads it.
+var jsonContentType = []string{"application/json"}
+
+// answers recycles the buffers answers are encoded in.
+var answers = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
+func headerMap(h http.Header) map[string]any {
+	out := make(map[string]any, len(h))
 	for k, vs := range h {
 		if len(vs) == 0 || slices.Contains(redactedHeaders, k) {
 			continue
@@ -311,12 +321,12 @@ func headerMap(h http.Header) map[string]string {
 	return out
 }
 
-func queryMap(req *http.Request) map[string]string {
+func queryMap(req *http.Request) map[string]any {
 	if req.URL.RawQuery == "" {
 		return nil
 	}
 	q := req.URL.Query()
-	out := make(map[string]string, len(q))
+	out := make(map[string]any, len(q))
 	for k, vs := range q {
 		if len(vs) > 0 {
 			out[k] = vs[0]

@@ -45,15 +45,17 @@ type record struct {
 	parsed  bool
 }
 
-// recordMeta is the request detail stored beside the body.
+// recordMeta is the request detail stored beside the body. The maps hold
+// strings; they are typed as the change's meta wants them, so that they
+// pass to it without a copy.
 type recordMeta struct {
 	Method      string
 	Path        string
 	RemoteAddr  string
 	ContentType string
-	Headers     map[string]string
-	Query       map[string]string
-	PathParams  map[string]string
+	Headers     map[string]any
+	Query       map[string]any
+	PathParams  map[string]any
 }
 
 // writeReq is one delivery waiting for the writer.
@@ -121,6 +123,8 @@ type inbox struct {
 	seenOff   int64
 	buf       []byte
 	fresh     []digest
+	// lastCommit is when the last write of deliveries began (wall clock).
+	lastCommit time.Time
 }
 
 func digestOf(id string) digest {
@@ -507,7 +511,20 @@ func (ib *inbox) run() {
 				return
 			}
 		}
-		ib.coalesce()
+		if len(batch) > 0 {
+			// At most one group commit per window: under a steady load a
+			// delivery waits at most groupWindow for the deliveries that
+			// arrive with it, rather than for a count to fill, and one
+			// fdatasync carries them all.
+			if wait := time.Until(ib.lastCommit.Add(groupWindow)); wait > 0 {
+				if !ib.pause(wait) {
+					ib.drainWith(batch)
+					return
+				}
+			} else {
+				ib.coalesce()
+			}
+		}
 	fill:
 		for len(batch) < maxBatch && size < maxBatchBytes {
 			select {
@@ -524,6 +541,35 @@ func (ib *inbox) run() {
 		ib.commitBatch(batch)
 		ib.maintain()
 	}
+}
+
+// groupWindow is the least time between the starts of two group commits.
+// An idle sidecar commits a delivery at once (the last commit is older);
+// under load, commits follow each other every fdatasync or every window,
+// whichever is longer, so each carries what arrived meanwhile: at 5k
+// deliveries/s about 5 per commit instead of one or two, for at most 1 ms
+// more latency.
+const groupWindow = time.Millisecond
+
+// pause waits d, and returns false when the inbox stops first.
+func (ib *inbox) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ib.quit:
+		return false
+	}
+}
+
+// drainWith fails batch, taken from the queue, and drains the rest.
+func (ib *inbox) drainWith(batch []*writeReq) {
+	for _, r := range batch {
+		r.err = ErrClosed
+		r.finish()
+	}
+	ib.drain()
 }
 
 // coalesceYields bounds how many times the writer yields before a commit.
@@ -613,6 +659,9 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 		buf = appendState(buf, ack, ib.nextSeq)
 	}
 	ib.buf, ib.fresh = buf[:0], fresh[:0]
+	if len(accepted) > 0 {
+		ib.lastCommit = time.Now()
+	}
 	if len(buf) > 0 {
 		if err := ib.write(buf, len(accepted) > 0); err != nil {
 			for _, d := range fresh {

@@ -29,7 +29,7 @@ func BenchmarkInbox(b *testing.B) {
 	defer ib.close(context.Background())
 	body := make([]byte, 1024)
 	meta := recordMeta{Method: "POST", Path: "/hooks/x", ContentType: "application/json",
-		Headers: map[string]string{"Content-Type": "application/json", "X-Signature": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "User-Agent": "bench"}}
+		Headers: map[string]any{"Content-Type": "application/json", "X-Signature": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "User-Agent": "bench"}}
 	var seq atomic.Int64
 	b.SetParallelism(128)
 	b.SetBytes(1024)
@@ -96,7 +96,7 @@ func TestInboxDuplicatesInOneBatch(t *testing.T) {
 
 func newReq(id string, body []byte) *writeReq {
 	return &writeReq{rec: &record{id: id, received: time.Now(), body: body,
-		meta: recordMeta{Method: "POST", Path: "/hooks/x", Headers: map[string]string{"X-Id": id}}}, done: make(chan struct{}, 1)}
+		meta: recordMeta{Method: "POST", Path: "/hooks/x", Headers: map[string]any{"X-Id": id}}}, done: make(chan struct{}, 1)}
 }
 
 // commitIDs commits one batch of the given ids and fails on any error.

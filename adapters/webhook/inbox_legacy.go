@@ -194,7 +194,21 @@ func decodeLegacyBatch(first uint64, data []byte) ([]*record, error) {
 		if err := json.Unmarshal(meta, &m); err != nil {
 			return nil, fmt.Errorf("delivery %q: %w", id, err)
 		}
-		out = append(out, &record{seq: seq, id: id, received: time.Unix(0, ns).UTC(), body: body, meta: recordMeta(m)})
+		out = append(out, &record{seq: seq, id: id, received: time.Unix(0, ns).UTC(), body: body, meta: recordMeta{
+			Method: m.Method, Path: m.Path, RemoteAddr: m.RemoteAddr, ContentType: m.ContentType,
+			Headers: anyMap(m.Headers), Query: anyMap(m.Query), PathParams: anyMap(m.PathParams),
+		}})
 	}
 	return out, nil
+}
+
+func anyMap(m map[string]string) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }

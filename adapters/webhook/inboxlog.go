@@ -122,11 +122,12 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func appendStringMap(b []byte, m map[string]string) []byte {
+func appendStringMap(b []byte, m map[string]any) []byte {
 	b = binary.AppendUvarint(b, uint64(len(m)))
 	for k, v := range m {
+		s, _ := v.(string)
 		b = appendString(b, k)
-		b = appendString(b, v)
+		b = appendString(b, s)
 	}
 	return b
 }
@@ -187,7 +188,7 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) str() string { return string(d.bytes()) }
 
-func (d *decoder) stringMap() map[string]string {
+func (d *decoder) stringMap() map[string]any {
 	n := d.uvarint()
 	if d.err != nil || n == 0 {
 		return nil
@@ -196,7 +197,7 @@ func (d *decoder) stringMap() map[string]string {
 		d.err = errTruncated
 		return nil
 	}
-	m := make(map[string]string, n)
+	m := make(map[string]any, n)
 	for range n {
 		k := d.str()
 		m[k] = d.str()

@@ -539,9 +539,9 @@ func (rec *record) change() core.Change {
 		payload, perr = ParseBody(rec.meta.ContentType, rec.body)
 	}
 	meta := map[string]any{
-		"headers":      stringMap(rec.meta.Headers),
-		"query":        stringMap(rec.meta.Query),
-		"path":         stringMap(rec.meta.PathParams),
+		"headers":      orEmpty(rec.meta.Headers),
+		"query":        orEmpty(rec.meta.Query),
+		"path":         orEmpty(rec.meta.PathParams),
 		"method":       rec.meta.Method,
 		"remote_addr":  rec.meta.RemoteAddr,
 		"delivery_id":  rec.id,
@@ -568,12 +568,13 @@ func (rec *record) change() core.Change {
 	}
 }
 
-func stringMap(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
+// orEmpty returns m, or an empty map when m is nil, so that rules always
+// find a map.
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
 	}
-	return out
+	return m
 }
 
 // bodyID is the delivery id of a delivery whose sender gives none.
