@@ -1,49 +1,38 @@
 package lifecycle
 
 import (
-	"cmp"
-	"context"
-	"database/sql"
+	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
-
-	"github.com/tributary/tributary/core/statedb"
 )
 
 // SnapshotFile is the name, in the store's directory, of the snapshot of
-// every instance's current state that the tracker writes in the
-// background. Start-up loads it and replays the log after it; `tributary
-// trace` finds an instance's latest event in it.
-const SnapshotFile = "lifecycle-snapshot.db"
+// every instance's current state that the tracker writes now and then.
+// Start-up loads it and replays the log after it; `tributary trace`
+// finds an instance's latest event in it.
+//
+// It is a binary file: a header, the entities' names and states, one
+// record per instance (entity, state, entered, updated, latest log
+// sequence, bloom, id, last event id), then a CRC-32C of all that. It is
+// written beside as a .tmp file, synced, then renamed over the previous
+// one, so that a crash at any step leaves the previous snapshot whole.
+const SnapshotFile = "lifecycle-snapshot.bin"
 
-const snapshotSchema = `
-CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE instances(
-	entity TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, entered INTEGER NOT NULL,
-	updated INTEGER NOT NULL, last_event TEXT NOT NULL, head INTEGER NOT NULL, bloom INTEGER NOT NULL,
-	PRIMARY KEY(entity, id)) WITHOUT ROWID;
-`
+const snapshotMagic = "tributary-lifecycle-snapshot-1\n"
 
-// snapshotRows is how many rows one INSERT of a snapshot writes.
-const snapshotRows = 64
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// snapshot is a copy of the table taken between two judgings: the state
-// every event judged up to judged left the instances in. The events
-// waiting in the window at that moment, and every later one, have a log
-// sequence of at least from.
-type snapshot struct {
-	slots        []slot
-	arena        [][]byte
-	names        []string   // entity per slot.mach
-	states       [][]string // state names per entity, by code-1
+// snapshotHeader says what a snapshot holds: the state every event judged
+// up to judged left the instances in. The events held in the window when
+// it was taken, and every later one, have a log sequence of at least from.
+type snapshotHeader struct {
 	judged, from int64
-	// crash, when set, is called at each step of writing; an error
-	// stops the writing there.
-	crash func(step string) error
 }
 
 // snapshotEntry is one instance of a snapshot.
@@ -53,112 +42,104 @@ type snapshotEntry struct {
 	bloom                   uint64
 }
 
-// atCrashPoint calls sn.crash, which tests set to stop the writing at a
-// step as a crash would.
-func (sn *snapshot) atCrashPoint(step string) error {
-	if sn.crash == nil {
-		return nil
-	}
-	return sn.crash(step)
-}
-
-// entries decodes the snapshot's instances, sorted by entity and id.
-func (sn *snapshot) entries() []snapshotEntry {
-	out := make([]snapshotEntry, 0, len(sn.slots))
-	tb := &table{arena: sn.arena}
-	for _, s := range sn.slots {
-		if s.head == 0 && s.state == 0 {
-			continue // added by a batch that was not stored
-		}
-		id, last := tb.record(s.ref)
-		e := snapshotEntry{entity: sn.names[s.mach], id: id, last: last, entered: s.entered, updated: s.updated, head: s.head, bloom: s.bloom}
-		if s.state > 0 {
-			e.state = sn.states[s.mach][s.state-1]
-		}
-		out = append(out, e)
-	}
-	slices.SortFunc(out, func(a, b snapshotEntry) int {
-		return cmp.Or(strings.Compare(a.entity, b.entity), strings.Compare(a.id, b.id))
-	})
-	return out
-}
-
-// write writes the snapshot to path: into path.tmp, synced, then renamed
-// over path, so that a crash at any step leaves the snapshot before
-// whole (and a .tmp file that the next start removes).
-func (sn *snapshot) write(ctx context.Context, path string) error {
+// writeSnapshot writes the table's instances to path.tmp. The caller
+// holds the tracker's lock; syncing and renaming (finishSnapshot) need
+// not. crash, when set, is called at each step; an error from it stops
+// the writing there, as a crash would (tests set it).
+func (t *Tracker) writeSnapshot(path string, h snapshotHeader, crash func(string) error) (err error) {
 	tmp := path + ".tmp"
-	if err := removeTemp(path); err != nil {
-		return err
-	}
-	db, err := statedb.Open(tmp, statedb.Options{DeferWAL: true, Pragmas: []string{"journal_mode(OFF)", "synchronous(OFF)"}})
+	f, err := os.Create(tmp)
 	if err != nil {
+		return fmt.Errorf("write lifecycle snapshot: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write lifecycle snapshot %s: %w", tmp, cerr)
+		}
+	}()
+	crc := crc32.New(crcTable)
+	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 1<<20)
+	var buf []byte
+	buf = append(buf, snapshotMagic...)
+	buf = binary.AppendVarint(buf, h.judged)
+	buf = binary.AppendVarint(buf, h.from)
+	buf = binary.AppendUvarint(buf, uint64(len(t.cfg.Machines)))
+	for mi, m := range t.cfg.Machines {
+		buf = appendString(buf, m.Name())
+		buf = binary.AppendUvarint(buf, uint64(len(t.states[mi])))
+		for _, st := range t.states[mi] {
+			buf = appendString(buf, st)
+		}
+	}
+	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, err)
 	}
-	defer db.Close()
-	werr := func(err error) error { return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, err) }
-	if _, err := db.ExecContext(ctx, snapshotSchema); err != nil {
-		return werr(err)
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return werr(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES('judged', ?), ('from', ?)`, sn.judged, sn.from); err != nil {
-		return werr(err)
-	}
-	es := sn.entries()
-	if err := sn.atCrashPoint("writing"); err != nil {
+	if err := atStep(crash, "writing"); err != nil {
 		return err
 	}
-	many, err := tx.PrepareContext(ctx, `INSERT INTO instances VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?),", snapshotRows), ","))
-	if err != nil {
-		return werr(err)
-	}
-	defer many.Close()
-	one, err := tx.PrepareContext(ctx, `INSERT INTO instances VALUES (?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return werr(err)
-	}
-	defer one.Close()
-	args := make([]any, 0, snapshotRows*8)
-	for len(es) > 0 {
-		n, st := snapshotRows, many
-		if len(es) < snapshotRows {
-			n, st = 1, one
+	var werr error
+	t.table.eachSlot(func(_ uint32, s *slot) {
+		if werr != nil || (s.head == 0 && s.state == 0) {
+			return // an instance added by a batch that was not stored
 		}
-		args = args[:0]
-		for _, e := range es[:n] {
-			args = append(args, e.entity, e.id, e.state, e.entered, e.updated, e.last, e.head, int64(e.bloom))
-		}
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return werr(err)
-		}
-		es = es[n:]
+		id, last := t.table.record(s.ref)
+		buf = binary.AppendUvarint(buf[:0], uint64(s.mach))
+		buf = append(buf, s.state)
+		buf = binary.AppendVarint(buf, s.entered)
+		buf = binary.AppendVarint(buf, s.updated)
+		buf = binary.AppendVarint(buf, s.head)
+		buf = binary.LittleEndian.AppendUint64(buf, s.bloom)
+		buf = appendString(buf, id)
+		buf = appendString(buf, last)
+		_, werr = w.Write(buf)
+	})
+	if werr != nil {
+		return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, werr)
 	}
-	if err := tx.Commit(); err != nil {
-		return werr(err)
+	// The end: a record of entity number len(Machines), then the CRC.
+	if _, err := w.Write(binary.AppendUvarint(nil, uint64(len(t.cfg.Machines)))); err != nil {
+		return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, err)
 	}
-	if err := db.Close(); err != nil {
-		return werr(err)
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, err)
 	}
-	if err := sn.atCrashPoint("written"); err != nil {
+	if _, err := f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32())); err != nil {
+		return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, err)
+	}
+	return nil
+}
+
+// finishSnapshot syncs path.tmp and renames it over path.
+func finishSnapshot(path string, crash func(string) error) error {
+	tmp := path + ".tmp"
+	if err := atStep(crash, "written"); err != nil {
 		return err
 	}
 	if err := syncFile(tmp); err != nil {
-		return werr(err)
+		return fmt.Errorf("write lifecycle snapshot %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return werr(err)
+		return fmt.Errorf("write lifecycle snapshot: %w", err)
 	}
-	if err := sn.atCrashPoint("renamed"); err != nil {
+	if err := atStep(crash, "renamed"); err != nil {
 		return err
 	}
 	if err := syncFile(filepath.Dir(path)); err != nil {
-		return werr(err)
+		return fmt.Errorf("write lifecycle snapshot %s: %w", path, err)
 	}
 	return nil
+}
+
+func atStep(crash func(string) error, name string) error {
+	if crash == nil {
+		return nil
+	}
+	return crash(name)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 func syncFile(path string) error {
@@ -172,76 +153,157 @@ func syncFile(path string) error {
 
 // removeTemp removes what a snapshot interrupted by a crash left.
 func removeTemp(path string) error {
-	for _, f := range []string{path + ".tmp", path + ".tmp-journal"} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove unfinished lifecycle snapshot: %w", err)
-		}
+	if err := os.Remove(path + ".tmp"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove unfinished lifecycle snapshot: %w", err)
 	}
 	return nil
 }
 
-// openSnapshot opens the snapshot at path for reading, or returns nil
-// when there is none.
-func openSnapshot(ctx context.Context, path string) (*sql.DB, int64, int64, error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, 0, 0, nil
-	}
-	db, err := statedb.Open(path, statedb.Options{DeferWAL: true, Pragmas: []string{"query_only(1)"}})
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("lifecycle snapshot %s: %w", path, err)
-	}
-	var judged, from int64
-	err = db.QueryRowContext(ctx, `SELECT (SELECT value FROM meta WHERE key = 'judged'), (SELECT value FROM meta WHERE key = 'from')`).Scan(&judged, &from)
-	if err != nil {
-		db.Close()
-		return nil, 0, 0, fmt.Errorf("lifecycle snapshot %s: %w (remove it: the tracker then rebuilds its state from the log)", path, err)
-	}
-	return db, judged, from, nil
+// errBadSnapshot marks a snapshot that cannot be read.
+var errBadSnapshot = errors.New("unreadable lifecycle snapshot")
+
+// snapshotReader reads a snapshot, checking its CRC at the end.
+type snapshotReader struct {
+	r      *bufio.Reader
+	crc    hash.Hash32
+	names  []string
+	states [][]string
+	err    error
 }
 
-// loadSnapshot calls fn with each instance of the snapshot at path and
-// returns its judged and from (0 and 0 when there is none).
-func loadSnapshot(ctx context.Context, path string, fn func(snapshotEntry)) (judged, from int64, err error) {
-	db, judged, from, err := openSnapshot(ctx, path)
-	if err != nil || db == nil {
-		return 0, 0, err
+func (sr *snapshotReader) ReadByte() (byte, error) {
+	b, err := sr.r.ReadByte()
+	if err == nil {
+		sr.crc.Write([]byte{b})
 	}
-	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT entity, id, state, entered, updated, last_event, head, bloom FROM instances`)
+	return b, err
+}
+
+func (sr *snapshotReader) uvarint() uint64 {
+	if sr.err != nil {
+		return 0
+	}
+	v, err := binary.ReadUvarint(sr)
+	sr.err = err
+	return v
+}
+
+func (sr *snapshotReader) varint() int64 {
+	if sr.err != nil {
+		return 0
+	}
+	v, err := binary.ReadVarint(sr)
+	sr.err = err
+	return v
+}
+
+func (sr *snapshotReader) bytes(n int) []byte {
+	if sr.err != nil {
+		return nil
+	}
+	if n > maxRecord {
+		sr.err = errBadSnapshot
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(sr.r, b); err != nil {
+		sr.err = err
+		return nil
+	}
+	sr.crc.Write(b)
+	return b
+}
+
+func (sr *snapshotReader) string() string { return string(sr.bytes(int(sr.uvarint()))) }
+
+// readSnapshot calls fn with each instance of the snapshot at path and
+// returns its header; found is false when there is none. fn is called
+// before the CRC at the end is checked: a caller starts afresh on an
+// error.
+func readSnapshot(path string, fn func(snapshotEntry)) (h snapshotHeader, found bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return h, false, nil
+	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("lifecycle snapshot %s: %w", path, err)
+		return h, false, fmt.Errorf("read lifecycle snapshot: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var e snapshotEntry
-		var bloom int64
-		if err := rows.Scan(&e.entity, &e.id, &e.state, &e.entered, &e.updated, &e.last, &e.head, &bloom); err != nil {
-			return 0, 0, fmt.Errorf("lifecycle snapshot %s: %w", path, err)
+	defer f.Close()
+	sr := &snapshotReader{r: bufio.NewReaderSize(f, 1<<20), crc: crc32.New(crcTable)}
+	if string(sr.bytes(len(snapshotMagic))) != snapshotMagic {
+		return h, true, fmt.Errorf("read lifecycle snapshot %s: %w: not a snapshot of this version", path, errBadSnapshot)
+	}
+	h.judged, h.from = sr.varint(), sr.varint()
+	n := int(sr.uvarint())
+	for range n {
+		if sr.err != nil {
+			break
 		}
-		e.bloom = uint64(bloom)
-		fn(e)
+		sr.names = append(sr.names, sr.string())
+		k := int(sr.uvarint())
+		var sts []string
+		for range k {
+			if sr.err != nil {
+				break
+			}
+			sts = append(sts, sr.string())
+		}
+		sr.states = append(sr.states, sts)
 	}
-	if err := rows.Err(); err != nil {
-		return 0, 0, fmt.Errorf("lifecycle snapshot %s: %w", path, err)
+	for sr.err == nil {
+		mi := int(sr.uvarint())
+		if sr.err != nil || mi == n {
+			break
+		}
+		if mi > n {
+			sr.err = errBadSnapshot
+			break
+		}
+		var e snapshotEntry
+		e.entity = sr.names[mi]
+		st, err := sr.ReadByte()
+		if err != nil {
+			sr.err = err
+			break
+		}
+		if st > 0 {
+			if int(st) > len(sr.states[mi]) {
+				sr.err = errBadSnapshot
+				break
+			}
+			e.state = sr.states[mi][st-1]
+		}
+		e.entered, e.updated, e.head = sr.varint(), sr.varint(), sr.varint()
+		if b := sr.bytes(8); b != nil {
+			e.bloom = binary.LittleEndian.Uint64(b)
+		}
+		e.id, e.last = sr.string(), sr.string()
+		if sr.err == nil {
+			fn(e)
+		}
 	}
-	return judged, from, nil
+	if sr.err != nil {
+		return h, true, fmt.Errorf("read lifecycle snapshot %s: %w: %w", path, errBadSnapshot, sr.err)
+	}
+	want := sr.crc.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(sr.r, sum[:]); err != nil || binary.LittleEndian.Uint32(sum[:]) != want {
+		return h, true, fmt.Errorf("read lifecycle snapshot %s: %w: its checksum does not match", path, errBadSnapshot)
+	}
+	return h, true, nil
 }
 
 // snapshotHead returns the latest log sequence of an instance the
 // snapshot at path knew (0: none) and the sequence from which the log
-// holds events it did not.
-func snapshotHead(ctx context.Context, path, entity, id string) (head, from int64, err error) {
-	db, _, from, err := openSnapshot(ctx, path)
-	if err != nil || db == nil {
-		return 0, 0, err
-	}
-	defer db.Close()
-	err = db.QueryRowContext(ctx, `SELECT head FROM instances WHERE entity = ? AND id = ?`, entity, id).Scan(&head)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, from, nil
-	}
+// holds events it did not (0 when there is no snapshot to trust).
+func snapshotHead(path, entity, id string) (head, from int64) {
+	h, _, err := readSnapshot(path, func(e snapshotEntry) {
+		if e.entity == entity && e.id == id {
+			head = e.head
+		}
+	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("lifecycle snapshot %s: %w", path, err)
+		return 0, 0
 	}
-	return head, from, nil
+	return head, h.from
 }

@@ -177,7 +177,7 @@ func RemoveStore(dir string) (bool, error) {
 	path := filepath.Join(dir, StoreFile)
 	snap := filepath.Join(dir, SnapshotFile)
 	removed := false
-	for _, f := range []string{path, path + "-wal", path + "-shm", snap, snap + ".tmp", snap + ".tmp-journal"} {
+	for _, f := range []string{path, path + "-wal", path + "-shm", snap, snap + ".tmp"} {
 		err := os.Remove(f)
 		switch {
 		case err == nil:
@@ -287,10 +287,7 @@ func timeline(rows []logRow) []Step {
 // knew, the log after it any later one, and the instance's state is that
 // its judged events, in the order they were judged, left it in.
 func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error) {
-	head, from, err := snapshotHead(ctx, filepath.Join(filepath.Dir(s.path), SnapshotFile), entity, id)
-	if err != nil {
-		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
-	}
+	head, from := snapshotHead(filepath.Join(filepath.Dir(s.path), SnapshotFile), entity, id)
 	var later sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM log WHERE seq >= ? AND entity = ? AND id = ?`, from, entity, id).Scan(&later); err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)

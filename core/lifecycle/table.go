@@ -20,8 +20,12 @@ type table struct {
 	slots [][]slot
 	free  []uint32 // slots left by deleted instances
 	arena [][]byte
-	// garbage counts the arena bytes of records no slot points to.
-	garbage int
+	// garbage counts the arena bytes of records no slot points to; the
+	// arena is compacted once it is more than half of it and at least
+	// compactAt.
+	garbage, compactAt int
+	// compactions counts the arena's compactions.
+	compactions int
 }
 
 // slot is one instance.
@@ -48,14 +52,13 @@ const (
 	slotChunk      = 1 << slotChunkBits
 	arenaChunkBits = 20
 	arenaChunk     = 1 << arenaChunkBits
-	// maxRecord bounds an arena record (the two ids): longer ids are cut
-	// for the collision check only if they could not fit, which
-	// Machine.ID and core.Event ids never approach.
+	// maxRecord bounds an arena record (the two ids); the tracker refuses
+	// longer ids (see maxIDLen).
 	maxRecord = arenaChunk / 4
 )
 
 func newTable() *table {
-	return &table{seed: maphash.MakeSeed(), index: make([]uint64, 1024)}
+	return &table{seed: maphash.MakeSeed(), index: make([]uint64, 1024), compactAt: 4 * arenaChunk}
 }
 
 func (t *table) hash(mach uint16, id string) uint64 {
@@ -96,7 +99,7 @@ func (t *table) idEquals(ref uint32, id string) bool {
 func (t *table) put(id, last string) uint32 {
 	size := binary.MaxVarintLen32*2 + len(id) + len(last)
 	if size > maxRecord {
-		panic("lifecycle: instance or event id too long")
+		panic("lifecycle: an id longer than maxIDLen reached the table")
 	}
 	c := len(t.arena) - 1
 	if c < 0 || len(t.arena[c])+size > arenaChunk {
@@ -132,11 +135,12 @@ func (t *table) setLast(i uint32, last string) {
 // maybeCompactArena copies the live records into a new arena once more
 // than half of it is garbage.
 func (t *table) maybeCompactArena() {
-	if t.garbage < arenaChunk*4 || t.garbage*2 < len(t.arena)*arenaChunk {
+	if t.garbage < t.compactAt || t.garbage*2 < len(t.arena)*arenaChunk {
 		return
 	}
 	old := t.arena
 	t.arena, t.garbage = nil, 0
+	t.compactions++
 	t.eachSlot(func(i uint32, s *slot) {
 		b := old[s.ref>>arenaChunkBits][s.ref&(arenaChunk-1):]
 		n, k := binary.Uvarint(b)
