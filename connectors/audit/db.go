@@ -207,7 +207,7 @@ func (d *DB) checkpoints(ctx context.Context) {
 }
 
 // pageSize is the page size of a new SQLite log, in bytes.
-var pageSize = "16384"
+const pageSize = "16384"
 
 // connect opens the database and checks that it answers; create makes
 // the directory of a SQLite file.
