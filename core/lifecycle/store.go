@@ -38,8 +38,9 @@ var ErrNotFound = errors.New("no such instance")
 type Store struct {
 	db   *sql.DB
 	path string
-	// insert appends insertRows rows; insertOne appends one.
-	insert, insertOne, judge *sql.Stmt
+	// insert appends insertRows rows; insertOne appends one; row reads
+	// one.
+	insert, insertOne, judge, row *sql.Stmt
 }
 
 const schema = `
@@ -100,7 +101,17 @@ func (s *Store) init(ctx context.Context) error {
 	if s.insertOne, err = s.db.PrepareContext(ctx, `INSERT INTO log(`+logColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`); err != nil {
 		return err
 	}
-	s.judge, err = s.db.PrepareContext(ctx, `UPDATE log SET judged = ?, verdict = ?, state = ? WHERE seq = ?`)
+	if s.judge, err = s.db.PrepareContext(ctx, `UPDATE log SET judged = ?, verdict = ?, state = ? WHERE seq = ?`); err != nil {
+		return err
+	}
+	return s.prepareReads(ctx)
+}
+
+const selectRow = `SELECT prev, time, entity, id, event_id, type, source, position, judged, verdict, state FROM log WHERE seq = ?`
+
+func (s *Store) prepareReads(ctx context.Context) error {
+	var err error
+	s.row, err = s.db.PrepareContext(ctx, selectRow)
 	return err
 }
 
@@ -114,16 +125,17 @@ func OpenStoreReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	s := &Store{db: db, path: path}
+	if err := s.prepareReads(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("lifecycle store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return s, nil
 }
 
 // Close closes the store.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.insert, s.insertOne, s.judge} {
+	for _, st := range []*sql.Stmt{s.insert, s.insertOne, s.judge, s.row} {
 		if st != nil {
 			st.Close()
 		}
@@ -229,22 +241,16 @@ type logRow struct {
 	verdict, state                   string // "" while pending
 }
 
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // chain returns the log rows of an instance, latest first, walking from
 // head down the links between them; stopAt, when it returns true, ends
 // the walk early (with the row it was given included).
-func chain(ctx context.Context, q querier, head int64, stopAt func(logRow) bool) ([]logRow, error) {
+func (s *Store) chain(ctx context.Context, head int64, stopAt func(logRow) bool) ([]logRow, error) {
 	var out []logRow
 	for seq := head; seq > 0; {
 		r := logRow{seq: seq}
 		var judged sql.NullInt64
 		var verdict, state sql.NullString
-		err := q.QueryRowContext(ctx, `SELECT prev, time, entity, id, event_id, type, source, position, judged, verdict, state FROM log WHERE seq = ?`, seq).
-			Scan(&r.prev, &r.time, &r.entity, &r.id, &r.eventID, &r.typ, &r.source, &r.position, &judged, &verdict, &state)
+		err := s.row.QueryRowContext(ctx, seq).Scan(&r.prev, &r.time, &r.entity, &r.id, &r.eventID, &r.typ, &r.source, &r.position, &judged, &verdict, &state)
 		if errors.Is(err, sql.ErrNoRows) {
 			break // pruned
 		}
@@ -293,7 +299,7 @@ func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error)
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}
 	head = max(head, later.Int64)
-	rows, err := chain(ctx, s.db, head, nil)
+	rows, err := s.chain(ctx, head, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}

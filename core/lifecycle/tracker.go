@@ -277,7 +277,7 @@ func (t *Tracker) Open(ctx context.Context, _ core.Env) error {
 		return err
 	}
 	t.held.Set(float64(len(t.pending)))
-	t.lastSnapshot = t.cfg.Now()
+	t.lastSnapshot = time.Now()
 	t.stop, t.done = make(chan struct{}), make(chan struct{})
 	go t.loop(t.stop, t.done)
 	return nil
@@ -585,7 +585,7 @@ func (t *Tracker) holds(ctx context.Context, batch []logRow, slots []uint32, i u
 		}
 	}
 	found := false
-	_, err := chain(ctx, t.store.db, head, func(r logRow) bool {
+	_, err := t.store.chain(ctx, head, func(r logRow) bool {
 		found = r.eventID == eventID
 		return found
 	})
@@ -618,10 +618,10 @@ func (t *Tracker) Step(ctx context.Context) error {
 			t.lastPrune = now
 		}
 	}
-	if t.snapshotDue(now) {
+	if t.snapshotDue() {
 		// The table is written under the lock (about 0.1 s a million
 		// instances); the file is synced and renamed after.
-		if crash, serr := t.beginSnapshot(now); serr != nil {
+		if crash, serr := t.beginSnapshot(); serr != nil {
 			err = errors.Join(err, serr)
 		} else {
 			go func() {
@@ -634,15 +634,17 @@ func (t *Tracker) Step(ctx context.Context) error {
 	return err
 }
 
-func (t *Tracker) snapshotDue(now time.Time) bool {
+func (t *Tracker) snapshotDue() bool {
 	every := t.cfg.SnapshotEvery
-	if every < 0 || t.snapshotPath() == "" || t.snapshotting != nil || t.sinceSnapshot == 0 || now.Sub(t.snapshotFailed) < time.Minute {
+	if every < 0 || t.snapshotPath() == "" || t.snapshotting != nil || t.sinceSnapshot == 0 || time.Since(t.snapshotFailed) < time.Minute {
 		return false
 	}
 	if every == 0 {
 		every = max(1_000_000, t.table.n)
 	}
-	return t.sinceSnapshot >= every || now.Sub(t.lastSnapshot) >= 10*time.Minute
+	// The ten minutes are of the wall clock: they bound how much log a
+	// start-up replays, whatever Config.Now says of the events.
+	return t.sinceSnapshot >= every || time.Since(t.lastSnapshot) >= 10*time.Minute
 }
 
 // Snapshot writes a snapshot of every instance's state now (after the one
@@ -665,7 +667,7 @@ func (t *Tracker) Snapshot(ctx context.Context) error {
 		t.mu.Unlock()
 		return nil
 	}
-	crash, err := t.beginSnapshot(t.cfg.Now())
+	crash, err := t.beginSnapshot()
 	t.mu.Unlock()
 	if err != nil {
 		return err
@@ -675,16 +677,16 @@ func (t *Tracker) Snapshot(ctx context.Context) error {
 
 // beginSnapshot writes the table into the snapshot's .tmp file; the
 // caller holds t.mu and, on success, calls endSnapshot with crash.
-func (t *Tracker) beginSnapshot(now time.Time) (crash func(string) error, err error) {
+func (t *Tracker) beginSnapshot() (crash func(string) error, err error) {
 	h := snapshotHeader{judged: t.lastJudged, from: t.nextSeq}
 	for _, p := range t.pending {
 		h.from = min(h.from, p.seq)
 	}
 	if err := t.writeSnapshot(t.snapshotPath(), h, t.crash); err != nil {
-		t.snapshotFailed = now
+		t.snapshotFailed = time.Now()
 		return nil, err
 	}
-	t.snapshotting, t.sinceSnapshot, t.lastSnapshot = make(chan struct{}), 0, now
+	t.snapshotting, t.sinceSnapshot, t.lastSnapshot = make(chan struct{}), 0, time.Now()
 	t.snapWG.Add(1)
 	return t.crash, nil
 }
@@ -697,7 +699,7 @@ func (t *Tracker) endSnapshot(crash func(string) error) error {
 	close(t.snapshotting)
 	t.snapshotting = nil
 	if err != nil {
-		t.snapshotFailed = t.cfg.Now()
+		t.snapshotFailed = time.Now()
 	}
 	t.mu.Unlock()
 	return err
@@ -1044,7 +1046,7 @@ func (t *Tracker) Trace(ctx context.Context, entity, id string) (*Instance, erro
 	if !ok || head == 0 {
 		return nil, fmt.Errorf("%s %q: %w", entity, id, ErrNotFound)
 	}
-	rows, err := chain(ctx, st.db, head, nil)
+	rows, err := st.chain(ctx, head, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}
