@@ -217,6 +217,10 @@ type run struct {
 	qmu    sync.Mutex
 	queue  []*record
 	notify chan struct{}
+	// queuedAt is when the oldest record in queue arrived; linger is how
+	// long Read lets a short queue grow (see readLinger).
+	queuedAt time.Time
+	linger   time.Duration
 
 	amu     sync.Mutex
 	unacked []unacked
@@ -286,6 +290,9 @@ func (r *run) push(recs []*record) {
 		r.wmu.Unlock()
 	}
 	r.qmu.Lock()
+	if len(r.queue) == 0 {
+		r.queuedAt = time.Now()
+	}
 	r.queue = append(r.queue, recs...)
 	r.qmu.Unlock()
 	select {
@@ -354,9 +361,14 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		log:       logger,
 		closed:    make(chan struct{}),
 		notify:    make(chan struct{}, 1),
+		linger:    readLinger,
 		streamAck: s.cfg.AckMode == AckStream,
 		ackedCh:   make(chan struct{}),
 		waiting:   map[string]uint64{},
+	}
+	if r.streamAck {
+		// The answers wait for the stream: Read may not delay them.
+		r.linger = 0
 	}
 	r.push(recs)
 	var stored int64
@@ -403,6 +415,15 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	var recs []*record
 	for len(recs) == 0 {
 		r.qmu.Lock()
+		if n := len(r.queue); n > 0 && n < readLimit && r.linger > 0 {
+			if wait := time.Until(r.queuedAt.Add(r.linger)); wait > 0 {
+				r.qmu.Unlock()
+				if err := r.sleep(ctx, wait); err != nil {
+					return nil, err
+				}
+				r.qmu.Lock()
+			}
+		}
 		if len(r.queue) > 0 {
 			n := min(len(r.queue), readLimit)
 			recs = make([]*record, n)
@@ -431,6 +452,29 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	}
 	r.amu.Unlock()
 	return out, nil
+}
+
+// readLinger is how long Read lets a short queue of deliveries grow before
+// it returns them, counted from the oldest one's commit. The answers do
+// not wait for it (they follow the inbox's commit), only the events do; in
+// exchange the runtime hands the stream batches several times larger, so
+// the stream commits (and fsyncs) several times less often per event at a
+// steady rate. With AckMode AckStream Read does not linger.
+const readLinger = 2 * time.Millisecond
+
+// sleep waits d; it returns ctx.Err() once ctx is done and ErrClosed when
+// the run closes first.
+func (r *run) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.closed:
+		return ErrClosed
+	}
 }
 
 // Ack releases the delivery at pos and every delivery read before it: they
