@@ -23,6 +23,8 @@ type pendingChange struct {
 	seq        uint64
 	left       atomic.Int32
 	commitTime time.Time
+	// tr is the change's spans, when tracing.
+	tr *changeTrace
 }
 
 // group is one publish call: messages for one topic, from one or more
@@ -66,7 +68,7 @@ func (g *group) size() int { return len(g.msgs) + len(g.events) }
 // one publish call per topic (and per maxGroup messages) rather than per
 // change, so that the stream sees large batches. Each change completes when
 // its last message is durable.
-func (s *session) handleBatch(batch []core.Change) {
+func (s *session) handleBatch(batch []core.Change, rt readTiming) {
 	pcs := make([]pendingChange, len(batch))
 	var order []*group
 	open := map[string]*group{}
@@ -87,7 +89,21 @@ func (s *session) handleBatch(batch []core.Change) {
 	// Changes of a batch mostly share one event type, hence one topic.
 	var lastType, topic string
 	first := s.tracker.AddChanges(batch)
-	outs := s.mapBatch(batch)
+	s.added.Store(first + uint64(len(batch)))
+	var traces []changeTrace
+	if s.c.r.tracer != nil {
+		traces = s.startTraces(batch, first, rt)
+		s.traceMu.Lock()
+		if s.open == nil {
+			s.open = map[*changeTrace]struct{}{}
+		}
+		for i := range traces {
+			pcs[i].tr = &traces[i]
+			s.open[&traces[i]] = struct{}{}
+		}
+		s.traceMu.Unlock()
+	}
+	outs := s.mapBatch(batch, traces)
 	var none []uint64 // changes that yield nothing, complete at once
 	for i := range batch {
 		ch := &batch[i]
@@ -146,6 +162,11 @@ func (s *session) handleBatch(batch []core.Change) {
 		}
 	}
 	if len(none) > 0 {
+		if traces != nil {
+			for _, seq := range none {
+				s.tracedDelivered(&traces[seq-first])
+			}
+		}
 		s.complete(none)
 	}
 }
@@ -156,9 +177,15 @@ const parallelMapMin = 256
 // mapBatch maps every change of batch, in order. A mapper safe for
 // concurrent use maps a large batch in parts, one per processor, while
 // the source reads the next batch on another goroutine.
-func (s *session) mapBatch(batch []core.Change) [][]Output {
+func (s *session) mapBatch(batch []core.Change, traces []changeTrace) [][]Output {
 	outs := make([][]Output, len(batch))
 	m := s.c.cfg.Mapper
+	if traces != nil {
+		for i := range batch {
+			outs[i] = s.mapTraced(&traces[i], &batch[i])
+		}
+		return outs
+	}
 	parts := min(goruntime.GOMAXPROCS(0), len(batch)/(parallelMapMin/2))
 	if _, ok := m.(concurrentMapper); !ok || parts < 2 {
 		for i := range batch {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/catalog"
@@ -58,8 +60,19 @@ func (s *rowSource) Read(ctx context.Context) ([]core.Change, error) {
 
 // BenchmarkRuntimeThroughput measures changes per second through the
 // runtime: rules, catalog validation, the publish path and in-order
-// checkpoints, into the in-memory stream.
+// checkpoints, into the in-memory stream; untraced, and traced with every
+// span sampled (the SDK with no exporter: the spans' cost, not an
+// exporter's).
 func BenchmarkRuntimeThroughput(b *testing.B) {
+	b.Run("untraced", func(b *testing.B) { benchmarkRuntime(b, nil) })
+	b.Run("traced", func(b *testing.B) {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		defer tp.Shutdown(context.Background())
+		benchmarkRuntime(b, tp)
+	})
+}
+
+func benchmarkRuntime(b *testing.B, tp trace.TracerProvider) {
 	cat, err := catalog.New([]core.EventType{{
 		Type: "com.acme.order.accepted", Version: "1",
 		Schema: map[string]any{
@@ -87,9 +100,10 @@ func BenchmarkRuntimeThroughput(b *testing.B) {
 	}
 	src := &rowSource{n: b.N}
 	rt, err := runtime.New(runtime.Options{
-		Stream:     discardStream{memstream.New()},
-		Connectors: []runtime.Connector{{Name: "orders", Source: src, Mapper: runtime.Rules(set)}},
-		StateDir:   b.TempDir(),
+		Stream:         discardStream{memstream.New()},
+		Connectors:     []runtime.Connector{{Name: "orders", Source: src, Mapper: runtime.Rules(set)}},
+		StateDir:       b.TempDir(),
+		TracerProvider: tp,
 	})
 	if err != nil {
 		b.Fatal(err)

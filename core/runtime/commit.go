@@ -19,10 +19,17 @@ func (s *session) complete(seqs []uint64) {
 	}
 	pos, advanced := s.tracker.DoneAll(seqs)
 	s.c.inFlight.Add(-int64(len(seqs)))
+	var covered uint64
+	if advanced && s.c.r.tracer != nil {
+		// A lower bound: changes added meanwhile count as pending.
+		added := s.added.Load()
+		covered = added - uint64(s.tracker.Pending())
+	}
 	s.mu.Lock()
 	if advanced {
 		s.mark = pos
 		s.markSeq++
+		s.markCovered = covered
 	}
 	s.cond.Broadcast()
 	s.mu.Unlock()
@@ -49,7 +56,7 @@ func (s *session) commitLoop() {
 
 func (s *session) commit(ctx context.Context) {
 	s.mu.Lock()
-	pos, seq := s.mark, s.markSeq
+	pos, seq, covered := s.mark, s.markSeq, s.markCovered
 	s.mu.Unlock()
 	if seq == s.committedSeq {
 		return
@@ -78,6 +85,9 @@ func (s *session) commit(ctx context.Context) {
 	if err := s.src.Ack(ctx, pos); err != nil && ctx.Err() == nil {
 		s.c.recordError("ack", err)
 		s.c.log.Warn("source ack failed; the next ack covers it", "err", err)
+	}
+	if s.c.r.tracer != nil {
+		s.endAcks(covered)
 	}
 }
 

@@ -265,6 +265,9 @@ func (s *session) delivered(g *group) {
 	seqs := make([]uint64, 0, len(g.changes))
 	for _, pc := range g.changes {
 		if pc.left.Add(-1) == 0 {
+			if pc.tr != nil {
+				s.tracedDelivered(pc.tr)
+			}
 			if !pc.commitTime.IsZero() {
 				if lag == nil {
 					lag = s.c.r.metrics.CommitLatency.WithLabelValues(s.c.cfg.Name)

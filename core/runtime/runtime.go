@@ -14,6 +14,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary/tributary/core"
 )
@@ -101,6 +102,11 @@ type Options struct {
 	// DrainTimeout bounds draining after a connector's source fails and
 	// before it is reopened. Default 30s.
 	DrainTimeout time.Duration
+	// TracerProvider, when set, traces every change: a span per change
+	// with one per stage (read, map, validate, publish, ack), and the
+	// publish span's context on every event as its traceparent. Nil
+	// traces nothing, at no cost.
+	TracerProvider trace.TracerProvider
 	// PingInterval is how often the stream's health is checked. A publish
 	// or checkpoint save that succeeded within the interval counts as the
 	// check; the stream is pinged only when there was none. Default 5s.
@@ -109,8 +115,10 @@ type Options struct {
 
 // Runtime runs connectors against one stream.
 type Runtime struct {
-	opts       Options
-	log        *slog.Logger
+	opts Options
+	log  *slog.Logger
+	// tracer is nil when nothing is traced.
+	tracer     trace.Tracer
 	metrics    *Metrics
 	connectors []*connector
 	sinks      []*sinkRunner
@@ -194,6 +202,9 @@ func New(opts Options) (*Runtime, error) {
 		}
 		seen[c.Name] = true
 		r.connectors = append(r.connectors, newConnector(r, c))
+	}
+	if opts.TracerProvider != nil {
+		r.tracer = opts.TracerProvider.Tracer(tracerName)
 	}
 	sinks, err := newSinkRunners(r, opts)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tributary/tributary/core"
 )
@@ -114,6 +115,15 @@ type session struct {
 	fatal    atomic.Pointer[error]
 	// committedSeq is the markSeq of the last stored checkpoint.
 	committedSeq uint64
+	// added is how many changes the tracker was given.
+	added atomic.Uint64
+
+	// Tracing only (tracing.go): markCovered is acks.covered for mark;
+	// open holds the traced changes whose events are not all stored.
+	markCovered uint64
+	acks        ackTraces
+	traceMu     sync.Mutex
+	open        map[*changeTrace]struct{}
 
 	// sendMu is held while groups are handed to the stream, so that they
 	// are enqueued in read order.
@@ -159,7 +169,12 @@ func (s *session) readLoop(ctx context.Context) error {
 	s.mu.Lock()
 	s.failRead = cancel
 	s.mu.Unlock()
-	batches := make(chan []core.Change, 4)
+	type readBatch struct {
+		changes []core.Change
+		timing  readTiming
+	}
+	tracing := s.c.r.tracer != nil
+	batches := make(chan readBatch, 4)
 	var readErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -168,7 +183,14 @@ func (s *session) readLoop(ctx context.Context) error {
 			if err := s.waitCapacity(rctx); err != nil {
 				return
 			}
+			var rt readTiming
+			if tracing {
+				rt.start = time.Now()
+			}
 			batch, err := s.src.Read(rctx)
+			if tracing {
+				rt.end = time.Now()
+			}
 			if err != nil {
 				if rctx.Err() == nil {
 					readErr = err
@@ -179,17 +201,17 @@ func (s *session) readLoop(ctx context.Context) error {
 			// waitCapacity sees it.
 			s.c.inFlight.Add(int64(len(batch)))
 			select {
-			case batches <- batch:
+			case batches <- readBatch{batch, rt}:
 			case <-rctx.Done():
 				s.c.inFlight.Add(-int64(len(batch)))
 				return
 			}
 		}
 	})
-	for batch := range batches {
-		s.c.changesRead.Add(uint64(len(batch)))
-		s.c.r.metrics.ChangesRead.WithLabelValues(s.c.cfg.Name).Add(float64(len(batch)))
-		s.handleBatch(batch)
+	for b := range batches {
+		s.c.changesRead.Add(uint64(len(b.changes)))
+		s.c.r.metrics.ChangesRead.WithLabelValues(s.c.cfg.Name).Add(float64(len(b.changes)))
+		s.handleBatch(b.changes, b.timing)
 	}
 	wg.Wait()
 	return readErr
@@ -236,4 +258,7 @@ func (s *session) stop() {
 	s.cancelPub()
 	s.commitWG.Wait()
 	s.c.inFlight.Store(0)
+	if s.c.r.tracer != nil {
+		s.abandonTraces()
+	}
 }
