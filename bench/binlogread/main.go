@@ -117,7 +117,7 @@ func run(dsn, file string, text bool) error {
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: uint32(1<<30 + os.Getpid()%(1<<20)), Flavor: flavor, Host: host, Port: uint16(p),
 		User: dc.User, Password: dc.Passwd, Charset: "utf8mb4",
-		TimestampStringLocation: time.UTC, DisableRetrySync: true,
+		ParseTime: true, TimestampStringLocation: time.UTC, DisableRetrySync: true,
 		SynchronousEventHandler: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FillZeroLogPos: flavor == gomysql.MariaDBFlavor,
 	})

@@ -339,7 +339,9 @@ func (s *Source) startStream(name string, serverID uint32, host, flavor string, 
 	cfg := replication.BinlogSyncerConfig{
 		ServerID: serverID, Flavor: flavor, Host: s.dsn.host, Port: s.dsn.port,
 		User: s.dsn.user, Password: s.dsn.password, Localhost: host, Charset: "utf8mb4",
-		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat.Interval,
+		// ParseTime: DATETIME and TIMESTAMP values come as times rather
+		// than text the syncer formats with fmt.Sprintf (decodeBinlog).
+		ParseTime: true, TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat.Interval,
 		ReadTimeout: s.cfg.Heartbeat.Interval*3 + 10*time.Second, DisableRetrySync: true,
 		SynchronousEventHandler: rd, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		FillZeroLogPos: flavor == gomysql.MariaDBFlavor,

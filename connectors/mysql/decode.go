@@ -96,8 +96,14 @@ func decodeBinlog(c *column, v any) (any, error) {
 	case "date":
 		return asString(v), nil
 	case "datetime":
+		if t, ok := v.(time.Time); ok {
+			return datetimeOf(t, c.Length), nil
+		}
 		return datetime(asString(v)), nil
 	case "timestamp":
+		if t, ok := v.(time.Time); ok {
+			return t.UTC(), nil
+		}
 		return timestamp(asString(v))
 	case "time":
 		return asString(v), nil
@@ -222,6 +228,23 @@ func float32to64(f float32) float64 {
 // datetime writes a DATETIME as ISO 8601 without a zone, as stored.
 func datetime(s string) string {
 	return strings.Replace(s, " ", "T", 1)
+}
+
+// datetimeLayout is a DATETIME with all six fractional digits.
+const datetimeLayout = "2006-01-02T15:04:05.000000"
+
+// datetimeOf writes a DATETIME that go-mysql decoded into a time (its
+// fields in UTC; it does so from 1970 on, and hands the others over as
+// text) as datetime writes the server's text: ISO 8601 without a zone,
+// with the column's frac fractional digits. It spares the syncer's
+// fmt.Sprintf of the text and the copy datetime makes of it.
+func datetimeOf(t time.Time, frac int) string {
+	n := len("2006-01-02T15:04:05")
+	if frac > 0 {
+		n += 1 + min(frac, 6)
+	}
+	var buf [len(datetimeLayout)]byte
+	return string(t.AppendFormat(buf[:0], datetimeLayout[:n]))
 }
 
 // timestamp reads a TIMESTAMP written in UTC.
