@@ -110,7 +110,7 @@ stream_yaml() {
 	esac
 }
 
-declare -A rps cpu p99
+declare -A rps cpu p99 p999 rssmb load
 for s in "${streams[@]}"; do
 	if [ "$s" = peer ] && [ -z "$peer_ok" ]; then continue; fi
 	rm -rf "$work/state"
@@ -207,6 +207,8 @@ YAML
 	else
 		echo "== $s stream: 1 KB JSON, HMAC-SHA256, 2xx once durable in the inbox"
 	fi
+	# The machine's other load moves every figure: say what it was.
+	load0=$(cut -d' ' -f1 /proc/loadavg)
 	hz=$(getconf CLK_TCK)
 	cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	echo "-- wrk -t2 -c$CONNS -d$DURATION"
@@ -224,8 +226,12 @@ YAML
 	echo "-- webhookload -rate $RATE -d $DURATION (open loop)"
 	"$work/webhookload" -url "$url" -c 512 -rate "$RATE" -d "$DURATION" -id-prefix "steady-$s" | tee "$work/open.out"
 	p99[$s]=$(grep -o 'p99 [^ ]*' "$work/open.out" | head -n1 | cut -d' ' -f2)
+	p999[$s]=$(grep -o 'p99.9 [^ ]*' "$work/open.out" | head -n1 | cut -d' ' -f2)
 	rss=$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$pid/status" 2>/dev/null || true)
 	[ -z "$rss" ] || echo "-- peak RSS $rss"
+	rssmb[$s]=${rss% MB}
+	load[$s]="$load0-$(cut -d' ' -f1 /proc/loadavg)"
+	echo "-- load average ${load[$s]} (1 min, start-end of this server's runs)"
 	st=$(curl -s "http://127.0.0.1:$ADMIN_PORT/v1/connectors/bench_orders" || true)
 	commits=$(grep -o '"inbox_commits": *[0-9]*' <<<"$st" | grep -o '[0-9]*$' || true)
 	stored=$(grep -o '"inbox_stored": *[0-9]*' <<<"$st" | grep -o '[0-9]*$' || true)
@@ -238,11 +244,11 @@ YAML
 done
 
 echo
-echo "== summary (closed loop req/s, server CPU per request, p99 at $RATE req/s; ratios to the ceiling and to the peer)"
+echo "== summary (closed loop req/s, server CPU per request, p99 and p99.9 at $RATE req/s, peak RSS, load average; ratios to the ceiling and to the peer)"
 for s in "${streams[@]}"; do
 	[ -n "${rps[$s]:-}" ] || continue
-	awk -v s="$s" -v r="${rps[$s]}" -v c="${cpu[$s]:-?}" -v p="${p99[$s]:-?}" -v ceil="${rps[ceiling]:-0}" -v peer="${rps[peer]:-0}" 'BEGIN {
-		line = sprintf("%-9s %7d req/s  %4s us/req  p99 %-8s", s, r, c, p)
+	awk -v s="$s" -v r="${rps[$s]}" -v c="${cpu[$s]:-?}" -v p="${p99[$s]:-?}" -v p9="${p999[$s]:-?}" -v m="${rssmb[$s]:-?}" -v l="${load[$s]:-?}" -v ceil="${rps[ceiling]:-0}" -v peer="${rps[peer]:-0}" 'BEGIN {
+		line = sprintf("%-9s %7d req/s  %4s us/req  p99 %-8s p99.9 %-8s %4s MB  load %-9s", s, r, c, p, p9, m, l)
 		if (ceil > 0) line = line sprintf("  %.2fx ceiling", r/ceil)
 		if (peer > 0) line = line sprintf("  %.2fx peer", r/peer)
 		print line }'

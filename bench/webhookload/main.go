@@ -234,7 +234,8 @@ func (l *loader) report(mode string, elapsed time.Duration) {
 	if l.errs > 0 {
 		fmt.Printf("errors: %d (last: %s)\n", l.errs, l.errText)
 	}
-	fmt.Printf("latency p50 %v  p90 %v  p99 %v  max %v\n",
+	fmt.Printf("latency p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
 		pct(0.50).Round(10*time.Microsecond), pct(0.90).Round(10*time.Microsecond),
-		pct(0.99).Round(10*time.Microsecond), pct(1).Round(10*time.Microsecond))
+		pct(0.99).Round(10*time.Microsecond), pct(0.999).Round(10*time.Microsecond),
+		pct(1).Round(10*time.Microsecond))
 }
