@@ -31,6 +31,7 @@ type Config struct {
 	Admin    AdminConfig
 	HTTP     HTTPConfig
 	Shutdown ShutdownConfig
+	Tracing  TracingConfig
 	Stream   StreamConfig
 	// Catalog is the declared list of event types, as written.
 	Catalog []core.EventType
@@ -103,6 +104,21 @@ func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 type ShutdownConfig struct {
 	// Timeout bounds draining and committing after a stop signal.
 	Timeout time.Duration
+}
+
+// TracingConfig configures OpenTelemetry tracing (the tracing section).
+type TracingConfig struct {
+	// Exporter is TracingOTLP, TracingNone, or "" (as the OTEL_*
+	// variables say).
+	Exporter string
+	// Endpoint is the collector's URL, or "".
+	Endpoint string
+	// Protocol is "http/protobuf", "grpc", or "".
+	Protocol string
+	// SampleRatio is the share of changes traced, 0 to 1.
+	SampleRatio float64
+	// ServiceName is the service.name resource attribute, or "".
+	ServiceName string
 }
 
 // StreamConfig configures the shared stream.
@@ -330,6 +346,9 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 		ReadTimeout: durOf(h, "read_timeout"),
 	}
 	cfg.Shutdown.Timeout = durOf(mapOf(v, "shutdown"), "timeout")
+	tr := mapOf(v, "tracing")
+	cfg.Tracing = TracingConfig{Exporter: strOf(tr, "exporter"), Endpoint: strOf(tr, "endpoint"), Protocol: strOf(tr, "protocol"), ServiceName: strOf(tr, "service_name")}
+	cfg.Tracing.SampleRatio, _ = tr["sample_ratio"].(float64)
 	s := mapOf(v, "stream")
 	t := mapOf(s, "topics")
 	cfg.Stream = StreamConfig{
