@@ -6,9 +6,11 @@
 //
 // # What a 2xx means
 //
-// A delivery is answered 200 only after it is committed to the inbox, a
-// SQLite database (WAL, synchronous=FULL) in the connector's state
-// directory. The inbox keeps the delivery until the runtime acknowledges
+// A delivery is answered 200 only after it is committed to the inbox, an
+// append-only log of segment files in the connector's state directory
+// (webhook-inbox/; each record framed with its length and a CRC-32C, each
+// group of records written at once and made durable with fdatasync before
+// any of them is answered). The inbox keeps the delivery until the runtime acknowledges
 // it, which happens once its events are durable on the stream and the
 // checkpoint is stored; after a crash or a broker outage, deliveries not
 // acknowledged are read again. So a 2xx is never followed by a loss, and a
@@ -22,7 +24,17 @@
 // stored.
 //
 // One writer goroutine commits the deliveries of all concurrent requests
-// in one transaction (group commit), so one fsync covers many deliveries.
+// in one write (group commit), so one fdatasync covers many deliveries;
+// commits start at most once a millisecond, so that under a steady load
+// each carries what arrived meanwhile, while an idle sidecar commits a
+// delivery at once. Segments are filled with zeros ahead of use, so that
+// an fdatasync writes data without a file system journal commit. A
+// segment whose deliveries are all acknowledged is deleted, its delivery
+// ids first moved to the current dedup generation's file.
+//
+// After a crash the log is read up to its last whole frame: a frame cut
+// short or failing its CRC ends a segment (it is the tail of a write
+// nothing was answered for).
 //
 // # Identity and deduplication
 //
@@ -30,7 +42,9 @@
 // the connector) or, when it has none, the SHA-256 of the body. The id is
 // the change's position (version 1, data = the id), so the events of a
 // delivery have ids derived from it. An id accepted within the dedup window
-// is answered 200 with status "duplicate" and not emitted again.
+// is answered 200 with status "duplicate" and not emitted again. Ids are
+// remembered in memory (16 bytes of SHA-256 each, in two generations of
+// one window each), rebuilt at open from the dedup files and the segments.
 //
 // # Order of checks
 //

@@ -170,7 +170,7 @@ type Reply struct {
 
 // Source receives webhook deliveries on the sidecar's HTTP listener and
 // hands them to the runtime as changes. A delivery is answered 2xx only
-// once it is committed to the source's inbox, a SQLite database in the
+// once it is committed to the source's inbox, an append-only log in the
 // connector's state directory: the inbox keeps it until the stream has it
 // (Ack), and it is read again after any stop. See the package doc.
 //
@@ -478,7 +478,7 @@ func (r *run) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Ack releases the delivery at pos and every delivery read before it: they
-// are deleted from the inbox (in the writer's next transaction) and no
+// are marked acknowledged in the inbox (in the writer's next write) and no
 // longer count against max_pending. It does not block on disk.
 func (s *Source) Ack(_ context.Context, pos core.Position) error {
 	r, err := s.current()
@@ -525,7 +525,7 @@ func (s *Source) Ack(_ context.Context, pos core.Position) error {
 }
 
 // Close unmounts the handler (new requests are no longer accepted), lets the
-// inbox writer finish its transaction, and closes the inbox, within ctx's
+// inbox writer finish its write, and closes the inbox, within ctx's
 // deadline. Requests in flight get 503 unless their delivery was already
 // committed. It is safe to call twice and after a failed Open.
 func (s *Source) Close(ctx context.Context) error {
