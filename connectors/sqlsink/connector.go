@@ -60,6 +60,11 @@ type Sink struct {
 	stmt string
 	// copier is PostgreSQL's COPY path of insert mode (see copy.go).
 	copier *copier
+	// paths reads the columns whose expressions are plain paths into
+	// the data (see extract.go); nil when the data is decoded anyway.
+	paths *dataPaths
+	// pathCol marks the columns paths reads.
+	pathCol []bool
 
 	mu     sync.Mutex
 	db     *sql.DB
@@ -82,13 +87,16 @@ func (s *Sink) Configure(c core.Config) error {
 	d := dialectOf(cfg.Driver)
 	t := table{name: cfg.Table, id: -1, version: -1, upsert: cfg.Mode == ModeUpsert}
 	var progs []*rules.EventProgram
+	var exprs []string
 	var errs []error
 	if cfg.IDColumn != "" {
 		t.id = 0
 		t.cols = append(t.cols, column{name: cfg.IDColumn, typ: TypeText})
 		progs = append(progs, nil)
+		exprs = append(exprs, "")
 	}
 	for i, col := range cfg.Columns {
+		exprs = append(exprs, col.Value)
 		p, err := rules.CompileEvent(fmt.Sprintf("columns[%d].value", i), col.Value)
 		if err != nil {
 			errs = append(errs, err)
@@ -128,6 +136,12 @@ func (s *Sink) Configure(c core.Config) error {
 		s.stmt = d.write(&s.table, 0)
 	}
 	s.copier = newCopier(d, &s.table)
+	s.paths, s.pathCol = compileDataPaths(exprs, cfg.DeleteWhen), make([]bool, len(t.cols))
+	if s.paths != nil {
+		for _, c := range s.paths.cols {
+			s.pathCol[c] = true
+		}
+	}
 	s.envs.New = func() any { return rules.NewEventEnv(nil, "") }
 	return nil
 }

@@ -133,13 +133,15 @@ func (s *Sink) rows(b *batch) []*row {
 		s.envs.Put(env)
 	}()
 	out := make([]*row, 0, len(b.ds))
+	vals := make([]any, len(s.table.cols))
 	for i, d := range b.ds {
 		if b.held[d.Event.PartitionKey] {
 			b.out[i], b.done[i] = core.Result{Status: core.StatusRetry}, true
 			continue
 		}
 		env.Reset(d.Event, s.name)
-		r, err := s.row(env, i, d)
+		fast := s.paths != nil && s.paths.read(d.Event, vals)
+		r, err := s.row(env, i, d, vals, fast)
 		if err != nil {
 			b.hold(i, core.Result{Status: core.StatusFailed, Err: err})
 			continue
@@ -149,8 +151,9 @@ func (s *Sink) rows(b *batch) []*row {
 	return out
 }
 
-// row evaluates one delivery's values.
-func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery) (*row, error) {
+// row evaluates one delivery's values. When fast, vals holds the values
+// of the columns s.paths reads.
+func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery, vals []any, fast bool) (*row, error) {
 	r := &row{i: i, pk: d.Event.PartitionKey}
 	if s.del != nil {
 		del, err := s.del.Holds(env)
@@ -164,11 +167,16 @@ func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery) (*row, error) {
 		if c == s.table.id {
 			return d.Event.ID, nil
 		}
-		v, err := s.progs[c].EvalEnv(env)
-		if err != nil {
-			return nil, fmt.Errorf("sql sink %q: column %q: %w", s.name, col.name, err)
+		var v any
+		if fast && s.pathCol[c] {
+			v = vals[c]
+		} else {
+			var err error
+			if v, err = s.progs[c].EvalEnv(env); err != nil {
+				return nil, fmt.Errorf("sql sink %q: column %q: %w", s.name, col.name, err)
+			}
 		}
-		v, err = s.dialect.convert(col.typ, v)
+		v, err := s.dialect.convert(col.typ, v)
 		if err != nil {
 			return nil, fmt.Errorf("sql sink %q: column %q (%s): the value %w", s.name, col.name, col.typ, err)
 		}
