@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tributary/tributary/core/sinkbench"
 	"github.com/tributary/tributary/core/statedb"
 )
 
@@ -33,6 +34,7 @@ func BenchmarkInbox(b *testing.B) {
 	var seq atomic.Int64
 	b.SetParallelism(128)
 	b.SetBytes(1024)
+	cpu0 := sinkbench.CPUTime()
 	start := time.Now()
 	var mu sync.Mutex
 	var failed error
@@ -50,6 +52,7 @@ func BenchmarkInbox(b *testing.B) {
 		b.Fatal(failed)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
+	b.ReportMetric(float64(sinkbench.CPUTime()-cpu0)/1e3/float64(b.N), "cpu-us/delivery")
 	b.ReportMetric(float64(ib.stored.Load())/float64(max(1, ib.commits.Load())), "deliveries/commit")
 }
 
@@ -336,3 +339,4 @@ func TestInboxMigratesSQLite(t *testing.T) {
 		t.Errorf("the SQLite inbox is still there after migrating: %v", err)
 	}
 }
+
