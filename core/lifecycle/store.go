@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,25 +39,31 @@ var ErrNotFound = errors.New("no such instance")
 type Store struct {
 	db   *sql.DB
 	path string
-	// insert appends insertRows rows; insertOne appends one; row reads
-	// one.
-	insert, insertOne, judge, row *sql.Stmt
+	// insert appends insertRows rows to the log, insertOne one; judge
+	// and judgeOne do the same with verdicts; row reads a row and its
+	// verdict.
+	insert, insertOne, judge, judgeOne, row *sql.Stmt
+	// names are the state names and verdicts the verdicts table codes
+	// (code 0 is ""), and codes the reverse.
+	names []string
+	codes map[string]int64
 }
 
+// The log's rows hold the event in one blob (see encodeRecord): binding
+// one value costs a fraction of binding eight, and nothing searches the
+// log by its fields. A verdict is a row of its own, appended when the
+// event is judged (an insert near the end of its table costs less than
+// updating the event's row), its verdict and state as codes of names.
 const schema = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS log(
-	seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, id TEXT NOT NULL, time INTEGER NOT NULL,
-	event_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, position TEXT NOT NULL,
-	prev INTEGER NOT NULL, arrived INTEGER NOT NULL,
-	judged INTEGER, verdict TEXT, state TEXT);
+CREATE TABLE IF NOT EXISTS log(seq INTEGER PRIMARY KEY, prev INTEGER NOT NULL, rec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS verdicts(seq INTEGER PRIMARY KEY, judged INTEGER NOT NULL, verdict INTEGER NOT NULL, state INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS names(code INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS stuck(entity TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY(entity, id)) WITHOUT ROWID;
 `
 
 // insertRows is how many rows one INSERT statement appends.
 const insertRows = 32
-
-const logColumns = `seq, entity, id, time, event_id, type, source, position, prev, arrived`
 
 // OpenStore opens (creating when missing) the store at path; "" opens one
 // in memory. cacheKiB bounds SQLite's page cache (0: its default). A
@@ -93,26 +100,79 @@ func (s *Store) init(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, schema+`INSERT INTO meta(key, value) VALUES('format', '`+storeFormat+`') ON CONFLICT DO NOTHING`); err != nil {
 		return fmt.Errorf("create tables: %w", err)
 	}
-	rows := strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?),", insertRows), ",")
 	var err error
-	if s.insert, err = s.db.PrepareContext(ctx, `INSERT INTO log(`+logColumns+`) VALUES `+rows); err != nil {
+	if s.insert, err = s.db.PrepareContext(ctx, `INSERT INTO log(seq, prev, rec) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?),", insertRows), ",")); err != nil {
 		return err
 	}
-	if s.insertOne, err = s.db.PrepareContext(ctx, `INSERT INTO log(`+logColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`); err != nil {
+	if s.insertOne, err = s.db.PrepareContext(ctx, `INSERT INTO log(seq, prev, rec) VALUES (?,?,?)`); err != nil {
 		return err
 	}
-	if s.judge, err = s.db.PrepareContext(ctx, `UPDATE log SET judged = ?, verdict = ?, state = ? WHERE seq = ?`); err != nil {
+	if s.judge, err = s.db.PrepareContext(ctx, `INSERT OR REPLACE INTO verdicts(seq, judged, verdict, state) VALUES `+strings.TrimSuffix(strings.Repeat("(?,?,?,?),", insertRows), ",")); err != nil {
+		return err
+	}
+	if s.judgeOne, err = s.db.PrepareContext(ctx, `INSERT OR REPLACE INTO verdicts(seq, judged, verdict, state) VALUES (?,?,?,?)`); err != nil {
 		return err
 	}
 	return s.prepareReads(ctx)
 }
 
-const selectRow = `SELECT prev, time, entity, id, event_id, type, source, position, judged, verdict, state FROM log WHERE seq = ?`
+const selectRow = `SELECT l.prev, l.rec, v.judged, v.verdict, v.state FROM log l LEFT JOIN verdicts v ON v.seq = l.seq WHERE l.seq = ?`
 
+// prepareReads loads the names and prepares the statement reading rows.
 func (s *Store) prepareReads(ctx context.Context) error {
-	var err error
+	s.names, s.codes = []string{""}, map[string]int64{"": 0}
+	rows, err := s.db.QueryContext(ctx, `SELECT code, name FROM names ORDER BY code`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c int64
+		var n string
+		if err := rows.Scan(&c, &n); err != nil {
+			return err
+		}
+		for int64(len(s.names)) <= c {
+			s.names = append(s.names, "")
+		}
+		s.names[c], s.codes[n] = n, c
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	s.row, err = s.db.PrepareContext(ctx, selectRow)
 	return err
+}
+
+// name returns the name of code ("" for one it does not know).
+func (s *Store) name(code int64) string {
+	if code < 0 || code >= int64(len(s.names)) {
+		return ""
+	}
+	return s.names[code]
+}
+
+// forgetNames forgets the names from the n-th on, recorded by a
+// transaction that was rolled back.
+func (s *Store) forgetNames(n int) {
+	for _, name := range s.names[n:] {
+		delete(s.codes, name)
+	}
+	s.names = s.names[:n]
+}
+
+// code returns the code of name, recording a new one in tx (the caller
+// calls forgetNames if tx is rolled back).
+func (s *Store) code(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	if c, ok := s.codes[name]; ok {
+		return c, nil
+	}
+	c := int64(len(s.names))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO names(code, name) VALUES(?, ?)`, c, name); err != nil {
+		return 0, err
+	}
+	s.names, s.codes[name] = append(s.names, name), c
+	return c, nil
 }
 
 // OpenStoreReadOnly opens an existing store for queries (`tributary
@@ -135,7 +195,7 @@ func OpenStoreReadOnly(ctx context.Context, path string) (*Store, error) {
 
 // Close closes the store.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.insert, s.insertOne, s.judge, s.row} {
+	for _, st := range []*sql.Stmt{s.insert, s.insertOne, s.judge, s.judgeOne, s.row} {
 		if st != nil {
 			st.Close()
 		}
@@ -232,13 +292,60 @@ type Step struct {
 	Verdict string `json:"verdict"`
 }
 
-// logRow is one row of the log.
+// logRow is one row of the log, with its verdict.
 type logRow struct {
 	seq, prev, time, judged, arrived int64
 	entity, id                       string
 	eventID, typ, source             string
 	position                         string
 	verdict, state                   string // "" while pending
+}
+
+// encodeRecord appends r's event to b: its fields but seq, prev and the
+// verdict.
+func encodeRecord(b []byte, r *logRow) []byte {
+	for _, s := range []string{r.entity, r.id, r.eventID, r.typ, r.source, r.position} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendVarint(b, r.time)
+	return binary.AppendVarint(b, r.arrived)
+}
+
+var errBadRecord = errors.New("malformed log record")
+
+// decodeRecord sets r's event from b.
+func decodeRecord(b []byte, r *logRow) error {
+	for _, s := range []*string{&r.entity, &r.id, &r.eventID, &r.typ, &r.source, &r.position} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return errBadRecord
+		}
+		*s = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	var k int
+	if r.time, k = binary.Varint(b); k <= 0 {
+		return errBadRecord
+	}
+	if r.arrived, k = binary.Varint(b[k:]); k <= 0 {
+		return errBadRecord
+	}
+	return nil
+}
+
+// scanRow reads a row of selectRow's columns.
+func (s *Store) scanRow(sc interface{ Scan(...any) error }, r *logRow) error {
+	var rec []byte
+	var judged, verdict, state sql.NullInt64
+	if err := sc.Scan(&r.prev, &rec, &judged, &verdict, &state); err != nil {
+		return err
+	}
+	if err := decodeRecord(rec, r); err != nil {
+		return fmt.Errorf("log row %d: %w", r.seq, err)
+	}
+	r.judged, r.verdict, r.state = judged.Int64, s.name(verdict.Int64), s.name(state.Int64)
+	return nil
 }
 
 // chain returns the log rows of an instance, latest first, walking from
@@ -248,16 +355,13 @@ func (s *Store) chain(ctx context.Context, head int64, stopAt func(logRow) bool)
 	var out []logRow
 	for seq := head; seq > 0; {
 		r := logRow{seq: seq}
-		var judged sql.NullInt64
-		var verdict, state sql.NullString
-		err := s.row.QueryRowContext(ctx, seq).Scan(&r.prev, &r.time, &r.entity, &r.id, &r.eventID, &r.typ, &r.source, &r.position, &judged, &verdict, &state)
+		err := s.scanRow(s.row.QueryRowContext(ctx, seq), &r)
 		if errors.Is(err, sql.ErrNoRows) {
 			break // pruned
 		}
 		if err != nil {
 			return nil, err
 		}
-		r.judged, r.verdict, r.state = judged.Int64, verdict.String, state.String
 		out = append(out, r)
 		if stopAt != nil && stopAt(r) {
 			break
@@ -294,11 +398,24 @@ func timeline(rows []logRow) []Step {
 // its judged events, in the order they were judged, left it in.
 func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error) {
 	head, from := snapshotHead(filepath.Join(filepath.Dir(s.path), SnapshotFile), entity, id)
-	var later sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM log WHERE seq >= ? AND entity = ? AND id = ?`, from, entity, id).Scan(&later); err != nil {
+	later, err := s.db.QueryContext(ctx, `SELECT seq, rec FROM log WHERE seq >= ?`, from)
+	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}
-	head = max(head, later.Int64)
+	for later.Next() {
+		var r logRow
+		var rec []byte
+		if err := later.Scan(&r.seq, &rec); err != nil {
+			later.Close()
+			return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
+		}
+		if decodeRecord(rec, &r) == nil && r.entity == entity && r.id == id {
+			head = max(head, r.seq)
+		}
+	}
+	if err := errors.Join(later.Err(), later.Close()); err != nil {
+		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
+	}
 	rows, err := s.chain(ctx, head, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)

@@ -20,33 +20,43 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // appendRows appends rows to the log, insertRows to a statement.
 func (s *Store) appendRows(ctx context.Context, tx *sql.Tx, rows []logRow) error {
-	args := make([]any, 0, insertRows*10)
-	add := func(r *logRow) {
-		args = append(args, r.seq, r.entity, r.id, r.time, r.eventID, r.typ, r.source, r.position, r.prev, r.arrived)
+	buf := make([]byte, 0, 128*len(rows))
+	recs := make([][]byte, len(rows))
+	for k := range rows {
+		start := len(buf)
+		buf = encodeRecord(buf, &rows[k])
+		recs[k] = buf[start:len(buf):len(buf)]
 	}
-	if len(rows) >= insertRows {
-		st := tx.StmtContext(ctx, s.insert)
+	return s.insertMany(ctx, tx, s.insert, s.insertOne, len(rows), func(args []any, k int) []any {
+		return append(args, rows[k].seq, rows[k].prev, recs[k])
+	})
+}
+
+// insertMany inserts n rows, insertRows at a time through many and the
+// rest through one; add appends the values of row k to args.
+func (s *Store) insertMany(ctx context.Context, tx *sql.Tx, many, one *sql.Stmt, n int, add func(args []any, k int) []any) error {
+	var args []any
+	k := 0
+	if n >= insertRows {
+		st := tx.StmtContext(ctx, many)
 		defer st.Close()
-		for len(rows) >= insertRows {
+		for ; k+insertRows <= n; k += insertRows {
 			args = args[:0]
-			for k := range insertRows {
-				add(&rows[k])
+			for i := k; i < k+insertRows; i++ {
+				args = add(args, i)
 			}
 			if _, err := st.ExecContext(ctx, args...); err != nil {
 				return err
 			}
-			rows = rows[insertRows:]
 		}
 	}
-	if len(rows) == 0 {
+	if k == n {
 		return nil
 	}
-	st := tx.StmtContext(ctx, s.insertOne)
+	st := tx.StmtContext(ctx, one)
 	defer st.Close()
-	for k := range rows {
-		args = args[:0]
-		add(&rows[k])
-		if _, err := st.ExecContext(ctx, args...); err != nil {
+	for ; k < n; k++ {
+		if _, err := st.ExecContext(ctx, add(args[:0], k)...); err != nil {
 			return err
 		}
 	}
@@ -59,16 +69,21 @@ type judged struct {
 	verdict, state string
 }
 
-// setJudged records verdicts in the log.
+// setJudged records verdicts.
 func (s *Store) setJudged(ctx context.Context, tx *sql.Tx, js []judged) error {
-	st := tx.StmtContext(ctx, s.judge)
-	defer st.Close()
-	for _, j := range js {
-		if _, err := st.ExecContext(ctx, j.order, j.verdict, j.state, j.seq); err != nil {
+	codes := make([]int64, 2*len(js))
+	for k, j := range js {
+		var err error
+		if codes[2*k], err = s.code(ctx, tx, j.verdict); err != nil {
+			return err
+		}
+		if codes[2*k+1], err = s.code(ctx, tx, j.state); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.insertMany(ctx, tx, s.judge, s.judgeOne, len(js), func(args []any, k int) []any {
+		return append(args, js[k].seq, js[k].order, codes[2*k], codes[2*k+1])
+	})
 }
 
 // setStuck records that an instance was reported stuck (or, with stuck
@@ -91,6 +106,9 @@ func deleteChain(ctx context.Context, tx *sql.Tx, head int64) error {
 			return nil
 		}
 		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM verdicts WHERE seq = ?`, seq); err != nil {
 			return err
 		}
 		seq = prev

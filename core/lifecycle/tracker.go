@@ -329,7 +329,7 @@ func (t *Tracker) recover(ctx context.Context) error {
 		snapJudged, from = h.judged, h.from
 	}
 	t.lastJudged = snapJudged
-	rows, err := t.store.db.QueryContext(ctx, `SELECT seq, entity, id, time, event_id, type, source, arrived, judged, state FROM log WHERE seq >= ? ORDER BY seq`, from)
+	rows, err := t.store.db.QueryContext(ctx, `SELECT l.seq, l.prev, l.rec, v.judged, v.verdict, v.state FROM log l LEFT JOIN verdicts v ON v.seq = l.seq WHERE l.seq >= ? ORDER BY l.seq`, from)
 	if err != nil {
 		return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
 	}
@@ -337,10 +337,13 @@ func (t *Tracker) recover(ctx context.Context) error {
 	var replay []logRow
 	for rows.Next() {
 		var r logRow
-		var judged sql.NullInt64
-		var state sql.NullString
-		if err := rows.Scan(&r.seq, &r.entity, &r.id, &r.time, &r.eventID, &r.typ, &r.source, &r.arrived, &judged, &state); err != nil {
+		var rec []byte
+		var judged, verdict, state sql.NullInt64
+		if err := rows.Scan(&r.seq, &r.prev, &rec, &judged, &verdict, &state); err != nil {
 			return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
+		}
+		if err := decodeRecord(rec, &r); err != nil {
+			return fmt.Errorf("lifecycle store %s: log row %d: %w", t.store.path, r.seq, err)
 		}
 		t.nextSeq = max(t.nextSeq, r.seq+1)
 		m := t.machines[r.entity]
@@ -359,7 +362,7 @@ func (t *Tracker) recover(ctx context.Context) error {
 		case !judged.Valid:
 			t.pending = append(t.pending, pendingEvent{seq: r.seq, m: m, id: r.id, eventID: r.eventID, typ: r.typ, source: r.source, time: r.time, arrived: r.arrived})
 		case judged.Int64 > snapJudged:
-			r.judged, r.state = judged.Int64, state.String
+			r.judged, r.state = judged.Int64, t.store.name(state.Int64)
 			replay = append(replay, r)
 		}
 	}
@@ -802,6 +805,7 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 		}
 		moves = append(moves, move{i, inst, order64})
 	}
+	names := len(t.store.names)
 	err := t.store.tx(ctx, func(tx *sql.Tx) error {
 		if err := t.store.setJudged(ctx, tx, js); err != nil {
 			return err
@@ -814,6 +818,7 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 		return t.publish(ctx, out)
 	})
 	if err != nil {
+		t.store.forgetNames(names)
 		return fmt.Errorf("judge held events: %w", err)
 	}
 	t.lastJudged = order64
