@@ -157,7 +157,7 @@ func (d *DB) createTables(ctx context.Context) error {
 		return err
 	}
 	if migrated {
-		if err := d.firstRun(ctx, tx); err != nil {
+		if err := d.firstRuns(ctx, tx); err != nil {
 			return err
 		}
 	}

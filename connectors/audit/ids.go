@@ -23,21 +23,22 @@ import (
 //     events, and the writer keeps them in memory (reading them back at
 //     Open);
 //   - runs: once the tail holds runSize ids, they are written, sorted, to
-//     a table of their own (<prefix>ids_<n>, WITHOUT ROWID, keyed by id
-//     and seq), so that its B-tree is built from left to right, page
-//     after page. A Bloom filter of each run's ids, stored in the run
-//     catalog (<prefix>id_runs) beside the range of seq it covers, stays
-//     in memory;
+//     a table of their own (<prefix>ids_<n>, WITHOUT ROWID): the 64-bit
+//     hash of each id (idHash) and the seq of its event, keyed by both,
+//     so that its B-tree is built from left to right, page after page,
+//     and holds about 20 bytes an id. A Bloom filter of each run's ids,
+//     stored in the run catalog (<prefix>id_runs) beside the range of seq
+//     it covers, stays in memory;
 //   - merges: when mergeFanIn runs of a size class (level) are there, a
 //     background goroutine merges them into one of the next class, in
 //     chunks that each commit on their own so that Writes go on between
 //     them, and drops them once the merged run is in the catalog. A log
 //     of n ids has about (mergeFanIn-1)*log4(n/runSize) runs.
 //
-// An id is in the log when the tail or a run (whose filter may hold it)
-// holds it and the events table still holds its row (retention deletes
-// rows, not run entries; merges leave out the entries below the oldest
-// row).
+// An id is in the log when the tail or a run (whose filter may hold its
+// hash) points at a row of the events table that has this id: a row
+// retention has deleted is not, nor one of another id of the same hash.
+// Merges leave out the entries below the oldest row.
 
 // defaultRunSize is how many tail ids are written as a run.
 const defaultRunSize = 16384
@@ -84,7 +85,7 @@ func (d *DB) runTable(n int64) string { return d.idsPrefix + strconv.FormatInt(n
 
 // runSchema returns the statement creating the table of run n.
 func (d *DB) runSchema(n int64) string {
-	return `CREATE TABLE ` + d.runTable(n) + ` (id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (id, seq)) WITHOUT ROWID`
+	return `CREATE TABLE ` + d.runTable(n) + ` (h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (h, seq)) WITHOUT ROWID`
 }
 
 // readRuns returns the runs of the catalog, their filters read when
@@ -129,17 +130,17 @@ func (d *DB) readRuns(ctx context.Context, q querier, known map[int64]*run) ([]*
 // rebuildBloom builds the filter of run r from its table.
 func (d *DB) rebuildBloom(ctx context.Context, q querier, r *run) (*bloom, error) {
 	f := newBloom(int(r.count))
-	rows, err := q.QueryContext(ctx, `SELECT id FROM `+d.runTable(r.n))
+	rows, err := q.QueryContext(ctx, `SELECT h FROM `+d.runTable(r.n))
 	if err != nil {
 		return nil, fmt.Errorf("read id run %d of audit log %s: %w", r.n, d.where, err)
 	}
 	defer rows.Close()
-	var id string
+	var h int64
 	for rows.Next() {
-		if err := rows.Scan(&id); err != nil {
+		if err := rows.Scan(&h); err != nil {
 			return nil, fmt.Errorf("read id run %d of audit log %s: %w", r.n, d.where, err)
 		}
-		f.add(idHash(id))
+		f.add(uint64(h))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read id run %d of audit log %s: %w", r.n, d.where, err)
@@ -237,7 +238,7 @@ func (d *DB) holds(ctx context.Context, tx *sql.Tx, id string, h uint64) (bool, 
 			return false, err
 		}
 		var n int
-		if err := tx.StmtContext(ctx, st).QueryRowContext(ctx, id).Scan(&n); err != nil {
+		if err := tx.StmtContext(ctx, st).QueryRowContext(ctx, int64(h), id).Scan(&n); err != nil {
 			return false, fmt.Errorf("look for event %s in id run %d of audit log %s: %w", id, r.n, d.where, err)
 		}
 		if n > 0 {
@@ -253,7 +254,7 @@ func (d *DB) probe(ctx context.Context, n int64) (*sql.Stmt, error) {
 	if st, ok := d.idx.probes[n]; ok {
 		return st, nil
 	}
-	st, err := d.db.PrepareContext(ctx, `SELECT count(*) FROM `+d.runTable(n)+` r JOIN `+d.events+` e ON e.seq = r.seq AND e.id = r.id WHERE r.id = ?`)
+	st, err := d.db.PrepareContext(ctx, `SELECT count(*) FROM `+d.runTable(n)+` r JOIN `+d.events+` e ON e.seq = r.seq WHERE r.h = ? AND e.id = ?`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare a lookup in id run %d of audit log %s: %w", n, d.where, err)
 	}
@@ -261,9 +262,10 @@ func (d *DB) probe(ctx context.Context, n int64) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// idSeq is an id and the seq of its event.
-type idSeq struct {
-	id  string
+// entry is an entry of a run: the hash of an id (as SQLite's INTEGER
+// takes it) and the seq of its event.
+type entry struct {
+	h   int64
 	seq int64
 }
 
@@ -271,16 +273,15 @@ type idSeq struct {
 // the tail. d.writeMu is held.
 func (d *DB) flush(ctx context.Context) error {
 	x := d.idx
-	entries := make([]idSeq, 0, len(x.tail))
+	entries := make([]entry, 0, len(x.tail))
+	r := &run{n: x.nextRun, upto: x.last, count: int64(len(x.tail)), bloom: newBloom(len(x.tail))}
 	for id, seq := range x.tail {
-		entries = append(entries, idSeq{id, seq})
+		h := idHash(id)
+		r.bloom.add(h)
+		entries = append(entries, entry{int64(h), seq})
 	}
-	slices.SortFunc(entries, compareIDSeq)
-	r := &run{n: x.nextRun, upto: x.last, count: int64(len(entries)), bloom: newBloom(len(entries))}
+	slices.SortFunc(entries, compareEntries)
 	r.level = level(r.count, x.runSize)
-	for _, e := range entries {
-		r.bloom.add(idHash(e.id))
-	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin writing id run %d of audit log %s: %w", r.n, d.where, err)
@@ -289,7 +290,7 @@ func (d *DB) flush(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, d.runSchema(r.n)); err != nil {
 		return fmt.Errorf("create id run %d of audit log %s: %w", r.n, d.where, err)
 	}
-	if err := d.insertIDs(ctx, tx, r.n, entries); err != nil {
+	if err := d.insertEntries(ctx, tx, r.n, entries); err != nil {
 		return err
 	}
 	if err := d.addRun(ctx, tx, r); err != nil {
@@ -309,9 +310,9 @@ func (d *DB) flush(ctx context.Context) error {
 	return nil
 }
 
-// compareIDSeq orders ids as the run tables do.
-func compareIDSeq(a, b idSeq) int {
-	if c := strings.Compare(a.id, b.id); c != 0 {
+// compareEntries orders entries as the run tables do.
+func compareEntries(a, b entry) int {
+	if c := cmp.Compare(a.h, b.h); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.seq, b.seq)
@@ -326,30 +327,52 @@ func (d *DB) addRun(ctx context.Context, tx *sql.Tx, r *run) error {
 	return nil
 }
 
-// idRowsPerStatement is how many ids one INSERT into a run writes.
-const idRowsPerStatement = 256
+// entriesPerStatement is how many entries one INSERT into a run writes.
+const entriesPerStatement = 512
 
-// insertIDs appends entries, sorted, to the table of run n.
-func (d *DB) insertIDs(ctx context.Context, tx *sql.Tx, n int64, entries []idSeq) error {
-	args := make([]any, 0, 2*idRowsPerStatement)
+// insertEntries appends entries, sorted, to the table of run n.
+func (d *DB) insertEntries(ctx context.Context, tx *sql.Tx, n int64, entries []entry) error {
+	args := make([]any, 0, 2*entriesPerStatement)
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
 	for len(entries) > 0 {
-		k := min(len(entries), idRowsPerStatement)
+		k := min(len(entries), entriesPerStatement)
 		args = args[:0]
 		for _, e := range entries[:k] {
-			args = append(args, e.id, e.seq)
+			args = append(args, e.h, e.seq)
 		}
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + d.runTable(n) + " (id, seq) VALUES ")
-		for i := range k {
-			if i > 0 {
-				b.WriteByte(',')
+		var err error
+		if k == entriesPerStatement {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, d.insertEntriesSQL(n, k)); err != nil {
+					return fmt.Errorf("write id run %d of audit log %s: %w", n, d.where, err)
+				}
 			}
-			b.WriteString("(?,?)")
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, d.insertEntriesSQL(n, k), args...)
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		if err != nil {
 			return fmt.Errorf("write id run %d of audit log %s: %w", n, d.where, err)
 		}
 		entries = entries[k:]
 	}
 	return nil
+}
+
+// insertEntriesSQL returns the statement appending k entries to run n.
+func (d *DB) insertEntriesSQL(n int64, k int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + d.runTable(n) + " (h, seq) VALUES ")
+	for i := range k {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?)")
+	}
+	return b.String()
 }

@@ -239,7 +239,7 @@ func TestUnfinishedMergeIsDropped(t *testing.T) {
 	}
 	s := openRuns(t, dir, 8)
 	write(t, s, deliveries(randomEvents(4)...))
-	if _, err := db.Exec(`CREATE TABLE audit_ids_7 (id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (id, seq)) WITHOUT ROWID`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE audit_ids_7 (h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (h, seq)) WITHOUT ROWID`); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

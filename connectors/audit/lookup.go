@@ -58,7 +58,7 @@ func (d *DB) findLocked(ctx context.Context, id string) (int64, bool, error) {
 		if !run.bloom.has(h) {
 			continue
 		}
-		rows, err := d.db.QueryContext(ctx, `SELECT seq FROM `+d.runTable(run.n)+` WHERE id = ?`, id)
+		rows, err := d.db.QueryContext(ctx, `SELECT seq FROM `+d.runTable(run.n)+` WHERE h = ?`, int64(h))
 		if err != nil {
 			if strings.Contains(err.Error(), "no such table") {
 				return 0, false, errRunGone

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -116,31 +117,31 @@ func (d *DB) merge(ctx context.Context, inputs []*run) error {
 		if i > 0 {
 			b.WriteString(" UNION ALL ")
 		}
-		b.WriteString("SELECT id, seq FROM " + d.runTable(r.n) + " WHERE (id, seq) > (?1, ?2) AND seq >= ?3")
+		b.WriteString("SELECT h, seq FROM " + d.runTable(r.n) + " WHERE (h, seq) > (?1, ?2) AND seq >= ?3")
 	}
 	b.WriteString(" ORDER BY 1, 2 LIMIT ?4")
 	query := b.String()
 	f := newBloom(int(total))
-	after := idSeq{seq: -1}
-	chunk := make([]idSeq, 0, mergeChunk)
+	after := entry{h: math.MinInt64, seq: -1}
+	chunk := make([]entry, 0, mergeChunk)
 	created := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		chunk = chunk[:0]
-		rows, err := d.db.QueryContext(ctx, query, after.id, after.seq, floor, mergeChunk)
+		rows, err := d.db.QueryContext(ctx, query, after.h, after.seq, floor, mergeChunk)
 		if err != nil {
 			return fmt.Errorf("read id runs of audit log %s: %w", d.where, err)
 		}
 		for rows.Next() {
-			var e idSeq
-			if err := rows.Scan(&e.id, &e.seq); err != nil {
+			var e entry
+			if err := rows.Scan(&e.h, &e.seq); err != nil {
 				rows.Close()
 				return fmt.Errorf("read id runs of audit log %s: %w", d.where, err)
 			}
 			chunk = append(chunk, e)
-			f.add(idHash(e.id))
+			f.add(uint64(e.h))
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -203,7 +204,7 @@ func (d *DB) merge(ctx context.Context, inputs []*run) error {
 
 // mergeChunk appends chunk to the table of run n in a transaction of its
 // own, creating the table first when create.
-func (d *DB) mergeChunk(ctx context.Context, n int64, chunk []idSeq, create bool) error {
+func (d *DB) mergeChunk(ctx context.Context, n int64, chunk []entry, create bool) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -216,7 +217,7 @@ func (d *DB) mergeChunk(ctx context.Context, n int64, chunk []idSeq, create bool
 			return fmt.Errorf("create id run %d of audit log %s: %w", n, d.where, err)
 		}
 	}
-	if err := d.insertIDs(ctx, tx, n, chunk); err != nil {
+	if err := d.insertEntries(ctx, tx, n, chunk); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // A SQLite log written before the id runs (its events table keyed by id,
 // with SQLite's unique index on it) is rewritten when the sink opens it:
 // its events move, in the order it took them (rowid), into an events
-// table keyed by seq, and their ids, sorted, become the first run. It is
+// table keyed by seq, and their ids, sorted, become the first runs. It is
 // one transaction: a crash or a failure leaves the log as it was, and the
 // next Open starts again. It writes the log once more (a log of 1M
 // events of 1 KB takes about a minute, and its size again in free space
@@ -28,7 +29,7 @@ func (d *DB) legacyLayout(ctx context.Context, q querier) (bool, error) {
 
 // migrate rewrites a legacy events table in tx, before the schema's
 // statements create what is missing (the indexes of the new table, the
-// catalog); migrated then writes the first run.
+// catalog); firstRuns then indexes its ids.
 func (d *DB) migrate(ctx context.Context, tx *sql.Tx) error {
 	if err := d.addPosition(ctx, tx); err != nil {
 		return err
@@ -53,26 +54,62 @@ SELECT rowid, id, type, source, subject, time, partition_key, data, data_base64,
 	return nil
 }
 
-// firstRun writes the ids of every event of a migrated log, sorted, as
-// its first run.
-func (d *DB) firstRun(ctx context.Context, tx *sql.Tx) error {
-	r := &run{n: 1}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(seq), 0) FROM `+d.events).Scan(&r.count, &r.upto); err != nil {
-		return fmt.Errorf("count the events of audit log %s: %w", d.where, err)
+// migrateChunk is the most ids of a migrated log one run takes, so that
+// sorting them takes at most about 32 MiB; merges make one of them later.
+const migrateChunk = 1 << 21
+
+// firstRuns writes the ids of every event of a migrated log as its first
+// runs, each of the ids of migrateChunk events, sorted.
+func (d *DB) firstRuns(ctx context.Context, tx *sql.Tx) error {
+	var after int64
+	for n := int64(1); ; n++ {
+		r := &run{n: n}
+		entries, err := d.readEntries(ctx, tx, after)
+		if err != nil || len(entries) == 0 {
+			return err
+		}
+		r.count, r.bloom = int64(len(entries)), newBloom(len(entries))
+		for _, e := range entries {
+			r.bloom.add(uint64(e.h))
+			r.upto = max(r.upto, e.seq)
+		}
+		after = r.upto
+		slices.SortFunc(entries, compareEntries)
+		r.level = level(r.count, defaultRunSize)
+		if _, err := tx.ExecContext(ctx, d.runSchema(r.n)); err != nil {
+			return fmt.Errorf("create id run %d of audit log %s: %w", r.n, d.where, err)
+		}
+		if err := d.insertEntries(ctx, tx, r.n, entries); err != nil {
+			return err
+		}
+		if err := d.addRun(ctx, tx, r); err != nil {
+			return err
+		}
 	}
-	if r.count == 0 {
-		return nil
+}
+
+// readEntries returns the run entries of the first migrateChunk events
+// whose seq is above after.
+func (d *DB) readEntries(ctx context.Context, tx *sql.Tx, after int64) ([]entry, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, id FROM `+d.events+` WHERE seq > ? ORDER BY seq LIMIT ?`, after, migrateChunk)
+	if err != nil {
+		return nil, fmt.Errorf("read the ids of audit log %s: %w", d.where, err)
 	}
-	r.level = level(r.count, defaultRunSize)
-	if _, err := tx.ExecContext(ctx, d.runSchema(r.n)); err != nil {
-		return fmt.Errorf("create id run %d of audit log %s: %w", r.n, d.where, err)
+	defer rows.Close()
+	var (
+		out []entry
+		id  string
+	)
+	for rows.Next() {
+		var e entry
+		if err := rows.Scan(&e.seq, &id); err != nil {
+			return nil, fmt.Errorf("read the ids of audit log %s: %w", d.where, err)
+		}
+		e.h = int64(idHash(id))
+		out = append(out, e)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO `+d.runTable(r.n)+` (id, seq) SELECT id, seq FROM `+d.events+` ORDER BY id, seq`); err != nil {
-		return fmt.Errorf("write id run %d of audit log %s: %w", r.n, d.where, err)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the ids of audit log %s: %w", d.where, err)
 	}
-	var err error
-	if r.bloom, err = d.rebuildBloom(ctx, tx, r); err != nil {
-		return err
-	}
-	return d.addRun(ctx, tx, r)
+	return out, nil
 }
