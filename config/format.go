@@ -120,7 +120,7 @@ func fileFields() []core.Field {
 		}},
 		{Name: "tracing", Type: core.TypeObject, Doc: "OpenTelemetry traces of every change (read, map, validate, publish, ack), exported over OTLP. Off unless exporter is otlp here or the standard OTEL_* variables turn it on (OTEL_TRACES_EXPORTER=otlp, or an OTEL_EXPORTER_OTLP_ENDPOINT); OTEL_SDK_DISABLED=true turns it off.", Fields: []core.Field{
 			{Name: "exporter", Type: core.TypeString, Default: "", Enum: []string{"", TracingOTLP, TracingNone}, Doc: `otlp: export spans over OTLP; none: never trace, whatever the environment says; "" (the default): as the OTEL_* variables say.`},
-			{Name: "endpoint", Type: core.TypeString, Doc: "Collector URL, such as http://127.0.0.1:4318 (http/protobuf) or http://127.0.0.1:4317 (grpc); empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, or the exporter's default."},
+			{Name: "endpoint", Type: core.TypeString, Doc: "Collector URL, such as http://127.0.0.1:4318 (http/protobuf: without a path, spans go to its /v1/traces) or http://127.0.0.1:4317 (grpc); empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, or the exporter's default."},
 			{Name: "protocol", Type: core.TypeString, Enum: []string{"", "http/protobuf", "grpc"}, Doc: "OTLP transport; empty: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL, or http/protobuf."},
 			{Name: "sample_ratio", Type: core.TypeFloat, Default: 1.0, Doc: "Share of changes traced (0 to 1), unless the change carries a sampled trace context, which is always followed."},
 			{Name: "service_name", Type: core.TypeString, Doc: "The service.name resource attribute; empty: OTEL_SERVICE_NAME, or tributary."},

@@ -115,7 +115,8 @@ type Sidecar struct {
 	// valid while the runtime runs it.
 	Stream core.Stream
 
-	reload reloadState
+	reload  reloadState
+	tracing *tracing
 }
 
 // Build loads the configuration at file and wires the stream, connectors,
@@ -166,6 +167,10 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 	if cfg.HTTP.Address != "" {
 		httpRouter = router
 	}
+	tr, err := newTracing(cfg.Tracing)
+	if err != nil {
+		return nil, invalid(err)
+	}
 	rt, err := runtime.New(runtime.Options{
 		Stream:          stream,
 		Topics:          runtime.Topics{Mode: cfg.Stream.Topics.Mode, Prefix: cfg.Stream.Topics.Prefix, Name: cfg.Stream.Topics.Name},
@@ -179,12 +184,14 @@ func Build(reg *core.Registry, file string, logOut io.Writer) (*Sidecar, error) 
 		Registerer:      promReg,
 		Logger:          log,
 		ShutdownTimeout: cfg.Shutdown.Timeout,
+		TracerProvider:  tr.tracerProvider(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	sc := &Sidecar{Config: cfg, Runtime: rt, Registry: promReg, Router: router, AdminRouter: adminRouter, Logger: log, Lifecycle: tracker, Stream: stream}
 	sc.reload.reg, sc.reload.cfg = reg, cfg
+	sc.tracing = tr
 	return sc, nil
 }
 
@@ -340,7 +347,7 @@ func (sc *Sidecar) Run(ctx context.Context) error {
 		}
 	}
 	if cfg.HTTP.Address != "" {
-		if err := serve("http", cfg.HTTP.Address, sc.Router, cfg.HTTP.TLS, cfg.HTTP.ReadTimeout); err != nil {
+		if err := serve("http", cfg.HTTP.Address, sc.tracing.handler(sc.Router), cfg.HTTP.TLS, cfg.HTTP.ReadTimeout); err != nil {
 			shutdownServers()
 			return err
 		}
@@ -350,6 +357,11 @@ func (sc *Sidecar) Run(ctx context.Context) error {
 	err := sc.Runtime.Run(ctx)
 	stopReload()
 	shutdownServers()
+	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if terr := sc.tracing.shutdown(tctx); terr != nil {
+		log.Warn("traces not flushed", "err", terr)
+	}
+	cancel()
 	if err != nil {
 		return err
 	}
