@@ -155,7 +155,9 @@ func TestTracingWebhookToSink(t *testing.T) {
 	if change.attrs["tributary.connector"] != "shop" {
 		t.Errorf("the change span's attributes: %v", change.attrs)
 	}
-	if _, ok := col.find(func(s collected) bool { return s.name == "tributary.validate" && s.parent == children["tributary.map"].id }); !ok {
+	if _, ok := col.find(func(s collected) bool {
+		return s.name == "tributary.validate" && s.parent == children["tributary.map"].id
+	}); !ok {
 		t.Errorf("no validate span under the map span")
 	}
 	want := "00-" + clientTrace + "-" + children["tributary.publish"].id + "-01"
