@@ -33,6 +33,7 @@ var (
 		eventsPerSec    float64
 		eventsPerCPUSec float64
 		rssPerEntity    float64
+		heapPerEntity   float64
 		err             error
 	}
 )
@@ -95,6 +96,9 @@ func bigSetupOnce(b *testing.B) {
 	bigOnce.Do(func() {
 		runtime.GC()
 		before := rss()
+		var ms0 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		heapBefore := float64(ms0.HeapInuse)
 		bigClock = &clock{t: base}
 		dir, err := os.MkdirTemp("", "lifecycle-bench-")
 		if err != nil {
@@ -124,6 +128,9 @@ func bigSetupOnce(b *testing.B) {
 		bigSetup.eventsPerCPUSec = liveEntities / (cpu() - startCPU).Seconds()
 		runtime.GC()
 		bigSetup.rssPerEntity = (rss() - before) / liveEntities
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		bigSetup.heapPerEntity = (float64(ms.HeapInuse) - heapBefore) / liveEntities
 	})
 	if bigSetup.err != nil {
 		b.Fatal(bigSetup.err)
@@ -156,6 +163,7 @@ func BenchmarkFollow(b *testing.B) {
 	b.ReportMetric(bigSetup.eventsPerSec, "create-events/s")
 	b.ReportMetric(bigSetup.eventsPerCPUSec, "create-events/cpu-s")
 	b.ReportMetric(bigSetup.rssPerEntity, "rss-B/entity")
+	b.ReportMetric(bigSetup.heapPerEntity, "heap-B/entity")
 }
 
 // BenchmarkTrace: `trace` of a random one of 1M live orders.

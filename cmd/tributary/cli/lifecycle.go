@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -219,18 +218,13 @@ func newLifecyclesCmd(reg *core.Registry) *cobra.Command {
 	return cmd
 }
 
-// rebuildStore removes the store in dir and its log files.
+// rebuildStore removes the store in dir: its database, log files and
+// snapshot.
 func rebuildStore(dir string, out io.Writer) error {
 	path := filepath.Join(dir, lifecycle.StoreFile)
-	removed := false
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
-		err := os.Remove(f)
-		switch {
-		case err == nil:
-			removed = true
-		case !errors.Is(err, os.ErrNotExist):
-			return fmt.Errorf("remove lifecycle store: %w", err)
-		}
+	removed, err := lifecycle.RemoveStore(dir)
+	if err != nil {
+		return err
 	}
 	if !removed {
 		fmt.Fprintf(out, "no lifecycle store at %s; the next start builds one from the stream's beginning\n", path)
