@@ -47,7 +47,7 @@ func parseConsole() (consolePages, error) {
 		},
 	}
 	pages := consolePages{}
-	for _, p := range []string{"overview", "catalog", "tail", "deadletters"} {
+	for _, p := range []string{"overview", "catalog", "tail", "deadletters", "login"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(consoleFiles, "ui/layout.html", "ui/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console page %s: %w", p, err)
@@ -66,6 +66,10 @@ type consoleView struct {
 	Types             []string
 	DeadLetters       []deadLetterEntry
 	Error             string
+	// Next is where the login page goes once logged in; LoggedIn shows
+	// the log-out button (the console's cookie is set).
+	Next     string
+	LoggedIn bool
 }
 
 type catalogView struct {
@@ -88,8 +92,11 @@ func (sc *Sidecar) consoleEndpoints(mux *http.ServeMux) {
 		panic(err)
 	}
 	static, _ := fs.Sub(consoleFiles, "ui/static")
-	render := func(w http.ResponseWriter, v consoleView) {
+	render := func(w http.ResponseWriter, r *http.Request, v consoleView) {
 		v.File = sc.Config.File
+		if c, err := r.Cookie(consoleCookie); err == nil && c.Value != "" {
+			v.LoggedIn = true
+		}
 		var buf bytes.Buffer
 		if err := pages[v.Page].ExecuteTemplate(&buf, "layout", v); err != nil {
 			http.Error(w, "render console page "+v.Page+": "+err.Error(), http.StatusInternalServerError)
@@ -99,14 +106,32 @@ func (sc *Sidecar) consoleEndpoints(mux *http.ServeMux) {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'")
 		_, _ = w.Write(buf.Bytes())
 	}
-	mux.HandleFunc("GET /ui", func(w http.ResponseWriter, _ *http.Request) {
-		render(w, consoleView{Title: "Overview", Page: "overview", Status: sc.Runtime.Status()})
+	mux.HandleFunc("GET /ui", func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, consoleView{Title: "Overview", Page: "overview", Status: sc.Runtime.Status()})
 	})
-	mux.HandleFunc("GET /ui/catalog", func(w http.ResponseWriter, _ *http.Request) {
-		render(w, consoleView{Title: "Catalog", Page: "catalog", Catalog: sc.catalogViews(), Entities: sc.entityViews()})
+	mux.HandleFunc("GET /ui/catalog", func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, consoleView{Title: "Catalog", Page: "catalog", Catalog: sc.catalogViews(), Entities: sc.entityViews()})
 	})
-	mux.HandleFunc("GET /ui/tail", func(w http.ResponseWriter, _ *http.Request) {
-		render(w, consoleView{Title: "Live tail", Page: "tail", Types: knownTypes(sc.Config)})
+	mux.HandleFunc("GET /ui/tail", func(w http.ResponseWriter, r *http.Request) {
+		render(w, r, consoleView{Title: "Live tail", Page: "tail", Types: knownTypes(sc.Config)})
+	})
+	mux.HandleFunc("GET /ui/login", func(w http.ResponseWriter, r *http.Request) {
+		if len(sc.Config.Admin.Tokens) == 0 {
+			// No tokens: the console is open to whoever reaches it.
+			http.Redirect(w, r, "/ui", http.StatusSeeOther)
+			return
+		}
+		q := r.URL.Query()
+		render(w, r, consoleView{Title: "Log in", Page: "login", Next: q.Get("next"), Error: q.Get("error")})
+	})
+	// POST /ui/login and /ui/logout are served before the tokens are
+	// checked (consolelogin.go); the mux answers them only on a listener
+	// without tokens, where there is nothing to log in to.
+	mux.HandleFunc("POST /ui/login", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui", http.StatusSeeOther)
+	})
+	mux.HandleFunc("POST /ui/logout", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui", http.StatusSeeOther)
 	})
 	d := &deadLetterDesk{sc: sc}
 	mux.HandleFunc("GET /ui/deadletters", func(w http.ResponseWriter, r *http.Request) {
@@ -117,7 +142,7 @@ func (sc *Sidecar) consoleEndpoints(mux *http.ServeMux) {
 		}
 		v.DeadLetters, _ = deadLetterQuery{}.match(all, time.Now())
 		slices.Reverse(v.DeadLetters)
-		render(w, v)
+		render(w, r, v)
 	})
 	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /ui/events", sc.tailEvents)

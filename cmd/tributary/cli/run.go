@@ -342,7 +342,7 @@ func (sc *Sidecar) Run(ctx context.Context) error {
 		}
 	}
 	if cfg.Admin.Address != "" {
-		if err := serve("admin", cfg.Admin.Address, newAdminAuth(cfg.Admin, sc.AdminHandler()), config.TLSConfig{}, 30*time.Second); err != nil {
+		if err := serve("admin", cfg.Admin.Address, sc.AdminServer(), config.TLSConfig{}, 30*time.Second); err != nil {
 			return err
 		}
 	}
