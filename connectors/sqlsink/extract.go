@@ -92,50 +92,61 @@ func (p *dataPaths) read(ev *core.Event, out []any) bool {
 	if ct := ev.DataContentType; ct != "" && !strings.Contains(ct, "json") {
 		return false
 	}
-	b := ev.Data
-	s := scanner{b: b}
+	s := scanner{b: ev.Data}
 	s.ws()
-	start := s.i
-	if !s.value(0) {
+	if s.peek() != '{' {
 		return false
 	}
-	end := s.i
-	s.ws()
-	if s.i != len(b) || b[start] != '{' {
+	if !p.object(&s, p.root, out) {
 		return false
 	}
-	return p.object(b[start:end], p.root, out)
+	s.ws()
+	return s.i == len(s.b)
 }
 
-// object reads the members n wants from obj, an object already checked.
-func (p *dataPaths) object(obj []byte, n *pathNode, out []any) bool {
+// object reads the members n wants from the object at s.i, checking it
+// whole, and moves past it.
+func (p *dataPaths) object(s *scanner, n *pathNode, out []any) bool {
 	spans := make([][]byte, len(n.kids))
-	s := scanner{b: obj, i: 1}
+	s.i++ // '{'
 	s.ws()
-	for s.peek() != '}' {
-		s.ws()
-		ks := s.i
-		esc, ok := s.str()
-		if !ok || esc {
-			return false
-		}
-		key := obj[ks+1 : s.i-1]
-		s.ws()
-		s.i++ // ':'
-		s.ws()
-		vs := s.i
-		if !s.value(0) {
-			return false
-		}
-		for i, k := range n.kids {
-			// The last of two equal keys wins, as in the decoding.
-			if string(key) == k.name {
-				spans[i] = obj[vs:s.i]
+	if s.peek() == '}' {
+		s.i++
+	} else {
+		for {
+			s.ws()
+			ks := s.i
+			esc, ok := s.str()
+			if !ok || esc {
+				return false
 			}
-		}
-		s.ws()
-		if s.peek() == ',' {
+			key := s.b[ks+1 : s.i-1]
+			s.ws()
+			if s.peek() != ':' {
+				return false
+			}
 			s.i++
+			s.ws()
+			vs := s.i
+			if !s.value(0) {
+				return false
+			}
+			for i, k := range n.kids {
+				// The last of two equal keys wins, as in the decoding.
+				if string(key) == k.name {
+					spans[i] = s.b[vs:s.i]
+				}
+			}
+			s.ws()
+			if s.peek() == ',' {
+				s.i++
+				continue
+			}
+			if s.peek() != '}' {
+				return false
+			}
+			s.i++
+			break
 		}
 	}
 	for i, k := range n.kids {
@@ -158,8 +169,13 @@ func (p *dataPaths) object(obj []byte, n *pathNode, out []any) bool {
 				out[c] = x
 			}
 		}
-		if len(k.kids) > 0 && (v[0] != '{' || !p.object(v, k, out)) {
-			return false
+		if len(k.kids) > 0 {
+			if v[0] != '{' {
+				return false
+			}
+			if !p.object(&scanner{b: v}, k, out) {
+				return false
+			}
 		}
 	}
 	return true
@@ -318,6 +334,10 @@ func (s *scanner) str() (escaped, ok bool) {
 	s.i++
 	for s.i < len(s.b) {
 		c := s.b[s.i]
+		if plain[c] {
+			s.i++
+			continue
+		}
 		switch {
 		case c == '"':
 			s.i++
@@ -347,6 +367,15 @@ func (s *scanner) str() (escaped, ok bool) {
 	}
 	return false, false
 }
+
+// plain marks the bytes a string holds as they are: not a quote, a
+// backslash or a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'

@@ -205,7 +205,12 @@ func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery, vals []any, fast
 		if r.args[c] == nil {
 			return nil, fmt.Errorf("sql sink %q: key column %q is null: the key must identify the row", s.name, s.table.cols[c].name)
 		}
-		fmt.Fprintf(&key, "%v\x00", r.args[c])
+		if v, ok := r.args[c].(string); ok {
+			key.WriteString(v)
+			key.WriteByte(0)
+		} else {
+			fmt.Fprintf(&key, "%v\x00", r.args[c])
+		}
 	}
 	r.key = key.String()
 	return r, nil
