@@ -1,10 +1,16 @@
 package webhook_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,4 +292,46 @@ func FuzzStandardWebhooksHeader(f *testing.F) {
 		req.Header.Set("Webhook-Signature", header)
 		_ = v.Verify(req, []byte(swBody))
 	})
+}
+
+// TestHMACVerifierConcurrent checks deliveries signed with either of two
+// secrets, and forged ones, from many goroutines at once: the verifier
+// recycles its HMAC states, and no answer may depend on what another
+// delivery left in them.
+func TestHMACVerifierConcurrent(t *testing.T) {
+	secrets := []string{"first-secret", "second-secret"}
+	v, err := connector.NewVerifier(connector.VerifyConfig{
+		Preset: connector.PresetHMAC, Secrets: secrets, Algorithm: "sha256",
+		Encoding: "hex", Header: "X-Signature", Prefix: "sha256=",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(secret, body string) string {
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(body))
+		return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	}
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 300 {
+				body := fmt.Sprintf(`{"g":%d,"i":%d,"pad":%q}`, g, i, strings.Repeat("x", i))
+				secret, want := secrets[i%2], true
+				if i%3 == 0 {
+					secret, want = "forged", false
+				}
+				req, _ := http.NewRequest(http.MethodPost, "/hooks", nil)
+				req.Header.Set("X-Signature", sign(secret, body))
+				if got := v.Verify(req, []byte(body)) == nil; got != want {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := wrong.Load(); n > 0 {
+		t.Fatalf("%d of 2400 deliveries verified wrongly", n)
+	}
 }
