@@ -17,6 +17,54 @@ import (
 // with statements when the COPY cannot write them all (see copy.go).
 // These tests write batches of the runtime's size, which the COPY takes.
 
+// TestCopyTakesBatch: a batch of new rows is written by one COPY; a
+// batch holding a row already there (a redelivery) is written by the
+// statements, after a COPY that wrote nothing. A statement-level trigger
+// logs the text of each statement that inserted rows.
+func TestCopyTakesBatch(t *testing.T) {
+	d := openDatabase(t, sqlsink.DriverPostgres)
+	table := d.tableName(t)
+	log := table + "_log"
+	d.exec(t, "CREATE TABLE "+table+" (event_id TEXT PRIMARY KEY, order_id TEXT)")
+	d.exec(t, "CREATE TABLE "+log+" (pos BIGSERIAL, stmt TEXT)")
+	t.Cleanup(func() { _, _ = d.db.Exec("DROP TABLE IF EXISTS " + log) })
+	d.exec(t, "CREATE FUNCTION "+log+"() RETURNS trigger AS $$ BEGIN INSERT INTO "+log+" (stmt) VALUES (split_part(current_query(), ' ', 1)); RETURN NULL; END $$ LANGUAGE plpgsql")
+	t.Cleanup(func() { _, _ = d.db.Exec("DROP FUNCTION IF EXISTS " + log + "() CASCADE") })
+	d.exec(t, "CREATE TRIGGER log AFTER INSERT ON "+table+" FOR EACH STATEMENT EXECUTE FUNCTION "+log+"()")
+	s := d.newSink(t, map[string]any{"table": table, "columns": []any{map[string]any{"name": "order_id", "value": "event.data.order_id"}}})
+	open(t, s)
+	var ds []core.Delivery
+	for i := range 50 {
+		ds = append(ds, event("t", fmt.Sprintf("k%d", i), map[string]any{"order_id": fmt.Sprintf("o-%d", i)}))
+	}
+	if rs := write(t, s, ds...); strings.Count(statuses(rs), "delivered") != len(ds) {
+		t.Fatalf("first Write: %s", statuses(rs))
+	}
+	again := append([]core.Delivery{ds[0]}, event("t", "k0", map[string]any{"order_id": "o-new"}))
+	if rs := write(t, s, again...); statuses(rs) != "delivered delivered" {
+		t.Fatalf("second Write: %s", statuses(rs))
+	}
+	rows, err := d.db.Query("SELECT stmt FROM " + log + " ORDER BY pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var stmts []string
+	for rows.Next() {
+		var st string
+		if err := rows.Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, st)
+	}
+	if got, want := strings.Join(stmts, " "), "COPY INSERT"; got != want {
+		t.Errorf("statements that inserted: %s, want %s (the new batch by COPY, the redelivery by an INSERT)", got, want)
+	}
+	if n := d.count(t, table); n != 51 {
+		t.Errorf("%d rows, want 51", n)
+	}
+}
+
 // TestCopyDuplicatesIgnored: a batch holding events already written (a
 // redelivery), new ones, and one event twice, delivers every one; the
 // table gets each id once, and a row already there keeps its values.
