@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -189,4 +190,27 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(bigDir)
 	}
 	os.Exit(code)
+}
+
+// BenchmarkTraceFiles: `tributary trace` of a random one of 1M live
+// orders beside the running tracker, from the files alone: the snapshot
+// and the log after it.
+func BenchmarkTraceFiles(b *testing.B) {
+	bigSetupOnce(b)
+	ctx := context.Background()
+	if err := bigTracker.Snapshot(ctx); err != nil {
+		b.Fatal(err)
+	}
+	st, err := lifecycle.OpenStoreReadOnly(ctx, filepath.Join(bigDir, lifecycle.StoreFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	b.ResetTimer()
+	for range b.N {
+		in, err := st.Trace(ctx, "order", orderID(rand.IntN(liveEntities)))
+		if err != nil || len(in.Timeline) == 0 {
+			b.Fatal(in, err)
+		}
+	}
 }

@@ -273,3 +273,56 @@ func TestTrackerSkipsRedelivery(t *testing.T) {
 		t.Errorf("published %d violations, want 300", got)
 	}
 }
+
+// TestStoreTraceFindsInstancesInTheSnapshot traces, from the files
+// alone, instances the snapshot knows (in its buckets) and the log after
+// it, and one it does not.
+func TestStoreTraceFindsInstancesInTheSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := &clock{t: base}
+	tr := openTracker(t, lifecycle.Config{Dir: dir, Now: clk.now, SnapshotEvery: -1})
+	var ds []core.Delivery
+	for i := range 1000 {
+		ds = append(ds, accepted(i, base))
+	}
+	write(t, tr, ds...)
+	clk.add(3 * time.Second)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(t, tr, event("b-7", "com.acme.order.billed", orderID(7), "billing", base.Add(time.Minute)), accepted(1000, base))
+	st, err := lifecycle.OpenStoreReadOnly(ctx, filepath.Join(dir, lifecycle.StoreFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tests := []struct {
+		name  string
+		id    string
+		state string
+		steps int
+	}{
+		{name: "in the snapshot", id: orderID(999), state: "accepted", steps: 1},
+		{name: "in the snapshot, another bucket", id: orderID(3), state: "accepted", steps: 1},
+		{name: "in the snapshot and held after it", id: orderID(7), state: "accepted", steps: 2},
+		{name: "only after the snapshot", id: orderID(1000), state: "", steps: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := st.Trace(ctx, "order", tt.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.State != tt.state || len(in.Timeline) != tt.steps {
+				t.Errorf("%s: %s with %d events, want %q with %d", tt.id, in.State, len(in.Timeline), tt.state, tt.steps)
+			}
+		})
+	}
+	if _, err := st.Trace(ctx, "order", "A-nope"); !errors.Is(err, lifecycle.ErrNotFound) {
+		t.Errorf("an order never seen: %v, want ErrNotFound", err)
+	}
+}

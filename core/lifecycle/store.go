@@ -314,6 +314,19 @@ func encodeRecord(b []byte, r *logRow) []byte {
 
 var errBadRecord = errors.New("malformed log record")
 
+// recordIs reports whether the record b is an event of the instance id
+// of entity, without decoding it.
+func recordIs(b []byte, entity, id string) bool {
+	for _, want := range []string{entity, id} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n != uint64(len(want)) || uint64(len(b)-k) < n || string(b[k:k+int(n)]) != want {
+			return false
+		}
+		b = b[k+int(n):]
+	}
+	return true
+}
+
 // decodeRecord sets r's event from b.
 func decodeRecord(b []byte, r *logRow) error {
 	for _, s := range []*string{&r.entity, &r.id, &r.eventID, &r.typ, &r.source, &r.position} {
@@ -409,7 +422,7 @@ func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error)
 			later.Close()
 			return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 		}
-		if decodeRecord(rec, &r) == nil && r.entity == entity && r.id == id {
+		if recordIs(rec, entity, id) {
 			head = max(head, r.seq)
 		}
 	}
