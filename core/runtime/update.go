@@ -27,6 +27,11 @@ type Update struct {
 	Sinks []Sink
 	// RemoveSinks are stopped and removed.
 	RemoveSinks []string
+	// EventTypes, when not nil, replaces Options.EventTypes (the
+	// catalog's types) for the sinks this update and later ones start: a
+	// sink reading topics per type reads those of the new types its
+	// globs match. Sinks left running keep their topics.
+	EventTypes []string
 }
 
 // ErrNotRunning is returned by Apply while Run is not running (not
@@ -140,6 +145,9 @@ func (r *Runtime) apply(ctx context.Context, wg *sync.WaitGroup, u Update) error
 	r.mu.Lock()
 	if len(checked) > 0 && r.sinkM == nil {
 		r.sinkM = newSinkMetrics(r.opts.Registerer)
+	}
+	if u.EventTypes != nil {
+		r.opts.EventTypes = slices.Clone(u.EventTypes)
 	}
 	r.mu.Unlock()
 	var newSinks []*sinkRunner

@@ -156,3 +156,21 @@ func TestApplyReplacesAndAddsSinks(t *testing.T) {
 		t.Errorf("%d sinks in status, want 2", got)
 	}
 }
+
+// TestApplyEventTypesForNewSinks: an update's event types (a new
+// catalog) give a sink it starts the topics of the new types its globs
+// match.
+func TestApplyEventTypesForNewSinks(t *testing.T) {
+	st := memstream.New()
+	run := runSinks(t, st, []string{"com.acme.order"}, nil)
+	sink := &recSink{}
+	err := run.r.Apply(context.Background(), runtime.Update{
+		EventTypes: []string{"com.acme.order", "com.acme.invoice"},
+		Sinks:      []runtime.Sink{{Name: "all", Sink: sink, Types: []string{"com.acme.*"}, From: core.FromBeginning}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishEvents(t, st, sinkEvent("com.acme.invoice", "a", 0), sinkEvent("com.acme.order", "b", 1))
+	eventually(t, "both types delivered", func() bool { return len(sink.deliveredIDs()) == 2 })
+}

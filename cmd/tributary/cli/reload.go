@@ -2,18 +2,24 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tributary/tributary/config"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/lifecycle"
 	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
 )
@@ -49,7 +55,8 @@ type ReloadReport struct {
 	// take effect when the sidecar restarts.
 	NeedsRestart []string `json:"needs_restart,omitempty"`
 	// Catalog says the catalog changed: every connector was restarted
-	// with rules checked against the new one.
+	// with rules checked against the new one, and, with topics per type,
+	// every sink, to read the topics of new types.
 	Catalog bool `json:"catalog_changed,omitempty"`
 }
 
@@ -147,7 +154,7 @@ func (sc *Sidecar) reloadOnce(ctx context.Context, by string) ReloadReport {
 		sc.Logger.Warn(w.Message, "at", w.String())
 	}
 	rep.NeedsRestart = needsRestart(old, cfg)
-	rep.Catalog = !reflect.DeepEqual(old.Catalog, cfg.Catalog)
+	rep.Catalog = catalogDigest(old) != catalogDigest(cfg)
 
 	var u runtime.Update
 	for i, cc := range cfg.Connectors {
@@ -177,7 +184,9 @@ func (sc *Sidecar) reloadOnce(ctx context.Context, by string) ReloadReport {
 		switch {
 		case j < 0:
 			rep.Sinks.Added = append(rep.Sinks.Added, s.Name)
-		case !reflect.DeepEqual(old.Sinks[j], s):
+		case !reflect.DeepEqual(old.Sinks[j], s) || rep.Catalog && cfg.Stream.Topics.Mode == config.TopicsPerType:
+			// With a topic per type, a new catalog may add topics a
+			// sink reads.
 			rep.Sinks.Changed = append(rep.Sinks.Changed, s.Name)
 		default:
 			continue
@@ -194,10 +203,17 @@ func (sc *Sidecar) reloadOnce(ctx context.Context, by string) ReloadReport {
 			u.RemoveSinks = append(u.RemoveSinks, o.Name)
 		}
 	}
+	if rep.Catalog {
+		u.EventTypes = knownTypes(cfg)
+	}
 	if len(u.Connectors)+len(u.RemoveConnectors)+len(u.Sinks)+len(u.RemoveSinks) == 0 {
 		rep.Result = ReloadUnchanged
 	} else {
-		if err := sc.Runtime.Apply(ctx, u); err != nil {
+		// Run takes the update at once, unless the stream is not open
+		// yet.
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := sc.Runtime.Apply(actx, u); err != nil {
 			return failed(rep, cfg.File, err)
 		}
 		rep.Result = ReloadApplied
@@ -214,6 +230,40 @@ func failed(rep ReloadReport, file string, err error) ReloadReport {
 	return rep
 }
 
+// catalogDigest is the catalog as declared, with the content of the
+// schema files it names: a schema file edited in place changes it.
+func catalogDigest(cfg *config.Config) string {
+	h := sha256.New()
+	b, _ := json.Marshal(cfg.Catalog)
+	h.Write(b)
+	for _, et := range cfg.Catalog {
+		if et.SchemaFile == "" {
+			continue
+		}
+		p := et.SchemaFile
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cfg.Dir, p)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			data = []byte(err.Error())
+		}
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// entitiesDigest is the entities section as its state diagrams draw it.
+func entitiesDigest(cfg *config.Config) string {
+	var b strings.Builder
+	for _, m := range cfg.Compiled.Lifecycle {
+		if err := lifecycle.WriteGraph(&b, m.Entity, lifecycle.FormatMermaid); err != nil {
+			b.WriteString(err.Error())
+		}
+	}
+	return b.String()
+}
+
 // needsRestart lists the sections that changed and that only a restart
 // applies.
 func needsRestart(old, cfg *config.Config) []string {
@@ -228,13 +278,13 @@ func needsRestart(old, cfg *config.Config) []string {
 		{"http", old.HTTP, cfg.HTTP},
 		{"shutdown", old.Shutdown, cfg.Shutdown},
 		{"stream", old.Stream, cfg.Stream},
-		{"entities", old.Compiled.Lifecycle != nil, cfg.Compiled.Lifecycle != nil},
+		{"entities", entitiesDigest(old), entitiesDigest(cfg)},
 	} {
 		if !reflect.DeepEqual(s.old, s.new) {
 			out = append(out, s.name)
 		}
 	}
-	if !slices.Contains(out, "entities") && !reflect.DeepEqual(old.Catalog, cfg.Catalog) && len(cfg.Compiled.Lifecycle) > 0 {
+	if !slices.Contains(out, "entities") && catalogDigest(old) != catalogDigest(cfg) && len(cfg.Compiled.Lifecycle) > 0 {
 		// The lifecycle tracker follows the catalog's entities.
 		out = append(out, "entities")
 	}
