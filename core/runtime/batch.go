@@ -181,6 +181,8 @@ func (s *session) mapBatch(batch []core.Change, traces []changeTrace) [][]Output
 	outs := make([][]Output, len(batch))
 	m := s.c.cfg.Mapper
 	if traces != nil {
+		// Traced, a batch is mapped in order on this goroutine: each
+		// change's spans are started and ended around its own mapping.
 		for i := range batch {
 			outs[i] = s.mapTraced(&traces[i], &batch[i])
 		}

@@ -18,6 +18,15 @@
 // an event only once it is delivered, skipped or dead-lettered, so that its
 // group commits behind them.
 //
+// An operator acts on a running runtime: PauseConnector ends a
+// connector's session after what it read is committed and holds it until
+// ResumeConnector; SetCheckpoint pauses a running connector, stores a new
+// position and resumes it from there; PauseSink and ResumeSink do the
+// same for sinks; Apply replaces, adds and removes connectors and sinks by
+// name (a configuration reload) while the others keep running. With
+// Options.TracerProvider every change is traced, stage by stage
+// (tracing.go), and its events carry the trace context as traceparent.
+//
 // Shutdown follows http.Server.Shutdown: cancelling Run's context stops
 // intake, in-flight events drain, the last checkpoints commit, sources and
 // then the stream close, all within Options.ShutdownTimeout.
