@@ -107,8 +107,10 @@ type sinkRunner struct {
 	circuit  string
 	// wake tells the session's loop that paused changed.
 	wake chan struct{}
-	// restart is signalled by ResumeSink to start a failed sink again.
-	restart chan struct{}
+	// restart is signalled by ResumeSink to start a failed sink again,
+	// and by RestartSink; cancelSession ends the running session.
+	restart       chan struct{}
+	cancelSession context.CancelFunc
 	// stop ends the sink's supervise, which closes exited; set by Run's
 	// loop, which alone uses them.
 	stop   context.CancelFunc
@@ -295,11 +297,25 @@ func (s *sinkRunner) supervise(ctx context.Context) {
 		default:
 		}
 		started := time.Now()
-		err := s.session(ctx)
+		sctx, cancel := context.WithCancel(ctx)
+		s.mu.Lock()
+		s.cancelSession = cancel
+		s.mu.Unlock()
+		err := s.session(sctx)
+		s.mu.Lock()
+		s.cancelSession = nil
+		s.mu.Unlock()
+		restarted := sctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if ctx.Err() != nil {
 			s.setState(StateStopped, nil)
 			s.log.Info("sink stopped")
 			return
+		}
+		if restarted {
+			s.log.Info("sink restarting on request")
+			attempt = 0
+			continue
 		}
 		if errors.Is(err, core.ErrFatal) || errors.Is(err, core.ErrSinkGone) {
 			s.setState(StateFailed, err)
@@ -320,12 +336,44 @@ func (s *sinkRunner) supervise(ctx context.Context) {
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
+		case <-s.restart:
+			t.Stop()
+			s.log.Info("sink restarting on request")
+			attempt = 0
 		case <-ctx.Done():
 			t.Stop()
 			s.setState(StateStopped, nil)
 			return
 		}
 	}
+}
+
+// RestartSink starts the named sink's session again without restarting
+// the sidecar: a running one stops as on shutdown (what it delivered is
+// committed) and opens again from its group's committed offsets; a
+// retrying one skips the rest of its backoff; a failed one starts again.
+// A paused sink stays paused. It returns an error wrapping ErrNoSink for
+// an unknown name.
+func (r *Runtime) RestartSink(name string) error {
+	s, err := r.sink(name)
+	if err != nil {
+		return err
+	}
+	if s.topicsErr != nil {
+		return s.topicsErr
+	}
+	s.mu.Lock()
+	cancel := s.cancelSession
+	s.mu.Unlock()
+	select {
+	case s.restart <- struct{}{}:
+	default:
+	}
+	if cancel != nil {
+		cancel()
+	}
+	s.log.Info("sink restart requested")
+	return nil
 }
 
 // PauseSink stops the named sink delivering: Writes in progress finish,

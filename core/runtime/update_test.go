@@ -174,3 +174,32 @@ func TestApplyEventTypesForNewSinks(t *testing.T) {
 	publishEvents(t, st, sinkEvent("com.acme.invoice", "a", 0), sinkEvent("com.acme.order", "b", 1))
 	eventually(t, "both types delivered", func() bool { return len(sink.deliveredIDs()) == 2 })
 }
+
+// TestRestartSink: a restarted sink closes, opens again and goes on from
+// its group's committed offsets: nothing delivered twice, nothing
+// skipped.
+func TestRestartSink(t *testing.T) {
+	const typ = "com.acme.order"
+	st := memstream.New()
+	publishEvents(t, st, sinkEvent(typ, "a", 0))
+	sink := &recSink{}
+	run := runSinks(t, st, []string{typ}, nil, runtime.Sink{Name: "wms", Sink: sink, From: core.FromBeginning})
+	eventually(t, "the first delivered", func() bool { return len(sink.deliveredIDs()) == 1 })
+	if err := run.r.RestartSink("wms"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "reopened", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.opens == 2 && sink.closes == 1
+	})
+	publishEvents(t, st, sinkEvent(typ, "b", 1))
+	eventually(t, "the second delivered", func() bool { return len(sink.deliveredIDs()) == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := sink.deliveredIDs(); len(got) != 2 || got[0] == got[1] {
+		t.Errorf("delivered %v, want each event once", got)
+	}
+	if err := run.r.RestartSink("nope"); !errors.Is(err, runtime.ErrNoSink) {
+		t.Errorf("RestartSink of an unknown sink: %v", err)
+	}
+}

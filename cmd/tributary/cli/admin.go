@@ -107,7 +107,8 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 }
 
 // sinkEndpoints serves GET /v1/sinks, GET /v1/sinks/{name} and, from
-// loopback, POST /v1/sinks/{name}/pause, /resume and /replay (replay.go).
+// loopback, POST /v1/sinks/{name}/pause, /resume, /restart and /replay
+// (replay.go).
 func (sc *Sidecar) sinkEndpoints(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/sinks", func(w http.ResponseWriter, _ *http.Request) {
 		sinks := sc.Runtime.Status().Sinks
@@ -145,6 +146,7 @@ func (sc *Sidecar) sinkEndpoints(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("POST /v1/sinks/{name}/pause", act("pause", runtime.StatePaused, sc.Runtime.PauseSink))
 	mux.HandleFunc("POST /v1/sinks/{name}/resume", act("resume", "resumed", sc.Runtime.ResumeSink))
+	mux.HandleFunc("POST /v1/sinks/{name}/restart", act("restart", "restarting", sc.Runtime.RestartSink))
 	mux.HandleFunc("POST /v1/sinks/{name}/replay", sc.replayHandler)
 }
 

@@ -223,3 +223,27 @@ func TestSinkOffsetsEndpoint(t *testing.T) {
 		t.Errorf("offsets of an unknown sink answered %d", code)
 	}
 }
+
+// TestSinkRestartEndpoint: POST /v1/sinks/{name}/restart restarts the
+// sink's session, which goes on delivering from its committed offsets.
+func TestSinkRestartEndpoint(t *testing.T) {
+	e := newSinkE2E(t, "stream: {type: embedded}", "")
+	rcv := newHookReceiver(t, nil)
+	file := e.write("", httpSink("out", rcv.URL, "50ms", ""))
+	runInProcess(t, file, e.admin)
+	postEvents(t, e.hook, "A/1")
+	waitHooks(t, rcv, 1)
+	var a struct{ Status, Error string }
+	if code := adminDo(t, "POST", "http://"+e.admin+"/v1/sinks/out/restart", "", &a); code != 200 || a.Status != "restarting" {
+		t.Fatalf("restart answered %d %+v", code, a)
+	}
+	postEvents(t, e.hook, "B/1")
+	waitHooks(t, rcv, 2)
+	time.Sleep(300 * time.Millisecond)
+	if hs := rcv.hooks(); len(hs) != 2 || hs[1].ID != eventID("B/1") {
+		t.Errorf("after the restart the receiver got %v, want A/1 then B/1, once each", idsOf(hs))
+	}
+	if code := adminDo(t, "POST", "http://"+e.admin+"/v1/sinks/nope/restart", "", nil); code != 404 {
+		t.Errorf("restart of an unknown sink answered %d", code)
+	}
+}
