@@ -13,7 +13,7 @@
 # a steady 5,000 changes/s into Kafka for SECONDS_RUN (default 10) with its
 # commit-to-ack percentiles (BenchmarkSteady5k).
 #
-#   bench/mysql.sh               ROWS=1000000, max_in_flight 2000 (mysql_cdc's default) and 10000
+#   bench/mysql.sh               ROWS=1000000, max_in_flight 1000 (mysql_cdc's default) and 10000
 #
 # Environment: ROWS (default 1000000), SECONDS_RUN (default 10), INFLIGHT (the connectors'
 # max_in_flight values to run, default "0 10000"; 0 is the default the

@@ -259,7 +259,7 @@ func BenchmarkStreamKafka(b *testing.B) {
 	servicetest.Kafka(b)
 	d, tb := benchTable(b)
 	n := benchRows(b)
-	cfg := neverSnapshot(d.config("bench"))
+	cfg := benchMaxBatch(neverSnapshot(d.config("bench")))
 	closeSource(b, openSource(b, cfg, core.Position{})) // publication and slot
 	next := 1
 	var total time.Duration

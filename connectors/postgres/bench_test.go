@@ -126,7 +126,7 @@ func BenchmarkStreamEmbedded(b *testing.B) {
 	runtime.TuneGC() // as tributary run does
 	d, tb := benchTable(b)
 	n := benchRows(b)
-	cfg := neverSnapshot(d.config("bench"))
+	cfg := benchMaxBatch(neverSnapshot(d.config("bench")))
 	closeSource(b, openSource(b, cfg, core.Position{})) // publication and slot
 	dir := b.TempDir()
 	mapper := runtime.MapperFunc(func(ch *core.Change) []runtime.Output {

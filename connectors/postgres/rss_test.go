@@ -89,3 +89,12 @@ func benchInFlight() int {
 	}
 	return connector.MaxInFlight
 }
+
+// benchMaxBatch sets the connector's max_batch in the runtime benchmarks
+// to TRIBUTARY_BENCH_MAXBATCH when it is set.
+func benchMaxBatch(cfg map[string]any) map[string]any {
+	if n, _ := strconv.Atoi(os.Getenv("TRIBUTARY_BENCH_MAXBATCH")); n > 0 {
+		cfg["max_batch"] = n
+	}
+	return cfg
+}
