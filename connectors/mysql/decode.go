@@ -230,21 +230,41 @@ func datetime(s string) string {
 	return strings.Replace(s, " ", "T", 1)
 }
 
-// datetimeLayout is a DATETIME with all six fractional digits.
-const datetimeLayout = "2006-01-02T15:04:05.000000"
-
 // datetimeOf writes a DATETIME that go-mysql decoded into a time (its
 // fields in UTC; it does so from 1970 on, and hands the others over as
 // text) as datetime writes the server's text: ISO 8601 without a zone,
 // with the column's frac fractional digits. It spares the syncer's
-// fmt.Sprintf of the text and the copy datetime makes of it.
+// fmt.Sprintf of the text and the copy datetime makes of it, and writes
+// the digits itself: time.Format reads its layout on every call.
 func datetimeOf(t time.Time, frac int) string {
-	n := len("2006-01-02T15:04:05")
-	if frac > 0 {
-		n += 1 + min(frac, 6)
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	var b [len("2006-01-02T15:04:05.000000")]byte
+	digits(b[0:4], y)
+	b[4] = '-'
+	digits(b[5:7], int(mo))
+	b[7] = '-'
+	digits(b[8:10], d)
+	b[10] = 'T'
+	digits(b[11:13], h)
+	b[13] = ':'
+	digits(b[14:16], mi)
+	b[16] = ':'
+	digits(b[17:19], s)
+	if frac <= 0 {
+		return string(b[:19])
 	}
-	var buf [len(datetimeLayout)]byte
-	return string(t.AppendFormat(buf[:0], datetimeLayout[:n]))
+	b[19] = '.'
+	digits(b[20:26], t.Nanosecond()/1000)
+	return string(b[:20+min(frac, 6)])
+}
+
+// digits writes v, zero-padded, into all of b.
+func digits(b []byte, v int) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 // timestamp reads a TIMESTAMP written in UTC.
