@@ -113,6 +113,29 @@ func serverCPU(driver string) time.Duration {
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
+// BenchmarkRuntimeNoSink is BenchmarkSinkRuntime's setting with a sink
+// that delivers every event at once and writes nothing: what the stream
+// and the runtime cost, and how fast they go, beside the sql sink.
+func BenchmarkRuntimeNoSink(b *testing.B) {
+	for _, stream := range []string{"embedded", "kafka"} {
+		b.Run(stream+"/batch64/conc16", func(b *testing.B) {
+			st, dir, topics := sinkbench.Stream(b, stream)
+			evs := sinkbench.Events("sql", b.N)
+			sinkbench.Prefill(b, st, dir, topics.For(sinkbench.Type), evs)
+			b.SetBytes(int64(len(evs[0].Data)))
+			b.ResetTimer()
+			start, cpu := time.Now(), sinkbench.CPUTime()
+			deliver := core.SinkFunc(func(context.Context, core.Delivery) core.Result { return core.Result{Status: core.StatusDelivered} })
+			r := sinkbench.Run(b, st, dir, topics, runtime.Sink{Name: "nothing", Type: "nothing", Sink: deliver, From: core.FromBeginning, MaxBatch: 64, Concurrency: 16})
+			sinkbench.WaitDelivered(b, r, "nothing", b.N, 60*time.Second+time.Duration(b.N)*time.Millisecond)
+			elapsed, cpu := time.Since(start), sinkbench.CPUTime()-cpu
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
+		})
+	}
+}
+
 // countingSink counts the Writes of the sink it wraps, and their time.
 type countingSink struct {
 	core.Sink
