@@ -339,4 +339,3 @@ func TestInboxMigratesSQLite(t *testing.T) {
 		t.Errorf("the SQLite inbox is still there after migrating: %v", err)
 	}
 }
-

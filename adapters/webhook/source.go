@@ -218,9 +218,11 @@ type run struct {
 	queue  []*record
 	notify chan struct{}
 	// queuedAt is when the oldest record in queue arrived; linger is how
-	// long Read lets a short queue grow (see readLinger).
+	// long Read lets a short queue grow (see readLinger); lastRead is when
+	// Read last returned changes (Read's goroutine only).
 	queuedAt time.Time
 	linger   time.Duration
+	lastRead time.Time
 
 	amu     sync.Mutex
 	unacked []unacked
@@ -415,7 +417,7 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	var recs []*record
 	for len(recs) == 0 {
 		r.qmu.Lock()
-		if n := len(r.queue); n > 0 && n < readLimit && r.linger > 0 {
+		if n := len(r.queue); n > 0 && n < readLimit && r.linger > 0 && time.Since(r.lastRead) < readBusy {
 			if wait := time.Until(r.queuedAt.Add(r.linger)); wait > 0 {
 				r.qmu.Unlock()
 				if err := r.sleep(ctx, wait); err != nil {
@@ -451,6 +453,7 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body))})
 	}
 	r.amu.Unlock()
+	r.lastRead = time.Now()
 	return out, nil
 }
 
@@ -459,8 +462,14 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 // not wait for it (they follow the inbox's commit), only the events do; in
 // exchange the runtime hands the stream batches several times larger, so
 // the stream commits (and fsyncs) several times less often per event at a
-// steady rate. With AckMode AckStream Read does not linger.
-const readLinger = 2 * time.Millisecond
+// steady rate. Read lingers only while deliveries keep coming (it returned
+// changes within readBusy): a delivery after a quiet spell is read at
+// once, so it is on the stream before a stop that follows it. With AckMode
+// AckStream Read does not linger.
+const (
+	readLinger = 2 * time.Millisecond
+	readBusy   = 20 * time.Millisecond
+)
 
 // sleep waits d; it returns ctx.Err() once ctx is done and ErrClosed when
 // the run closes first.

@@ -638,3 +638,20 @@ func TestAckStreamMode(t *testing.T) {
 		t.Fatalf("answer after the ack = %d %s, want 200 delivered", a.status, a.raw)
 	}
 }
+
+// TestReadAfterQuietSpellDoesNotWait checks that a delivery arriving after
+// a quiet spell is handed over at once, even to a Read whose context is
+// already done, as a stop right after it would be: Read lingers for more
+// deliveries only while they keep coming.
+func TestReadAfterQuietSpellDoesNotWait(t *testing.T) {
+	h := newHarness(t, webhook.Config{Path: "/hooks/orders", DeliveryID: headerID})
+	if a := h.post(`{"n":1}`, map[string]string{"X-Delivery": "lone"}); a.status != 200 {
+		t.Fatalf("delivery = %d %s", a.status, a.raw)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	chs, err := h.src.Read(ctx)
+	if err != nil || len(chs) != 1 || string(chs[0].Position.Data) != "lone" {
+		t.Fatalf("Read() = %d changes, %v; want the lone delivery at once", len(chs), err)
+	}
+}
