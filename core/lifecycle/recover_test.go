@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/catalog"
 	"github.com/tributary/tributary/core/lifecycle"
 )
 
@@ -324,5 +325,58 @@ func TestStoreTraceFindsInstancesInTheSnapshot(t *testing.T) {
 	}
 	if _, err := st.Trace(ctx, "order", "A-nope"); !errors.Is(err, lifecycle.ErrNotFound) {
 		t.Errorf("an order never seen: %v, want ErrNotFound", err)
+	}
+}
+
+// TestTrackerNeverReusesASequence prunes the instance whose events are
+// the log's last, with a snapshot still naming them, and restarts: the
+// next event takes a new sequence, so that pruning the instance again
+// (the snapshot brought it back) leaves the new event alone.
+func TestTrackerNeverReusesASequence(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := &clock{t: base}
+	cfg := lifecycle.Config{Dir: dir, Now: clk.now, SnapshotEvery: -1}
+	tr := openTracker(t, cfg)
+	write(t, tr,
+		event("e1", "com.acme.order.accepted", "E-1", "erp", base),
+		event("d1", "com.acme.order.accepted", "D-1", "erp", base),
+		event("d2", "com.acme.order.billed", "D-1", "billing", base),
+		event("d3", "com.acme.order.shipped", "D-1", "wms", base),
+	)
+	clk.add(3 * time.Second)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(catalog.DefaultRetention + time.Hour)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Trace(ctx, "order", "D-1"); !errors.Is(err, lifecycle.ErrNotFound) {
+		t.Fatalf("D-1 after the retention: %v, want ErrNotFound", err)
+	}
+	tr.Close(ctx)
+	tr = openTracker(t, cfg)
+	ids := []string{"F-1", "G-1", "H-1"}
+	for _, id := range ids {
+		write(t, tr, event("acc-"+id, "com.acme.order.accepted", id, "erp", clk.now()))
+	}
+	clk.add(3 * time.Second)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr.Close(ctx)
+	tr = openTracker(t, cfg)
+	for _, id := range ids {
+		in, err := tr.Trace(ctx, "order", id)
+		if err != nil || len(in.Timeline) != 1 || in.Timeline[0].EventID != "acc-"+id || in.State != "accepted" {
+			t.Errorf("%s = %+v, %v; want accepted with its event", id, in, err)
+		}
+	}
+	if _, err := tr.Trace(ctx, "order", "D-1"); !errors.Is(err, lifecycle.ErrNotFound) {
+		t.Errorf("D-1 after the restart: %v, want ErrNotFound", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -276,6 +277,13 @@ func (t *Tracker) Open(ctx context.Context, _ core.Env) error {
 		t.store = nil
 		return err
 	}
+	// A snapshot may hold instances pruned after it was written.
+	if err := t.prune(ctx, t.cfg.Now()); err != nil {
+		st.Close()
+		t.store = nil
+		return err
+	}
+	t.lastPrune = t.cfg.Now()
 	t.held.Set(float64(len(t.pending)))
 	t.lastSnapshot = time.Now()
 	t.stop, t.done = make(chan struct{}), make(chan struct{})
@@ -387,7 +395,14 @@ func (t *Tracker) recover(ctx context.Context) error {
 	if err := t.store.db.QueryRowContext(ctx, `SELECT max(seq) FROM log`).Scan(&maxSeq); err != nil {
 		return fmt.Errorf("lifecycle store %s: read the log: %w", t.store.path, err)
 	}
-	t.nextSeq = max(t.nextSeq, maxSeq.Int64+1)
+	t.nextSeq = max(t.nextSeq, maxSeq.Int64+1, from)
+	var kept sql.NullString
+	if err := t.store.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'next_seq'`).Scan(&kept); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("lifecycle store %s: read the next sequence: %w", t.store.path, err)
+	}
+	if n, err := strconv.ParseInt(kept.String, 10, 64); err == nil {
+		t.nextSeq = max(t.nextSeq, n)
+	}
 	stuck, err := t.store.db.QueryContext(ctx, `SELECT entity, id FROM stuck`)
 	if err != nil {
 		return fmt.Errorf("lifecycle store %s: read stuck instances: %w", t.store.path, err)
@@ -999,6 +1014,11 @@ func (t *Tracker) prune(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	err := t.store.tx(ctx, func(tx *sql.Tx) error {
+		// The log's last rows may go: the next sequence is kept, so
+		// that no sequence is used twice (a snapshot may name it).
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta(key, value) VALUES('next_seq', ?)`, strconv.FormatInt(t.nextSeq, 10)); err != nil {
+			return err
+		}
 		for _, i := range gone {
 			s := t.table.slot(i)
 			if err := deleteChain(ctx, tx, s.head); err != nil {
