@@ -14,6 +14,7 @@ import (
 	"github.com/tributary/tributary/core"
 	"github.com/tributary/tributary/core/catalog"
 	"github.com/tributary/tributary/core/lifecycle"
+	"github.com/tributary/tributary/core/statedb"
 )
 
 // errCrash stops a snapshot at a crash point.
@@ -378,5 +379,42 @@ func TestTrackerNeverReusesASequence(t *testing.T) {
 	}
 	if _, err := tr.Trace(ctx, "order", "D-1"); !errors.Is(err, lifecycle.ErrNotFound) {
 		t.Errorf("D-1 after the restart: %v, want ErrNotFound", err)
+	}
+}
+
+// TestTrackerReplacesAStoreOfTheFirstFormat opens a directory holding a
+// store of the first format (a table of instances): its generation is
+// not taken, so the sidecar names a new consumer group that reads the
+// stream again, and the tracker empties the store and starts afresh.
+func TestTrackerReplacesAStoreOfTheFirstFormat(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := statedb.Open(filepath.Join(dir, lifecycle.StoreFile), statedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.ExecContext(ctx, `CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+		INSERT INTO meta VALUES('generation', 'old1');
+		CREATE TABLE instances(entity TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY(entity, id)) WITHOUT ROWID;
+		INSERT INTO instances VALUES('order', 'A-1', 'billed');
+		CREATE TABLE timeline(entity TEXT, id TEXT);
+		CREATE TABLE held(seq INTEGER PRIMARY KEY)`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := lifecycle.Generation(dir)
+	if err != nil || gen == "old1" {
+		t.Fatalf("Generation = %q, %v; want a new one", gen, err)
+	}
+	clk := &clock{t: base}
+	tr := openTracker(t, lifecycle.Config{Dir: dir, Now: clk.now, Generation: gen})
+	if _, err := tr.Trace(ctx, "order", "A-1"); !errors.Is(err, lifecycle.ErrNotFound) {
+		t.Errorf("A-1 of the first format: %v, want ErrNotFound", err)
+	}
+	write(t, tr, accepted(1, base))
+	tr.Close(ctx)
+	if again, err := lifecycle.Generation(dir); err != nil || again != gen {
+		t.Errorf("Generation after the tracker opened = %q, %v; want %q", again, err, gen)
 	}
 }
