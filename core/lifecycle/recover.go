@@ -41,13 +41,11 @@ func (t *Tracker) recover(ctx context.Context) error {
 				return
 			}
 			mi := t.mach[m]
-			i := t.table.add(mi, e.id)
-			s := t.table.slot(i)
+			s := t.table.slot(t.table.addLast(mi, e.id, e.last))
 			s.entered, s.updated, s.head, s.bloom = e.entered, e.updated, e.head, e.bloom
 			if e.state != "" {
 				s.state = t.code(mi, e.state)
 			}
-			t.table.setLast(i, e.last)
 		})
 		if err != nil {
 			// The log holds every event: the state is rebuilt from it all.

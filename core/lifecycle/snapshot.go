@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -218,22 +217,15 @@ func removeTemp(path string) error {
 // errBadSnapshot marks a snapshot that cannot be read.
 var errBadSnapshot = errors.New("unreadable lifecycle snapshot")
 
-// snapshotReader reads a snapshot, checking its CRC at the end.
+// snapshotReader reads a snapshot's header and instances.
 type snapshotReader struct {
 	r      *bufio.Reader
-	crc    hash.Hash32
 	names  []string
 	states [][]string
 	err    error
 }
 
-func (sr *snapshotReader) ReadByte() (byte, error) {
-	b, err := sr.r.ReadByte()
-	if err == nil {
-		sr.crc.Write([]byte{b})
-	}
-	return b, err
-}
+func (sr *snapshotReader) ReadByte() (byte, error) { return sr.r.ReadByte() }
 
 func (sr *snapshotReader) uvarint() uint64 {
 	if sr.err != nil {
@@ -266,7 +258,6 @@ func (sr *snapshotReader) bytes(n int) []byte {
 		sr.err = err
 		return nil
 	}
-	sr.crc.Write(b)
 	return b
 }
 
@@ -347,7 +338,14 @@ func readSnapshot(path string, fn func(snapshotEntry)) (h snapshotHeader, found 
 		return h, false, fmt.Errorf("read lifecycle snapshot: %w", err)
 	}
 	defer f.Close()
-	sr := &snapshotReader{r: bufio.NewReaderSize(f, 1<<20), crc: crc32.New(crcTable)}
+	fi, err := f.Stat()
+	if err != nil {
+		return h, true, fmt.Errorf("read lifecycle snapshot: %w", err)
+	}
+	// The CRC covers all but the last 12 bytes (itself and where the
+	// table of buckets starts); it is summed as the file is read.
+	crc := crc32.New(crcTable)
+	sr := &snapshotReader{r: bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, fi.Size()-12), crc), 1<<20)}
 	h, bits := sr.header()
 	for sr.err == nil {
 		e, ok := sr.entry()
@@ -358,16 +356,15 @@ func readSnapshot(path string, fn func(snapshotEntry)) (h snapshotHeader, found 
 	}
 	if sr.err == nil {
 		// The table of buckets.
-		if _, err := io.CopyN(sr.crc, sr.r, 8*(1<<bits+1)); err != nil {
-			sr.err = err
+		if n, err := io.Copy(io.Discard, sr.r); err != nil || n != 8*(1<<bits+1) {
+			sr.err = errors.Join(errBadSnapshot, err)
 		}
 	}
 	if sr.err != nil {
 		return h, true, fmt.Errorf("read lifecycle snapshot %s: %w: %w", path, errBadSnapshot, sr.err)
 	}
-	want := sr.crc.Sum32()
 	var sum [4]byte
-	if _, err := io.ReadFull(sr.r, sum[:]); err != nil || binary.LittleEndian.Uint32(sum[:]) != want {
+	if _, err := f.ReadAt(sum[:], fi.Size()-12); err != nil || binary.LittleEndian.Uint32(sum[:]) != crc.Sum32() {
 		return h, true, fmt.Errorf("read lifecycle snapshot %s: %w: its checksum does not match", path, errBadSnapshot)
 	}
 	return h, true, nil
@@ -383,7 +380,7 @@ func snapshotHead(path, entity, id string) (head, from int64) {
 		return 0, 0
 	}
 	defer f.Close()
-	sr := &snapshotReader{r: bufio.NewReader(f), crc: crc32.New(crcTable)}
+	sr := &snapshotReader{r: bufio.NewReader(f)}
 	h, bits := sr.header()
 	fi, err := f.Stat()
 	if sr.err != nil || err != nil || fi.Size() < 12 {
@@ -402,7 +399,7 @@ func snapshotHead(path, entity, id string) (head, from int64) {
 	if start > end || end > table {
 		return 0, 0
 	}
-	br := &snapshotReader{r: bufio.NewReader(io.NewSectionReader(f, start, end-start)), crc: crc32.New(crcTable), names: sr.names, states: sr.states}
+	br := &snapshotReader{r: bufio.NewReader(io.NewSectionReader(f, start, end-start)), names: sr.names, states: sr.states}
 	for {
 		e, ok := br.entry()
 		if !ok {

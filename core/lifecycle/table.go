@@ -171,7 +171,10 @@ func (t *table) find(mach uint16, id string) (uint32, bool) {
 }
 
 // add adds an instance with no state yet and returns its slot.
-func (t *table) add(mach uint16, id string) uint32 {
+func (t *table) add(mach uint16, id string) uint32 { return t.addLast(mach, id, "") }
+
+// addLast adds an instance whose last event is last and returns its slot.
+func (t *table) addLast(mach uint16, id, last string) uint32 {
 	if (t.n+1)*4 > len(t.index)*3 {
 		t.grow()
 	}
@@ -185,7 +188,7 @@ func (t *table) add(mach uint16, id string) uint32 {
 		}
 	}
 	t.n++
-	*t.slot(i) = slot{mach: mach, ref: t.put(id, "")}
+	*t.slot(i) = slot{mach: mach, ref: t.put(id, last)}
 	t.insertIndex(t.hash(mach, id), i)
 	return i
 }
