@@ -29,7 +29,9 @@ import (
 // those of scripts/services. One op is one row; rows/write is the mean
 // batch the runtime handed the sink, ms/write the mean time of a Write
 // (its transaction, and the wait for a connection), db-cpu-µs/row the
-// CPU time of the database server's processes on this machine per row. The target is
+// CPU time of the database server's processes on this machine per row
+// (others' sessions included), session-cpu-µs/row that of the
+// PostgreSQL backends of the sink's own sessions. The target is
 // 50k rows/s into PostgreSQL.
 func BenchmarkSinkRuntime(b *testing.B) {
 	for _, stream := range []string{"embedded", "kafka"} {
@@ -41,6 +43,11 @@ func BenchmarkSinkRuntime(b *testing.B) {
 					st, dir, topics := sinkbench.Stream(b, stream)
 					evs := sinkbench.Events("sql", b.N)
 					sinkbench.Prefill(b, st, dir, topics.For(sinkbench.Type), evs)
+					// The sink's sessions are named, for their CPU time.
+					app := fmt.Sprintf("sqlsink_bench_%d", time.Now().UnixNano())
+					if driver == sqlsink.DriverPostgres {
+						d.dsn += map[bool]string{true: "&", false: "?"}[strings.Contains(d.dsn, "?")] + "application_name=" + app
+					}
 					s := d.newSink(b, map[string]any{
 						"table": table, "create_table": true, "max_open_conns": v.conns,
 						"columns": []any{
@@ -53,20 +60,25 @@ func BenchmarkSinkRuntime(b *testing.B) {
 					b.SetBytes(int64(len(evs[0].Data)))
 					commits := d.commits(b)
 					b.ResetTimer()
-					start, cpu, server := time.Now(), sinkbench.CPUTime(), serverCPU(driver)
+					start, cpu, server := time.Now(), sinkbench.CPUTime(), serverCPU(driver, nil)
 					cs := &countingSink{Sink: s}
 					r := sinkbench.Run(b, st, dir, topics, runtime.Sink{Name: "orders_table", Type: sqlsink.Type, Sink: cs, From: core.FromBeginning, MaxBatch: v.batch, Concurrency: v.conc})
 					sinkbench.WaitDelivered(b, r, "orders_table", b.N, 60*time.Second+time.Duration(b.N)*time.Millisecond)
-					elapsed, cpu, server := time.Since(start), sinkbench.CPUTime()-cpu, serverCPU(driver)-server
+					elapsed, cpu := time.Since(start), sinkbench.CPUTime()-cpu
+					serverUsed := serverCPU(driver, server).total
+					sessions := d.sessionCPU(b, app)
 					b.StopTimer()
 					if n := d.count(b, table); n != b.N {
 						b.Fatalf("the table holds %d rows, want %d", n, b.N)
 					}
 					b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
 					b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
-					if server > 0 {
+					if serverUsed > 0 {
 						// Every session's work counts: a ceiling.
-						b.ReportMetric(float64(server.Microseconds())/float64(b.N), "db-cpu-µs/row")
+						b.ReportMetric(float64(serverUsed.Microseconds())/float64(b.N), "db-cpu-µs/row")
+					}
+					if sessions > 0 {
+						b.ReportMetric(float64(sessions.Microseconds())/float64(b.N), "session-cpu-µs/row")
 					}
 					b.ReportMetric(float64(b.N)/float64(cs.calls.Load()), "rows/write")
 					b.ReportMetric(float64(cs.nanos.Load())/float64(cs.calls.Load())/1e6, "ms/write")
@@ -80,13 +92,24 @@ func BenchmarkSinkRuntime(b *testing.B) {
 	}
 }
 
-// serverCPU returns the CPU time the database server's processes on this
-// machine have used so far (postgres, or mariadbd and mysqld), read from
-// /proc; 0 where there is none to read.
-func serverCPU(driver string) time.Duration {
+// serverTimes are the CPU times of the database server's processes on
+// this machine, by process id.
+type serverTimes struct {
+	ticks map[string]int64
+	// total is the time used since the times serverCPU was given: by the
+	// processes there then, and all of that of the processes started
+	// since (a process that ended in between is not counted).
+	total time.Duration
+}
+
+// serverCPU reads the CPU times of the database server's processes
+// (postgres, or mariadbd and mysqld) from /proc, and their total since
+// since (nil: none).
+func serverCPU(driver string, since *serverTimes) *serverTimes {
 	names := map[string]bool{"postgres": driver == sqlsink.DriverPostgres, "mariadbd": driver == sqlsink.DriverMySQL, "mysqld": driver == sqlsink.DriverMySQL}
+	out := &serverTimes{ticks: map[string]int64{}}
 	dirs, _ := os.ReadDir("/proc")
-	var ticks int64
+	var used int64
 	for _, d := range dirs {
 		if _, err := strconv.Atoi(d.Name()); err != nil {
 			continue
@@ -107,10 +130,14 @@ func serverCPU(driver string) time.Duration {
 		}
 		u, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + st
+		out.ticks[d.Name()] = u + st
+		if since != nil {
+			used += u + st - since.ticks[d.Name()]
+		}
 	}
 	// Linux counts CPU time in USER_HZ, 100 ticks a second.
-	return time.Duration(ticks) * 10 * time.Millisecond
+	out.total = time.Duration(used) * 10 * time.Millisecond
+	return out
 }
 
 // BenchmarkRuntimeNoSink is BenchmarkSinkRuntime's setting with a sink
@@ -134,6 +161,36 @@ func BenchmarkRuntimeNoSink(b *testing.B) {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
 		})
 	}
+}
+
+// sessionCPU returns the CPU time of the PostgreSQL backends serving the
+// sessions named app, started since the measure began; 0 for MariaDB.
+func (d *database) sessionCPU(b *testing.B, app string) time.Duration {
+	if d.driver != sqlsink.DriverPostgres {
+		return 0
+	}
+	rows, err := d.db.Query("SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
+	if err != nil {
+		b.Fatalf("list the sink's sessions: %v", err)
+	}
+	defer rows.Close()
+	var ticks int64
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			// The server runs elsewhere.
+			return 0
+		}
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // countingSink counts the Writes of the sink it wraps, and their time.
