@@ -239,19 +239,6 @@ type segment struct {
 	ids []byte
 }
 
-// seenGen is a dedup generation: the ids accepted since start, by digest.
-type seenGen struct {
-	start time.Time
-	path  string // "" for an empty generation with no file
-	ids   map[digest]struct{}
-}
-
-// digest identifies a delivery id in memory: the first 16 bytes of its
-// SHA-256, so that the dedup index costs a fixed, pointer-free entry per
-// id whatever the id's length (two distinct ids share one with a
-// probability of about n²/2¹²⁹).
-type digest [16]byte
-
 // listed returns the numbers of dir's files named prefix<n>.log, ascending.
 func listed(dir, prefix string) ([]uint64, error) {
 	ents, err := os.ReadDir(dir)
