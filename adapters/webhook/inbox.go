@@ -123,6 +123,9 @@ type inbox struct {
 	fresh     []digest
 	// lastCommit is when the last write of deliveries began (wall clock).
 	lastCommit time.Time
+	// warnMsg and warnAt are the last upkeep failure logged and when.
+	warnMsg string
+	warnAt  time.Time
 }
 
 // openInbox opens (creating when missing) the inbox in stateDir and
@@ -618,7 +621,7 @@ func (ib *inbox) maintain() {
 	}
 	if ib.off >= ib.segmentBytes {
 		if err := ib.openSegment(ib.active.n + 1); err != nil {
-			ib.log.Warn("webhook inbox: start a new segment", "dir", ib.dir, "error", err)
+			ib.warnEvery("webhook inbox: start a new segment", "dir", ib.dir, "error", err)
 		}
 	}
 	done := 0
@@ -629,12 +632,22 @@ func (ib *inbox) maintain() {
 		return
 	}
 	if err := ib.compact(ib.segs[:done]); err != nil {
-		ib.log.Warn("webhook inbox: delete acknowledged segments", "dir", ib.dir, "error", err)
+		ib.warnEvery("webhook inbox: delete acknowledged segments", "dir", ib.dir, "error", err)
 		return
 	}
 	rest := copy(ib.segs, ib.segs[done:])
 	clear(ib.segs[rest:])
 	ib.segs = ib.segs[:rest]
+}
+
+// warnEvery logs a failure of the writer's upkeep, which is tried again
+// after every commit, once a minute at most per message.
+func (ib *inbox) warnEvery(msg string, args ...any) {
+	if msg == ib.warnMsg && time.Since(ib.warnAt) < time.Minute {
+		return
+	}
+	ib.warnMsg, ib.warnAt = msg, time.Now()
+	ib.log.Warn(msg, args...)
 }
 
 // close stops the writer (bounded by ctx) and closes the files.
