@@ -324,7 +324,7 @@ func prepareSpare(path string, size int64) spareFile {
 	if err != nil {
 		return spareFile{err: err}
 	}
-	zeros := make([]byte, 1<<20)
+	zeros := make([]byte, 256<<10)
 	for off := int64(0); off < size && err == nil; off += int64(len(zeros)) {
 		_, err = f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off)
 	}
