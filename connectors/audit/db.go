@@ -206,9 +206,6 @@ func (d *DB) checkpoints(ctx context.Context) {
 	}
 }
 
-// pageSize is the page size of a new SQLite log, in bytes.
-const pageSize = "16384"
-
 // connect opens the database and checks that it answers; create makes
 // the directory of a SQLite file.
 func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB, error) {
@@ -250,18 +247,10 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 			Sync: sync,
 			// The pages of the indexes stay in memory.
 			CacheKiB: 65536,
-			DeferWAL: true,
 			Pragmas: []string{
-				// A new log's pages: the events and their indexes grow
-				// at their ends, so larger pages make fewer frames of
-				// the write-ahead log to write. Set before WAL, which
-				// writes the file's header.
-				"page_size(" + pageSize + ")",
-				"journal_mode(WAL)",
 				// checkpoints runs them in the background; the writer
-				// checkpoints only when the log passes 64 MiB (of
-				// 16 KiB pages).
-				"wal_autocheckpoint(4096)",
+				// checkpoints only when the log passes 64 MiB.
+				"wal_autocheckpoint(16384)",
 				"temp_store(MEMORY)",
 			},
 			TxLock: "immediate",
