@@ -12,6 +12,7 @@ import (
 
 	"github.com/tributary/tributary/cmd/tributary/cli"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/lifecycle"
 )
 
 // writeLifecycleConfig writes lifecycleE2EConfig (with doc edited by
@@ -82,7 +83,8 @@ func TestLifecyclesRebuildRemovesTheStore(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(store), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{store, store + "-wal"} {
+	snapshot := filepath.Join(filepath.Dir(store), lifecycle.SnapshotFile)
+	for _, f := range []string{store, store + "-wal", snapshot} {
 		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +93,7 @@ func TestLifecyclesRebuildRemovesTheStore(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "removed") {
 		t.Fatalf("rebuild: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, f := range []string{store, store + "-wal"} {
+	for _, f := range []string{store, store + "-wal", snapshot} {
 		if _, err := os.Stat(f); !os.IsNotExist(err) {
 			t.Errorf("%s still exists (%v)", f, err)
 		}
