@@ -10,7 +10,7 @@ import (
 )
 
 // TestDefaultMaxInFlight: the sidecar's configuration gives a postgres_cdc
-// entry without max_in_flight the connector's bounded default, 2,000
+// entry without max_in_flight the connector's bounded default, 1,000
 // rather than the runtime's 10,000, and a value written in the entry
 // wins, lower or higher.
 func TestDefaultMaxInFlight(t *testing.T) {
@@ -19,12 +19,12 @@ func TestDefaultMaxInFlight(t *testing.T) {
 		set  string
 		want int
 	}{
-		{name: "left out", want: 2000},
+		{name: "left out", want: 1000},
 		{name: "lower", set: "\n    max_in_flight: 500", want: 500},
 		{name: "higher", set: "\n    max_in_flight: 10000", want: 10000},
 	}
-	if connector.MaxInFlight != 2000 || connector.New().DefaultMaxInFlight() != connector.MaxInFlight {
-		t.Fatalf("MaxInFlight = %d, DefaultMaxInFlight() = %d, want 2000", connector.MaxInFlight, connector.New().DefaultMaxInFlight())
+	if connector.MaxInFlight != 1000 || connector.New().DefaultMaxInFlight() != connector.MaxInFlight {
+		t.Fatalf("MaxInFlight = %d, DefaultMaxInFlight() = %d, want 1000", connector.MaxInFlight, connector.New().DefaultMaxInFlight())
 	}
 	reg := core.NewRegistry()
 	reg.RegisterStream(memstream.Spec(memstream.New()))

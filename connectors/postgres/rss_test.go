@@ -33,7 +33,7 @@ func resetPeakRSS() {
 						top = r
 						var ms goruntime.MemStats
 						goruntime.ReadMemStats(&ms)
-						fmt.Fprintf(os.Stderr, "rss %.0f MB: go sys %d heap inuse %d idle %d released %d stack %d other %d MB\n", r,
+						fmt.Fprintf(os.Stderr, "rss %.0f MB (anon %.0f, file %.0f, shmem %.0f): go sys %d heap inuse %d idle %d released %d stack %d other %d MB\n", r, procStatus("RssAnon:"), procStatus("RssFile:"), procStatus("RssShmem:"),
 							ms.Sys>>20, ms.HeapInuse>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.StackSys>>20, (ms.OtherSys+ms.GCSys+ms.MSpanSys)>>20)
 					}
 				}
