@@ -214,11 +214,21 @@ func TestMain(m *testing.M) {
 
 // BenchmarkTraceFiles: `tributary trace` of a random one of 1M live
 // orders beside the running tracker, from the files alone: a bucket of
-// the snapshot (the setup's last step writes one), then the log after
-// it, which BenchmarkFollow, run before, makes 200,000 events long.
+// the latest snapshot, then the whole log after it, which 200,000 new
+// orders make as long as a fifth of the snapshot interval.
 func BenchmarkTraceFiles(b *testing.B) {
 	bigSetupOnce(b)
 	ctx := context.Background()
+	if err := bigTracker.Snapshot(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ds := make([]core.Delivery, 0, 200_000)
+	for i := liveEntities; i < liveEntities+200_000; i++ {
+		ds = append(ds, accepted(i, base))
+	}
+	if err := feed(ctx, bigTracker, bigClock, ds); err != nil {
+		b.Fatal(err)
+	}
 	st, err := lifecycle.OpenStoreReadOnly(ctx, filepath.Join(bigDir, lifecycle.StoreFile))
 	if err != nil {
 		b.Fatal(err)
