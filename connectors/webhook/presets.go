@@ -76,10 +76,10 @@ var presets = map[string]preset{
 	},
 	// stripe, slack and standard_webhooks read tolerance.
 	PresetStripe: {verifier: func(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
-		return &stripeVerifier{keys: secretKeys(v.Secrets), tolerance: v.Tolerance, now: now}, nil
+		return &stripeVerifier{macs: macPools(sha256.New, secretKeys(v.Secrets)), tolerance: v.Tolerance, now: now}, nil
 	}, idField: "id"},
 	PresetSlack: {verifier: func(v VerifyConfig, now func() time.Time) (webhook.Verifier, error) {
-		return &slackVerifier{keys: secretKeys(v.Secrets), tolerance: v.Tolerance, now: now}, nil
+		return &slackVerifier{macs: macPools(sha256.New, secretKeys(v.Secrets)), tolerance: v.Tolerance, now: now}, nil
 	}, idField: "event_id"},
 	PresetStandardWebhooks: {verifier: newStandardVerifier, check: func(v VerifyConfig, add func(string, string, ...any)) {
 		for i, s := range v.Secrets {
@@ -175,11 +175,7 @@ func newHMACVerifier(v VerifyConfig, _ func() time.Time) (webhook.Verifier, erro
 	if err != nil {
 		return nil, err
 	}
-	var macs []*macPool
-	for _, k := range secretKeys(v.Secrets) {
-		macs = append(macs, newMACPool(h, k))
-	}
-	return &hmacVerifier{macs: macs, header: v.Header, prefix: v.Prefix, base64: v.Encoding == "base64"}, nil
+	return &hmacVerifier{macs: macPools(h, secretKeys(v.Secrets)), header: v.Header, prefix: v.Prefix, base64: v.Encoding == "base64"}, nil
 }
 
 // newStandardVerifier is the verifier of the standard_webhooks preset.
@@ -192,7 +188,7 @@ func newStandardVerifier(v VerifyConfig, now func() time.Time) (webhook.Verifier
 		}
 		keys[i] = k
 	}
-	return &standardVerifier{keys: keys, tolerance: v.Tolerance, now: now}, nil
+	return &standardVerifier{macs: macPools(sha256.New, keys), tolerance: v.Tolerance, now: now}, nil
 }
 
 // secretKeys returns the secrets as HMAC keys, used as they are.
@@ -223,13 +219,6 @@ func hashOf(alg string) (func() hash.Hash, error) {
 }
 
 // mac computes the HMAC of parts under key.
-func mac(h func() hash.Hash, key []byte, parts ...[]byte) []byte {
-	m := hmac.New(h, key)
-	for _, p := range parts {
-		m.Write(p)
-	}
-	return m.Sum(nil)
-}
 
 func missing(header string) error {
 	return fmt.Errorf("%w: header %s missing", webhook.ErrUnverified, header)
@@ -243,17 +232,23 @@ func mismatch(header string) error {
 // costs neither the key's setup (two hash blocks) nor allocations.
 type macPool struct{ p sync.Pool }
 
-func newMACPool(h func() hash.Hash, key []byte) *macPool {
-	mp := &macPool{}
-	mp.p.New = func() any { return hmac.New(h, key) }
-	return mp
+// macPools returns a pool per key, in the keys' order.
+func macPools(h func() hash.Hash, keys [][]byte) []*macPool {
+	out := make([]*macPool, len(keys))
+	for i, key := range keys {
+		out[i] = &macPool{}
+		out[i].p.New = func() any { return hmac.New(h, key) }
+	}
+	return out
 }
 
-// sum appends the HMAC of body to dst.
-func (mp *macPool) sum(dst, body []byte) []byte {
+// sum appends the HMAC of the concatenated parts to dst.
+func (mp *macPool) sum(dst []byte, parts ...[]byte) []byte {
 	m := mp.p.Get().(hash.Hash)
 	m.Reset()
-	m.Write(body)
+	for _, p := range parts {
+		m.Write(p)
+	}
 	dst = m.Sum(dst)
 	mp.p.Put(m)
 	return dst
@@ -353,7 +348,7 @@ func ParseStripeHeader(val string) (StripeHeader, error) {
 // stripeVerifier checks Stripe's Stripe-Signature: HMAC-SHA256 of
 // "<t>.<body>" under the endpoint's signing secret (whsec_..., used as is).
 type stripeVerifier struct {
-	keys      [][]byte
+	macs      []*macPool // one per secret
 	tolerance time.Duration
 	now       func() time.Time
 }
@@ -371,8 +366,9 @@ func (v *stripeVerifier) Verify(r *http.Request, body []byte) error {
 	if err := checkTime(h.Timestamp, v.now(), v.tolerance); err != nil {
 		return err
 	}
-	for _, k := range v.keys {
-		want := mac(sha256.New, k, []byte(h.Timestamp), []byte("."), body)
+	var buf [sha256.Size]byte
+	for _, mp := range v.macs {
+		want := mp.sum(buf[:0], []byte(h.Timestamp), []byte("."), body)
 		for _, sig := range h.Signatures {
 			if hmac.Equal(want, sig) {
 				return nil
@@ -385,7 +381,7 @@ func (v *stripeVerifier) Verify(r *http.Request, body []byte) error {
 // slackVerifier checks Slack's v0 signature: X-Slack-Signature is
 // "v0=" + hex HMAC-SHA256 of "v0:<X-Slack-Request-Timestamp>:<body>".
 type slackVerifier struct {
-	keys      [][]byte
+	macs      []*macPool // one per secret
 	tolerance time.Duration
 	now       func() time.Time
 }
@@ -411,8 +407,9 @@ func (v *slackVerifier) Verify(r *http.Request, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: header %s is not hex", webhook.ErrUnverified, sigHeader)
 	}
-	for _, k := range v.keys {
-		if hmac.Equal(mac(sha256.New, k, []byte("v0:"), []byte(ts), []byte(":"), body), sig) {
+	var buf [sha256.Size]byte
+	for _, mp := range v.macs {
+		if hmac.Equal(mp.sum(buf[:0], []byte("v0:"), []byte(ts), []byte(":"), body), sig) {
 			return nil
 		}
 	}
@@ -455,7 +452,7 @@ func truncate(s string) string {
 // "<webhook-id>.<webhook-timestamp>.<body>" under the base64-decoded
 // secret, any of several v1 signatures matching.
 type standardVerifier struct {
-	keys      [][]byte
+	macs      []*macPool // one per secret
 	tolerance time.Duration
 	now       func() time.Time
 }
@@ -480,8 +477,9 @@ func (v *standardVerifier) Verify(r *http.Request, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: header webhook-signature: %v", webhook.ErrUnverified, err)
 	}
-	for _, k := range v.keys {
-		want := mac(sha256.New, k, []byte(id), []byte("."), []byte(ts), []byte("."), body)
+	var buf [sha256.Size]byte
+	for _, mp := range v.macs {
+		want := mp.sum(buf[:0], []byte(id), []byte("."), []byte(ts), []byte("."), body)
 		for _, sig := range sigs {
 			if hmac.Equal(want, sig) {
 				return nil
