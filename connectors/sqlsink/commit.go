@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // job is one Write's rows waiting to be written.
@@ -68,9 +69,32 @@ func (s *Sink) commitLoop(db *sql.DB, c *committers) {
 				break gather
 			}
 		}
+		if s.copier.stmt != "" && n < copyGroupRows {
+			// COPY's cost is mostly per statement and commit: wait a
+			// little for the Writes on their way.
+			t := time.NewTimer(copyLinger)
+		linger:
+			for n < copyGroupRows {
+				select {
+				case j := <-c.jobs:
+					group = append(group, j)
+					n += len(j.rows)
+				case <-t.C:
+					break linger
+				}
+			}
+			t.Stop()
+		}
 		s.commitGroup(db, group)
 	}
 }
+
+// copyGroupRows and copyLinger: a committer on the COPY path waits up to
+// copyLinger for more Writes while its group has fewer rows.
+const (
+	copyGroupRows = 256
+	copyLinger    = time.Millisecond
+)
 
 // commitGroup writes the jobs of group in one transaction and tells each
 // the outcome. A job whose Write gave up (its context done) before the
