@@ -23,6 +23,10 @@ type idReader struct {
 	tail    map[string]int64
 }
 
+// byRuns reports whether the log's ids are in runs: a SQLite log but
+// one of the layout before them.
+func (d *DB) byRuns() bool { return !d.pg && !d.legacy }
+
 // errRunGone says that a merge dropped a run between the reading of the
 // catalog and a lookup in it.
 var errRunGone = errors.New("the id run is gone")

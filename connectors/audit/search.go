@@ -103,6 +103,15 @@ func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) (
 		arg(v)
 	}
 	if q.ID != "" {
+		if db.byRuns() {
+			// The id runs find the row; the events table has no index
+			// of ids.
+			seq, ok, err := db.find(ctx, q.ID)
+			if err != nil || !ok {
+				return nil, err
+			}
+			cond("seq = ", seq)
+		}
 		cond("id = ", q.ID)
 	}
 	if q.Subject != "" {
@@ -170,6 +179,10 @@ func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) (
 
 // Holds reports whether the log holds the event with id.
 func Holds(ctx context.Context, db *DB, id string) (bool, error) {
+	if db.byRuns() {
+		_, ok, err := db.find(ctx, id)
+		return ok, err
+	}
 	var b strings.Builder
 	b.WriteString("SELECT count(*) FROM " + db.events + " WHERE id = ")
 	db.param(&b, 1)
