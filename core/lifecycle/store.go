@@ -314,17 +314,13 @@ func encodeRecord(b []byte, r *logRow) []byte {
 
 var errBadRecord = errors.New("malformed log record")
 
-// recordIs reports whether the record b is an event of the instance id
-// of entity, without decoding it.
-func recordIs(b []byte, entity, id string) bool {
-	for _, want := range []string{entity, id} {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n != uint64(len(want)) || uint64(len(b)-k) < n || string(b[k:k+int(n)]) != want {
-			return false
-		}
-		b = b[k+int(n):]
-	}
-	return true
+// recordPrefix returns how the records of the instance id of entity
+// start.
+func recordPrefix(entity, id string) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(entity)))
+	b = append(b, entity...)
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	return append(b, id...)
 }
 
 // decodeRecord sets r's event from b.
@@ -411,24 +407,14 @@ func timeline(rows []logRow) []Step {
 // its judged events, in the order they were judged, left it in.
 func (s *Store) Trace(ctx context.Context, entity, id string) (*Instance, error) {
 	head, from := snapshotHead(filepath.Join(filepath.Dir(s.path), SnapshotFile), entity, id)
-	later, err := s.db.QueryContext(ctx, `SELECT seq, rec FROM log WHERE seq >= ?`, from)
-	if err != nil {
+	// The log after the snapshot, matched in SQLite on the start of its
+	// records: the instance's entity and id.
+	prefix := recordPrefix(entity, id)
+	var later sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT max(seq) FROM log WHERE seq >= ? AND substr(rec, 1, ?) = ?`, from, len(prefix), prefix).Scan(&later); err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
 	}
-	for later.Next() {
-		var r logRow
-		var rec []byte
-		if err := later.Scan(&r.seq, &rec); err != nil {
-			later.Close()
-			return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
-		}
-		if recordIs(rec, entity, id) {
-			head = max(head, r.seq)
-		}
-	}
-	if err := errors.Join(later.Err(), later.Close()); err != nil {
-		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
-	}
+	head = max(head, later.Int64)
 	rows, err := s.chain(ctx, head, nil)
 	if err != nil {
 		return nil, fmt.Errorf("trace %s %s: %w", entity, id, err)
