@@ -70,6 +70,19 @@ func (r *Router) Has(pattern string) bool {
 	return ok
 }
 
+// Release forgets pattern, reserved or unmounted, so that it answers 404
+// again: its connector was removed. A pattern mounted now stays.
+func (r *Router) Release(pattern string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live[pattern] {
+		return
+	}
+	delete(r.handlers, pattern)
+	delete(r.live, pattern)
+	_ = r.rebuild()
+}
+
 // NewRouter returns an empty router.
 func NewRouter() *Router {
 	r := &Router{handlers: map[string]http.Handler{}, live: map[string]bool{}}

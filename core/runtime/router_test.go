@@ -69,3 +69,29 @@ func TestRouterReservedRouteAsksToRetryUntilMounted(t *testing.T) {
 		t.Fatalf("mounted route answered %d", w.Code)
 	}
 }
+
+func TestRouterRelease(t *testing.T) {
+	r := runtime.NewRouter()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	serve := func() int {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest("POST", "/hooks/a", nil))
+		return w.Code
+	}
+	unmount, err := r.Handle("POST /hooks/a", ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Release("POST /hooks/a")
+	if c := serve(); c != http.StatusAccepted || !r.Has("POST /hooks/a") {
+		t.Fatalf("a mounted route was released: %d", c)
+	}
+	unmount()
+	r.Release("POST /hooks/a")
+	if c := serve(); c != http.StatusNotFound || r.Has("POST /hooks/a") {
+		t.Fatalf("a released route answered %d, want 404", c)
+	}
+	if err := r.Reserve("POST /hooks/a"); err != nil {
+		t.Fatalf("reserve a released route: %v", err)
+	}
+}

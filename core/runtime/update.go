@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/tributary/tributary/core"
 )
 
 // This file changes the running set of connectors and sinks without
@@ -178,6 +180,18 @@ func (r *Runtime) apply(ctx context.Context, wg *sync.WaitGroup, u Update) error
 	}
 	for _, ch := range stopping {
 		<-ch
+	}
+	// A removed connector's routes answer 404 from now on, not "retry
+	// later".
+	if rel, ok := r.opts.HTTP.(interface{ Release(string) }); ok {
+		for _, c := range conns {
+			in, ok := c.cfg.Source.(core.Ingress)
+			if ok && slices.Contains(u.RemoveConnectors, c.cfg.Name) {
+				for _, p := range in.Routes() {
+					rel.Release(p)
+				}
+			}
+		}
 	}
 
 	// The new lists keep the old order; new names go at the end.

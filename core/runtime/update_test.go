@@ -3,6 +3,8 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -201,5 +203,51 @@ func TestRestartSink(t *testing.T) {
 	}
 	if err := run.r.RestartSink("nope"); !errors.Is(err, runtime.ErrNoSink) {
 		t.Errorf("RestartSink of an unknown sink: %v", err)
+	}
+}
+
+// hookSource mounts one route while open.
+type hookSource struct {
+	seqSource
+	unmount func()
+}
+
+func (s *hookSource) Routes() []string { return []string{"POST /hooks/gone"} }
+
+func (s *hookSource) Open(ctx context.Context, env core.Env, from core.Position) error {
+	u, err := env.HTTP.Handle("POST /hooks/gone", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) }))
+	if err != nil {
+		return err
+	}
+	s.unmount = u
+	return s.seqSource.Open(ctx, env, from)
+}
+
+func (s *hookSource) Close(ctx context.Context) error {
+	if s.unmount != nil {
+		s.unmount()
+	}
+	return s.seqSource.Close(ctx)
+}
+
+// TestApplyReleasesRemovedRoutes: a removed connector's HTTP routes
+// answer 404, not "retry later".
+func TestApplyReleasesRemovedRoutes(t *testing.T) {
+	router := runtime.NewRouter()
+	src := &hookSource{}
+	rt, stop := runWith(t, runtime.Options{Stream: memstream.New(), HTTP: router,
+		Connectors: []runtime.Connector{{Name: "gone", Source: src, Mapper: mapper("gone", 0)}}})
+	defer stop()
+	serve := func() int {
+		w := httptest.NewRecorder()
+		router.ServeHTTP(w, httptest.NewRequest("POST", "/hooks/gone", nil))
+		return w.Code
+	}
+	waitFor(t, "the route mounted", func() bool { return serve() == http.StatusAccepted })
+	if err := rt.Apply(context.Background(), runtime.Update{RemoveConnectors: []string{"gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	if c := serve(); c != http.StatusNotFound {
+		t.Fatalf("the removed connector's route answered %d, want 404", c)
 	}
 }
