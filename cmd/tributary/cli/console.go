@@ -113,7 +113,7 @@ func (sc *Sidecar) consoleEndpoints(mux *http.ServeMux) {
 		render(w, r, consoleView{Title: "Catalog", Page: "catalog", Catalog: sc.catalogViews(), Entities: sc.entityViews()})
 	})
 	mux.HandleFunc("GET /ui/tail", func(w http.ResponseWriter, r *http.Request) {
-		render(w, r, consoleView{Title: "Live tail", Page: "tail", Types: knownTypes(sc.Config)})
+		render(w, r, consoleView{Title: "Live tail", Page: "tail", Types: knownTypes(sc.running())})
 	})
 	mux.HandleFunc("GET /ui/login", func(w http.ResponseWriter, r *http.Request) {
 		if len(sc.Config.Admin.Tokens) == 0 {
@@ -150,7 +150,8 @@ func (sc *Sidecar) consoleEndpoints(mux *http.ServeMux) {
 
 func (sc *Sidecar) catalogViews() []catalogView {
 	var out []catalogView
-	for _, et := range sc.Config.Catalog {
+	cfg := sc.running()
+	for _, et := range cfg.Catalog {
 		v := catalogView{Type: et.Type, Version: et.Version, Description: et.Description}
 		switch {
 		case et.Schema != nil:
@@ -162,7 +163,7 @@ func (sc *Sidecar) catalogViews() []catalogView {
 		case et.SchemaFile != "":
 			p := et.SchemaFile
 			if !filepath.IsAbs(p) {
-				p = filepath.Join(filepath.Dir(sc.Config.File), p)
+				p = filepath.Join(filepath.Dir(cfg.File), p)
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {
@@ -177,6 +178,7 @@ func (sc *Sidecar) catalogViews() []catalogView {
 
 func (sc *Sidecar) entityViews() []entityView {
 	var out []entityView
+	// Entities change only with a restart: the tracker runs these.
 	for _, m := range sc.Config.Compiled.Lifecycle {
 		var b strings.Builder
 		if err := lifecycle.WriteGraph(&b, m.Entity, lifecycle.FormatMermaid); err != nil {
@@ -198,7 +200,7 @@ func (sc *Sidecar) tailEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	types := r.URL.Query()["type"]
 	types = slices.DeleteFunc(types, func(s string) bool { return s == "" })
-	topics, err := tailTopics(sc.Config, tailOptions{types: types})
+	topics, err := tailTopics(sc.running(), tailOptions{types: types})
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return

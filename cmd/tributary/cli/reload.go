@@ -87,16 +87,21 @@ func (sc *Sidecar) LastReload() *ReloadReport {
 	return sc.reload.last
 }
 
+// running returns the configuration the sidecar runs: the file as last
+// reloaded, or Config.
+func (sc *Sidecar) running() *config.Config {
+	sc.reload.mu.Lock()
+	defer sc.reload.mu.Unlock()
+	if sc.reload.cfg != nil {
+		return sc.reload.cfg
+	}
+	return sc.Config
+}
+
 // rules returns the named connector's compiled rules in the configuration
 // the sidecar runs (the last one reloaded).
 func (sc *Sidecar) rules(connector string) *rules.Set {
-	sc.reload.mu.Lock()
-	defer sc.reload.mu.Unlock()
-	cfg := sc.reload.cfg
-	if cfg == nil {
-		cfg = sc.Config
-	}
-	return cfg.Compiled.Rules[connector]
+	return sc.running().Compiled.Rules[connector]
 }
 
 // Reload reads the configuration file again and applies it (see
