@@ -72,12 +72,10 @@ var writeReqs = sync.Pool{New: func() any { return &writeReq{done: make(chan str
 // writer goroutine writes the deliveries of all concurrent requests in one
 // write and one fdatasync (group commit), then answers them all.
 //
-// Delivery ids are remembered in memory, in two generations (maps of
-// digests), rebuilt when the inbox opens from the seen files and the
-// segments: an id is a duplicate when either generation holds it; new ids
-// go to the current one; when the current generation is one window old,
-// the older one is dropped (its file deleted) and a new one begins. An id
-// is thus remembered for at least one window and at most two.
+// Delivery ids are remembered by the dedup index (dedup.go,
+// inboxdedup.go): the newest in memory up to a bound, older ones in sorted
+// run files with a Bloom filter each in memory. An id is remembered for
+// at least one window.
 type inbox struct {
 	dir    string
 	window time.Duration
@@ -111,7 +109,7 @@ type inbox struct {
 	segs     []*segment // the older segments, oldest first
 	nextSeq  uint64     // the last sequence given
 	acked    uint64     // the acknowledged sequence written to the log
-	cur, old *seenGen
+	dd       dedupIndex
 	// spare receives the next segment's file, filled with zeros ahead by
 	// a goroutine that spareBusy says is running (see prepareSpare).
 	spare     chan spareFile
@@ -132,8 +130,15 @@ type inbox struct {
 // returns the deliveries it holds that were not acknowledged, in order. It
 // does not start the writer: call start once onCommit is set.
 func openInbox(ctx context.Context, stateDir string, window time.Duration, now func() time.Time) (*inbox, []*record, error) {
+	return openInboxLimit(ctx, stateDir, window, now, defaultHotLimit)
+}
+
+// openInboxLimit is openInbox with the dedup index holding at most
+// hotLimit ids in memory before sealing them into a run.
+func openInboxLimit(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int) (*inbox, []*record, error) {
 	dir := filepath.Join(stateDir, inboxDir)
 	ib := &inbox{
+		dd:           dedupIndex{hotLimit: hotLimit},
 		dir:          dir,
 		window:       window,
 		segmentBytes: segmentBytes,
@@ -484,14 +489,15 @@ func (ib *inbox) drain() {
 func (ib *inbox) commitBatch(batch []*writeReq) {
 	now := ib.now()
 	ack := ib.ackTo.Load()
-	rotate := now.Sub(ib.cur.start) >= ib.window
-	if len(batch) == 0 && ack <= ib.acked && !rotate {
+	seal := ib.sealDue(now)
+	if len(batch) == 0 && ack <= ib.acked && !seal {
 		return
 	}
-	if rotate {
-		if err := ib.newGeneration(now); err != nil {
-			ib.fail(batch, err)
-			return
+	if seal {
+		// A failure keeps the ids in memory; sealing is tried again at
+		// the next commit.
+		if err := ib.seal(now); err != nil {
+			ib.warnEvery("webhook inbox: seal dedup ids", "dir", ib.dir, "error", err)
 		}
 	}
 	startSeq := ib.nextSeq
@@ -505,7 +511,7 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 			continue
 		}
 		// A second copy in the same batch is a duplicate of the first.
-		ib.cur.ids[d] = struct{}{}
+		ib.hotAdd(d, r.rec.received)
 		fresh = append(fresh, d)
 		ib.nextSeq++
 		r.rec.seq = ib.nextSeq
@@ -525,7 +531,7 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	if len(buf) > 0 {
 		if err := ib.write(buf, len(accepted) > 0); err != nil {
 			for _, d := range fresh {
-				delete(ib.cur.ids, d)
+				ib.hotDrop(d)
 			}
 			ib.nextSeq = startSeq
 			ib.fail(batch, fmt.Errorf("store %d deliveries in %s: %w", len(accepted), ib.active.path, err))
@@ -624,6 +630,7 @@ func (ib *inbox) maintain() {
 			ib.warnEvery("webhook inbox: start a new segment", "dir", ib.dir, "error", err)
 		}
 	}
+	ib.dedupUpkeep(ib.now())
 	done := 0
 	for done < len(ib.segs) && ib.segs[done].last <= ib.acked {
 		done++
@@ -688,5 +695,6 @@ func (ib *inbox) closeFiles() error {
 		errs = append(errs, ib.seenF.Close())
 		ib.seenF = nil
 	}
+	errs = append(errs, ib.closeDedup())
 	return errors.Join(errs...)
 }

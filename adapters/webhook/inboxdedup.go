@@ -1,25 +1,30 @@
 package webhook
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 )
 
-// The dedup index of the inbox: delivery ids in memory by generation,
-// rebuilt when the inbox opens from the seen files (the ids of deleted
-// segments) and the segments, and the seen files' upkeep.
-
-// seenGen is a dedup generation: the ids accepted since start, by digest.
-type seenGen struct {
-	start time.Time
-	path  string // "" for an empty generation with no file
-	ids   map[digest]struct{}
-}
+// The inbox's side of the dedup index (dedup.go): the hot set in memory,
+// the seen files that make it durable, sealing it into runs, and the
+// runs' upkeep (expiry and merges).
+//
+// Every accepted id is durable in one of three places: its segment (until
+// the segment is acknowledged and deleted), the current seen file (to
+// which a deleted segment's ids are moved), or a run. Sealing writes every
+// id of the hot set, which holds those of the seen files, into a run
+// before it starts a new seen file and deletes the older ones, so a crash
+// at any point finds each id at least once; an id found twice is harmless.
 
 // digest identifies a delivery id in memory: the first 16 bytes of its
 // SHA-256, so that the dedup index costs a fixed, pointer-free entry per
@@ -32,87 +37,215 @@ func digestOf(id string) digest {
 	return digest(sum[:16])
 }
 
-// seen reports whether id was accepted within the dedup generations.
+// dedupIndex is the writer's dedup state.
+type dedupIndex struct {
+	// hotLimit bounds the ids in hot before it is sealed.
+	hotLimit int
+	hot      map[digest]struct{}
+	// hotFirst and hotLast bound the acceptance times in hot.
+	hotFirst, hotLast time.Time
+	// runs are by newest acceptance, oldest first.
+	runs    []*dedupRun
+	nextRun uint64
+	block   []byte // scratch for a run's block
+	// seenPath is the current seen file (seenF in the inbox).
+	seenPath string
+	// merged receives the result of the background merge that merging
+	// says is running.
+	merged  chan mergeResult
+	merging bool
+	mergeWG sync.WaitGroup
+}
+
+type mergeResult struct {
+	run  *dedupRun
+	from []*dedupRun
+	err  error
+}
+
+// sealAge is how long the hot set holds ids at most: a run spans at most
+// this much acceptance time before merges.
+func (ib *inbox) sealAge() time.Duration { return max(ib.window/16, time.Millisecond) }
+
+// seen reports whether an id of digest d was accepted within the window.
+// A run that cannot be read counts as not holding d (a possible duplicate
+// emitted rather than a delivery dropped); the failure is logged.
 func (ib *inbox) seen(d digest) bool {
-	if _, ok := ib.cur.ids[d]; ok {
+	x := &ib.dd
+	if _, ok := x.hot[d]; ok {
 		return true
 	}
-	_, ok := ib.old.ids[d]
-	return ok
+	for i := len(x.runs) - 1; i >= 0; i-- {
+		ok, err := x.runs[i].has(&d, x.block)
+		if err != nil {
+			ib.warnEvery("webhook inbox: dedup lookup", "error", err)
+			continue
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
-// remember puts an id accepted at t into the generation of t; an id older
-// than both is forgotten.
+// hotAdd puts d, accepted at t, in the hot set.
+func (ib *inbox) hotAdd(d digest, t time.Time) {
+	x := &ib.dd
+	if len(x.hot) == 0 || t.Before(x.hotFirst) {
+		x.hotFirst = t
+	}
+	if len(x.hot) == 0 || t.After(x.hotLast) {
+		x.hotLast = t
+	}
+	x.hot[d] = struct{}{}
+}
+
+// hotDrop takes back d, put in the hot set by a commit that failed.
+func (ib *inbox) hotDrop(d digest) { delete(ib.dd.hot, d) }
+
+// remember puts an id accepted at t, read back from the files, in the hot
+// set; an id older than the window is forgotten.
 func (ib *inbox) remember(id string, t time.Time) {
-	switch {
-	case !t.Before(ib.cur.start):
-		ib.cur.ids[digestOf(id)] = struct{}{}
-	case !t.Before(ib.old.start):
-		ib.old.ids[digestOf(id)] = struct{}{}
+	if t.Add(ib.window).After(ib.now()) {
+		ib.hotAdd(digestOf(id), t)
 	}
 }
 
-// loadSeen keeps the two newest seen files (deleting older ones), loads
-// their ids and opens the newest for appending; without one, it starts the
-// first generation now.
-func (ib *inbox) loadSeen() error {
-	nums, err := listed(ib.dir, "seen-")
+// sealDue reports whether the hot set is full or old enough to be sealed.
+func (ib *inbox) sealDue(now time.Time) bool {
+	x := &ib.dd
+	return len(x.hot) >= x.hotLimit || (len(x.hot) > 0 && now.Sub(x.hotFirst) >= ib.sealAge())
+}
+
+// writeHot writes the hot set into a new run and empties it.
+func (ib *inbox) writeHot() error {
+	x := &ib.dd
+	if len(x.hot) == 0 {
+		return nil
+	}
+	ds := make([]digest, 0, len(x.hot))
+	for d := range x.hot {
+		ds = append(ds, d)
+	}
+	r, err := writeRun(ib.dir, x.nextRun, ds, x.hotFirst, x.hotLast)
 	if err != nil {
 		return err
 	}
-	for len(nums) > 2 {
-		if err := os.Remove(filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", nums[0]))); err != nil {
-			return err
-		}
-		nums = nums[1:]
+	x.nextRun++
+	ib.addRun(r)
+	x.hot = make(map[digest]struct{}, min(x.hotLimit, 1024))
+	return nil
+}
+
+func (ib *inbox) addRun(r *dedupRun) {
+	x := &ib.dd
+	i, _ := slices.BinarySearchFunc(x.runs, r.last, func(e *dedupRun, t time.Time) int { return e.last.Compare(t) })
+	x.runs = slices.Insert(x.runs, i, r)
+}
+
+// seal writes the hot set into a run, starts a new seen file and deletes
+// the older ones, whose ids the runs now hold.
+func (ib *inbox) seal(now time.Time) error {
+	if err := ib.writeHot(); err != nil {
+		return fmt.Errorf("seal dedup ids: %w", err)
 	}
-	ib.old = &seenGen{ids: map[digest]struct{}{}}
-	if len(nums) == 0 {
-		return ib.newGeneration(ib.now())
+	return ib.newSeenFile(now)
+}
+
+// newSeenFile starts an empty seen file and deletes the older ones.
+func (ib *inbox) newSeenFile(now time.Time) error {
+	first, _ := beginFrame(nil, frameSeenGen)
+	first = binary.AppendVarint(first, now.UnixNano())
+	first = endFrame(first, 0)
+	path := seenPath(ib.dir, now)
+	for path == ib.dd.seenPath {
+		now = now.Add(1)
+		path = seenPath(ib.dir, now)
 	}
-	type loaded struct {
-		gen  *seenGen
-		data []byte
-		end  int64
+	f, err := createLog(path, first)
+	if err != nil {
+		return fmt.Errorf("start dedup file: %w", err)
 	}
-	var gens []loaded
+	if ib.seenF != nil {
+		_ = ib.seenF.Close()
+	}
+	ib.seenF, ib.seenOff, ib.dd.seenPath = f, int64(len(first)), path
+	nums, err := listed(ib.dir, "seen-")
+	if err != nil {
+		return nil
+	}
 	for _, n := range nums {
-		path := filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n))
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
+		if old := filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n)); old != path {
+			if err := os.Remove(old); err != nil {
+				ib.log.Warn("webhook inbox: remove sealed dedup file", "file", old, "error", err)
+			}
 		}
-		p, rest, ok := nextFrame(data)
-		if !ok || p[0] != frameSeenGen {
-			// A generation whose creation a crash cut: it holds nothing.
-			if err := os.Remove(path); err != nil {
+	}
+	return nil
+}
+
+// loadSeen loads the runs (deleting those past the window), then the ids
+// of the seen files into the hot set, sealing it whenever it is full. The
+// seen files of a version that kept every id in memory are read the same
+// way. When a single seen file remains unsealed it is opened for
+// appending; else a new one starts.
+func (ib *inbox) loadSeen() error {
+	x := &ib.dd
+	if x.hotLimit <= 0 {
+		x.hotLimit = defaultHotLimit
+	}
+	x.hot = make(map[digest]struct{}, min(x.hotLimit, 1024))
+	x.block = make([]byte, runBlock*16)
+	x.merged = make(chan mergeResult, 1)
+	nums, err := listRuns(ib.dir)
+	if err != nil {
+		return err
+	}
+	now := ib.now()
+	for _, n := range nums {
+		x.nextRun = max(x.nextRun, n+1)
+		r, err := loadRun(ib.dir, n)
+		switch {
+		case errors.Is(err, errCorruptRun):
+			// Its ids are lost to dedup (possible duplicates, never a lost
+			// delivery); the file is kept aside for inspection.
+			ib.log.Warn("webhook inbox: dedup run unreadable; set aside, its ids are no longer deduplicated", "file", runPath(ib.dir, n), "error", err)
+			if err := os.Rename(runPath(ib.dir, n), runPath(ib.dir, n)+".corrupt"); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("load dedup run: %w", err)
+		}
+		if !r.last.Add(ib.window).After(now) {
+			_ = r.f.Close()
+			if err := os.Remove(r.path); err != nil {
 				return err
 			}
 			continue
 		}
-		d := decoder{b: p[1:]}
-		g := &seenGen{start: time.Unix(0, d.varint()), path: path, ids: map[digest]struct{}{}}
-		gens = append(gens, loaded{gen: g, data: rest, end: int64(len(data) - len(rest))})
+		ib.addRun(r)
 	}
-	if len(gens) == 0 {
-		return ib.newGeneration(ib.now())
+	seen, err := listed(ib.dir, "seen-")
+	if err != nil {
+		return err
 	}
-	ib.cur = gens[len(gens)-1].gen
-	if len(gens) == 2 {
-		ib.old = gens[0].gen
-	}
-	for i := range gens {
-		g := &gens[i]
-		data := g.data
-		for {
-			p, rest, ok := nextFrame(data)
-			if !ok {
-				break
+	sealed := len(seen) > 1
+	var last string
+	var end int64
+	for _, n := range seen {
+		path := filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n))
+		first := true
+		off, err := readFrames(path, func(p []byte) error {
+			if first {
+				first = false
+				if p[0] != frameSeenGen {
+					return errNoSeenGen
+				}
+				return nil
 			}
-			g.end += int64(len(data) - len(rest))
-			data = rest
 			if p[0] != frameSeenIDs {
-				continue
+				return nil
 			}
 			d := decoder{b: p[1:]}
 			for len(d.b) > 0 && d.err == nil {
@@ -123,49 +256,201 @@ func (ib *inbox) loadSeen() error {
 				}
 			}
 			if d.err != nil {
-				return fmt.Errorf("read %s: %w", g.gen.path, d.err)
+				return fmt.Errorf("read %s: %w", path, d.err)
 			}
+			if len(x.hot) >= x.hotLimit {
+				sealed = true
+				return ib.writeHot()
+			}
+			return nil
+		})
+		if errors.Is(err, errNoSeenGen) || (err == nil && first) {
+			// A seen file whose creation a crash cut: it holds nothing.
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			continue
 		}
+		if err != nil {
+			return err
+		}
+		last, end = path, off
 	}
-	last := gens[len(gens)-1]
-	f, err := os.OpenFile(last.gen.path, os.O_RDWR, 0)
+	if sealed || last == "" {
+		if err := ib.writeHot(); err != nil {
+			return err
+		}
+		return ib.newSeenFile(now)
+	}
+	f, err := os.OpenFile(last, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	// Cut a tail a crash left, so that appended frames follow valid ones.
-	if err := f.Truncate(last.end); err != nil {
+	if err := f.Truncate(end); err != nil {
 		f.Close()
 		return err
 	}
-	ib.seenF, ib.seenOff = f, last.end
+	ib.seenF, ib.seenOff, x.seenPath = f, end, last
 	return nil
 }
 
-// newGeneration starts a dedup generation at start with an empty seen
-// file, dropping the older one.
-func (ib *inbox) newGeneration(start time.Time) error {
-	first, _ := beginFrame(nil, frameSeenGen)
-	first = binary.AppendVarint(first, start.UnixNano())
-	first = endFrame(first, 0)
-	path := seenPath(ib.dir, start)
-	f, err := createLog(path, first)
+var errNoSeenGen = errors.New("seen file without its first frame")
+
+// readFrames calls fn with the payload of each valid frame of the file at
+// path, in a stream, and returns the length of the valid frames.
+func readFrames(path string, fn func([]byte) error) (int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("start dedup generation: %w", err)
+		return 0, err
 	}
-	if ib.seenF != nil {
-		_ = ib.seenF.Close()
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	var off int64
+	hdr := make([]byte, frameHeader)
+	var p []byte
+	for {
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			return off, nil
+		}
+		n := binary.LittleEndian.Uint32(hdr)
+		if n == 0 || n > maxFrame {
+			return off, nil
+		}
+		if cap(p) < int(n) {
+			p = make([]byte, n)
+		}
+		p = p[:n]
+		if _, err := io.ReadFull(br, p); err != nil {
+			return off, nil
+		}
+		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
+			return off, nil
+		}
+		if err := fn(p); err != nil {
+			return off, err
+		}
+		off += frameHeader + int64(n)
 	}
-	if ib.cur != nil {
-		if ib.old.path != "" {
-			if err := os.Remove(ib.old.path); err != nil {
-				ib.log.Warn("webhook inbox: remove old dedup generation", "file", ib.old.path, "error", err)
+}
+
+// dedupUpkeep deletes the runs past the window, installs a finished merge
+// and starts the next one. Failures are logged and tried again later.
+func (ib *inbox) dedupUpkeep(now time.Time) {
+	x := &ib.dd
+	if x.merging {
+		select {
+		case m := <-x.merged:
+			x.merging = false
+			ib.installMerge(m)
+		default:
+		}
+	}
+	keep := x.runs[:0]
+	for _, r := range x.runs {
+		if r.merging || r.last.Add(ib.window).After(now) {
+			keep = append(keep, r)
+			continue
+		}
+		_ = r.f.Close()
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			ib.warnEvery("webhook inbox: delete expired dedup run", "file", r.path, "error", err)
+		}
+	}
+	clear(x.runs[len(keep):])
+	x.runs = keep
+	if x.merging {
+		return
+	}
+	from := ib.pickMerge(now)
+	if len(from) < 2 {
+		return
+	}
+	for _, r := range from {
+		r.merging = true
+	}
+	x.merging = true
+	n := x.nextRun
+	x.nextRun++
+	dir := ib.dir
+	x.mergeWG.Go(func() {
+		r, err := mergeRuns(dir, n, from)
+		x.merged <- mergeResult{run: r, from: from, err: err}
+	})
+}
+
+// installMerge replaces the merged runs with their merge.
+func (ib *inbox) installMerge(m mergeResult) {
+	x := &ib.dd
+	for _, r := range m.from {
+		r.merging = false
+	}
+	if m.err != nil {
+		ib.warnEvery("webhook inbox: merge dedup runs", "dir", ib.dir, "error", m.err)
+		return
+	}
+	x.runs = slices.DeleteFunc(x.runs, func(r *dedupRun) bool { return slices.Contains(m.from, r) })
+	ib.addRun(m.run)
+	for _, r := range m.from {
+		_ = r.f.Close()
+		if err := os.Remove(r.path); err != nil {
+			ib.warnEvery("webhook inbox: delete merged dedup run", "file", r.path, "error", err)
+		}
+	}
+}
+
+// pickMerge chooses runs to merge: every run of a slot of the window that
+// is over, or, in the current slot, mergeFanIn runs of one size class
+// (sizes within a factor of mergeFanIn), so that each id is rewritten a
+// few times only.
+func (ib *inbox) pickMerge(now time.Time) []*dedupRun {
+	slotLen := max(int64(ib.window/windowSlots), 1)
+	cur := now.UnixNano() / slotLen
+	bySlot := map[int64][]*dedupRun{}
+	var slots []int64
+	for _, r := range ib.dd.runs {
+		s := r.last.UnixNano() / slotLen
+		if _, ok := bySlot[s]; !ok {
+			slots = append(slots, s)
+		}
+		bySlot[s] = append(bySlot[s], r)
+	}
+	for _, s := range slots {
+		g := bySlot[s]
+		if s < cur && len(g) >= 2 {
+			return g
+		}
+		classes := map[int][]*dedupRun{}
+		for _, r := range g {
+			c := 0
+			for n := r.count / int64(max(ib.dd.hotLimit, 1)); n > 0; n /= mergeFanIn {
+				c++
+			}
+			classes[c] = append(classes[c], r)
+			if len(classes[c]) >= mergeFanIn {
+				return classes[c]
 			}
 		}
-		ib.old = ib.cur
 	}
-	ib.cur = &seenGen{start: start, path: path, ids: map[digest]struct{}{}}
-	ib.seenF, ib.seenOff = f, int64(len(first))
 	return nil
+}
+
+// closeDedup waits for a running merge and closes the runs. A merge that
+// finished is installed; its inputs, if not deleted, are merged again at
+// the next open.
+func (ib *inbox) closeDedup() error {
+	x := &ib.dd
+	x.mergeWG.Wait()
+	if x.merging {
+		x.merging = false
+		ib.installMerge(<-x.merged)
+	}
+	var errs []error
+	for _, r := range x.runs {
+		errs = append(errs, r.f.Close())
+	}
+	x.runs = nil
+	return errors.Join(errs...)
 }
 
 // compact moves the ids of acknowledged segments to the current seen file
@@ -188,11 +473,11 @@ func (ib *inbox) compact(segs []*segment) error {
 	if len(buf) > 0 {
 		if _, err := ib.seenF.WriteAt(buf, ib.seenOff); err != nil {
 			_ = ib.seenF.Truncate(ib.seenOff)
-			return fmt.Errorf("write %s: %w", ib.cur.path, err)
+			return fmt.Errorf("write %s: %w", ib.dd.seenPath, err)
 		}
 		if err := datasync(ib.seenF); err != nil {
 			_ = ib.seenF.Truncate(ib.seenOff)
-			return fmt.Errorf("sync %s: %w", ib.cur.path, err)
+			return fmt.Errorf("sync %s: %w", ib.dd.seenPath, err)
 		}
 		ib.seenOff += int64(len(buf))
 	}
