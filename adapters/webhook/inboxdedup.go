@@ -47,7 +47,10 @@ type dedupIndex struct {
 	// runs are by newest acceptance, oldest first.
 	runs    []*dedupRun
 	nextRun uint64
-	block   []byte // scratch for a run's block
+	// cutoff is the acceptance time at and before which ids are
+	// forgotten, as of the current commit.
+	cutoff time.Time
+	block  []byte // scratch for a run's block
 	// seenPath is the current seen file (seenF in the inbox).
 	seenPath string
 	// merged receives the result of the background merge that merging
@@ -76,7 +79,11 @@ func (ib *inbox) seen(d digest) bool {
 		return true
 	}
 	for i := len(x.runs) - 1; i >= 0; i-- {
-		ok, err := x.runs[i].has(&d, x.block)
+		r := x.runs[i]
+		if !r.last.After(x.cutoff) {
+			continue // past the window, deleted at the next upkeep
+		}
+		ok, err := r.has(&d, x.block)
 		if err != nil {
 			ib.warnEvery("webhook inbox: dedup lookup", "error", err)
 			continue
@@ -112,8 +119,11 @@ func (ib *inbox) remember(id string, t time.Time) {
 }
 
 // sealDue reports whether the hot set is full or old enough to be sealed.
+// It is called first in each commit, with the commit's time, after which
+// runs whose ids were all accepted no longer count.
 func (ib *inbox) sealDue(now time.Time) bool {
 	x := &ib.dd
+	x.cutoff = now.Add(-ib.window)
 	return len(x.hot) >= x.hotLimit || (len(x.hot) > 0 && now.Sub(x.hotFirst) >= ib.sealAge())
 }
 
@@ -409,6 +419,9 @@ func (ib *inbox) pickMerge(now time.Time) []*dedupRun {
 	bySlot := map[int64][]*dedupRun{}
 	var slots []int64
 	for _, r := range ib.dd.runs {
+		if !r.last.Add(ib.window).After(now) {
+			continue // deleted instead
+		}
 		s := r.last.UnixNano() / slotLen
 		if _, ok := bySlot[s]; !ok {
 			slots = append(slots, s)
