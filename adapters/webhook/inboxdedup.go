@@ -261,16 +261,19 @@ func (ib *inbox) loadSeen() error {
 			for len(d.b) > 0 && d.err == nil {
 				t := time.Unix(0, d.varint())
 				id := d.str()
-				if d.err == nil {
-					ib.remember(id, t)
+				if d.err != nil {
+					break
+				}
+				ib.remember(id, t)
+				if len(x.hot) >= x.hotLimit {
+					sealed = true
+					if err := ib.writeHot(); err != nil {
+						return err
+					}
 				}
 			}
 			if d.err != nil {
 				return fmt.Errorf("read %s: %w", path, d.err)
-			}
-			if len(x.hot) >= x.hotLimit {
-				sealed = true
-				return ib.writeHot()
 			}
 			return nil
 		})
