@@ -134,7 +134,7 @@ func (s *Sink) commitGroup(db *sql.DB, group []*job) {
 // first where it applies (see copy.go), else, or when it misses,
 // statements. It returns an error when the rows are not committed.
 func (s *Sink) applyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
-	if s.copier.try() {
+	if s.copyable(jobs) && s.copier.try() {
 		err := s.copyGroup(ctx, db, jobs)
 		if err == nil {
 			return nil

@@ -135,7 +135,7 @@ func (s *Sink) Configure(c core.Config) error {
 	if d.driver == DriverPostgres {
 		s.stmt = d.write(&s.table, 0)
 	}
-	s.copier = newCopier(d, &s.table)
+	s.copier = newCopier(d, &s.table, s.stmt)
 	s.paths, s.pathCol = compileDataPaths(exprs, cfg.DeleteWhen), make([]bool, len(t.cols))
 	if s.paths != nil {
 		for _, c := range s.paths.cols {

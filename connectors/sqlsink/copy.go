@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +25,13 @@ import (
 // duplicate as it is and refuses a bad row alone. After such a miss, the
 // next copySkip transactions take the statements' path straight away, so
 // that a run of redeliveries does not pay for a COPY each time.
+//
+// Upsert mode has the same path through a staging table: in one
+// transaction, the rows are copied into a temporary table of the
+// columns' types (emptied at each commit), then written by the
+// statements' own INSERT ... ON CONFLICT DO UPDATE, selecting from it.
+// It takes groups whose rows are all writes (no delete) of distinct keys;
+// others take the statements.
 
 // copySkip is how many transactions skip COPY after one that missed.
 const copySkip = 16
@@ -30,19 +39,33 @@ const copySkip = 16
 // copier is the state of the COPY path of one sink.
 type copier struct {
 	// stmt is the COPY statement; empty when the path is off (another
-	// database, or upsert mode).
+	// database).
 	stmt string
+	// stage is upsert mode's staging table, created by create and
+	// written to the table by merge; empty in insert mode.
+	stage, create, merge string
 	// skip counts the transactions still to skip COPY.
 	skip atomic.Int64
 	bufs sync.Pool
 }
 
 // newCopier returns the COPY path of t in dialect d, off unless d is
-// PostgreSQL and t is written in insert mode.
-func newCopier(d dialect, t *table) *copier {
+// PostgreSQL. write is the statements' write statement.
+func newCopier(d dialect, t *table, write string) *copier {
 	c := &copier{}
-	if d.driver == DriverPostgres && !t.upsert {
-		c.stmt = "COPY " + d.tableName(t) + " (" + d.columnList(t, "") + ") FROM STDIN"
+	if d.driver != DriverPostgres {
+		c.bufs.New = func() any { return new(bytes.Buffer) }
+		return c
+	}
+	cols := d.columnList(t, "")
+	c.stmt = "COPY " + d.tableName(t) + " (" + cols + ") FROM STDIN"
+	if t.upsert {
+		h := fnv.New32a()
+		h.Write([]byte(t.name))
+		c.stage = fmt.Sprintf("tributary_stage_%08x", h.Sum32())
+		c.create = "CREATE TEMP TABLE IF NOT EXISTS " + c.stage + " ON COMMIT DELETE ROWS AS SELECT " + cols + " FROM " + d.tableName(t) + " WITH NO DATA"
+		c.stmt = "COPY " + c.stage + " (" + cols + ") FROM STDIN"
+		c.merge = strings.Replace(write, d.unnest(t), "SELECT "+cols+" FROM "+c.stage, 1)
 	}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
 	return c
@@ -56,6 +79,24 @@ func (c *copier) try() bool {
 	if c.skip.Load() > 0 {
 		c.skip.Add(-1)
 		return false
+	}
+	return true
+}
+
+// copyable reports whether the rows of jobs may take the COPY path: in
+// upsert mode, only writes of distinct keys.
+func (s *Sink) copyable(jobs []*job) bool {
+	if s.copier.stage == "" {
+		return true
+	}
+	keys := map[string]bool{}
+	for _, j := range jobs {
+		for _, r := range j.rows {
+			if r.del || keys[r.key] {
+				return false
+			}
+			keys[r.key] = true
+		}
 	}
 	return true
 }
@@ -86,7 +127,23 @@ func (s *Sink) copyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
 		if !ok {
 			return fmt.Errorf("sql sink %q: the PostgreSQL connection is a %T, not pgx's", s.name, dc)
 		}
-		_, err := c.Conn().PgConn().CopyFrom(ctx, buf, s.copier.stmt)
+		pc := c.Conn().PgConn()
+		if s.copier.stage == "" {
+			_, err := pc.CopyFrom(ctx, buf, s.copier.stmt)
+			return err
+		}
+		err := pc.Exec(ctx, "BEGIN; "+s.copier.create).Close()
+		if err == nil {
+			_, err = pc.CopyFrom(ctx, buf, s.copier.stmt)
+		}
+		if err == nil {
+			err = pc.Exec(ctx, s.copier.merge+"; COMMIT").Close()
+		}
+		if err != nil && !pc.IsClosed() {
+			// Ends the transaction if a statement failed in it; after
+			// a failed COMMIT there is none, and nothing to undo.
+			_ = pc.Exec(ctx, "ROLLBACK").Close()
+		}
 		return err
 	})
 	if err != nil {

@@ -65,6 +65,80 @@ func TestCopyTakesBatch(t *testing.T) {
 	}
 }
 
+// TestCopyUpsert: in upsert mode, a batch of writes of distinct keys goes
+// through the staging table (a statement-level trigger logs whether the
+// statement that wrote rows selected from unnest, the statements' way, or
+// from the stage): an older version leaves the row, a newer or equal one
+// overwrites it. A batch with a key twice, or a delete, takes the
+// statements; a bad row in a staged batch is refused alone.
+func TestCopyUpsert(t *testing.T) {
+	d := openDatabase(t, sqlsink.DriverPostgres)
+	table := d.tableName(t)
+	log := table + "_log"
+	d.exec(t, "CREATE TABLE "+table+" (event_id TEXT, order_id TEXT PRIMARY KEY, status VARCHAR(8), version BIGINT)")
+	d.exec(t, "CREATE TABLE "+log+" (pos BIGSERIAL, stmt TEXT)")
+	t.Cleanup(func() { _, _ = d.db.Exec("DROP TABLE IF EXISTS " + log) })
+	d.exec(t, "CREATE FUNCTION "+log+"() RETURNS trigger AS $$ BEGIN INSERT INTO "+log+" (stmt) VALUES (CASE WHEN current_query() LIKE '%unnest%' THEN 'unnest' ELSE 'stage' END); RETURN NULL; END $$ LANGUAGE plpgsql")
+	t.Cleanup(func() { _, _ = d.db.Exec("DROP FUNCTION IF EXISTS " + log + "() CASCADE") })
+	d.exec(t, "CREATE TRIGGER log AFTER INSERT ON "+table+" FOR EACH STATEMENT EXECUTE FUNCTION "+log+"()")
+	cfg := upsertConfig(table)
+	cfg["create_table"] = false
+	s := d.newSink(t, cfg)
+	open(t, s)
+	ev := func(typ, order, status string, version int) core.Delivery {
+		return event(typ, order, map[string]any{"order_id": order, "status": status, "version": version})
+	}
+	status := func(order string) string {
+		var st string
+		if err := d.db.QueryRow("SELECT status FROM "+table+" WHERE order_id = $1", order).Scan(&st); err != nil {
+			return "(none)"
+		}
+		return st
+	}
+	steps := []struct {
+		name string
+		ds   []core.Delivery
+		want string
+	}{
+		{name: "new keys", ds: []core.Delivery{ev("order.updated", "A", "new", 2), ev("order.updated", "B", "new", 2), ev("order.updated", "C", "new", 2)},
+			want: "delivered delivered delivered"},
+		{name: "older, newer and equal versions", ds: []core.Delivery{ev("order.updated", "A", "old", 1), ev("order.updated", "B", "paid", 3), ev("order.updated", "C", "same", 2)},
+			want: "delivered delivered delivered"},
+		{name: "a bad row", ds: []core.Delivery{ev("order.updated", "D", "far-too-long", 1), ev("order.updated", "E", "new", 1)},
+			want: "failed delivered"},
+		{name: "a key twice", ds: []core.Delivery{ev("order.updated", "F", "new", 1), ev("order.updated", "F", "paid", 2)},
+			want: "delivered delivered"},
+	}
+	for _, st := range steps {
+		if rs := write(t, s, st.ds...); statuses(rs) != st.want {
+			t.Fatalf("%s: %s, want %s", st.name, statuses(rs), st.want)
+		}
+	}
+	for order, want := range map[string]string{"A": "new", "B": "paid", "C": "same", "D": "(none)", "E": "new", "F": "paid"} {
+		if got := status(order); got != want {
+			t.Errorf("%s = %s, want %s", order, got, want)
+		}
+	}
+	rows, err := d.db.Query("SELECT stmt FROM " + log + " ORDER BY pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var stmts []string
+	for rows.Next() {
+		var st string
+		if err := rows.Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, st)
+	}
+	// The bad row's batch: the stage fails whole, then the statements
+	// write E; the key twice: two statements.
+	if got, want := strings.Join(stmts, " "), "stage stage unnest unnest unnest"; got != want {
+		t.Errorf("statements that wrote rows: %s, want %s", got, want)
+	}
+}
+
 // TestCopyDuplicatesIgnored: a batch holding events already written (a
 // redelivery), new ones, and one event twice, delivers every one; the
 // table gets each id once, and a row already there keeps its values.
