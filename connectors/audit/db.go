@@ -326,7 +326,6 @@ func (d *DB) schema() []string {
 		`CREATE INDEX IF NOT EXISTS ` + e + `_time ON ` + e + ` (time` + first + `)`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_type_time ON ` + e + ` (type, time` + first + `)`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_subject_time ON ` + e + ` (subject, time` + first + `)`,
-		`CREATE INDEX IF NOT EXISTS ` + e + `_logged_at ON ` + e + ` (logged_at)`,
 		`CREATE TABLE IF NOT EXISTS ` + r + ` (
 	id TEXT PRIMARY KEY,
 	at ` + ts + ` NOT NULL,
@@ -337,7 +336,10 @@ func (d *DB) schema() []string {
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + r + `_at ON ` + r + ` (at)`,
 	}
-	if !d.pg {
+	if d.pg {
+		// SQLite's log prunes in seq order (see prune).
+		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS `+e+`_logged_at ON `+e+` (logged_at)`)
+	} else {
 		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS `+d.catalog+` (
 	run INTEGER PRIMARY KEY,
 	level INTEGER NOT NULL,
