@@ -28,10 +28,13 @@ import (
 //
 // Upsert mode has the same path through a staging table: in one
 // transaction, the rows are copied into a temporary table of the
-// columns' types (emptied at each commit), then written by the
-// statements' own INSERT ... ON CONFLICT DO UPDATE, selecting from it.
-// It takes groups whose rows are all writes (no delete) of distinct keys;
-// others take the statements.
+// columns' types (emptied at each commit), each with its round: the
+// first row of a key in the group is in round 0, its second in round 1,
+// and so on. Then the statements' own INSERT ... ON CONFLICT DO UPDATE
+// writes each round in turn, selecting from the stage, so that the rows
+// of a key are applied in order, as the statements apply them, and no
+// statement holds a key twice. A group with a delete takes the
+// statements.
 
 // copySkip is how many transactions skip COPY after one that missed.
 const copySkip = 16
@@ -42,8 +45,9 @@ type copier struct {
 	// database).
 	stmt string
 	// stage is upsert mode's staging table, created by create and
-	// written to the table by merge; empty in insert mode.
-	stage, create, merge string
+	// written to the table, a round at a time, by mergeHead, the round
+	// and mergeTail; empty in insert mode.
+	stage, create, mergeHead, mergeTail string
 	// skip counts the transactions still to skip COPY.
 	skip atomic.Int64
 	bufs sync.Pool
@@ -61,11 +65,14 @@ func newCopier(d dialect, t *table, write string) *copier {
 	c.stmt = "COPY " + d.tableName(t) + " (" + cols + ") FROM STDIN"
 	if t.upsert {
 		h := fnv.New32a()
-		h.Write([]byte(t.name))
+		h.Write([]byte(t.name + "\x00" + cols))
 		c.stage = fmt.Sprintf("tributary_stage_%08x", h.Sum32())
-		c.create = "CREATE TEMP TABLE IF NOT EXISTS " + c.stage + " ON COMMIT DELETE ROWS AS SELECT " + cols + " FROM " + d.tableName(t) + " WITH NO DATA"
-		c.stmt = "COPY " + c.stage + " (" + cols + ") FROM STDIN"
-		c.merge = strings.Replace(write, d.unnest(t), "SELECT "+cols+" FROM "+c.stage, 1)
+		c.create = "CREATE TEMP TABLE IF NOT EXISTS " + c.stage + " ON COMMIT DELETE ROWS AS SELECT " + cols + ", 0 AS tributary_round FROM " + d.tableName(t) + " WITH NO DATA"
+		c.stmt = "COPY " + c.stage + " (" + cols + ", tributary_round) FROM STDIN"
+		// The write statement with the stage's round r as its rows:
+		// mergeHead, r, mergeTail.
+		src := "SELECT " + cols + " FROM " + c.stage + " WHERE tributary_round = "
+		c.mergeHead, c.mergeTail, _ = strings.Cut(strings.Replace(write, d.unnest(t), src+"\x00", 1), "\x00")
 	}
 	c.bufs.New = func() any { return new(bytes.Buffer) }
 	return c
@@ -84,18 +91,16 @@ func (c *copier) try() bool {
 }
 
 // copyable reports whether the rows of jobs may take the COPY path: in
-// upsert mode, only writes of distinct keys.
+// upsert mode, only writes.
 func (s *Sink) copyable(jobs []*job) bool {
 	if s.copier.stage == "" {
 		return true
 	}
-	keys := map[string]bool{}
 	for _, j := range jobs {
 		for _, r := range j.rows {
-			if r.del || keys[r.key] {
+			if r.del {
 				return false
 			}
-			keys[r.key] = true
 		}
 	}
 	return true
@@ -112,9 +117,22 @@ func (s *Sink) copyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
 			s.copier.bufs.Put(buf)
 		}
 	}()
+	// rounds counts the rows of each key so far (upsert mode).
+	var rounds map[string]int
+	if s.copier.stage != "" {
+		rounds = map[string]int{}
+	}
+	last := 0
 	for _, j := range jobs {
 		for _, r := range j.rows {
-			buf.Write(appendCopyRow(buf.AvailableBuffer(), r.args))
+			line := appendCopyRow(buf.AvailableBuffer(), r.args)
+			if rounds != nil {
+				n := rounds[r.key]
+				rounds[r.key] = n + 1
+				last = max(last, n)
+				line = append(strconv.AppendInt(append(line[:len(line)-1], '\t'), int64(n), 10), '\n')
+			}
+			buf.Write(line)
 		}
 	}
 	conn, err := db.Conn(ctx)
@@ -137,7 +155,15 @@ func (s *Sink) copyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
 			_, err = pc.CopyFrom(ctx, buf, s.copier.stmt)
 		}
 		if err == nil {
-			err = pc.Exec(ctx, s.copier.merge+"; COMMIT").Close()
+			var q strings.Builder
+			for r := range last + 1 {
+				q.WriteString(s.copier.mergeHead)
+				q.WriteString(strconv.Itoa(r))
+				q.WriteString(s.copier.mergeTail)
+				q.WriteString("; ")
+			}
+			q.WriteString("COMMIT")
+			err = pc.Exec(ctx, q.String()).Close()
 		}
 		if err != nil && !pc.IsClosed() {
 			// Ends the transaction if a statement failed in it; after

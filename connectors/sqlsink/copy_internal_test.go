@@ -167,43 +167,47 @@ func FuzzCopyMatchesStatements(f *testing.F) {
 }
 
 // FuzzCopyUpsertMatchesStatements: upsert mode's COPY through its staging
-// table leaves the table as the statements leave theirs, event after
-// event on the same few keys (txt the key, qty the version): a newer or
-// equal version overwrites the row, an older one does not.
+// table leaves the table as the statements leave theirs, batch after
+// batch on the same few keys (txt the key, qty the version), each batch
+// two events of a key (two rounds) and one of another: a newer or equal
+// version overwrites the row, an older one does not.
 func FuzzCopyUpsertMatchesStatements(f *testing.F) {
-	f.Add("a", int64(2), "1.50", `{"v": 2}`)
-	f.Add("a", int64(1), "9", `{"v": 1}`)
-	f.Add("a", int64(2), "2.000", `{"v": "same version"}`)
-	f.Add("b", int64(-5), "-0", `[]`)
-	f.Add("tab\there", int64(7), "1e3", `"\\N"`)
-	f.Add("b", int64(-6), "NaN", `null`)
-	f.Add("", int64(0), "0", `{}`)
+	f.Add("a", int64(2), int64(1), "1.50", `{"v": 2}`)
+	f.Add("a", int64(1), int64(3), "9", `{"v": 1}`)
+	f.Add("a", int64(2), int64(2), "2.000", `{"v": "same version"}`)
+	f.Add("b", int64(-5), int64(-5), "-0", `[]`)
+	f.Add("tab\there", int64(7), int64(8), "1e3", `"\\N"`)
+	f.Add("b", int64(-6), int64(0), "NaN", `null`)
+	f.Add("", int64(0), int64(-1), "0", `{}`)
 	pair := newCopyPair(f, ModeUpsert)
-	f.Fuzz(func(t *testing.T, key string, version int64, total, doc string) {
-		data := map[string]any{"txt": key, "qty": version, "total": json.RawMessage(total), "ratio": 0.5, "paid": true,
-			"at": "2026-03-01T09:30:00Z", "doc": json.RawMessage(doc)}
-		b, err := json.Marshal(data)
-		if err != nil {
-			data["total"], data["doc"] = total, doc
-			if b, err = json.Marshal(data); err != nil {
-				t.Skip("no JSON data of these values")
+	f.Fuzz(func(t *testing.T, key string, version, version2 int64, total, doc string) {
+		var ds []core.Delivery
+		for i, v := range []struct {
+			key     string
+			version int64
+		}{{key, version}, {key + "-other", version2}, {key, version2}} {
+			data := map[string]any{"txt": v.key, "qty": v.version, "total": json.RawMessage(total), "ratio": float64(i), "paid": true,
+				"at": "2026-03-01T09:30:00Z", "doc": json.RawMessage(doc)}
+			b, err := json.Marshal(data)
+			if err != nil {
+				data["total"], data["doc"] = total, doc
+				if b, err = json.Marshal(data); err != nil {
+					t.Skip("no JSON data of these values")
+				}
 			}
+			ds = append(ds, core.Delivery{Event: &core.Event{
+				ID: fmt.Sprintf("ev-%d-%d", time.Now().UnixNano(), i), Source: "/fuzz", SpecVersion: core.SpecVersion, Type: "t",
+				Time: time.Now(), DataContentType: "application/json", Data: b, PartitionKey: v.key,
+			}})
 		}
-		ds := []core.Delivery{{Event: &core.Event{
-			ID: fmt.Sprintf("ev-%d", time.Now().UnixNano()), Source: "/fuzz", SpecVersion: core.SpecVersion, Type: "t",
-			Time: time.Now(), DataContentType: "application/json", Data: b, PartitionKey: key,
-		}}}
 		copyErr := pair.write(t, ds)
 		a, s := pair.rows(t, pair.copyT), pair.rows(t, pair.stmtT)
-		if copyErr != nil {
-			// The statements refused the row too, or the tables now
-			// differ.
-			if strings.Join(a, "\n") != strings.Join(s, "\n") {
+		if strings.Join(a, "\n") != strings.Join(s, "\n") {
+			if copyErr != nil {
+				// The statements wrote what COPY could not: COPY
+				// wrote nothing, and the tables differ from now on.
 				t.Fatalf("COPY failed (%v) where the statements wrote:\n%s\nCOPY's table:\n%s", copyErr, strings.Join(s, "\n"), strings.Join(a, "\n"))
 			}
-			return
-		}
-		if strings.Join(a, "\n") != strings.Join(s, "\n") {
 			t.Fatalf("COPY left\n%s\nstatements left\n%s", strings.Join(a, "\n"), strings.Join(s, "\n"))
 		}
 	})
