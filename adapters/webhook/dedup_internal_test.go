@@ -472,6 +472,12 @@ func BenchmarkDedupMemory(b *testing.B) {
 		b.ReportMetric(float64(after-before)/n, "heap-B/id")
 		b.ReportMetric(float64(after-before)/(1<<20), "heap-MB")
 		b.ReportMetric(float64(len(ib.dd.runs)), "runs")
+		// The peak: the hot set full, just before it is sealed.
+		now := ib.now()
+		for i := 0; len(ib.dd.hot) < ib.dd.hotLimit; i++ {
+			ib.hotAdd(digestOf("more-"+strconv.Itoa(i)), now)
+		}
+		b.ReportMetric(float64(heapInUse()-before)/(1<<20), "heap-MB-hot-full")
 		runtime.KeepAlive(ib)
 		ib.close(context.Background())
 	}

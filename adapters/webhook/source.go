@@ -25,6 +25,7 @@ const PositionVersion = 1
 const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultDedupWindow     = 24 * time.Hour
+	DefaultDedupMemoryIDs  = defaultHotLimit
 	DefaultMaxPending      = 10000
 	DefaultMaxPendingBytes = 64 << 20
 	DefaultRetryAfter      = 5 * time.Second
@@ -90,6 +91,10 @@ type Config struct {
 	// DedupWindow is how long a delivery id is remembered: a delivery whose
 	// id was accepted within the window is answered 200 and not emitted.
 	DedupWindow time.Duration
+	// DedupMemoryIDs bounds the newest delivery ids held in memory (about
+	// 30 bytes each); beyond it they are sealed into a sorted file of the
+	// inbox, which costs about 1.3 bytes an id of memory (its filter).
+	DedupMemoryIDs int
 	// MaxPending and MaxPendingBytes bound the deliveries stored but not
 	// yet acknowledged by the stream; beyond them deliveries get 503 with
 	// Retry-After and nothing is stored.
@@ -117,6 +122,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.DedupMemoryIDs <= 0 {
+		c.DedupMemoryIDs = DefaultDedupMemoryIDs
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
@@ -347,7 +355,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ib, recs, err := openInbox(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now)
+	ib, recs, err := openInboxLimit(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now, s.cfg.DedupMemoryIDs)
 	if err != nil {
 		return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 	}

@@ -73,6 +73,7 @@ func (s *Source) Configure(c core.Config) error {
 		DeliveryID:      deliveryID(cfg),
 		Handshake:       handshake(cfg),
 		DedupWindow:     cfg.Dedup.Window,
+		DedupMemoryIDs:  cfg.Dedup.MemoryIDs,
 		MaxPending:      cfg.MaxPending,
 		MaxPendingBytes: cfg.MaxPendingBytes,
 		RetryAfter:      cfg.RetryAfter,
