@@ -140,6 +140,45 @@ func serverCPU(driver string, since *serverTimes) *serverTimes {
 	return out
 }
 
+// BenchmarkSinkRuntimeUpsert is BenchmarkSinkRuntime's setting, with the
+// defaults, into PostgreSQL in upsert mode: the table keeps the latest
+// row of each of the 64 orders (order_id the key, seq the version), so
+// nearly every row updates one already there, and a Write holds several
+// events of a key.
+func BenchmarkSinkRuntimeUpsert(b *testing.B) {
+	for _, stream := range []string{"embedded", "kafka"} {
+		b.Run(stream+"/postgres/batch64/conc16/conns4", func(b *testing.B) {
+			d := openDatabase(b, sqlsink.DriverPostgres)
+			table := d.tableName(b)
+			st, dir, topics := sinkbench.Stream(b, stream)
+			evs := sinkbench.Events("sql", b.N)
+			sinkbench.Prefill(b, st, dir, topics.For(sinkbench.Type), evs)
+			s := d.newSink(b, map[string]any{
+				"table": table, "create_table": true, "mode": "upsert", "key": []any{"order_id"}, "version": "seq",
+				"columns": []any{
+					map[string]any{"name": "order_id", "value": "event.data.order_id"},
+					map[string]any{"name": "seq", "value": "event.data.seq", "type": "integer"},
+					map[string]any{"name": "total", "value": "event.data.total", "type": "decimal"},
+					map[string]any{"name": "note", "value": "event.data.note"},
+				},
+			})
+			b.SetBytes(int64(len(evs[0].Data)))
+			b.ResetTimer()
+			start, cpu := time.Now(), sinkbench.CPUTime()
+			r := sinkbench.Run(b, st, dir, topics, runtime.Sink{Name: "orders_table", Type: sqlsink.Type, Sink: s, From: core.FromBeginning, MaxBatch: 64, Concurrency: 16})
+			sinkbench.WaitDelivered(b, r, "orders_table", b.N, 60*time.Second+time.Duration(b.N)*time.Millisecond)
+			elapsed, cpu := time.Since(start), sinkbench.CPUTime()-cpu
+			b.StopTimer()
+			var last int
+			if err := d.db.QueryRow("SELECT MAX(seq) FROM " + table).Scan(&last); err != nil || last != b.N-1 {
+				b.Fatalf("the table's latest seq is %d (%v), want %d", last, err, b.N-1)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/row")
+		})
+	}
+}
+
 // BenchmarkRuntimeNoSink is BenchmarkSinkRuntime's setting with a sink
 // that delivers every event at once and writes nothing: what the stream
 // and the runtime cost, and how fast they go, beside the sql sink.
