@@ -7,7 +7,9 @@
 # from Kafka, with the runtime's defaults and two tuned settings
 # (connectors/sqlsink/bench_runtime_test.go, BenchmarkSinkRuntime, says
 # what each figure is; it is timed from the runtime's start to the last
-# delivery).
+# delivery); then upsert mode into PostgreSQL with the defaults
+# (BenchmarkSinkRuntimeUpsert) and, without FILTER, the stream and the
+# runtime alone with a sink that writes nothing (BenchmarkRuntimeNoSink).
 #
 # Peer: Kafka Connect's JDBC sink, Debezium's (io.debezium:
 # debezium-connector-jdbc, Apache 2.0), in a Kafka Connect standalone
@@ -56,6 +58,9 @@ trap cleanup EXIT
 
 echo "== load: $(uptime)"
 go test -run '^$' -bench "SinkRuntime${filter:+/$filter}" -benchtime "${N}x" ./connectors/sqlsink | tee "$work/tributary.txt"
+if [ -z "$filter" ]; then
+	go test -run '^$' -bench 'RuntimeNoSink' -benchtime "${N}x" ./connectors/sqlsink
+fi
 echo "== load: $(uptime)"
 
 [ "$PEER" = 1 ] || exit 0
@@ -128,7 +133,7 @@ jpid=""
 "$work/jdbcpeer" drop -table "$table"
 echo "== load: $(uptime)"
 
-ours=$(awk '/kafka\/postgres\/batch64\/conc16\/conns4/ { for (i = 1; i < NF; i++) if ($(i+1) == "rows/s") print $i }' "$work/tributary.txt")
+ours=$(awk '/^BenchmarkSinkRuntime\/kafka\/postgres\/batch64\/conc16\/conns4/ { for (i = 1; i < NF; i++) if ($(i+1) == "rows/s") print $i }' "$work/tributary.txt")
 theirs=$(awk '/^peer: .* rows\/s$/ { print $(NF-1) }' "$work/peer.txt")
 if [ -n "$ours" ] && [ -n "$theirs" ]; then
 	awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "== Tributary from Kafka into PostgreSQL, defaults: %.0f rows/s; peer %.0f rows/s: %.2fx the peer\n", a, b, a / b }'

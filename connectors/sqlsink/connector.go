@@ -58,7 +58,7 @@ type Sink struct {
 	// stmt is PostgreSQL's write statement, the same for any number of
 	// rows.
 	stmt string
-	// copier is PostgreSQL's COPY path of insert mode (see copy.go).
+	// copier is PostgreSQL's COPY path (see copy.go).
 	copier *copier
 	// paths reads the columns whose expressions are plain paths into
 	// the data (see extract.go); nil when the data is decoded anyway.
