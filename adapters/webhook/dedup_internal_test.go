@@ -549,3 +549,27 @@ func BenchmarkDedupOpen(b *testing.B) {
 		ib.close(context.Background())
 	}
 }
+
+// BenchmarkDedupSeal measures sealing a full hot set (the default 256Ki
+// ids): sorting, writing and syncing its run and starting a seen file,
+// which the writer does between two commits.
+func BenchmarkDedupSeal(b *testing.B) {
+	ib, _, err := openInbox(context.Background(), b.TempDir(), 24*time.Hour, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ib.close(context.Background())
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		now := time.Now()
+		for i := range ib.dd.hotLimit {
+			ib.hotAdd(digestOf("seal-"+strconv.Itoa(round)+"-"+strconv.Itoa(i)), now)
+		}
+		round++
+		b.StartTimer()
+		if err := ib.seal(now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -58,6 +58,11 @@ type dedupIndex struct {
 	merged  chan mergeResult
 	merging bool
 	mergeWG sync.WaitGroup
+	// runsGen counts the changes to runs; pickedGen and pickedSlot are
+	// those of the last search for runs to merge that found none, so that
+	// a commit repeats it only once either changed.
+	runsGen, pickedGen uint64
+	pickedSlot         int64
 }
 
 type mergeResult struct {
@@ -151,6 +156,7 @@ func (ib *inbox) addRun(r *dedupRun) {
 	x := &ib.dd
 	i, _ := slices.BinarySearchFunc(x.runs, r.last, func(e *dedupRun, t time.Time) int { return e.last.Compare(t) })
 	x.runs = slices.Insert(x.runs, i, r)
+	x.runsGen++
 }
 
 // seal writes the hot set into a run, starts a new seen file and deletes
@@ -370,13 +376,21 @@ func (ib *inbox) dedupUpkeep(now time.Time) {
 			ib.warnEvery("webhook inbox: delete expired dedup run", "file", r.path, "error", err)
 		}
 	}
+	if len(keep) < len(x.runs) {
+		x.runsGen++
+	}
 	clear(x.runs[len(keep):])
 	x.runs = keep
 	if x.merging {
 		return
 	}
+	slot := now.UnixNano() / max(int64(ib.window/windowSlots), 1)
+	if x.runsGen == x.pickedGen && slot == x.pickedSlot {
+		return
+	}
 	from := ib.pickMerge(now)
 	if len(from) < 2 {
+		x.pickedGen, x.pickedSlot = x.runsGen, slot
 		return
 	}
 	for _, r := range from {
