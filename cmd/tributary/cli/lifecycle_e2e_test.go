@@ -219,6 +219,14 @@ func TestLifecycleE2E(t *testing.T) {
 			t.Errorf("trace: exit %d\n%s%s", code, out, stderr)
 		}
 		stopSidecar(t, p)
+		// Without the sidecar, from the files.
+		// The heading says how long ago it got there: the timelines are
+		// the same.
+		code, out2, stderr := runCLI(t, "trace", "order", "A-1", "-c", e.file)
+		_, table, _ := strings.Cut(out, "\n")
+		if _, table2, _ := strings.Cut(out2, "\n"); code != 0 || !strings.HasPrefix(out2, "order A-1: shipped since") || table2 != table {
+			t.Errorf("trace from the files: exit %d\n%s%s\nwant the timeline\n%s", code, out2, stderr, table)
+		}
 
 		evs := lifecycleEvents(t, e.file, 3)
 		var got []string

@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tributary/tributary/cmd/tributary/cli"
 	"github.com/tributary/tributary/core"
@@ -125,6 +127,29 @@ func TestEntitiesAPIRefusesBadQueries(t *testing.T) {
 				t.Errorf("GET %s: %d %s, want %d holding %s", tt.path, rec.Code, rec.Body, tt.code, tt.want)
 			}
 		})
+	}
+}
+
+// TestTraceAsksTheRunningSidecar: with a sidecar answering on the admin
+// address, trace prints what it answers (there is no store to read).
+func TestTraceAsksTheRunningSidecar(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/entities/order/A-1" {
+			http.Error(w, `{"error":"no such instance"}`, http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(lifecycle.Instance{Entity: "order", ID: "A-1", State: "billed", EnteredAt: time.Now(),
+			Timeline: []lifecycle.Step{{EventID: "e1", Type: "com.example.order.billed", Source: "/tributary/billing", Time: time.Now(), Verdict: "ok"}}})
+	}))
+	defer srv.Close()
+	file := writeLifecycleConfig(t, "admin: {address: 127.0.0.1:0}", "admin: {address: "+strings.TrimPrefix(srv.URL, "http://")+"}")
+	code, out, errOut := runCLI(t, "trace", "order", "A-1", "-c", file)
+	if code != 0 || !strings.Contains(out, "order A-1: billed since") || !strings.Contains(out, "/tributary/billing") {
+		t.Errorf("trace: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "trace", "order", "B-9", "-c", file)
+	if code != 1 || !strings.Contains(errOut, "no event of it has reached the lifecycle tracker yet") {
+		t.Errorf("trace of an order the sidecar does not know: exit %d\n%s", code, errOut)
 	}
 }
 

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -16,8 +19,9 @@ import (
 )
 
 // newTraceCmd is `trace ENTITY ID`: an instance's current state and its
-// timeline, read from the lifecycle store (beside a running sidecar, or
-// without one).
+// timeline, asked of the sidecar that answers on the configuration's
+// admin address (it holds every instance's state in memory), else read
+// from the lifecycle store's files.
 func newTraceCmd(reg *core.Registry) *cobra.Command {
 	var file string
 	var asJSON bool
@@ -33,12 +37,16 @@ func newTraceCmd(reg *core.Registry) *cobra.Command {
 			if _, err := declaredEntity(cfg, args[0]); err != nil {
 				return err
 			}
-			st, err := lifecycle.OpenStoreReadOnly(cmd.Context(), filepath.Join(lifecycleDir(cfg), lifecycle.StoreFile))
-			if err != nil {
-				return err
+			in, asked, err := traceFromSidecar(cmd.Context(), cfg.Admin.Address, args[0], args[1])
+			if !asked {
+				var st *lifecycle.Store
+				st, err = lifecycle.OpenStoreReadOnly(cmd.Context(), filepath.Join(lifecycleDir(cfg), lifecycle.StoreFile))
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				in, err = st.Trace(cmd.Context(), args[0], args[1])
 			}
-			defer st.Close()
-			in, err := st.Trace(cmd.Context(), args[0], args[1])
 			if errors.Is(err, lifecycle.ErrNotFound) {
 				return fmt.Errorf("%w: no event of it has reached the lifecycle tracker yet", err)
 			}
@@ -56,6 +64,39 @@ func newTraceCmd(reg *core.Registry) *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "tributary.yaml", "configuration file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the instance and its timeline as JSON")
 	return cmd
+}
+
+// traceFromSidecar asks the sidecar answering on addr for an instance.
+// asked is false when none answers, or it cannot answer yet: the caller
+// then reads the store's files, which takes longer (the log after the
+// latest snapshot is scanned).
+func traceFromSidecar(ctx context.Context, addr, entity, id string) (in *lifecycle.Instance, asked bool, err error) {
+	if addr == "" {
+		return nil, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := "http://" + addr + "/v1/entities/" + url.PathEscape(entity) + "/" + url.PathEscape(id)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, false, nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, false, nil // no sidecar
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		in = &lifecycle.Instance{}
+		if err := json.NewDecoder(resp.Body).Decode(in); err != nil {
+			return nil, true, fmt.Errorf("trace %s %s: the sidecar on %s answered: %w", entity, id, addr, err)
+		}
+		return in, true, nil
+	case http.StatusNotFound:
+		return nil, true, fmt.Errorf("%s %q: %w", entity, id, lifecycle.ErrNotFound)
+	}
+	return nil, false, nil
 }
 
 // printTrace prints in as a heading and a table of its timeline.
