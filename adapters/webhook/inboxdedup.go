@@ -58,6 +58,15 @@ type dedupIndex struct {
 	merged  chan mergeResult
 	merging bool
 	mergeWG sync.WaitGroup
+	// frozen is the hot set being sealed into a run by the goroutine that
+	// sealing says is running; sealOld are the seen files its run
+	// replaces; sealed receives its result.
+	frozen                  map[digest]struct{}
+	frozenFirst, frozenLast time.Time
+	sealing                 bool
+	sealOld                 []string
+	sealed                  chan sealResult
+	sealWG                  sync.WaitGroup
 	// runsGen counts the changes to runs; pickedGen and pickedSlot are
 	// those of the last search for runs to merge that found none, so that
 	// a commit repeats it only once either changed.
@@ -82,6 +91,11 @@ func (ib *inbox) seen(d digest) bool {
 	x := &ib.dd
 	if _, ok := x.hot[d]; ok {
 		return true
+	}
+	if x.frozenLast.After(x.cutoff) {
+		if _, ok := x.frozen[d]; ok {
+			return true
+		}
 	}
 	for i := len(x.runs) - 1; i >= 0; i-- {
 		r := x.runs[i]
@@ -125,14 +139,93 @@ func (ib *inbox) remember(id string, t time.Time) {
 
 // sealDue reports whether the hot set is full or old enough to be sealed.
 // It is called first in each commit, with the commit's time, after which
-// runs whose ids were all accepted no longer count.
+// runs whose ids were all accepted before the window no longer count; it
+// installs a finished seal.
 func (ib *inbox) sealDue(now time.Time) bool {
 	x := &ib.dd
 	x.cutoff = now.Add(-ib.window)
+	if x.sealing {
+		select {
+		case m := <-x.sealed:
+			ib.installSeal(m)
+		default:
+		}
+	}
 	return len(x.hot) >= x.hotLimit || (len(x.hot) > 0 && now.Sub(x.hotFirst) >= ib.sealAge())
 }
 
-// writeHot writes the hot set into a new run and empties it.
+func (ib *inbox) addRun(r *dedupRun) {
+	x := &ib.dd
+	i, _ := slices.BinarySearchFunc(x.runs, r.last, func(e *dedupRun, t time.Time) int { return e.last.Compare(t) })
+	x.runs = slices.Insert(x.runs, i, r)
+	x.runsGen++
+}
+
+// seal starts a new seen file and freezes the hot set, which a goroutine
+// writes into a run; the writer installs the run at a later upkeep
+// (installSeal) and only then deletes the older seen files, whose ids the
+// frozen set holds. Until then lookups consult the frozen set. While a
+// seal runs, seal does nothing: the hot set grows past its bound meanwhile.
+func (ib *inbox) seal(now time.Time) error {
+	x := &ib.dd
+	if x.sealing || len(x.hot) == 0 {
+		return nil
+	}
+	old, err := ib.startSeenFile(now)
+	if err != nil {
+		return fmt.Errorf("seal dedup ids: %w", err)
+	}
+	x.frozen, x.frozenFirst, x.frozenLast = x.hot, x.hotFirst, x.hotLast
+	x.hot = make(map[digest]struct{}, min(x.hotLimit, 1024))
+	x.sealing, x.sealOld = true, old
+	n := x.nextRun
+	x.nextRun++
+	dir, frozen, first, last := ib.dir, x.frozen, x.frozenFirst, x.frozenLast
+	x.sealWG.Go(func() {
+		ds := make([]digest, 0, len(frozen))
+		for d := range frozen {
+			ds = append(ds, d)
+		}
+		r, err := writeRun(dir, n, ds, first, last)
+		x.sealed <- sealResult{run: r, err: err}
+	})
+	return nil
+}
+
+type sealResult struct {
+	run *dedupRun
+	err error
+}
+
+// installSeal takes the run of a finished seal into the index. On failure
+// the frozen ids go back into the hot set, to be sealed again.
+func (ib *inbox) installSeal(m sealResult) {
+	x := &ib.dd
+	x.sealing = false
+	if m.err != nil {
+		ib.warnEvery("webhook inbox: seal dedup ids", "dir", ib.dir, "error", m.err)
+		for d := range x.frozen {
+			x.hot[d] = struct{}{}
+		}
+		if len(x.frozen) > 0 {
+			if len(x.hot) == len(x.frozen) || x.frozenFirst.Before(x.hotFirst) {
+				x.hotFirst = x.frozenFirst
+			}
+			if x.frozenLast.After(x.hotLast) {
+				x.hotLast = x.frozenLast
+			}
+		}
+		x.frozen = nil
+		return
+	}
+	ib.addRun(m.run)
+	x.frozen = nil
+	ib.removeSeenFiles(x.sealOld)
+	x.sealOld = nil
+}
+
+// writeHot writes the hot set into a new run at once and empties it, when
+// the inbox opens.
 func (ib *inbox) writeHot() error {
 	x := &ib.dd
 	if len(x.hot) == 0 {
@@ -152,24 +245,9 @@ func (ib *inbox) writeHot() error {
 	return nil
 }
 
-func (ib *inbox) addRun(r *dedupRun) {
-	x := &ib.dd
-	i, _ := slices.BinarySearchFunc(x.runs, r.last, func(e *dedupRun, t time.Time) int { return e.last.Compare(t) })
-	x.runs = slices.Insert(x.runs, i, r)
-	x.runsGen++
-}
-
-// seal writes the hot set into a run, starts a new seen file and deletes
-// the older ones, whose ids the runs now hold.
-func (ib *inbox) seal(now time.Time) error {
-	if err := ib.writeHot(); err != nil {
-		return fmt.Errorf("seal dedup ids: %w", err)
-	}
-	return ib.newSeenFile(now)
-}
-
-// newSeenFile starts an empty seen file and deletes the older ones.
-func (ib *inbox) newSeenFile(now time.Time) error {
+// startSeenFile starts an empty seen file, to which the ids of deleted
+// segments go from now on, and returns the older seen files.
+func (ib *inbox) startSeenFile(now time.Time) ([]string, error) {
 	first, _ := beginFrame(nil, frameSeenGen)
 	first = binary.AppendVarint(first, now.UnixNano())
 	first = endFrame(first, 0)
@@ -178,26 +256,32 @@ func (ib *inbox) newSeenFile(now time.Time) error {
 		now = now.Add(1)
 		path = seenPath(ib.dir, now)
 	}
+	nums, err := listed(ib.dir, "seen-")
+	if err != nil {
+		return nil, err
+	}
 	f, err := createLog(path, first)
 	if err != nil {
-		return fmt.Errorf("start dedup file: %w", err)
+		return nil, fmt.Errorf("start dedup file: %w", err)
 	}
 	if ib.seenF != nil {
 		_ = ib.seenF.Close()
 	}
 	ib.seenF, ib.seenOff, ib.dd.seenPath = f, int64(len(first)), path
-	nums, err := listed(ib.dir, "seen-")
-	if err != nil {
-		return nil
-	}
+	old := make([]string, 0, len(nums))
 	for _, n := range nums {
-		if old := filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n)); old != path {
-			if err := os.Remove(old); err != nil {
-				ib.log.Warn("webhook inbox: remove sealed dedup file", "file", old, "error", err)
-			}
+		old = append(old, filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n)))
+	}
+	return old, nil
+}
+
+// removeSeenFiles deletes seen files whose ids runs hold.
+func (ib *inbox) removeSeenFiles(paths []string) {
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			ib.log.Warn("webhook inbox: remove sealed dedup file", "file", p, "error", err)
 		}
 	}
-	return nil
 }
 
 // loadSeen loads the runs (deleting those past the window), then the ids
@@ -213,6 +297,7 @@ func (ib *inbox) loadSeen() error {
 	x.hot = make(map[digest]struct{}, min(x.hotLimit, 1024))
 	x.block = make([]byte, runBlock*16)
 	x.merged = make(chan mergeResult, 1)
+	x.sealed = make(chan sealResult, 1)
 	nums, err := listRuns(ib.dir)
 	if err != nil {
 		return err
@@ -299,7 +384,12 @@ func (ib *inbox) loadSeen() error {
 		if err := ib.writeHot(); err != nil {
 			return err
 		}
-		return ib.newSeenFile(now)
+		old, err := ib.startSeenFile(now)
+		if err != nil {
+			return err
+		}
+		ib.removeSeenFiles(old)
+		return nil
 	}
 	f, err := os.OpenFile(last, os.O_RDWR, 0)
 	if err != nil {
@@ -357,6 +447,13 @@ func readFrames(path string, fn func([]byte) error) (int64, error) {
 // and starts the next one. Failures are logged and tried again later.
 func (ib *inbox) dedupUpkeep(now time.Time) {
 	x := &ib.dd
+	if x.sealing {
+		select {
+		case m := <-x.sealed:
+			ib.installSeal(m)
+		default:
+		}
+	}
 	if x.merging {
 		select {
 		case m := <-x.merged:
@@ -470,6 +567,10 @@ func (ib *inbox) pickMerge(now time.Time) []*dedupRun {
 // the next open.
 func (ib *inbox) closeDedup() error {
 	x := &ib.dd
+	x.sealWG.Wait()
+	if x.sealing {
+		ib.installSeal(<-x.sealed)
+	}
 	x.mergeWG.Wait()
 	if x.merging {
 		x.merging = false
