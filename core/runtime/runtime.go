@@ -45,7 +45,8 @@ type Connector struct {
 	Mapper Mapper
 	Retry  Backoff
 	// MaxInFlight bounds the changes read but not yet committed; Read is
-	// not called again while it is reached. Default 10000.
+	// not called again while it is reached. Default: the source's
+	// DefaultMaxInFlight() when it declares one, else 10000.
 	MaxInFlight int
 	// Disabled connectors are listed in status but never started.
 	Disabled bool
@@ -142,13 +143,25 @@ type Runtime struct {
 	sinkM *sinkMetrics
 }
 
+// defaultMaxInFlight bounds the changes in flight of a connector whose
+// source declares no bound of its own.
+const defaultMaxInFlight = 10000
+
+// inFlightDefaulter is a source declaring the max_in_flight its type needs
+// when none is set (config.InFlightDefaulter): a CDC source, whose changes
+// in flight hold decoded rows, bounds its catch-up's memory with it.
+type inFlightDefaulter interface{ DefaultMaxInFlight() int }
+
 // prepareConnector checks c and fills its defaults.
 func prepareConnector(c Connector) (Connector, error) {
 	if c.Name == "" || c.Source == nil || c.Mapper == nil {
 		return c, fmt.Errorf("runtime: connector %q: name, source and mapper are required", c.Name)
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 10000
+		c.MaxInFlight = defaultMaxInFlight
+		if d, ok := c.Source.(inFlightDefaulter); ok && d.DefaultMaxInFlight() > 0 {
+			c.MaxInFlight = d.DefaultMaxInFlight()
+		}
 	}
 	switch c.OnPublishError {
 	case "":
