@@ -17,7 +17,8 @@ import (
 const SpecVersion = "1.0"
 
 // Event is a canonical domain event: a CloudEvents 1.0 event plus the
-// extensions partitionkey and traceparent.
+// extensions partitionkey and distributed tracing (traceparent and
+// tracestate).
 type Event struct {
 	ID              string          `json:"id"`
 	Source          string          `json:"source"`
@@ -33,6 +34,9 @@ type Event struct {
 	PartitionKey string `json:"partitionkey,omitempty"`
 	// TraceParent is a W3C trace context, when the change carried one.
 	TraceParent string `json:"traceparent,omitempty"`
+	// TraceState is the W3C tracestate that goes with TraceParent: the
+	// vendors' trace entries, when the change's trace context had any.
+	TraceState string `json:"tracestate,omitempty"`
 }
 
 // eventNamespace roots the name-based UUIDs of event ids.
@@ -105,6 +109,7 @@ const (
 	HeaderDataSchema      = "ce_dataschema"
 	HeaderPartitionKey    = "ce_partitionkey"
 	HeaderTraceParent     = "ce_traceparent"
+	HeaderTraceState      = "ce_tracestate"
 	HeaderContentType     = "content-type"
 	headerExtensionPrefix = "ce_"
 )
@@ -175,6 +180,9 @@ func (e *Event) EachAttribute(yield func(key, value string, t time.Time)) {
 	if e.TraceParent != "" {
 		yield(HeaderTraceParent, e.TraceParent, time.Time{})
 	}
+	if e.TraceState != "" {
+		yield(HeaderTraceState, e.TraceState, time.Time{})
+	}
 	if e.DataContentType != "" {
 		yield(HeaderContentType, e.DataContentType, time.Time{})
 	}
@@ -183,7 +191,7 @@ func (e *Event) EachAttribute(yield func(key, value string, t time.Time)) {
 // AttributeCount returns how many entries EachAttribute yields.
 func (e *Event) AttributeCount() int {
 	n := 3
-	for _, s := range [...]string{e.Subject, e.DataSchema, e.PartitionKey, e.TraceParent, e.DataContentType} {
+	for _, s := range [...]string{e.Subject, e.DataSchema, e.PartitionKey, e.TraceParent, e.TraceState, e.DataContentType} {
 		if s != "" {
 			n++
 		}
@@ -208,6 +216,7 @@ func EventFromMessage(m *message.Message) (*Event, error) {
 		DataContentType: md.Get(HeaderContentType),
 		PartitionKey:    md.Get(HeaderPartitionKey),
 		TraceParent:     md.Get(HeaderTraceParent),
+		TraceState:      md.Get(HeaderTraceState),
 		Data:            json.RawMessage(m.Payload),
 	}
 	if e.ID == "" {

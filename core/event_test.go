@@ -39,6 +39,7 @@ func TestEventMessageRoundTrip(t *testing.T) {
 		ID: "id-1", Source: "/tributary/orders", SpecVersion: core.SpecVersion, Type: "com.acme.order.placed",
 		Subject: "A-1", DataContentType: "application/json", DataSchema: "urn:x", Data: []byte(`{"a":1}`),
 		PartitionKey: "A-1", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		TraceState: "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
 	}
 	m := ev.ToMessage()
 	if m.Metadata.Get("ce_type") != ev.Type || m.Metadata.Get(core.MetadataKey) != "A-1" || m.UUID != "id-1" {
@@ -48,7 +49,7 @@ func TestEventMessageRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Type != ev.Type || back.Subject != ev.Subject || back.PartitionKey != ev.PartitionKey || back.TraceParent != ev.TraceParent || string(back.Data) != string(ev.Data) {
+	if back.Type != ev.Type || back.Subject != ev.Subject || back.PartitionKey != ev.PartitionKey || back.TraceParent != ev.TraceParent || back.TraceState != ev.TraceState || string(back.Data) != string(ev.Data) {
 		t.Fatalf("round trip = %+v", back)
 	}
 	m.Metadata.Set("ce_type", "")
@@ -88,7 +89,8 @@ func TestTrackerWatermark(t *testing.T) {
 func TestEachAttributeMatchesToMessage(t *testing.T) {
 	full := core.Event{ID: "i", Source: "/s", SpecVersion: core.SpecVersion, Type: "t", Subject: "sub",
 		Time: time.Date(2024, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600)), DataContentType: "application/json",
-		DataSchema: "urn:s", PartitionKey: "k", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+		DataSchema: "urn:s", PartitionKey: "k", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		TraceState: "congo=t61rcWkgMzE"}
 	for i, e := range []core.Event{full, {ID: "i", Source: "/s", SpecVersion: core.SpecVersion, Type: "t"}} {
 		got := map[string]string{}
 		n := 0

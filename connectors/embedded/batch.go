@@ -296,9 +296,9 @@ func metadataLen(b []byte) (int, bool) {
 
 // eventMetadataMax bounds the bytes appendEventMetadata writes for e.
 func eventMetadataMax(e *core.Event) int {
-	return 1 + 9*(2+len(core.HeaderPartitionKey)) + len(e.Source) + len(e.SpecVersion) + len(e.Type) +
+	return 1 + 10*(2+len(core.HeaderPartitionKey)) + len(e.Source) + len(e.SpecVersion) + len(e.Type) +
 		len(e.Subject) + len(time.RFC3339Nano) + len(e.DataSchema) + len(e.PartitionKey) + len(e.TraceParent) +
-		len(e.DataContentType) + 9*binary.MaxVarintLen32
+		len(e.TraceState) + len(e.DataContentType) + 10*binary.MaxVarintLen32
 }
 
 // appendEventMetadata appends, in the batch encoding, the metadata

@@ -28,6 +28,8 @@ func TestPublishEventsReadsBackAsMessages(t *testing.T) {
 			DataContentType: "application/json", PartitionKey: subject, Data: []byte(`{"i":1}`),
 		})
 	}
+	events[0].TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	events[0].TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
@@ -61,7 +63,8 @@ func TestPublishEventsReadsBackAsMessages(t *testing.T) {
 				t.Errorf("read %s %q %q, want %s %q %q", m.UUID, m.Payload, m.Metadata, want.UUID, want.Payload, want.Metadata)
 			}
 			got, err := core.EventFromMessage(m)
-			if err != nil || got.ID != e.ID || !got.Time.Equal(e.Time) || got.Subject != e.Subject {
+			if err != nil || got.ID != e.ID || !got.Time.Equal(e.Time) || got.Subject != e.Subject ||
+				got.TraceParent != e.TraceParent || got.TraceState != e.TraceState {
 				t.Errorf("event read back %+v, %v; want %+v", got, err, e)
 			}
 			m.Ack()

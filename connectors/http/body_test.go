@@ -119,6 +119,7 @@ func TestBodyModes(t *testing.T) {
 	ev := event("e-1", "A-1", map[string]any{"order_id": "A-1", "total": json.Number("12345678901234567890.5")})
 	ev.Subject = "orders/A-1 ünïcode"
 	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ev.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 	t.Run("cloudevent", func(t *testing.T) {
 		rc := newReceiver(t, nil)
 		s := open(t, map[string]any{"url": rc.URL})
@@ -131,11 +132,12 @@ func TestBodyModes(t *testing.T) {
 		if err := json.Unmarshal(got.Body, &back); err != nil {
 			t.Fatalf("body is not a CloudEvent: %v\n%s", err, got.Body)
 		}
-		if back.ID != ev.ID || back.Type != ev.Type || back.Subject != ev.Subject || !back.Time.Equal(ev.Time) || back.PartitionKey != ev.PartitionKey || string(back.Data) != string(ev.Data) {
+		if back.ID != ev.ID || back.Type != ev.Type || back.Subject != ev.Subject || !back.Time.Equal(ev.Time) || back.PartitionKey != ev.PartitionKey ||
+			back.TraceParent != ev.TraceParent || back.TraceState != ev.TraceState || string(back.Data) != string(ev.Data) {
 			t.Errorf("event read back = %+v, want %+v", back, ev)
 		}
-		if got.Header.Get("Traceparent") != ev.TraceParent {
-			t.Errorf("traceparent = %q", got.Header.Get("Traceparent"))
+		if got.Header.Get("Traceparent") != ev.TraceParent || got.Header.Get("Tracestate") != ev.TraceState {
+			t.Errorf("traceparent = %q, tracestate = %q", got.Header.Get("Traceparent"), got.Header.Get("Tracestate"))
 		}
 	})
 	t.Run("binary", func(t *testing.T) {
@@ -149,7 +151,8 @@ func TestBodyModes(t *testing.T) {
 		want := map[string]string{
 			"Content-Type": "application/json", "Ce-Id": "e-1", "Ce-Specversion": "1.0",
 			"Ce-Source": ev.Source, "Ce-Type": ev.Type, "Ce-Time": "2025-03-01T12:30:00Z",
-			"Ce-Partitionkey": "A-1", "Traceparent": ev.TraceParent,
+			"Ce-Partitionkey": "A-1", "Traceparent": ev.TraceParent, "Tracestate": ev.TraceState,
+			"Ce-Traceparent": "", "Ce-Tracestate": "",
 		}
 		for k, v := range want {
 			if got.Header.Get(k) != v {

@@ -55,6 +55,9 @@ func (s *Sink) request(ctx context.Context, env *rules.EventEnv, d core.Delivery
 	}
 	if ev.TraceParent != "" {
 		h["Traceparent"] = []string{ev.TraceParent}
+		if ev.TraceState != "" {
+			h["Tracestate"] = []string{ev.TraceState}
+		}
 	}
 	for _, hd := range s.headers {
 		v, err := hd.value.render(env)
@@ -113,8 +116,9 @@ func binaryHeaders(h http.Header, ev *core.Event) {
 	h["Ce-Id"] = []string{pctEncode(ev.ID)}
 	ev.EachAttribute(func(key, value string, t time.Time) {
 		switch key {
-		case core.HeaderContentType, core.HeaderTraceParent:
-			// Content-Type and the W3C traceparent header carry them.
+		case core.HeaderContentType, core.HeaderTraceParent, core.HeaderTraceState:
+			// Content-Type and the W3C traceparent and tracestate
+			// headers carry them.
 			return
 		case core.HeaderTime:
 			value = t.UTC().Format(time.RFC3339Nano)

@@ -55,12 +55,14 @@ func TestEventHeadersMatchMessage(t *testing.T) {
 		ID: "0b7c6a1e-0000-5000-8000-000000000001", Source: "/erp", SpecVersion: core.SpecVersion, Type: "t",
 		Subject: "s", Time: time.Date(2026, 5, 6, 7, 8, 9, 10, time.FixedZone("x", 7200)), DataContentType: "application/json",
 		DataSchema: "urn:s", PartitionKey: "k", TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		TraceState: "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
 	}
 	events := []core.Event{full, {ID: "i", Source: "/s", SpecVersion: "1.0", Type: "t"}}
 	for _, edit := range []func(*core.Event){
 		func(e *core.Event) { e.Subject = "" }, func(e *core.Event) { e.Time = time.Time{} },
 		func(e *core.Event) { e.DataSchema = "" }, func(e *core.Event) { e.PartitionKey = "" },
-		func(e *core.Event) { e.TraceParent = "" }, func(e *core.Event) { e.DataContentType = "" },
+		func(e *core.Event) { e.TraceParent, e.TraceState = "", "" }, func(e *core.Event) { e.DataContentType = "" },
+		func(e *core.Event) { e.TraceState = "" },
 	} {
 		e := full
 		edit(&e)

@@ -80,6 +80,8 @@ func checkStockConsumer(t *testing.T, s *kafka.Stream, brokers []string, publish
 	topic := newTopic("roundtrip")
 	ev := testEvent("0b7c6a1e-0000-5000-8000-000000000001", "ord-42")
 	ev.Time = ev.Time.Add(123456 * time.Nanosecond)
+	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ev.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 	if err := publish(topic, ev); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -114,6 +116,8 @@ func checkStockConsumer(t *testing.T, s *kafka.Stream, brokers []string, publish
 		"ce_subject":      ev.Subject,
 		"ce_time":         "2026-05-06T07:08:09.000123456Z",
 		"ce_partitionkey": "ord-42",
+		"ce_traceparent":  ev.TraceParent,
+		"ce_tracestate":   ev.TraceState,
 		"content-type":    "application/json",
 	}
 	for k, v := range want {
@@ -149,7 +153,8 @@ func checkStockConsumer(t *testing.T, s *kafka.Stream, brokers []string, publish
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != ev.ID || got.Type != ev.Type || got.PartitionKey != ev.PartitionKey || !got.Time.Equal(ev.Time) || string(got.Data) != string(ev.Data) {
+	if got.ID != ev.ID || got.Type != ev.Type || got.PartitionKey != ev.PartitionKey || !got.Time.Equal(ev.Time) || string(got.Data) != string(ev.Data) ||
+		got.TraceParent != ev.TraceParent || got.TraceState != ev.TraceState {
 		t.Errorf("event read back as %+v, want %+v", got, ev)
 	}
 	rec2, ok := kafka.RecordFromContext(m.Context())

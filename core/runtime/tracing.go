@@ -22,7 +22,7 @@ import (
 // the rules engine runs as it builds each event, so its span lies within
 // map's), publish (from handing its events to the stream until the stream
 // stored them all; a producer span, whose context every event carries as
-// its traceparent so that a consumer continues the trace) and ack (until
+// its traceparent (and tracestate) so that a consumer continues the trace) and ack (until
 // the checkpoint covering it is stored and the source acknowledged). A
 // change that carries a W3C trace context in its HTTP headers (a webhook
 // delivery, whose request the sidecar's listener traced) is a child of
@@ -137,10 +137,10 @@ func (s *session) mapTraced(ct *changeTrace, ch *core.Change) []Output {
 	ct.publish = pub
 	carrier := propagation.MapCarrier{}
 	traceContext.Inject(pctx, carrier)
-	tp := carrier["traceparent"]
+	tp, ts := carrier["traceparent"], carrier["tracestate"]
 	for _, o := range outs {
 		if o.Event != nil {
-			o.Event.TraceParent = tp
+			o.Event.TraceParent, o.Event.TraceState = tp, ts
 		}
 	}
 	return outs

@@ -57,10 +57,12 @@ func (s *batchSource) Read(ctx context.Context) ([]core.Change, error) {
 // webhook delivery does) and the third failing its rule: each change has
 // a span with read, map, validate, publish and ack children; the first's
 // is a child of the remote span; every event carries its change's
-// publish span as traceparent; the dead-lettered change's map span is an
+// publish span as traceparent, and the first's events the request's
+// tracestate; the dead-lettered change's map span is an
 // error.
 func TestTracingSpansPerChange(t *testing.T) {
 	const remoteTrace, remoteSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	const remoteState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 	var changes []core.Change
 	for i := 1; i <= 3; i++ {
 		ch := core.Change{
@@ -68,7 +70,9 @@ func TestTracingSpansPerChange(t *testing.T) {
 			Position: core.Position{Version: 1, Data: []byte(strconv.Itoa(i))},
 		}
 		if i == 1 {
-			ch.Meta = map[string]any{"headers": map[string]any{"Traceparent": fmt.Sprintf("00-%s-%s-01", remoteTrace, remoteSpan)}}
+			ch.Meta = map[string]any{"headers": map[string]any{
+				"Traceparent": fmt.Sprintf("00-%s-%s-01", remoteTrace, remoteSpan), "Tracestate": remoteState,
+			}}
 		}
 		changes = append(changes, ch)
 	}
@@ -160,6 +164,11 @@ func TestTracingSpansPerChange(t *testing.T) {
 		want := fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID())
 		if ev.TraceParent != want {
 			t.Errorf("event %d: traceparent %q, want its publish span's %q", i+1, ev.TraceParent, want)
+		}
+		// The webhook request's tracestate goes on with its trace; the
+		// second change had none.
+		if wantState := map[int]string{0: remoteState}[i]; ev.TraceState != wantState {
+			t.Errorf("event %d: tracestate %q, want %q", i+1, ev.TraceState, wantState)
 		}
 	}
 	if sc := publishOf["v1:1"]; sc.TraceID().String() != remoteTrace {

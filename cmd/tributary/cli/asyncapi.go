@@ -217,6 +217,7 @@ func ceHeaders(t string) map[string]any {
 		core.HeaderTime:         map[string]any{"type": "string", "format": "date-time"},
 		core.HeaderPartitionKey: str("the business key; also the record key"),
 		core.HeaderTraceParent:  str("W3C trace context (distributed tracing extension)"),
+		core.HeaderTraceState:   str("W3C trace state that goes with the traceparent (distributed tracing extension)"),
 		core.HeaderContentType:  map[string]any{"type": "string", "const": "application/json"},
 	}
 	req := []any{core.HeaderID, core.HeaderSource, core.HeaderSpecVersion, core.HeaderType}
