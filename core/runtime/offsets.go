@@ -9,19 +9,30 @@ import (
 // GroupOffsets is an optional capability of a stream (core.Stream): the
 // offsets a consumer group committed. CommittedOffsets returns, for each
 // of topics, the group's committed offset on every partition it
-// committed on (the next offset the group reads), bounded by ctx. A topic
-// or partition the group never committed on is left out. It is safe for
-// concurrent use.
+// committed on (the next offset the group reads), with the partition's
+// end and the group's lag there, bounded by ctx. A topic or partition the
+// group never committed on is left out. It only reads: it is safe for
+// concurrent use and to repeat.
 type GroupOffsets interface {
 	CommittedOffsets(ctx context.Context, group string, topics []string) ([]PartitionOffset, error)
 }
 
 // PartitionOffset is a consumer group's committed offset on one partition
-// of a topic. The embedded stream has one partition per topic, 0.
+// of a topic, with the partition's end. The embedded stream has one
+// partition per topic, 0, and offsets shared by all its topics, so that
+// there End-Offset is not a count of events: Lag is.
 type PartitionOffset struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
+	// Offset is the next offset the group reads: it has read every event
+	// before it.
+	Offset int64 `json:"offset"`
+	// End is the offset after the last event stored on the partition (the
+	// high water mark), as the stream answered at the same time.
+	End int64 `json:"end"`
+	// Lag is how many events stored on the partition the group has yet to
+	// read (from Offset to End).
+	Lag int64 `json:"lag"`
 }
 
 // ErrNoOffsets is returned by SinkOffsets when the stream does not expose
