@@ -42,6 +42,7 @@ type DB struct {
 	// pruning, replays) take turns in the process, rather than in
 	// SQLite's busy loop. It guards idx and what follows it.
 	writeMu     sync.Mutex
+	wconn       *sql.Conn // a SQLite sink's writes, see w
 	idx         *idIndex
 	inserts     map[int]*sql.Stmt // by rows per statement
 	pending     map[string]int64  // the ids of the commit being made
@@ -112,8 +113,10 @@ func create(ctx context.Context, cfg Config, stateDir string, log *slog.Logger, 
 	if log != nil {
 		d.log = log
 	}
-	if d.idx, err = d.loadIndex(ctx, runSize); err == nil {
-		err = d.prepareInserts(ctx)
+	if d.wconn, err = d.db.Conn(ctx); err == nil {
+		if d.idx, err = d.loadIndex(ctx, runSize); err == nil {
+			err = d.prepareInserts(ctx)
+		}
 	}
 	if err != nil {
 		_ = d.Close()
@@ -266,6 +269,24 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 	return d, nil
 }
 
+// writer is where the writes of a SQLite log go.
+type writer interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// w returns where the writes go: in a sink's SQLite log, one connection,
+// so that no write of another connection (a merge, pruning, a replay's
+// record) makes the committer's drop its page cache, as SQLite does when
+// the file changed under it; the pool otherwise.
+func (d *DB) w() writer {
+	if d.wconn != nil {
+		return d.wconn
+	}
+	return d.db
+}
+
 // SQL returns the database, for queries of the log beyond Search.
 func (d *DB) SQL() *sql.DB { return d.db }
 
@@ -289,6 +310,9 @@ func (d *DB) Close() error {
 				_ = st.Close()
 				delete(d.idx.probes, n)
 			}
+		}
+		if d.wconn != nil {
+			_ = d.wconn.Close()
 		}
 		d.writeMu.Unlock()
 		err = d.db.Close()

@@ -88,10 +88,11 @@ func (d *DB) runSchema(n int64) string {
 	return `CREATE TABLE ` + d.runTable(n) + ` (h INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (h, seq)) WITHOUT ROWID`
 }
 
-// readRuns returns the runs of the catalog, their filters read when
-// withBloom or taken from known (by run) otherwise.
+// readRuns returns the runs of the catalog in the order of the seq they
+// cover, with their filters: those of known (by run number) as they are,
+// the others read from the catalog.
 func (d *DB) readRuns(ctx context.Context, q querier, known map[int64]*run) ([]*run, error) {
-	rows, err := q.QueryContext(ctx, `SELECT run, level, upto, count FROM `+d.catalog+` ORDER BY run`)
+	rows, err := q.QueryContext(ctx, `SELECT run, level, upto, count FROM `+d.catalog+` ORDER BY upto, run`)
 	if err != nil {
 		return nil, fmt.Errorf("read the id runs of audit log %s: %w", d.where, err)
 	}
@@ -254,7 +255,7 @@ func (d *DB) probe(ctx context.Context, n int64) (*sql.Stmt, error) {
 	if st, ok := d.idx.probes[n]; ok {
 		return st, nil
 	}
-	st, err := d.db.PrepareContext(ctx, `SELECT count(*) FROM `+d.runTable(n)+` r JOIN `+d.events+` e ON e.seq = r.seq WHERE r.h = ? AND e.id = ?`)
+	st, err := d.w().PrepareContext(ctx, `SELECT count(*) FROM `+d.runTable(n)+` r JOIN `+d.events+` e ON e.seq = r.seq WHERE r.h = ? AND e.id = ?`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare a lookup in id run %d of audit log %s: %w", n, d.where, err)
 	}
@@ -282,7 +283,7 @@ func (d *DB) flush(ctx context.Context) error {
 	}
 	slices.SortFunc(entries, compareEntries)
 	r.level = level(r.count, x.runSize)
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.w().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin writing id run %d of audit log %s: %w", r.n, d.where, err)
 	}

@@ -77,7 +77,7 @@ func (d *DB) insertSQLite(ctx context.Context, rows int, reqs []*writeReq) error
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	x := d.idx
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.w().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction in audit log %s: %w", d.where, err)
 	}
@@ -150,7 +150,7 @@ func rowsPerStatement(n int) int {
 // maxRows events, for the life of the DB.
 func (d *DB) prepareInserts(ctx context.Context) error {
 	for n := 1; n <= maxRows; n *= 2 {
-		st, err := d.db.PrepareContext(ctx, d.insertSQL(n))
+		st, err := d.w().PrepareContext(ctx, d.insertSQL(n))
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
 		}

@@ -78,7 +78,7 @@ func (d *DB) dropOrphans(ctx context.Context) {
 	}
 	for _, n := range d.runTables(ctx) {
 		if !live[n] {
-			_, _ = d.db.ExecContext(ctx, `DROP TABLE IF EXISTS `+d.runTable(n))
+			_, _ = d.w().ExecContext(ctx, `DROP TABLE IF EXISTS `+d.runTable(n))
 		}
 	}
 }
@@ -106,7 +106,7 @@ func (d *DB) merge(ctx context.Context, inputs []*run) error {
 	defer func() {
 		if !dropped {
 			d.writeMu.Lock()
-			_, _ = d.db.ExecContext(context.Background(), `DROP TABLE IF EXISTS `+d.runTable(out.n))
+			_, _ = d.w().ExecContext(context.Background(), `DROP TABLE IF EXISTS `+d.runTable(out.n))
 			d.writeMu.Unlock()
 		}
 	}()
@@ -161,7 +161,7 @@ func (d *DB) merge(ctx context.Context, inputs []*run) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	out.level = level(out.count, d.idx.runSize)
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.w().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin recording id run %d of audit log %s: %w", out.n, d.where, err)
 	}
@@ -207,7 +207,7 @@ func (d *DB) merge(ctx context.Context, inputs []*run) error {
 func (d *DB) mergeChunk(ctx context.Context, n int64, chunk []entry, create bool) error {
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.w().BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin writing id run %d of audit log %s: %w", n, d.where, err)
 	}

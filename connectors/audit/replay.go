@@ -55,7 +55,7 @@ func RecordReplay(ctx context.Context, db *DB, r Replay) (string, error) {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
 	}
-	if _, err := db.db.ExecContext(ctx, b.String(), r.ID, db.timeArg(r.At), db.text(r.Who), db.text(r.Sink), string(filter), r.Count); err != nil {
+	if _, err := db.w().ExecContext(ctx, b.String(), r.ID, db.timeArg(r.At), db.text(r.Who), db.text(r.Sink), string(filter), r.Count); err != nil {
 		return "", fmt.Errorf("record replay %s in audit log %s: %w", r.ID, db.where, err)
 	}
 	return r.ID, nil

@@ -63,7 +63,7 @@ func (d *DB) pruneOnce(ctx context.Context, stmt string, cutoff time.Time) (int6
 		d.writeMu.Lock()
 		defer d.writeMu.Unlock()
 	}
-	res, err := d.db.ExecContext(ctx, stmt, d.timeArg(cutoff))
+	res, err := d.w().ExecContext(ctx, stmt, d.timeArg(cutoff))
 	if err != nil {
 		return 0, err
 	}
