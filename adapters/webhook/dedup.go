@@ -31,8 +31,9 @@ import (
 // Defaults of the dedup index.
 const (
 	// defaultHotLimit bounds the ids held in memory before they are
-	// sealed into a run: 256Ki ids, about 8 MB of map.
-	defaultHotLimit = 1 << 18
+	// sealed into a run: 128Ki ids, about 4.5 MB of map (twice that while
+	// a seal runs).
+	defaultHotLimit = 1 << 17
 	// runBlock is how many digests a run reads at once on a filter hit
 	// (4 KiB) and how many its sparse index covers with one entry.
 	runBlock = 256

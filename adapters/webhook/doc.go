@@ -30,7 +30,7 @@
 // delivery at once. Segments are filled with zeros ahead of use, so that
 // an fdatasync writes data without a file system journal commit. A
 // segment whose deliveries are all acknowledged is deleted, its delivery
-// ids first moved to the current dedup generation's file.
+// ids first moved to the current seen file (see Identity and deduplication).
 //
 // After a crash the log is read up to its last whole frame: a frame cut
 // short or failing its CRC ends a segment (it is the tail of a write
@@ -42,9 +42,26 @@
 // the connector) or, when it has none, the SHA-256 of the body. The id is
 // the change's position (version 1, data = the id), so the events of a
 // delivery have ids derived from it. An id accepted within the dedup window
-// is answered 200 with status "duplicate" and not emitted again. Ids are
-// remembered in memory (16 bytes of SHA-256 each, in two generations of
-// one window each), rebuilt at open from the dedup files and the segments.
+// is answered 200 with status "duplicate" and not emitted again.
+//
+// Ids are remembered by 16 bytes of their SHA-256, with bounded memory.
+// The newest, up to Config.DedupMemoryIDs (default 128Ki) or a sixteenth
+// of the window, are held in a map (the hot set), made durable by their
+// segments and by the seen file their ids move to when a segment is
+// deleted. Then a goroutine seals them into a run: an immutable file of
+// the sorted digests with a CRC, fsynced and renamed into place, after
+// which the older seen files are deleted. Each run keeps in memory a
+// blocked Bloom filter (10 bits an id, about 1% false positives) and a
+// sparse index (one digest per 4 KiB block), so a fresh id costs one
+// cache line per run and a duplicate one block read. Runs past the window
+// are deleted; the runs of one eighth of the window are merged in the
+// background. An id is remembered for at least the window and forgotten
+// at most an eighth and a sixteenth of it later. At open, runs are read
+// once to check their CRC and rebuild filters and indexes; a run failing
+// its CRC is set aside (its ids are no longer deduplicated), a run cut by
+// a crash before its rename is deleted, and the seen files (also those of
+// versions that held every id in memory) are read into the hot set,
+// sealed as it fills.
 //
 // # Order of checks
 //

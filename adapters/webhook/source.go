@@ -92,8 +92,9 @@ type Config struct {
 	// id was accepted within the window is answered 200 and not emitted.
 	DedupWindow time.Duration
 	// DedupMemoryIDs bounds the newest delivery ids held in memory (about
-	// 30 bytes each); beyond it they are sealed into a sorted file of the
-	// inbox, which costs about 1.3 bytes an id of memory (its filter).
+	// 35 bytes each, twice while they are sealed); beyond it they are
+	// sealed into a sorted file of the inbox, which costs about 1.4 bytes
+	// an id of memory (its filter and index).
 	DedupMemoryIDs int
 	// MaxPending and MaxPendingBytes bound the deliveries stored but not
 	// yet acknowledged by the stream; beyond them deliveries get 503 with
