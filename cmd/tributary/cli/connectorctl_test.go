@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,44 +185,92 @@ func TestConnectorPauseResumeAndCheckpoint(t *testing.T) {
 }
 
 // TestSinkOffsetsEndpoint: GET /v1/sinks/{name}/offsets names the sink's
-// consumer group and topics, with the committed offsets where the stream
-// exposes them, and 404 for an unknown sink.
+// consumer group and topics with the offsets it committed, on the
+// embedded stream and on Kafka: once the receiver has the events, every
+// partition's offset is at its end with no lag (on Kafka, whose topics
+// are new, the offsets add up to the events delivered); with the sink
+// paused, two more events of the same orders show as a lag of two. An
+// unknown sink is 404.
 func TestSinkOffsetsEndpoint(t *testing.T) {
-	e := newSinkE2E(t, "stream: {type: embedded}", "")
-	rcv := newHookReceiver(t, nil)
-	file := e.write("", httpSink("out", rcv.URL, "50ms", ""))
-	runInProcess(t, file, e.admin)
-	postEvents(t, e.hook, "A/1", "B/1")
-	waitHooks(t, rcv, 2)
-	var offs struct {
-		Group   string   `json:"group"`
-		Topics  []string `json:"topics"`
-		Error   string   `json:"error"`
-		Offsets []struct {
-			Topic     string `json:"topic"`
-			Partition int32  `json:"partition"`
-			Offset    int64  `json:"offset"`
-		} `json:"offsets"`
-	}
-	code := getJSON(t, "http://"+e.admin+"/v1/sinks/out/offsets", &offs)
-	if offs.Group != "tributary.sink.out" || len(offs.Topics) == 0 {
-		t.Fatalf("offsets answered %d %+v", code, offs)
-	}
-	switch code {
-	case http.StatusOK:
-		if len(offs.Offsets) == 0 {
-			t.Errorf("offsets: 200 without offsets: %+v", offs)
+	forEachStream(t, func(t *testing.T, e *sinkE2E) {
+		rcv := newHookReceiver(t, nil)
+		name := e.name("out")
+		file := e.write("", httpSink(name, rcv.URL, "50ms", ""))
+		runInProcess(t, file, e.admin)
+		postEvents(t, e.hook, "A/1", "B/1", "A/2")
+		waitHooks(t, rcv, 3)
+		url := "http://" + e.admin + "/v1/sinks/" + name + "/offsets"
+		kafka := strings.Contains(e.stream, "type: kafka")
+		wait := func(what string, ok func(offs sinkOffsetsE2E) bool) sinkOffsetsE2E {
+			t.Helper()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				var offs sinkOffsetsE2E
+				code := getJSON(t, url, &offs)
+				if code != http.StatusOK {
+					t.Fatalf("offsets answered %d %+v", code, offs)
+				}
+				if ok(offs) {
+					return offs
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("offsets %+v: want %s", offs, what)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 		}
-	case http.StatusNotImplemented:
-		if !strings.Contains(offs.Error, "runtime.GroupOffsets") {
-			t.Errorf("501 without naming what is missing: %+v", offs)
+		offs := wait("every partition at its end", func(offs sinkOffsetsE2E) bool {
+			var sum int64
+			for _, o := range offs.Offsets {
+				if o.Lag != 0 || o.Offset != o.End {
+					return false
+				}
+				sum += o.Offset
+			}
+			return len(offs.Offsets) > 0 && (!kafka || sum == 3)
+		})
+		if offs.Group != "tributary.sink."+name || len(offs.Topics) == 0 || offs.Sink != name {
+			t.Errorf("offsets %+v: want the sink, its group and topics", offs)
 		}
-	default:
-		t.Errorf("offsets answered %d %+v", code, offs)
-	}
-	if code := getJSON(t, "http://"+e.admin+"/v1/sinks/nope/offsets", &offs); code != 404 {
-		t.Errorf("offsets of an unknown sink answered %d", code)
-	}
+		for _, o := range offs.Offsets {
+			if !slices.Contains(offs.Topics, o.Topic) {
+				t.Errorf("offset %+v on a topic the sink does not read (%v)", o, offs.Topics)
+			}
+		}
+		var a struct{ Status string }
+		if code := adminDo(t, "POST", "http://"+e.admin+"/v1/sinks/"+name+"/pause", "", &a); code != 200 {
+			t.Fatalf("pause answered %d %+v", code, a)
+		}
+		// Orders the sink read before: on Kafka their partitions are
+		// those the group committed on (one it never did is left out).
+		postEvents(t, e.hook, "A/3", "B/2")
+		wait("a lag of 2", func(offs sinkOffsetsE2E) bool {
+			var lag int64
+			for _, o := range offs.Offsets {
+				lag += o.Lag
+			}
+			return lag == 2
+		})
+		var none sinkOffsetsE2E
+		if code := getJSON(t, "http://"+e.admin+"/v1/sinks/nope/offsets", &none); code != 404 {
+			t.Errorf("offsets of an unknown sink answered %d", code)
+		}
+	})
+}
+
+// sinkOffsetsE2E is the answer of GET /v1/sinks/{name}/offsets.
+type sinkOffsetsE2E struct {
+	Sink    string   `json:"sink"`
+	Group   string   `json:"group"`
+	Topics  []string `json:"topics"`
+	Error   string   `json:"error"`
+	Offsets []struct {
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
+		Offset    int64  `json:"offset"`
+		End       int64  `json:"end"`
+		Lag       int64  `json:"lag"`
+	} `json:"offsets"`
 }
 
 // TestSinkRestartEndpoint: POST /v1/sinks/{name}/restart restarts the
