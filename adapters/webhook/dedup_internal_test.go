@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,11 +388,15 @@ func TestInboxDedupDamagedRuns(t *testing.T) {
 	if err := os.WriteFile(tmp, []byte("cut"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ib, _, err = openInboxLimit(ctx, dir, time.Hour, c.now, 4)
+	var logged strings.Builder
+	ib, _, err = openInboxLog(ctx, dir, time.Hour, c.now, 4, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Fatalf("open with a damaged run: %v", err)
 	}
 	defer ib.close(ctx)
+	if !strings.Contains(logged.String(), filepath.Base(bad)) {
+		t.Errorf("log = %q, want a warning naming %s", logged.String(), filepath.Base(bad))
+	}
 	for _, p := range []string{tmp, bad} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is still there after open: %v", filepath.Base(p), err)

@@ -136,6 +136,11 @@ func openInbox(ctx context.Context, stateDir string, window time.Duration, now f
 // openInboxLimit is openInbox with the dedup index holding at most
 // hotLimit ids in memory before sealing them into a run.
 func openInboxLimit(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int) (*inbox, []*record, error) {
+	return openInboxLog(ctx, stateDir, window, now, hotLimit, slog.New(slog.DiscardHandler))
+}
+
+// openInboxLog is openInboxLimit logging to log, also while it opens.
+func openInboxLog(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int, log *slog.Logger) (*inbox, []*record, error) {
 	dir := filepath.Join(stateDir, inboxDir)
 	ib := &inbox{
 		dd:           dedupIndex{hotLimit: hotLimit},
@@ -143,7 +148,7 @@ func openInboxLimit(ctx context.Context, stateDir string, window time.Duration, 
 		window:       window,
 		segmentBytes: segmentBytes,
 		now:          now,
-		log:          slog.New(slog.DiscardHandler),
+		log:          log,
 		reqs:         make(chan *writeReq, 4*maxBatch),
 		spare:        make(chan spareFile, 1),
 		quit:         make(chan struct{}),

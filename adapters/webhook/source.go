@@ -356,7 +356,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ib, recs, err := openInboxLimit(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now, s.cfg.DedupMemoryIDs)
+	ib, recs, err := openInboxLog(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now, s.cfg.DedupMemoryIDs, logger)
 	if err != nil {
 		return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 	}
