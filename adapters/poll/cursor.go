@@ -181,9 +181,19 @@ func (s *Source) pruneSeen() {
 	}
 }
 
-// restoreMark sets the watermark to the higher of the acknowledged one in
-// the local state and the cursor of the checkpoint, and loads the seen set
-// of the look-back window below it.
+// restoreMark sets the watermark to the cursor of the checkpoint, or to
+// the acknowledged one in the local state when there is none, and loads
+// the seen set of the look-back window below it.
+//
+// The checkpoint wins even when it is behind the local watermark. The
+// runtime acknowledges a position only once its checkpoint is stored, so
+// the local watermark is never ahead of the stored checkpoint unless the
+// checkpoint was set back: by an operator rewinding the connector to read
+// rows again (as a Kafka Connect offset reset does), or by a store that
+// lost its latest writes. Either way reading again from the checkpoint is
+// what at-least-once asks; the rows come again with the same positions,
+// so their events have the same ids. Seen entries above the watermark
+// (rows read past it, which the rewind asks for again) are dropped.
 func (s *Source) restoreMark(ctx context.Context, from core.Position) error {
 	kind := s.cfg.Cursor
 	if v, ok, err := s.st.meta(ctx, metaMark); err != nil {
@@ -202,9 +212,11 @@ func (s *Source) restoreMark(ctx context.Context, from core.Position) error {
 		if err != nil {
 			return core.Fatal(fmt.Errorf("checkpoint %s is not a cursor-mode position of a %s cursor (reset the connector's checkpoint to start over): %w", from, kind, err))
 		}
-		if !s.hasMark || s.mark.less(c, kind) {
-			s.mark, s.hasMark = c, true
+		if s.hasMark && c.less(s.mark, kind) {
+			s.log.Info("poll watermark set back to the stored checkpoint; the rows after it are read again",
+				"watermark", s.mark.value(kind), "checkpoint", c.value(kind))
 		}
+		s.mark, s.hasMark = c, true
 	}
 	s.ackMark, s.hasAck = s.mark, s.hasMark
 	if !s.hasMark {
@@ -215,7 +227,11 @@ func (s *Source) restoreMark(ctx context.Context, from core.Position) error {
 		return err
 	}
 	s.seen = seen
-	for _, c := range seen {
+	for id, c := range seen {
+		if s.mark.less(c, kind) {
+			delete(seen, id)
+			continue
+		}
 		if !s.hasSeenMax || s.seenMax.less(c, kind) {
 			s.seenMax, s.hasSeenMax = c, true
 		}
