@@ -276,7 +276,6 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 type writer interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // w returns where the writes go: in a sink's SQLite log, one connection,

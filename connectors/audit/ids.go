@@ -255,7 +255,7 @@ func (d *DB) probe(ctx context.Context, n int64) (*sql.Stmt, error) {
 	if st, ok := d.idx.probes[n]; ok {
 		return st, nil
 	}
-	st, err := d.w().PrepareContext(ctx, `SELECT count(*) FROM `+d.runTable(n)+` r JOIN `+d.events+` e ON e.seq = r.seq WHERE r.h = ? AND e.id = ?`)
+	st, err := d.db.PrepareContext(ctx, `SELECT count(*) FROM `+d.runTable(n)+` r JOIN `+d.events+` e ON e.seq = r.seq WHERE r.h = ? AND e.id = ?`)
 	if err != nil {
 		return nil, fmt.Errorf("prepare a lookup in id run %d of audit log %s: %w", n, d.where, err)
 	}

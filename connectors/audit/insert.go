@@ -150,7 +150,10 @@ func rowsPerStatement(n int) int {
 // maxRows events, for the life of the DB.
 func (d *DB) prepareInserts(ctx context.Context) error {
 	for n := 1; n <= maxRows; n *= 2 {
-		st, err := d.w().PrepareContext(ctx, d.insertSQL(n))
+		// Prepared on the pool: Tx.StmtContext prepares a statement
+		// of a Conn again each time, one of the pool once per
+		// connection.
+		st, err := d.db.PrepareContext(ctx, d.insertSQL(n))
 		if err != nil {
 			return fmt.Errorf("prepare insert into %s of audit log %s: %w", d.events, d.where, err)
 		}
