@@ -54,7 +54,11 @@
 // Local state (the seen set, the index, completed runs) changes only in
 // Ack, once the runtime has stored the checkpoint: a crash replays, never
 // skips. When Open is given no position the local state is reset, since the
-// checkpoint it belongs to is gone.
+// checkpoint it belongs to is gone. In cursor mode the position Open is
+// given wins over the local watermark, even when it is behind it: the
+// checkpoint was set back (PUT /v1/connectors/NAME/checkpoint), and the
+// rows after it are read again with their positions, as a Kafka Connect
+// offset reset does.
 //
 // # Freshness and series
 //
