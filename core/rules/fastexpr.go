@@ -1,16 +1,20 @@
 package rules
 
 import (
+	"slices"
+
 	"github.com/expr-lang/expr/ast"
 )
 
 // fastExpr evaluates, without the VM, the expressions rules write most:
 // string and boolean constants, op, connector and position, a field of key,
-// before, after or meta, string(...) of those, and ==, !=, +, &&, || and !
-// over them, such as
+// before, after or meta, a path of fields into payload (payload.order.id),
+// len(...) of such a path, string(...) of those, and ==, !=, +, &&, || and
+// ! over them, such as
 //
 //	op == "create" && after.status == "NEW"
 //	"orders/" + string(after.order_id)
+//	payload.event == "order.placed"
 //
 // It answers only when every value met has the kind the operator wants:
 // strings for ==, != and +, booleans for &&, || and !. Otherwise ok is
@@ -19,10 +23,11 @@ import (
 // effects, so running one again is harmless.
 type fastExpr struct {
 	op    fastOp
-	str   string // the constant of fastString
-	bool  bool   // the constant of fastBool
-	root  int8   // the record of fastField, a mapRoot
-	field string // the field of fastField
+	str   string   // the constant of fastString
+	bool  bool     // the constant of fastBool
+	root  int8     // the record of fastField, a mapRoot
+	field string   // the field of fastField
+	path  []string // the fields of fastPayload, outermost first
 	l, r  *fastExpr
 }
 
@@ -42,6 +47,8 @@ const (
 	fastOr
 	fastNot
 	fastToString
+	fastPayload
+	fastLen
 )
 
 // newFastExpr compiles the parsed tree of an expression that compiled, or
@@ -62,6 +69,9 @@ func newFastExpr(n ast.Node) *fastExpr {
 			return &fastExpr{op: fastPosition}
 		}
 	case *ast.MemberNode:
+		if path := payloadPath(x); path != nil {
+			return &fastExpr{op: fastPayload, path: path}
+		}
 		id, ok := x.Node.(*ast.IdentifierNode)
 		prop, isStr := x.Property.(*ast.StringNode)
 		if !ok || !isStr || x.Optional || x.Method {
@@ -108,9 +118,43 @@ func newFastExpr(n ast.Node) *fastExpr {
 	return nil
 }
 
-// newFastCall compiles string(x) and toString(x): the rules' own function,
-// which fastExpr calls directly.
+// payloadPath returns the fields of a path such as payload.order.id or
+// payload["order"].id, outermost first, or nil when m is anything else.
+func payloadPath(m *ast.MemberNode) []string {
+	var rev []string
+	var n ast.Node = m
+	for {
+		switch x := n.(type) {
+		case *ast.MemberNode:
+			prop, ok := x.Property.(*ast.StringNode)
+			if !ok || x.Optional || x.Method {
+				return nil
+			}
+			rev = append(rev, prop.Value)
+			n = x.Node
+			continue
+		case *ast.IdentifierNode:
+			if x.Value != "payload" {
+				return nil
+			}
+			slices.Reverse(rev)
+			return rev
+		}
+		return nil
+	}
+}
+
+// newFastCall compiles string(x) and toString(x), the rules' own function
+// which fastExpr calls directly, and len(x) of a payload path.
 func newFastCall(name string, args []ast.Node) *fastExpr {
+	if name == "len" && len(args) == 1 {
+		if m, ok := args[0].(*ast.MemberNode); ok {
+			if path := payloadPath(m); path != nil {
+				return &fastExpr{op: fastLen, l: &fastExpr{op: fastPayload, path: path}}
+			}
+		}
+		return nil
+	}
 	if (name != "string" && name != "toString") || len(args) != 1 {
 		return nil
 	}
@@ -128,9 +172,42 @@ func (e *fastExpr) value(en *env) (v any, ok bool) {
 		return b, ok
 	case fastField:
 		return e.fieldValue(en), true
+	case fastPayload:
+		return e.payloadValue(en)
+	case fastLen:
+		// len of a list or an object; the VM decides for strings (it
+		// counts runes) and everything else.
+		v, ok := e.l.payloadValue(en)
+		if !ok {
+			return nil, false
+		}
+		switch x := v.(type) {
+		case []any:
+			return len(x), true
+		case map[string]any:
+			return len(x), true
+		}
+		return nil, false
 	}
 	s, ok := e.text(en)
 	return s, ok
+}
+
+// payloadValue follows e's path into the payload. It answers only when
+// every step is an object holding the field, so that the VM keeps the
+// final word on missing fields and on other kinds of values.
+func (e *fastExpr) payloadValue(en *env) (any, bool) {
+	v := en.Payload
+	for _, f := range e.path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[f]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // text evaluates e when its value is a string.
@@ -146,6 +223,13 @@ func (e *fastExpr) text(en *env) (string, bool) {
 		return en.Position, true
 	case fastField:
 		s, ok := e.fieldValue(en).(string)
+		return s, ok
+	case fastPayload:
+		v, ok := e.payloadValue(en)
+		if !ok {
+			return "", false
+		}
+		s, ok := v.(string)
 		return s, ok
 	case fastToString:
 		v, ok := e.l.value(en)
@@ -175,6 +259,13 @@ func (e *fastExpr) truth(en *env) (bool, bool) {
 		return e.bool, true
 	case fastField:
 		b, ok := e.fieldValue(en).(bool)
+		return b, ok
+	case fastPayload:
+		v, ok := e.payloadValue(en)
+		if !ok {
+			return false, false
+		}
+		b, ok := v.(bool)
 		return b, ok
 	case fastEq, fastNe:
 		l, ok := e.l.text(en)

@@ -23,12 +23,21 @@ func TestFastExprAgreesWithVM(t *testing.T) {
 		`after["id"] + "!"`, `string(after.id)`, `toString(after.count)`, `"orders/" + string(after.num)`,
 		`string(after.flag)`, `string(after.missing)`, `string(after.id) == "5"`, `string(after.at)`,
 		`string(after.f) + "/" + string(key.id)`, `string(op)`,
+		`payload.event`, `payload.event == "order.placed"`, `payload.order.id`, `payload["order"].id`,
+		`payload.order.total`, `payload.order.lines`, `len(payload.order.lines)`, `len(payload.order)`,
+		`len(payload.event)`, `payload.order.missing`, `payload.missing.id`, `payload.event.id`,
+		`"orders/" + payload.order.id`, `string(payload.order.total)`, `payload.flag && op == "create"`,
+		`!payload.flag`, `payload.order.id == after.id`, `len(payload.missing)`,
 	}
 	changes := []*core.Change{
 		{Op: core.OpCreate, Position: core.Position{Version: 1, Data: []byte("p")},
 			Key: map[string]any{"id": "7"}, Meta: map[string]any{"file": "a.csv"},
 			After: map[string]any{"id": "A-1", "status": "NEW", "flag": true, "num": json.Number("1"), "count": 3,
-				"at": time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC), "f": 1.5}},
+				"at": time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC), "f": 1.5},
+			Payload: map[string]any{"event": "order.placed", "flag": true, "order": map[string]any{
+				"id": "A-1", "total": json.Number("12.5"), "missing": nil, "lines": []any{map[string]any{"sku": "x"}, nil}}}},
+		{Op: core.OpMessage, Payload: map[string]any{"event": 7, "flag": "Y", "order": []any{"id"}, "missing": "x"}},
+		{Op: core.OpMessage, Payload: "text"},
 		{Op: core.OpUpdate, Before: map[string]any{"status": "NEW", "x": nil},
 			After: map[string]any{"id": 5, "status": "OLD", "flag": "Y", "num": "1", "count": "3"}},
 		{Op: core.OpDelete},
