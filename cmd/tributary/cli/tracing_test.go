@@ -80,7 +80,8 @@ func (c *otlpCollector) find(pred func(collected) bool) (collected, bool) {
 // span is the client span's child, the change's span is the server span's
 // child and has read, map, validate, publish and ack children, and the
 // event reaches the HTTP sink's target with the publish span's
-// traceparent, for a consumer to continue the trace.
+// traceparent and the client's tracestate, for a consumer to continue the
+// trace.
 func TestTracingWebhookToSink(t *testing.T) {
 	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_SAMPLER"} {
 		t.Setenv(k, "")
@@ -91,10 +92,11 @@ func TestTracingWebhookToSink(t *testing.T) {
 	var (
 		mu     sync.Mutex
 		parent string
+		state  string
 	)
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		parent = r.Header.Get("Traceparent")
+		parent, state = r.Header.Get("Traceparent"), r.Header.Get("Tracestate")
 		mu.Unlock()
 	}))
 	defer target.Close()
@@ -115,6 +117,8 @@ func TestTracingWebhookToSink(t *testing.T) {
 	req.Header.Set("X-Delivery-Id", "d-T-1")
 	req.Header.Set("X-Signature", "sha256="+sign(body))
 	req.Header.Set("Traceparent", "00-"+clientTrace+"-"+clientSpan+"-01")
+	const clientState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+	req.Header.Set("Tracestate", clientState)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -164,13 +168,13 @@ func TestTracingWebhookToSink(t *testing.T) {
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
-		got := parent
+		got, gotState := parent, state
 		mu.Unlock()
-		if got == want {
+		if got == want && gotState == clientState {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the sink's target got traceparent %q, want the publish span's %q", got, want)
+			t.Fatalf("the sink's target got traceparent %q and tracestate %q, want the publish span's %q and the client's %q", got, gotState, want, clientState)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
