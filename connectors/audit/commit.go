@@ -17,9 +17,10 @@ import (
 // the sink's concurrency); one goroutine commits the Writes that wait
 // together, each Write's events still all or none. As the runtime hands
 // out Writes one after the other, the committer waits a moment for more
-// (up to lingerMax, while the group has fewer than lingerRows events): at
-// once it would commit about 85 events at a time, 1.3 Writes, from the
-// embedded stream.
+// while they come (lingerGap after the last, lingerMax in all, until the
+// group has lingerRows events): at once it would commit about 85 events
+// at a time, 1.3 Writes, from the embedded stream; waiting for more than
+// the runtime holds at once (its window of 512 events) would only idle.
 
 // maxGroupRows is the most events one group commit takes: enough for the
 // runtime's default 16 Writes of 64, few enough to keep a commit short.
@@ -27,11 +28,14 @@ const maxGroupRows = 2048
 
 // lingerRows is the size of a group the committer commits without
 // waiting for more Writes.
-const lingerRows = 512
+const lingerRows = 256
 
 // lingerMax is the longest the committer waits for more Writes after the
 // first of a group: what the group commit may add to a Write's latency.
-const lingerMax = 2 * time.Millisecond
+const lingerMax = time.Millisecond
+
+// lingerGap is the longest the committer waits for the next Write.
+const lingerGap = 200 * time.Microsecond
 
 // writeReq is one Write waiting for its commit.
 type writeReq struct {
@@ -75,15 +79,16 @@ func (d *DB) write(ctx context.Context, ds []core.Delivery, loggedAt time.Time) 
 // errClosed says that the sink closed its log while a Write waited.
 var errClosed = errors.New("the log is closed")
 
-// gather adds to group the Writes that wait or come within lingerMax,
-// until it holds lingerRows events (or, with Writes waiting,
-// maxGroupRows).
+// gather adds to group the Writes that wait or come within lingerGap of
+// each other and lingerMax in all, until it holds lingerRows events (or,
+// with Writes waiting, maxGroupRows).
 func (d *DB) gather(ctx context.Context, group []*writeReq) []*writeReq {
 	rows := len(group[0].ds)
-	var linger *time.Timer
+	var linger, gap *time.Timer
 	defer func() {
 		if linger != nil {
 			linger.Stop()
+			gap.Stop()
 		}
 	}()
 	for rows < maxGroupRows {
@@ -98,13 +103,17 @@ func (d *DB) gather(ctx context.Context, group []*writeReq) []*writeReq {
 			return group
 		}
 		if linger == nil {
-			linger = time.NewTimer(lingerMax)
+			linger, gap = time.NewTimer(lingerMax), time.NewTimer(lingerGap)
+		} else {
+			gap.Reset(lingerGap)
 		}
 		select {
 		case r := <-d.writes:
 			group = append(group, r)
 			rows += len(r.ds)
 		case <-linger.C:
+			return group
+		case <-gap.C:
 			return group
 		case <-ctx.Done():
 			return group
