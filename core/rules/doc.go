@@ -185,7 +185,8 @@
 //
 // A Set is immutable; Apply is safe for concurrent use. Each call borrows a
 // VM and scratch buffers from a pool. Expressions that read one record
-// field (after.total), and simple comparisons and concatenations of
+// field (after.total) or a path into a pushed payload (payload.order.id,
+// len(payload.order.lines)), and simple comparisons and concatenations of
 // strings (op == "create" && after.status == "NEW", "orders/" +
 // after.id), bypass the VM. A data mapping is validated and encoded from
 // its values, without the object being built. On one core of a 2-core
