@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -139,6 +140,25 @@ type Change struct {
 	// event: the rules engine sends it to the dead-letter stream with this
 	// reason without applying any rule, and so should a custom mapper.
 	Invalid string `json:"-"`
+	// PayloadPruned says Payload holds only the parts of the body the
+	// connector's rules read (see PayloadPruner); Raw is the whole JSON
+	// body, and MarshalRaw and FullPayload decode it again.
+	PayloadPruned bool `json:"-"`
+}
+
+// FullPayload returns Payload, decoded again from Raw when PayloadPruned,
+// for a mapper or a record that needs the whole body.
+func (c *Change) FullPayload() (any, error) {
+	if !c.PayloadPruned {
+		return c.Payload, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(c.Raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode the raw body of a pruned payload: %w", err)
+	}
+	return v, nil
 }
 
 // MarshalRaw returns the change as JSON for the dead-letter stream. Raw, when
@@ -152,6 +172,15 @@ func (c *Change) MarshalRaw() ([]byte, error) {
 		Raw     json.RawMessage `json:"raw,omitempty"`
 		Raw64   []byte          `json:"raw_base64,omitempty"`
 	}{alias: (*alias)(c), Invalid: c.Invalid}
+	if c.PayloadPruned {
+		full := *c
+		p, err := c.FullPayload()
+		if err != nil {
+			return nil, err
+		}
+		full.Payload, full.PayloadPruned = p, false
+		out.alias = (*alias)(&full)
+	}
 	if len(c.Raw) > 0 {
 		if json.Valid(c.Raw) {
 			out.Raw = c.Raw

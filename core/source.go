@@ -176,3 +176,24 @@ type Ingress interface {
 type Freshness interface {
 	CaughtUp() time.Time
 }
+
+// PayloadPath is a path of object fields into a change's Payload, such as
+// ["order", "id"] for payload.order.id, that a connector's rules read.
+type PayloadPath struct {
+	Fields []string
+	// LenOnly says the rules read only len() of the value: an array's
+	// elements, unlike its count, need not be built.
+	LenOnly bool
+}
+
+// PayloadPruner is an optional Source capability: the source may build
+// only the parts of each Change.Payload that paths reach (still checking
+// the whole body), set Change.PayloadPruned on such changes, and keep the
+// whole body in Change.Raw. all says the mapper reads the payload in ways
+// paths do not describe: the source then builds whole payloads. The
+// runtime calls SetPayloadPaths before every Open, from the mapper the
+// connector is built with (a reloaded connector is a new source); it is
+// not called concurrently with Read.
+type PayloadPruner interface {
+	SetPayloadPaths(paths []PayloadPath, all bool)
+}

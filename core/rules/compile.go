@@ -25,6 +25,10 @@ type Set struct {
 	rules        []*rule
 	catalog      *catalog.Catalog
 	needPosition bool
+	// paths and allPayload are what the expressions read of payloads
+	// (PayloadPaths).
+	paths      []core.PayloadPath
+	allPayload bool
 	// states recycles the per-call scratch space (an expr VM, the
 	// expression environment, an encoding buffer), so that Apply does not
 	// allocate them per change and concurrent calls never share one.
@@ -158,6 +162,10 @@ func Compile(connector string, rs []core.Rule, cat *catalog.Catalog) (*Set, erro
 		return nil, err
 	}
 	s.needPosition = c.idents["position"]
+	for _, code := range c.codes {
+		s.usePayload(code)
+	}
+	s.paths = mergePaths(s.paths)
 	s.states.New = func() any { return new(state) }
 	return s, nil
 }
@@ -187,6 +195,8 @@ func typeList(cat *catalog.Catalog) string {
 type compiler struct {
 	errs   []error
 	idents map[string]bool
+	// codes are the expressions compiled, for PayloadPaths.
+	codes []string
 }
 
 func (c *compiler) errorf(path, format string, args ...any) {
@@ -219,6 +229,7 @@ func (c *compiler) compile(path, code string, extra ...expr.Option) (prog *progr
 		c.errs = append(c.errs, &core.FieldError{Path: path, Err: compileError(path, code, err)})
 		return nil
 	}
+	c.codes = append(c.codes, code)
 	return newProgram(code, p)
 }
 
