@@ -128,6 +128,21 @@ func ValidateBody(mediaType string, body []byte) error {
 	return err
 }
 
+// parsePayload parses body as ParseBody does, pruned to the paths of tree
+// (decodeJSONPruned) when tree is not nil and body is JSON; pruned says it
+// was.
+func parsePayload(mediaType string, body []byte, tree *pathNode) (v any, pruned bool, err error) {
+	if tree == nil || len(body) == 0 || KindOf(mediaType) != KindJSON {
+		v, err = ParseBody(mediaType, body)
+		return v, false, err
+	}
+	v, err = decodeJSONPruned(body, tree)
+	if err != nil {
+		return nil, false, &BodyError{MediaType: mediaType, Err: err}
+	}
+	return v, true, nil
+}
+
 func parseJSON(body []byte) (any, error) {
 	return decodeJSON(body)
 }

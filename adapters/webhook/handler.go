@@ -133,8 +133,16 @@ func (h *handler) parse(w http.ResponseWriter, req *http.Request, body []byte) (
 	} else {
 		// Build the payload here, on the request's goroutine, in
 		// parallel with other requests, rather than on Read's single
-		// goroutine.
-		_, err = hr.Payload()
+		// goroutine: only the parts the rules read, when they are known.
+		if tree := h.s.paths.Load(); tree != nil && KindOf(hr.MediaType) == KindJSON {
+			var pruned bool
+			hr.pruned, pruned, err = parsePayload(hr.MediaType, body, tree)
+			if pruned {
+				hr.prunedBy = tree
+			}
+		} else {
+			_, err = hr.Payload()
+		}
 	}
 	if err != nil {
 		h.reject(w, http.StatusBadRequest, ReasonBadBody, err.Error())
@@ -177,7 +185,10 @@ func (h *handler) newRecord(hr *Request, id string) *record {
 			PathParams:  h.pathValues(req),
 		},
 	}
-	if hr.parsed {
+	switch {
+	case hr.prunedBy != nil:
+		rec.payload, rec.parsed, rec.prunedBy = hr.pruned, true, hr.prunedBy
+	case hr.parsed:
 		rec.payload, rec.parsed = hr.payload, true
 	}
 	return rec

@@ -38,9 +38,11 @@ type record struct {
 	// its time encoding.
 	head []byte
 	body []byte
-	// payload is the parsed body when the handler already parsed it.
-	payload any
-	parsed  bool
+	// payload is the parsed body when the handler already parsed it,
+	// pruned to the paths of prunedBy when that is not nil.
+	payload  any
+	parsed   bool
+	prunedBy *pathNode
 }
 
 // recordMeta is the request detail stored beside the body. The maps hold

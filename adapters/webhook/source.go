@@ -159,6 +159,10 @@ type Request struct {
 	payload any
 	perr    error
 	parsed  bool
+	// pruned is the payload built for the rules' paths prunedBy
+	// (decodeJSONPruned), apart from payload: hooks see whole payloads.
+	pruned   any
+	prunedBy *pathNode
 }
 
 // Payload returns the parsed body (see ParseBody), parsing it once.
@@ -192,7 +196,25 @@ type Source struct {
 	mu  sync.Mutex
 	run *run
 	met *metrics
+	// paths are the payload paths the connector's rules read
+	// (SetPayloadPaths); nil builds whole payloads.
+	paths atomic.Pointer[pathNode]
 }
+
+// SetPayloadPaths makes the source build, from JSON bodies, only the parts
+// of payloads that paths reach (see core.PayloadPruner), or whole payloads
+// when all is true. A delivery parsed with other paths than the current
+// ones is parsed again when it is read, so that the rules always see what
+// they read. It is safe to call at any time.
+func (s *Source) SetPayloadPaths(paths []core.PayloadPath, all bool) {
+	if all {
+		s.paths.Store(nil)
+		return
+	}
+	s.paths.Store(newPathTree(paths))
+}
+
+var _ core.PayloadPruner = (*Source)(nil)
 
 // NewSource returns a source for cfg. It does no I/O.
 func NewSource(cfg Config) (*Source, error) {
@@ -456,9 +478,10 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 		}
 	}
 	out := make([]core.Change, len(recs))
+	tree := s.paths.Load()
 	r.amu.Lock()
 	for i, rec := range recs {
-		out[i] = rec.change()
+		out[i] = rec.change(tree)
 		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body))})
 	}
 	r.amu.Unlock()
@@ -593,12 +616,15 @@ var (
 	_ core.HealthChecker  = (*Source)(nil)
 )
 
-// change builds the core.Change of a stored delivery. The same record
-// always yields the same change, whether it comes from memory or from disk.
-func (rec *record) change() core.Change {
-	payload, perr := rec.payload, error(nil)
-	if !rec.parsed {
-		payload, perr = ParseBody(rec.meta.ContentType, rec.body)
+// change builds the core.Change of a stored delivery, its payload pruned
+// to the paths of tree unless tree is nil (SetPayloadPaths). The same
+// record always yields the same change for one tree, whether it comes
+// from memory or from disk: a payload the handler pruned to another tree
+// is parsed again, and a whole one serves any tree.
+func (rec *record) change(tree *pathNode) core.Change {
+	payload, perr, pruned := rec.payload, error(nil), rec.prunedBy != nil
+	if !rec.parsed || (pruned && rec.prunedBy != tree) {
+		payload, pruned, perr = parsePayload(rec.meta.ContentType, rec.body, tree)
 	}
 	meta := map[string]any{
 		"headers":      orEmpty(rec.meta.Headers),
@@ -614,12 +640,13 @@ func (rec *record) change() core.Change {
 		// when a parser changed between versions: the change still flows,
 		// and rules or the dead-letter stream see why its payload is empty.
 		meta["parse_error"] = perr.Error()
-		payload = nil
+		payload, pruned = nil, false
 	}
 	return core.Change{
-		Op:      core.OpMessage,
-		Payload: payload,
-		Meta:    meta,
+		Op:            core.OpMessage,
+		Payload:       payload,
+		PayloadPruned: pruned,
+		Meta:          meta,
 		Source: core.SourceInfo{
 			System:     "webhook",
 			Endpoint:   rec.meta.Path,

@@ -151,10 +151,20 @@ func (s *Source) Health(ctx context.Context) error {
 	return s.inner.Health(ctx)
 }
 
+// SetPayloadPaths makes the source build only the parts of JSON payloads
+// the connector's rules read; see webhook.Source.SetPayloadPaths. It does
+// nothing before Configure.
+func (s *Source) SetPayloadPaths(paths []core.PayloadPath, all bool) {
+	if s.inner != nil {
+		s.inner.SetPayloadPaths(paths, all)
+	}
+}
+
 var (
 	_ core.Source         = (*Source)(nil)
 	_ core.StatusReporter = (*Source)(nil)
 	_ core.HealthChecker  = (*Source)(nil)
+	_ core.PayloadPruner  = (*Source)(nil)
 )
 
 // deliveryID returns the delivery id function: the configured header or

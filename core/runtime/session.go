@@ -55,6 +55,7 @@ func (c *connector) session(ctx context.Context) (err error) {
 		}
 		c.provisioned = true
 	}
+	setPayloadPaths(src, c.cfg.Mapper)
 	if err := src.Open(ctx, env, from); err != nil {
 		c.recordError("open", err)
 		cctx, cancel := c.r.drainContext()
