@@ -29,7 +29,7 @@ import (
 // would. It reports requests per second and latency percentiles.
 func BenchmarkHandler1KB(b *testing.B) {
 	for _, clients := range []int{16, 64} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchHandler(b, clients) })
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { benchHandler(b, clients, nil) })
 	}
 }
 
@@ -38,7 +38,19 @@ func BenchmarkHandler1KB(b *testing.B) {
 // so the figure is the ceiling of verification, validation and group
 // commit, with no HTTP client or server on the same cores.
 func BenchmarkHandlerDirect1KB(b *testing.B) {
-	benchHandler(b, 0)
+	benchHandler(b, 0, nil)
+}
+
+// BenchmarkHandlerDirect1KBPruned is BenchmarkHandlerDirect1KB with the
+// source told the payload paths a rule like bench/webhook.sh's reads of
+// its body (type, data.id, len(data.lines)): the handler builds only
+// those.
+func BenchmarkHandlerDirect1KBPruned(b *testing.B) {
+	benchHandler(b, 0, []core.PayloadPath{
+		{Fields: []string{"type"}},
+		{Fields: []string{"data", "id"}},
+		{Fields: []string{"data", "lines"}, LenOnly: true},
+	})
 }
 
 // BenchmarkHandlerSteady5k sends 1 KB signed deliveries over loopback HTTP
@@ -46,10 +58,12 @@ func BenchmarkHandlerDirect1KB(b *testing.B) {
 // request's scheduled time, so a stall is not hidden by a slower sender)
 // and reports p50/p99 latency. b.N is the number of requests.
 func BenchmarkHandlerSteady5k(b *testing.B) {
-	benchHandler(b, -5000)
+	benchHandler(b, -5000, nil)
 }
 
-func benchHandler(b *testing.B, clients int) {
+// benchHandler runs the benchmarks above; paths, when not nil, are the
+// payload paths the source is told (SetPayloadPaths).
+func benchHandler(b *testing.B, clients int, paths []core.PayloadPath) {
 	secret := []byte("bench-secret")
 	verifier := webhook.VerifierFunc(func(r *http.Request, body []byte) error {
 		sig, err := hex.DecodeString(r.Header.Get("X-Signature"))
@@ -72,6 +86,9 @@ func benchHandler(b *testing.B, clients int) {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if paths != nil {
+		src.SetPayloadPaths(paths, false)
 	}
 	ctx := context.Background()
 	if err := src.Open(ctx, core.Env{Name: "bench", StateDir: b.TempDir(), HTTP: router}, core.Position{}); err != nil {

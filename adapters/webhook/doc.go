@@ -63,6 +63,19 @@
 // versions that held every id in memory) are read into the hot set,
 // sealed as it fills.
 //
+// # Payloads built for the rules
+//
+// Told the payload paths the connector's rules read (SetPayloadPaths,
+// called by the runtime before Open), the source builds a JSON body's
+// payload only along them: other fields are checked for syntax and
+// skipped, an array whose len() alone is read holds nils, and a value that
+// is not an object where fields below it are read is built whole. Such a
+// change has core.Change.PayloadPruned set and the whole body as Raw, from
+// which its dead-letter record is built. Hooks (DeliveryID, Handshake)
+// see whole payloads, and a delivery pruned to other paths is parsed
+// again when read. FuzzPrunedPayloadRules checks that rules yield the same
+// events, errors and dead-letter records on pruned and whole payloads.
+//
 // # Order of checks
 //
 // method (405), declared size (413), body read with its limit (413),

@@ -3,7 +3,9 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,4 +217,50 @@ func TestRecordChangeReparsesForOtherPaths(t *testing.T) {
 	if !reflect.DeepEqual(ch.Payload, whole) || ch.PayloadPruned {
 		t.Errorf("payload %#v (pruned %v), want the whole %#v", ch.Payload, ch.PayloadPruned, whole)
 	}
+}
+
+// BenchmarkDecodeJSONPayload parses the 1 KB body of bench/webhook.sh
+// whole and pruned to the paths its rule reads.
+func BenchmarkDecodeJSONPayload(b *testing.B) {
+	var lines []string
+	for i := 0; len(strings.Join(lines, ",")) < 720; i++ {
+		lines = append(lines, fmt.Sprintf(`{"sku":"SKU-%05d","qty":%d,"price":%d.99}`, i, i%5+1, i*3+7))
+	}
+	s := fmt.Sprintf(`{"event":"order.placed","order":{"id":"o-1001","customer":"c-42","total":129.5,"currency":"EUR","lines":[%s]},"note":"`, strings.Join(lines, ","))
+	s += strings.Repeat("x", max(0, 1022-len(s))) + `"}`
+	body := []byte(s)
+	set, err := rules.Compile("bench", []core.Rule{{
+		Name: "order_placed", Type: "com.example.order.placed",
+		When: `payload.event == "order.placed"`, Subject: "payload.order.id", PartitionKey: "payload.order.id",
+		Data: map[string]any{
+			"order_id": "payload.order.id", "customer_id": "payload.order.customer", "total": "payload.order.total",
+			"currency": "payload.order.currency", "lines": "len(payload.order.lines)",
+		},
+	}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	paths, all := set.PayloadPaths()
+	if all {
+		b.Fatal("the rule reads whole payloads")
+	}
+	tree := newPathTree(paths)
+	b.Run("whole", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, err := decodeJSON(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pruned", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if _, err := decodeJSONPruned(body, tree); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
