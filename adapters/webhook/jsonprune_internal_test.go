@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/catalog"
 	"github.com/tributary/tributary/core/rules"
 )
 
@@ -43,8 +44,33 @@ var prunedRules = []core.Rule{
 	},
 }
 
+// prunedCatalog validates the data of prunedRules, some of it built from
+// whole subtrees of the payload.
+func prunedCatalog(t testing.TB) *catalog.Catalog {
+	obj := func(props map[string]any, required ...any) map[string]any {
+		if required == nil {
+			required = []any{}
+		}
+		return map[string]any{"type": "object", "properties": props, "required": required}
+	}
+	cat, err := catalog.New([]core.EventType{
+		{Type: "com.example.order.placed", Version: "1", Schema: obj(map[string]any{
+			"id": map[string]any{"type": "string"}, "lines": map[string]any{"type": "integer", "maximum": 3},
+		}, "id")},
+		{Type: "com.example.order.line", Version: "1", Schema: obj(map[string]any{"sku": map[string]any{"type": "string"}})},
+		{Type: "com.example.thing.seen", Version: "1", Schema: obj(map[string]any{
+			"a": obj(map[string]any{"b": map[string]any{"type": "array", "maxItems": 2, "items": map[string]any{"type": "number"}}}, "b"),
+		}, "a")},
+		{Type: "com.example.thing.refused", Version: "1", Schema: map[string]any{}},
+	}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
 func prunedTree(t testing.TB) (*rules.Set, *pathNode) {
-	set, err := rules.Compile("c", prunedRules, nil)
+	set, err := rules.Compile("c", prunedRules, prunedCatalog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +82,8 @@ func prunedTree(t testing.TB) (*rules.Set, *pathNode) {
 }
 
 // FuzzPrunedPayloadRules checks, for arbitrary JSON bodies, that the rules
-// yield the same events, data and errors on the pruned payload as on the
-// whole one, that the dead-letter record of the pruned change is that of
+// yield the same events, data and errors (schema violations included) on
+// the pruned payload as on the whole one, that the dead-letter record of the pruned change is that of
 // the whole one, and that both parses accept the same bodies.
 func FuzzPrunedPayloadRules(f *testing.F) {
 	for _, s := range []string{
