@@ -288,9 +288,10 @@ func (t *Tracker) Open(ctx context.Context, _ core.Env) error {
 	return nil
 }
 
-// Close stops the timer, waits for a snapshot being written, and closes
-// the store. Held events stay stored and are judged after the next Open.
-// It is safe to call twice.
+// Close stops the timer, waits for a snapshot being written, writes one of
+// the events judged since the last (unless Config.SnapshotEvery is
+// negative), and closes the store. Held events stay stored and are judged
+// after the next Open. It is safe to call twice.
 func (t *Tracker) Close(ctx context.Context) error {
 	t.mu.Lock()
 	stop, done := t.stop, t.done
@@ -311,14 +312,25 @@ func (t *Tracker) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("close lifecycle tracker: wait for its snapshot: %w", ctx.Err())
 	}
+	// A snapshot of what was judged since the last one, so that the next
+	// start-up and `trace` from the files read no log after it.
+	var snapErr error
+	t.mu.Lock()
+	due := t.cfg.SnapshotEvery >= 0 && t.sinceSnapshot > 0 && t.store != nil
+	t.mu.Unlock()
+	if due {
+		if err := t.Snapshot(ctx); err != nil {
+			snapErr = fmt.Errorf("close lifecycle tracker: %w", err)
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.store == nil {
-		return nil
+		return snapErr
 	}
 	err := t.store.Close()
 	t.store, t.pending, t.table = nil, nil, nil
-	return err
+	return errors.Join(snapErr, err)
 }
 
 func (t *Tracker) loop(stop, done chan struct{}) {
