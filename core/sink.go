@@ -128,6 +128,19 @@ type ReportingSink interface {
 	WriteReporting(ctx context.Context, ds []Delivery, report func(i int, r Result)) []Result
 }
 
+// WindowedSink is implemented by a sink that delivers best when the
+// runtime holds more events of a topic or partition unacknowledged than
+// its default (512): a sink that groups many Writes into one commit, such
+// as the audit log, takes larger groups then. The window bounds the
+// events the runtime holds per topic (embedded stream) or partition
+// (Kafka) for the sink, so memory grows with it.
+type WindowedSink interface {
+	Sink
+	// StreamWindow returns the window wanted; values below the default
+	// are ignored.
+	StreamWindow() int
+}
+
 // SinkFunc adapts a function that delivers one event to a Sink with no
 // configuration and no connection, delivering the deliveries of a call one
 // after another. It suits simple sinks and tests.

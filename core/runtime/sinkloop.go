@@ -222,7 +222,11 @@ func (s *sinkRunner) session(ctx context.Context) error {
 		}
 	}
 	group := SinkGroupPrefix + s.cfg.Name
-	sub, err := s.r.opts.Stream.Subscriber(core.SubscribeOptions{Group: group, From: s.cfg.From, Window: sinkWindow})
+	window := sinkWindow
+	if w, ok := s.cfg.Sink.(core.WindowedSink); ok && w.StreamWindow() > window {
+		window = w.StreamWindow()
+	}
+	sub, err := s.r.opts.Stream.Subscriber(core.SubscribeOptions{Group: group, From: s.cfg.From, Window: window})
 	if err != nil {
 		closeSink()
 		return fmt.Errorf("subscribe consumer group %q: %w", group, err)
