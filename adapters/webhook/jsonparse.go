@@ -111,19 +111,10 @@ func (p *jsonParser) object() (any, error) {
 		return m, nil
 	}
 	for {
-		p.ws()
-		if p.i >= len(p.b) || p.b[p.i] != '"' {
-			return nil, p.fail("expected a string key")
-		}
-		k, err := p.str()
+		k, err := p.key()
 		if err != nil {
 			return nil, err
 		}
-		p.ws()
-		if p.i >= len(p.b) || p.b[p.i] != ':' {
-			return nil, p.fail("expected ':'")
-		}
-		p.i++
 		v, err := p.value()
 		if err != nil {
 			return nil, err
@@ -149,6 +140,24 @@ func (p *jsonParser) object() (any, error) {
 			return nil, p.fail("expected ',' or '}'")
 		}
 	}
+}
+
+// key reads an object's key and the colon after it.
+func (p *jsonParser) key() (string, error) {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return "", p.fail("expected a string key")
+	}
+	k, err := p.str()
+	if err != nil {
+		return "", err
+	}
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != ':' {
+		return "", p.fail("expected ':'")
+	}
+	p.i++
+	return k, nil
 }
 
 func (p *jsonParser) array() (any, error) {

@@ -104,19 +104,10 @@ func (p *jsonParser) prunedObject(n *pathNode) (any, error) {
 		return m, nil
 	}
 	for {
-		p.ws()
-		if p.i >= len(p.b) || p.b[p.i] != '"' {
-			return nil, p.fail("expected a string key")
-		}
-		k, err := p.str()
+		k, err := p.key()
 		if err != nil {
 			return nil, err
 		}
-		p.ws()
-		if p.i >= len(p.b) || p.b[p.i] != ':' {
-			return nil, p.fail("expected ':'")
-		}
-		p.i++
 		c := n.children[k]
 		v, err := p.pruned(c)
 		if err != nil {
