@@ -60,3 +60,53 @@ func TestCloseWritesASnapshot(t *testing.T) {
 		t.Errorf("after a clean stop:\n%+v\nwant\n%+v", after, before)
 	}
 }
+
+// TestTraceWhileJudging: queries read the store's names while the
+// tracker records new ones (run with -race).
+func TestTraceWhileJudging(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: base}
+	tr := openTracker(t, lifecycle.Config{Dir: t.TempDir(), Now: clk.now})
+	write(t, tr, history(1, 0, base)...)
+	clk.add(3 * time.Second)
+	if err := tr.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done, started := make(chan struct{}), make(chan struct{})
+	traced := make(chan int)
+	go func() {
+		n := 0
+		for {
+			if n == 1 {
+				close(started)
+			}
+			select {
+			case <-done:
+				traced <- n
+				return
+			default:
+			}
+			if _, err := tr.Trace(ctx, "order", "O-0"); err != nil {
+				t.Error(err)
+			}
+			n++
+		}
+	}()
+	<-started
+	for phase := 1; phase < 3; phase++ {
+		write(t, tr, history(4, phase, base)...)
+		clk.add(3 * time.Second)
+		if err := tr.Step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	<-traced
+	in, err := tr.Trace(ctx, "order", "O-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.State != "shipped" || len(in.Timeline) != 3 {
+		t.Fatalf("O-0 is %q with %d events, want shipped with 3", in.State, len(in.Timeline))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tributary/tributary/core/statedb"
@@ -44,9 +45,11 @@ type Store struct {
 	// verdict.
 	insert, insertOne, judge, judgeOne, row *sql.Stmt
 	// names are the state names and verdicts the verdicts table codes
-	// (code 0 is ""), and codes the reverse.
-	names []string
-	codes map[string]int64
+	// (code 0 is ""), and codes the reverse. namesMu guards both: the
+	// tracker records names while queries (Trace) read them.
+	namesMu sync.RWMutex
+	names   []string
+	codes   map[string]int64
 }
 
 // The log's rows hold the event in one blob (see encodeRecord): binding
@@ -120,6 +123,8 @@ const selectRow = `SELECT l.prev, l.rec, v.judged, v.verdict, v.state FROM log l
 
 // prepareReads loads the names and prepares the statement reading rows.
 func (s *Store) prepareReads(ctx context.Context) error {
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
 	s.names, s.codes = []string{""}, map[string]int64{"": 0}
 	rows, err := s.db.QueryContext(ctx, `SELECT code, name FROM names ORDER BY code`)
 	if err != nil {
@@ -146,15 +151,26 @@ func (s *Store) prepareReads(ctx context.Context) error {
 
 // name returns the name of code ("" for one it does not know).
 func (s *Store) name(code int64) string {
+	s.namesMu.RLock()
+	defer s.namesMu.RUnlock()
 	if code < 0 || code >= int64(len(s.names)) {
 		return ""
 	}
 	return s.names[code]
 }
 
+// nameCount returns how many names are recorded (see forgetNames).
+func (s *Store) nameCount() int {
+	s.namesMu.RLock()
+	defer s.namesMu.RUnlock()
+	return len(s.names)
+}
+
 // forgetNames forgets the names from the n-th on, recorded by a
 // transaction that was rolled back.
 func (s *Store) forgetNames(n int) {
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
 	for _, name := range s.names[n:] {
 		delete(s.codes, name)
 	}
@@ -164,6 +180,8 @@ func (s *Store) forgetNames(n int) {
 // code returns the code of name, recording a new one in tx (the caller
 // calls forgetNames if tx is rolled back).
 func (s *Store) code(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
 	if c, ok := s.codes[name]; ok {
 		return c, nil
 	}

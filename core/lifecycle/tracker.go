@@ -535,14 +535,11 @@ type instKey struct {
 	id string
 }
 
-// judge judges, per instance, the held events whose window has passed,
-// with every other held event of the instance that happened before the
-// latest of them, in event-time order.
-func (t *Tracker) judge(ctx context.Context, now time.Time) error {
-	if len(t.pending) == 0 {
-		return nil
-	}
-	nowNs := now.UnixNano()
+// due groups the held events to judge at nowNs by instance: those whose
+// window has passed, with every other held event of the instance that
+// happened before the latest of them. order lists the instances in the
+// order of their first held event; rest is what stays held.
+func (t *Tracker) due(nowNs int64) (order []instKey, groups map[instKey][]pendingEvent, rest []pendingEvent) {
 	latest := map[instKey]int64{}
 	for _, p := range t.pending {
 		if p.arrived+int64(p.m.Entity.Window) <= nowNs {
@@ -553,11 +550,10 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 		}
 	}
 	if len(latest) == 0 {
-		return nil
+		return nil, nil, t.pending
 	}
-	groups := map[instKey][]pendingEvent{}
-	var order []instKey
-	rest := t.pending[:0:0]
+	groups = map[instKey][]pendingEvent{}
+	rest = t.pending[:0:0]
 	for _, p := range t.pending {
 		k := instKey{p.m, p.id}
 		if lt, ok := latest[k]; ok && p.time <= lt {
@@ -568,6 +564,21 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 			continue
 		}
 		rest = append(rest, p)
+	}
+	return order, groups, rest
+}
+
+// judge judges, per instance, the held events whose window has passed,
+// with every other held event of the instance that happened before the
+// latest of them, in event-time order.
+func (t *Tracker) judge(ctx context.Context, now time.Time) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	nowNs := now.UnixNano()
+	order, groups, rest := t.due(nowNs)
+	if len(order) == 0 {
+		return nil
 	}
 	// The verdicts and moves reach the table once they are stored.
 	type move struct {
@@ -627,7 +638,7 @@ func (t *Tracker) judge(ctx context.Context, now time.Time) error {
 		}
 		moves = append(moves, move{i, inst, order64})
 	}
-	names := len(t.store.names)
+	names := t.store.nameCount()
 	err := t.store.tx(ctx, func(tx *sql.Tx) error {
 		if err := t.store.setJudged(ctx, tx, js); err != nil {
 			return err
