@@ -107,6 +107,42 @@ func (r *Runtime) startSink(ctx context.Context, wg *sync.WaitGroup, s *sinkRunn
 	})
 }
 
+// releaseRoutes makes the routes of the connectors of conns named in
+// removed answer 404 from now on, not "retry later".
+func (r *Runtime) releaseRoutes(conns []*connector, removed []string) {
+	rel, ok := r.opts.HTTP.(interface{ Release(string) })
+	if !ok {
+		return
+	}
+	for _, c := range conns {
+		in, ok := c.cfg.Source.(core.Ingress)
+		if ok && slices.Contains(removed, c.cfg.Name) {
+			for _, p := range in.Routes() {
+				rel.Release(p)
+			}
+		}
+	}
+}
+
+// merged is old without the names in removed, each replaced by the one of
+// fresh with its name, in the old order; fresh's new names go at the end.
+func merged[T any](old, fresh []T, removed []string, name func(T) string) []T {
+	fresh = slices.Clone(fresh)
+	var out []T
+	for _, o := range old {
+		if slices.Contains(removed, name(o)) {
+			continue
+		}
+		if i := slices.IndexFunc(fresh, func(n T) bool { return name(n) == name(o) }); i >= 0 {
+			out = append(out, fresh[i])
+			fresh = slices.Delete(fresh, i, i+1)
+			continue
+		}
+		out = append(out, o)
+	}
+	return append(out, fresh...)
+}
+
 // apply checks u, stops what it replaces or removes, waits until those
 // have stopped, then swaps the lists and starts the new ones.
 func (r *Runtime) apply(ctx context.Context, wg *sync.WaitGroup, u Update) error {
@@ -181,46 +217,10 @@ func (r *Runtime) apply(ctx context.Context, wg *sync.WaitGroup, u Update) error
 	for _, ch := range stopping {
 		<-ch
 	}
-	// A removed connector's routes answer 404 from now on, not "retry
-	// later".
-	if rel, ok := r.opts.HTTP.(interface{ Release(string) }); ok {
-		for _, c := range conns {
-			in, ok := c.cfg.Source.(core.Ingress)
-			if ok && slices.Contains(u.RemoveConnectors, c.cfg.Name) {
-				for _, p := range in.Routes() {
-					rel.Release(p)
-				}
-			}
-		}
-	}
+	r.releaseRoutes(conns, u.RemoveConnectors)
 
-	// The new lists keep the old order; new names go at the end.
-	var cl []*connector
-	for _, c := range conns {
-		switch {
-		case slices.Contains(u.RemoveConnectors, c.cfg.Name):
-		case names[c.cfg.Name]:
-			i := slices.IndexFunc(newConns, func(n *connector) bool { return n.cfg.Name == c.cfg.Name })
-			cl = append(cl, newConns[i])
-			newConns = slices.Delete(newConns, i, i+1)
-		default:
-			cl = append(cl, c)
-		}
-	}
-	cl = append(cl, newConns...)
-	var sl []*sinkRunner
-	for _, s := range sinks {
-		switch {
-		case slices.Contains(u.RemoveSinks, s.cfg.Name):
-		case sinkReplaced(s.cfg.Name):
-			i := slices.IndexFunc(newSinks, func(n *sinkRunner) bool { return n.cfg.Name == s.cfg.Name })
-			sl = append(sl, newSinks[i])
-			newSinks = slices.Delete(newSinks, i, i+1)
-		default:
-			sl = append(sl, s)
-		}
-	}
-	sl = append(sl, newSinks...)
+	cl := merged(conns, newConns, u.RemoveConnectors, func(c *connector) string { return c.cfg.Name })
+	sl := merged(sinks, newSinks, u.RemoveSinks, func(s *sinkRunner) string { return s.cfg.Name })
 	r.mu.Lock()
 	r.connectors, r.sinks = cl, sl
 	r.mu.Unlock()
