@@ -24,8 +24,9 @@ type Router struct {
 	mux      atomic.Pointer[http.ServeMux]
 }
 
-// unavailable answers for a connector that is closed and will reopen.
-var unavailable = retryLater("connector is restarting; retry later")
+// unavailable answers for a connector that is closed and will reopen
+// (restarting after an error, or paused by an operator).
+var unavailable = retryLater("connector is restarting or paused; retry later")
 
 // notOpen answers for a connector that has not opened yet (the stream is
 // not open, or its first Open is being retried).
