@@ -141,6 +141,18 @@ type WindowedSink interface {
 	StreamWindow() int
 }
 
+// BatchingSink is implemented by a sink whose target takes a few large
+// Writes best, such as a database where each Write is a transaction:
+// when a sink's configuration leaves max_batch or concurrency out, the
+// runtime takes the sink's WriteDefaults instead of its own (64 and 16).
+type BatchingSink interface {
+	Sink
+	// WriteDefaults returns the most deliveries in one Write and the most
+	// Writes at once the sink wants; a value below 1 leaves the runtime's
+	// default. It is called once, after Configure.
+	WriteDefaults() (maxBatch, concurrency int)
+}
+
 // SinkFunc adapts a function that delivers one event to a Sink with no
 // configuration and no connection, delivering the deliveries of a call one
 // after another. It suits simple sinks and tests.

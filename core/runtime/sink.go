@@ -62,9 +62,11 @@ type Sink struct {
 	// dead-lettered. nil means DefaultSinkRetry; an empty, non-nil
 	// schedule dead-letters an event at its first failure.
 	Retry []time.Duration
-	// Concurrency is the most Write calls at once. Default 16.
+	// Concurrency is the most Write calls at once. Default 16, or the
+	// sink's own (core.BatchingSink).
 	Concurrency int
-	// MaxBatch is the most deliveries in one Write. Default 64.
+	// MaxBatch is the most deliveries in one Write. Default 64, or the
+	// sink's own (core.BatchingSink).
 	MaxBatch int
 	// From is where the sink's consumer group starts when it has no
 	// committed offsets. The configuration's default, `start:
@@ -101,6 +103,15 @@ func checkSinks(opts Options) ([]Sink, error) {
 		for i, d := range s.Retry {
 			if d <= 0 {
 				return nil, fmt.Errorf("runtime: sink %q: retry schedule entry %d is %s; every wait must be positive", s.Name, i, d)
+			}
+		}
+		if b, ok := s.Sink.(core.BatchingSink); ok && (s.Concurrency <= 0 || s.MaxBatch <= 0) {
+			batch, conc := b.WriteDefaults()
+			if s.MaxBatch <= 0 {
+				s.MaxBatch = batch
+			}
+			if s.Concurrency <= 0 {
+				s.Concurrency = conc
 			}
 		}
 		if s.Concurrency <= 0 {
