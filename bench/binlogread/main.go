@@ -4,11 +4,14 @@
 // events handed over synchronously), lets go-mysql decode every row event
 // into its rows, counts them and drops them: no schema history, no
 // change, no event, no stream. With -text it also writes every row as a
-// line of text to /dev/null, as `mariadb-binlog -v` does. It reads from
-// the start of -file to the binlog's end when it starts, and prints what
-// it read and how fast.
+// line of text to /dev/null, as `mariadb-binlog -v` does; with -raw it
+// decodes no event at all (go-mysql's raw mode: only the headers, rotate
+// and format events are read), as `mariadb-binlog
+// --read-from-remote-server -r /dev/null` copies events without decoding
+// rows. It reads from the start of -file to the binlog's end when it
+// starts, and prints what it read, how fast and the CPU time it took.
 //
-//	binlogread -dsn 'user:pass@tcp(127.0.0.1:3306)/' -file mariadb-bin.000012 [-text]
+//	binlogread -dsn 'user:pass@tcp(127.0.0.1:3306)/' -file mariadb-bin.000012 [-text | -raw]
 //
 // BenchmarkCatchUp in connectors/mysql runs it beside `mariadb-binlog
 // --read-from-remote-server` when TRIBUTARY_BENCH_BINLOGREAD names it
@@ -28,6 +31,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -39,12 +43,13 @@ func main() {
 	dsn := flag.String("dsn", "", "Go MySQL DSN of a user with REPLICATION SLAVE")
 	file := flag.String("file", "", "first binlog file to read (from its start)")
 	text := flag.Bool("text", false, "also write every row as text to /dev/null")
+	raw := flag.Bool("raw", false, "decode no event (go-mysql's raw mode): the read without row decoding")
 	flag.Parse()
-	if *dsn == "" || *file == "" {
-		fmt.Fprintln(os.Stderr, "binlogread: -dsn and -file are required")
+	if *dsn == "" || *file == "" || *text && *raw {
+		fmt.Fprintln(os.Stderr, "binlogread: -dsn and -file are required; -text and -raw exclude each other")
 		os.Exit(2)
 	}
-	if err := run(*dsn, *file, *text); err != nil {
+	if err := run(*dsn, *file, *text, *raw); err != nil {
 		fmt.Fprintln(os.Stderr, "binlogread:", err)
 		os.Exit(1)
 	}
@@ -56,6 +61,8 @@ type counter struct {
 	endPos       uint32
 	file         string
 	rows, events int
+	rowEvents    int
+	bytes        int64
 	out          *bufio.Writer
 }
 
@@ -63,6 +70,12 @@ var errEnd = errors.New("end of the binlog reached")
 
 func (c *counter) HandleEvent(e *replication.BinlogEvent) error {
 	c.events++
+	c.bytes += int64(e.Header.EventSize)
+	switch e.Header.EventType {
+	case replication.WRITE_ROWS_EVENTv1, replication.WRITE_ROWS_EVENTv2, replication.UPDATE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv2,
+		replication.DELETE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv2:
+		c.rowEvents++
+	}
 	switch ev := e.Event.(type) {
 	case *replication.RotateEvent:
 		c.file = string(ev.NextLogName)
@@ -80,7 +93,7 @@ func (c *counter) HandleEvent(e *replication.BinlogEvent) error {
 	return nil
 }
 
-func run(dsn, file string, text bool) error {
+func run(dsn, file string, text, raw bool) error {
 	dc, err := driver.ParseDSN(dsn)
 	if err != nil {
 		return fmt.Errorf("dsn: %w", err)
@@ -119,7 +132,7 @@ func run(dsn, file string, text bool) error {
 		User: dc.User, Password: dc.Passwd, Charset: "utf8mb4",
 		ParseTime: true, TimestampStringLocation: time.UTC, DisableRetrySync: true,
 		SynchronousEventHandler: c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		FillZeroLogPos: flavor == gomysql.MariaDBFlavor,
+		FillZeroLogPos: flavor == gomysql.MariaDBFlavor, RawModeEnabled: raw,
 	})
 	defer syncer.Close()
 	c.file = file
@@ -131,8 +144,15 @@ func run(dsn, file string, text bool) error {
 		return fmt.Errorf("binlog stream: %w", err)
 	}
 	took := time.Since(start)
-	fmt.Printf("binlogread: %d rows in %d events, %s to %s:%d, %.3fs, %.0f rows/s\n",
-		c.rows, c.events, file, c.endFile, c.endPos, took.Seconds(), float64(c.rows)/took.Seconds())
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	rows := strconv.Itoa(c.rows)
+	if raw {
+		rows = "(not decoded)"
+	}
+	fmt.Printf("binlogread: %s rows in %d rows events of %d events (%.1f MB), %s to %s:%d, %.3fs, cpu %.3fs, %.0f rows/s\n",
+		rows, c.rowEvents, c.events, float64(c.bytes)/1e6, file, c.endFile, c.endPos, took.Seconds(), cpu.Seconds(), float64(c.rows)/took.Seconds())
 	return nil
 }
 

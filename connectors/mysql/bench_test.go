@@ -2,7 +2,6 @@ package mysql_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +21,7 @@ import (
 	"github.com/tributary/tributary/connectors/kafka"
 	connector "github.com/tributary/tributary/connectors/mysql"
 	"github.com/tributary/tributary/core"
+	"github.com/tributary/tributary/core/rules"
 	"github.com/tributary/tributary/core/runtime"
 	"github.com/tributary/tributary/core/servicetest"
 )
@@ -54,26 +55,25 @@ func benchInFlight(b *testing.B) int {
 	return n
 }
 
-// benchMapper makes one event of each created row.
-func benchMapper(name string) runtime.Mapper {
-	return runtime.MapperFunc(func(ch *core.Change) []runtime.Output {
-		if ch.Op != core.OpCreate {
-			return nil
-		}
-		data, _ := json.Marshal(ch.After)
-		return []runtime.Output{{Rule: "r", Event: &core.Event{
-			ID: core.EventID(name, ch.Position, "r"), Source: "/" + name, SpecVersion: core.SpecVersion,
-			Type: "com.example.order.placed", DataContentType: "application/json", Data: data,
-			PartitionKey: fmt.Sprint(ch.Key["id"]),
-		}}}
-	})
+// benchMapper makes one event of each created row, its data the whole
+// row, with the rules engine the sidecar runs (runtime.Rules): what a
+// mysql_cdc entry with this rule under emit costs.
+func benchMapper(b *testing.B, name string) runtime.Mapper {
+	set, err := rules.Compile(name, []core.Rule{{
+		Name: "r", When: `op == "create"`, Type: "com.example.order.placed",
+		PartitionKey: "string(after.id)", Data: "after",
+	}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return runtime.Rules(set)
 }
 
 func benchRuntime(b *testing.B, st core.Stream, name, dir string, cfg map[string]any) *runtime.Runtime {
 	rt, err := runtime.New(runtime.Options{
 		Stream:          st,
 		Topics:          runtime.Topics{Mode: "single", Name: "tributary.bench.mysql"},
-		Connectors:      []runtime.Connector{{Name: name, Type: "mysql_cdc", Source: newSource(b, cfg), Mapper: benchMapper(name), MaxInFlight: benchInFlight(b)}},
+		Connectors:      []runtime.Connector{{Name: name, Type: "mysql_cdc", Source: newSource(b, cfg), Mapper: benchMapper(b, name), MaxInFlight: benchInFlight(b)}},
 		StateDir:        dir,
 		ShutdownTimeout: 30 * time.Second,
 	})
@@ -175,15 +175,14 @@ func procStatus(field string) float64 {
 
 // BenchmarkCatchUp commits TRIBUTARY_BENCH_ROWS single-row inserts in
 // 1k-row transactions while the connectors are stopped, then, in the same
-// run, times: mariadb-binlog --read-from-remote-server reading the same
-// binlog into /dev/null (the raw read), without and with rows decoded
-// (-v); with TRIBUTARY_BENCH_BINLOGREAD naming bench/binlogread's
-// binary, go-mysql's syncer decoding every row and dropping it, without
-// and with rows written as text (the decoding ceilings); the sidecar's
-// runtime catching up into the embedded stream; and into Kafka (when
-// TRIBUTARY_KAFKA_BROKERS is set), each until every change's event is
-// durable and its checkpoint stored. It reports each rate, its ratio to
-// each ceiling, and the peak RSS of the process during each catch-up.
+// run, times the readers of that binlog listed by ceilings, each
+// TRIBUTARY_BENCH_CEILING_RUNS times (their CPU time too), and the
+// sidecar's runtime catching up into the embedded stream and into Kafka
+// (when TRIBUTARY_KAFKA_BROKERS is set; TRIBUTARY_BENCH_STREAMS picks
+// one), each until every change's event is durable and its checkpoint
+// stored. reportReads says what it reports: rates, CPU time per change,
+// the catch-up's share of each ceiling, and the peak RSS of the process
+// during each catch-up.
 func BenchmarkCatchUp(b *testing.B) {
 	runtime.TuneGC() // as tributary run does
 	d := newDB(b)
@@ -232,7 +231,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		bin, _ = exec.LookPath("mysqlbinlog")
 	}
 	next := 1
-	rates := map[string]float64{}
+	reads := map[string][]reading{}
 	rss := map[string]float64{}
 	for b.Loop() {
 		b.StopTimer()
@@ -252,41 +251,20 @@ func BenchmarkCatchUp(b *testing.B) {
 		next += n
 		files := binlogsFrom(b, d, first)
 		b.StartTimer()
-		if bin != "" {
-			dsn := servicetest.MySQL(b)
-			host, port, user, pass := dsnParts(b, dsn)
-			args := append([]string{"--read-from-remote-server", "-h", host, "-P", port, "-u", user, "-p" + pass, "-r", "/dev/null"}, files...)
-			start := time.Now()
-			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-				b.Fatalf("%s: %v: %s", bin, err, out)
-			}
-			rates["raw"] = float64(n) / time.Since(start).Seconds()
-			// The same with every row decoded into text (-v, rows only).
-			args = append([]string{"--verbose", "--base64-output=DECODE-ROWS"}, args...)
-			start = time.Now()
-			if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
-				b.Fatalf("%s: %v: %s", bin, err, out)
-			}
-			rates["raw-decoded"] = float64(n) / time.Since(start).Seconds()
-		}
-		if gr := os.Getenv("TRIBUTARY_BENCH_BINLOGREAD"); gr != "" {
-			// go-mysql's syncer decoding every row and dropping it
-			// (bench/binlogread): what the connector's library allows.
-			for _, k := range []string{"gomysql", "gomysql-text"} {
-				args := []string{"-dsn", servicetest.MySQL(b), "-file", files[0]}
-				if k == "gomysql-text" {
-					args = append(args, "-text")
-				}
+		for _, c := range ceilings(b, bin, files) {
+			for run := range ceilingRuns(b) {
 				start := time.Now()
-				if out, err := exec.Command(gr, args...).CombinedOutput(); err != nil {
-					b.Fatalf("%s: %v: %s", gr, err, out)
+				cmd := exec.Command(c.args[0], c.args[1:]...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("%s (run %d): %v: %s", strings.Join(c.args, " "), run+1, err, out)
 				}
-				rates[k] = float64(n) / time.Since(start).Seconds()
+				reads[c.name] = append(reads[c.name], reading{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()})
 			}
 		}
 		for _, s := range sinks {
 			rt := benchRuntime(b, s.new(), names[s.name], s.dir, cfg)
 			resetPeakRSS()
+			cpu0 := processCPU()
 			profiled := false
 			took := runUntil(b, rt, func(st runtime.ConnectorStatus) bool {
 				if p := os.Getenv("TRIBUTARY_BENCH_HEAPPROFILE"); p != "" && !profiled && st.EventsEmitted >= uint64(n/2) {
@@ -295,24 +273,131 @@ func BenchmarkCatchUp(b *testing.B) {
 				}
 				return st.EventsEmitted >= uint64(n) && st.InFlight == 0
 			})
+			reads[s.name] = append(reads[s.name], reading{wall: took, cpu: processCPU() - cpu0})
 			rss[s.name] = max(rss[s.name], peakRSS())
-			rates[s.name] = float64(n) / took.Seconds()
 		}
 	}
-	for k, v := range rates {
-		b.ReportMetric(v, k+"-changes/s")
-		if k != "embedded" && k != "kafka" {
+	reportReads(b, n, reads, rss)
+}
+
+// reading is one read of the load's binlog: a ceiling's or a catch-up's
+// wall time and the CPU time (user and system) its process spent.
+type reading struct{ wall, cpu time.Duration }
+
+// ceiling is a reader of the load's binlog that the catch-up is compared
+// with: its name in the metrics and its command line.
+type ceiling struct {
+	name string
+	args []string
+}
+
+// ceilings lists the readers of files, the load's binlogs, from the
+// cheapest read to the costliest: mariadb-binlog (bin, when installed)
+// copying the events to /dev/null without decoding rows ("raw") and
+// writing every row as text ("raw-decoded"); with
+// TRIBUTARY_BENCH_BINLOGREAD naming bench/binlogread, go-mysql's syncer
+// (the connector's library) reading the events without decoding them
+// ("gomysql-raw", the second raw reader), decoding every row and dropping
+// it ("gomysql", the ceiling of the library the connector reads with) and
+// writing every row as text too ("gomysql-text").
+func ceilings(b *testing.B, bin string, files []string) []ceiling {
+	dsn := servicetest.MySQL(b)
+	var out []ceiling
+	if bin != "" {
+		host, port, user, pass := dsnParts(b, dsn)
+		args := append([]string{bin, "--read-from-remote-server", "-h", host, "-P", port, "-u", user, "-p" + pass, "-r", "/dev/null"}, files...)
+		out = append(out, ceiling{"raw", args},
+			ceiling{"raw-decoded", append([]string{bin, "--verbose", "--base64-output=DECODE-ROWS"}, args[1:]...)})
+	}
+	if gr := os.Getenv("TRIBUTARY_BENCH_BINLOGREAD"); gr != "" {
+		args := []string{gr, "-dsn", dsn, "-file", files[0]}
+		out = append(out, ceiling{"gomysql-raw", append(slices.Clone(args), "-raw")},
+			ceiling{"gomysql", args}, ceiling{"gomysql-text", append(slices.Clone(args), "-text")})
+	}
+	return out
+}
+
+// ceilingRuns is how many times each ceiling reads the load's binlog in
+// one benchmark iteration (TRIBUTARY_BENCH_CEILING_RUNS, default 5): a
+// read of 1M rows takes well under a second, so one read says little on
+// a shared machine; the median of several says more.
+func ceilingRuns(b *testing.B) int {
+	v := os.Getenv("TRIBUTARY_BENCH_CEILING_RUNS")
+	if v == "" {
+		return 5
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("TRIBUTARY_BENCH_CEILING_RUNS=%q: want a count of 1 or more", v)
+	}
+	return n
+}
+
+// streams are the catch-ups' names among the readings.
+var streams = []string{"embedded", "kafka"}
+
+// reportReads reports, for each reader of n changes (each ceiling and
+// each catch-up): its median rate (changes/s), the spread of its rates
+// ((max-min)/median), its median CPU time per change and the cores it
+// kept busy (CPU time over wall time); and for each catch-up, its median
+// rate as a share of each ceiling's median rate (%-of-) and its CPU time
+// per change as a multiple of each ceiling's (cpu-x-).
+func reportReads(b *testing.B, n int, reads map[string][]reading, rss map[string]float64) {
+	type summary struct{ rate, spread, cpu, cores float64 }
+	sums := map[string]summary{}
+	for k, rs := range reads {
+		rates := make([]float64, len(rs))
+		cpus := make([]float64, len(rs))
+		cores := make([]float64, len(rs))
+		for i, r := range rs {
+			rates[i] = float64(n) / r.wall.Seconds()
+			cpus[i] = float64(r.cpu.Nanoseconds()) / float64(n)
+			cores[i] = r.cpu.Seconds() / r.wall.Seconds()
+		}
+		s := summary{rate: median(rates), cpu: median(cpus), cores: median(cores)}
+		s.spread = 100 * (slices.Max(rates) - slices.Min(rates)) / s.rate
+		sums[k] = s
+		b.ReportMetric(s.rate, k+"-changes/s")
+		b.ReportMetric(s.spread, k+"-spread-%")
+		b.ReportMetric(s.cpu, k+"-cpu-ns/change")
+		b.ReportMetric(s.cores, k+"-cores")
+	}
+	for _, st := range streams {
+		s, ok := sums[st]
+		if !ok {
 			continue
 		}
-		for _, c := range []string{"raw", "raw-decoded", "gomysql"} {
-			if rates[c] > 0 {
-				b.ReportMetric(100*v/rates[c], k+"-%-of-"+c)
+		for k, c := range sums {
+			if slices.Contains(streams, k) {
+				continue
+			}
+			b.ReportMetric(100*s.rate/c.rate, st+"-%-of-"+k)
+			if c.cpu > 0 {
+				b.ReportMetric(s.cpu/c.cpu, st+"-cpu-x-"+k)
 			}
 		}
 	}
 	for k, v := range rss {
 		b.ReportMetric(v, k+"-peak-rss-MB")
 	}
+}
+
+// median returns the middle of vs (the mean of the two middle ones for an
+// even count).
+func median(vs []float64) float64 {
+	s := slices.Sorted(slices.Values(vs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// processCPU returns the CPU time (user and system) this process spent so
+// far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writeHeapProfile writes the live heap to path, for

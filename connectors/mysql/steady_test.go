@@ -91,7 +91,7 @@ func BenchmarkSteady5k(b *testing.B) {
 		rt, err := runtime.New(runtime.Options{
 			Stream:          st,
 			Topics:          runtime.Topics{Mode: "single", Name: "tributary.bench.mysql"},
-			Connectors:      []runtime.Connector{{Name: name, Type: "mysql_cdc", Source: clock, Mapper: benchMapper(name), MaxInFlight: benchInFlight(b)}},
+			Connectors:      []runtime.Connector{{Name: name, Type: "mysql_cdc", Source: clock, Mapper: benchMapper(b, name), MaxInFlight: benchInFlight(b)}},
 			StateDir:        b.TempDir(),
 			ShutdownTimeout: 30 * time.Second,
 		})
