@@ -167,6 +167,7 @@ func (s *Set) apply(st *state, r *rule, ch *core.Change) (Result, bool) {
 		a.build()
 		if err := s.catalog.Validate(r.typ, a.res.Data); err != nil {
 			a.res.Err = err
+			a.detach()
 			return a.res, true
 		}
 	}
@@ -211,7 +212,21 @@ func (a *applying) fail(field string, err error) (Result, bool) {
 		a.res.Err = a.s.ruleError(a.r, field, err)
 	}
 	a.build()
+	a.detach()
 	return a.res, true
+}
+
+// detach makes res.Data a copy that shares no map or list with the
+// change: data read whole from the change (after, a nested object) is
+// encoded from the change's own maps, and only a Result that carries the
+// data out copies it.
+func (a *applying) detach() {
+	if a.res.Data == nil {
+		return
+	}
+	if v, err := catalog.Normalize(a.res.Data); err == nil {
+		a.res.Data = v
+	}
 }
 
 // evalData evaluates the rule's data: a mapping into vals, any other shape
@@ -393,8 +408,10 @@ func (n *dataNode) eval(st *state) (any, error) {
 		if err != nil {
 			return nil, &dataError{field: n.field, err: err}
 		}
-		switch v.(type) {
-		case nil, string, bool, json.Number, int, int64, float64:
+		if jsonValue(v, 0) {
+			// Already what Normalize makes (a row read whole, such as
+			// after): encoded as it is, not copied; detach copies it
+			// should it leave in a Result.
 			return v, nil
 		}
 		v, err = catalog.Normalize(v)

@@ -63,7 +63,9 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case map[string]any:
-		keys := make([]string, 0, len(x))
+		// A row's keys fit the array on the stack: no allocation.
+		var arr [32]string
+		keys := arr[:0]
 		for k := range x {
 			keys = append(keys, k)
 		}
