@@ -32,6 +32,15 @@ type AckWindow[T any] struct {
 
 	mu    sync.Mutex
 	slots []ackSlot[T] // in offset order
+	// buf is the array slots lies in, from its start: acks drop slots
+	// from the front of slots by slicing it, and Add moves them back to
+	// the start once they reach the end, so that no ack copies the
+	// window.
+	buf []ackSlot[T]
+	// next is where Next starts looking: every slot before it is sent or
+	// acked, so that finding the next record to send does not scan the
+	// records out for delivery again for every one sent.
+	next int
 }
 
 type ackSlot[T any] struct {
@@ -80,6 +89,21 @@ func (w *AckWindow[T]) Room() bool {
 func (w *AckWindow[T]) Add(rec T) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.slots) == cap(w.slots) {
+		// The slots reached the end of their array: move them to the
+		// start of it when they fill half of it at most, or else of a
+		// new array twice their number, so that each move is paid for by
+		// as many acks.
+		n := len(w.slots)
+		if cap(w.buf) == 0 || 2*n > cap(w.buf) {
+			w.buf = make([]ackSlot[T], 0, max(2*n, 8))
+			copy(w.buf[:n], w.slots)
+		} else {
+			copy(w.buf[:n], w.slots)
+			clear(w.buf[n:cap(w.buf)])
+		}
+		w.slots = w.buf[:n]
+	}
 	w.slots = append(w.slots, ackSlot[T]{rec: rec, off: w.offset(rec)})
 }
 
@@ -89,8 +113,8 @@ func (w *AckWindow[T]) Add(rec T) {
 func (w *AckWindow[T]) Next() (rec T, gen int, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, sl := range w.slots {
-		if !sl.sent && !sl.acked {
+	for ; w.next < len(w.slots); w.next++ {
+		if sl := &w.slots[w.next]; !sl.sent && !sl.acked {
 			return sl.rec, sl.gen, true
 		}
 	}
@@ -154,8 +178,12 @@ func (w *AckWindow[T]) Ack(off int64) (last T, n int) {
 		}
 		if n > 0 {
 			last = w.slots[n-1].rec
-			w.slots = append(w.slots[:0], w.slots[n:]...)
-			clear(w.slots[len(w.slots) : len(w.slots)+n])
+			clear(w.slots[:n])
+			w.slots = w.slots[n:]
+			if len(w.slots) == 0 {
+				w.slots = w.buf[:0]
+			}
+			w.next = max(w.next-n, 0)
 			if w.commit != nil {
 				w.commit(last)
 			}
@@ -175,6 +203,7 @@ func (w *AckWindow[T]) Ack(off int64) (last T, n int) {
 func (w *AckWindow[T]) Nack(off int64, gen int) {
 	w.mu.Lock()
 	if i := w.find(off); i >= 0 && w.slots[i].gen == gen && !w.slots[i].acked {
+		w.next = min(w.next, i)
 		for j := i; j < len(w.slots); j++ {
 			sl := &w.slots[j]
 			if !sl.acked && sl.msg != nil {

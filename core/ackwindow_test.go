@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -248,5 +249,184 @@ func TestAckWindowWatch(t *testing.T) {
 	w.Watch(ended, m, 1, 1)
 	if !slices.Equal(*commits, []int64{0, 1}) {
 		t.Fatalf("commits %v, want [0 1]", *commits)
+	}
+}
+
+// modelWindow is the plainest bookkeeping of an AckWindow, which scans
+// and copies freely: the reference TestAckWindowModel compares the window
+// with.
+type modelWindow struct {
+	slots []modelSlot
+}
+
+type modelSlot struct {
+	off         int64
+	gen         int
+	sent, acked bool
+}
+
+func (m *modelWindow) next() (int64, int, bool) {
+	for _, s := range m.slots {
+		if !s.sent && !s.acked {
+			return s.off, s.gen, true
+		}
+	}
+	return 0, 0, false
+}
+
+func (m *modelWindow) find(off int64) int {
+	for i, s := range m.slots {
+		if s.off == off {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *modelWindow) ack(off int64) (last int64, n int) {
+	if i := m.find(off); i >= 0 {
+		m.slots[i].acked = true
+		for n < len(m.slots) && m.slots[n].acked {
+			n++
+		}
+		if n > 0 {
+			last = m.slots[n-1].off
+			m.slots = slices.Clone(m.slots[n:])
+		}
+	}
+	return last, n
+}
+
+func (m *modelWindow) nack(off int64, gen int) {
+	if i := m.find(off); i >= 0 && m.slots[i].gen == gen && !m.slots[i].acked {
+		for j := i; j < len(m.slots); j++ {
+			if !m.slots[j].acked {
+				m.slots[j].sent = false
+				m.slots[j].gen++
+			}
+		}
+	}
+}
+
+// TestAckWindowModel drives windows of several sizes with long random
+// runs of adds, sends, acks in any order and nacks, and checks after
+// every step that the window answers as the plain model does: the record
+// to send next and its generation, the low watermark an ack moves, the
+// commits, Room and Empty. Long runs make the window's array fill, move
+// and grow many times over.
+func TestAckWindowModel(t *testing.T) {
+	tests := []struct {
+		name string
+		size int
+		// acks and nacks are the chances, in percent, that a step acks
+		// or nacks an outstanding record rather than adding or sending.
+		acks, nacks int
+		inOrder     bool
+	}{
+		{name: "one at a time", size: 1, acks: 40},
+		{name: "small window", size: 4, acks: 40, nacks: 5},
+		{name: "sink window, acks in order", size: 512, acks: 45, inOrder: true},
+		{name: "sink window, acks in any order", size: 512, acks: 45, nacks: 1},
+		{name: "sink window, many nacks", size: 512, acks: 35, nacks: 10},
+		{name: "odd window", size: 37, acks: 50, nacks: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(tt.size), uint64(tt.acks*100+tt.nacks)))
+			var commits, modelCommits []int64
+			w := core.NewAckWindow(tt.size, recOffset, func(last rec) { commits = append(commits, last.off) })
+			var m modelWindow
+			size := max(tt.size, 1)
+			var next int64 = 1000
+			// out are the deliveries sent and not acked or nacked yet.
+			type delivery struct {
+				off int64
+				gen int
+			}
+			var out []delivery
+			for step := range 20000 {
+				switch p := rng.IntN(100); {
+				case p < tt.acks && len(out) > 0:
+					i := 0
+					if !tt.inOrder {
+						i = rng.IntN(len(out))
+					}
+					d := out[i]
+					out = slices.Delete(out, i, i+1)
+					last, n := w.Ack(d.off)
+					mlast, mn := m.ack(d.off)
+					if n != mn || (n > 0 && last.off != mlast) {
+						t.Fatalf("step %d: ack of %d moved the watermark over %d records to %d, the model over %d to %d", step, d.off, n, last.off, mn, mlast)
+					}
+					if mn > 0 {
+						modelCommits = append(modelCommits, mlast)
+					}
+				case p < tt.acks+tt.nacks && len(out) > 0:
+					i := rng.IntN(len(out))
+					d := out[i]
+					w.Nack(d.off, d.gen)
+					m.nack(d.off, d.gen)
+					// The nacked delivery, and those of later records
+					// not acked, are void: drop them from out.
+					out = slices.DeleteFunc(out, func(o delivery) bool { return o.off >= d.off })
+				default:
+					r, gen, ok := w.Next()
+					moff, mgen, mok := m.next()
+					if ok != mok || (ok && (r.off != moff || gen != mgen)) {
+						t.Fatalf("step %d: Next gives %d generation %d (%v), the model %d generation %d (%v)", step, r.off, gen, ok, moff, mgen, mok)
+					}
+					if ok {
+						w.Sent(r.off, gen, nil)
+						m.slots[m.find(moff)].sent = true
+						out = append(out, delivery{r.off, gen})
+						continue
+					}
+					if room := len(m.slots) < size; w.Room() != room {
+						t.Fatalf("step %d: Room() = %v with %d records in a window of %d", step, w.Room(), len(m.slots), size)
+					}
+					if w.Room() {
+						w.Add(rec{off: next})
+						m.slots = append(m.slots, modelSlot{off: next})
+						next += 1 + int64(rng.IntN(3)) // offsets need not be contiguous
+					}
+				}
+				if w.Empty() != (len(m.slots) == 0) {
+					t.Fatalf("step %d: Empty() = %v with %d records in the model", step, w.Empty(), len(m.slots))
+				}
+			}
+			if !slices.Equal(commits, modelCommits) {
+				t.Fatalf("commits differ from the model's: %d and %d of them", len(commits), len(modelCommits))
+			}
+			if len(commits) < 1000 {
+				t.Fatalf("only %d commits in the run: the run tests too little", len(commits))
+			}
+		})
+	}
+}
+
+// BenchmarkAckWindow is a subscription's use of a window of 512, the
+// sinks' default: each record is added, sent, and acked by a consumer
+// that acks in batches of 64 in order, as a sink's Writes do. One op is
+// one record.
+func BenchmarkAckWindow(b *testing.B) {
+	w := core.NewAckWindow(512, recOffset, func(rec) {})
+	var out []int64
+	var next int64
+	b.ReportAllocs()
+	for range b.N {
+		if r, gen, ok := w.Next(); ok {
+			w.Sent(r.off, gen, nil)
+			out = append(out, r.off)
+		}
+		if w.Room() {
+			w.Add(rec{off: next})
+			next++
+		}
+		if len(out) >= 448 {
+			for _, off := range out[:64] {
+				w.Ack(off)
+			}
+			out = append(out[:0], out[64:]...)
+		}
 	}
 }

@@ -327,7 +327,7 @@ func (r *Runtime) replay(ctx context.Context, s *sinkRunner, f ReplayFilter, o R
 			return ctx.Err()
 		}
 		select {
-		case l.intake <- m:
+		case l.intake <- []*message.Message{m}:
 		case <-l.stopIntake:
 			<-window
 			return errReplayEnded

@@ -122,7 +122,10 @@ type sinkLoop struct {
 	dlMu       sync.Mutex
 	dlResults  []dlResult
 	dlRetry    chan *dlJob
-	intake     chan *message.Message
+	// intake brings the messages read from the stream, as many as the
+	// readers hold while the loop is busy, so that the loop handles them
+	// and dispatches their Writes once per batch, not once per message.
+	intake     chan []*message.Message
 	ended      chan string
 	stopIntake chan struct{}
 	// done is closed when the loop has returned: callbacks arriving later
@@ -162,7 +165,7 @@ func newSinkLoop(s *sinkRunner) *sinkLoop {
 		results:    make(chan writeResult),
 		dlDone:     make(chan struct{}, 1),
 		dlRetry:    make(chan *dlJob),
-		intake:     make(chan *message.Message),
+		intake:     make(chan []*message.Message),
 		ended:      make(chan string),
 		stopIntake: make(chan struct{}),
 		done:       make(chan struct{}),
@@ -265,11 +268,27 @@ func (s *sinkRunner) session(ctx context.Context) error {
 	return err
 }
 
-// read hands the messages of one topic's subscription to the loop.
+// read hands the messages of one topic's subscription to the loop: it
+// takes them as the subscription sends them and passes on what it holds
+// whenever the loop is free, so that a busy loop gets them in batches. It
+// holds no more than the subscription's window, which sends nothing
+// further until the loop acks.
 func (l *sinkLoop) read(topic string, ch <-chan *message.Message) {
-	for m := range ch {
+	var held []*message.Message
+	for ch != nil || len(held) > 0 {
+		var send chan<- []*message.Message
+		if len(held) > 0 {
+			send = l.intake
+		}
 		select {
-		case l.intake <- m:
+		case m, ok := <-ch:
+			if !ok {
+				ch = nil
+				continue
+			}
+			held = append(held, m)
+		case send <- held:
+			held = nil
 		case <-l.stopIntake:
 			return
 		}
@@ -302,7 +321,7 @@ func (l *sinkLoop) run(ctx context.Context) error {
 		}
 		l.dispatch()
 		l.armTimer()
-		var in <-chan *message.Message
+		var in <-chan []*message.Message
 		if !l.paused {
 			in = l.intake
 		}
@@ -310,8 +329,8 @@ func (l *sinkLoop) run(ctx context.Context) error {
 		case <-ctx.Done():
 			l.drain()
 			return nil
-		case m := <-in:
-			l.accept(m)
+		case ms := <-in:
+			l.acceptAll(ms)
 		case w := <-l.results:
 			l.written(w)
 		case <-l.dlDone:
@@ -377,6 +396,19 @@ wait:
 	l.s.oldest.Store(0)
 	l.s.retriesPending.Store(0)
 	l.s.updateGauges()
+}
+
+// acceptAll accepts ms in order, and stops at an error that ends the
+// session: the messages not accepted are not acked, and the next session
+// reads them again.
+func (l *sinkLoop) acceptAll(ms []*message.Message) {
+	for i, m := range ms {
+		if l.err != nil || l.fatal != nil {
+			return
+		}
+		l.accept(m)
+		ms[i] = nil
+	}
 }
 
 // accept takes a message from the stream: it skips it, dead-letters it or
