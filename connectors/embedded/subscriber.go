@@ -53,7 +53,22 @@ type group struct {
 	loaded  bool
 	offset  int64 // last acked offset
 	pending bool  // a commit of offset is queued for the writer
+	// queued is when the last commit was queued; delayed holds the
+	// commit that waits for commitInterval to pass since then. flushMu
+	// keeps the queueing of a delayed commit and the subscription's last
+	// one in order: the last one goes after it.
+	queued  time.Time
+	delayed *time.Timer
+	flushMu sync.Mutex
+	// commits counts the commits queued, for the tests.
+	commits int
 }
+
+// commitInterval is the least time between two commits of a group's
+// offset on a topic: a sink acks thousands of messages a second, and one
+// write of its offset every few milliseconds holds them all. A crash
+// delivers again at most what was acked during the interval.
+const commitInterval = 10 * time.Millisecond
 
 func (st *store) group(name, topic string) *group {
 	st.groupsMu.Lock()
@@ -243,7 +258,8 @@ func (s *Subscriber) consumeGroup(ctx context.Context, g *group, topic string, o
 				}
 			}
 		}()
-		s.consume(lctx, topic, out, pos, -1, func(m stored) { s.commit(lctx, g, topic, m.offset) })
+		s.consume(lctx, topic, out, pos, -1, func(m stored) { s.commit(g, topic, m.offset) })
+		s.flushCommit(g, topic, false)
 		lost()
 		<-renewed
 		if ctx.Err() != nil {
@@ -279,22 +295,59 @@ func (s *Subscriber) initGroup(ctx context.Context, g *group, topic string) erro
 }
 
 // commit records off as the group's last acked offset, in memory at once
-// and on disk with the writer's next transaction.
-func (s *Subscriber) commit(ctx context.Context, g *group, topic string, off int64) {
+// and on disk with the writer's next transaction, no sooner than
+// commitInterval after the previous commit was queued.
+func (s *Subscriber) commit(g *group, topic string, off int64) {
 	g.mu.Lock()
 	g.offset = off
-	queued := g.pending
-	g.pending = true
-	g.mu.Unlock()
-	if queued {
-		return // the queued commit will store this offset
+	if g.pending || g.delayed != nil {
+		// The commit queued or waiting stores this offset.
+		g.mu.Unlock()
+		return
 	}
+	if wait := commitInterval - time.Since(g.queued); wait > 0 {
+		g.delayed = time.AfterFunc(wait, func() { s.flushCommit(g, topic, true) })
+		g.mu.Unlock()
+		return
+	}
+	g.pending, g.queued = true, time.Now()
+	g.commits++
+	g.mu.Unlock()
+	s.queueCommit(g, topic)
+}
+
+// flushCommit queues the commit that waits, if one does; timer is true
+// when its timer fired. A subscription ends with it, so that its last
+// offset is committed before the group's lease is given up.
+func (s *Subscriber) flushCommit(g *group, topic string, timer bool) {
+	g.flushMu.Lock()
+	defer g.flushMu.Unlock()
+	g.mu.Lock()
+	t := g.delayed
+	if t == nil {
+		g.mu.Unlock()
+		return
+	}
+	if !timer {
+		t.Stop()
+	}
+	g.delayed = nil
+	g.pending, g.queued = true, time.Now()
+	g.commits++
+	g.mu.Unlock()
+	s.queueCommit(g, topic)
+}
+
+// queueCommit hands the writer a commit of g's offset as it is when the
+// writer stores it.
+func (s *Subscriber) queueCommit(g *group, topic string) {
 	c := &offsetCommit{group: s.opts.Group, topic: topic, latest: g}
-	if err := s.st.enqueue(ctx, &op{commit: c}); err != nil {
+	if err := s.st.enqueue(context.Background(), &op{commit: c}); err != nil {
 		g.mu.Lock()
 		g.pending = false
+		off := g.offset
 		g.mu.Unlock()
-		if !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+		if !errors.Is(err, ErrClosed) {
 			s.st.logger.Warn("commit consumer offset failed", "group", s.opts.Group, "topic", topic, "offset", off, "error", err)
 		}
 	}
