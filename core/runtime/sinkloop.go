@@ -118,10 +118,10 @@ type sinkLoop struct {
 	// dlDone signals that dlMu's dlResults has news: a publisher's done
 	// callback must not block on the loop, which may itself be waiting
 	// in PublishAsync for the publisher's buffer.
-	dlDone     chan struct{}
-	dlMu       sync.Mutex
-	dlResults  []dlResult
-	dlRetry    chan *dlJob
+	dlDone    chan struct{}
+	dlMu      sync.Mutex
+	dlResults []dlResult
+	dlRetry   chan *dlJob
 	// intake brings the messages read from the stream, as many as the
 	// readers hold while the loop is busy, so that the loop handles them
 	// and dispatches their Writes once per batch, not once per message.
