@@ -58,6 +58,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	size := int64(len(body))
+	if h.r.streamAck {
+		h.deliver(w, req, h.newRecord(hr, h.deliveryID(hr)), size)
+		return
+	}
 	if !h.r.reserve(size, cfg.MaxPending, cfg.MaxPendingBytes) {
 		h.retryLater(w, ReasonBackpressure, "inbox full; retry later")
 		return
@@ -195,7 +199,7 @@ func (h *handler) newRecord(hr *Request, id string) *record {
 }
 
 // store submits a delivery whose size is reserved to the inbox and
-// answers: accepted, duplicate, delivered (ack: stream) or retry later.
+// answers: accepted, duplicate or retry later.
 func (h *handler) store(w http.ResponseWriter, req *http.Request, rec *record, size int64) {
 	dup, err := h.r.ib.submit(req.Context(), rec)
 	if err != nil || dup {
@@ -209,31 +213,48 @@ func (h *handler) store(w http.ResponseWriter, req *http.Request, rec *record, s
 		h.retryLater(w, ReasonUnavailable, "delivery not stored; retry later")
 	case dup:
 		h.m.duplicates.Inc()
-		if seq, pending := h.r.pendingSeq(rec.id); pending {
-			// AckStream: the first copy is stored but not on the stream
-			// yet; this retry waits for it as the first did.
-			h.awaitStream(w, req, rec.id, seq, "duplicate")
-			return
-		}
 		writeJSON(w, http.StatusOK, response{Status: "duplicate", DeliveryID: rec.id})
-	case h.r.streamAck:
-		h.m.accepted.Inc()
-		h.awaitStream(w, req, rec.id, rec.seq, "delivered")
 	default:
 		h.m.accepted.Inc()
 		writeJSON(w, http.StatusOK, response{Status: "accepted", DeliveryID: rec.id})
 	}
 }
 
-// awaitStream answers 200 once the delivery at seq is on the stream, and
-// 503 with Retry-After when that takes longer than AckTimeout.
-func (h *handler) awaitStream(w http.ResponseWriter, req *http.Request, id string, seq uint64, status string) {
-	err := h.r.waitAck(req.Context(), seq, h.s.cfg.AckTimeout)
-	if err != nil {
-		h.retryLater(w, ReasonAckTimeout, "delivery stored but not yet on the stream; retry later")
+// deliver hands a delivery to Read in memory (AckStream) and answers once
+// the stream acknowledged it: delivered, duplicate (an identical delivery
+// was acknowledged, now or within the window) or retry later (not on the
+// stream within AckTimeout, the inbox full, or closing).
+func (h *handler) deliver(w http.ResponseWriter, req *http.Request, rec *record, size int64) {
+	cfg := &h.s.cfg
+	fl, adm := h.r.admit(rec, size, cfg.MaxPending, cfg.MaxPendingBytes)
+	status := "delivered"
+	switch adm {
+	case admitDuplicate:
+		h.m.duplicates.Inc()
+		writeJSON(w, http.StatusOK, response{Status: "duplicate", DeliveryID: rec.id})
 		return
+	case admitFull:
+		h.retryLater(w, ReasonBackpressure, "too many deliveries waiting for the stream; retry later")
+		return
+	case admitClosed:
+		h.retryLater(w, ReasonUnavailable, "closing; retry later")
+		return
+	case admitFlying:
+		// An identical delivery is on its way: this one is answered as
+		// it is, and never emitted twice.
+		h.m.duplicates.Inc()
+		status = "duplicate"
+	default:
+		h.m.accepted.Inc()
 	}
-	writeJSON(w, http.StatusOK, response{Status: status, DeliveryID: id})
+	switch err := h.r.wait(fl, adm == admitted, cfg.AckTimeout, req.Context().Done()); {
+	case err == nil:
+		writeJSON(w, http.StatusOK, response{Status: status, DeliveryID: rec.id})
+	case errors.Is(err, ErrClosed):
+		h.retryLater(w, ReasonUnavailable, "closing before the delivery was on the stream; retry later")
+	default:
+		h.retryLater(w, ReasonAckTimeout, "delivery not on the stream in time; retry later")
+	}
 }
 
 func (h *handler) typeAllowed(mt string) bool {

@@ -43,6 +43,9 @@ type record struct {
 	payload  any
 	parsed   bool
 	prunedBy *pathNode
+	// fl is the delivery's wait for the stream when it is held in memory
+	// (AckStream) rather than stored.
+	fl *flight
 }
 
 // recordMeta is the request detail stored beside the body. The maps hold
@@ -102,6 +105,22 @@ type inbox struct {
 	commits atomic.Int64
 	stored  atomic.Int64
 
+	// dmu guards the dedup index's sets and runs (dd.hot, dd.frozen,
+	// dd.runs, dd.cutoff and the runs' files): besides the writer, with
+	// AckMode AckStream the handlers look ids up (run.admit) and Ack adds
+	// the ids the stream acknowledged (run.land). It also guards ids and
+	// dclosed.
+	dmu sync.Mutex
+	// ids are the acknowledged ids of AckStream (appendSeenID), in the
+	// hot set already, not yet written to the seen file; idsReady wakes
+	// the writer for them.
+	ids      []byte
+	idsReady chan struct{}
+	// dclosed says the dedup index is closed: lookups are refused.
+	dclosed bool
+	// warnMu guards warnMsg and warnAt: lookups may warn from handlers.
+	warnMu sync.Mutex
+
 	// Writer-only state.
 	f        *os.File   // the active segment
 	off      int64      // its length of valid frames
@@ -119,6 +138,10 @@ type inbox struct {
 	spareWG   sync.WaitGroup
 	seenF     *os.File // the current generation's seen file
 	seenOff   int64
+	// seenUnsynced says ids were written to seenF since its last
+	// fdatasync; idsBuf is the scratch their frames are built in.
+	seenUnsynced bool
+	idsBuf       []byte
 	buf       []byte
 	fresh     []digest
 	// lastCommit is when the last write of deliveries began (wall clock).
@@ -152,6 +175,7 @@ func openInboxLog(ctx context.Context, stateDir string, window time.Duration, no
 		now:          now,
 		log:          log,
 		reqs:         make(chan *writeReq, 4*maxBatch),
+		idsReady:     make(chan struct{}, 1),
 		spare:        make(chan spareFile, 1),
 		quit:         make(chan struct{}),
 		stopped:      make(chan struct{}),
@@ -371,13 +395,16 @@ func (ib *inbox) run() {
 	for {
 		batch = batch[:0]
 		size := 0
+		ticked := false
 		if next != nil {
 			batch, size, next = append(batch, next), len(next.rec.body), nil
 		} else {
 			select {
 			case r := <-ib.reqs:
 				batch, size = append(batch, r), len(r.rec.body)
+			case <-ib.idsReady:
 			case <-tick.C:
+				ticked = true
 			case <-ib.quit:
 				ib.drain()
 				return
@@ -412,6 +439,7 @@ func (ib *inbox) run() {
 		}
 		ib.commitBatch(batch)
 		ib.maintain()
+		ib.writeIDs(ticked)
 	}
 }
 
@@ -486,6 +514,7 @@ func (ib *inbox) drain() {
 			if err := ib.sync(); err != nil {
 				ib.log.Warn("webhook inbox: sync on close", "error", err)
 			}
+			ib.writeIDs(true)
 			return
 		}
 	}
@@ -496,7 +525,9 @@ func (ib *inbox) drain() {
 func (ib *inbox) commitBatch(batch []*writeReq) {
 	now := ib.now()
 	ack := ib.ackTo.Load()
+	ib.dmu.Lock()
 	seal := ib.sealDue(now)
+	ib.dmu.Unlock()
 	if len(batch) == 0 && ack <= ib.acked && !seal {
 		return
 	}
@@ -511,6 +542,7 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	buf := ib.buf[:0]
 	fresh := ib.fresh[:0]
 	accepted := make([]*record, 0, len(batch))
+	ib.dmu.Lock()
 	for _, r := range batch {
 		d := digestOf(r.rec.id)
 		if ib.seen(d) {
@@ -528,6 +560,7 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 		buf = appendDelivery(buf, r.rec)
 		accepted = append(accepted, r.rec)
 	}
+	ib.dmu.Unlock()
 	if ack > ib.acked {
 		buf = appendState(buf, ack, ib.nextSeq)
 	}
@@ -537,9 +570,11 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	}
 	if len(buf) > 0 {
 		if err := ib.write(buf, len(accepted) > 0); err != nil {
+			ib.dmu.Lock()
 			for _, d := range fresh {
 				ib.hotDrop(d)
 			}
+			ib.dmu.Unlock()
 			ib.nextSeq = startSeq
 			ib.fail(batch, fmt.Errorf("store %d deliveries in %s: %w", len(accepted), ib.active.path, err))
 			return
@@ -657,6 +692,8 @@ func (ib *inbox) maintain() {
 // warnEvery logs a failure of the writer's upkeep, which is tried again
 // after every commit, once a minute at most per message.
 func (ib *inbox) warnEvery(msg string, args ...any) {
+	ib.warnMu.Lock()
+	defer ib.warnMu.Unlock()
 	if msg == ib.warnMsg && time.Since(ib.warnAt) < time.Minute {
 		return
 	}

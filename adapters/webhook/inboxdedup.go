@@ -86,7 +86,8 @@ func (ib *inbox) sealAge() time.Duration { return max(ib.window/16, time.Millise
 
 // seen reports whether an id of digest d was accepted within the window.
 // A run that cannot be read counts as not holding d (a possible duplicate
-// emitted rather than a delivery dropped); the failure is logged.
+// emitted rather than a delivery dropped); the failure is logged. Once the
+// inbox runs, the caller holds ib.dmu (the runs share one block buffer).
 func (ib *inbox) seen(d digest) bool {
 	x := &ib.dd
 	if _, ok := x.hot[d]; ok {
@@ -140,7 +141,7 @@ func (ib *inbox) remember(id string, t time.Time) {
 // sealDue reports whether the hot set is full or old enough to be sealed.
 // It is called first in each commit, with the commit's time, after which
 // runs whose ids were all accepted before the window no longer count; it
-// installs a finished seal.
+// installs a finished seal. The caller holds ib.dmu.
 func (ib *inbox) sealDue(now time.Time) bool {
 	x := &ib.dd
 	x.cutoff = now.Add(-ib.window)
@@ -168,15 +169,22 @@ func (ib *inbox) addRun(r *dedupRun) {
 // seal runs, seal does nothing: the hot set grows past its bound meanwhile.
 func (ib *inbox) seal(now time.Time) error {
 	x := &ib.dd
-	if x.sealing || len(x.hot) == 0 {
+	ib.dmu.Lock()
+	empty := len(x.hot) == 0
+	ib.dmu.Unlock()
+	if x.sealing || empty {
 		return nil
 	}
+	// The new seen file is started outside the lock (it is synced, with
+	// its directory), so that lookups do not wait for the disk.
 	old, err := ib.startSeenFile(now)
 	if err != nil {
 		return fmt.Errorf("seal dedup ids: %w", err)
 	}
+	ib.dmu.Lock()
 	x.frozen, x.frozenFirst, x.frozenLast = x.hot, x.hotFirst, x.hotLast
 	x.hot = make(map[digest]struct{}, min(x.hotLimit, 1024))
+	ib.dmu.Unlock()
 	x.sealing, x.sealOld = true, old
 	n := x.nextRun
 	x.nextRun++
@@ -198,7 +206,8 @@ type sealResult struct {
 }
 
 // installSeal takes the run of a finished seal into the index. On failure
-// the frozen ids go back into the hot set, to be sealed again.
+// the frozen ids go back into the hot set, to be sealed again. The caller
+// holds ib.dmu.
 func (ib *inbox) installSeal(m sealResult) {
 	x := &ib.dd
 	x.sealing = false
@@ -265,9 +274,19 @@ func (ib *inbox) startSeenFile(now time.Time) ([]string, error) {
 		return nil, fmt.Errorf("start dedup file: %w", err)
 	}
 	if ib.seenF != nil {
+		if ib.seenUnsynced {
+			// Its ids are in the hot set being frozen; until their run
+			// is installed, this file is where they are durable.
+			if err := datasync(ib.seenF); err != nil {
+				f.Close()
+				_ = os.Remove(path)
+				return nil, fmt.Errorf("sync %s: %w", ib.dd.seenPath, err)
+			}
+		}
 		_ = ib.seenF.Close()
 	}
 	ib.seenF, ib.seenOff, ib.dd.seenPath = f, int64(len(first)), path
+	ib.seenUnsynced = false
 	old := make([]string, 0, len(nums))
 	for _, n := range nums {
 		old = append(old, filepath.Join(ib.dir, fmt.Sprintf("seen-%020d.log", n)))
@@ -446,6 +465,8 @@ func readFrames(path string, fn func([]byte) error) (int64, error) {
 // dedupUpkeep deletes the runs past the window, installs a finished merge
 // and starts the next one. Failures are logged and tried again later.
 func (ib *inbox) dedupUpkeep(now time.Time) {
+	ib.dmu.Lock()
+	defer ib.dmu.Unlock()
 	x := &ib.dd
 	if x.sealing {
 		select {
@@ -568,6 +589,9 @@ func (ib *inbox) pickMerge(now time.Time) []*dedupRun {
 func (ib *inbox) closeDedup() error {
 	x := &ib.dd
 	x.sealWG.Wait()
+	ib.dmu.Lock()
+	defer ib.dmu.Unlock()
+	ib.dclosed = true
 	if x.sealing {
 		ib.installSeal(<-x.sealed)
 	}
@@ -619,4 +643,63 @@ func (ib *inbox) compact(segs []*segment) error {
 		s.ids = nil
 	}
 	return nil
+}
+
+// accept puts the id of a delivery the stream acknowledged (AckStream),
+// accepted at t, in the hot set at once, so that a retry of it is a
+// duplicate from now on, and queues it for the seen file, which the
+// writer appends it to in its next write (writeIDs). The caller holds
+// ib.dmu and then calls idsAdded.
+func (ib *inbox) accept(d digest, id string, t time.Time) {
+	ib.hotAdd(d, t)
+	ib.ids = appendSeenID(ib.ids, t.UnixNano(), id)
+}
+
+// idsAdded wakes the writer for the ids accept queued.
+func (ib *inbox) idsAdded() {
+	select {
+	case ib.idsReady <- struct{}{}:
+	default:
+	}
+}
+
+// writeIDs appends the ids accept queued to the current seen file in one
+// frame; with sync, it then makes the seen file durable. A write reaches
+// the page cache at once, so a killed process loses none of them; the
+// fdatasync waits for the writer's tick (ackDelay) or for close, so that
+// an id costs no disk flush of its own: after a crash of the machine,
+// the ids of the last fraction of a second may be forgotten, and a
+// delivery among them sent again is emitted again, with the same event
+// ids. A failed write is logged; its ids stay in memory only.
+func (ib *inbox) writeIDs(sync bool) {
+	ib.dmu.Lock()
+	ids := ib.ids
+	ib.ids = nil
+	ib.dmu.Unlock()
+	if ib.seenF == nil {
+		return
+	}
+	if len(ids) > 0 {
+		buf, start := beginFrame(ib.idsBuf[:0], frameSeenIDs)
+		buf = append(buf, ids...)
+		buf = endFrame(buf, start)
+		ib.idsBuf = buf[:0]
+		if cap(ib.idsBuf) > 1<<20 {
+			ib.idsBuf = nil
+		}
+		if _, err := ib.seenF.WriteAt(buf, ib.seenOff); err != nil {
+			_ = ib.seenF.Truncate(ib.seenOff)
+			ib.warnEvery("webhook inbox: record acknowledged delivery ids; they are remembered in memory only until the next seal", "file", ib.dd.seenPath, "error", err)
+		} else {
+			ib.seenOff += int64(len(buf))
+			ib.seenUnsynced = true
+		}
+	}
+	if sync && ib.seenUnsynced {
+		if err := datasync(ib.seenF); err != nil {
+			ib.warnEvery("webhook inbox: sync acknowledged delivery ids", "file", ib.dd.seenPath, "error", err)
+			return
+		}
+		ib.seenUnsynced = false
+	}
 }

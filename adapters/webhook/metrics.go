@@ -15,7 +15,7 @@ const (
 	ReasonSignature       = "signature"        // 401: verification failed
 	ReasonBackpressure    = "backpressure"     // 503: the inbox holds max_pending deliveries
 	ReasonUnavailable     = "unavailable"      // 503: the inbox cannot store (closing, disk error)
-	ReasonAckTimeout      = "ack_timeout"      // 503: stored, but not on the stream within the ack timeout (ack mode stream)
+	ReasonAckTimeout      = "ack_timeout"      // 503: not on the stream within the ack timeout (ack mode stream; dropped unless already read)
 )
 
 var reasons = []string{ReasonMethod, ReasonTooLarge, ReasonUnsupportedType, ReasonBadBody, ReasonSignature, ReasonBackpressure, ReasonUnavailable, ReasonAckTimeout}

@@ -41,11 +41,14 @@ const (
 	// keeps it until the stream has it: fast, and a 2xx still means "will
 	// be delivered".
 	AckInbox AckMode = "inbox"
-	// AckStream answers once the delivery's events are durable on the
-	// stream and its checkpoint is stored (the source's Ack covered it).
-	// A delivery not acknowledged within AckTimeout gets 503 with
-	// Retry-After; it stays in the inbox, and a retry of it waits for the
-	// same acknowledgement.
+	// AckStream makes the stream the inbox: a delivery is not written to
+	// the inbox log but handed to Read in memory, and answered once the
+	// source's Ack covers it (its events, or its dead letter, are durable
+	// on the stream and its checkpoint is stored): one durable write per
+	// delivery. A delivery not acknowledged within AckTimeout, or still
+	// waiting when the source closes, gets 503 with Retry-After and is
+	// dropped unless Read already took it; the sender's retry brings it
+	// again. Its id joins the dedup index once acknowledged.
 	AckStream AckMode = "stream"
 )
 
@@ -96,9 +99,10 @@ type Config struct {
 	// sealed into a sorted file of the inbox, which costs about 1.4 bytes
 	// an id of memory (its filter and index).
 	DedupMemoryIDs int
-	// MaxPending and MaxPendingBytes bound the deliveries stored but not
-	// yet acknowledged by the stream; beyond them deliveries get 503 with
-	// Retry-After and nothing is stored.
+	// MaxPending and MaxPendingBytes bound the deliveries stored (or,
+	// with AckStream, held in memory) but not yet acknowledged by the
+	// stream; beyond them deliveries get 503 with Retry-After and nothing
+	// is stored.
 	MaxPending      int
 	MaxPendingBytes int64
 	// RetryAfter is the delay a refused sender is asked to wait.
@@ -261,67 +265,33 @@ type run struct {
 	pendingN atomic.Int64
 	pendingB atomic.Int64
 
-	// Stream acknowledgement (AckStream only): the highest sequence
-	// acknowledged, a channel closed and replaced at every Ack, and the
-	// sequence of every stored delivery not yet acknowledged, by id.
+	// streamAck says AckMode is AckStream; flights are then the
+	// deliveries held in memory for Read and not yet acknowledged, by id
+	// (guarded by ib.dmu, with the dedup index they join once
+	// acknowledged).
 	streamAck bool
-	wmu       sync.Mutex
-	acked     uint64
-	ackedCh   chan struct{}
-	waiting   map[string]uint64
+	flights   map[string]*flight
 }
 
-// errAckTimeout reports a delivery not acknowledged by the stream in time.
-var errAckTimeout = errors.New("delivery not on the stream in time")
+// The reasons a delivery of AckStream is not answered 2xx.
+var (
+	errAckTimeout = errors.New("delivery not on the stream in time")
+	errSenderGone = errors.New("sender gone before the delivery was on the stream")
+	errDropped    = errors.New("delivery dropped before it was read")
+)
 
-// pendingSeq returns the sequence of a stored delivery not yet
-// acknowledged.
-func (r *run) pendingSeq(id string) (uint64, bool) {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	seq, ok := r.waiting[id]
-	return seq, ok
-}
-
-// waitAck blocks until the delivery at seq is acknowledged, the timeout
-// passes, ctx ends or the run closes.
-func (r *run) waitAck(ctx context.Context, seq uint64, timeout time.Duration) error {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		r.wmu.Lock()
-		acked, ch := r.acked, r.ackedCh
-		r.wmu.Unlock()
-		if acked >= seq {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			return errAckTimeout
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-r.closed:
-			return ErrClosed
-		}
-	}
-}
-
+// unacked is a delivery Read returned and Ack has not covered yet: one
+// of the inbox (seq) or, with AckStream, one held in memory (fl).
 type unacked struct {
 	id    string
 	seq   uint64
 	bytes int64
+	fl    *flight
 }
 
-// push receives committed records from the inbox writer.
-func (r *run) push(recs []*record) {
-	if r.streamAck {
-		r.wmu.Lock()
-		for _, rec := range recs {
-			r.waiting[rec.id] = rec.seq
-		}
-		r.wmu.Unlock()
-	}
+// push receives committed records from the inbox writer, and those of
+// AckStream from admit.
+func (r *run) push(recs ...*record) {
 	r.qmu.Lock()
 	if len(r.queue) == 0 {
 		r.queuedAt = time.Now()
@@ -396,21 +366,22 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 		notify:    make(chan struct{}, 1),
 		linger:    readLinger,
 		streamAck: s.cfg.AckMode == AckStream,
-		ackedCh:   make(chan struct{}),
-		waiting:   map[string]uint64{},
 	}
 	if r.streamAck {
 		// The answers wait for the stream: Read may not delay them.
 		r.linger = 0
+		r.flights = map[string]*flight{}
 	}
-	r.push(recs)
+	// Deliveries an earlier run stored (also with AckMode AckInbox, before
+	// a change to AckStream) are read first and acknowledged in the inbox.
+	r.push(recs...)
 	var stored int64
 	for _, rec := range recs {
 		stored += int64(len(rec.body))
 	}
 	r.pendingN.Store(int64(len(recs)))
 	r.pendingB.Store(stored)
-	ib.onCommit = r.push
+	ib.onCommit = func(recs []*record) { r.push(recs...) }
 	ib.start()
 	met := newMetrics(env.Metrics, env.Name, func() float64 { return float64(r.pendingN.Load()) })
 	s.met = met
@@ -461,6 +432,12 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 			n := min(len(r.queue), readLimit)
 			recs = make([]*record, n)
 			copy(recs, r.queue)
+			for _, rec := range recs {
+				if rec.fl != nil {
+					// Taken: its handler can no longer drop it.
+					rec.fl.read = true
+				}
+			}
 			rest := copy(r.queue, r.queue[n:])
 			clear(r.queue[rest:])
 			r.queue = r.queue[:rest]
@@ -482,7 +459,7 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	r.amu.Lock()
 	for i, rec := range recs {
 		out[i] = rec.change(tree)
-		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body))})
+		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body)), fl: rec.fl})
 	}
 	r.amu.Unlock()
 	r.lastRead = time.Now()
@@ -520,7 +497,9 @@ func (r *run) sleep(ctx context.Context, d time.Duration) error {
 
 // Ack releases the delivery at pos and every delivery read before it: they
 // are marked acknowledged in the inbox (in the writer's next write) and no
-// longer count against max_pending. It does not block on disk.
+// longer count against max_pending. With AckStream, those held in memory
+// are answered 2xx and their ids join the dedup index (in memory at once,
+// in the seen file in the writer's next write). It does not block on disk.
 func (s *Source) Ack(_ context.Context, pos core.Position) error {
 	r, err := s.current()
 	if err != nil {
@@ -540,28 +519,29 @@ func (s *Source) Ack(_ context.Context, pos core.Position) error {
 		return fmt.Errorf("ack webhook delivery %s: not read, or already acknowledged", pos)
 	}
 	var n, b int64
+	var seq uint64
+	var landed []*flight
 	for _, u := range r.unacked[:idx+1] {
 		n++
 		b += u.bytes
-	}
-	seq := r.unacked[idx].seq
-	if r.streamAck {
-		r.wmu.Lock()
-		for _, u := range r.unacked[:idx+1] {
-			delete(r.waiting, u.id)
+		if u.fl != nil {
+			landed = append(landed, u.fl)
+		} else {
+			seq = max(seq, u.seq)
 		}
-		r.acked = seq
-		close(r.ackedCh)
-		r.ackedCh = make(chan struct{})
-		r.wmu.Unlock()
 	}
 	rest := copy(r.unacked, r.unacked[idx+1:])
 	clear(r.unacked[rest:])
 	r.unacked = r.unacked[:rest]
 	r.amu.Unlock()
+	if len(landed) > 0 {
+		r.land(landed)
+	}
 	r.pendingN.Add(-n)
 	r.pendingB.Add(-b)
-	r.ib.ack(seq)
+	if seq > 0 {
+		r.ib.ack(seq)
+	}
 	return nil
 }
 
@@ -595,7 +575,7 @@ func (s *Source) Status() map[string]any {
 	s.mu.Lock()
 	r := s.run
 	s.mu.Unlock()
-	st := map[string]any{"path": s.cfg.Path, "open": r != nil}
+	st := map[string]any{"path": s.cfg.Path, "open": r != nil, "ack": string(s.cfg.AckMode)}
 	if r != nil {
 		st["inbox_pending"] = r.pendingN.Load()
 		st["inbox_pending_bytes"] = r.pendingB.Load()

@@ -587,59 +587,6 @@ func TestLargeDeliveriesSurviveRestart(t *testing.T) {
 	}
 }
 
-func TestAckStreamMode(t *testing.T) {
-	h := newHarness(t, webhook.Config{Path: "/hooks/orders", DeliveryID: headerID, AckMode: webhook.AckStream, AckTimeout: 200 * time.Millisecond, RetryAfter: time.Second})
-
-	// Not acknowledged in time: 503, but the delivery is stored.
-	a := h.post(`{"n":1}`, map[string]string{"X-Delivery": "d-1"})
-	if a.status != 503 || a.header.Get("Retry-After") != "1" {
-		t.Fatalf("unacknowledged delivery = %d %s, want 503 with Retry-After", a.status, a.raw)
-	}
-	chs := h.readN(1)
-
-	// A retry before the acknowledgement waits for it too, and times out
-	// the same way.
-	if a := h.post(`{"n":1}`, map[string]string{"X-Delivery": "d-1"}); a.status != 503 {
-		t.Fatalf("retry before the ack = %d %s, want 503 (still not on the stream)", a.status, a.raw)
-	}
-	if err := h.src.Ack(context.Background(), chs[0].Position); err != nil {
-		t.Fatal(err)
-	}
-	if a := h.post(`{"n":1}`, map[string]string{"X-Delivery": "d-1"}); a.status != 200 || a.body["status"] != "duplicate" {
-		t.Fatalf("retry after the ack = %d %s, want 200 duplicate", a.status, a.raw)
-	}
-
-	// With room to wait, the answer comes once the runtime acknowledges.
-	h.cfg.AckTimeout = time.Minute
-	h.restart(core.Position{})
-	answers := make(chan answer, 1)
-	go func() {
-		req, _ := http.NewRequest("POST", h.srv.URL+"/hooks/orders", strings.NewReader(`{"n":2}`))
-		req.Header.Set("X-Delivery", "d-2")
-		resp, err := h.srv.Client().Do(req)
-		if err != nil {
-			answers <- answer{status: -1, raw: err.Error()}
-			return
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		answers <- answer{status: resp.StatusCode, raw: string(raw)}
-	}()
-	chs = h.readN(1)
-	select {
-	case a := <-answers:
-		t.Fatalf("answered %d %s before the ack", a.status, a.raw)
-	default:
-	}
-	if err := h.src.Ack(context.Background(), chs[0].Position); err != nil {
-		t.Fatal(err)
-	}
-	a = <-answers
-	if a.status != 200 || !strings.Contains(a.raw, `"delivered"`) {
-		t.Fatalf("answer after the ack = %d %s, want 200 delivered", a.status, a.raw)
-	}
-}
-
 // TestReadAfterQuietSpellDoesNotWait checks that a delivery arriving after
 // a quiet spell is handed over at once, even to a Read whose context is
 // already done, as a stop right after it would be: Read lingers for more
