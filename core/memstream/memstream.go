@@ -231,7 +231,7 @@ func (s *Stream) store(ctx context.Context, topic string, msgs []*message.Messag
 	entries := make([]logEntry, len(msgs))
 	now := time.Now()
 	for i, m := range msgs {
-		entries[i] = logEntry{msg: copyMessage(m), at: now}
+		entries[i] = logEntry{msg: copyMessage(m, 0), at: now}
 	}
 	s.mu.Lock()
 	if err := ctx.Err(); err != nil {

@@ -19,12 +19,15 @@ type logEntry struct {
 	at  time.Time
 }
 
-// copyMessage returns a copy of m that shares nothing with it.
-func copyMessage(m *message.Message) *message.Message {
+// copyMessage returns a copy of m that shares nothing with it, with room
+// in its metadata for extra more entries.
+func copyMessage(m *message.Message, extra int) *message.Message {
 	c := message.NewMessage(m.UUID, append(message.Payload(nil), m.Payload...))
+	md := make(message.Metadata, len(m.Metadata)+extra)
 	for k, v := range m.Metadata {
-		c.Metadata[k] = v
+		md[k] = v
 	}
+	c.Metadata = md
 	return c
 }
 
@@ -215,7 +218,7 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 			}
 			continue
 		}
-		msg := copyMessage(log[off].msg)
+		msg := copyMessage(log[off].msg, 1)
 		msg.Metadata[core.MetadataPosition] = core.StreamPosition(topic, 0, off)
 		mctx, cancel := context.WithCancel(ctx)
 		msg.SetContext(mctx)

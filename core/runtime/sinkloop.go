@@ -22,6 +22,10 @@ import (
 // stream commits the low watermark of the acks. sinkresult.go holds what
 // the loop does with the results of a Write.
 
+// idleKeys is how many keys with no event a sink's loop keeps, so that
+// the next event of a key finds its queue instead of making one.
+const idleKeys = 1024
+
 // sinkItem is one event read from the stream and not yet committed.
 type sinkItem struct {
 	msg      *message.Message
@@ -306,6 +310,11 @@ func (l *sinkLoop) run(ctx context.Context) error {
 	defer gauges.Stop()
 	l.paused = l.s.isPaused()
 	var err error
+	// quick counts the turns in a row that took the quick select; every
+	// quickMax turns the full one runs, so that a busy loop still sees
+	// ctx, its timers and pause.
+	const quickMax = 32
+	quick := 0
 	for err == nil {
 		if l.gone != nil {
 			err = l.gone
@@ -325,6 +334,22 @@ func (l *sinkLoop) run(ctx context.Context) error {
 		if !l.paused {
 			in = l.intake
 		}
+		if quick < quickMax {
+			// While events and results keep coming, take them with a
+			// select of their own: the full one below costs a lock and
+			// a wait on each of its channels per event.
+			quick++
+			select {
+			case ms := <-in:
+				l.acceptAll(ms)
+				continue
+			case w := <-l.results:
+				l.written(w)
+				continue
+			default:
+			}
+		}
+		quick = 0
 		select {
 		case <-ctx.Done():
 			l.drain()
@@ -438,6 +463,9 @@ func (l *sinkLoop) accept(m *message.Message) {
 	if k == nil {
 		k = &sinkKey{name: it.key}
 		l.keys[it.key] = k
+	} else if len(k.items) == 0 && !k.parked && !k.busy && k.blocked == 0 {
+		// A key kept idle (see schedule) starts afresh.
+		k.due = time.Time{}
 	}
 	if k.parked {
 		// Behind the key's parked events, in the store.
@@ -549,7 +577,13 @@ func (l *sinkLoop) schedule(k *sinkKey) {
 	}
 	if len(k.items) == 0 && !k.parked {
 		if l.keys[k.name] == k {
-			delete(l.keys, k.name)
+			if len(l.keys) > idleKeys {
+				delete(l.keys, k.name)
+			} else {
+				// Kept for the key's next event, as if new: its heap
+				// entries are void.
+				k.gen++
+			}
 		}
 		return
 	}

@@ -40,6 +40,7 @@ func (l *sinkLoop) written(w writeResult) {
 	// the circuit instead.
 	counting := l.circuit == CircuitClosed && !w.probe
 	var touched []*sinkKey
+	delivered := 0
 	for i, it := range w.batch {
 		r := res[i]
 		k := l.keys[it.key]
@@ -54,9 +55,8 @@ func (l *sinkLoop) written(w writeResult) {
 			}
 		case r.Status == core.StatusDelivered:
 			l.consecutive = 0
-			l.s.delivered.Add(1)
-			l.s.m.delivered.Inc()
-			l.s.m.delivery.Observe(time.Since(it.appended).Seconds())
+			delivered++
+			l.s.m.delivery.Observe(now.Sub(it.appended).Seconds())
 			l.finish(it)
 		case r.Status == core.StatusFailed:
 			l.consecutive = 0
@@ -73,6 +73,10 @@ func (l *sinkLoop) written(w writeResult) {
 			// delivered, or the Write was cancelled): it goes again as it
 			// is.
 		}
+	}
+	if delivered > 0 {
+		l.s.delivered.Add(uint64(delivered))
+		l.s.m.delivered.Add(float64(delivered))
 	}
 	for _, k := range touched {
 		kept := k.items[:0]
