@@ -16,6 +16,12 @@
 #
 #   bench/webhook.sh [ceiling|peer|embedded|kafka ...]   default: all four
 #
+# embedded and kafka take the connector's ack mode after a colon
+# (embedded:inbox, kafka:stream; without one, $ACK, else the connector's
+# default), so that both modes run side by side:
+#
+#   bench/webhook.sh ceiling peer embedded:inbox embedded:stream kafka:inbox kafka:stream
+#
 # Closed loop: wrk -t2 -c$CONNS with a Lua script giving each request its
 # own delivery id. wrk is required (the script installs Debian's package
 # when it is missing): a Go load generator on the same two cores takes
@@ -29,7 +35,8 @@
 # 5000), KAFKA_BROKERS (default 127.0.0.1:9092), TRIBUTARY_BIN (default
 # bin/tributary), PEER_CACHE (where the peer is built, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/tributary-bench), SIDECAR_LOG (copy the
-# sidecar's log to $SIDECAR_LOG.<stream>).
+# sidecar's log to $SIDECAR_LOG.<stream>), ACK (the ack mode of servers
+# named without one: inbox or stream).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +47,7 @@ KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
 BIN=${TRIBUTARY_BIN:-bin/tributary}
 PORT=${PORT:-18080}
 ADMIN_PORT=${ADMIN_PORT:-19464}
+ACK=${ACK:-}
 PEER_CACHE=${PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tributary-bench}
 streams=("$@")
 [ ${#streams[@]} -gt 0 ] || streams=(ceiling peer embedded kafka)
@@ -106,13 +114,21 @@ stream_yaml() {
 	embedded) echo "stream: {type: embedded}" ;;
 	kafka) echo "stream: {type: kafka, config: {brokers: [\"$KAFKA_BROKERS\"]}}" ;;
 	ceiling | peer) echo "" ;;
-	*) echo "unknown stream $1: use ceiling, peer, embedded or kafka" >&2; exit 2 ;;
+	*) echo "unknown stream $1: use ceiling, peer, embedded or kafka (with :inbox or :stream)" >&2; exit 2 ;;
 	esac
 }
 
 declare -A rps cpu p99 p999 rssmb load
 for s in "${streams[@]}"; do
 	if [ "$s" = peer ] && [ -z "$peer_ok" ]; then continue; fi
+	typ=${s%%:*}
+	ack=${s#*:}
+	[ "$ack" != "$s" ] || ack=$ACK
+	case $ack in
+	"") ack_yaml="" ;;
+	inbox | stream) ack_yaml="ack: $ack" ;;
+	*) echo "unknown ack mode $ack in $s: use inbox or stream" >&2; exit 2 ;;
+	esac
 	rm -rf "$work/state"
 	cat > "$work/tributary.yaml" <<YAML
 version: 1
@@ -120,7 +136,7 @@ state_dir: $work/state
 log: {level: warn, format: text}
 admin: {address: 127.0.0.1:$ADMIN_PORT}
 http: {address: 127.0.0.1:$PORT}
-$(stream_yaml "$s")
+$(stream_yaml "$typ")
 catalog:
   - type: com.example.order.placed
     version: "1"
@@ -143,6 +159,7 @@ connectors:
       max_pending_bytes: 1073741824
       verify: {preset: hmac, header: X-Signature, prefix: "sha256=", secrets: [bench-secret]}
       dedup: {header: X-Delivery-Id}
+      $ack_yaml
     emit:
       - name: order_placed
         when: payload.event == "order.placed"
@@ -205,7 +222,13 @@ YAML
 	elif [ "$s" = peer ]; then
 		echo "== peer: Benthos v4.60.0 http_server, HMAC-SHA256 in Bloblang, file output (no fsync)"
 	else
-		echo "== $s stream: 1 KB JSON, HMAC-SHA256, 2xx once durable in the inbox"
+		mode=$(curl -s "http://127.0.0.1:$ADMIN_PORT/v1/connectors/bench_orders" | grep -o '"ack": *"[a-z]*"' | grep -o '[a-z]*"$' | tr -d '"' || true)
+		case $mode in
+		stream) what="2xx once its events are durable on the stream (ack: stream, no inbox write)" ;;
+		inbox) what="2xx once durable in the inbox (ack: inbox)" ;;
+		*) what="2xx once durable" ;;
+		esac
+		echo "== $s: $typ stream, 1 KB JSON, HMAC-SHA256, $what"
 	fi
 	# The machine's other load moves every figure: say what it was.
 	load0=$(cut -d' ' -f1 /proc/loadavg)
@@ -248,7 +271,7 @@ echo "== summary (closed loop req/s, server CPU per request, p99 and p99.9 at $R
 for s in "${streams[@]}"; do
 	[ -n "${rps[$s]:-}" ] || continue
 	awk -v s="$s" -v r="${rps[$s]}" -v c="${cpu[$s]:-?}" -v p="${p99[$s]:-?}" -v p9="${p999[$s]:-?}" -v m="${rssmb[$s]:-?}" -v l="${load[$s]:-?}" -v ceil="${rps[ceiling]:-0}" -v peer="${rps[peer]:-0}" 'BEGIN {
-		line = sprintf("%-9s %7d req/s  %4s us/req  p99 %-8s p99.9 %-8s %4s MB  load %-9s", s, r, c, p, p9, m, l)
+		line = sprintf("%-15s %7d req/s  %4s us/req  p99 %-8s p99.9 %-8s %4s MB  load %-9s", s, r, c, p, p9, m, l)
 		if (ceil > 0) line = line sprintf("  %.2fx ceiling", r/ceil)
 		if (peer > 0) line = line sprintf("  %.2fx peer", r/peer)
 		print line }'

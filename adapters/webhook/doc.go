@@ -6,23 +6,44 @@
 //
 // # What a 2xx means
 //
-// A delivery is answered 200 only after it is committed to the inbox, an
-// append-only log of segment files in the connector's state directory
-// (webhook-inbox/; each record framed with its length and a CRC-32C, each
-// group of records written at once and made durable with fdatasync before
-// any of them is answered). The inbox keeps the delivery until the runtime acknowledges
-// it, which happens once its events are durable on the stream and the
-// checkpoint is stored; after a crash or a broker outage, deliveries not
-// acknowledged are read again. So a 2xx is never followed by a loss, and a
-// stream outage only makes the inbox grow. When it holds MaxPending
-// deliveries (or MaxPendingBytes of bodies), new deliveries are answered 503
-// with Retry-After and nothing is stored.
+// With AckMode AckInbox, a delivery is answered 200 only after it is
+// committed to the inbox, an append-only log of segment files in the
+// connector's state directory (webhook-inbox/; each record framed with
+// its length and a CRC-32C, each group of records written at once and
+// made durable with fdatasync before any of them is answered). The inbox
+// keeps the delivery until the runtime acknowledges it, which happens once
+// its events are durable on the stream and the checkpoint is stored; after
+// a crash or a broker outage, deliveries not acknowledged are read again.
+// So a 2xx is never followed by a loss, and a stream outage only makes
+// the inbox grow. When it holds MaxPending deliveries (or MaxPendingBytes
+// of bodies), new deliveries are answered 503 with Retry-After and nothing
+// is stored.
 //
-// With AckMode AckStream, the 200 waits further, until the runtime's Ack
-// covers the delivery (its events are durable on the stream); a delivery
-// not acknowledged within AckTimeout gets 503 with Retry-After and stays
-// stored.
+// With AckMode AckStream the stream is the inbox: a delivery is not
+// written to the inbox log. Once verified, parsed and checked against the
+// dedup index and the deliveries in flight, it is handed to Read in
+// memory (bounded by MaxPending and MaxPendingBytes) and answered 200
+// ("delivered") only when the runtime's Ack covers it: its events, or its
+// dead letter, are durable on the stream and its checkpoint is stored.
+// So a delivery costs one durable write, the stream's, before its answer.
+// A delivery not acknowledged within AckTimeout, or still waiting when the
+// source closes, is answered 503 with Retry-After and dropped if Read has
+// not taken it yet: the sender's retry brings it again. If Read had taken
+// it, its events may still reach the stream; a retry meanwhile waits for
+// that acknowledgement (and is answered 200 "duplicate"), and a retry
+// after it is a duplicate. Identical deliveries in flight at once are
+// emitted once: the later ones wait for the first and share its answer.
 //
+// An acknowledged delivery's id joins the dedup index at once in memory
+// and is appended to the seen file in the writer's next write, without a
+// flush of its own (the seen file is synced every ackDelay and at close):
+// a killed process loses none, but a crash of the machine, or of the
+// process between the stream's acknowledgement and that write, can forget
+// the ids of the last moments, and a delivery among them that its sender
+// sends again (its 2xx lost) is emitted again, with the same event ids,
+// since they derive from the delivery id. Deliveries the inbox stored
+// before a change to AckStream are read first, as with AckInbox.
+
 // One writer goroutine commits the deliveries of all concurrent requests
 // in one write (group commit), so one fdatasync covers many deliveries;
 // commits start at most once a millisecond, so that under a steady load
@@ -80,5 +101,8 @@
 //
 // method (405), declared size (413), body read with its limit (413),
 // verification (401), content type (415), body parsing (400), handshake,
-// backpressure (503), inbox commit (503 on failure), answer 200.
+// backpressure (503), inbox commit (503 on failure), answer 200. With
+// AckStream the last steps are: deliveries in flight and dedup index
+// (200 duplicate), backpressure (503), the stream's acknowledgement (200
+// delivered, or 503 after AckTimeout).
 package webhook

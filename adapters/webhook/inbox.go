@@ -142,8 +142,8 @@ type inbox struct {
 	// fdatasync; idsBuf is the scratch their frames are built in.
 	seenUnsynced bool
 	idsBuf       []byte
-	buf       []byte
-	fresh     []digest
+	buf          []byte
+	fresh        []digest
 	// lastCommit is when the last write of deliveries began (wall clock).
 	lastCommit time.Time
 	// warnMsg and warnAt are the last upkeep failure logged and when.
