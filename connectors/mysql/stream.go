@@ -48,6 +48,16 @@ func signal(c chan struct{}) {
 var errQueueStopped = fmt.Errorf("binlog reader stopped")
 
 func (q *queue) push(ch core.Change) error {
+	return q.pushAll([]core.Change{ch})
+}
+
+// pushAll adds chs, in order, once fewer than max are waiting: the changes
+// of one rows event go in with one lock and one wake-up, and the queue
+// holds at most max-1 plus one event's changes.
+func (q *queue) pushAll(chs []core.Change) error {
+	if len(chs) == 0 {
+		return nil
+	}
 	q.mu.Lock()
 	for len(q.items) >= q.max {
 		q.mu.Unlock()
@@ -58,7 +68,7 @@ func (q *queue) push(ch core.Change) error {
 		}
 		q.mu.Lock()
 	}
-	q.items = append(q.items, ch)
+	q.items = append(q.items, chs...)
 	q.mu.Unlock()
 	signal(q.notEmpty)
 	return nil
@@ -80,11 +90,18 @@ func (q *queue) halt() { q.stopOnce.Do(func() { close(q.stop) }) }
 func (q *queue) take(ctx context.Context) ([]core.Change, error) {
 	for {
 		q.mu.Lock()
-		if len(q.items) > 0 {
-			out := q.items
-			q.items = make([]core.Change, 0, min(len(out), q.max))
+		if n := len(q.items); n > 0 {
+			// At most max at once (pushAll may have gone past it by
+			// part of an event); the rest stays for the next take.
+			out := q.items[:min(n, q.max):min(n, q.max)]
+			rest := q.items[len(out):]
+			q.items = make([]core.Change, len(rest), max(len(rest), min(n, q.max)))
+			copy(q.items, rest)
+			room := len(q.items) < q.max
 			q.mu.Unlock()
-			signal(q.notFull)
+			if room {
+				signal(q.notFull)
+			}
 			return out, nil
 		}
 		if q.done {
@@ -135,6 +152,10 @@ type reader struct {
 	// or before resumeIdx were delivered.
 	resume    string
 	resumeIdx int
+
+	// out holds the changes of the rows event being decoded, pushed to q
+	// together once it is.
+	out []core.Change
 
 	// lastOut is when a change (or heartbeat) was last emitted.
 	lastOut time.Time
@@ -411,6 +432,15 @@ func (r *reader) emit(i int, ch core.Change) error {
 	return r.q.push(ch)
 }
 
+// emitRows pushes the changes of one rows event, r.out, at once, and
+// empties r.out for the next event.
+func (r *reader) emitRows() error {
+	err := r.q.pushAll(r.out)
+	clear(r.out)
+	r.out = r.out[:0]
+	return err
+}
+
 func (r *reader) rows(e *replication.BinlogEvent, ev *replication.RowsEvent) error {
 	if ev.Table == nil {
 		return nil
@@ -422,6 +452,9 @@ func (r *reader) rows(e *replication.BinlogEvent, ev *replication.RowsEvent) err
 	if !r.inTxn {
 		r.begin(e)
 	}
+	// What an event that failed half-way left is not pushed.
+	clear(r.out)
+	r.out = r.out[:0]
 	t := r.sch[k]
 	if t == nil {
 		return fmt.Errorf("binlog transaction %s changes %s.%s, which the schema history does not know: re-snapshot (remove the checkpoint and schema_history.json)", r.txnName(), ev.Table.Schema, ev.Table.Table)
@@ -481,11 +514,11 @@ func (r *reader) rows(e *replication.BinlogEvent, ev *replication.RowsEvent) err
 			}
 		}
 		r.resnapNote(k, t, ch.Before, ch.After, false)
-		if err := r.emit(idx, ch); err != nil {
-			return err
-		}
+		ch.Position = cdc.StreamPosition(r.start, idx)
+		r.emitted++
+		r.out = append(r.out, ch)
 	}
-	return nil
+	return r.emitRows()
 }
 
 // record decodes row i of ev with the columns of t. Columns a MINIMAL row
