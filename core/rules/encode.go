@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tributary/tributary/core"
 )
@@ -63,28 +64,35 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case map[string]any:
-		// A row's keys fit the array on the stack: no allocation.
-		var arr [32]string
-		keys := arr[:0]
-		for k := range x {
-			keys = append(keys, k)
+		// The entries of a row fit the array on the stack: no allocation,
+		// and each value is read in the one pass over the map.
+		var arr [32]entry
+		es := arr[:0]
+		for k, e := range x {
+			es = append(es, entry{k, e})
 		}
-		slices.Sort(keys)
+		slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.k, b.k) })
 		b = append(b, '{')
-		for i, k := range keys {
+		for i, e := range es {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = core.AppendJSONString(b, k, false)
+			b = core.AppendJSONString(b, e.k, false)
 			b = append(b, ':')
 			var err error
-			if b, err = appendJSON(b, x[k]); err != nil {
+			if b, err = appendJSON(b, e.v); err != nil {
 				return b, err
 			}
 		}
 		return append(b, '}'), nil
 	}
 	return b, fmt.Errorf("cannot encode %T as JSON", v)
+}
+
+// entry is a map's key and value, while a map is encoded.
+type entry struct {
+	k string
+	v any
 }
 
 // appendFloat writes f as encoding/json does.
