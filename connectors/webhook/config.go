@@ -30,11 +30,11 @@ type Config struct {
 	ContentTypes    []string        `yaml:"content_types" default:"[application/json, application/x-www-form-urlencoded, application/xml, text/xml]" doc:"Accepted media types (+json and +xml types come with application/json and application/xml); others get 415."`
 	Verify          VerifyConfig    `yaml:"verify" doc:"How deliveries are authenticated; failures get 401 and are not stored."`
 	Dedup           DedupConfig     `yaml:"dedup" doc:"Where the delivery id comes from (default: the preset's, else the SHA-256 of the body) and how long it is remembered."`
-	MaxPending      int             `yaml:"max_pending" default:"10000" doc:"Deliveries stored but not yet on the stream beyond which new ones get 503 with Retry-After."`
-	MaxPendingBytes int64           `yaml:"max_pending_bytes" default:"67108864" doc:"Total body bytes stored but not yet on the stream beyond which new deliveries get 503."`
+	MaxPending      int             `yaml:"max_pending" default:"10000" doc:"Deliveries accepted but not yet on the stream (stored in the inbox, or held in memory with ack: stream) beyond which new ones get 503 with Retry-After."`
+	MaxPendingBytes int64           `yaml:"max_pending_bytes" default:"67108864" doc:"Total body bytes accepted but not yet on the stream beyond which new deliveries get 503."`
 	RetryAfter      time.Duration   `yaml:"retry_after" default:"5s" doc:"Delay a refused sender is asked to wait (Retry-After)."`
-	Ack             string          `yaml:"ack" default:"inbox" enum:"inbox,stream" doc:"What a 2xx waits for: inbox (the delivery is durably stored and will be delivered) or stream (its events are durable on the stream)."`
-	AckTimeout      time.Duration   `yaml:"ack_timeout" default:"10s" doc:"With ack: stream, how long a request waits for the stream before a 503 with Retry-After (the delivery stays stored)."`
+	Ack             string          `yaml:"ack" default:"inbox" enum:"inbox,stream" doc:"What a 2xx waits for: stream (its events are durable on the stream; the delivery is written nowhere else) or inbox (it is durably stored in the connector's inbox and will be delivered, also while the stream is away)."`
+	AckTimeout      time.Duration   `yaml:"ack_timeout" default:"10s" doc:"With ack: stream, how long a request waits for the stream before a 503 with Retry-After (the delivery is dropped unless already read; the sender sends it again)."`
 	Handshake       HandshakeConfig `yaml:"handshake" doc:"Answers to the challenges some senders send before delivering; never emitted."`
 }
 
