@@ -67,6 +67,19 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
+// metadataSize returns how many bytes appendMetadata appends for md, none
+// for empty metadata (a row without metadata shares emptyMetadata).
+func metadataSize(md map[string]string) int {
+	if len(md) == 0 {
+		return 0
+	}
+	n := uvarintLen(uint64(len(md)))
+	for k, v := range md {
+		n += uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v)
+	}
+	return n
+}
+
 // appendMetadata appends md in the batch encoding: the number of entries,
 // then each key and value with its length before it.
 func appendMetadata(b []byte, md map[string]string) []byte {

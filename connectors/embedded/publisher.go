@@ -60,17 +60,17 @@ func (p *Publisher) PublishAsync(ctx context.Context, topic string, msgs []*mess
 // messageRows returns the function that appends the rows of msgs.
 func (p *Publisher) messageRows(topic string, msgs []*message.Message) func([]row) []row {
 	return func(rows []row) []row {
-		// The metadata is encoded now, every message's into one buffer;
-		// the payload is copied into its batch by the writer, before done
-		// is called. A buffer outgrown keeps the rows already encoded in
-		// it.
-		var md []byte
+		// The metadata is encoded now, every message's into one buffer
+		// sized for them all; the payload is copied into its batch by the
+		// writer, before done is called.
+		need := 0
+		for _, m := range msgs {
+			need += metadataSize(m.Metadata)
+		}
+		md := make([]byte, 0, need)
 		for _, m := range msgs {
 			r := row{topic: topic, uuid: m.UUID, payload: m.Payload, metadata: emptyMetadata}
 			if len(m.Metadata) > 0 {
-				if cap(md)-len(md) < 16+48*len(m.Metadata) {
-					md = make([]byte, 0, max(4096, (16+48*len(m.Metadata))*min(len(msgs), 256)))
-				}
 				start := len(md)
 				md = appendMetadata(md, m.Metadata)
 				r.metadata = md[start:len(md):len(md)]
@@ -86,11 +86,14 @@ func (p *Publisher) messageRows(topic string, msgs []*message.Message) func([]ro
 // encoded straight into the stored metadata.
 func (p *Publisher) PublishEvents(ctx context.Context, topic string, events []*core.Event, done func(error)) error {
 	return p.enqueue(ctx, topic, len(events), done, false, func(rows []row) []row {
-		var md []byte
+		// One buffer holds every event's metadata: it is sized for the
+		// longest each can be, so that no row's metadata moves.
+		need := 0
 		for _, e := range events {
-			if need := eventMetadataMax(e); cap(md)-len(md) < need {
-				md = make([]byte, 0, max(4096, need*min(len(events), 256)))
-			}
+			need += eventMetadataMax(e)
+		}
+		md := make([]byte, 0, need)
+		for _, e := range events {
 			start := len(md)
 			md = appendEventMetadata(md, e)
 			rows = append(rows, row{topic: topic, uuid: e.ID, payload: e.Data, metadata: md[start:len(md):len(md)]})
