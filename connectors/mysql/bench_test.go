@@ -264,6 +264,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		for _, s := range sinks {
 			rt := benchRuntime(b, s.new(), names[s.name], s.dir, cfg)
 			resetPeakRSS()
+			stopProfile := startCPUProfile(b, s.name)
 			cpu0 := processCPU()
 			profiled := false
 			took := runUntil(b, rt, func(st runtime.ConnectorStatus) bool {
@@ -274,6 +275,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				return st.EventsEmitted >= uint64(n) && st.InFlight == 0
 			})
 			reads[s.name] = append(reads[s.name], reading{wall: took, cpu: processCPU() - cpu0})
+			stopProfile()
 			rss[s.name] = max(rss[s.name], peakRSS())
 		}
 	}
@@ -398,6 +400,28 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startCPUProfile starts, with TRIBUTARY_BENCH_CPUPROFILE set, a CPU
+// profile of the catch-up into stream alone (not the load, not the
+// ceilings), written to that path with the stream's name appended; the
+// function returned stops it.
+func startCPUProfile(b *testing.B, stream string) func() {
+	p := os.Getenv("TRIBUTARY_BENCH_CPUPROFILE")
+	if p == "" {
+		return func() {}
+	}
+	f, err := os.Create(p + "." + stream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // writeHeapProfile writes the live heap to path, for
