@@ -65,6 +65,11 @@ func (l *loader) check(cfg *Config, v map[string]any, root *yaml.Node) {
 	if _, ok := mapOf(v, "shutdown")["timeout"]; ok && cfg.Shutdown.Timeout <= 0 {
 		at("shutdown.timeout", "must be positive, such as 30s")
 	}
+	if lim := strOf(mapOf(v, "memory"), "limit"); lim != "" {
+		if _, err := parseMemoryLimit(lim); err != nil {
+			at("memory.limit", "%v", err)
+		}
+	}
 	if r := cfg.Tracing.SampleRatio; r < 0 || r > 1 {
 		at("tracing.sample_ratio", "must be between 0 and 1, such as 0.1 to trace one change in ten")
 	}

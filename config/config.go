@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +32,7 @@ type Config struct {
 	Admin    AdminConfig
 	HTTP     HTTPConfig
 	Shutdown ShutdownConfig
+	Memory   MemoryConfig
 	Tracing  TracingConfig
 	Stream   StreamConfig
 	// Catalog is the declared list of event types, as written.
@@ -104,6 +106,13 @@ func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
 type ShutdownConfig struct {
 	// Timeout bounds draining and committing after a stop signal.
 	Timeout time.Duration
+}
+
+// MemoryConfig configures the Go runtime's memory (the memory section).
+type MemoryConfig struct {
+	// Limit is the soft memory limit in bytes: 0 when the file sets none
+	// (the sidecar's default applies), -1 for off.
+	Limit int64
 }
 
 // TracingConfig configures OpenTelemetry tracing (the tracing section).
@@ -346,6 +355,7 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 		ReadTimeout: durOf(h, "read_timeout"),
 	}
 	cfg.Shutdown.Timeout = durOf(mapOf(v, "shutdown"), "timeout")
+	cfg.Memory.Limit, _ = parseMemoryLimit(strOf(mapOf(v, "memory"), "limit"))
 	tr := mapOf(v, "tracing")
 	cfg.Tracing = TracingConfig{Exporter: strOf(tr, "exporter"), Endpoint: strOf(tr, "endpoint"), Protocol: strOf(tr, "protocol"), ServiceName: strOf(tr, "service_name")}
 	cfg.Tracing.SampleRatio, _ = tr["sample_ratio"].(float64)
@@ -429,4 +439,34 @@ func mapOf(m map[string]any, k string) map[string]any {
 func listOf(m map[string]any, k string) []any {
 	v, _ := m[k].([]any)
 	return v
+}
+
+// memoryUnits are the units of a memory limit, as GOMEMLIMIT takes them.
+var memoryUnits = []struct {
+	suffix string
+	shift  uint
+}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// parseMemoryLimit reads a memory limit as GOMEMLIMIT is written: a
+// number of bytes, optionally followed by B, KiB, MiB, GiB or TiB, or off
+// (-1). "" is 0: none set.
+func parseMemoryLimit(s string) (int64, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "off":
+		return -1, nil
+	}
+	num, shift := s, uint(0)
+	for _, u := range memoryUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, shift = n, u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q is not a memory limit: write a positive number of bytes with a unit, such as 64MiB or 1GiB, or off", s)
+	}
+	return n << shift, nil
 }

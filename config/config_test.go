@@ -143,7 +143,7 @@ func TestProblems(t *testing.T) {
 		{
 			name: "unknown top-level key", old: "shutdown:\n", new: "shutdwn:\n",
 			line: 9, col: 1, field: "shutdwn",
-			message: `unknown key "shutdwn" (did you mean "shutdown"?); known keys: admin, catalog, connectors, entities, http, log, shutdown, sinks, state_dir, stream, tracing, version`,
+			message: `unknown key "shutdwn" (did you mean "shutdown"?); known keys: admin, catalog, connectors, entities, http, log, memory, shutdown, sinks, state_dir, stream, tracing, version`,
 		},
 		{
 			name: "unknown nested key", old: "  address: 127.0.0.1:8080", new: "  adress: 127.0.0.1:8080",

@@ -115,6 +115,9 @@ func fileFields() []core.Field {
 			}},
 			{Name: "read_timeout", Type: core.TypeDuration, Default: "10s", Doc: "Longest time to read a request, body included."},
 		}},
+		{Name: "memory", Type: core.TypeObject, Doc: "The Go runtime's memory.", Fields: []core.Field{
+			{Name: "limit", Type: core.TypeString, Default: "", Example: "64MiB", Doc: "Soft limit on the Go runtime's memory (heap and stacks; not the binary's mapped code nor SQLite's page caches), written as GOMEMLIMIT is (bytes, or with a unit: 48MiB, 1GiB), or off; empty: 64MiB. The garbage collector works harder as the heap nears it, and it rises to twice the live heap while that needs more. GOMEMLIMIT in the environment wins."},
+		}},
 		{Name: "shutdown", Type: core.TypeObject, Doc: "Graceful shutdown.", Fields: []core.Field{
 			{Name: "timeout", Type: core.TypeDuration, Default: "30s", Doc: "Longest time to drain in-flight events and commit checkpoints after a stop signal."},
 		}},

@@ -282,6 +282,7 @@ func needsRestart(old, cfg *config.Config) []string {
 		{"admin", old.Admin, cfg.Admin},
 		{"http", old.HTTP, cfg.HTTP},
 		{"shutdown", old.Shutdown, cfg.Shutdown},
+		{"memory", old.Memory, cfg.Memory},
 		{"stream", old.Stream, cfg.Stream},
 		{"entities", entitiesDigest(old), entitiesDigest(cfg)},
 	} {

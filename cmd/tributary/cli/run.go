@@ -64,6 +64,8 @@ func newRunCmd(reg *core.Registry) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			mem := runtime.LimitMemory(sc.Config.Memory.Limit)
+			defer mem.Stop()
 			if flags.Changed("http") {
 				if sc.Config.HTTP.Address == "" {
 					return invalid(fmt.Errorf("--http %q: %s turns the HTTP listener off (http.address is empty), so no connector mounts on it; set http.address in the file instead", httpAddr, file))
