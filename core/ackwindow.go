@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -29,6 +30,9 @@ type AckWindow[T any] struct {
 	offset func(T) int64
 	commit func(T)
 	wake   chan struct{}
+	// watching is signalled when SentWatched makes Track's head or
+	// first follower.
+	watching chan struct{}
 
 	mu    sync.Mutex
 	slots []ackSlot[T] // in offset order
@@ -41,6 +45,19 @@ type AckWindow[T any] struct {
 	// acked, so that finding the next record to send does not scan the
 	// records out for delivery again for every one sent.
 	next int
+	// watched are the deliveries of SentWatched whose ack or nack Track
+	// has not accounted for yet, in the order they were sent.
+	watched []watchedDelivery
+	// taken is settle's buffer, only Track's goroutine uses it.
+	taken []takenDelivery
+}
+
+// watchedDelivery is a delivery Track watches.
+type watchedDelivery struct {
+	off  int64
+	gen  int
+	msg  *message.Message
+	done func()
 }
 
 type ackSlot[T any] struct {
@@ -60,7 +77,7 @@ type ackSlot[T any] struct {
 // held, so that commits come in offset order, and must not call the
 // window.
 func NewAckWindow[T any](size int, offset func(T) int64, commit func(last T)) *AckWindow[T] {
-	return &AckWindow[T]{size: max(size, 1), offset: offset, commit: commit, wake: make(chan struct{}, 1)}
+	return &AckWindow[T]{size: max(size, 1), offset: offset, commit: commit, wake: make(chan struct{}, 1), watching: make(chan struct{}, 1)}
 }
 
 // Size returns the most records the window holds.
@@ -138,12 +155,152 @@ func (w *AckWindow[T]) find(off int64) int {
 func (w *AckWindow[T]) Sent(off int64, gen int, msg *message.Message) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.sentLocked(off, gen, msg)
+}
+
+func (w *AckWindow[T]) sentLocked(off int64, gen int, msg *message.Message) {
 	if i := w.find(off); i >= 0 {
 		w.slots[i].msg = msg
 		if w.slots[i].gen == gen {
 			w.slots[i].sent = true
 		}
 	}
+}
+
+// SentWatched is Sent for a delivery that Track watches, in place of a
+// Watch of its own: done, when not nil, is called once Track has
+// accounted for its ack or nack, or once Track ends.
+func (w *AckWindow[T]) SentWatched(off int64, gen int, msg *message.Message, done func()) {
+	w.mu.Lock()
+	w.sentLocked(off, gen, msg)
+	w.watched = append(w.watched, watchedDelivery{off: off, gen: gen, msg: msg, done: done})
+	n := len(w.watched)
+	w.mu.Unlock()
+	if n <= 2 {
+		// A new head to wait for, or the first delivery behind it: the
+		// one that needs the scan timer.
+		select {
+		case w.watching <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// trackScan is how often Track looks at the acks and nacks of the
+// deliveries behind the one it waits for.
+const trackScan = 5 * time.Millisecond
+
+// Track accounts for the acks and nacks of the deliveries recorded with
+// SentWatched, as Watch would for each, until ctx ends; then it accounts
+// for the acks that came before and calls the done of every delivery left.
+// One goroutine runs it for a window, in place of a goroutine per delivery:
+// it waits for the oldest delivery and, once that one is acked or nacked,
+// takes the deliveries after it acked or nacked by then too. The acks and
+// nacks of deliveries behind one still out are taken every few
+// milliseconds; the low watermark does not wait for them, as it cannot
+// move before the oldest record anyway.
+func (w *AckWindow[T]) Track(ctx context.Context) {
+	scan := time.NewTimer(trackScan)
+	defer scan.Stop()
+	armed := true
+	for {
+		w.mu.Lock()
+		n := len(w.watched)
+		var head *message.Message
+		if n > 0 {
+			head = w.watched[0].msg
+		}
+		w.mu.Unlock()
+		if n > 1 && !armed {
+			scan.Reset(trackScan)
+			armed = true
+		}
+		var acked, nacked <-chan struct{}
+		if head != nil {
+			acked, nacked = head.Acked(), head.Nacked()
+		}
+		var scanned <-chan time.Time
+		if armed {
+			scanned = scan.C
+		}
+		select {
+		case <-acked:
+			w.settle(false)
+		case <-nacked:
+			w.settle(false)
+		case <-scanned:
+			armed = false
+			w.settle(true)
+		case <-w.watching:
+		case <-ctx.Done():
+			w.mu.Lock()
+			left := w.watched
+			w.watched = nil
+			w.mu.Unlock()
+			for _, d := range left {
+				select {
+				case <-d.msg.Acked():
+					w.Ack(d.off)
+				default:
+				}
+				if d.done != nil {
+					d.done()
+				}
+			}
+			return
+		}
+	}
+}
+
+// settle accounts for the watched deliveries acked or nacked by now: those
+// from the oldest up to the first still out, or with all every one.
+func (w *AckWindow[T]) settle(all bool) {
+	w.mu.Lock()
+	taken := w.taken[:0]
+	kept := w.watched[:0]
+	rest := len(w.watched)
+	for i, d := range w.watched {
+		select {
+		case <-d.msg.Acked():
+			taken = append(taken, takenDelivery{d, true})
+			continue
+		default:
+		}
+		select {
+		case <-d.msg.Nacked():
+			taken = append(taken, takenDelivery{d, false})
+			continue
+		default:
+		}
+		if !all {
+			rest = i
+			break
+		}
+		kept = append(kept, d)
+	}
+	kept = append(kept, w.watched[rest:]...)
+	clear(w.watched[len(kept):])
+	w.watched = kept
+	w.mu.Unlock()
+	// In the order they were sent, as their own Watch calls could have.
+	for _, t := range taken {
+		if t.ack {
+			w.Ack(t.off)
+		} else {
+			w.Nack(t.off, t.gen)
+		}
+		if t.done != nil {
+			t.done()
+		}
+	}
+	clear(taken)
+	w.taken = taken
+}
+
+// takenDelivery is a watched delivery settle found acked or nacked.
+type takenDelivery struct {
+	watchedDelivery
+	ack bool
 }
 
 // Watch waits for msg's ack or nack and accounts for it as Ack or Nack of

@@ -2,9 +2,13 @@ package core_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -428,5 +432,102 @@ func BenchmarkAckWindow(b *testing.B) {
 			}
 			out = append(out[:0], out[64:]...)
 		}
+	}
+}
+
+// TestAckWindowTrack checks that Track accounts for the acks and nacks of
+// the deliveries recorded with SentWatched as Watch does for each: an ack
+// behind the oldest delivery still out, a nack behind it (the record and
+// those after it not acked wait to be sent again), the ack of a delivery
+// a nack made void, and, once ctx ends, an ack not accounted for yet; and
+// that it calls the done of every delivery once.
+func TestAckWindowTrack(t *testing.T) {
+	w, commits := fill(t, 6, 0, 6)
+	ctx, cancel := context.WithCancel(context.Background())
+	tracked := make(chan struct{})
+	go func() {
+		defer close(tracked)
+		w.Track(ctx)
+	}()
+	dones := map[string]int{}
+	var mu sync.Mutex
+	msgs := map[int64]*message.Message{}
+	send := func() []int64 {
+		var offs []int64
+		for {
+			r, gen, ok := w.Next()
+			if !ok {
+				return offs
+			}
+			m := message.NewMessage(fmt.Sprintf("%d/%d", r.off, gen), nil)
+			msgs[r.off] = m
+			w.SentWatched(r.off, gen, m, func() {
+				mu.Lock()
+				dones[m.UUID]++
+				mu.Unlock()
+			})
+			offs = append(offs, r.off)
+		}
+	}
+	// waitFor waits until cond holds, as Track takes the acks and nacks
+	// behind the oldest delivery every few milliseconds.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	done := func(id string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return dones[id] == 1
+		}
+	}
+	if offs := send(); !slices.Equal(offs, []int64{0, 1, 2, 3, 4, 5}) {
+		t.Fatalf("sent %v, want 0..5", offs)
+	}
+	first := maps.Clone(msgs)
+	// Behind 0, which is still out: 2 acked, then 3 nacked.
+	first[2].Ack()
+	waitFor("the ack of 2 behind 0", done("2/0"))
+	first[3].Nack()
+	waitFor("the nack of 3 behind 0", done("3/0"))
+	if offs := send(); !slices.Equal(offs, []int64{3, 4, 5}) {
+		t.Fatalf("after the nack of 3, sent %v again, want 3 4 5", offs)
+	}
+	// The void delivery of 4 is acked: it counts. A nack of the void
+	// delivery of 5 changes nothing.
+	first[4].Ack()
+	first[5].Nack()
+	first[0].Ack()
+	waitFor("the ack of 0", done("0/0"))
+	waitFor("the void deliveries", func() bool { return done("4/0")() && done("5/0")() })
+	if r, _, ok := w.Next(); ok {
+		t.Fatalf("a nack of a void delivery made %d wait to be sent again", r.off)
+	}
+	first[1].Ack()
+	waitFor("the ack of 1", done("1/0"))
+	if !slices.Equal(*commits, []int64{0, 2}) {
+		t.Fatalf("commits %v, want [0 2]", *commits)
+	}
+	// 3 and 5 are out again: 3 is acked as ctx ends.
+	msgs[3].Ack()
+	cancel()
+	<-tracked
+	if !slices.Equal(*commits, []int64{0, 2, 4}) {
+		t.Fatalf("commits %v, want [0 2 4]", *commits)
+	}
+	for id, n := range dones {
+		if n != 1 {
+			t.Errorf("done of delivery %s called %d times", id, n)
+		}
+	}
+	if len(dones) != 9 {
+		t.Errorf("done called for %d deliveries, want the 6 first and 3 again: %v", len(dones), dones)
 	}
 }

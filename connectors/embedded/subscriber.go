@@ -363,8 +363,19 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 	w := core.NewAckWindow(s.opts.Window, storedOffset, acked)
 	r := &reader{st: s.st, topic: topic, pos: pos, end: end, readable: true, done: end >= 0 && pos >= end, poll: time.NewTimer(pollInterval)}
 	defer r.poll.Stop()
-	var watchers sync.WaitGroup
-	defer watchers.Wait()
+	if w.Size() > 1 {
+		// One goroutine watches the acks of every delivery.
+		tctx, stop := context.WithCancel(ctx)
+		tracked := make(chan struct{})
+		go func() {
+			defer close(tracked)
+			w.Track(tctx)
+		}()
+		defer func() {
+			stop()
+			<-tracked
+		}()
+	}
 	for {
 		if ctx.Err() != nil {
 			return
@@ -400,19 +411,14 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			cancel()
 			return
 		}
-		w.Sent(m.offset, gen, msg)
 		if w.Size() == 1 {
 			// One at a time: nothing to deliver until this one is acked.
+			w.Sent(m.offset, gen, msg)
 			w.Watch(ctx, msg, m.offset, gen)
 			cancel()
 			continue
 		}
-		watchers.Add(1)
-		go func() {
-			defer watchers.Done()
-			defer cancel()
-			w.Watch(ctx, msg, m.offset, gen)
-		}()
+		w.SentWatched(m.offset, gen, msg, cancel)
 	}
 }
 

@@ -196,8 +196,16 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 	}
 	w := core.NewAckWindow(sb.opts.Window, func(off int64) int64 { return off }, commit)
 	after := start // the offset after the last one in the window
-	var watchers sync.WaitGroup
-	defer watchers.Wait()
+	tctx, stop := context.WithCancel(ctx)
+	tracked := make(chan struct{})
+	go func() {
+		defer close(tracked)
+		w.Track(tctx)
+	}()
+	defer func() {
+		stop()
+		<-tracked
+	}()
 	for {
 		s.mu.Lock()
 		log := s.logs[topic]
@@ -228,13 +236,7 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 			cancel()
 			return
 		}
-		w.Sent(off, gen, msg)
-		watchers.Add(1)
-		go func() {
-			defer watchers.Done()
-			defer cancel()
-			w.Watch(ctx, msg, off, gen)
-		}()
+		w.SentWatched(off, gen, msg, cancel)
 	}
 }
 

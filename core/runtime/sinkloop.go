@@ -616,9 +616,9 @@ func (l *sinkLoop) dispatch() {
 		if l.probing || !l.probeDue {
 			return
 		}
-		batch := l.nextBatch(1)
+		batch := l.nextBatch(1, 1)
 		if batch == nil && l.wakeEarliest() {
-			batch = l.nextBatch(1)
+			batch = l.nextBatch(1, 1)
 		}
 		if batch != nil {
 			l.probing, l.probeDue = true, false
@@ -627,7 +627,11 @@ func (l *sinkLoop) dispatch() {
 		return
 	}
 	for l.writes < l.cfg.Concurrency {
-		batch := l.nextBatch(l.cfg.MaxBatch)
+		// The ready keys are spread over the free Writes, so that a slow
+		// key holds as few others as it can: one key a Write while there
+		// are Writes enough, more once the keys outnumber them.
+		free := l.cfg.Concurrency - l.writes
+		batch := l.nextBatch(l.cfg.MaxBatch, (len(l.ready)+free-1)/free)
 		if batch == nil {
 			return
 		}
@@ -635,12 +639,13 @@ func (l *sinkLoop) dispatch() {
 	}
 }
 
-// nextBatch takes up to n events from the ready keys, each key's in
-// order, and marks those keys busy.
-func (l *sinkLoop) nextBatch(n int) []*sinkItem {
+// nextBatch takes up to n events of up to keys ready keys (at least
+// one), each key's in order, and marks those keys busy.
+func (l *sinkLoop) nextBatch(n, keys int) []*sinkItem {
 	var batch []*sinkItem
 	now := time.Now()
-	for len(l.ready) > 0 && len(batch) < n {
+	taken := 0
+	for len(l.ready) > 0 && len(batch) < n && taken < max(keys, 1) {
 		k := l.ready[0]
 		l.ready[0] = nil
 		l.ready = l.ready[1:]
@@ -664,6 +669,7 @@ func (l *sinkLoop) nextBatch(n int) []*sinkItem {
 		take := min(len(k.items), n-len(batch))
 		k.busy, k.sent = true, take
 		batch = append(batch, k.items[:take]...)
+		taken++
 	}
 	if len(l.ready) == 0 {
 		l.ready = nil
