@@ -303,4 +303,28 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 }
 
-var _ core.Sink = (*Sink)(nil)
+// WriteDefaults gives the runtime the sink's max_batch and concurrency
+// when the configuration leaves them out (core.BatchingSink): a database
+// writes a few large transactions faster, and at less CPU a row on both
+// sides, than many small ones. See the README's Performance section.
+func (s *Sink) WriteDefaults() (maxBatch, concurrency int) {
+	return defaultMaxBatch, defaultConcurrency
+}
+
+// StreamWindow asks the runtime to hold up to 2048 events of a topic or
+// partition unacknowledged (core.WindowedSink), so that the default
+// Writes, and the Writes waiting together for one transaction, fill up.
+func (s *Sink) StreamWindow() int { return streamWindow }
+
+// The sink's defaults of the runtime's settings.
+const (
+	defaultMaxBatch    = 512
+	defaultConcurrency = 2
+	streamWindow       = 2048
+)
+
+var (
+	_ core.Sink         = (*Sink)(nil)
+	_ core.BatchingSink = (*Sink)(nil)
+	_ core.WindowedSink = (*Sink)(nil)
+)

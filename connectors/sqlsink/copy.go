@@ -117,24 +117,7 @@ func (s *Sink) copyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
 			s.copier.bufs.Put(buf)
 		}
 	}()
-	// rounds counts the rows of each key so far (upsert mode).
-	var rounds map[string]int
-	if s.copier.stage != "" {
-		rounds = map[string]int{}
-	}
-	last := 0
-	for _, j := range jobs {
-		for _, r := range j.rows {
-			line := appendCopyRow(buf.AvailableBuffer(), r.args)
-			if rounds != nil {
-				n := rounds[r.key]
-				rounds[r.key] = n + 1
-				last = max(last, n)
-				line = append(strconv.AppendInt(append(line[:len(line)-1], '\t'), int64(n), 10), '\n')
-			}
-			buf.Write(line)
-		}
-	}
+	last := s.copyText(buf, jobs)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("sql sink %q: connect for COPY: %w", s.name, err)
@@ -179,6 +162,30 @@ func (s *Sink) copyGroup(ctx context.Context, db *sql.DB, jobs []*job) error {
 	return nil
 }
 
+// copyText writes the rows of jobs to buf as COPY's text, and returns
+// the last round (upsert mode; 0 in insert mode).
+func (s *Sink) copyText(buf *bytes.Buffer, jobs []*job) int {
+	// rounds counts the rows of each key so far (upsert mode).
+	var rounds map[string]int
+	if s.copier.stage != "" {
+		rounds = map[string]int{}
+	}
+	last := 0
+	for _, j := range jobs {
+		for _, r := range j.rows {
+			line := appendCopyRow(buf.AvailableBuffer(), r.args)
+			if rounds != nil {
+				n := rounds[r.key]
+				rounds[r.key] = n + 1
+				last = max(last, n)
+				line = append(strconv.AppendInt(append(line[:len(line)-1], '\t'), int64(n), 10), '\n')
+			}
+			buf.Write(line)
+		}
+	}
+	return last
+}
+
 // appendCopyRow appends the values of one row as a line of COPY's text
 // format: tab-separated, \N for NULL.
 func appendCopyRow(b []byte, args []any) []byte {
@@ -214,8 +221,12 @@ func appendCopyValue(b []byte, v any) []byte {
 // appendCopyText appends s escaped for COPY's text format: a backslash,
 // a tab, a newline and a carriage return are written as escapes.
 func appendCopyText(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
+	for {
+		i := copyPlain(s)
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			return b
+		}
 		var esc byte
 		switch s[i] {
 		case '\\':
@@ -226,12 +237,31 @@ func appendCopyText(b []byte, s string) []byte {
 			esc = 'n'
 		case '\r':
 			esc = 'r'
-		default:
-			continue
 		}
-		b = append(b, s[start:i]...)
 		b = append(b, '\\', esc)
-		start = i + 1
+		s = s[i+1:]
 	}
-	return append(b, s[start:]...)
+}
+
+// copyPlain returns the length of the start of s that COPY's text format
+// takes as it is: up to the first backslash, tab, newline or carriage
+// return.
+func copyPlain(s string) int {
+	i := 0
+	// Eight bytes at a time while none is a backslash or below '\r'+1
+	// (which holds the tab and the newline).
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if hasLess(x, '\r'+1) || hasByte(x, '\\') {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		switch s[i] {
+		case '\\', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
 }

@@ -2,6 +2,7 @@ package sqlsink
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -107,7 +108,14 @@ func (p *dataPaths) read(ev *core.Event, out []any) bool {
 // object reads the members n wants from the object at s.i, checking it
 // whole, and moves past it.
 func (p *dataPaths) object(s *scanner, n *pathNode, out []any) bool {
-	spans := make([][]byte, len(n.kids))
+	// The spans of the members wanted, on the stack for a few.
+	var few [8][]byte
+	var spans [][]byte
+	if len(n.kids) <= len(few) {
+		spans = few[:len(n.kids)]
+	} else {
+		spans = make([][]byte, len(n.kids))
+	}
 	s.i++ // '{'
 	s.ws()
 	if s.peek() == '}' {
@@ -333,6 +341,17 @@ func (s *scanner) str() (escaped, ok bool) {
 	}
 	s.i++
 	for s.i < len(s.b) {
+		// Eight plain bytes at a time, then the next byte alone.
+		for s.i+8 <= len(s.b) {
+			x := binary.LittleEndian.Uint64(s.b[s.i:])
+			if hasLess(x, 0x20) || hasByte(x, '"') || hasByte(x, '\\') {
+				break
+			}
+			s.i += 8
+		}
+		if s.i == len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		if plain[c] {
 			s.i++
@@ -376,6 +395,21 @@ var plain = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// The bytes of a uint64, for hasLess and hasByte.
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// hasLess reports whether a byte of x is below n, at most 0x80.
+func hasLess(x uint64, n byte) bool { return (x-lowBits*uint64(n))&^x&highBits != 0 }
+
+// hasByte reports whether a byte of x is c.
+func hasByte(x uint64, c byte) bool {
+	y := x ^ lowBits*uint64(c)
+	return (y-lowBits)&^y&highBits != 0
+}
 
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'

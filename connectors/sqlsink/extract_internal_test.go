@@ -33,6 +33,13 @@ func FuzzDataPaths(f *testing.F) {
 		" \n{\"c\" : {\"d\" : 1 } , \"a\" : {\"b\" : {\"c\" : [ ] } } }\r\n ",
 		strings.Repeat(`{"a":`, 300) + `1` + strings.Repeat(`}`, 300),
 		`{"c": {"d": 12345678901234567890123456789.123456789}, "a": {"b": {"c": {"x": [1, {"y": "z"}]}}}}`,
+		// Strings longer than a word, with bytes that end a plain run
+		// inside a word.
+		`{"b": "abcdefghijklmnopqrstuvwxyz0123456789", "c": {"d": "é-ü-ñ-日本語-text"}}`,
+		`{"b": "abcdefgh\"ijklmnop", "c": {"d": "abcdefg\\hijklmnopq"}}`,
+		"{\"b\": \"abcdefghijklm\x1fnop\", \"c\": {\"d\": 1}}",
+		"{\"b\": \"abcdefghijklmnop\x7fqrstuvw\", \"c\": {\"d\": \"abcdefghijklmnopqrs\xff\"}}",
+		`{"b": "abcdefghijklmnopqrstuvw`,
 	} {
 		f.Add(doc, "application/json")
 	}

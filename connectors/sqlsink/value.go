@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +14,44 @@ import (
 // UTC with nine fraction digits, so that the text sorts as the time does.
 const sqliteTime = "2006-01-02T15:04:05.000000000Z"
 
-// decimalRe matches an exact decimal number as text.
-var decimalRe = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+// isDecimal reports whether s is an exact decimal number as text:
+// [+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?, which
+// FuzzIsDecimal checks it against as a regular expression.
+func isDecimal(s string) bool {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && isDigit(s[i]) {
+			i++
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		exp := i
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+		if i == exp {
+			return false
+		}
+	}
+	return i == len(s)
+}
 
 // convert turns v, the value an expression gave, into the value bound for
 // a column of type typ in the dialect. A value that does not fit the type
@@ -27,6 +62,10 @@ func (d dialect) convert(typ string, v any) (any, error) {
 	}
 	switch typ {
 	case TypeText:
+		if _, ok := v.(string); ok {
+			// The value as it is, not boxed again.
+			return v, nil
+		}
 		return text(v)
 	case TypeInteger:
 		return integer(v)
@@ -129,7 +168,7 @@ func decimal(v any) (string, error) {
 	default:
 		return "", fmt.Errorf("gave %s, not a decimal number", describe(v))
 	}
-	if !decimalRe.MatchString(s) {
+	if !isDecimal(s) {
 		return "", fmt.Errorf("gave %q, not a decimal number", s)
 	}
 	if strings.ContainsAny(s, "eE") {

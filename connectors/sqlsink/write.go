@@ -132,8 +132,11 @@ func (s *Sink) rows(b *batch) []*row {
 		env.Reset(nil, "")
 		s.envs.Put(env)
 	}()
+	n := len(s.table.cols)
 	out := make([]*row, 0, len(b.ds))
-	vals := make([]any, len(s.table.cols))
+	vals := make([]any, n)
+	// The rows and their values, in two allocations for the batch.
+	slab, args := make([]row, len(b.ds)), make([]any, len(b.ds)*n)
 	for i, d := range b.ds {
 		if b.held[d.Event.PartitionKey] {
 			b.out[i], b.done[i] = core.Result{Status: core.StatusRetry}, true
@@ -141,7 +144,9 @@ func (s *Sink) rows(b *batch) []*row {
 		}
 		env.Reset(d.Event, s.name)
 		fast := s.paths != nil && s.paths.read(d.Event, vals)
-		r, err := s.row(env, i, d, vals, fast)
+		r := &slab[i]
+		r.args = args[i*n : (i+1)*n : (i+1)*n]
+		err := s.row(env, r, i, d, vals, fast)
 		if err != nil {
 			b.hold(i, core.Result{Status: core.StatusFailed, Err: err})
 			continue
@@ -151,59 +156,48 @@ func (s *Sink) rows(b *batch) []*row {
 	return out
 }
 
-// row evaluates one delivery's values. When fast, vals holds the values
-// of the columns s.paths reads.
-func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery, vals []any, fast bool) (*row, error) {
-	r := &row{i: i, pk: d.Event.PartitionKey}
+// row evaluates one delivery's values into r, whose args have room for
+// a value per column. When fast, vals holds the values of the columns
+// s.paths reads.
+func (s *Sink) row(env *rules.EventEnv, r *row, i int, d core.Delivery, vals []any, fast bool) error {
+	r.i, r.pk = i, d.Event.PartitionKey
 	if s.del != nil {
 		del, err := s.del.Holds(env)
 		if err != nil {
-			return nil, fmt.Errorf("sql sink %q: %w", s.name, err)
+			return fmt.Errorf("sql sink %q: %w", s.name, err)
 		}
 		r.del = del
 	}
-	value := func(c int) (any, error) {
-		col := s.table.cols[c]
-		if c == s.table.id {
-			return d.Event.ID, nil
-		}
-		var v any
-		if fast && s.pathCol[c] {
-			v = vals[c]
-		} else {
-			var err error
-			if v, err = s.progs[c].EvalEnv(env); err != nil {
-				return nil, fmt.Errorf("sql sink %q: column %q: %w", s.name, col.name, err)
-			}
-		}
-		v, err := s.dialect.convert(col.typ, v)
-		if err != nil {
-			return nil, fmt.Errorf("sql sink %q: column %q (%s): the value %w", s.name, col.name, col.typ, err)
-		}
-		return v, nil
-	}
-	var key strings.Builder
 	if r.del {
-		for _, c := range append(append([]int(nil), s.table.key...), s.table.version) {
-			v, err := value(c)
+		keys := s.table.key
+		r.args = make([]any, 0, len(keys)+1)
+		for _, c := range append(keys[:len(keys):len(keys)], s.table.version) {
+			v, err := s.value(env, c, d, vals, fast)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			r.args = append(r.args, v)
 		}
-		return r, nil
+		return nil
 	}
-	r.args = make([]any, len(s.table.cols))
 	for c := range s.table.cols {
-		v, err := value(c)
+		v, err := s.value(env, c, d, vals, fast)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.args[c] = v
 	}
+	if len(s.table.key) == 1 {
+		// One key column: its text is the key as it is.
+		if v, ok := r.args[s.table.key[0]].(string); ok {
+			r.key = v
+			return nil
+		}
+	}
+	var key strings.Builder
 	for _, c := range s.table.key {
 		if r.args[c] == nil {
-			return nil, fmt.Errorf("sql sink %q: key column %q is null: the key must identify the row", s.name, s.table.cols[c].name)
+			return fmt.Errorf("sql sink %q: key column %q is null: the key must identify the row", s.name, s.table.cols[c].name)
 		}
 		if v, ok := r.args[c].(string); ok {
 			key.WriteString(v)
@@ -213,7 +207,29 @@ func (s *Sink) row(env *rules.EventEnv, i int, d core.Delivery, vals []any, fast
 		}
 	}
 	r.key = key.String()
-	return r, nil
+	return nil
+}
+
+// value evaluates column c of delivery d and converts it for the column.
+func (s *Sink) value(env *rules.EventEnv, c int, d core.Delivery, vals []any, fast bool) (any, error) {
+	col := &s.table.cols[c]
+	if c == s.table.id {
+		return d.Event.ID, nil
+	}
+	var v any
+	if fast && s.pathCol[c] {
+		v = vals[c]
+	} else {
+		var err error
+		if v, err = s.progs[c].EvalEnv(env); err != nil {
+			return nil, fmt.Errorf("sql sink %q: column %q: %w", s.name, col.name, err)
+		}
+	}
+	v, err := s.dialect.convert(col.typ, v)
+	if err != nil {
+		return nil, fmt.Errorf("sql sink %q: column %q (%s): the value %w", s.name, col.name, col.typ, err)
+	}
+	return v, nil
 }
 
 // errCareful says a statement failed in a transaction with no savepoint
