@@ -472,9 +472,16 @@ type deliverer struct {
 func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMessage, last int64, mark func(*sarama.ConsumerMessage)) {
 	ctx, cancel := context.WithCancel(ctx)
 	w := newWindow(d.window, mark)
-	var watchers sync.WaitGroup
-	defer watchers.Wait()
-	defer cancel() // before the watchers are waited for
+	if w.Size() > 1 {
+		// One goroutine watches the acks of every delivery.
+		tracked := make(chan struct{})
+		go func() {
+			defer close(tracked)
+			w.Track(ctx)
+		}()
+		defer func() { <-tracked }()
+	}
+	defer cancel() // before the tracker is waited for
 	done := false  // every record to read is read
 	for {
 		if ctx.Err() != nil || done && w.Empty() {
@@ -513,19 +520,14 @@ func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMe
 			cancelMsg()
 			return
 		}
-		w.Sent(km.Offset, gen, msg)
 		if w.Size() == 1 {
 			// One at a time: nothing to deliver until this one is acked.
+			w.Sent(km.Offset, gen, msg)
 			w.Watch(ctx, msg, km.Offset, gen)
 			cancelMsg()
 			continue
 		}
-		watchers.Add(1)
-		go func() {
-			defer watchers.Done()
-			defer cancelMsg()
-			w.Watch(ctx, msg, km.Offset, gen)
-		}()
+		w.SentWatched(km.Offset, gen, msg, cancelMsg)
 	}
 }
 
