@@ -52,6 +52,37 @@ type group struct {
 	// the refused ones.
 	isolate bool
 	start   time.Time
+
+	// The storage of a group of one message, the usual one under a
+	// light load (a webhook delivery at a time): its slices start in
+	// it, so that it takes one allocation rather than five.
+	oneEvent  [1]*core.Event
+	oneMsg    [1]*message.Message
+	oneChange [1]*pendingChange
+	oneLabel  [1]string
+	oneOut    [1]outRef
+}
+
+// newGroup returns an empty group of topic with room for want messages.
+func newGroup(topic string, deadLetter, events bool, want int) *group {
+	g := &group{topic: topic, deadLetter: deadLetter}
+	if want <= 1 {
+		g.changes, g.labels, g.outs = g.oneChange[:0], g.oneLabel[:0], g.oneOut[:0]
+		if events {
+			g.events = g.oneEvent[:0]
+		} else {
+			g.msgs = g.oneMsg[:0]
+		}
+		return g
+	}
+	want = min(want, maxGroup)
+	g.changes, g.labels, g.outs = make([]*pendingChange, 0, want), make([]string, 0, want), make([]outRef, 0, want)
+	if events {
+		g.events = make([]*core.Event, 0, want)
+	} else {
+		g.msgs = make([]*message.Message, 0, want)
+	}
+	return g
 }
 
 // outRef is the change, rule and event a message was built from.
@@ -70,24 +101,23 @@ func (g *group) size() int { return len(g.msgs) + len(g.events) }
 // its last message is durable.
 func (s *session) handleBatch(batch []core.Change, rt readTiming) {
 	pcs := make([]pendingChange, len(batch))
-	var order []*group
-	open := map[string]*group{}
-	flush := func(g *group) {
-		delete(open, groupKey(g.topic, g.deadLetter))
-		s.publishGroup(g)
-	}
-	get := func(topic string, dl bool) *group {
-		k := groupKey(topic, dl)
-		g := open[k]
-		if g == nil {
-			g = &group{topic: topic, deadLetter: dl}
-			open[k] = g
-			order = append(order, g)
+	// open holds the groups being filled, in the order they were opened:
+	// a batch's changes mostly share one event type, hence one topic,
+	// so there are rarely more than two (with the dead-letter topic).
+	var opened [4]*group
+	open := opened[:0]
+	// get returns the open group of topic, or opens one with room for
+	// want messages.
+	get := func(topic string, dl bool, want int) *group {
+		for _, g := range open {
+			if g.topic == topic && g.deadLetter == dl {
+				return g
+			}
 		}
+		g := newGroup(topic, dl, s.evPub != nil && !dl, want)
+		open = append(open, g)
 		return g
 	}
-	// Changes of a batch mostly share one event type, hence one topic.
-	var lastType, topic string
 	first := s.tracker.AddChanges(batch)
 	s.added.Store(first + uint64(len(batch)))
 	var traces []changeTrace
@@ -113,10 +143,10 @@ func (s *session) handleBatch(batch []core.Change, rt readTiming) {
 		n := 0
 		for _, o := range outs[i] {
 			if o.Err == nil && o.Event != nil {
-				if o.Event.Type != lastType || topic == "" {
-					lastType, topic = o.Event.Type, s.c.r.opts.Topics.For(o.Event.Type)
+				if o.Event.Type != s.lastType || s.lastTopic == "" {
+					s.lastType, s.lastTopic = o.Event.Type, s.c.r.opts.Topics.For(o.Event.Type)
 				}
-				g := get(topic, false)
+				g := get(s.lastTopic, false, len(batch)-i)
 				if s.evPub != nil {
 					g.events = append(g.events, o.Event)
 				} else {
@@ -137,7 +167,7 @@ func (s *session) handleBatch(batch []core.Change, rt readTiming) {
 			if reason == "" {
 				reason = ReasonRuleError
 			}
-			g := get(s.c.r.opts.DeadLetterTopic, true)
+			g := get(s.c.r.opts.DeadLetterTopic, true, 1)
 			g.msgs = append(g.msgs, msg)
 			g.changes = append(g.changes, pc)
 			g.labels = append(g.labels, reason)
@@ -150,16 +180,20 @@ func (s *session) handleBatch(batch []core.Change, rt readTiming) {
 		}
 		// Flush full groups between changes, never in the middle of one,
 		// so that a change's count is set before any of its acks arrive.
-		for _, g := range order {
-			if g.size() >= maxGroup && open[groupKey(g.topic, g.deadLetter)] == g {
-				flush(g)
+		// A flushed group's topic gets a new group, opened after the
+		// others: groups are published in the order they were opened,
+		// as a group's messages precede those of any group opened later.
+		for k := 0; k < len(open); {
+			if g := open[k]; g.size() >= maxGroup {
+				open = append(open[:k], open[k+1:]...)
+				s.publishGroup(g)
+				continue
 			}
+			k++
 		}
 	}
-	for _, g := range order {
-		if open[groupKey(g.topic, g.deadLetter)] == g {
-			flush(g)
-		}
+	for _, g := range open {
+		s.publishGroup(g)
 	}
 	if len(none) > 0 {
 		if traces != nil {
@@ -210,11 +244,4 @@ func (s *session) mapBatch(batch []core.Change, traces []changeTrace) [][]Output
 	}
 	wg.Wait()
 	return outs
-}
-
-func groupKey(topic string, dl bool) string {
-	if dl {
-		return "\x00dl\x00" + topic
-	}
-	return topic
 }

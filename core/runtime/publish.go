@@ -93,7 +93,7 @@ func (s *session) hold(g *group) {
 func (s *session) finished(g *group, err error) {
 	if err == nil {
 		s.c.r.streamOK.Store(time.Now().UnixNano())
-		s.c.r.metrics.PublishLatency.WithLabelValues(s.c.cfg.Name).Observe(time.Since(g.start).Seconds())
+		s.publishLatency.Observe(time.Since(g.start).Seconds())
 		s.delivered(g)
 		s.pmu.Lock()
 		s.inflight--
@@ -244,24 +244,22 @@ func (s *session) pump() {
 
 // delivered completes g's changes once g is durable.
 func (s *session) delivered(g *group) {
-	counts := map[string]int{}
-	for _, l := range g.labels {
-		counts[l]++
-	}
-	for l, n := range counts {
-		if g.deadLetter {
-			s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
-		} else {
-			s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, l).Add(float64(n))
+	// A group's labels come in runs (a batch's changes mostly share one
+	// event type): count each run at once.
+	for i := 0; i < len(g.labels); {
+		j := i + 1
+		for j < len(g.labels) && g.labels[j] == g.labels[i] {
+			j++
 		}
+		s.counter(g.deadLetter, g.labels[i]).Add(float64(j - i))
+		i = j
 	}
 	if g.deadLetter {
 		s.c.deadLettered.Add(uint64(g.size()))
 	} else {
 		s.c.eventsEmitted.Add(uint64(g.size()))
 	}
-	var lag prometheus.Observer
-	now := time.Now()
+	var now time.Time
 	seqs := make([]uint64, 0, len(g.changes))
 	for _, pc := range g.changes {
 		if pc.left.Add(-1) == 0 {
@@ -269,15 +267,39 @@ func (s *session) delivered(g *group) {
 				s.tracedDelivered(pc.tr)
 			}
 			if !pc.commitTime.IsZero() {
-				if lag == nil {
-					lag = s.c.r.metrics.CommitLatency.WithLabelValues(s.c.cfg.Name)
+				if now.IsZero() {
+					now = time.Now()
 				}
-				lag.Observe(now.Sub(pc.commitTime).Seconds())
+				s.commitLatency.Observe(now.Sub(pc.commitTime).Seconds())
 			}
 			seqs = append(seqs, pc.seq)
 		}
 	}
 	s.complete(seqs)
+}
+
+// counterKey names one of the session's event counters: of dead letters
+// by reason, or of events emitted by type.
+type counterKey struct {
+	deadLetter bool
+	label      string
+}
+
+// counter returns the counter of events emitted with type label, or of
+// dead letters with reason label. Safe for concurrent use.
+func (s *session) counter(deadLetter bool, label string) prometheus.Counter {
+	k := counterKey{deadLetter, label}
+	if c, ok := s.counters.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	var c prometheus.Counter
+	if deadLetter {
+		c = s.c.r.metrics.DeadLettered.WithLabelValues(s.c.cfg.Name, label)
+	} else {
+		c = s.c.r.metrics.EventsEmitted.WithLabelValues(s.c.cfg.Name, label)
+	}
+	s.counters.Store(k, c)
+	return c
 }
 
 // deadLetterAttempts bounds retries of a dead-letter write before the

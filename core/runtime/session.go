@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tributary/tributary/core"
 )
 
@@ -142,6 +144,18 @@ type session struct {
 	// pump starts the next.
 	epoch       context.Context
 	cancelEpoch context.CancelFunc
+
+	// The connector's metrics, looked up once rather than by their
+	// labels for every batch and group.
+	changesRead    prometheus.Counter
+	publishLatency prometheus.Observer
+	commitLatency  prometheus.Observer
+	counters       sync.Map // counterKey -> prometheus.Counter
+
+	// lastType and lastTopic are the event type handleBatch last found
+	// the topic of, and that topic: a connector's changes mostly share
+	// one event type. The read loop's only.
+	lastType, lastTopic string
 }
 
 func newSession(c *connector, src core.Source) *session {
@@ -153,6 +167,10 @@ func newSession(c *connector, src core.Source) *session {
 		kick:    make(chan struct{}, 1),
 	}
 	s.evPub, _ = s.pub.(core.EventPublisher)
+	m, name := c.r.metrics, c.cfg.Name
+	s.changesRead = m.ChangesRead.WithLabelValues(name)
+	s.publishLatency = m.PublishLatency.WithLabelValues(name)
+	s.commitLatency = m.CommitLatency.WithLabelValues(name)
 	s.cond = sync.NewCond(&s.mu)
 	s.pubCtx, s.cancelPub = context.WithCancel(context.Background())
 	s.epoch, s.cancelEpoch = context.WithCancel(s.pubCtx)
@@ -211,7 +229,7 @@ func (s *session) readLoop(ctx context.Context) error {
 	})
 	for b := range batches {
 		s.c.changesRead.Add(uint64(len(b.changes)))
-		s.c.r.metrics.ChangesRead.WithLabelValues(s.c.cfg.Name).Add(float64(len(b.changes)))
+		s.changesRead.Add(float64(len(b.changes)))
 		s.handleBatch(b.changes, b.timing)
 	}
 	wg.Wait()
