@@ -63,7 +63,8 @@ for f in $INFLIGHT; do
 		# Each stream in a process of its own, as the sidecar runs one.
 		echo "max_in_flight ${f/#0/default}, $ROWS rows, $s stream, $CATCHUP_RUNS catch-ups, $CEILING_RUNS reads per ceiling each; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 		out=$(TRIBUTARY_BENCH_ROWS=$ROWS TRIBUTARY_BENCH_INFLIGHT=$f TRIBUTARY_BENCH_STREAMS=$s TRIBUTARY_BENCH_CEILING_RUNS=$CEILING_RUNS \
-			"$work/mysql.test" -test.run '^$' -test.bench CatchUp -test.benchtime "${CATCHUP_RUNS}x" | grep '^Benchmark')
+			"$work/mysql.test" -test.run '^$' -test.bench CatchUp -test.benchtime "${CATCHUP_RUNS}x" 2>&1) || { echo "$out"; exit 1; }
+		out=$(grep '^Benchmark' <<<"$out")
 		echo "$out"
 		table "$s" <<<"$out"
 		echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -71,4 +72,5 @@ for f in $INFLIGHT; do
 done
 [ "${SECONDS_RUN:-10}" = 0 ] && exit 0
 echo "steady 5,000 changes/s into Kafka, ${SECONDS_STEADY:=${SECONDS_RUN:-10}}s"
-TRIBUTARY_BENCH_SECONDS=$SECONDS_STEADY "$work/mysql.test" -test.run '^$' -test.bench Steady5k -test.benchtime 1x | grep '^Benchmark'
+out=$(TRIBUTARY_BENCH_SECONDS=$SECONDS_STEADY "$work/mysql.test" -test.run '^$' -test.bench Steady5k -test.benchtime 1x 2>&1) || { echo "$out"; exit 1; }
+grep '^Benchmark' <<<"$out"
