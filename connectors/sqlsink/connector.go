@@ -318,8 +318,8 @@ func (s *Sink) StreamWindow() int { return streamWindow }
 
 // The sink's defaults of the runtime's settings.
 const (
-	defaultMaxBatch    = 512
-	defaultConcurrency = 2
+	defaultMaxBatch    = 1024
+	defaultConcurrency = 4
 	streamWindow       = 2048
 )
 
