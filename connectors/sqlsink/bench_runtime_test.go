@@ -297,16 +297,23 @@ type windowSink struct {
 
 func (w *windowSink) StreamWindow() int { return w.window }
 
-// countingSink counts the Writes of the sink it wraps, and their time.
+// countingSink counts the Writes of the sink it wraps, their time and
+// the most deliveries one held.
 type countingSink struct {
 	*sqlsink.Sink
-	calls, nanos atomic.Int64
+	calls, nanos, most atomic.Int64
 }
 
 func (c *countingSink) counts() (int64, int64) { return c.calls.Load(), c.nanos.Load() }
 
 func (c *countingSink) Write(ctx context.Context, ds []core.Delivery) []core.Result {
 	start := time.Now()
+	for n := int64(len(ds)); ; {
+		m := c.most.Load()
+		if n <= m || c.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
 	defer func() {
 		c.calls.Add(1)
 		c.nanos.Add(int64(time.Since(start)))
