@@ -392,3 +392,53 @@ func TestOpenAddsPositionToAnOlderLog(t *testing.T) {
 		t.Errorf("position of the new event = %q, %v; want t/0/7", pos, err)
 	}
 }
+
+// TestDataColumnsKeepJSONAsText: data that is JSON (and UTF-8, and not
+// declared as another content type) goes to the data column as its text,
+// anything else to data_base64; both come back as they were written.
+func TestDataColumnsKeepJSONAsText(t *testing.T) {
+	long := `{"note":"` + strings.Repeat("x", 100) + `","n":[1,2.5e3,{"ok":true}]}`
+	tests := []struct {
+		name     string
+		ct       string
+		data     string
+		wantText bool
+	}{
+		{name: "json", ct: "application/json", data: long, wantText: true},
+		{name: "json without a content type", data: `[1,"two",null]`, wantText: true},
+		{name: "cloudevents json", ct: "application/cloudevents+json", data: `"a string"`, wantText: true},
+		{name: "cut short", ct: "application/json", data: long[:len(long)-1]},
+		{name: "a control character in a string", ct: "application/json", data: "{\"a\":\"x\ty\"}"},
+		{name: "a bad escape", ct: "application/json", data: `{"a":"x\qy"}`},
+		{name: "two values", ct: "application/json", data: `{} {}`},
+		{name: "not UTF-8", ct: "application/json", data: "\"caf\xe9\""},
+		{name: "JSON declared as bytes", ct: "application/octet-stream", data: `{"a":1}`},
+	}
+	forEachBackend(t, func(t *testing.T, values map[string]any) {
+		s, _ := openSink(t, values)
+		var evs []*core.Event
+		for i, tt := range tests {
+			e := event(i)
+			e.DataContentType, e.Data = tt.ct, []byte(tt.data)
+			evs = append(evs, e)
+		}
+		write(t, s, deliveries(evs...))
+		for i, tt := range tests {
+			var text, b64 sql.NullString
+			q := "SELECT data, data_base64 FROM " + prefix(values) + "events WHERE id = '" + evs[i].ID + "'"
+			if err := s.DB().SQL().QueryRow(q).Scan(&text, &b64); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if text.Valid != tt.wantText || b64.Valid == tt.wantText {
+				t.Errorf("%s: data set %v, data_base64 set %v; want the text %v", tt.name, text.Valid, b64.Valid, tt.wantText)
+			}
+			if tt.wantText && text.String != tt.data {
+				t.Errorf("%s: data %q, want %q", tt.name, text.String, tt.data)
+			}
+			got := search(t, s, audit.Query{ID: evs[i].ID})
+			if len(got) != 1 || string(got[0].Data) != tt.data {
+				t.Errorf("%s: searched data %+v, want %q", tt.name, got, tt.data)
+			}
+		}
+	})
+}

@@ -35,6 +35,11 @@ type DB struct {
 	catalog   string
 	idsPrefix string
 	legacy    bool
+	// subjects is the table indexing a SQLite log's subjects (see
+	// subjects.go); bySubjects is set when the log has it, so that
+	// searches by subject read it.
+	subjects   string
+	bySubjects bool
 	reader    *idReader
 	log       *slog.Logger // warnings of the goroutines
 
@@ -46,6 +51,7 @@ type DB struct {
 	idx         *idIndex
 	inserts     map[int]*sql.Stmt // by rows per statement
 	pending     map[string]int64  // the ids of the commit being made
+	pendingSubj []subjectEntry    // and the subjects of its events
 	rowsBuf     []any
 	stmtMu      sync.Mutex
 	insertTexts map[int]string // the INSERT statements, by rows
@@ -83,7 +89,10 @@ func Open(ctx context.Context, cfg Config, stateDir string) (*DB, error) {
 		return nil, fmt.Errorf("audit log %s has no table %s (has the audit sink run with table_prefix %q?): %w", d.where, d.replays, cfg.TablePrefix, err)
 	}
 	if !d.pg {
-		if d.legacy, err = d.legacyLayout(ctx, d.db); err != nil {
+		if d.legacy, err = d.legacyLayout(ctx, d.db); err == nil && !d.legacy {
+			d.bySubjects, err = d.hasSubjectsTable(ctx, d.db)
+		}
+		if err != nil {
 			_ = d.db.Close()
 			return nil, err
 		}
@@ -140,7 +149,7 @@ func (d *DB) createTables(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	migrated := false
+	migrated, hadSubjects := false, false
 	if !d.pg {
 		if migrated, err = d.legacyLayout(ctx, tx); err != nil {
 			return err
@@ -149,6 +158,9 @@ func (d *DB) createTables(ctx context.Context) error {
 			if err := d.migrate(ctx, tx); err != nil {
 				return err
 			}
+		}
+		if hadSubjects, err = d.hasSubjectsTable(ctx, tx); err != nil {
+			return err
 		}
 	}
 	for _, stmt := range d.schema() {
@@ -164,7 +176,16 @@ func (d *DB) createTables(ctx context.Context) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	if !d.pg && !hadSubjects {
+		if err := d.fillSubjects(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	d.bySubjects = !d.pg
+	return nil
 }
 
 // addPosition adds the position column to an events table created
@@ -218,6 +239,7 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 		replays:     cfg.TablePrefix + "replays",
 		catalog:     cfg.TablePrefix + "id_runs",
 		idsPrefix:   cfg.TablePrefix + "ids_",
+		subjects:    cfg.TablePrefix + "subjects",
 		reader:      &idReader{tail: map[string]int64{}},
 		inserts:     map[int]*sql.Stmt{},
 		pending:     map[string]int64{},
@@ -276,6 +298,7 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 type writer interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // w returns where the writes go: in a sink's SQLite log, one connection,
@@ -324,7 +347,8 @@ func (d *DB) Close() error {
 
 // schema returns the statements creating the tables and indexes. A
 // SQLite log keys its events by seq and indexes their ids in runs (see
-// ids.go); PostgreSQL keys them by id.
+// ids.go) and their subjects in a table of their own (see subjects.go);
+// PostgreSQL keys them by id and indexes their subjects.
 func (d *DB) schema() []string {
 	ts, first, key := "TEXT", "", "seq INTEGER PRIMARY KEY,\n\tid TEXT NOT NULL"
 	if d.pg {
@@ -351,7 +375,6 @@ func (d *DB) schema() []string {
 )`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_time ON ` + e + ` (time` + first + `)`,
 		`CREATE INDEX IF NOT EXISTS ` + e + `_type_time ON ` + e + ` (type, time` + first + `)`,
-		`CREATE INDEX IF NOT EXISTS ` + e + `_subject_time ON ` + e + ` (subject, time` + first + `)`,
 		`CREATE TABLE IF NOT EXISTS ` + r + ` (
 	id TEXT PRIMARY KEY,
 	at ` + ts + ` NOT NULL,
@@ -364,8 +387,11 @@ func (d *DB) schema() []string {
 	}
 	if d.pg {
 		// SQLite's log prunes in seq order (see prune).
-		stmts = append(stmts, `CREATE INDEX IF NOT EXISTS `+e+`_logged_at ON `+e+` (logged_at)`)
+		stmts = append(stmts,
+			`CREATE INDEX IF NOT EXISTS `+e+`_subject_time ON `+e+` (subject, time`+first+`)`,
+			`CREATE INDEX IF NOT EXISTS `+e+`_logged_at ON `+e+` (logged_at)`)
 	} else {
+		stmts = append(stmts, d.subjectsSchema())
 		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS `+d.catalog+` (
 	run INTEGER PRIMARY KEY,
 	level INTEGER NOT NULL,

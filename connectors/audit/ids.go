@@ -76,6 +76,9 @@ type idIndex struct {
 	covered int64            // the highest seq the runs cover
 	last    int64            // the highest seq logged
 	tail    map[string]int64 // id -> seq, above covered
+	// subjects are the entries of <prefix>subjects of the tail's events
+	// (see subjects.go), written with the tail's run.
+	subjects []subjectEntry
 	nextRun int64
 	probes  map[int64]*sql.Stmt // by run: does it hold a live id?
 }
@@ -173,21 +176,25 @@ func (d *DB) loadIndex(ctx context.Context, runSize int) (*idIndex, error) {
 		x.nextRun = max(x.nextRun, n+1)
 	}
 	x.last = x.covered
-	rows, err := d.db.QueryContext(ctx, `SELECT seq, id FROM `+d.events+` WHERE seq > ? ORDER BY seq`, x.covered)
+	rows, err := d.db.QueryContext(ctx, `SELECT seq, id, subject, coalesce(time, '') FROM `+d.events+` WHERE seq > ? ORDER BY seq`, x.covered)
 	if err != nil {
 		return nil, fmt.Errorf("read the latest ids of audit log %s: %w", d.where, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			seq int64
-			id  string
+			seq     int64
+			id, t   string
+			subject sql.NullString
 		)
-		if err := rows.Scan(&seq, &id); err != nil {
+		if err := rows.Scan(&seq, &id, &subject, &t); err != nil {
 			return nil, fmt.Errorf("read the latest ids of audit log %s: %w", d.where, err)
 		}
 		x.tail[id] = seq
 		x.last = seq
+		if subject.Valid {
+			x.subjects = append(x.subjects, subjectEntry{subject: subject.String, time: t, seq: seq})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the latest ids of audit log %s: %w", d.where, err)
@@ -270,8 +277,9 @@ type entry struct {
 	seq int64
 }
 
-// flush writes the ids of the tail, sorted, as a new run, and empties
-// the tail. d.writeMu is held.
+// flush writes the ids of the tail, sorted, as a new run, and the
+// subjects of its events to <prefix>subjects, in one transaction, and
+// empties the tail. d.writeMu is held.
 func (d *DB) flush(ctx context.Context) error {
 	x := d.idx
 	entries := make([]entry, 0, len(x.tail))
@@ -294,6 +302,9 @@ func (d *DB) flush(ctx context.Context) error {
 	if err := d.insertEntries(ctx, tx, r.n, entries); err != nil {
 		return err
 	}
+	if err := d.insertSubjects(ctx, tx, x.subjects); err != nil {
+		return err
+	}
 	if err := d.addRun(ctx, tx, r); err != nil {
 		return err
 	}
@@ -304,6 +315,8 @@ func (d *DB) flush(ctx context.Context) error {
 	x.runs = append(x.runs, r)
 	x.covered = r.upto
 	clear(x.tail)
+	clear(x.subjects) // no event's strings are kept alive
+	x.subjects = x.subjects[:0]
 	select {
 	case d.mergeWake <- struct{}{}:
 	default:

@@ -196,6 +196,11 @@ func TestPrunedEventIsLoggedAgain(t *testing.T) {
 	if held, err := audit.Holds(context.Background(), s.DB(), evs[0].ID); err != nil || held {
 		t.Fatalf("Holds of a pruned event = %v, %v; want false", held, err)
 	}
+	// The subjects' index lost the entries of the pruned events, and
+	// kept the others the runs cover.
+	if got := column(t, s, `SELECT (SELECT count(*) FROM audit_subjects WHERE seq NOT IN (SELECT seq FROM audit_events)) || ' ' || (SELECT count(*) FROM audit_subjects)`); len(got) != 1 || got[0] != "0 30" {
+		t.Errorf("subject entries of deleted events, all entries = %v; want 0 30", got)
+	}
 	write(t, s, deliveries(evs...))
 	if n := count(t, s, nil); n != 40 {
 		t.Fatalf("the log holds %d rows, want 40: the 10 pruned logged again, the 30 others not", n)

@@ -3,11 +3,11 @@ package audit
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tributary/tributary/core"
 )
@@ -21,6 +21,12 @@ var columns = []string{
 
 // searchColumns is how many of columns Search reads: those of the event.
 const searchColumns = 11
+
+// colSubject and colTime are the places of subject and time in columns.
+const (
+	colSubject = 3
+	colTime    = 4
+)
 
 // maxRows is the most rows one INSERT statement writes: 13 or 14
 // parameters a row stay far below SQLite's and PostgreSQL's limits.
@@ -90,6 +96,7 @@ func (d *DB) insertSQLite(ctx context.Context, rows int, reqs []*writeReq) error
 	w := len(columns)
 	args := d.rowsBuf[:0]
 	clear(d.pending)
+	subjects := d.pendingSubj[:0]
 	for _, r := range reqs {
 		for off := 0; off < len(r.rows); off += w {
 			id := r.rows[off].(string)
@@ -104,12 +111,16 @@ func (d *DB) insertSQLite(ctx context.Context, rows int, reqs []*writeReq) error
 				continue
 			}
 			d.pending[id] = next
+			if subject, ok := r.rows[off+colSubject].(string); ok {
+				t, _ := r.rows[off+colTime].(string)
+				subjects = append(subjects, subjectEntry{subject: subject, time: t, seq: next})
+			}
 			args = append(args, next)
 			args = append(args, r.rows[off:off+w]...)
 			next++
 		}
 	}
-	d.rowsBuf = args[:0]
+	d.rowsBuf, d.pendingSubj = args[:0], subjects[:0]
 	defer clear(args) // no event is kept alive by the buffer
 	for rest := args; len(rest) > 0; {
 		n := rowsPerStatement(len(rest) / (w + 1))
@@ -124,6 +135,7 @@ func (d *DB) insertSQLite(ctx context.Context, rows int, reqs []*writeReq) error
 	for id, seq := range d.pending {
 		x.tail[id] = seq
 	}
+	x.subjects = append(x.subjects, subjects...)
 	x.last = next - 1
 	if len(x.tail) >= x.runSize {
 		// The events are logged: a failure here leaves the tail to the
@@ -228,14 +240,18 @@ func (d *DB) appendRow(args []any, e *core.Event, position string, logged any) [
 // dataColumns returns the data and data_base64 columns of e: JSON data as
 // its text, other data (or JSON declared with another content type, or
 // bytes that are not UTF-8) in base64, as CloudEvents' structured mode
-// carries them.
+// carries them. Each event's data is checked (see validJSON): the stream
+// may carry anything.
 func dataColumns(e *core.Event) (data, data64 any) {
 	if len(e.Data) == 0 {
 		return nil, nil
 	}
 	ct := e.DataContentType
-	if (ct == "" || strings.Contains(ct, "json")) && json.Valid(e.Data) && utf8.Valid(e.Data) {
-		return string(e.Data), nil
+	if (ct == "" || strings.Contains(ct, "json")) && utf8.Valid(e.Data) && validJSON(e.Data) {
+		// The text shares the event's bytes rather than copying 1 KB an
+		// event: a delivered event is not modified (core.Delivery), and
+		// the driver copies the text when it binds it.
+		return unsafe.String(unsafe.SliceData(e.Data), len(e.Data)), nil
 	}
 	return nil, base64.StdEncoding.EncodeToString(e.Data)
 }

@@ -83,8 +83,11 @@ func TestOpenMigratesALegacyLog(t *testing.T) {
 	if got := column(t, s, `SELECT count || ' ' || upto FROM audit_id_runs`); len(got) != 1 || got[0] != "300 300" {
 		t.Errorf("id runs (count upto) = %v; want one run of the 300 ids", got)
 	}
-	if got := column(t, s, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name`); fmt.Sprint(got) != "[audit_events_subject_time audit_events_time audit_events_type_time]" {
-		t.Errorf("indexes of audit_events = %v; want those of time, type and subject, and none of id or logged_at", got)
+	if got := column(t, s, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name`); fmt.Sprint(got) != "[audit_events_time audit_events_type_time]" {
+		t.Errorf("indexes of audit_events = %v; want those of time and type, and none of id, subject or logged_at", got)
+	}
+	if got := column(t, s, `SELECT count(*) FROM audit_subjects`); len(got) != 1 || got[0] != "300" {
+		t.Errorf("subjects indexed = %v; want the 300 events'", got)
 	}
 	more := randomEvents(20)
 	write(t, s, deliveries(append(append([]*core.Event{}, evs...), more...)...))
@@ -107,5 +110,75 @@ func TestOpenMigratesALegacyLog(t *testing.T) {
 	write(t, s, deliveries(evs[:5]...))
 	if n := count(t, s, nil); n != 320 {
 		t.Fatalf("the log holds %d rows, want 320", n)
+	}
+}
+
+// A log of the layout before the subjects' index (the events table
+// indexed on (subject, time)) is searched by subject as it is by
+// audit.Open, and indexed when the sink opens it: the subjects of the
+// events its id runs cover go to audit_subjects, the index of the events
+// table goes, and searches by subject find every event, before and after
+// new ones come.
+func TestOpenIndexesTheSubjectsOfAnOlderLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openRuns(t, dir, 32)
+	evs := randomEvents(270)
+	write(t, s, deliveries(evs[:100]...))
+	write(t, s, deliveries(evs[100:250]...))
+	write(t, s, deliveries(evs[250:]...)) // the tail
+	for _, q := range []string{
+		`DROP TABLE audit_subjects`,
+		`CREATE INDEX audit_events_subject_time ON audit_events (subject, time)`,
+	} {
+		if _, err := s.DB().SQL().Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	ctx := context.Background()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bySubject := func(db *audit.DB, subject string) int {
+		t.Helper()
+		got, err := audit.Search(ctx, db, audit.Query{Subject: subject})
+		if err != nil {
+			t.Fatalf("search subject %s: %v", subject, err)
+		}
+		for _, e := range got {
+			if e.Subject != subject {
+				t.Fatalf("search subject %s returned %s of subject %s", subject, e.ID, e.Subject)
+			}
+		}
+		return len(got)
+	}
+	cfg, err := audit.ParseConfig(core.NewConfig("audit_log", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := audit.Open(ctx, cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if n := bySubject(db, "o-3"); n != 39 {
+		t.Errorf("before the sink opens the log, subject o-3: %d events, want 39", n)
+	}
+
+	s = openRuns(t, dir, 32)
+	if got := column(t, s, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'audit_events' ORDER BY name`); fmt.Sprint(got) != "[audit_events_time audit_events_type_time]" {
+		t.Errorf("indexes of audit_events = %v; want those of time and type", got)
+	}
+	if got := column(t, s, `SELECT (SELECT count(*) FROM audit_subjects) || ' ' || (SELECT max(upto) FROM audit_id_runs)`); len(got) != 1 || got[0] != "250 250" {
+		t.Errorf("subjects indexed, seq the runs cover = %v; want 250 of each", got)
+	}
+	for _, db := range []*audit.DB{s.DB(), db} {
+		if n := bySubject(db, "o-3"); n != 39 {
+			t.Errorf("subject o-3: %d events, want 39", n)
+		}
+	}
+	more := randomEvents(320)[270:]
+	write(t, s, deliveries(more...))
+	if n := bySubject(s.DB(), "o-3"); n != 46 {
+		t.Errorf("with 50 more events, subject o-3: %d events, want 46", n)
 	}
 }

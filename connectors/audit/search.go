@@ -86,6 +86,13 @@ func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) (
 	b.WriteString(strings.Join(columns[:searchColumns], ", "))
 	b.WriteString(" FROM ")
 	b.WriteString(db.events)
+	bySubjects := q.Subject != "" && db.bySubjects
+	if bySubjects {
+		// The rows come by seq from the subjects' index, then are
+		// sorted: not in time order from the index of times, which
+		// would read every event until it met enough of the subject.
+		b.WriteString(" NOT INDEXED")
+	}
 	where := func() {
 		if len(args) == 0 {
 			b.WriteString(" WHERE ")
@@ -113,6 +120,29 @@ func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) (
 			cond("seq = ", seq)
 		}
 		cond("id = ", q.ID)
+	}
+	if bySubjects {
+		// The events the id runs cover are in the subjects' index, the
+		// others (the tail, fewer than a run) are read (see subjects.go);
+		// its entries are narrowed to the times that can match.
+		where()
+		b.WriteString("seq IN (SELECT seq FROM " + db.subjects + " WHERE subject = ")
+		arg(q.Subject)
+		if !q.Since.IsZero() {
+			b.WriteString(" AND time >= ")
+			arg(db.timeArg(q.Since))
+		}
+		if !q.Until.IsZero() {
+			b.WriteString(" AND time < ")
+			arg(db.timeArg(q.Until))
+		}
+		if after != nil && !after.Time.IsZero() {
+			b.WriteString(" AND time >= ")
+			arg(db.timeArg(after.Time))
+		}
+		b.WriteString(" UNION ALL SELECT seq FROM " + db.events + " WHERE seq > (SELECT coalesce(max(upto), 0) FROM " + db.catalog + ") AND subject = ")
+		arg(q.Subject)
+		b.WriteString(")")
 	}
 	if q.Subject != "" {
 		cond("subject = ", q.Subject)

@@ -124,3 +124,136 @@ func TestScanPagesInOrder(t *testing.T) {
 		}
 	})
 }
+
+// A search by subject finds the events of the subject that the id runs
+// cover (in the subjects' index) and those above them (the tail), in
+// time order, across pages, within a time range, after the sink opens
+// the log again (the tail read back) and from another reader.
+func TestSearchBySubjectAcrossRuns(t *testing.T) {
+	dir := t.TempDir()
+	s := openRuns(t, dir, 64)
+	const n = 2730
+	var evs []*core.Event
+	for i := range n {
+		e := event(i)
+		// Times out of seq order, many shared; a few without one.
+		e.Subject = []string{"busy", "busy", "busy", "quiet", "rare"}[i%5]
+		e.Time = base.Add(time.Duration((i*7919)%n/3) * time.Second)
+		if i%97 == 0 {
+			e.Time = time.Time{}
+		}
+		if i%11 == 0 {
+			e.Subject = ""
+		}
+		evs = append(evs, e)
+	}
+	for i := 0; i < n; i += 100 {
+		write(t, s, deliveries(evs[i:min(i+100, n)]...))
+	}
+	want := func(subject string, since, until time.Time) []string {
+		var sel []*core.Event
+		for _, e := range evs {
+			timed := !since.IsZero() || !until.IsZero()
+			if e.Subject != subject || (timed && e.Time.IsZero()) || (!since.IsZero() && e.Time.Before(since)) || (!until.IsZero() && !e.Time.Before(until)) {
+				continue
+			}
+			sel = append(sel, e)
+		}
+		slices.SortFunc(sel, func(a, b *core.Event) int {
+			if c := a.Time.Compare(b.Time); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		out := make([]string, len(sel))
+		for i, e := range sel {
+			out[i] = e.ID
+		}
+		return out
+	}
+	check := func(t *testing.T, db *audit.DB) {
+		t.Helper()
+		for _, q := range []audit.Query{
+			{Subject: "busy"},
+			{Subject: "quiet"},
+			{Subject: "rare", Since: base.Add(100 * time.Second), Until: base.Add(600 * time.Second)},
+			{Subject: "busy", Until: base.Add(300 * time.Second)},
+			{Subject: "nobody"},
+		} {
+			var got []string
+			if err := audit.Scan(context.Background(), db, q, func(e *core.Event) error {
+				got = append(got, e.ID)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if w := want(q.Subject, q.Since, q.Until); !slices.Equal(got, w) {
+				t.Fatalf("subject %s (%v to %v): %d events, want %d", q.Subject, q.Since, q.Until, len(got), len(w))
+			}
+		}
+		limited, err := audit.Search(context.Background(), db, audit.Query{Subject: "busy", Limit: 1200})
+		if w := want("busy", time.Time{}, time.Time{})[:1200]; err != nil || ids(limited) != strings.Join(w, ",") {
+			t.Fatalf("busy, limit 1200: %d events, %v", len(limited), err)
+		}
+	}
+	check(t, s.DB())
+	var covered, indexed, inTail int
+	if err := s.DB().SQL().QueryRow(`SELECT (SELECT max(upto) FROM audit_id_runs), (SELECT count(*) FROM audit_subjects),
+		(SELECT count(*) FROM audit_events WHERE subject IS NOT NULL AND seq > (SELECT max(upto) FROM audit_id_runs))`).Scan(&covered, &indexed, &inTail); err != nil {
+		t.Fatal(err)
+	}
+	if covered == 0 || inTail == 0 || indexed == 0 {
+		t.Fatalf("runs cover %d, %d subjects indexed, %d in the tail; want some of each", covered, indexed, inTail)
+	}
+
+	cfg, err := audit.ParseConfig(core.NewConfig("audit_log", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := audit.Open(context.Background(), cfg, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check(t, db)
+
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = openRuns(t, dir, 64)
+	more := make([]*core.Event, 0, 300)
+	for i := n; i < n+300; i++ {
+		e := event(i)
+		e.Subject = "busy"
+		more = append(more, e)
+	}
+	write(t, s, deliveries(more...))
+	evs = append(evs, more...)
+	check(t, s.DB())
+	check(t, db)
+}
+
+// The plan of a search by subject reads the subjects' index and the
+// events by seq, not every event in time order.
+func TestSearchBySubjectUsesTheSubjectsIndex(t *testing.T) {
+	s := openRuns(t, t.TempDir(), 8)
+	write(t, s, deliveries(eventRange(0, 40)...))
+	rows, err := s.DB().SQL().Query(`EXPLAIN QUERY PLAN SELECT id FROM audit_events NOT INDEXED WHERE seq IN (SELECT seq FROM audit_subjects WHERE subject = ?1 UNION ALL SELECT seq FROM audit_events WHERE seq > (SELECT coalesce(max(upto), 0) FROM audit_id_runs) AND subject = ?1) AND subject = ?1 ORDER BY time, id LIMIT 10`, "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	text := strings.Join(plan, "\n")
+	if !strings.Contains(text, "audit_subjects USING PRIMARY KEY (subject=?)") || !strings.Contains(text, "INTEGER PRIMARY KEY (rowid=?)") || strings.Contains(text, "SCAN audit_events") {
+		t.Errorf("plan:\n%s", text)
+	}
+}
