@@ -40,8 +40,8 @@ type DB struct {
 	// searches by subject read it.
 	subjects   string
 	bySubjects bool
-	reader    *idReader
-	log       *slog.Logger // warnings of the goroutines
+	reader     *idReader
+	log        *slog.Logger // warnings of the goroutines
 
 	// writeMu makes the writers of a SQLite log (the committer, merges,
 	// pruning, replays) take turns in the process, rather than in

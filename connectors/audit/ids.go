@@ -79,8 +79,8 @@ type idIndex struct {
 	// subjects are the entries of <prefix>subjects of the tail's events
 	// (see subjects.go), written with the tail's run.
 	subjects []subjectEntry
-	nextRun int64
-	probes  map[int64]*sql.Stmt // by run: does it hold a live id?
+	nextRun  int64
+	probes   map[int64]*sql.Stmt // by run: does it hold a live id?
 }
 
 // runTable returns the table of run n.
