@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -577,7 +578,8 @@ func (l *sinkLoop) schedule(k *sinkKey) {
 	}
 	if len(k.items) == 0 && !k.parked {
 		if l.keys[k.name] == k {
-			if len(l.keys) > idleKeys {
+			if len(l.keys) > idleKeys || strings.HasPrefix(k.name, "\x00") {
+				// A keyless event's key never comes again.
 				delete(l.keys, k.name)
 			} else {
 				// Kept for the key's next event, as if new: its heap
