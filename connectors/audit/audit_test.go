@@ -442,3 +442,39 @@ func TestDataColumnsKeepJSONAsText(t *testing.T) {
 		}
 	})
 }
+
+// A new SQLite log takes pages of 16 KiB and a write-ahead log; a log
+// created with SQLite's 4 KiB pages keeps them, and its events.
+func TestNewLogTakesLargePages(t *testing.T) {
+	pragma := func(t *testing.T, s *audit.Sink, name string) string {
+		t.Helper()
+		var v string
+		if err := s.DB().SQL().QueryRow("PRAGMA " + name).Scan(&v); err != nil {
+			t.Fatalf("PRAGMA %s: %v", name, err)
+		}
+		return v
+	}
+	s, _ := openSink(t, map[string]any{})
+	write(t, s, deliveries(eventRange(0, 3)...))
+	if got, mode := pragma(t, s, "page_size"), pragma(t, s, "journal_mode"); got != "16384" || mode != "wal" {
+		t.Errorf("new log: page size %s, journal mode %s; want 16384 and wal", got, mode)
+	}
+
+	dir := t.TempDir()
+	db, err := statedb.Open(filepath.Join(dir, "audit.db"), statedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE other (x)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	old := openRuns(t, dir, 16384)
+	write(t, old, deliveries(eventRange(0, 3)...))
+	if got, mode := pragma(t, old, "page_size"), pragma(t, old, "journal_mode"); got != "4096" || mode != "wal" {
+		t.Errorf("older file: page size %s, journal mode %s; want 4096 and wal", got, mode)
+	}
+	if got := ids(search(t, old, audit.Query{})); got != "ev-00000,ev-00001,ev-00002" {
+		t.Errorf("older file holds %s", got)
+	}
+}

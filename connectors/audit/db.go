@@ -271,20 +271,31 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 		d.db, err = statedb.Open(path, statedb.Options{
 			Sync: sync,
 			// The pages written to (the ends of the table and its
-			// indexes, a page per subject) stay in memory. Not more:
-			// SQLite walks the cache's hash table at the end of each
-			// write transaction, which cost 1.5 µs an event at 64 MiB.
-			CacheKiB: 8192,
+			// indexes) stay in memory, and a group commit's pages until
+			// it commits. Not more: SQLite walks the cache's hash table
+			// at the end of each write transaction, which cost 1.5 µs an
+			// event at 64 MiB; and each page of 16 KiB takes a 64 KiB
+			// region of modernc.org/libc, so 4 MiB hold 16 MB.
+			CacheKiB: 4096,
 			Pragmas: []string{
 				// checkpoints runs them in the background; the writer
-				// checkpoints only when the log passes 64 MiB.
+				// checkpoints only when the log passes 16384 pages
+				// (256 MiB of 16 KiB pages).
 				"wal_autocheckpoint(16384)",
 				"temp_store(MEMORY)",
 			},
 			TxLock: "immediate",
+			// A new file's page size is set first (see pageSize).
+			DeferWAL: create,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open audit log %s: %w", path, err)
+		}
+		if create {
+			if err := d.setupFile(ctx); err != nil {
+				_ = d.db.Close()
+				return nil, err
+			}
 		}
 	}
 	if err := d.db.PingContext(ctx); err != nil {
@@ -292,6 +303,36 @@ func connect(ctx context.Context, cfg Config, stateDir string, create bool) (*DB
 		return nil, fmt.Errorf("connect to audit log %s: %w", d.where, err)
 	}
 	return d, nil
+}
+
+// pageSize is the page size of a new SQLite log. A commit writes each
+// page it changed to the write-ahead log in two calls (the frame's
+// header, then the page) and a checkpoint copies it: pages of 16 KiB
+// rather than SQLite's 4 KiB take the committer about 1.2 µs less an
+// event of 1 KB (12-12.5 against 13.2-13.4 µs, with its commits of 256
+// events and the run writes, measured side by side). A log created with
+// another page size keeps it.
+const pageSize = 16384
+
+// setupFile sets the page size of a new SQLite log, which SQLite takes
+// only before the file has a page, and turns its write-ahead log on.
+func (d *DB) setupFile(ctx context.Context) error {
+	c, err := d.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to audit log %s: %w", d.where, err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(ctx, "PRAGMA page_size = "+strconv.Itoa(pageSize)); err != nil {
+		return fmt.Errorf("set the page size of audit log %s: %w", d.where, err)
+	}
+	var mode string
+	if err := c.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("turn on the write-ahead log of audit log %s: %w", d.where, err)
+	}
+	if mode != "wal" {
+		return fmt.Errorf("audit log %s: journal mode %q, not wal: is the file on a file system without shared memory?", d.where, mode)
+	}
+	return nil
 }
 
 // writer is where the writes of a SQLite log go.
