@@ -78,7 +78,7 @@ func sinkFields() []core.Field {
 			{Name: "schedule", Type: core.TypeStrings, Doc: "Delays between attempts, each a positive duration; after the last, the event goes to the dead-letter topic. Left out, 5s, 5m, 30m, 2h, 5h, then 10h seven times (over 72h in all); [] retries nothing.", Example: "[5s, 1m, 10m]"},
 		}},
 		{Name: "concurrency", Type: core.TypeInt, Doc: "Most deliveries in progress at once, across partition keys (events of one key go one after another); left out, 16, or the sink type's own (sql: 4).", Example: "16"},
-		{Name: "max_batch", Type: core.TypeInt, Doc: "Most events handed to the sink in one call; left out, 64, or the sink type's own (sql: 1024).", Example: "64"},
+		{Name: "max_batch", Type: core.TypeInt, Doc: "Most events handed to the sink in one call; left out, 64, or the sink type's own (sql: 1024, 256 in upsert mode).", Example: "64"},
 		{Name: "start", Type: core.TypeString, Default: SinkStartBeginning, Enum: []string{SinkStartBeginning, SinkStartEnd}, Doc: "Where a sink without committed offsets starts: beginning delivers every event the stream still holds, end only new ones."},
 		{Name: "disabled", Type: core.TypeBool, Default: false, Doc: "Keep the sink in the file without running it."},
 		{Name: "config", Type: core.TypeAny, Doc: "The sink type's own settings."},

@@ -306,8 +306,15 @@ func (s *Sink) Close(ctx context.Context) error {
 // WriteDefaults gives the runtime the sink's max_batch and concurrency
 // when the configuration leaves them out (core.BatchingSink): a database
 // writes a few large transactions faster, and at less CPU a row on both
-// sides, than many small ones. See the README's Performance section.
+// sides, than many small ones. Upsert mode takes smaller batches: the
+// rows of a key in one transaction are applied one after another, each
+// over the versions the ones before left, so that a batch holding many
+// events of a key costs the database more a row. See the README's
+// Performance section.
 func (s *Sink) WriteDefaults() (maxBatch, concurrency int) {
+	if s.table.upsert {
+		return defaultUpsertBatch, defaultConcurrency
+	}
 	return defaultMaxBatch, defaultConcurrency
 }
 
@@ -319,6 +326,7 @@ func (s *Sink) StreamWindow() int { return streamWindow }
 // The sink's defaults of the runtime's settings.
 const (
 	defaultMaxBatch    = 1024
+	defaultUpsertBatch = 256
 	defaultConcurrency = 4
 	streamWindow       = 2048
 )
