@@ -50,6 +50,7 @@ type DB struct {
 	wconn       *sql.Conn // a SQLite sink's writes, see w
 	idx         *idIndex
 	inserts     map[int]*sql.Stmt // by rows per statement
+	lastSeq     *sql.Stmt         // reads the highest seq
 	pending     map[string]int64  // the ids of the commit being made
 	pendingSubj []subjectEntry    // and the subjects of its events
 	rowsBuf     []any
@@ -370,6 +371,9 @@ func (d *DB) Close() error {
 		for n, st := range d.inserts {
 			_ = st.Close()
 			delete(d.inserts, n)
+		}
+		if d.lastSeq != nil {
+			_ = d.lastSeq.Close()
 		}
 		if d.idx != nil {
 			for n, st := range d.idx.probes {

@@ -89,7 +89,7 @@ func (d *DB) insertSQLite(ctx context.Context, rows int, reqs []*writeReq) error
 	}
 	defer tx.Rollback()
 	var last int64
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM `+d.events).Scan(&last); err != nil {
+	if err := tx.StmtContext(ctx, d.lastSeq).QueryRowContext(ctx).Scan(&last); err != nil {
 		return fmt.Errorf("read the last seq of audit log %s: %w", d.where, err)
 	}
 	next := max(last, x.covered, x.last) + 1
@@ -159,8 +159,13 @@ func rowsPerStatement(n int) int {
 }
 
 // prepareInserts prepares the SQLite statements inserting 1, 2, 4 ...
-// maxRows events, for the life of the DB.
+// maxRows events, and the one reading the last seq, for the life of the
+// DB.
 func (d *DB) prepareInserts(ctx context.Context) error {
+	var err error
+	if d.lastSeq, err = d.db.PrepareContext(ctx, `SELECT coalesce(max(seq), 0) FROM `+d.events); err != nil {
+		return fmt.Errorf("prepare reading the last seq of audit log %s: %w", d.where, err)
+	}
 	for n := 1; n <= maxRows; n *= 2 {
 		// Prepared on the pool: Tx.StmtContext prepares a statement
 		// of a Conn again each time, one of the pool once per

@@ -192,17 +192,15 @@ const (
 	highs = 0x8080808080808080
 )
 
-// plain reports whether none of the 8 bytes of x ends or escapes a
-// string or is a control character: none is '"', '\\' or below 0x20.
-func plain(x uint64) bool {
+// special has the high bit set in some byte when one of the 8 bytes of
+// x ends or escapes a string or is a control character: is '"', '\\' or
+// below 0x20.
+func special(x uint64) uint64 {
 	quote := x ^ ('"' * ones)
 	slash := x ^ ('\\' * ones)
 	// A byte of v is below n (n <= 0x80) when (v - n) borrows into its
 	// high bit and v's high bit is clear; the test is exact for "any".
-	special := (x - 0x20*ones) & ^x
-	special |= (quote - ones) & ^quote
-	special |= (slash - ones) & ^slash
-	return special&highs == 0
+	return ((x-0x20*ones)&^x | (quote-ones)&^quote | (slash-ones)&^slash) & highs
 }
 
 // str checks a string starting at its opening quote.
@@ -210,7 +208,15 @@ func (p *jsonCheck) str() bool {
 	b := p.b
 	i := p.i + 1
 	for {
-		for i+8 <= len(b) && plain(binary.LittleEndian.Uint64(b[i:])) {
+		for i+32 <= len(b) {
+			w := b[i : i+32 : i+32]
+			if special(binary.LittleEndian.Uint64(w))|special(binary.LittleEndian.Uint64(w[8:]))|
+				special(binary.LittleEndian.Uint64(w[16:]))|special(binary.LittleEndian.Uint64(w[24:])) != 0 {
+				break
+			}
+			i += 32
+		}
+		for i+8 <= len(b) && special(binary.LittleEndian.Uint64(b[i:])) == 0 {
 			i += 8
 		}
 		if i >= len(b) {
