@@ -13,8 +13,10 @@
 # catch-up, a table: each reader's median changes/s, the spread of its
 # rates, its CPU time per change and the cores it kept busy, and the
 # catch-up's share of each ceiling's rate and multiple of its CPU per
-# change; the load average before and after each run says how quiet the
-# machine was. Then a steady 5,000 changes/s into Kafka for SECONDS_RUN
+# change, and the binlog's rows and bytes per change of the load (other
+# writers to the server put their events in it too); the load average
+# before and after each run says how quiet the machine was. Then a steady
+# 5,000 changes/s into Kafka for SECONDS_RUN
 # (default 10) with its commit-to-ack percentiles (BenchmarkSteady5k).
 #
 #   ROWS=1000000 bench/mysql.sh
@@ -56,6 +58,8 @@ table() {
 			if (!((k "-changes/s") in m)) continue
 			printf "  %-48s %12.0f %7.0f%% %10.0f %6.2f %9.1f%% %9.1fx\n", kv[2], m[k "-changes/s"], m[k "-spread-%"], m[k "-cpu-ns/change"], m[k "-cores"], m[st "-%-of-" k], m[st "-cpu-x-" k]
 		}
+		if ("binlog-rows/change" in m)
+			printf "  binlog read per change of the load: %.2f rows, %.0f bytes (more than 1 row: other writers shared the binlog, and every figure is disturbed)\n", m["binlog-rows/change"], m["binlog-bytes/change"]
 	}'
 }
 for f in $INFLIGHT; do

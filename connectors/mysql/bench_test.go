@@ -231,6 +231,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		bin, _ = exec.LookPath("mysqlbinlog")
 	}
 	next := 1
+	var binlog []volume
 	reads := map[string][]reading{}
 	rss := map[string]float64{}
 	for b.Loop() {
@@ -255,10 +256,14 @@ func BenchmarkCatchUp(b *testing.B) {
 			for run := range ceilingRuns(b) {
 				start := time.Now()
 				cmd := exec.Command(c.args[0], c.args[1:]...)
-				if out, err := cmd.CombinedOutput(); err != nil {
+				out, err := cmd.CombinedOutput()
+				if err != nil {
 					b.Fatalf("%s (run %d): %v: %s", strings.Join(c.args, " "), run+1, err, out)
 				}
 				reads[c.name] = append(reads[c.name], reading{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()})
+				if c.name == "gomysql" {
+					binlog = append(binlog, binlogVolume(b, string(out)))
+				}
 			}
 		}
 		for _, s := range sinks {
@@ -280,6 +285,41 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 	}
 	reportReads(b, n, reads, rss)
+	if len(binlog) > 0 {
+		// Other writers to the server while it loaded (other tests) put
+		// their events in the same binlog, which every reader and the
+		// catch-up then read too: the rows and bytes read per change of
+		// the load say so (1 row and 37-50 bytes when only the load
+		// wrote).
+		rows := make([]float64, len(binlog))
+		bytes := make([]float64, len(binlog))
+		for i, v := range binlog {
+			rows[i], bytes[i] = float64(v.rows)/float64(n), v.mb*1e6/float64(n)
+		}
+		b.ReportMetric(median(rows), "binlog-rows/change")
+		b.ReportMetric(median(bytes), "binlog-bytes/change")
+	}
+}
+
+// volume is what bench/binlogread decoded from the load's binlog: all its
+// rows, of every table, and its size.
+type volume struct {
+	rows int
+	mb   float64
+}
+
+// binlogVolume reads the rows and megabytes of bench/binlogread's report.
+func binlogVolume(b *testing.B, out string) volume {
+	var v volume
+	var rowEvents, events int
+	at := strings.Index(out, "binlogread: ")
+	if at < 0 {
+		b.Fatalf("bench/binlogread reported no volume: %s", out)
+	}
+	if _, err := fmt.Sscanf(out[at:], "binlogread: %d rows in %d rows events of %d events (%f MB)", &v.rows, &rowEvents, &events, &v.mb); err != nil {
+		b.Fatalf("read bench/binlogread's report %q: %v", out, err)
+	}
+	return v
 }
 
 // reading is one read of the load's binlog: a ceiling's or a catch-up's
