@@ -274,6 +274,12 @@ type store struct {
 	zbuf     []byte      // the writer's compressed batch buffer
 	wtopics  []topicRows // the writer's rows by topic
 	failures failures    // the writer's record of failed publishes
+	// transactions counts the writer's transactions (each one sync).
+	transactions atomic.Int64
+	// window is how long, in nanoseconds, a checkpoint or an offset
+	// commit waits for a publish to share its transaction: groupWindow,
+	// or longer in tests that cannot count on a prompt scheduler.
+	window atomic.Int64
 
 	groupsMu sync.Mutex
 	groups   map[offsetKey]*group
@@ -331,6 +337,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		ckptDone:  make(chan struct{}),
 		subs:      map[*Subscriber]struct{}{},
 	}
+	st.window.Store(int64(groupWindow))
 	st.ckptCtx, st.ckptStop = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

@@ -127,6 +127,10 @@ func (st *store) broadcast() {
 	st.notifyMu.Unlock()
 }
 
+// groupWindow bounds how long a checkpoint or an offset commit waits for
+// a publish to share its transaction (see run); the store's window.
+const groupWindow = time.Millisecond
+
 // run is the writer: it drains the queue into transactions until the queue
 // is closed.
 func (st *store) run() {
@@ -138,6 +142,10 @@ func (st *store) run() {
 		prune = t.C
 	}
 	batch := make([]*op, 0, 512)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	defer wait.Stop()
+	published := false // the last transaction wrote messages
 	for {
 		select {
 		case o, ok := <-st.queue:
@@ -147,20 +155,52 @@ func (st *store) run() {
 			batch = append(batch[:0], o)
 			rows := len(o.rows)
 			open := true
-		drain:
-			for rows < maxBatchRows {
-				select {
-				case o, ok := <-st.queue:
-					if !ok {
-						open = false
-						break drain
+			// take adds what is queued, waiting for the first op until
+			// until is done when it is not nil, and reports whether the
+			// queue is still open.
+			take := func(until <-chan time.Time) bool {
+				for rows < maxBatchRows {
+					select {
+					case o, ok := <-st.queue:
+						if !ok {
+							return false
+						}
+						batch = append(batch, o)
+						rows += len(o.rows)
+						until = nil
+						continue
+					default:
 					}
-					batch = append(batch, o)
-					rows += len(o.rows)
-				default:
-					break drain
+					if until == nil {
+						return true
+					}
+					select {
+					case o, ok := <-st.queue:
+						if !ok {
+							return false
+						}
+						batch = append(batch, o)
+						rows += len(o.rows)
+						until = nil
+					case <-until:
+						return true
+					}
 				}
+				return true
 			}
+			open = take(nil)
+			// A checkpoint or an offset commit alone, while messages are
+			// being published, waits up to groupWindow for the next
+			// publish so that one transaction and one sync carry both:
+			// a connector saves its checkpoint once its events are
+			// durable, so each of its publishes would otherwise be
+			// followed by a transaction of its own for the checkpoint.
+			if open && rows == 0 && published {
+				wait.Reset(time.Duration(st.window.Load()))
+				open = take(wait.C)
+				wait.Stop()
+			}
+			published = rows > 0
 			st.write(batch)
 			clear(batch)
 			if !open {
@@ -179,6 +219,7 @@ func (st *store) run() {
 // callbacks have returned (see ordering.go), but those of waited
 // publishes, reported in the new generation, then the successes.
 func (st *store) write(batch []*op) {
+	st.transactions.Add(1)
 	st.failures.poison(batch)
 	err := ErrClosed
 	if !st.abort.Load() {
