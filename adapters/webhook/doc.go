@@ -94,7 +94,8 @@
 // change has core.Change.PayloadPruned set and the whole body as Raw, from
 // which its dead-letter record is built. Hooks (DeliveryID, Handshake)
 // see whole payloads, and a delivery pruned to other paths is parsed
-// again when read. FuzzPrunedPayloadRules checks that rules yield the same
+// again when read. When the hooks read the payload (Config.HooksReadPayload)
+// the body is parsed once, whole, for them and the rules alike. FuzzPrunedPayloadRules checks that rules yield the same
 // events, errors and dead-letter records on pruned and whole payloads.
 //
 // # Order of checks

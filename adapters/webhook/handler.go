@@ -138,7 +138,7 @@ func (h *handler) parse(w http.ResponseWriter, req *http.Request, body []byte) (
 		// Build the payload here, on the request's goroutine, in
 		// parallel with other requests, rather than on Read's single
 		// goroutine: only the parts the rules read, when they are known.
-		if tree := h.s.paths.Load(); tree != nil && KindOf(hr.MediaType) == KindJSON {
+		if tree := h.s.paths.Load(); tree != nil && KindOf(hr.MediaType) == KindJSON && !h.s.cfg.HooksReadPayload {
 			var pruned bool
 			hr.pruned, pruned, err = parsePayload(hr.MediaType, body, tree)
 			if pruned {

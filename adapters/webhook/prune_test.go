@@ -50,3 +50,37 @@ func TestPayloadPathsPruneChanges(t *testing.T) {
 		t.Errorf("after a restart, payload %#v (pruned %v), want the whole %#v", ch.Payload, ch.PayloadPruned, whole)
 	}
 }
+
+// TestHooksReadPayloadParseOnce checks that a source whose hooks read the
+// payload builds it whole once, for the hooks and the rules alike, rather
+// than pruned for the rules and whole again for the hooks.
+func TestHooksReadPayloadParseOnce(t *testing.T) {
+	hooks := 0
+	h := newHarness(t, webhook.Config{Path: "/hooks/orders", HooksReadPayload: true, DeliveryID: func(r *webhook.Request) string {
+		hooks++
+		p, err := r.Payload()
+		if err != nil {
+			return ""
+		}
+		id, _ := p.(map[string]any)["delivery"].(string)
+		return id
+	}})
+	h.src.SetPayloadPaths([]core.PayloadPath{{Fields: []string{"order", "id"}}}, false)
+	body := `{"delivery":"d-1","order":{"id":"o-1","note":"n"},"extra":[1,2]}`
+	if a := h.post(body, nil); a.status != http.StatusOK {
+		t.Fatalf("status %d: %s", a.status, a.raw)
+	}
+	ch := h.readN(1)[0]
+	var whole any
+	d := json.NewDecoder(strings.NewReader(body))
+	d.UseNumber()
+	if err := d.Decode(&whole); err != nil {
+		t.Fatal(err)
+	}
+	if hooks != 1 || string(ch.Position.Data) != "d-1" {
+		t.Errorf("hook called %d times, id %q; want once, d-1", hooks, ch.Position.Data)
+	}
+	if ch.PayloadPruned || !reflect.DeepEqual(ch.Payload, whole) {
+		t.Errorf("payload %#v (pruned %v), want the whole payload the hook built", ch.Payload, ch.PayloadPruned)
+	}
+}

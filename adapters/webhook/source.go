@@ -85,6 +85,12 @@ type Config struct {
 	// field). When it is nil or returns "", the id is "sha256:" followed by
 	// the hex SHA-256 of the body.
 	DeliveryID func(req *Request) string
+	// HooksReadPayload says DeliveryID or Handshake read Request.Payload
+	// (a body field as the id, a challenge in the body). The handler then
+	// builds the whole payload once, which the hooks read and which serves
+	// the rules too, rather than a payload pruned to the rules' paths and
+	// then the whole one for the hooks.
+	HooksReadPayload bool
 	// Handshake answers the requests some senders make before they deliver
 	// (a challenge to echo). It is called for GET and HEAD requests before
 	// verification, since senders do not sign those, and for other requests

@@ -65,21 +65,22 @@ func (s *Source) Configure(c core.Config) error {
 		return &core.FieldError{Path: "verify", Err: err}
 	}
 	inner, err := webhook.NewSource(webhook.Config{
-		Path:            cfg.Path,
-		Methods:         cfg.Methods,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		ContentTypes:    cfg.ContentTypes,
-		Verifier:        ver,
-		DeliveryID:      deliveryID(cfg),
-		Handshake:       handshake(cfg),
-		DedupWindow:     cfg.Dedup.Window,
-		DedupMemoryIDs:  cfg.Dedup.MemoryIDs,
-		MaxPending:      cfg.MaxPending,
-		MaxPendingBytes: cfg.MaxPendingBytes,
-		RetryAfter:      cfg.RetryAfter,
-		AckMode:         webhook.AckMode(cfg.Ack),
-		AckTimeout:      cfg.AckTimeout,
-		Now:             s.now,
+		Path:             cfg.Path,
+		Methods:          cfg.Methods,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		ContentTypes:     cfg.ContentTypes,
+		Verifier:         ver,
+		DeliveryID:       deliveryID(cfg),
+		HooksReadPayload: hooksReadPayload(cfg),
+		Handshake:        handshake(cfg),
+		DedupWindow:      cfg.Dedup.Window,
+		DedupMemoryIDs:   cfg.Dedup.MemoryIDs,
+		MaxPending:       cfg.MaxPending,
+		MaxPendingBytes:  cfg.MaxPendingBytes,
+		RetryAfter:       cfg.RetryAfter,
+		AckMode:          webhook.AckMode(cfg.Ack),
+		AckTimeout:       cfg.AckTimeout,
+		Now:              s.now,
 	})
 	if err != nil {
 		return &core.FieldError{Path: "path", Err: err}
@@ -189,6 +190,22 @@ func deliveryID(cfg Config) func(*webhook.Request) string {
 		}
 	}
 	return nil
+}
+
+// hooksReadPayload reports whether the delivery id or the handshake of
+// the configuration read the body's payload: an id from a body field
+// (dedup.field, or the preset's, such as Stripe's and Slack's), Slack's
+// url_verification, or an echo of a JSON field.
+func hooksReadPayload(cfg Config) bool {
+	field := cfg.Dedup.Field
+	if cfg.Dedup.Header == "" && field == "" {
+		field = presets[cfg.Verify.Preset].idField
+	}
+	typ := cfg.Handshake.Type
+	if typ == HandshakeAuto && cfg.Verify.Preset == PresetSlack {
+		typ = HandshakeSlack
+	}
+	return field != "" || typ == HandshakeSlack || (typ == HandshakeEcho && cfg.Handshake.JSONField != "")
 }
 
 // lookupString follows a dotted path through maps and returns the value

@@ -322,12 +322,19 @@ func TestGitHubDeliveries(t *testing.T) {
 
 func TestStripeDeliveryIDFromBody(t *testing.T) {
 	s := serve(t, map[string]any{"path": "/hooks/stripe", "verify": map[string]any{"preset": "stripe", "secrets": []any{stripeSecret}}}, at(stripeTS, 0))
+	// The id is read from the whole payload, which then serves the rules
+	// too: the body is parsed once, not pruned to their paths and again.
+	s.src.SetPayloadPaths([]core.PayloadPath{{Fields: []string{"type"}}}, false)
 	hdr := map[string]string{"Stripe-Signature": "t=" + stripeTS + ",v1=" + stripeV1}
 	if code, resp := s.do("POST", "/hooks/stripe", "application/json", stripeBody, hdr); code != 200 {
 		t.Fatalf("delivery = %d %s", code, resp)
 	}
-	if got := string(s.read(1)[0].Position.Data); got != "evt_1" {
+	ch := s.read(1)[0]
+	if got := string(ch.Position.Data); got != "evt_1" {
 		t.Errorf("delivery id = %q, want the event id evt_1", got)
+	}
+	if ch.PayloadPruned {
+		t.Errorf("payload pruned to the rules' paths although the delivery id hook built it whole")
 	}
 }
 
