@@ -193,6 +193,9 @@ const trackScan = 5 * time.Millisecond
 // Track accounts for the acks and nacks of the deliveries recorded with
 // SentWatched, as Watch would for each, until ctx ends; then it accounts
 // for the acks that came before and calls the done of every delivery left.
+// End ctx once nothing more is sent (not with the subscription's context,
+// which may end between a send and its SentWatched), so that the acks of
+// the last deliveries count.
 // One goroutine runs it for a window, in place of a goroutine per delivery:
 // it waits for the oldest delivery and, once that one is acked or nacked,
 // takes the deliveries after it acked or nacked by then too. The acks and

@@ -473,16 +473,22 @@ func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMe
 	ctx, cancel := context.WithCancel(ctx)
 	w := newWindow(d.window, mark)
 	if w.Size() > 1 {
-		// One goroutine watches the acks of every delivery.
+		// One goroutine watches the acks of every delivery. It stops
+		// once nothing more is sent, so that it accounts for the acks of
+		// the last deliveries too.
+		tctx, stop := context.WithCancel(context.Background())
 		tracked := make(chan struct{})
 		go func() {
 			defer close(tracked)
-			w.Track(ctx)
+			w.Track(tctx)
 		}()
-		defer func() { <-tracked }()
+		defer func() {
+			stop()
+			<-tracked
+		}()
 	}
-	defer cancel() // before the tracker is waited for
-	done := false  // every record to read is read
+	defer cancel()
+	done := false // every record to read is read
 	for {
 		if ctx.Err() != nil || done && w.Empty() {
 			return

@@ -196,7 +196,10 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 	}
 	w := core.NewAckWindow(sb.opts.Window, func(off int64) int64 { return off }, commit)
 	after := start // the offset after the last one in the window
-	tctx, stop := context.WithCancel(ctx)
+	// One goroutine watches the acks of every delivery. It stops once
+	// nothing more is sent, so that it accounts for the acks of the last
+	// deliveries too.
+	tctx, stop := context.WithCancel(context.Background())
 	tracked := make(chan struct{})
 	go func() {
 		defer close(tracked)
