@@ -80,25 +80,103 @@ func Scan(ctx context.Context, db *DB, q Query, fn func(*core.Event) error) erro
 // page returns up to limit events q selects that come after the event
 // after (from the first when nil) in Search's order.
 func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) ([]core.Event, error) {
-	var b strings.Builder
-	var args []any
-	b.WriteString("SELECT ")
-	b.WriteString(strings.Join(columns[:searchColumns], ", "))
-	b.WriteString(" FROM ")
-	b.WriteString(db.events)
-	bySubjects := q.Subject != "" && db.bySubjects
-	if bySubjects {
-		// The rows come by seq from the subjects' index, then are
-		// sorted: not in time order from the index of times, which
-		// would read every event until it met enough of the subject.
-		b.WriteString(" NOT INDEXED")
+	if q.Subject == "" || !db.bySubjects {
+		query, args, ok, err := db.pageQuery(ctx, q, after, limit, armAll)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return db.readPage(ctx, db.db, query, args)
 	}
+	// A search by subject reads the subjects' index and the tail (see
+	// subjects.go), each in order and up to limit, in one read
+	// transaction, so that a run written between the two reads neither
+	// hides events nor shows them twice; and merges them.
+	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("search audit log %s: %w", db.where, err)
+	}
+	defer tx.Rollback()
+	var pages [2][]core.Event
+	for i, arm := range []searchArm{armIndexed, armTail} {
+		query, args, ok, err := db.pageQuery(ctx, q, after, limit, arm)
+		if err != nil || !ok {
+			return nil, err
+		}
+		if pages[i], err = db.readPage(ctx, tx, query, args); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]core.Event, 0, min(limit, len(pages[0])+len(pages[1])))
+	a, b := pages[0], pages[1]
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && compareEvents(&a[0], &b[0]) < 0) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out, nil
+}
+
+// compareEvents orders events as Search returns them: by time, events
+// with none first, then by id.
+func compareEvents(a, b *core.Event) int {
+	switch {
+	case a.Time.IsZero() != b.Time.IsZero():
+		if a.Time.IsZero() {
+			return -1
+		}
+		return 1
+	case !a.Time.Equal(b.Time):
+		return a.Time.Compare(b.Time)
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// searchArm is which events of the log a page query reads.
+type searchArm int
+
+const (
+	// armAll reads the events table as a whole.
+	armAll searchArm = iota
+	// armIndexed reads the events of a subject through <prefix>subjects,
+	// in its order.
+	armIndexed
+	// armTail reads the events of a subject above the id runs.
+	armTail
+)
+
+// pageQuery returns the query of page reading arm, and its arguments;
+// ok is false when no event can match.
+func (db *DB) pageQuery(ctx context.Context, q Query, after *core.Event, limit int, arm searchArm) (query string, args []any, ok bool, err error) {
+	var b strings.Builder
+	e := ""
+	b.WriteString("SELECT ")
+	if arm == armIndexed {
+		// The subjects' index gives the rows in time order (its time
+		// is '' for none, which comes first as NULL does), so that
+		// the query stops after limit rows.
+		e = "e."
+		for i, c := range columns[:searchColumns] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(e + c)
+		}
+		b.WriteString(" FROM " + db.subjects + " s CROSS JOIN " + db.events + " e ON e.seq = s.seq")
+	} else {
+		b.WriteString(strings.Join(columns[:searchColumns], ", "))
+		b.WriteString(" FROM ")
+		b.WriteString(db.events)
+	}
+	conds := 0
 	where := func() {
-		if len(args) == 0 {
+		if conds == 0 {
 			b.WriteString(" WHERE ")
 		} else {
 			b.WriteString(" AND ")
 		}
+		conds++
 	}
 	arg := func(v any) {
 		args = append(args, v)
@@ -109,54 +187,47 @@ func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) (
 		b.WriteString(expr)
 		arg(v)
 	}
+	switch arm {
+	case armIndexed:
+		cond("s.subject = ", q.Subject)
+		if !q.Since.IsZero() {
+			cond("s.time >= ", db.timeArg(q.Since))
+		}
+		if !q.Until.IsZero() {
+			cond("s.time < ", db.timeArg(q.Until))
+		}
+		if after != nil && !after.Time.IsZero() {
+			cond("s.time >= ", db.timeArg(after.Time))
+		}
+	case armTail:
+		where()
+		b.WriteString("seq > (SELECT coalesce(max(upto), 0) FROM " + db.catalog + ")")
+	}
 	if q.ID != "" {
 		if db.byRuns() {
 			// The id runs find the row; the events table has no index
 			// of ids.
-			seq, ok, err := db.find(ctx, q.ID)
-			if err != nil || !ok {
-				return nil, err
+			seq, found, err := db.find(ctx, q.ID)
+			if err != nil || !found {
+				return "", nil, false, err
 			}
-			cond("seq = ", seq)
+			cond(e+"seq = ", seq)
 		}
-		cond("id = ", q.ID)
-	}
-	if bySubjects {
-		// The events the id runs cover are in the subjects' index, the
-		// others (the tail, fewer than a run) are read (see subjects.go);
-		// its entries are narrowed to the times that can match.
-		where()
-		b.WriteString("seq IN (SELECT seq FROM " + db.subjects + " WHERE subject = ")
-		arg(q.Subject)
-		if !q.Since.IsZero() {
-			b.WriteString(" AND time >= ")
-			arg(db.timeArg(q.Since))
-		}
-		if !q.Until.IsZero() {
-			b.WriteString(" AND time < ")
-			arg(db.timeArg(q.Until))
-		}
-		if after != nil && !after.Time.IsZero() {
-			b.WriteString(" AND time >= ")
-			arg(db.timeArg(after.Time))
-		}
-		b.WriteString(" UNION ALL SELECT seq FROM " + db.events + " WHERE seq > (SELECT coalesce(max(upto), 0) FROM " + db.catalog + ") AND subject = ")
-		arg(q.Subject)
-		b.WriteString(")")
+		cond(e+"id = ", q.ID)
 	}
 	if q.Subject != "" {
-		cond("subject = ", q.Subject)
+		cond(e+"subject = ", q.Subject)
 	}
 	if !q.Since.IsZero() {
-		cond("time >= ", db.timeArg(q.Since))
+		cond(e+"time >= ", db.timeArg(q.Since))
 	}
 	if !q.Until.IsZero() {
-		cond("time < ", db.timeArg(q.Until))
+		cond(e+"time < ", db.timeArg(q.Until))
 	}
 	for i, t := range q.Types {
 		if i == 0 {
 			where()
-			b.WriteString("type IN (")
+			b.WriteString(e + "type IN (")
 		} else {
 			b.WriteByte(',')
 		}
@@ -168,27 +239,36 @@ func (db *DB) page(ctx context.Context, q Query, after *core.Event, limit int) (
 	if after != nil {
 		where()
 		if after.Time.IsZero() {
-			b.WriteString("((time IS NULL AND id > ")
+			b.WriteString("((" + e + "time IS NULL AND " + e + "id > ")
 			arg(after.ID)
-			b.WriteString(") OR time IS NOT NULL)")
+			b.WriteString(") OR " + e + "time IS NOT NULL)")
 		} else {
 			t := db.timeArg(after.Time)
-			b.WriteString("(time > ")
+			b.WriteString("(" + e + "time > ")
 			arg(t)
-			b.WriteString(" OR (time = ")
+			b.WriteString(" OR (" + e + "time = ")
 			arg(t)
-			b.WriteString(" AND id > ")
+			b.WriteString(" AND " + e + "id > ")
 			arg(after.ID)
 			b.WriteString("))")
 		}
 	}
-	b.WriteString(" ORDER BY time")
-	if db.pg {
-		b.WriteString(" NULLS FIRST")
+	if arm == armIndexed {
+		b.WriteString(" ORDER BY s.time, e.id LIMIT ")
+	} else {
+		b.WriteString(" ORDER BY time")
+		if db.pg {
+			b.WriteString(" NULLS FIRST")
+		}
+		b.WriteString(", id LIMIT ")
 	}
-	b.WriteString(", id LIMIT ")
 	arg(limit)
-	rows, err := db.db.QueryContext(ctx, b.String(), args...)
+	return b.String(), args, true, nil
+}
+
+// readPage runs a page query on q and reads its events.
+func (db *DB) readPage(ctx context.Context, q querier, query string, args []any) ([]core.Event, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search audit log %s: %w", db.where, err)
 	}
