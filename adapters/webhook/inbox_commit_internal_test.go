@@ -1,0 +1,141 @@
+package webhook
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// holdSync replaces datasync for one test with sync, restored at cleanup.
+// Tests that use it do not run in parallel.
+func holdSync(t *testing.T, sync func(*os.File) error) {
+	t.Helper()
+	prev := datasync
+	datasync = sync
+	t.Cleanup(func() { datasync = prev })
+}
+
+// startInbox opens and starts an inbox in a fresh directory.
+func startInbox(t *testing.T, onCommit func([]*record)) *inbox {
+	t.Helper()
+	ib, _, err := openInbox(context.Background(), t.TempDir(), time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib.onCommit = onCommit
+	ib.start()
+	t.Cleanup(func() { _ = ib.close(context.Background()) })
+	return ib
+}
+
+func testRecord(id string) *record {
+	return &record{id: id, received: time.Now(), body: []byte(`{"n":1}`),
+		meta: recordMeta{Method: "POST", Path: "/hooks/x", ContentType: "application/json"}}
+}
+
+// TestInboxIdleCommitsAtOnce submits deliveries one after the other, each
+// once the previous one is answered, with an instant fdatasync: an idle
+// writer commits each at once. A writer that spaces its commits by a
+// window (1 ms before) takes at least 199 windows for 200 deliveries; the
+// bound is half of that, so that a loaded machine does not fail it.
+func TestInboxIdleCommitsAtOnce(t *testing.T) {
+	holdSync(t, func(*os.File) error { return nil })
+	ib := startInbox(t, nil)
+	const n = 200
+	start := time.Now()
+	for i := range n {
+		if dup, err := ib.submit(context.Background(), testRecord("d"+strconv.Itoa(i))); err != nil || dup {
+			t.Fatalf("submit %d: dup %v, err %v", i, dup, err)
+		}
+	}
+	if el := time.Since(start); el > n/2*time.Millisecond {
+		t.Errorf("%d sequential deliveries took %v: the writer waits between commits on an idle inbox", n, el)
+	}
+	if got := ib.commits.Load(); got != n {
+		t.Errorf("commits = %d, want %d (one per sequential delivery)", got, n)
+	}
+}
+
+// TestInboxGroupsWhileSyncing holds the fdatasync of a first commit and
+// submits more deliveries meanwhile: they are stored by one next commit,
+// not one each.
+func TestInboxGroupsWhileSyncing(t *testing.T) {
+	entered := make(chan struct{}, 16)
+	release := make(chan struct{})
+	holdSync(t, func(*os.File) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	})
+	ib := startInbox(t, nil)
+	errs := make(chan error, 8)
+	submit := func(id string) {
+		go func() {
+			_, err := ib.submit(context.Background(), testRecord(id))
+			errs <- err
+		}()
+	}
+	submit("first")
+	<-entered
+	const more = 5
+	for i := range more {
+		submit("more" + strconv.Itoa(i))
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(ib.reqs) < more; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries queued", len(ib.reqs), more)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range 1 + more {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := ib.commits.Load(), int64(2); got != want {
+		t.Errorf("commits = %d, want %d: the first, then the %d that arrived during its fdatasync", got, want, more)
+	}
+	if got := ib.stored.Load(); got != 1+more {
+		t.Errorf("stored = %d, want %d", got, 1+more)
+	}
+}
+
+// TestInboxAnswersBeforeHandingOn holds the hand-off of a commit's records
+// to the reader until their submitter was answered: the 2xx does not wait
+// for the reader (and the stream's commit behind it).
+func TestInboxAnswersBeforeHandingOn(t *testing.T) {
+	answered := make(chan struct{})
+	handed := make(chan []string, 1)
+	ib := startInbox(t, func(recs []*record) {
+		select {
+		case <-answered:
+		case <-time.After(10 * time.Second):
+		}
+		ids := make([]string, len(recs))
+		for i, r := range recs {
+			ids[i] = r.id
+		}
+		handed <- ids
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := ib.submit(context.Background(), testRecord("a"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(answered)
+	case <-time.After(5 * time.Second):
+		close(answered)
+		t.Fatal("the delivery was not answered before its records were handed to the reader")
+	}
+	if ids := <-handed; len(ids) != 1 || ids[0] != "a" {
+		t.Errorf("handed %q, want [a]", ids)
+	}
+}
