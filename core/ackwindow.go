@@ -255,6 +255,23 @@ func (w *AckWindow[T]) Track(ctx context.Context) {
 	}
 }
 
+// StartTracking runs Track in a goroutine of its own and returns the
+// function that ends it and waits until it has accounted for every
+// delivery: call it once nothing more is sent (`defer w.StartTracking()()`
+// in the function that sends).
+func (w *AckWindow[T]) StartTracking() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tracked := make(chan struct{})
+	go func() {
+		defer close(tracked)
+		w.Track(ctx)
+	}()
+	return func() {
+		cancel()
+		<-tracked
+	}
+}
+
 // settle accounts for the watched deliveries acked or nacked by now: those
 // from the oldest up to the first still out, or with all every one.
 func (w *AckWindow[T]) settle(all bool) {

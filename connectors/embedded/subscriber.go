@@ -364,19 +364,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 	r := &reader{st: s.st, topic: topic, pos: pos, end: end, readable: true, done: end >= 0 && pos >= end, poll: time.NewTimer(pollInterval)}
 	defer r.poll.Stop()
 	if w.Size() > 1 {
-		// One goroutine watches the acks of every delivery. It stops
-		// once nothing more is sent, so that it accounts for the acks of
-		// the last deliveries too.
-		tctx, stop := context.WithCancel(context.Background())
-		tracked := make(chan struct{})
-		go func() {
-			defer close(tracked)
-			w.Track(tctx)
-		}()
-		defer func() {
-			stop()
-			<-tracked
-		}()
+		// One goroutine watches the acks of every delivery, until
+		// nothing more is sent, so that it accounts for the acks of the
+		// last deliveries too.
+		defer w.StartTracking()()
 	}
 	for {
 		if ctx.Err() != nil {

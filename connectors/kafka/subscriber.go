@@ -473,19 +473,10 @@ func (d *deliverer) deliverAll(ctx context.Context, in <-chan *sarama.ConsumerMe
 	ctx, cancel := context.WithCancel(ctx)
 	w := newWindow(d.window, mark)
 	if w.Size() > 1 {
-		// One goroutine watches the acks of every delivery. It stops
-		// once nothing more is sent, so that it accounts for the acks of
-		// the last deliveries too.
-		tctx, stop := context.WithCancel(context.Background())
-		tracked := make(chan struct{})
-		go func() {
-			defer close(tracked)
-			w.Track(tctx)
-		}()
-		defer func() {
-			stop()
-			<-tracked
-		}()
+		// One goroutine watches the acks of every delivery, until
+		// nothing more is sent, so that it accounts for the acks of the
+		// last deliveries too.
+		defer w.StartTracking()()
 	}
 	defer cancel()
 	done := false // every record to read is read

@@ -196,19 +196,9 @@ func (sb *subscriber) consume(ctx context.Context, topic string, out chan<- *mes
 	}
 	w := core.NewAckWindow(sb.opts.Window, func(off int64) int64 { return off }, commit)
 	after := start // the offset after the last one in the window
-	// One goroutine watches the acks of every delivery. It stops once
-	// nothing more is sent, so that it accounts for the acks of the last
-	// deliveries too.
-	tctx, stop := context.WithCancel(context.Background())
-	tracked := make(chan struct{})
-	go func() {
-		defer close(tracked)
-		w.Track(tctx)
-	}()
-	defer func() {
-		stop()
-		<-tracked
-	}()
+	// One goroutine watches the acks of every delivery, until nothing more
+	// is sent, so that it accounts for the acks of the last deliveries too.
+	defer w.StartTracking()()
 	for {
 		s.mu.Lock()
 		log := s.logs[topic]
