@@ -121,3 +121,14 @@ func readV1Page(ctx context.Context, c *sql.Conn, after int64) ([]v1Message, err
 	}
 	return page, nil
 }
+
+// migrateV2 drops the index on published_at that version 2 files have,
+// inside the caller's transaction: publish times follow the offsets, so
+// pruning and offsetAt find them along the primary key, and the index
+// cost every transaction a page.
+func (st *store) migrateV2(ctx context.Context) error {
+	if _, err := st.wconn.ExecContext(ctx, `DROP INDEX IF EXISTS batches_published_at`); err != nil {
+		return fmt.Errorf("drop index batches_published_at: %w", err)
+	}
+	return nil
+}

@@ -184,14 +184,14 @@ func TestMigrateV1(t *testing.T) {
 		if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages'`).Scan(&tables); err != nil {
 			t.Fatal(err)
 		}
-		if version != 2 || tables != 0 {
-			t.Errorf("after migration: user_version %d, messages tables %d; want 2, 0", version, tables)
+		if version != 3 || tables != 0 {
+			t.Errorf("after migration: user_version %d, messages tables %d; want 3, 0", version, tables)
 		}
 	})
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Opening again finds version 2 and keeps everything.
+	// Opening again finds version 3 and keeps everything.
 	s = openStream(t, dir, nil)
 	got := receive(t, s, core.SubscribeOptions{From: core.FromBeginning}, "orders", 5)
 	if want := []string{"o1", "o2", "o3", "o4", "o5"}; !reflect.DeepEqual(got, want) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,10 @@ var ErrClosed = errors.New("embedded stream closed")
 
 // schemaVersion is stored in PRAGMA user_version. Version 1 kept one row
 // per message in a messages table; version 2 keeps one row per batch (see
-// batch.go). Opening a version 1 file migrates it (see migrate.go).
-const schemaVersion = 2
+// batch.go); version 3 drops version 2's index on published_at, since
+// publish times follow the offsets (see insertBatches). Opening an older
+// file migrates it (see migrate.go).
+const schemaVersion = 3
 
 // schema creates the tables of schemaVersion, in one transaction.
 var schema = []string{
@@ -28,6 +31,9 @@ var schema = []string{
 	// first_offset to last_offset, all published at published_at. A
 	// reader finds the first batch of a topic it has not read with one
 	// seek of batches_topic_last, since a topic's batches never overlap.
+	// published_at never decreases as first_offset grows, so pruning and
+	// offsetAt find times along the primary key, and no index on
+	// published_at costs every transaction a page.
 	`CREATE TABLE IF NOT EXISTS batches (
 		first_offset INTEGER PRIMARY KEY,
 		last_offset  INTEGER NOT NULL,
@@ -36,7 +42,6 @@ var schema = []string{
 		messages     BLOB    NOT NULL
 	)`,
 	`CREATE INDEX IF NOT EXISTS batches_topic_last ON batches (topic, last_offset)`,
-	`CREATE INDEX IF NOT EXISTS batches_published_at ON batches (published_at)`,
 	// A floor under the end of the log, for when pruning deletes the
 	// last batch: the log ends at the last batch (the one with the
 	// highest first_offset), or at log_end if that is further. The
@@ -85,12 +90,15 @@ func (e *newerSchemaError) Error() string {
 	return fmt.Sprintf("schema version %d is newer than this build reads (%d); upgrade tributary to the version that wrote it, or set path to another file", e.version, schemaVersion)
 }
 
-// migrateError reports a version 1 file that could not be migrated; the
-// file is left as it was.
-type migrateError struct{ err error }
+// migrateError reports a file of an older schema version that could not
+// be migrated; the file is left as it was.
+type migrateError struct {
+	version int
+	err     error
+}
 
 func (e *migrateError) Error() string {
-	return fmt.Sprintf("migrate schema version 1 to %d: %v; the file is left as it was: open it with the tributary version that wrote it, or move it aside to start an empty stream", schemaVersion, e.err)
+	return fmt.Sprintf("migrate schema version %d to %d: %v; the file is left as it was: open it with the tributary version that wrote it, or move it aside to start an empty stream", e.version, schemaVersion, e.err)
 }
 
 func (e *migrateError) Unwrap() error { return e.err }
@@ -167,7 +175,12 @@ func (st *store) upgrade(ctx context.Context) (err error) {
 		}
 		if version == 1 {
 			if err := st.migrateV1(ctx); err != nil {
-				return &migrateError{err}
+				return &migrateError{version, err}
+			}
+		}
+		if version >= 1 {
+			if err := st.migrateV2(ctx); err != nil {
+				return &migrateError{version, err}
 			}
 		}
 		if _, err := st.wconn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
@@ -386,8 +399,11 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		ON CONFLICT ("group", topic) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 		WHERE consumer_leases.owner = excluded.owner OR consumer_leases.expires_at < ?`)
 	st.dropLease = prep(st.wconn, `DELETE FROM consumer_leases WHERE "group" = ? AND topic = ? AND owner = ?`)
+	// The batches before the first one published at or after the cutoff:
+	// the scan stops at that one, which is the first when nothing is due.
 	st.pruneSel = prep(st.wconn, `SELECT first_offset, length(messages) FROM batches
-		WHERE published_at < ? ORDER BY published_at, first_offset LIMIT ?`)
+		WHERE first_offset < COALESCE((SELECT first_offset FROM batches WHERE published_at >= ?1 ORDER BY first_offset LIMIT 1), 9223372036854775807)
+		ORDER BY first_offset LIMIT ?2`)
 	st.pruneDel = prep(st.wconn, `DELETE FROM batches WHERE first_offset = ?`)
 	if err != nil {
 		return nil, err
@@ -404,7 +420,8 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 	st.loadCP = prep(st.rdb, `SELECT checkpoint FROM checkpoints WHERE connector = ?`)
 	st.loadOff = prep(st.rdb, `SELECT "offset" FROM consumer_offsets WHERE "group" = ? AND topic = ?`)
 	st.lastSeq = prep(st.rdb, endSQL)
-	st.fromTime = prep(st.rdb, `SELECT MIN(first_offset) FROM batches WHERE published_at >= ?`)
+	st.fromTime = prep(st.rdb, `SELECT first_offset, published_at FROM batches
+		WHERE first_offset >= ? ORDER BY first_offset LIMIT 1`)
 	if err != nil {
 		return nil, err
 	}
@@ -454,16 +471,60 @@ func (st *store) lastOffset(ctx context.Context) (int64, error) {
 }
 
 // offsetAt returns the offset just before the first message published at
-// or after t.
+// or after t. Publish times never decrease along the offsets, so it
+// bisects the batches by first offset: a few seeks of the primary key
+// however long the log.
 func (st *store) offsetAt(ctx context.Context, t time.Time) (int64, error) {
-	var n sql.NullInt64
-	if err := st.fromTime.QueryRowContext(ctx, t.UnixNano()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("find offset at %s in stream database %q: %w", t.Format(time.RFC3339Nano), st.file, err)
+	at := t.UnixNano()
+	// batchFrom returns the first batch at or after offset from: its
+	// first offset and publish time, or ok false when there is none.
+	batchFrom := func(from int64) (first, published int64, ok bool, err error) {
+		err = st.fromTime.QueryRowContext(ctx, from).Scan(&first, &published)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, 0, false, nil
+		}
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("find offset at %s in stream database %q: %w", t.Format(time.RFC3339Nano), st.file, err)
+		}
+		return first, published, true, nil
 	}
-	if !n.Valid {
+	first, published, ok, err := batchFrom(math.MinInt64)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
 		return st.lastOffset(ctx)
 	}
-	return n.Int64 - 1, nil
+	if published >= at {
+		return first - 1, nil
+	}
+	// Invariant: the batch at lo was published before t; the answer, if
+	// any, is a batch with a first offset in (lo, hi].
+	last, err := st.lastOffset(ctx)
+	if err != nil {
+		return 0, err
+	}
+	lo, hi := first, last
+	found := int64(-1)
+	for lo < hi {
+		mid := lo + (hi-lo)/2 + 1
+		first, published, ok, err := batchFrom(mid)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case !ok:
+			hi = mid - 1
+		case published >= at:
+			found, hi = first, mid-1
+		default:
+			lo = first
+		}
+	}
+	if found < 0 {
+		return last, nil
+	}
+	return found - 1, nil
 }
 
 // readAfter returns the messages of topic after offset, in order: those of
