@@ -50,11 +50,37 @@ func MediaType(contentType string) string {
 	if contentType == "" {
 		return ""
 	}
+	if plainMediaType(contentType) {
+		// What mime.ParseMediaType returns for it, without its map.
+		return contentType
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return ""
 	}
 	return mt
+}
+
+// plainMediaType says whether s is a media type without parameters,
+// spaces or upper case: type "/" subtype, both made of lower-case token
+// characters.
+func plainMediaType(s string) bool {
+	slash := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '/':
+			if slash >= 0 {
+				return false
+			}
+			slash = i
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return slash > 0 && slash < len(s)-1
 }
 
 // BodyError reports a body that does not parse as its content type says.

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"encoding/json"
 	"errors"
+	"mime"
 	"reflect"
 	"testing"
 
@@ -96,6 +97,17 @@ func TestMediaType(t *testing.T) {
 		{name: "params", in: "Application/JSON; charset=utf-8", want: "application/json"},
 		{name: "empty", in: "", want: ""},
 		{name: "garbage", in: ";;", want: ""},
+		// The plain form skips mime.ParseMediaType; these check it
+		// answers as that would.
+		{name: "vendor suffix", in: "application/vnd.github+json", want: "application/vnd.github+json"},
+		{name: "upper case", in: "APPLICATION/JSON", want: "application/json"},
+		{name: "no subtype", in: "application/", want: ""},
+		{name: "no type", in: "/json", want: ""},
+		{name: "no slash", in: "json", want: "json"},
+		{name: "two slashes", in: "application/json/x", want: ""},
+		{name: "space", in: "application/ json", want: ""},
+		{name: "trailing space", in: "application/json ", want: "application/json"},
+		{name: "bare parameter separator", in: "application/json;", want: "application/json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +116,25 @@ func TestMediaType(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMediaType checks MediaType against mime.ParseMediaType, which it
+// skips for plain media types.
+func FuzzMediaType(f *testing.F) {
+	for _, s := range []string{"application/json", "text/plain; charset=utf-8", "a/b/c", "x/", "/y", "Application/Json", "application/json "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := ""
+		if s != "" {
+			if mt, _, err := mime.ParseMediaType(s); err == nil {
+				want = mt
+			}
+		}
+		if got := webhook.MediaType(s); got != want {
+			t.Fatalf("MediaType(%q) = %q, mime.ParseMediaType says %q", s, got, want)
+		}
+	})
 }
 
 func FuzzParseBody(f *testing.F) {

@@ -36,7 +36,10 @@ type record struct {
 	// filled by the submitter so that the single writer does not spend
 	// its time encoding.
 	head []byte
-	body []byte
+	// headBuf is where head came from in recordHeads, to return it once
+	// head is written.
+	headBuf *[]byte
+	body    []byte
 	// payload is the parsed body when the handler already parsed it,
 	// pruned to the paths of prunedBy when that is not nil.
 	payload  any
@@ -70,6 +73,9 @@ type writeReq struct {
 
 // writeReqs recycles the writer requests of the handlers.
 var writeReqs = sync.Pool{New: func() any { return &writeReq{done: make(chan struct{}, 1)} }}
+
+// recordHeads recycles the buffers submitters encode record heads in.
+var recordHeads = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // inbox is the durable, deduplicating queue between the HTTP handler and
 // the source's Read: an append-only log of segments (see inboxlog.go). One
@@ -325,7 +331,8 @@ func (ib *inbox) start() {
 // write holding it is synced. It is safe for concurrent use.
 func (ib *inbox) submit(ctx context.Context, rec *record) (dup bool, err error) {
 	if rec.head == nil {
-		rec.head = appendRecordHead(make([]byte, 0, 256), rec)
+		hp := recordHeads.Get().(*[]byte)
+		rec.head, rec.headBuf = appendRecordHead((*hp)[:0], rec), hp
 	}
 	select {
 	case <-ib.quit:
@@ -517,6 +524,11 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	for _, rec := range accepted {
 		ib.active.last = rec.seq
 		ib.active.ids = appendSeenID(ib.active.ids, rec.received.UnixNano(), rec.id)
+		if rec.headBuf != nil {
+			*rec.headBuf = rec.head[:0]
+			recordHeads.Put(rec.headBuf)
+			rec.headBuf = nil
+		}
 		rec.head = nil
 	}
 	// The handlers answer first: their 2xx does not wait for Read to be

@@ -616,10 +616,10 @@ func (rec *record) change(tree *pathNode) core.Change {
 		"headers":      orEmpty(rec.meta.Headers),
 		"query":        orEmpty(rec.meta.Query),
 		"path":         orEmpty(rec.meta.PathParams),
-		"method":       rec.meta.Method,
+		"method":       commonValue(rec.meta.Method),
 		"remote_addr":  rec.meta.RemoteAddr,
 		"delivery_id":  rec.id,
-		"content_type": rec.meta.ContentType,
+		"content_type": commonValue(rec.meta.ContentType),
 	}
 	if perr != nil {
 		// Bodies are checked before they are stored, so this happens only
@@ -643,6 +643,23 @@ func (rec *record) change(tree *pathNode) core.Change {
 	}
 }
 
+// commonValue returns s as an interface value, without allocating one for
+// the methods and media types most deliveries carry: a constant converts
+// to an interface in place.
+func commonValue(s string) any {
+	switch s {
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "application/json":
+		return "application/json"
+	case "application/x-www-form-urlencoded":
+		return "application/x-www-form-urlencoded"
+	}
+	return s
+}
+
 // orEmpty returns m, or an empty map when m is nil, so that rules always
 // find a map.
 func orEmpty(m map[string]any) map[string]any {
@@ -660,14 +677,14 @@ func bodyID(body []byte) string {
 
 // readBody reads at most limit bytes, sized by Content-Length when known.
 func readBody(w http.ResponseWriter, req *http.Request, limit int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, req.Body, limit)
 	if cl := req.ContentLength; cl >= 0 && cl <= limit {
+		// net/http's body stops at Content-Length, which is within the
+		// limit: no MaxBytesReader is needed (nor allocated) to bound it.
 		buf := make([]byte, cl)
-		if _, err := io.ReadFull(rd, buf); err != nil {
+		if _, err := io.ReadFull(req.Body, buf); err != nil {
 			return nil, err
 		}
-		// Content-Length is authoritative in net/http: nothing follows.
 		return buf, nil
 	}
-	return io.ReadAll(rd)
+	return io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
 }
