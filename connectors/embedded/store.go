@@ -248,8 +248,13 @@ type store struct {
 	pruneIv   time.Duration
 	compress  bool // write batches S2-compressed
 
-	wdb       *sql.DB
-	wconn     *sql.Conn
+	wdb   *sql.DB
+	wconn *sql.Conn
+	// begin, commitTx and rollback start and end the writer's
+	// transactions, prepared once rather than for every transaction.
+	begin     *sql.Stmt
+	commitTx  *sql.Stmt
+	rollback  *sql.Stmt
 	insert    *sql.Stmt // one batch
 	readEnd   *sql.Stmt
 	writeEnd  *sql.Stmt
@@ -388,6 +393,9 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 		}
 		return s
 	}
+	st.begin = prep(st.wconn, "BEGIN IMMEDIATE")
+	st.commitTx = prep(st.wconn, "COMMIT")
+	st.rollback = prep(st.wconn, "ROLLBACK")
 	st.insert = prep(st.wconn, `INSERT INTO batches (first_offset, last_offset, topic, published_at, messages) VALUES (?, ?, ?, ?, ?)`)
 	st.readEnd = prep(st.wconn, endSQL)
 	st.writeEnd = prep(st.wconn, `UPDATE log_end SET last_offset = ?, last_published_at = ? WHERE id = 1`)
@@ -434,7 +442,7 @@ func openStore(ctx context.Context, file string, cfg Config, logger *slog.Logger
 // opened.
 func (st *store) release() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{st.insert, st.readEnd, st.writeEnd, st.commit, st.saveCP, st.takeLease, st.dropLease, st.pruneSel, st.pruneDel, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
+	for _, s := range []*sql.Stmt{st.begin, st.commitTx, st.rollback, st.insert, st.readEnd, st.writeEnd, st.commit, st.saveCP, st.takeLease, st.dropLease, st.pruneSel, st.pruneDel, st.read, st.loadCP, st.loadOff, st.lastSeq, st.fromTime} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

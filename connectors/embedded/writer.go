@@ -295,11 +295,11 @@ func (st *store) write(batch []*op) {
 
 func (st *store) writeTx(batch []*op) (err error) {
 	ctx := context.Background()
-	if _, err = st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err = st.begin.ExecContext(ctx); err != nil {
 		// A transaction left open by a failed rollback would fail every
 		// later write: end it and try once more.
-		_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
-		if _, err = st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		_, _ = st.rollback.ExecContext(ctx)
+		if _, err = st.begin.ExecContext(ctx); err != nil {
 			return fmt.Errorf("begin write to stream database %q: %w", st.file, err)
 		}
 	}
@@ -307,7 +307,7 @@ func (st *store) writeTx(batch []*op) (err error) {
 		if err != nil {
 			// A failed statement may have ended the transaction
 			// already, so a failing rollback says nothing more.
-			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+			_, _ = st.rollback.ExecContext(ctx)
 		}
 	}()
 	if topics := st.groupRows(batch); len(topics) > 0 {
@@ -345,7 +345,7 @@ func (st *store) writeTx(batch []*op) (err error) {
 			return fmt.Errorf("commit offset of group %q on topic %q: %w", k.group, k.topic, err)
 		}
 	}
-	if _, err = st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err = st.commitTx.ExecContext(ctx); err != nil {
 		return fmt.Errorf("commit write to stream database %q: %w", st.file, err)
 	}
 	return nil
@@ -471,12 +471,12 @@ func (st *store) prune() {
 // messages (deleting a batch reads its overflow pages back) unless the
 // first alone is larger. more is true when there may be more to delete.
 func (st *store) pruneSome(ctx context.Context, cutoff int64) (more bool, err error) {
-	if _, err := st.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := st.begin.ExecContext(ctx); err != nil {
 		return false, fmt.Errorf("begin pruning: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			_, _ = st.wconn.ExecContext(ctx, "ROLLBACK")
+			_, _ = st.rollback.ExecContext(ctx)
 		}
 	}()
 	rows, err := st.pruneSel.QueryContext(ctx, cutoff, pruneRows)
@@ -519,7 +519,7 @@ func (st *store) pruneSome(ctx context.Context, cutoff int64) (more bool, err er
 			return false, fmt.Errorf("delete batch at offset %d: %w", first, err)
 		}
 	}
-	if _, err := st.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := st.commitTx.ExecContext(ctx); err != nil {
 		return false, fmt.Errorf("commit pruning: %w", err)
 	}
 	return more || candidates == pruneRows, nil
