@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,8 @@ type inbox struct {
 	idsBuf       []byte
 	buf          []byte
 	fresh        []digest
+	// lastCommit is when the last write of deliveries began (wall clock).
+	lastCommit time.Time
 	// warnMsg and warnAt are the last upkeep failure logged and when.
 	warnMsg string
 	warnAt  time.Time
@@ -414,10 +417,20 @@ func (ib *inbox) run() {
 				return
 			}
 		}
-		// No wait before the commit: an idle writer commits a delivery at
-		// once, and under load the batch is what arrived while the previous
-		// write and fdatasync were in flight, so a delivery never waits for
-		// a batch to fill or for a window to pass.
+		if len(batch) > 0 {
+			// At most one group commit per window: under a steady load a
+			// delivery waits at most groupWindow for the deliveries that
+			// arrive with it, rather than for a count to fill, and one
+			// fdatasync carries them all.
+			if wait := time.Until(ib.lastCommit.Add(groupWindow)); wait > 0 {
+				if !ib.pause(wait) {
+					ib.drainWith(batch)
+					return
+				}
+			} else {
+				ib.coalesce()
+			}
+		}
 	fill:
 		for len(batch) < maxBatch && size < maxBatchBytes {
 			select {
@@ -434,6 +447,62 @@ func (ib *inbox) run() {
 		ib.commitBatch(batch)
 		ib.maintain()
 		ib.writeIDs(ticked)
+	}
+}
+
+// groupWindow is the least time between the starts of two group commits.
+// An idle sidecar commits a delivery at once (the last commit is older);
+// under load, commits follow each other every fdatasync or every window,
+// whichever is longer, so each carries what arrived meanwhile: at 5k
+// deliveries/s about 5 per commit instead of one or two, for at most 1 ms
+// more latency. Committing as soon as the previous commit ends instead
+// (no window) was measured at 5k deliveries/s on the 2-core bench machine:
+// two to three times the commits, and more CPU per delivery, for no
+// better p99.
+const groupWindow = time.Millisecond
+
+// pause waits d, and returns false when the inbox stops first.
+func (ib *inbox) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ib.quit:
+		return false
+	}
+}
+
+// drainWith fails batch, taken from the queue, and drains the rest.
+func (ib *inbox) drainWith(batch []*writeReq) {
+	for _, r := range batch {
+		r.err = ErrClosed
+		r.finish()
+	}
+	ib.drain()
+}
+
+// coalesceYields bounds how many times the writer yields before a commit.
+const coalesceYields = 4
+
+// coalesce lets the handlers that are about to submit a delivery do so
+// before the writer takes its batch. Under load the cores are busy with
+// requests (verification, parsing), so deliveries reach the queue a few at a
+// time; yielding while the queue still grows lets one write, and one
+// fdatasync, carry them all instead of one small commit per wake-up. When
+// the queue stops growing (an idle sidecar: at once) the writer commits, so
+// a delivery never waits for a batch to fill: the batch is what arrived
+// during the previous fdatasync.
+func (ib *inbox) coalesce() {
+	for range coalesceYields {
+		n := len(ib.reqs)
+		if n >= maxBatch {
+			return
+		}
+		runtime.Gosched()
+		if len(ib.reqs) == n {
+			return
+		}
 	}
 }
 
@@ -506,6 +575,9 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 		buf = appendState(buf, ack, ib.nextSeq)
 	}
 	ib.buf, ib.fresh = buf[:0], fresh[:0]
+	if len(accepted) > 0 {
+		ib.lastCommit = time.Now()
+	}
 	if len(buf) > 0 {
 		if err := ib.write(buf, len(accepted) > 0); err != nil {
 			ib.dmu.Lock()
