@@ -180,3 +180,23 @@ func TestMigrateV2DropsPublishedAtIndex(t *testing.T) {
 		t.Errorf("last offset %d after the migration and one more message, want 6", last)
 	}
 }
+
+// TestNewFilePageSize checks that a new stream file has 4 KiB pages: each
+// transaction writes every page it touches whole, so small pages keep a
+// transaction of a few events to a few pages' bytes.
+func TestNewFilePageSize(t *testing.T) {
+	dir := t.TempDir()
+	openTestStore(t, dir)
+	db, err := sql.Open("sqlite", dir+"/stream.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var size int
+	if err := db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if size != 4096 {
+		t.Errorf("page size %d, want 4096", size)
+	}
+}
