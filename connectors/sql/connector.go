@@ -15,7 +15,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"  // postgres
 	_ "github.com/microsoft/go-mssqldb" // sqlserver
-	_ "github.com/sijms/go-ora/v2"      // oracle
 	_ "modernc.org/sqlite"              // sqlite
 
 	"github.com/tributary/tributary/adapters/poll"
@@ -115,7 +114,12 @@ func (s *Source) open(ctx context.Context, _ core.Env) error {
 	if err != nil {
 		return err
 	}
-	db, err := sql.Open(sqlDriverName(s.cfg.Driver), dsn)
+	var db *sql.DB
+	if s.cfg.Driver == DriverOracle {
+		db, err = openOracle(dsn)
+	} else {
+		db, err = sql.Open(sqlDriverName(s.cfg.Driver), dsn)
+	}
 	if err != nil {
 		return hide(core.Fatal(fmt.Errorf("open %s database: %w", s.cfg.Driver, err)), s.fetch.secrets)
 	}
