@@ -171,3 +171,26 @@ func TestRollbackEndsTransaction(t *testing.T) {
 		t.Fatalf("positions %+v", chs)
 	}
 }
+
+// TestTableMapSignednessDropped checks that the reader drops a table
+// map's signedness bitmap before the syncer decodes the rows after it:
+// with one, go-mysql builds a map of the unsigned columns for every row it
+// decodes. integer reads an UNSIGNED column's value from the schema
+// history either way (TestTypesRoundTrip covers the values).
+func TestTableMapSignednessDropped(t *testing.T) {
+	r := testReader(t, gomysql.MariaDBFlavor, binlogPos{file: "bin.000001", pos: 4}, "", 0)
+	tm := &replication.TableMapEvent{
+		Schema: []byte("shop"), Table: []byte("orders"), ColumnCount: 3,
+		ColumnType:       []byte{gomysql.MYSQL_TYPE_LONG, gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_VARCHAR},
+		SignednessBitmap: []byte{0x80},
+	}
+	if tm.UnsignedMap() == nil {
+		t.Fatal("the table map under test has no signedness to drop")
+	}
+	if err := r.HandleEvent(ev(replication.TABLE_MAP_EVENT, 0, 0, tm)); err != nil {
+		t.Fatal(err)
+	}
+	if m := tm.UnsignedMap(); m != nil {
+		t.Errorf("after the reader: UnsignedMap() = %v, want nil (no map per decoded row)", m)
+	}
+}
