@@ -7,7 +7,8 @@ import (
 )
 
 // fastExpr evaluates, without the VM, the expressions rules write most:
-// string and boolean constants, op, connector and position, a field of key,
+// string and boolean constants, op, connector and position, a record
+// whole (key, before, after or meta, as a rule's data often is), a field of key,
 // before, after or meta, a path of fields into payload (payload.order.id),
 // len(...) of such a path, string(...) of those, and ==, !=, +, &&, || and
 // ! over them, such as
@@ -49,6 +50,7 @@ const (
 	fastToString
 	fastPayload
 	fastLen
+	fastRecord
 )
 
 // newFastExpr compiles the parsed tree of an expression that compiled, or
@@ -67,6 +69,9 @@ func newFastExpr(n ast.Node) *fastExpr {
 			return &fastExpr{op: fastConnector}
 		case "position":
 			return &fastExpr{op: fastPosition}
+		}
+		if r, ok := mapRoots[x.Value]; ok {
+			return &fastExpr{op: fastRecord, root: r}
 		}
 	case *ast.MemberNode:
 		if path := payloadPath(x); path != nil {
@@ -172,6 +177,10 @@ func (e *fastExpr) value(en *env) (v any, ok bool) {
 		return b, ok
 	case fastField:
 		return e.fieldValue(en), true
+	case fastRecord:
+		// The map as the VM hands it over: a nil record is a nil map in
+		// the interface, as the VM reads the env's field.
+		return e.record(en), true
 	case fastPayload:
 		return e.payloadValue(en)
 	case fastLen:
@@ -295,16 +304,20 @@ func (e *fastExpr) truth(en *env) (bool, bool) {
 }
 
 func (e *fastExpr) fieldValue(en *env) any {
-	var m map[string]any
+	return e.record(en)[e.field]
+}
+
+// record returns the record e.root names.
+func (e *fastExpr) record(en *env) map[string]any {
 	switch e.root {
 	case rootKey:
-		m = en.Key
+		return en.Key
 	case rootBefore:
-		m = en.Before
+		return en.Before
 	case rootAfter:
-		m = en.After
+		return en.After
 	case rootMeta:
-		m = en.Meta
+		return en.Meta
 	}
-	return m[e.field]
+	return nil
 }

@@ -28,6 +28,7 @@ func TestFastExprAgreesWithVM(t *testing.T) {
 		`len(payload.event)`, `payload.order.missing`, `payload.missing.id`, `payload.event.id`,
 		`"orders/" + payload.order.id`, `string(payload.order.total)`, `payload.flag && op == "create"`,
 		`!payload.flag`, `payload.order.id == after.id`, `len(payload.missing)`,
+		`after`, `before`, `key`, `meta`, `string(after)`, `after == before`,
 	}
 	changes := []*core.Change{
 		{Op: core.OpCreate, Position: core.Position{Version: 1, Data: []byte("p")},
