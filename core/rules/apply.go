@@ -192,6 +192,11 @@ type applying struct {
 	// not built.
 	vals      []any
 	evaluated bool
+	// encoded says the data, an expression's value, was encoded into
+	// st.buf as it was checked (encodedErr the encoder's failure):
+	// encodeData copies it.
+	encoded    bool
+	encodedErr error
 }
 
 // build makes res.Data from vals, when the mapping was evaluated into them.
@@ -233,6 +238,29 @@ func (a *applying) detach() {
 // into res.Data. On failure it returns the field that failed.
 func (a *applying) evalData(st *state) (string, error) {
 	var err error
+	if n := a.r.data; n.kind == dataExpr && !a.r.validate {
+		// Nothing reads the value but the encoder: it is checked as it
+		// is encoded, and normalized (and encoded again) only when it
+		// is not already JSON-compatible. The result is what n.eval and
+		// n.encode give.
+		v, err := n.prog.run(st)
+		if err != nil {
+			return n.field, err
+		}
+		b, ok, err := appendJSONValue(st.buf[:0], v, 0)
+		if err != nil {
+			ok = jsonValue(v, 0)
+		}
+		if ok {
+			st.buf = b
+			a.res.Data, a.encoded, a.encodedErr = v, true, err
+			return "", nil
+		}
+		if a.res.Data, err = catalog.Normalize(v); err != nil {
+			return n.field, err
+		}
+		return "", nil
+	}
 	if a.r.data.kind == dataObject {
 		a.vals, err = a.r.data.evalFields(st)
 		a.evaluated = err == nil
@@ -252,6 +280,12 @@ func (a *applying) evalData(st *state) (string, error) {
 // encodeData encodes the rule's data, from vals when the mapping was
 // evaluated into them, into a copy the event keeps.
 func (a *applying) encodeData(st *state) (json.RawMessage, error) {
+	if a.encoded {
+		if a.encodedErr != nil {
+			return nil, a.encodedErr
+		}
+		return append(json.RawMessage(make([]byte, 0, len(st.buf))), st.buf...), nil
+	}
 	var b []byte
 	var err error
 	if a.evaluated {

@@ -115,3 +115,74 @@ func appendFloat(b []byte, f float64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// appendJSONValue appends the JSON of v as appendJSON does, in the same
+// pass checking what jsonValue checks: ok is false, and b is to be
+// dropped, when v is not already what catalog.Normalize makes of it (a
+// time, bytes, another integer type, NaN, a nil map, nesting deeper than
+// jsonValue allows). A value read whole from a change (data: after) is so
+// checked and encoded in one walk rather than two. An error is
+// appendJSON's (a json.Number that is not a number): v may then still
+// not be a JSON value; jsonValue decides.
+func appendJSONValue(b []byte, v any, depth int) (_ []byte, ok bool, err error) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), true, nil
+	case string:
+		return core.AppendJSONString(b, x, false), true, nil
+	case bool:
+		return strconv.AppendBool(b, x), true, nil
+	case json.Number:
+		if !validNumber(string(x)) {
+			return b, true, fmt.Errorf("%q is not a JSON number", string(x))
+		}
+		return append(b, x...), true, nil
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), true, nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), true, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return b, false, nil
+		}
+		b, err = appendFloat(b, x)
+		return b, true, err
+	case []any:
+		if x == nil || depth >= 100 {
+			return b, false, nil
+		}
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok, err = appendJSONValue(b, e, depth+1); !ok || err != nil {
+				return b, ok, err
+			}
+		}
+		return append(b, ']'), true, nil
+	case map[string]any:
+		if x == nil || depth >= 100 {
+			return b, false, nil
+		}
+		var arr [32]entry
+		es := arr[:0]
+		for k, e := range x {
+			es = append(es, entry{k, e})
+		}
+		slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.k, b.k) })
+		b = append(b, '{')
+		for i, e := range es {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = core.AppendJSONString(b, e.k, false)
+			b = append(b, ':')
+			if b, ok, err = appendJSONValue(b, e.v, depth+1); !ok || err != nil {
+				return b, ok, err
+			}
+		}
+		return append(b, '}'), true, nil
+	}
+	return b, false, nil
+}
