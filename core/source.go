@@ -177,6 +177,20 @@ type Freshness interface {
 	CaughtUp() time.Time
 }
 
+// Drainer is an optional Source capability for sources that answer their
+// system before the runtime reads a change: a webhook answers 2xx once a
+// delivery is in its durable inbox. On a clean stop, once Read has
+// returned, the runtime calls Drain: the source stops accepting changes (a
+// webhook answers 503 from then on, so senders retry) and returns those it
+// accepted that Read did not return. The runtime publishes them and
+// acknowledges them through Ack before it calls Close, within the drain
+// deadline (ctx), so that a stopped sidecar leaves nothing it answered for
+// behind; what a failed Drain leaves stays with the source, read at the
+// next Open. Drain is not called concurrently with Read.
+type Drainer interface {
+	Drain(ctx context.Context) ([]Change, error)
+}
+
 // PayloadPath is a path of object fields into a change's Payload, such as
 // ["order", "id"] for payload.order.id, that a connector's rules read.
 type PayloadPath struct {

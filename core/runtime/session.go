@@ -233,7 +233,34 @@ func (s *session) readLoop(ctx context.Context) error {
 		s.handleBatch(b.changes, b.timing)
 	}
 	wg.Wait()
+	if readErr == nil && ctx.Err() != nil {
+		s.drainSource()
+	}
 	return readErr
+}
+
+// drainSource hands on, on a clean stop, what a core.Drainer source
+// accepted and Read did not return, so that the drain that follows
+// publishes it and acknowledges it to the source.
+func (s *session) drainSource() {
+	d, ok := s.src.(core.Drainer)
+	if !ok || s.fatal.Load() != nil {
+		return
+	}
+	dctx, cancel := s.c.r.drainContext()
+	defer cancel()
+	batch, err := d.Drain(dctx)
+	if err != nil {
+		s.c.log.Warn("source not drained: what it accepted is read again at the next start", "err", err)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	s.c.log.Info("publishing what the source accepted before the stop", "changes", len(batch))
+	s.c.inFlight.Add(int64(len(batch)))
+	s.c.changesRead.Add(uint64(len(batch)))
+	s.changesRead.Add(float64(len(batch)))
+	s.handleBatch(batch, readTiming{})
 }
 
 // waitCapacity blocks while MaxInFlight changes are pending.
