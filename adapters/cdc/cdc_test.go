@@ -41,6 +41,29 @@ func TestPositionRoundTrip(t *testing.T) {
 	}
 }
 
+// TestAppendStreamPosition checks that positions appended to a shared
+// buffer are StreamPosition's, and that each is capped: appending to one
+// does not write over the next.
+func TestAppendStreamPosition(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	var got []core.Position
+	for i, commit := range []string{"0-1-42", "gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10", "file:bin.000002/4"} {
+		p := cdc.AppendStreamPosition(buf, commit, i*1000)
+		buf = buf[:len(buf)+len(p.Data)]
+		got = append(got, p)
+		if want := cdc.StreamPosition(commit, i*1000); p.Version != want.Version || string(p.Data) != string(want.Data) {
+			t.Fatalf("AppendStreamPosition(%q, %d) = v%d %s, want v%d %s", commit, i*1000, p.Version, p.Data, want.Version, want.Data)
+		}
+		if cap(p.Data) != len(p.Data) {
+			t.Fatalf("AppendStreamPosition(%q): capacity %d beyond its %d bytes", commit, cap(p.Data), len(p.Data))
+		}
+	}
+	_ = append(got[0].Data, "xxxxxxxx"...)
+	if want := cdc.StreamPosition("gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10", 1000); string(got[1].Data) != string(want.Data) {
+		t.Fatalf("appending to the first position changed the second: %s", got[1].Data)
+	}
+}
+
 func TestDecodeBadPosition(t *testing.T) {
 	for _, p := range []core.Position{
 		{Version: 2, Data: []byte(`{"lsn":"0/1","i":0}`)},

@@ -75,12 +75,19 @@ func (p Position) Encode() core.Position {
 // writes the JSON by hand; commit must need no JSON escaping (LSNs, GTIDs
 // and binlog coordinates don't).
 func StreamPosition(commit string, index int) core.Position {
-	b := make([]byte, 0, 16+len(commit)+8)
-	b = append(b, `{"lsn":"`...)
+	return AppendStreamPosition(make([]byte, 0, 16+len(commit)+8), commit, index)
+}
+
+// AppendStreamPosition returns StreamPosition(commit, index) with its data
+// appended to dst (its capacity capped at its length), so that a reader
+// making many positions can take their bytes from one buffer.
+func AppendStreamPosition(dst []byte, commit string, index int) core.Position {
+	b := append(dst, `{"lsn":"`...)
 	b = append(b, commit...)
 	b = append(b, `","i":`...)
 	b = strconv.AppendInt(b, int64(index), 10)
 	b = append(b, '}')
+	b = b[len(dst):len(b):len(b)]
 	return core.Position{Version: PositionVersion, Data: b}
 }
 
