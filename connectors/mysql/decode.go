@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // This file turns column values into the JSON-like values of a change,
@@ -20,8 +21,9 @@ import (
 const zeroTimestamp = "0000-00-00T00:00:00Z"
 
 // decodeBinlog converts a value of column c as go-mysql decoded it from a
-// row event.
-func decodeBinlog(c *column, v any) (any, error) {
+// row event. Text values are copied into a (nil: allocated each): go-mysql
+// hands over strings that point into its packet buffer.
+func decodeBinlog(c *column, v any, a *arena) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -97,7 +99,7 @@ func decodeBinlog(c *column, v any) (any, error) {
 		return asString(v), nil
 	case "datetime":
 		if t, ok := v.(time.Time); ok {
-			return datetimeOf(t, c.Length), nil
+			return datetimeOf(t, c.Length, a), nil
 		}
 		return datetime(asString(v)), nil
 	case "timestamp":
@@ -120,7 +122,7 @@ func decodeBinlog(c *column, v any) (any, error) {
 		}
 		return b, nil
 	default: // char, varchar, text types, uuid, inet
-		return strings.Clone(asString(v)), nil
+		return a.string(asString(v)), nil
 	}
 	return nil, fmt.Errorf("%s value of type %T", c.Type, v)
 }
@@ -210,6 +212,11 @@ func integer(c *column, v any) (any, error) {
 		return nil, fmt.Errorf("%s value of type %T", c.Type, v)
 	}
 	if !c.Unsigned && !unsigned {
+		if _, ok := v.(int64); ok {
+			// Already what it would become: the syncer's boxed value,
+			// not a second one.
+			return v, nil
+		}
 		return n, nil
 	}
 	if u > math.MaxInt64 {
@@ -235,8 +242,9 @@ func datetime(s string) string {
 // text) as datetime writes the server's text: ISO 8601 without a zone,
 // with the column's frac fractional digits. It spares the syncer's
 // fmt.Sprintf of the text and the copy datetime makes of it, and writes
-// the digits itself: time.Format reads its layout on every call.
-func datetimeOf(t time.Time, frac int) string {
+// the digits itself: time.Format reads its layout on every call. The text
+// is copied into a.
+func datetimeOf(t time.Time, frac int, a *arena) string {
 	y, mo, d := t.Date()
 	h, mi, s := t.Clock()
 	var b [len("2006-01-02T15:04:05.000000")]byte
@@ -252,11 +260,11 @@ func datetimeOf(t time.Time, frac int) string {
 	b[16] = ':'
 	digits(b[17:19], s)
 	if frac <= 0 {
-		return string(b[:19])
+		return a.string(unsafe.String(&b[0], 19))
 	}
 	b[19] = '.'
 	digits(b[20:26], t.Nanosecond()/1000)
-	return string(b[:20+min(frac, 6)])
+	return a.string(unsafe.String(&b[0], 20+min(frac, 6)))
 }
 
 // digits writes v, zero-padded, into all of b.

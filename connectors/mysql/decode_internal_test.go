@@ -62,7 +62,7 @@ func checkDatetime(t *testing.T, at time.Time, frac int) {
 	text := syncerText(at, frac)
 	for _, typ := range []string{"datetime", "timestamp"} {
 		c := &column{Name: "at", Type: typ, Length: frac}
-		want, err := decodeBinlog(c, text)
+		want, err := decodeBinlog(c, text, nil)
 		if err != nil {
 			t.Fatalf("%s %q: %v", typ, text, err)
 		}
@@ -72,7 +72,7 @@ func checkDatetime(t *testing.T, at time.Time, frac int) {
 		if typ == "timestamp" {
 			v = at.In(time.FixedZone("east", 5*3600+1800))
 		}
-		got, err := decodeBinlog(c, v)
+		got, err := decodeBinlog(c, v, &arena{})
 		if err != nil {
 			t.Fatalf("%s %v: %v", typ, at, err)
 		}

@@ -156,6 +156,8 @@ type reader struct {
 	// out holds the changes of the rows event being decoded, pushed to q
 	// together once it is.
 	out []core.Change
+	// arena holds the text values and positions of the changes decoded.
+	arena arena
 
 	// lastOut is when a change (or heartbeat) was last emitted.
 	lastOut time.Time
@@ -522,7 +524,7 @@ func (r *reader) rows(e *replication.BinlogEvent, ev *replication.RowsEvent) err
 			}
 		}
 		r.resnapNote(k, t, ch.Before, ch.After, false)
-		ch.Position = cdc.StreamPosition(r.start, idx)
+		ch.Position = r.arena.position(r.start, idx)
 		r.emitted++
 		r.out = append(r.out, ch)
 	}
@@ -546,7 +548,7 @@ func (r *reader) record(t *table, ev *replication.RowsEvent, i int) (map[string]
 			continue
 		}
 		c := &t.Columns[j]
-		v, err := decodeBinlog(c, row[j])
+		v, err := decodeBinlog(c, row[j], &r.arena)
 		if err != nil {
 			return nil, fmt.Errorf("binlog transaction %s: decode column %s of %s: %w", r.txnName(), c.Name, t.qualified(), err)
 		}
