@@ -588,3 +588,37 @@ func BenchmarkDedupSeal(b *testing.B) {
 	}
 	b.ReportMetric(float64(writer.Microseconds())/1e3/float64(round), "writer-ms")
 }
+
+// TestDedupMemoryWhileSealing bounds the heap the default dedup index
+// holds at its peak: a full hot set being sealed (the frozen set, the
+// seal's sorted copy and write buffer) while a new hot set has filled
+// again. The sidecar's GC target multiplies what is live by three, so
+// this counts in its RSS under load several times over.
+func TestDedupMemoryWhileSealing(t *testing.T) {
+	const limit = 4 << 20
+	before := heapInUse()
+	ib, _, err := openInbox(context.Background(), t.TempDir(), 24*time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close(context.Background())
+	now := time.Now()
+	for i := range ib.dd.hotLimit {
+		ib.hotAdd(digestOf("first-"+strconv.Itoa(i)), now)
+	}
+	if err := ib.seal(now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range ib.dd.hotLimit {
+		ib.hotAdd(digestOf("second-"+strconv.Itoa(i)), now)
+	}
+	after := heapInUse()
+	held := after - min(before, after)
+	settle(ib)
+	runtime.KeepAlive(ib)
+	if held > limit {
+		t.Fatalf("dedup index of %d ids in memory held %.1f MiB of heap while sealing, want at most %.1f MiB: lower defaultHotLimit or the seal's buffers (dedup.go)",
+			ib.dd.hotLimit, float64(held)/(1<<20), float64(limit)/(1<<20))
+	}
+	t.Logf("%d ids in memory: %.1f MiB of heap while sealing", ib.dd.hotLimit, float64(held)/(1<<20))
+}

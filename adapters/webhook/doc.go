@@ -66,7 +66,7 @@
 // is answered 200 with status "duplicate" and not emitted again.
 //
 // Ids are remembered by 16 bytes of their SHA-256, with bounded memory.
-// The newest, up to Config.DedupMemoryIDs (default 128Ki) or a sixteenth
+// The newest, up to Config.DedupMemoryIDs (default 32Ki) or a sixteenth
 // of the window, are held in a map (the hot set), made durable by their
 // segments and by the seen file their ids move to when a segment is
 // deleted. Then a goroutine seals them into a run: an immutable file of

@@ -433,7 +433,7 @@ func readFrames(path string, fn func([]byte) error) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	br := bufio.NewReaderSize(f, runBuffer)
 	var off int64
 	hdr := make([]byte, frameHeader)
 	var p []byte

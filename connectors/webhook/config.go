@@ -58,7 +58,7 @@ type DedupConfig struct {
 	Header    string        `yaml:"header" example:"X-Request-Id" doc:"Header holding the delivery id."`
 	Field     string        `yaml:"field" example:"id" doc:"Dotted path to the delivery id in the body."`
 	Window    time.Duration `yaml:"window" default:"24h0m0s" doc:"How long a delivery id is at least remembered (at most about 1.2 times as long); a delivery with a remembered id is answered 200 and not emitted."`
-	MemoryIDs int           `yaml:"memory_ids" default:"131072" doc:"Newest delivery ids held in memory (about 35 bytes each, twice while they are sealed); older ones are sealed into sorted files in the inbox and cost about 1.4 bytes each of memory."`
+	MemoryIDs int           `yaml:"memory_ids" default:"32768" doc:"Newest delivery ids held in memory (about 35 bytes each, twice while they are sealed); older ones are sealed into sorted files in the inbox and cost about 1.4 bytes each of memory."`
 }
 
 // HandshakeConfig configures the answers to handshake requests.
@@ -142,7 +142,7 @@ func (c *Config) Validate() error {
 		add("dedup.window", "%s is too short: use at least 1s, such as 24h", c.Dedup.Window)
 	}
 	if c.Dedup.MemoryIDs < 1024 {
-		add("dedup.memory_ids", "%d is too small: use at least 1024, such as 131072", c.Dedup.MemoryIDs)
+		add("dedup.memory_ids", "%d is too small: use at least 1024, such as 32768", c.Dedup.MemoryIDs)
 	}
 	if c.MaxPending < 1 {
 		add("max_pending", "%d must be at least 1", c.MaxPending)
