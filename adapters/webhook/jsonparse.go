@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,17 +19,30 @@ const maxJSONDepth = 10000
 // reflection. FuzzParseBody checks it against encoding/json.
 //
 // Strings without escapes and numbers are substrings of one copy of the
-// document, so that they cost no allocation of their own.
+// document, when there is one (s), so that they cost no allocation of
+// their own; without it (a pruned parse building a few values of a large
+// document) each is a string of its own.
 type jsonParser struct {
-	b     []byte
-	s     string // the document, copied once
+	b []byte
+	// s is the document copied once, or "" (see sub).
+	s     string
 	i     int
 	depth int
-	// skip checks syntax only: nothing is built and nothing allocated.
-	skip bool
 	// stack holds the elements of the arrays being parsed, so that each
 	// array is allocated once at its final size.
 	stack []any
+	// open holds the containers skipValue is in ('{' or '['), from one
+	// skip to the next.
+	open []byte
+}
+
+// sub returns the document's bytes from start to end as a string: a
+// substring of s when the document was copied, else a copy of their own.
+func (p *jsonParser) sub(start, end int) string {
+	if p.s != "" {
+		return p.s[start:end]
+	}
+	return string(p.b[start:end])
 }
 
 var errJSONSyntax = errors.New("invalid JSON")
@@ -38,7 +52,8 @@ func (p *jsonParser) fail(what string) error {
 }
 
 func (p *jsonParser) ws() {
-	for p.i < len(p.b) {
+	// Every byte of white space is at most ' ': most calls end at once.
+	for p.i < len(p.b) && p.b[p.i] <= ' ' {
 		switch p.b[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
@@ -97,17 +112,11 @@ func (p *jsonParser) object() (any, error) {
 		return nil, err
 	}
 	p.i++ // {
-	var m map[string]any
-	if !p.skip {
-		m = make(map[string]any, 4)
-	}
+	m := make(map[string]any, 4)
 	p.ws()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
 		p.depth--
-		if p.skip {
-			return nil, nil
-		}
 		return m, nil
 	}
 	for {
@@ -119,9 +128,7 @@ func (p *jsonParser) object() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !p.skip {
-			m[k] = v
-		}
+		m[k] = v
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, p.fail("unexpected end of object")
@@ -132,9 +139,6 @@ func (p *jsonParser) object() (any, error) {
 		case '}':
 			p.i++
 			p.depth--
-			if p.skip {
-				return nil, nil
-			}
 			return m, nil
 		default:
 			return nil, p.fail("expected ',' or '}'")
@@ -170,9 +174,6 @@ func (p *jsonParser) array() (any, error) {
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
 		p.depth--
-		if p.skip {
-			return nil, nil
-		}
 		return []any{}, nil
 	}
 	for {
@@ -180,9 +181,7 @@ func (p *jsonParser) array() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !p.skip {
-			p.stack = append(p.stack, v)
-		}
+		p.stack = append(p.stack, v)
 		p.ws()
 		if p.i >= len(p.b) {
 			return nil, p.fail("unexpected end of array")
@@ -193,9 +192,6 @@ func (p *jsonParser) array() (any, error) {
 		case ']':
 			p.i++
 			p.depth--
-			if p.skip {
-				return nil, nil
-			}
 			a := make([]any, len(p.stack)-base)
 			copy(a, p.stack[base:])
 			clear(p.stack[base:])
@@ -240,10 +236,7 @@ func (p *jsonParser) number() (any, error) {
 			return nil, p.fail("invalid number")
 		}
 	}
-	if p.skip {
-		return nil, nil
-	}
-	return json.Number(p.s[start:p.i]), nil
+	return json.Number(p.sub(start, p.i)), nil
 }
 
 // str reads a string starting at its opening quote. Invalid UTF-8 and
@@ -252,34 +245,19 @@ func (p *jsonParser) number() (any, error) {
 func (p *jsonParser) str() (string, error) {
 	p.i++ // "
 	start := p.i
-	// Fast path: no escapes, valid UTF-8, no control characters.
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if c == '"' {
-			p.i++
-			if p.skip {
-				return "", nil
-			}
-			return p.s[start : p.i-1], nil
-		}
-		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			break
-		}
+	// Fast path: no escapes, ASCII, no control characters.
+	p.i = plainRun(p.b, p.i, true)
+	if p.i < len(p.b) && p.b[p.i] == '"' {
 		p.i++
+		return p.sub(start, p.i-1), nil
 	}
-	var out []byte
-	if !p.skip {
-		out = make([]byte, 0, p.i-start+16)
-		out = append(out, p.b[start:p.i]...)
-	}
+	out := make([]byte, 0, p.i-start+16)
+	out = append(out, p.b[start:p.i]...)
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
 			p.i++
-			if p.skip {
-				return "", nil
-			}
 			return string(out), nil
 		case c < 0x20:
 			return "", p.fail("control character in string")
@@ -363,9 +341,11 @@ func decodeJSON(b []byte) (any, error) {
 
 // checkJSON reports whether b is one JSON document, building nothing.
 func checkJSON(b []byte) error {
-	p := jsonParser{b: b, skip: true}
-	_, err := p.document()
-	return err
+	p := jsonParser{b: b}
+	if err := p.skipValue(); err != nil {
+		return err
+	}
+	return p.end()
 }
 
 func (p *jsonParser) document() (any, error) {
@@ -373,9 +353,250 @@ func (p *jsonParser) document() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.ws()
-	if p.i != len(p.b) {
-		return nil, p.fail("unexpected data after the JSON value")
+	if err := p.end(); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// end checks that nothing but white space follows the document's value.
+func (p *jsonParser) end() error {
+	p.ws()
+	if p.i != len(p.b) {
+		return p.fail("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// plainRun returns the index of the first byte from i on that ends a
+// string's plain run: a quote, a backslash, a control character and, when
+// ascii is set, a byte of a multi-byte UTF-8 sequence; len(b) when there
+// is none. It tests eight bytes at a time.
+func plainRun(b []byte, i int, ascii bool) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// A byte below n sets its high bit in (x - n) &^ x; a byte equal
+		// to c is a zero byte of x ^ c, below 1.
+		q, bs := x^(ones*'"'), x^(ones*'\\')
+		special := (x-ones*0x20)&^x | (q-ones)&^q | (bs-ones)&^bs
+		if ascii {
+			special |= x
+		}
+		if special&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 || ascii && c >= utf8.RuneSelf {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// skipValue checks the syntax of one value as value does, with the same
+// errors, but builds nothing and allocates nothing (but the stack of open
+// containers of a deeply nested document, once): the path of what the
+// rules do not read, and of checkJSON. FuzzDecodeJSON holds it to
+// decodeJSON.
+func (p *jsonParser) skipValue() error {
+	base := len(p.open)
+	for {
+		p.ws()
+		if p.i >= len(p.b) {
+			return p.fail("unexpected end of input")
+		}
+		switch c := p.b[p.i]; {
+		case c == '{' || c == '[':
+			if err := p.enter(); err != nil {
+				return err
+			}
+			p.i++
+			p.ws()
+			if p.i < len(p.b) && p.b[p.i] == c+2 { // '}' or ']'
+				p.i++
+				p.depth--
+				break
+			}
+			p.open = append(p.open, c)
+			if c == '{' {
+				if err := p.skipKey(); err != nil {
+					return err
+				}
+			}
+			continue
+		case c == '"':
+			if err := p.skipString(); err != nil {
+				return err
+			}
+		case c == 't':
+			if _, err := p.literal("true", nil); err != nil {
+				return err
+			}
+		case c == 'f':
+			if _, err := p.literal("false", nil); err != nil {
+				return err
+			}
+		case c == 'n':
+			if _, err := p.literal("null", nil); err != nil {
+				return err
+			}
+		case c == '-' || (c >= '0' && c <= '9'):
+			if err := p.skipNumber(); err != nil {
+				return err
+			}
+		default:
+			return p.fail("unexpected character")
+		}
+		// A value ended: close the containers it ends, up to the next
+		// element of the innermost one still open.
+	next:
+		for {
+			if len(p.open) == base {
+				return nil
+			}
+			kind := p.open[len(p.open)-1]
+			p.ws()
+			if p.i >= len(p.b) {
+				if kind == '{' {
+					return p.fail("unexpected end of object")
+				}
+				return p.fail("unexpected end of array")
+			}
+			switch c := p.b[p.i]; {
+			case c == ',':
+				p.i++
+				if kind == '{' {
+					if err := p.skipKey(); err != nil {
+						return err
+					}
+				}
+				break next
+			case c == kind+2:
+				p.i++
+				p.depth--
+				p.open = p.open[:len(p.open)-1]
+			case kind == '{':
+				return p.fail("expected ',' or '}'")
+			default:
+				return p.fail("expected ',' or ']'")
+			}
+		}
+	}
+}
+
+// skipKey checks an object's key and the colon after it, as key does.
+func (p *jsonParser) skipKey() error {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return p.fail("expected a string key")
+	}
+	if err := p.skipString(); err != nil {
+		return err
+	}
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != ':' {
+		return p.fail("expected ':'")
+	}
+	p.i++
+	return nil
+}
+
+// skipString checks a string starting at its opening quote as str does:
+// only control characters and malformed escapes are errors.
+func (p *jsonParser) skipString() error {
+	p.i++ // "
+	for {
+		p.i = plainRun(p.b, p.i, false)
+		if p.i >= len(p.b) {
+			return p.fail("unexpected end of string")
+		}
+		switch c := p.b[p.i]; {
+		case c == '"':
+			p.i++
+			return nil
+		case c < 0x20:
+			return p.fail("control character in string")
+		}
+		// A backslash.
+		p.i++
+		if p.i >= len(p.b) {
+			return p.fail("unexpected end of string")
+		}
+		e := p.b[p.i]
+		p.i++
+		switch e {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		case 'u':
+			r, ok := p.hex4()
+			if !ok {
+				return p.fail("invalid \\u escape")
+			}
+			if utf16.IsSurrogate(r) && p.i+1 < len(p.b) && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
+				save := p.i
+				p.i += 2
+				r2, ok := p.hex4()
+				if !ok {
+					return p.fail("invalid \\u escape")
+				}
+				if utf16.DecodeRune(r, r2) == utf8.RuneError {
+					// Not a pair: the second escape stands alone.
+					p.i = save
+				}
+			}
+		default:
+			return p.fail("invalid escape")
+		}
+	}
+}
+
+// skipNumber checks a number as number does.
+func (p *jsonParser) skipNumber() error {
+	b := p.b
+	i := p.i
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		p.i = i
+		return p.fail("invalid number")
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			p.i = i
+			return p.fail("invalid number")
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		if i == d {
+			p.i = i
+			return p.fail("invalid number")
+		}
+	}
+	p.i = i
+	return nil
 }

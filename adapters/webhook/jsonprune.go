@@ -8,6 +8,9 @@ import (
 // (core.PayloadPruner): the fields below it that are read, and whether the
 // value here is read whole or only by length.
 type pathNode struct {
+	// name is the field's name in its parent's children, shared by the
+	// objects built: their keys cost no allocation.
+	name     string
 	whole    bool
 	lenOnly  bool
 	children map[string]*pathNode
@@ -24,7 +27,7 @@ func newPathTree(paths []core.PayloadPath) *pathNode {
 			}
 			c := n.children[f]
 			if c == nil {
-				c = &pathNode{}
+				c = &pathNode{name: f}
 				if n.children == nil {
 					n.children = map[string]*pathNode{}
 				}
@@ -52,15 +55,18 @@ var nils = make([]any, 4096)
 // read holds nils, and a value that is not an object where fields below it
 // are read is built whole, so that expressions meet the same kinds of
 // values, and fail in the same way, as on the whole payload.
+//
+// The document is not copied as a whole unless an object or array is read
+// whole: the few strings and numbers built are copies of their own, and
+// keys along the paths are the paths' own strings.
 func decodeJSONPruned(b []byte, root *pathNode) (any, error) {
-	p := jsonParser{b: b, s: string(b)}
+	p := jsonParser{b: b}
 	v, err := p.pruned(root)
 	if err != nil {
 		return nil, err
 	}
-	p.ws()
-	if p.i != len(p.b) {
-		return nil, p.fail("unexpected data after the JSON value")
+	if err := p.end(); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
@@ -68,12 +74,15 @@ func decodeJSONPruned(b []byte, root *pathNode) (any, error) {
 // pruned parses one value as n says.
 func (p *jsonParser) pruned(n *pathNode) (any, error) {
 	if n == nil {
-		p.skip = true
-		_, err := p.value()
-		p.skip = false
-		return nil, err
+		return nil, p.skipValue()
 	}
 	if n.whole {
+		p.ws()
+		if p.s == "" && p.i < len(p.b) && (p.b[p.i] == '{' || p.b[p.i] == '[') {
+			// A subtree read whole: its strings are substrings of
+			// one copy, as in decodeJSON.
+			p.s = string(p.b)
+		}
 		return p.value()
 	}
 	p.ws()
@@ -104,17 +113,20 @@ func (p *jsonParser) prunedObject(n *pathNode) (any, error) {
 		return m, nil
 	}
 	for {
-		k, err := p.key()
+		k, err := p.rawKey()
 		if err != nil {
 			return nil, err
 		}
-		c := n.children[k]
+		c := n.children[string(k)]
 		v, err := p.pruned(c)
 		if err != nil {
 			return nil, err
 		}
-		if c != nil || n.lenOnly {
-			m[k] = v
+		switch {
+		case c != nil:
+			m[c.name] = v
+		case n.lenOnly:
+			m[string(k)] = v
 		}
 		p.ws()
 		if p.i >= len(p.b) {
@@ -146,10 +158,8 @@ func (p *jsonParser) countArray() (any, error) {
 		return nils[:0:0], nil
 	}
 	count := 0
-	p.skip = true
-	defer func() { p.skip = false }()
 	for {
-		if _, err := p.value(); err != nil {
+		if err := p.skipValue(); err != nil {
 			return nil, err
 		}
 		count++
@@ -171,4 +181,31 @@ func (p *jsonParser) countArray() (any, error) {
 			return nil, p.fail("expected ',' or ']'")
 		}
 	}
+}
+
+// rawKey reads an object's key and the colon after it as key does, but
+// returns the key's bytes in the document rather than a string of them
+// (decoded, in a copy, when it has escapes or is not ASCII).
+func (p *jsonParser) rawKey() ([]byte, error) {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, p.fail("expected a string key")
+	}
+	var k []byte
+	if end := plainRun(p.b, p.i+1, true); end < len(p.b) && p.b[end] == '"' {
+		k = p.b[p.i+1 : end]
+		p.i = end + 1
+	} else {
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		k = []byte(s)
+	}
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != ':' {
+		return nil, p.fail("expected ':'")
+	}
+	p.i++
+	return k, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -248,29 +249,7 @@ func TestRecordChangeReparsesForOtherPaths(t *testing.T) {
 // BenchmarkDecodeJSONPayload parses the 1 KB body of bench/webhook.sh
 // whole and pruned to the paths its rule reads.
 func BenchmarkDecodeJSONPayload(b *testing.B) {
-	var lines []string
-	for i := 0; len(strings.Join(lines, ",")) < 720; i++ {
-		lines = append(lines, fmt.Sprintf(`{"sku":"SKU-%05d","qty":%d,"price":%d.99}`, i, i%5+1, i*3+7))
-	}
-	s := fmt.Sprintf(`{"event":"order.placed","order":{"id":"o-1001","customer":"c-42","total":129.5,"currency":"EUR","lines":[%s]},"note":"`, strings.Join(lines, ","))
-	s += strings.Repeat("x", max(0, 1022-len(s))) + `"}`
-	body := []byte(s)
-	set, err := rules.Compile("bench", []core.Rule{{
-		Name: "order_placed", Type: "com.example.order.placed",
-		When: `payload.event == "order.placed"`, Subject: "payload.order.id", PartitionKey: "payload.order.id",
-		Data: map[string]any{
-			"order_id": "payload.order.id", "customer_id": "payload.order.customer", "total": "payload.order.total",
-			"currency": "payload.order.currency", "lines": "len(payload.order.lines)",
-		},
-	}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	paths, all := set.PayloadPaths()
-	if all {
-		b.Fatal("the rule reads whole payloads")
-	}
-	tree := newPathTree(paths)
+	body, tree := benchPayload(b)
 	b.Run("whole", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(body)))
@@ -289,4 +268,50 @@ func BenchmarkDecodeJSONPayload(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchPayload returns the 1 KB body of bench/webhook.sh and the tree of
+// the paths its rule reads.
+func benchPayload(tb testing.TB) ([]byte, *pathNode) {
+	var lines []string
+	for i := 0; len(strings.Join(lines, ",")) < 720; i++ {
+		lines = append(lines, fmt.Sprintf(`{"sku":"SKU-%05d","qty":%d,"price":%d.99}`, i, i%5+1, i*3+7))
+	}
+	s := fmt.Sprintf(`{"event":"order.placed","order":{"id":"o-1001","customer":"c-42","total":129.5,"currency":"EUR","lines":[%s]},"note":"`, strings.Join(lines, ","))
+	s += strings.Repeat("x", max(0, 1022-len(s))) + `"}`
+	set, err := rules.Compile("bench", []core.Rule{{
+		Name: "order_placed", Type: "com.example.order.placed",
+		When: `payload.event == "order.placed"`, Subject: "payload.order.id", PartitionKey: "payload.order.id",
+		Data: map[string]any{
+			"order_id": "payload.order.id", "customer_id": "payload.order.customer", "total": "payload.order.total",
+			"currency": "payload.order.currency", "lines": "len(payload.order.lines)",
+		},
+	}}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	paths, all := set.PayloadPaths()
+	if all {
+		tb.Fatal("the rule reads whole payloads")
+	}
+	return []byte(s), newPathTree(paths)
+}
+
+// TestDecodeJSONPrunedAllocatedBytes checks that a pruned parse of the
+// 1 KB body allocates less than the body's size: the few values read are
+// copied, not the whole document (the handler parses every delivery).
+func TestDecodeJSONPrunedAllocatedBytes(t *testing.T) {
+	body, tree := benchPayload(t)
+	const runs = 200
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		if _, err := decodeJSONPruned(body, tree); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per >= uint64(len(body)) {
+		t.Errorf("decodeJSONPruned allocates %d bytes per parse of a %d-byte body, want fewer than the body", per, len(body))
+	}
 }
