@@ -232,26 +232,72 @@ func mismatch(header string) error {
 // costs neither the key's setup (two hash blocks) nor allocations.
 type macPool struct{ p sync.Pool }
 
+// macState is a pooled HMAC state with the room its sum is written in: a
+// sum written to the caller's stack would escape through hash.Hash.
+type macState struct {
+	h   hash.Hash
+	out [sha512.Size]byte
+}
+
 // macPools returns a pool per key, in the keys' order.
 func macPools(h func() hash.Hash, keys [][]byte) []*macPool {
 	out := make([]*macPool, len(keys))
 	for i, key := range keys {
 		out[i] = &macPool{}
-		out[i].p.New = func() any { return hmac.New(h, key) }
+		out[i].p.New = func() any { return &macState{h: hmac.New(h, key)} }
 	}
 	return out
 }
 
-// sum appends the HMAC of the concatenated parts to dst.
-func (mp *macPool) sum(dst []byte, parts ...[]byte) []byte {
-	m := mp.p.Get().(hash.Hash)
-	m.Reset()
+// matches reports whether the HMAC of the concatenated parts is one of
+// sigs, each compared in constant time (hmac.Equal).
+func (mp *macPool) matches(sigs [][]byte, parts ...[]byte) bool {
+	m := mp.p.Get().(*macState)
+	m.h.Reset()
 	for _, p := range parts {
-		m.Write(p)
+		m.h.Write(p)
 	}
-	dst = m.Sum(dst)
+	sum := m.h.Sum(m.out[:0])
+	ok := false
+	for _, sig := range sigs {
+		if hmac.Equal(sum, sig) {
+			ok = true
+		}
+	}
 	mp.p.Put(m)
-	return dst
+	return ok
+}
+
+// decodeHex decodes the hex string s into buf when it fits, else into a
+// new slice, as hex.DecodeString does, without converting s to bytes
+// first.
+func decodeHex(buf []byte, s string) ([]byte, error) {
+	if len(s)%2 != 0 || len(s)/2 > len(buf) {
+		return hex.DecodeString(s)
+	}
+	out := buf[:len(s)/2]
+	for i := range out {
+		hi, ok1 := fromHex(s[2*i])
+		lo, ok2 := fromHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return hex.DecodeString(s)
+		}
+		out[i] = hi<<4 | lo
+	}
+	return out, nil
+}
+
+// fromHex returns the value of the hex digit c.
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // hmacVerifier checks an HMAC of the raw body carried in one header.
@@ -274,18 +320,18 @@ func (v *hmacVerifier) Verify(r *http.Request, body []byte) error {
 	var (
 		got []byte
 		err error
+		buf [sha512.Size]byte
 	)
 	if v.base64 {
 		got, err = base64.StdEncoding.DecodeString(sig)
 	} else {
-		got, err = hex.DecodeString(sig)
+		got, err = decodeHex(buf[:], sig)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: header %s is not valid %s", webhook.ErrUnverified, v.header, map[bool]string{true: "base64", false: "hex"}[v.base64])
 	}
-	var buf [sha512.Size]byte
 	for _, mp := range v.macs {
-		if hmac.Equal(mp.sum(buf[:0], body), got) {
+		if mp.matches([][]byte{got}, body) {
 			return nil
 		}
 	}
@@ -366,13 +412,9 @@ func (v *stripeVerifier) Verify(r *http.Request, body []byte) error {
 	if err := checkTime(h.Timestamp, v.now(), v.tolerance); err != nil {
 		return err
 	}
-	var buf [sha256.Size]byte
 	for _, mp := range v.macs {
-		want := mp.sum(buf[:0], []byte(h.Timestamp), []byte("."), body)
-		for _, sig := range h.Signatures {
-			if hmac.Equal(want, sig) {
-				return nil
-			}
+		if mp.matches(h.Signatures, []byte(h.Timestamp), []byte("."), body) {
+			return nil
 		}
 	}
 	return mismatch(header)
@@ -403,13 +445,13 @@ func (v *slackVerifier) Verify(r *http.Request, body []byte) error {
 	if !ok {
 		return fmt.Errorf("%w: header %s does not start with v0=", webhook.ErrUnverified, sigHeader)
 	}
-	sig, err := hex.DecodeString(hexSig)
+	var buf [sha256.Size]byte
+	sig, err := decodeHex(buf[:], hexSig)
 	if err != nil {
 		return fmt.Errorf("%w: header %s is not hex", webhook.ErrUnverified, sigHeader)
 	}
-	var buf [sha256.Size]byte
 	for _, mp := range v.macs {
-		if hmac.Equal(mp.sum(buf[:0], []byte("v0:"), []byte(ts), []byte(":"), body), sig) {
+		if mp.matches([][]byte{sig}, []byte("v0:"), []byte(ts), []byte(":"), body) {
 			return nil
 		}
 	}
@@ -477,13 +519,9 @@ func (v *standardVerifier) Verify(r *http.Request, body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: header webhook-signature: %v", webhook.ErrUnverified, err)
 	}
-	var buf [sha256.Size]byte
 	for _, mp := range v.macs {
-		want := mp.sum(buf[:0], []byte(id), []byte("."), []byte(ts), []byte("."), body)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return nil
-			}
+		if mp.matches(sigs, []byte(id), []byte("."), []byte(ts), []byte("."), body) {
+			return nil
 		}
 	}
 	return mismatch("webhook-signature")

@@ -335,3 +335,45 @@ func TestHMACVerifierConcurrent(t *testing.T) {
 		t.Fatalf("%d of 2400 deliveries verified wrongly", n)
 	}
 }
+
+// TestHMACVerifierAllocations checks that verifying a hex HMAC-SHA256
+// delivery allocates nothing: the pooled state holds the sum and the
+// signature is decoded on the stack (the sidecar verifies every delivery).
+// Upper-case hex, a bad digit and an odd length decode as before.
+func TestHMACVerifierAllocations(t *testing.T) {
+	v, err := connector.NewVerifier(connector.VerifyConfig{
+		Preset: connector.PresetHMAC, Secrets: []string{githubSecret}, Algorithm: "sha256",
+		Encoding: "hex", Header: "X-Hub-Signature-256", Prefix: "sha256=",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "/hooks", nil)
+	body := []byte(githubBody)
+	tests := []struct {
+		name, sig string
+		ok        bool
+	}{
+		{name: "lower case", sig: githubSig, ok: true},
+		{name: "upper case", sig: "sha256=" + strings.ToUpper(strings.TrimPrefix(githubSig, "sha256=")), ok: true},
+		{name: "bad digit", sig: githubSig[:len(githubSig)-1] + "g"},
+		{name: "odd length", sig: githubSig[:len(githubSig)-1]},
+		{name: "longer than any sum", sig: githubSig + strings.Repeat("00", 64)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req.Header.Set("X-Hub-Signature-256", tt.sig)
+			if err := v.Verify(req, body); (err == nil) != tt.ok {
+				t.Fatalf("Verify() error = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+	req.Header.Set("X-Hub-Signature-256", githubSig)
+	if n := testing.AllocsPerRun(200, func() {
+		if err := v.Verify(req, body); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 0 {
+		t.Errorf("Verify allocates %v times per delivery, want 0", n)
+	}
+}
