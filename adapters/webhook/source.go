@@ -664,13 +664,18 @@ func commonValue(s string) any {
 }
 
 // orEmpty returns m, or an empty map when m is nil, so that rules always
-// find a map.
+// find a map. The empty map is shared: a change is read-only once Read
+// returns it (core.Change), so most deliveries, which have no query and no
+// path parameters, cost no map of their own for them.
 func orEmpty(m map[string]any) map[string]any {
 	if m == nil {
-		return map[string]any{}
+		return noFields
 	}
 	return m
 }
+
+// noFields is the empty map orEmpty returns; nothing writes to it.
+var noFields = map[string]any{}
 
 // bodyID is the delivery id of a delivery whose sender gives none.
 func bodyID(body []byte) string {
