@@ -127,12 +127,15 @@ func (c *Config) serverID(name string) uint32 {
 // MaxInFlight is the max_in_flight of a mysql_cdc connector whose entry
 // sets none, in place of the runtime's 10,000. Every change in flight
 // holds its decoded row, its key and, until it is durable, its event, and
-// the sidecar's GC target lets the heap grow to three times what is live:
-// a 1M-row catch-up peaked at 150-220 MB RSS with 10,000 (and max_batch
-// 2,000), at 92-108 MB with 2,000 (max_batch 1,000) and at 70-84 MB with
-// 1,000 (max_batch 1,000), as fast as with 10,000 within the noise of
-// the shared machine (README, Performance).
-const MaxInFlight = 1000
+// the sidecar's GC target lets the heap grow to three times what is live.
+// Twice max_batch lets the runtime read and map a batch while the stream
+// writes the one before: with 1,000 (one batch) reading waited for every
+// write. A 1M-row catch-up into the embedded stream (shared machine, load
+// 3-4) ran at 352k-377k changes/s peaking at 74-75 MB RSS with 2,000,
+// at 149k-159k/s and 61-63 MB with 1,000, and no faster with 3,000 or
+// 4,000 (85 and 97 MB); into Kafka 186k/s at 79 MB against 115k/s at
+// 57 MB (README, Performance).
+const MaxInFlight = 2000
 
 // DefaultMaxInFlight returns MaxInFlight: the sidecar's configuration
 // gives it to a connector entry without max_in_flight
