@@ -87,6 +87,8 @@ type state struct {
 	// vals holds the values of a data mapping, one per key in key order,
 	// while a rule is applied.
 	vals []any
+	// keys orders the rows encoded whole.
+	keys keyOrder
 }
 
 // Apply runs every rule on ch, in order, and returns one Result per rule
@@ -247,7 +249,7 @@ func (a *applying) evalData(st *state) (string, error) {
 		if err != nil {
 			return n.field, err
 		}
-		b, ok, err := appendJSONValue(st.buf[:0], v, 0)
+		b, ok, err := st.keys.appendJSON(st.buf[:0], v)
 		if err != nil {
 			ok = jsonValue(v, 0)
 		}

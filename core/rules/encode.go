@@ -186,3 +186,66 @@ func appendJSONValue(b []byte, v any, depth int) (_ []byte, ok bool, err error) 
 	}
 	return b, false, nil
 }
+
+// keyOrder remembers the keys of the last object a state encoded whole
+// (a row read whole: data: after), sorted, each with its JSON and colon,
+// so that the next row of the table, with the same keys, is encoded in
+// that order with a lookup per key: no walk over the map, no sort, no key
+// escaped again. A row with other keys is encoded as appendJSONValue
+// encodes it, and its keys remembered instead.
+type keyOrder struct {
+	keys []string
+	// json holds `"key":` of every key, in order; ends[i] is where the
+	// i-th ends.
+	json []byte
+	ends []int
+}
+
+// appendJSON appends v's JSON as appendJSONValue does.
+func (o *keyOrder) appendJSON(b []byte, v any) ([]byte, bool, error) {
+	m, isMap := v.(map[string]any)
+	if !isMap || m == nil || len(m) > 32 {
+		return appendJSONValue(b, v, 0)
+	}
+	var arr [32]any
+	vals := arr[:0]
+	if len(m) == len(o.keys) {
+		for _, k := range o.keys {
+			e, ok := m[k]
+			if !ok {
+				break
+			}
+			vals = append(vals, e)
+		}
+	}
+	if len(vals) != len(m) || len(m) == 0 {
+		// Other keys (the same count, and every key remembered found,
+		// is the same keys): remember these.
+		o.keys, o.json, o.ends = o.keys[:0], o.json[:0], o.ends[:0]
+		for k := range m {
+			o.keys = append(o.keys, k)
+		}
+		slices.Sort(o.keys)
+		vals = vals[:0]
+		for _, k := range o.keys {
+			o.json = append(core.AppendJSONString(o.json, k, false), ':')
+			o.ends = append(o.ends, len(o.json))
+			vals = append(vals, m[k])
+		}
+	}
+	b = append(b, '{')
+	start := 0
+	for i, e := range vals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, o.json[start:o.ends[i]]...)
+		start = o.ends[i]
+		var ok bool
+		var err error
+		if b, ok, err = appendJSONValue(b, e, 1); !ok || err != nil {
+			return b, ok, err
+		}
+	}
+	return append(b, '}'), true, nil
+}

@@ -65,7 +65,9 @@ func valueFrom(doc string, mix []byte) any {
 }
 
 // FuzzAppendJSONValueAgrees checks appendJSONValue, which checks and
-// encodes a rule's data in one walk, against the two walks it replaces:
+// encodes a rule's data in one walk (and keyOrder, which encodes an object
+// in the order of the keys of the one before), against the two walks
+// they replace:
 // jsonValue deciding whether the value is already normalized, then
 // appendJSON encoding it (the same bytes, or a failure from both), and,
 // when it is not, the value normalized and then encoded, as evalData
@@ -89,6 +91,22 @@ func FuzzAppendJSONValueAgrees(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc string, mix []byte) {
 		v := valueFrom(doc, mix)
 		got, ok, err := appendJSONValue(nil, v, 0)
+		// A state's keyOrder, remembering the keys of the row before
+		// (other keys of the same count, then v's own), encodes alike.
+		var o keyOrder
+		if m, isMap := v.(map[string]any); isMap {
+			other := map[string]any{}
+			for k := range m {
+				other[k+"x"] = k
+			}
+			o.appendJSON(nil, other)
+		}
+		for range 2 {
+			again, aok, aerr := o.appendJSON(nil, v)
+			if aok != ok || (aerr == nil) != (err == nil) || ok && err == nil && !bytes.Equal(again, got) {
+				t.Fatalf("%#v: keyOrder gives %s (ok %v, %v), appendJSONValue %s (ok %v, %v)", v, again, aok, aerr, got, ok, err)
+			}
+		}
 		if err != nil {
 			ok = jsonValue(v, 0)
 		}
