@@ -59,3 +59,28 @@ func TestQueueTakesAtMostMax(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueRoomForEventPastMax: after a take, the queue has room for as
+// many changes as it handed out and for the largest event pushed past
+// max, so that the next events go in without the queue growing (a copy
+// of every change waiting, and a larger array handed to the runtime).
+func TestQueueRoomForEventPastMax(t *testing.T) {
+	q := newQueue(4)
+	push := func(n int) {
+		t.Helper()
+		if err := q.pushAll(make([]core.Change, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(3)
+	push(3) // 6: past max by an event of 3
+	if got, err := q.take(context.Background()); err != nil || len(got) != 4 {
+		t.Fatalf("take: %d changes, %v; want 4", len(got), err)
+	}
+	before := &q.items[:1][0]
+	push(1) // 3
+	push(3) // 6 again
+	if after := &q.items[:1][0]; after != before {
+		t.Errorf("the queue grew: capacity %d for %d changes", cap(q.items), len(q.items))
+	}
+}

@@ -22,7 +22,10 @@ import (
 // are there at once, and the reader waits while max are waiting, so that
 // what is decoded ahead of the runtime stays bounded.
 type queue struct {
-	max      int
+	max int
+	// spill is how far past max the largest event pushed took the
+	// queue (its changes less one): room take leaves for it.
+	spill    int
 	mu       sync.Mutex
 	items    []core.Change
 	err      error
@@ -69,6 +72,7 @@ func (q *queue) pushAll(chs []core.Change) error {
 		q.mu.Lock()
 	}
 	q.items = append(q.items, chs...)
+	q.spill = max(q.spill, min(len(chs)-1, q.max))
 	q.mu.Unlock()
 	signal(q.notEmpty)
 	return nil
@@ -92,10 +96,13 @@ func (q *queue) take(ctx context.Context) ([]core.Change, error) {
 		q.mu.Lock()
 		if n := len(q.items); n > 0 {
 			// At most max at once (pushAll may have gone past it by
-			// part of an event); the rest stays for the next take.
+			// part of an event); the rest stays for the next take, in
+			// room for as many as this one and an event past max, so
+			// that pushAll does not grow it (a copy, and a larger
+			// array handed to the runtime).
 			out := q.items[:min(n, q.max):min(n, q.max)]
 			rest := q.items[len(out):]
-			q.items = make([]core.Change, len(rest), max(len(rest), min(n, q.max)))
+			q.items = make([]core.Change, len(rest), max(len(rest), min(n, q.max))+q.spill)
 			copy(q.items, rest)
 			room := len(q.items) < q.max
 			q.mu.Unlock()
