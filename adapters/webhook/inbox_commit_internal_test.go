@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -114,5 +115,66 @@ func TestInboxAnswersBeforeHandingOn(t *testing.T) {
 	}
 	if ids := <-handed; len(ids) != 1 || ids[0] != "a" {
 		t.Errorf("handed %q, want [a]", ids)
+	}
+}
+
+// TestInboxCommitsBeforeOtherWork holds the fdatasync of a first commit past
+// the group window while more deliveries queue, then, on one processor,
+// keeps another goroutine runnable: the writer commits the queued
+// deliveries right after the first commit, before that goroutine runs
+// again. A writer that yields
+// first (runtime.Gosched, to let more deliveries arrive) goes to the
+// scheduler's global queue, behind every goroutine the network woke, and
+// all the deliveries waiting for its commit wait with it.
+func TestInboxCommitsBeforeOtherWork(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	entered := make(chan struct{}, 16)
+	release := make(chan struct{})
+	holdSync(t, func(*os.File) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	})
+	ib := startInbox(t, nil)
+	errs := make(chan error, 8)
+	submit := func(id string) {
+		go func() {
+			_, err := ib.submit(context.Background(), testRecord(id))
+			errs <- err
+		}()
+	}
+	submit("first")
+	<-entered
+	const more = 5
+	for i := range more {
+		submit("more" + strconv.Itoa(i))
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(ib.reqs) < more; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries queued", len(ib.reqs), more)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(2 * groupWindow) // the next commit is due at once
+	// The other goroutine reports the commits once the first is done;
+	// it yields meanwhile, so it runs whenever the writer does not.
+	seen := make(chan int64, 1)
+	go func() {
+		for {
+			if n := ib.commits.Load(); n > 0 {
+				seen <- n
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	close(release)
+	for range 1 + more {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := <-seen; got != 2 {
+		t.Errorf("another runnable goroutine ran after %d commits, want 2: the writer yielded before committing the queued deliveries", got)
 	}
 }
