@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/tributary/tributary/adapters/cdc"
@@ -48,7 +49,7 @@ func (a *arena) string(s string) string {
 		return ""
 	}
 	if a == nil || len(s) > arenaMax {
-		return string([]byte(s))
+		return strings.Clone(s)
 	}
 	b := append(a.room(len(s)), s...)
 	return unsafe.String(unsafe.SliceData(b), len(b))
