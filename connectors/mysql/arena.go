@@ -40,7 +40,7 @@ func (a *arena) room(n int) []byte {
 	}
 	at := len(a.buf)
 	a.buf = a.buf[:at+n]
-	return a.buf[at:at:at+n]
+	return a.buf[at : at : at+n]
 }
 
 // string returns a copy of s.
