@@ -343,16 +343,23 @@ func (ib *inbox) submit(ctx context.Context, rec *record) (dup bool, err error) 
 	}
 	req := writeReqs.Get().(*writeReq)
 	req.rec = rec
+	// The queue has room unless the writer is far behind: sent without
+	// ctx.Done, which would allocate the request context's channel for
+	// every delivery.
 	select {
 	case ib.reqs <- req:
-	case <-ib.quit:
-		req.rec = nil
-		writeReqs.Put(req)
-		return false, ErrClosed
-	case <-ctx.Done():
-		req.rec = nil
-		writeReqs.Put(req)
-		return false, ctx.Err()
+	default:
+		select {
+		case ib.reqs <- req:
+		case <-ib.quit:
+			req.rec = nil
+			writeReqs.Put(req)
+			return false, ErrClosed
+		case <-ctx.Done():
+			req.rec = nil
+			writeReqs.Put(req)
+			return false, ctx.Err()
+		}
 	}
 	select {
 	case <-req.done:

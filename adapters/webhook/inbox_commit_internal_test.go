@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -176,5 +177,30 @@ func TestInboxCommitsBeforeOtherWork(t *testing.T) {
 	}
 	if got := <-seen; got != 2 {
 		t.Errorf("another runnable goroutine ran after %d commits, want 2: the writer yielded before committing the queued deliveries", got)
+	}
+}
+
+// doneCounter counts the calls of its Done method.
+type doneCounter struct {
+	context.Context
+	calls atomic.Int64
+}
+
+func (c *doneCounter) Done() <-chan struct{} {
+	c.calls.Add(1)
+	return c.Context.Done()
+}
+
+// TestInboxSubmitLeavesContextDone checks that a delivery queued while the
+// writer keeps up never asks for its request's Done channel, which a
+// request context allocates on the first call (once per delivery).
+func TestInboxSubmitLeavesContextDone(t *testing.T) {
+	ib := startInbox(t, nil)
+	ctx := &doneCounter{Context: context.Background()}
+	if _, err := ib.submit(ctx, testRecord("a")); err != nil {
+		t.Fatal(err)
+	}
+	if n := ctx.calls.Load(); n != 0 {
+		t.Errorf("submit called ctx.Done %d times, want 0", n)
 	}
 }
