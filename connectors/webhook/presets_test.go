@@ -369,11 +369,17 @@ func TestHMACVerifierAllocations(t *testing.T) {
 		})
 	}
 	req.Header.Set("X-Hub-Signature-256", githubSig)
-	if n := testing.AllocsPerRun(200, func() {
+	n := testing.AllocsPerRun(200, func() {
 		if err := v.Verify(req, body); err != nil {
 			t.Fatal(err)
 		}
-	}); n > 0 {
+	})
+	switch {
+	case raceEnabled:
+		// The race detector's sync.Pool drops states at random: the
+		// count says nothing of Verify's own allocations.
+		t.Logf("Verify allocates %v times per delivery under the race detector", n)
+	case n > 0:
 		t.Errorf("Verify allocates %v times per delivery, want 0", n)
 	}
 }
