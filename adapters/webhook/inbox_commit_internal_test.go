@@ -123,10 +123,10 @@ func TestInboxAnswersBeforeHandingOn(t *testing.T) {
 // the group window while more deliveries queue, then, on one processor,
 // keeps another goroutine runnable: the writer commits the queued
 // deliveries right after the first commit, before that goroutine runs
-// again. A writer that yields
-// first (runtime.Gosched, to let more deliveries arrive) goes to the
-// scheduler's global queue, behind every goroutine the network woke, and
-// all the deliveries waiting for its commit wait with it.
+// again. A writer that yields first (runtime.Gosched, to let more
+// deliveries arrive) goes to the scheduler's global queue, behind every
+// goroutine the network woke, and all the deliveries waiting for its
+// commit wait with it.
 func TestInboxCommitsBeforeOtherWork(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	entered := make(chan struct{}, 16)
