@@ -141,8 +141,10 @@ type inbox struct {
 	spare     chan spareFile
 	spareBusy bool
 	spareWG   sync.WaitGroup
-	seenF     *os.File // the current generation's seen file
-	seenOff   int64
+	// removeWG tracks the deletion of compacted segments (compact).
+	removeWG sync.WaitGroup
+	seenF    *os.File // the current generation's seen file
+	seenOff  int64
 	// seenUnsynced says ids were written to seenF since its last
 	// fdatasync; idsBuf is the scratch their frames are built in.
 	seenUnsynced bool
@@ -461,6 +463,10 @@ func (ib *inbox) run() {
 	}
 }
 
+// removeSegment deletes a compacted segment. Tests replace it to hold the
+// deletion.
+var removeSegment = os.Remove
+
 // groupWindow is the least time between the starts of two group commits.
 // An idle sidecar commits a delivery at once (the last commit is older);
 // under load, commits follow each other every fdatasync or every window,
@@ -732,6 +738,7 @@ func (ib *inbox) close(ctx context.Context) error {
 func (ib *inbox) closeFiles() error {
 	var errs []error
 	ib.spareWG.Wait()
+	ib.removeWG.Wait()
 	if ib.spareBusy {
 		sp := <-ib.spare
 		ib.spareBusy = false

@@ -252,6 +252,7 @@ func TestInboxSegmentsRollAndCompact(t *testing.T) {
 	ib.ack(seqs[9])
 	ib.commitBatch(nil)
 	ib.maintain()
+	ib.removeWG.Wait() // compacted segments are deleted in the background
 	if after := segs(); after >= before {
 		t.Errorf("segments after acking half = %d, want fewer than %d", after, before)
 	}
