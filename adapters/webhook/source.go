@@ -434,20 +434,7 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 				r.qmu.Lock()
 			}
 		}
-		if len(r.queue) > 0 {
-			n := min(len(r.queue), readLimit)
-			recs = make([]*record, n)
-			copy(recs, r.queue)
-			for _, rec := range recs {
-				if rec.fl != nil {
-					// Taken: its handler can no longer drop it.
-					rec.fl.read = true
-				}
-			}
-			rest := copy(r.queue, r.queue[n:])
-			clear(r.queue[rest:])
-			r.queue = r.queue[:rest]
-		}
+		recs = r.takeLocked(readLimit)
 		r.qmu.Unlock()
 		if len(recs) > 0 {
 			break
@@ -460,6 +447,35 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 			return nil, ErrClosed
 		}
 	}
+	out := s.changes(r, recs)
+	r.lastRead = time.Now()
+	return out, nil
+}
+
+// takeLocked takes up to n records from the head of the queue; r.qmu is
+// held.
+func (r *run) takeLocked(n int) []*record {
+	n = min(len(r.queue), n)
+	if n == 0 {
+		return nil
+	}
+	recs := make([]*record, n)
+	copy(recs, r.queue)
+	for _, rec := range recs {
+		if rec.fl != nil {
+			// Taken: its handler can no longer drop it.
+			rec.fl.read = true
+		}
+	}
+	rest := copy(r.queue, r.queue[n:])
+	clear(r.queue[rest:])
+	r.queue = r.queue[:rest]
+	return recs
+}
+
+// changes turns records taken from the queue into changes, and keeps them
+// as unacknowledged until Ack.
+func (s *Source) changes(r *run, recs []*record) []core.Change {
 	out := make([]core.Change, len(recs))
 	tree := s.paths.Load()
 	r.amu.Lock()
@@ -468,8 +484,7 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 		r.unacked = append(r.unacked, unacked{id: rec.id, seq: rec.seq, bytes: int64(len(rec.body)), fl: rec.fl})
 	}
 	r.amu.Unlock()
-	r.lastRead = time.Now()
-	return out, nil
+	return out
 }
 
 // readLinger is how long Read lets a short queue of deliveries grow before

@@ -126,6 +126,15 @@ func (s *Source) Ack(ctx context.Context, pos core.Position) error {
 	return s.inner.Ack(ctx, pos)
 }
 
+// Drain stops intake and hands over the deliveries answered and not read
+// yet, on a clean stop; see webhook.Source.Drain.
+func (s *Source) Drain(ctx context.Context) ([]core.Change, error) {
+	if s.inner == nil {
+		return nil, nil
+	}
+	return s.inner.Drain(ctx)
+}
+
 // Close stops intake and closes the inbox; see webhook.Source.
 func (s *Source) Close(ctx context.Context) error {
 	if s.inner == nil {
@@ -166,6 +175,7 @@ var (
 	_ core.StatusReporter = (*Source)(nil)
 	_ core.HealthChecker  = (*Source)(nil)
 	_ core.PayloadPruner  = (*Source)(nil)
+	_ core.Drainer        = (*Source)(nil)
 )
 
 // deliveryID returns the delivery id function: the configured header or
