@@ -149,7 +149,7 @@ func fileFields() []core.Field {
 				{Name: "initial", Type: core.TypeDuration, Default: "1s", Doc: "First delay; it doubles after each failure."},
 				{Name: "max", Type: core.TypeDuration, Default: "1m", Doc: "Longest delay."},
 			}},
-			{Name: "max_in_flight", Type: core.TypeInt, Default: DefaultMaxInFlight, Doc: "Changes read but not yet acknowledged before reading pauses (backpressure). Left out, a connector type may declare a lower default of its own (postgres_cdc: 1000, mysql_cdc: 2000, which bound a catch-up's memory)."},
+			{Name: "max_in_flight", Type: core.TypeInt, Default: DefaultMaxInFlight, Doc: "Changes read but not yet acknowledged before reading pauses (backpressure). Left out, a connector type may declare a lower default of its own (postgres_cdc: 1000, mysql_cdc: 2000, which bound a catch-up's memory; webhook: 2048, the rest waiting in its durable inbox)."},
 			{Name: "on_publish_error", Type: core.TypeString, Default: "dead_letter", Enum: []string{"dead_letter", "stop"}, Doc: "What an event the stream refuses for good (larger than the broker accepts) does: go to the dead-letter topic with the reason, or stop the connector before it."},
 			{Name: "disabled", Type: core.TypeBool, Default: false, Doc: "Keep the connector in the file without running it."},
 		}},

@@ -302,3 +302,11 @@ func slackHandshake(r *webhook.Request) (webhook.Reply, bool) {
 	}
 	return webhook.Reply{ContentType: "text/plain; charset=utf-8", Body: []byte(c)}, true
 }
+
+// MaxInFlight is the max_in_flight of a webhook connector whose entry sets
+// none, in place of the runtime's 10,000: deliveries past it wait in the
+// inbox, durable, rather than in memory between the inbox and the stream.
+const MaxInFlight = 2048
+
+// DefaultMaxInFlight returns MaxInFlight (config.InFlightDefaulter).
+func (*Source) DefaultMaxInFlight() int { return MaxInFlight }
