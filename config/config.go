@@ -66,6 +66,8 @@ type AdminConfig struct {
 	Tokens []AdminToken
 	// OpenPaths are answered without a token.
 	OpenPaths []string
+	// Debug serves Go's runtime profiles under /debug/pprof/.
+	Debug bool
 }
 
 // The roles of admin tokens.
@@ -338,6 +340,7 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 	adm := mapOf(v, "admin")
 	auth := mapOf(adm, "auth")
 	cfg.Admin.Address = strOf(adm, "address")
+	cfg.Admin.Debug = adm["debug"] == true
 	for _, item := range listOf(auth, "tokens") {
 		t, _ := item.(map[string]any)
 		cfg.Admin.Tokens = append(cfg.Admin.Tokens, AdminToken{Name: strOf(t, "name"), Role: strOf(t, "role"), Token: strOf(t, "token")})

@@ -106,6 +106,7 @@ func fileFields() []core.Field {
 				}},
 				{Name: "open_paths", Type: core.TypeStrings, Default: []any{"/healthz", "/readyz", "/metrics"}, Doc: "Paths answered without a token (exact paths)."},
 			}},
+			{Name: "debug", Type: core.TypeBool, Default: false, Doc: "Serve Go's runtime profiles under /debug/pprof/ (CPU, heap, allocations, goroutines, mutexes, execution trace) to loopback clients and operator tokens, such as `go tool pprof http://127.0.0.1:9464/debug/pprof/profile?seconds=10`. A CPU profile or trace costs a few percent while it runs; nothing when none does."},
 		}},
 		{Name: "http", Type: core.TypeObject, Doc: "The shared HTTP listener that webhook connectors mount their endpoints on.", Fields: []core.Field{
 			{Name: "address", Type: core.TypeString, Default: DefaultHTTPAddress, Doc: "Listen address (host:port)."},

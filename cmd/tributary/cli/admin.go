@@ -103,6 +103,7 @@ func (sc *Sidecar) AdminHandler() http.Handler {
 	sc.deadLetterEndpoints(mux)
 	openAPIEndpoint(mux)
 	sc.consoleEndpoints(mux)
+	sc.debugEndpoints(mux)
 	return mux
 }
 
