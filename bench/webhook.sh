@@ -36,7 +36,10 @@
 # bin/tributary), PEER_CACHE (where the peer is built, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/tributary-bench), SIDECAR_LOG (copy the
 # sidecar's log to $SIDECAR_LOG.<stream>), ACK (the ack mode of servers
-# named without one: inbox or stream).
+# named without one: inbox or stream), PROFILE_DIR (take a CPU profile of
+# each Tributary server over the closed loop, from admin.debug's
+# /debug/pprof/, into $PROFILE_DIR/<stream>.cpu.pprof, for go tool pprof;
+# the profile costs the server a few percent while it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -134,7 +137,7 @@ for s in "${streams[@]}"; do
 version: 1
 state_dir: $work/state
 log: {level: warn, format: text}
-admin: {address: 127.0.0.1:$ADMIN_PORT}
+admin: {address: 127.0.0.1:$ADMIN_PORT, debug: true}
 http: {address: 127.0.0.1:$PORT}
 $(stream_yaml "$typ")
 catalog:
@@ -235,7 +238,18 @@ YAML
 	hz=$(getconf CLK_TCK)
 	cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	echo "-- wrk -t2 -c$CONNS -d$DURATION"
+	profiling=""
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != peer ]; then
+		mkdir -p "$PROFILE_DIR"
+		secs=$(( $(echo "$DURATION" | tr -dc '0-9') - 2 ))
+		[ "$secs" -ge 1 ] || secs=1
+		(sleep 1; curl -sf -o "$PROFILE_DIR/${s//:/-}.cpu.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs") &
+		profiling=$!
+	fi
 	wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$work/request.lua" "$url" >"$work/closed.out"
+	if [ -n "$profiling" ]; then
+		wait "$profiling" && echo "-- CPU profile: go tool pprof -top $BIN $PROFILE_DIR/${s//:/-}.cpu.pprof" || echo "-- no CPU profile (admin.debug's /debug/pprof/ did not answer)"
+	fi
 	grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|requests in' "$work/closed.out"
 	served=$(grep -o '[0-9]* requests in' "$work/closed.out" | grep -o '^[0-9]*' || true)
 	cpu1=$(awk '{print $14+$15}' "/proc/$pid/stat")
