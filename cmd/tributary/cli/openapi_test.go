@@ -109,7 +109,9 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "tributary.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, sidecarConfig, filepath.Join(dir, "state"), "127.0.0.1:0", "127.0.0.1:0"), 0o644); err != nil {
+	// admin.debug mounts /debug/pprof/, documented too.
+	withDebug := strings.Replace(sidecarConfig, "admin: {address: %s}", "admin: {address: %s, debug: true}", 1)
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, withDebug, filepath.Join(dir, "state"), "127.0.0.1:0", "127.0.0.1:0"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sc, err := cli.Build(core.DefaultRegistry, cfgFile, io.Discard)
