@@ -17,13 +17,7 @@ import (
 // last one is answered 200: every delivery answered 200 is on the stream
 // once the command has exited, none left behind in the inbox.
 func TestStopPublishesAcceptedDeliveries(t *testing.T) {
-	admin, httpAddr := freeAddr(t), freeAddr(t)
-	t.Setenv("TRIBUTARY_ADMIN_ADDRESS", admin)
-	t.Setenv("TRIBUTARY_HTTP_ADDRESS", httpAddr)
-	t.Setenv("TRIBUTARY_STATE_DIR", t.TempDir())
-	t.Setenv("DEMO_WEBHOOK_SECRET", "")
-	sc := startRunCommand(t, "-c", quickstart)
-	waitReadyz(t, admin, sc.done)
+	httpAddr, sc := startQuickstart(t)
 
 	const senders, each = 8, 25
 	var mu sync.Mutex

@@ -147,11 +147,11 @@ func TestRunFlagsRejectBadAddresses(t *testing.T) {
 	}
 }
 
-// TestQuickstartOnOtherPorts runs the quickstart as a new user would when
-// its default ports are taken: the addresses (and the state directory) come
-// from the environment, a signed delivery goes in, and `events tail
-// --no-follow` prints its event and exits.
-func TestQuickstartOnOtherPorts(t *testing.T) {
+// startQuickstart runs the quickstart on free ports, with its state in a
+// temporary directory, and waits until it is ready; it returns the HTTP
+// listener's address.
+func startQuickstart(t *testing.T) (string, *runCommand) {
+	t.Helper()
 	admin, httpAddr := freeAddr(t), freeAddr(t)
 	t.Setenv("TRIBUTARY_ADMIN_ADDRESS", admin)
 	t.Setenv("TRIBUTARY_HTTP_ADDRESS", httpAddr)
@@ -159,6 +159,15 @@ func TestQuickstartOnOtherPorts(t *testing.T) {
 	t.Setenv("DEMO_WEBHOOK_SECRET", "")
 	sc := startRunCommand(t, "-c", quickstart)
 	waitReadyz(t, admin, sc.done)
+	return httpAddr, sc
+}
+
+// TestQuickstartOnOtherPorts runs the quickstart as a new user would when
+// its default ports are taken: the addresses (and the state directory) come
+// from the environment, a signed delivery goes in, and `events tail
+// --no-follow` prints its event and exits.
+func TestQuickstartOnOtherPorts(t *testing.T) {
+	httpAddr, sc := startQuickstart(t)
 
 	body := `{"event":"order.placed","order":{"id":"A-1001","customer":"C-42","total":129.90,"currency":"EUR","lines":[{"sku":"KB-1","qty":1}]}}`
 	mac := hmac.New(sha256.New, []byte("quickstart-secret"))
