@@ -34,19 +34,4 @@ func (s *Source) Drain(ctx context.Context) ([]core.Change, error) {
 	return s.changes(r, recs), nil
 }
 
-// stop stops the writer once it has committed and answered the write in
-// progress, bounded by ctx, and leaves the files open for close.
-func (ib *inbox) stop(ctx context.Context) error {
-	ib.quitMu.Do(func() { close(ib.quit) })
-	if !ib.running {
-		return nil
-	}
-	select {
-	case <-ib.stopped:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop webhook inbox writer: %w", ctx.Err())
-	}
-}
-
 var _ core.Drainer = (*Source)(nil)

@@ -713,24 +713,37 @@ func (ib *inbox) warnEvery(msg string, args ...any) {
 	ib.log.Warn(msg, args...)
 }
 
+// stop stops the writer once it has committed and answered the write in
+// progress, bounded by ctx, and leaves the files open for close.
+func (ib *inbox) stop(ctx context.Context) error {
+	ib.quitMu.Do(func() { close(ib.quit) })
+	if !ib.running {
+		return nil
+	}
+	select {
+	case <-ib.stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop webhook inbox writer: %w", ctx.Err())
+	}
+}
+
 // close stops the writer (bounded by ctx) and closes the files.
 func (ib *inbox) close(ctx context.Context) error {
-	ib.quitMu.Do(func() { close(ib.quit) })
-	if ib.running {
-		select {
-		case <-ib.stopped:
-		case <-ctx.Done():
-			// The writer is inside a write (a slow disk): let it finish,
-			// then release the files.
-			go func() {
-				<-ib.stopped
-				_ = ib.closeFiles()
-			}()
-			return fmt.Errorf("stop webhook inbox writer: %w", ctx.Err())
-		}
-	} else if err := ib.sync(); err != nil {
-		_ = ib.closeFiles()
+	if err := ib.stop(ctx); err != nil {
+		// The writer is inside a write (a slow disk): let it finish,
+		// then release the files.
+		go func() {
+			<-ib.stopped
+			_ = ib.closeFiles()
+		}()
 		return err
+	}
+	if !ib.running {
+		if err := ib.sync(); err != nil {
+			_ = ib.closeFiles()
+			return err
+		}
 	}
 	return ib.closeFiles()
 }
