@@ -95,8 +95,11 @@ type inbox struct {
 	log          *slog.Logger
 
 	// onCommit receives the records of each commit that were not
-	// duplicates, in sequence order, from the writer goroutine.
-	onCommit func([]*record)
+	// duplicates, in sequence order, from the writer goroutine, before
+	// their handlers answer: a record whose 2xx is out is visible to Read.
+	// onAnswered, when set, follows once the handlers are answered.
+	onCommit   func([]*record)
+	onAnswered func()
 
 	reqs    chan *writeReq
 	ackTo   atomic.Uint64
@@ -596,15 +599,20 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 		}
 		rec.head = nil
 	}
-	// The handlers answer first: their 2xx does not wait for Read to be
-	// woken, nor for the stream's own commit that follows it to compete
-	// with them for the CPU and the disk. batch's requests belong to their
-	// handlers once finished; accepted holds the records.
+	// The records are queued before any handler answers, so a delivery
+	// answered 2xx is always one Read or Drain can take. Read is woken
+	// only after the answers: their 2xx does not wait for it, nor for the
+	// stream's own commit that follows it to compete with them for the
+	// CPU and the disk. batch's requests belong to their handlers once
+	// finished; accepted holds the records.
+	if len(accepted) > 0 && ib.onCommit != nil {
+		ib.onCommit(accepted)
+	}
 	for _, r := range batch {
 		r.finish()
 	}
-	if len(accepted) > 0 && ib.onCommit != nil {
-		ib.onCommit(accepted)
+	if len(accepted) > 0 && ib.onAnswered != nil {
+		ib.onAnswered()
 	}
 	if cap(ib.buf) > 2*maxBatchBytes {
 		ib.buf = nil

@@ -83,23 +83,35 @@ func TestInboxGroupsWhileSyncing(t *testing.T) {
 	}
 }
 
-// TestInboxAnswersBeforeHandingOn holds the hand-off of a commit's records
-// to the reader until their submitter was answered: the 2xx does not wait
-// for the reader (and the stream's commit behind it).
-func TestInboxAnswersBeforeHandingOn(t *testing.T) {
-	answered := make(chan struct{})
+// TestInboxQueuesThenAnswersThenWakes checks the order of a commit's
+// steps: its records are handed to the reader's queue before their
+// submitter is answered, so a delivery answered 2xx is always one Read or
+// Drain can take, and the reader is woken only after the answers, which do
+// not wait for it (nor for the stream's commit behind it).
+func TestInboxQueuesThenAnswersThenWakes(t *testing.T) {
 	handed := make(chan []string, 1)
-	ib := startInbox(t, func(recs []*record) {
-		select {
-		case <-answered:
-		case <-time.After(10 * time.Second):
-		}
+	woken := make(chan struct{})
+	answered := make(chan struct{})
+	ib, _, err := openInbox(context.Background(), t.TempDir(), time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib.onCommit = func(recs []*record) {
 		ids := make([]string, len(recs))
 		for i, r := range recs {
 			ids[i] = r.id
 		}
 		handed <- ids
-	})
+	}
+	ib.onAnswered = func() {
+		select {
+		case <-answered:
+		case <-time.After(10 * time.Second):
+		}
+		close(woken)
+	}
+	ib.start()
+	t.Cleanup(func() { _ = ib.close(context.Background()) })
 	done := make(chan error, 1)
 	go func() {
 		_, err := ib.submit(context.Background(), testRecord("a"))
@@ -110,14 +122,20 @@ func TestInboxAnswersBeforeHandingOn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		select {
+		case ids := <-handed:
+			if len(ids) != 1 || ids[0] != "a" {
+				t.Errorf("handed %q, want [a]", ids)
+			}
+		default:
+			t.Error("the delivery was answered before its records were queued for the reader")
+		}
 		close(answered)
 	case <-time.After(5 * time.Second):
 		close(answered)
-		t.Fatal("the delivery was not answered before its records were handed to the reader")
+		t.Fatal("the delivery was not answered before the reader was woken")
 	}
-	if ids := <-handed; len(ids) != 1 || ids[0] != "a" {
-		t.Errorf("handed %q, want [a]", ids)
-	}
+	<-woken
 }
 
 // TestInboxCommitsBeforeOtherWork holds the fdatasync of a first commit past

@@ -298,12 +298,22 @@ type unacked struct {
 // push receives committed records from the inbox writer, and those of
 // AckStream from admit.
 func (r *run) push(recs ...*record) {
+	r.enqueue(recs)
+	r.wake()
+}
+
+// enqueue makes records visible to Read without waking it.
+func (r *run) enqueue(recs []*record) {
 	r.qmu.Lock()
 	if len(r.queue) == 0 {
 		r.queuedAt = time.Now()
 	}
 	r.queue = append(r.queue, recs...)
 	r.qmu.Unlock()
+}
+
+// wake wakes a Read waiting for records.
+func (r *run) wake() {
 	select {
 	case r.notify <- struct{}{}:
 	default:
@@ -387,7 +397,8 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	r.pendingN.Store(int64(len(recs)))
 	r.pendingB.Store(stored)
-	ib.onCommit = func(recs []*record) { r.push(recs...) }
+	ib.onCommit = r.enqueue
+	ib.onAnswered = r.wake
 	ib.start()
 	met := newMetrics(env.Metrics, env.Name, func() float64 { return float64(r.pendingN.Load()) })
 	s.met = met

@@ -593,11 +593,18 @@ func TestLargeDeliveriesSurviveRestart(t *testing.T) {
 // deliveries only while they keep coming.
 func TestReadAfterQuietSpellDoesNotWait(t *testing.T) {
 	h := newHarness(t, webhook.Config{Path: "/hooks/orders", DeliveryID: headerID})
+	if a := h.post(`{"n":0}`, map[string]string{"X-Delivery": "first"}); a.status != 200 {
+		t.Fatalf("delivery = %d %s", a.status, a.raw)
+	}
+	h.readN(1)
+	// The quiet spell: longer than a busy reader's gap between Reads.
+	time.Sleep(50 * time.Millisecond)
 	if a := h.post(`{"n":1}`, map[string]string{"X-Delivery": "lone"}); a.status != 200 {
 		t.Fatalf("delivery = %d %s", a.status, a.raw)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	// A delivery answered 2xx is already queued for Read.
 	chs, err := h.src.Read(ctx)
 	if err != nil || len(chs) != 1 || string(chs[0].Position.Data) != "lone" {
 		t.Fatalf("Read() = %d changes, %v; want the lone delivery at once", len(chs), err)
