@@ -76,6 +76,17 @@ type EventPublisher interface {
 	PublishEvents(ctx context.Context, topic string, events []*Event, done func(error)) error
 }
 
+// TopicsSubscriber is an optional capability of a subscriber with a
+// group: subscribing to several topics at once, as one member of the group.
+// A consumer of several topics (a sink) then joins its group once, with
+// every topic, rather than once a topic: on Kafka each join rebalances the
+// whole group, and topics joined one after another start reading seconds
+// apart. The channels are those Subscribe would return, one a topic, all
+// closed when ctx ends or the subscriber is closed.
+type TopicsSubscriber interface {
+	SubscribeTopics(ctx context.Context, topics []string) (map[string]<-chan *message.Message, error)
+}
+
 // StartFrom says where a new subscription without committed offsets starts.
 type StartFrom int
 

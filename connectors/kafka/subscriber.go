@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +59,7 @@ type subscriber struct {
 var (
 	_ message.Subscriber           = (*subscriber)(nil)
 	_ message.SubscribeInitializer = (*subscriber)(nil)
+	_ core.TopicsSubscriber        = (*subscriber)(nil)
 )
 
 func newSubscriber(c *conn, opts core.SubscribeOptions) *subscriber {
@@ -95,6 +98,73 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.wg.Done()
 	}()
 	return out, nil
+}
+
+// SubscribeTopics is Subscribe for several topics, read by one member of
+// the subscriber's group: the group rebalances once for all of them. Only a
+// subscriber with a group has it.
+func (s *subscriber) SubscribeTopics(ctx context.Context, topics []string) (map[string]<-chan *message.Message, error) {
+	if s.opts.Group == "" {
+		return nil, fmt.Errorf("subscribe to kafka topics %q: only a consumer group subscribes to several topics as one member; subscribe to each without a group", topics)
+	}
+	if len(topics) == 0 {
+		return nil, fmt.Errorf("subscribe consumer group %q: no topics", s.opts.Group)
+	}
+	if s.opts.Window < 0 {
+		return nil, fmt.Errorf("subscribe to kafka topics %q: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", topics, s.opts.Window)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("subscribe to kafka topics %q: subscriber %w", topics, ErrClosed)
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	for _, topic := range topics {
+		if err := s.c.topics.ensure(ctx, topic, false); err != nil {
+			s.wg.Done()
+			return nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
+		}
+	}
+	runCtx, cancel := s.runContext(ctx)
+	ds := make(map[string]*deliverer, len(topics))
+	chans := make(map[string]<-chan *message.Message, len(topics))
+	for _, topic := range topics {
+		if _, dup := ds[topic]; dup {
+			continue
+		}
+		out := make(chan *message.Message)
+		ds[topic] = &deliverer{out: out, subCtx: ctx, window: max(s.opts.Window, 1)}
+		chans[topic] = out
+	}
+	finished, err := s.consumeGroup(runCtx, slices.Sorted(maps.Keys(ds)), ds)
+	if err != nil {
+		cancel()
+		if finished != nil {
+			<-finished
+		}
+		s.wg.Done()
+		return nil, err
+	}
+	go func() {
+		<-finished
+		s.wg.Done()
+	}()
+	return chans, nil
+}
+
+// runContext returns a context that ends when ctx ends or the subscriber
+// closes.
+func (s *subscriber) runContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	runCtx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.closing:
+		case <-runCtx.Done():
+		}
+		cancel()
+	}()
+	return runCtx, cancel
 }
 
 // SubscribeStored is Subscribe bounded to what topic holds when it is
@@ -139,19 +209,11 @@ func (s *subscriber) subscribe(ctx context.Context, topic string, stored bool) (
 	if err := s.c.topics.ensure(ctx, topic, false); err != nil {
 		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
 	}
-	// runCtx ends when the caller's ctx ends or the subscriber closes.
-	runCtx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-s.closing:
-		case <-runCtx.Done():
-		}
-		cancel()
-	}()
+	runCtx, cancel := s.runContext(ctx)
 	out = make(chan *message.Message)
 	d := &deliverer{out: out, subCtx: ctx, window: max(s.opts.Window, 1)}
 	if s.opts.Group != "" {
-		finished, err = s.consumeGroup(runCtx, topic, d)
+		finished, err = s.consumeGroup(runCtx, []string{topic}, map[string]*deliverer{topic: d})
 	} else {
 		finished, err = s.consumePartitions(runCtx, topic, d, stored)
 	}
@@ -334,10 +396,11 @@ func (r partitionRead) read(ctx context.Context, d *deliverer, stored bool) {
 	d.deliverAll(ctx, r.pc.Messages(), last, nil)
 }
 
-// consumeGroup joins the consumer group and reads the partitions it is
-// assigned, marking each offset once its message is acked. When opts.From is
-// FromEnd the subscription is in place (the group joined) before it returns.
-func (s *subscriber) consumeGroup(ctx context.Context, topic string, d *deliverer) (chan struct{}, error) {
+// consumeGroup joins the consumer group as one member reading topics, and
+// reads the partitions it is assigned, each topic's to its deliverer in ds,
+// marking each offset once its message is acked. When opts.From is FromEnd
+// the subscription is in place (the group joined) before it returns.
+func (s *subscriber) consumeGroup(ctx context.Context, topics []string, ds map[string]*deliverer) (chan struct{}, error) {
 	sc := *s.c.sc
 	// A balance strategy keeps state while it plans: each group gets one
 	// of its own, or groups that join at once (a sidecar's sinks) race.
@@ -346,33 +409,37 @@ func (s *subscriber) consumeGroup(ctx context.Context, topic string, d *delivere
 	if s.opts.From == core.FromEnd {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	}
+	what := fmt.Sprintf("kafka topic %q", topics[0])
+	if len(topics) > 1 {
+		what = fmt.Sprintf("kafka topics %q", topics)
+	}
 	client, err := sarama.NewClient(s.c.cfg.Brokers, &sc)
 	if err != nil {
-		return nil, fmt.Errorf("consume kafka topic %q in group %q: connect: %w", topic, s.opts.Group, err)
+		return nil, fmt.Errorf("consume %s in group %q: connect: %w", what, s.opts.Group, err)
 	}
 	group, err := sarama.NewConsumerGroupFromClient(s.opts.Group, client)
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("consume kafka topic %q in group %q: %w", topic, s.opts.Group, err)
+		return nil, fmt.Errorf("consume %s in group %q: %w", what, s.opts.Group, err)
 	}
-	h := &groupHandler{s: s, d: d, client: client, ready: make(chan struct{})}
+	h := &groupHandler{s: s, ds: ds, client: client, ready: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		for err := range group.Errors() {
-			s.c.log.Warn("kafka consumer group error", "group", s.opts.Group, "topic", topic, "error", err)
+			s.c.log.Warn("kafka consumer group error", "group", s.opts.Group, "topics", topics, "error", err)
 		}
 	}()
 	go func() {
 		defer wg.Done()
 		for {
-			err := group.Consume(ctx, []string{topic}, h)
+			err := group.Consume(ctx, topics, h)
 			if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 				return
 			}
 			if err != nil {
-				s.c.log.Warn("kafka consumer group session ended", "group", s.opts.Group, "topic", topic, "error", err)
+				s.c.log.Warn("kafka consumer group session ended", "group", s.opts.Group, "topics", topics, "error", err)
 				select {
 				case <-ctx.Done():
 					return
@@ -388,22 +455,25 @@ func (s *subscriber) consumeGroup(ctx context.Context, topic string, d *delivere
 		_ = group.Close()
 		wg.Wait()
 		_ = client.Close()
-		close(d.out)
+		for _, d := range ds {
+			close(d.out)
+		}
 	}()
 	if s.opts.From == core.FromEnd {
 		select {
 		case <-h.ready:
 		case <-ctx.Done():
-			return finished, fmt.Errorf("subscribe to kafka topic %q in group %q: %w", topic, s.opts.Group, ctx.Err())
+			return finished, fmt.Errorf("subscribe to %s in group %q: %w", what, s.opts.Group, ctx.Err())
 		}
 	}
 	return finished, nil
 }
 
-// groupHandler is the sarama consumer group handler of one subscription.
+// groupHandler is the sarama consumer group handler of one subscription:
+// ds has the deliverer of each of its topics.
 type groupHandler struct {
 	s         *subscriber
-	d         *deliverer
+	ds        map[string]*deliverer
 	client    sarama.Client
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -450,7 +520,11 @@ func (h *groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 // ConsumeClaim delivers a partition's messages and marks the offset after
 // the run of acked messages from the start as it grows.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	h.d.deliverAll(sess.Context(), claim.Messages(), -1, func(km *sarama.ConsumerMessage) { sess.MarkMessage(km, "") })
+	d := h.ds[claim.Topic()]
+	if d == nil {
+		return fmt.Errorf("consumer group %q was assigned topic %q, which it does not read", h.s.opts.Group, claim.Topic())
+	}
+	d.deliverAll(sess.Context(), claim.Messages(), -1, func(km *sarama.ConsumerMessage) { sess.MarkMessage(km, "") })
 	return nil
 }
 

@@ -255,16 +255,31 @@ func (s *sinkRunner) session(ctx context.Context) error {
 		readers.Wait()
 		closeSink()
 	}
-	for _, topic := range s.topics {
-		ch, err := sub.Subscribe(subCtx, topic)
+	failed := func(err error) error {
+		close(l.stopIntake)
+		l.wcancel()
+		l.pubCancel()
+		stop()
+		return err
+	}
+	if ts, ok := sub.(core.TopicsSubscriber); ok && len(s.topics) > 1 {
+		// One member of the group for every topic: the group is joined
+		// once, and the topics start reading together.
+		chs, err := ts.SubscribeTopics(subCtx, s.topics)
 		if err != nil {
-			close(l.stopIntake)
-			l.wcancel()
-			l.pubCancel()
-			stop()
-			return fmt.Errorf("subscribe consumer group %q to topic %q: %w", group, topic, err)
+			return failed(fmt.Errorf("subscribe consumer group %q to topics %q: %w", group, s.topics, err))
 		}
-		readers.Go(func() { l.read(topic, ch) })
+		for topic, ch := range chs {
+			readers.Go(func() { l.read(topic, ch) })
+		}
+	} else {
+		for _, topic := range s.topics {
+			ch, err := sub.Subscribe(subCtx, topic)
+			if err != nil {
+				return failed(fmt.Errorf("subscribe consumer group %q to topic %q: %w", group, topic, err))
+			}
+			readers.Go(func() { l.read(topic, ch) })
+		}
 	}
 	s.setState(StateRunning, nil)
 	s.log.Info("sink running", "topics", s.topics, "group", group)
