@@ -38,8 +38,9 @@
 # sidecar's log to $SIDECAR_LOG.<stream>), ACK (the ack mode of servers
 # named without one: inbox or stream), PROFILE_DIR (take a CPU profile of
 # each Tributary server over the closed loop, from admin.debug's
-# /debug/pprof/, into $PROFILE_DIR/<stream>.cpu.pprof, for go tool pprof;
-# the profile costs the server a few percent while it runs).
+# /debug/pprof/, into $PROFILE_DIR/<stream>.cpu.pprof, for go tool pprof,
+# and the allocations over the same span into <stream>.allocs.pprof; the
+# profile costs the server a few percent while it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -243,12 +244,20 @@ YAML
 		mkdir -p "$PROFILE_DIR"
 		secs=$(( $(echo "$DURATION" | tr -dc '0-9') - 2 ))
 		[ "$secs" -ge 1 ] || secs=1
-		(sleep 1; curl -sf -o "$PROFILE_DIR/${s//:/-}.cpu.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs") &
+		(sleep 1; curl -sf -o "$PROFILE_DIR/${s//:/-}.cpu.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs" &
+			curl -sf -o "$PROFILE_DIR/${s//:/-}.allocs.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/allocs?seconds=$secs" &
+			wait) &
 		profiling=$!
 	fi
 	wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$work/request.lua" "$url" >"$work/closed.out"
 	if [ -n "$profiling" ]; then
-		wait "$profiling" && echo "-- CPU profile: go tool pprof -top $BIN $PROFILE_DIR/${s//:/-}.cpu.pprof" || echo "-- no CPU profile (admin.debug's /debug/pprof/ did not answer)"
+		wait "$profiling"
+		if [ -s "$PROFILE_DIR/${s//:/-}.cpu.pprof" ]; then
+			echo "-- CPU profile: go tool pprof -top $BIN $PROFILE_DIR/${s//:/-}.cpu.pprof"
+			echo "-- allocations over the same span: go tool pprof -sample_index=alloc_space -top $BIN $PROFILE_DIR/${s//:/-}.allocs.pprof"
+		else
+			echo "-- no CPU profile (admin.debug's /debug/pprof/ did not answer)"
+		fi
 	fi
 	grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|requests in' "$work/closed.out"
 	served=$(grep -o '[0-9]* requests in' "$work/closed.out" | grep -o '^[0-9]*' || true)
