@@ -39,8 +39,9 @@
 # named without one: inbox or stream), PROFILE_DIR (take a CPU profile of
 # each Tributary server over the closed loop, from admin.debug's
 # /debug/pprof/, into $PROFILE_DIR/<stream>.cpu.pprof, for go tool pprof,
-# and the allocations over the same span into <stream>.allocs.pprof; the
-# profile costs the server a few percent while it runs).
+# and the allocations over the same span into <stream>.allocs.pprof; then
+# one over the open loop into <stream>.steady.cpu.pprof; a profile costs
+# the server a few percent while it runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -271,7 +272,15 @@ YAML
 	sleep 2 # let the stream drain the backlog before the latency run
 	echo "-- webhookload -rate $RATE -d $DURATION (open loop)"
 	cpu2=$(awk '{print $14+$15}' "/proc/$pid/stat")
+	profiling=""
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != peer ]; then
+		(sleep 1; curl -sf -o "$PROFILE_DIR/${s//:/-}.steady.cpu.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs") &
+		profiling=$!
+	fi
 	"$work/webhookload" -url "$url" -c 512 -rate "$RATE" -d "$DURATION" -id-prefix "steady-$s" | tee "$work/open.out"
+	if [ -n "$profiling" ]; then
+		wait "$profiling" && echo "-- CPU profile at $RATE req/s: go tool pprof -top $BIN $PROFILE_DIR/${s//:/-}.steady.cpu.pprof" || true
+	fi
 	cpu3=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	# CPU per request at the steady rate too: the batches every stage
 	# forms (group commits, reads, publishes) are smaller than under the
