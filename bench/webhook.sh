@@ -293,6 +293,9 @@ YAML
 	p999[$s]=$(grep -o 'p99.9 [^ ]*' "$work/open.out" | head -n1 | cut -d' ' -f2)
 	rss=$(awk '/VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$pid/status" 2>/dev/null || true)
 	[ -z "$rss" ] || echo "-- peak RSS $rss"
+	# What the RSS is made of once the load ends: the binary's file pages
+	# count in it, and are shared and reclaimable.
+	awk '/^Rss(Anon|File|Shmem):/ {printf "%s%s %.0f MB", sep, $1, $2/1024; sep=", "} END {if (sep) print ""}' "/proc/$pid/status" 2>/dev/null | sed 's/^/-- RSS after the load: /' || true
 	rssmb[$s]=${rss% MB}
 	load[$s]="$load0-$(cut -d' ' -f1 /proc/loadavg)"
 	echo "-- load average ${load[$s]} (1 min, start-end of this server's runs)"
