@@ -77,27 +77,41 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 // ends or the subscriber is closed. The topic is created when missing (and
 // allowed).
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	var out chan *message.Message
+	err := s.track(fmt.Sprintf("kafka topic %q", topic), func() (finished chan struct{}, err error) {
+		out, finished, err = s.subscribe(ctx, topic, false)
+		return finished, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// track runs start as one of the subscriber's subscriptions, unless the
+// subscriber is closed: Close waits for the channel start returns to be
+// closed, also when start fails. what names the subscription in errors.
+func (s *subscriber) track(what string, start func() (finished chan struct{}, err error)) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("subscribe to kafka topic %q: subscriber %w", topic, ErrClosed)
+		return fmt.Errorf("subscribe to %s: subscriber %w", what, ErrClosed)
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-
-	out, finished, err := s.subscribe(ctx, topic, false)
+	finished, err := start()
 	if err != nil {
 		if finished != nil {
 			<-finished
 		}
 		s.wg.Done()
-		return nil, err
+		return err
 	}
 	go func() {
 		<-finished
 		s.wg.Done()
 	}()
-	return out, nil
+	return nil
 }
 
 // SubscribeTopics is Subscribe for several topics, read by one member of
@@ -113,43 +127,32 @@ func (s *subscriber) SubscribeTopics(ctx context.Context, topics []string) (map[
 	if s.opts.Window < 0 {
 		return nil, fmt.Errorf("subscribe to kafka topics %q: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", topics, s.opts.Window)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("subscribe to kafka topics %q: subscriber %w", topics, ErrClosed)
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	for _, topic := range topics {
-		if err := s.c.topics.ensure(ctx, topic, false); err != nil {
-			s.wg.Done()
-			return nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
-		}
-	}
-	runCtx, cancel := s.runContext(ctx)
-	ds := make(map[string]*deliverer, len(topics))
 	chans := make(map[string]<-chan *message.Message, len(topics))
-	for _, topic := range topics {
-		if _, dup := ds[topic]; dup {
-			continue
+	err := s.track(fmt.Sprintf("kafka topics %q", topics), func() (chan struct{}, error) {
+		for _, topic := range topics {
+			if err := s.c.topics.ensure(ctx, topic, false); err != nil {
+				return nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
+			}
 		}
-		out := make(chan *message.Message)
-		ds[topic] = &deliverer{out: out, subCtx: ctx, window: max(s.opts.Window, 1)}
-		chans[topic] = out
-	}
-	finished, err := s.consumeGroup(runCtx, slices.Sorted(maps.Keys(ds)), ds)
+		ds := make(map[string]*deliverer, len(topics))
+		for _, topic := range topics {
+			if _, dup := ds[topic]; dup {
+				continue
+			}
+			out := make(chan *message.Message)
+			ds[topic] = &deliverer{out: out, subCtx: ctx, window: max(s.opts.Window, 1)}
+			chans[topic] = out
+		}
+		runCtx, cancel := s.runContext(ctx)
+		finished, err := s.consumeGroup(runCtx, slices.Sorted(maps.Keys(ds)), ds)
+		if err != nil {
+			cancel()
+		}
+		return finished, err
+	})
 	if err != nil {
-		cancel()
-		if finished != nil {
-			<-finished
-		}
-		s.wg.Done()
 		return nil, err
 	}
-	go func() {
-		<-finished
-		s.wg.Done()
-	}()
 	return chans, nil
 }
 
@@ -177,25 +180,14 @@ func (s *subscriber) SubscribeStored(ctx context.Context, topic string) (<-chan 
 	if s.opts.Group != "" {
 		return nil, fmt.Errorf("subscribe to the stored records of kafka topic %q: consumer group %q reads on from its committed offsets; subscribe without a group", topic, s.opts.Group)
 	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("subscribe to kafka topic %q: subscriber %w", topic, ErrClosed)
-	}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	out, finished, err := s.subscribe(ctx, topic, true)
+	var out chan *message.Message
+	err := s.track(fmt.Sprintf("kafka topic %q", topic), func() (finished chan struct{}, err error) {
+		out, finished, err = s.subscribe(ctx, topic, true)
+		return finished, err
+	})
 	if err != nil {
-		if finished != nil {
-			<-finished
-		}
-		s.wg.Done()
 		return nil, err
 	}
-	go func() {
-		<-finished
-		s.wg.Done()
-	}()
 	return out, nil
 }
 
