@@ -32,7 +32,8 @@
 # loop. The summary at the end gives the ratios to the ceiling and to the
 # peer.
 # Environment: DURATION (default 15s), CONNS (default 64), RATE (default
-# 5000), KAFKA_BROKERS (default 127.0.0.1:9092), TRIBUTARY_BIN (default
+# 5000), WARMUP (closed loop before the measured one, default 5s; 0 for
+# none), KAFKA_BROKERS (default 127.0.0.1:9092), TRIBUTARY_BIN (default
 # bin/tributary), PEER_CACHE (where the peer is built, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/tributary-bench), SIDECAR_LOG (copy the
 # sidecar's log to $SIDECAR_LOG.<stream>), ACK (the ack mode of servers
@@ -48,6 +49,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
 CONNS=${CONNS:-64}
 RATE=${RATE:-5000}
+WARMUP=${WARMUP:-5s}
 KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
 BIN=${TRIBUTARY_BIN:-bin/tributary}
 PORT=${PORT:-18080}
@@ -234,6 +236,15 @@ YAML
 		*) what="2xx once durable" ;;
 		esac
 		echo "== $s: $typ stream, 1 KB JSON, HMAC-SHA256, $what"
+	fi
+	# A warm-up under the same load, not counted: a server's first seconds
+	# (heap growth, caches, and on Kafka the broker's JIT compiler, which
+	# on a freshly started broker took up to three times the CPU per event
+	# of a warm one, on the same two cores) are not its steady state.
+	if [ "$WARMUP" != 0 ]; then
+		echo "-- warm-up: wrk -t2 -c$CONNS -d$WARMUP (not counted)"
+		wrk -t2 -c"$CONNS" -d"$WARMUP" -s "$work/request.lua" "$url" >/dev/null
+		sleep 2 # let the stream drain the warm-up's backlog
 	fi
 	# The machine's other load moves every figure: say what it was.
 	load0=$(cut -d' ' -f1 /proc/loadavg)
