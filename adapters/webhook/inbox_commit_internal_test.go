@@ -20,14 +20,18 @@ func holdSync(t *testing.T, sync func(*os.File) error) {
 	t.Cleanup(func() { datasync = prev })
 }
 
-// startInbox opens and starts an inbox in a fresh directory.
-func startInbox(t *testing.T, onCommit func([]*record)) *inbox {
+// startInbox opens and starts an inbox in a fresh directory, with the
+// hooks of each commit: onCommit and, when given, onAnswered.
+func startInbox(t *testing.T, onCommit func([]*record), onAnswered ...func()) *inbox {
 	t.Helper()
 	ib, _, err := openInbox(context.Background(), t.TempDir(), time.Hour, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ib.onCommit = onCommit
+	if len(onAnswered) > 0 {
+		ib.onAnswered = onAnswered[0]
+	}
 	ib.start()
 	t.Cleanup(func() { _ = ib.close(context.Background()) })
 	return ib
@@ -38,19 +42,21 @@ func testRecord(id string) *record {
 		meta: recordMeta{Method: "POST", Path: "/hooks/x", ContentType: "application/json"}}
 }
 
-// TestInboxGroupsWhileSyncing holds the fdatasync of a first commit and
-// submits more deliveries meanwhile: they are stored by one next commit
-// (after the group window), not one each.
-func TestInboxGroupsWhileSyncing(t *testing.T) {
+// queueBehindHeldSync starts an inbox, submits a first delivery and holds
+// its commit's fdatasync until release is closed, and returns once more
+// deliveries wait in the writer's queue behind it. errs receives the
+// outcome of every submit.
+func queueBehindHeldSync(t *testing.T, more int) (ib *inbox, errs chan error, release chan struct{}) {
+	t.Helper()
 	entered := make(chan struct{}, 16)
-	release := make(chan struct{})
+	release = make(chan struct{})
 	holdSync(t, func(*os.File) error {
 		entered <- struct{}{}
 		<-release
 		return nil
 	})
-	ib := startInbox(t, nil)
-	errs := make(chan error, 8)
+	ib = startInbox(t, nil)
+	errs = make(chan error, 1+more)
 	submit := func(id string) {
 		go func() {
 			_, err := ib.submit(context.Background(), testRecord(id))
@@ -59,7 +65,6 @@ func TestInboxGroupsWhileSyncing(t *testing.T) {
 	}
 	submit("first")
 	<-entered
-	const more = 5
 	for i := range more {
 		submit("more" + strconv.Itoa(i))
 	}
@@ -69,6 +74,15 @@ func TestInboxGroupsWhileSyncing(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return ib, errs, release
+}
+
+// TestInboxGroupsWhileSyncing holds the fdatasync of a first commit and
+// submits more deliveries meanwhile: they are stored by one next commit
+// (after the group window), not one each.
+func TestInboxGroupsWhileSyncing(t *testing.T) {
+	const more = 5
+	ib, errs, release := queueBehindHeldSync(t, more)
 	close(release)
 	for range 1 + more {
 		if err := <-errs; err != nil {
@@ -92,26 +106,19 @@ func TestInboxQueuesThenAnswersThenWakes(t *testing.T) {
 	handed := make(chan []string, 1)
 	woken := make(chan struct{})
 	answered := make(chan struct{})
-	ib, _, err := openInbox(context.Background(), t.TempDir(), time.Hour, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ib.onCommit = func(recs []*record) {
+	ib := startInbox(t, func(recs []*record) {
 		ids := make([]string, len(recs))
 		for i, r := range recs {
 			ids[i] = r.id
 		}
 		handed <- ids
-	}
-	ib.onAnswered = func() {
+	}, func() {
 		select {
 		case <-answered:
 		case <-time.After(10 * time.Second):
 		}
 		close(woken)
-	}
-	ib.start()
-	t.Cleanup(func() { _ = ib.close(context.Background()) })
+	})
 	done := make(chan error, 1)
 	go func() {
 		_, err := ib.submit(context.Background(), testRecord("a"))
@@ -148,33 +155,8 @@ func TestInboxQueuesThenAnswersThenWakes(t *testing.T) {
 // commit wait with it.
 func TestInboxCommitsBeforeOtherWork(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	entered := make(chan struct{}, 16)
-	release := make(chan struct{})
-	holdSync(t, func(*os.File) error {
-		entered <- struct{}{}
-		<-release
-		return nil
-	})
-	ib := startInbox(t, nil)
-	errs := make(chan error, 8)
-	submit := func(id string) {
-		go func() {
-			_, err := ib.submit(context.Background(), testRecord(id))
-			errs <- err
-		}()
-	}
-	submit("first")
-	<-entered
 	const more = 5
-	for i := range more {
-		submit("more" + strconv.Itoa(i))
-	}
-	for deadline := time.Now().Add(10 * time.Second); len(ib.reqs) < more; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deliveries queued", len(ib.reqs), more)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ib, errs, release := queueBehindHeldSync(t, more)
 	time.Sleep(2 * groupWindow) // the next commit is due at once
 	// The other goroutine reports the commits once the first is done;
 	// it yields meanwhile, so it runs whenever the writer does not.
