@@ -124,8 +124,8 @@ func (s *subscriber) SubscribeTopics(ctx context.Context, topics []string) (map[
 	if len(topics) == 0 {
 		return nil, fmt.Errorf("subscribe consumer group %q: no topics", s.opts.Group)
 	}
-	if s.opts.Window < 0 {
-		return nil, fmt.Errorf("subscribe to kafka topics %q: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", topics, s.opts.Window)
+	if err := s.checkWindow(fmt.Sprintf("kafka topics %q", topics)); err != nil {
+		return nil, err
 	}
 	chans := make(map[string]<-chan *message.Message, len(topics))
 	err := s.track(fmt.Sprintf("kafka topics %q", topics), func() (chan struct{}, error) {
@@ -154,6 +154,15 @@ func (s *subscriber) SubscribeTopics(ctx context.Context, topics []string) (map[
 		return nil, err
 	}
 	return chans, nil
+}
+
+// checkWindow refuses a negative SubscribeOptions.Window for the
+// subscription named what.
+func (s *subscriber) checkWindow(what string) error {
+	if s.opts.Window < 0 {
+		return fmt.Errorf("subscribe to %s: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", what, s.opts.Window)
+	}
+	return nil
 }
 
 // runContext returns a context that ends when ctx ends or the subscriber
@@ -195,8 +204,8 @@ func (s *subscriber) SubscribeStored(ctx context.Context, topic string) (<-chan 
 // when stored is set. finished is closed once every goroutine of the
 // subscription has ended; it may be non-nil along with an error.
 func (s *subscriber) subscribe(ctx context.Context, topic string, stored bool) (out chan *message.Message, finished chan struct{}, err error) {
-	if s.opts.Window < 0 {
-		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: window %d is negative; use 0 or 1 for one message at a time, more to deliver several before the first is acked", topic, s.opts.Window)
+	if err := s.checkWindow(fmt.Sprintf("kafka topic %q", topic)); err != nil {
+		return nil, nil, err
 	}
 	if err := s.c.topics.ensure(ctx, topic, false); err != nil {
 		return nil, nil, fmt.Errorf("subscribe to kafka topic %q: %w", topic, err)
