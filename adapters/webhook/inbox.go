@@ -481,8 +481,28 @@ var removeSegment = os.Remove
 // better p99.
 const groupWindow = time.Millisecond
 
-// pause waits d, and returns false when the inbox stops first.
+// exactPause is the longest pause taken by sleepExact rather than a
+// timer: a sleeping writer does not see the inbox stop, so only short
+// pauses are taken that way.
+const exactPause = 2 * time.Millisecond
+
+// pause waits d, and returns false when the inbox stops first (for a
+// pause up to exactPause, when it stopped meanwhile). A pause up to
+// exactPause is exact: the group window is a millisecond, and with a
+// timer the writer woke 1-2 ms after the window's start at 5k
+// deliveries/s, which made a delivery wait 1.25 ms for its commit at the
+// median instead of about half the window (a wait of 0.57 ms measured
+// with the exact pause; the sender's p50 1.53 ms instead of 2.24 ms).
 func (ib *inbox) pause(d time.Duration) bool {
+	if d <= exactPause {
+		sleepExact(d)
+		select {
+		case <-ib.quit:
+			return false
+		default:
+			return true
+		}
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

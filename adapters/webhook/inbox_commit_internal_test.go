@@ -263,3 +263,31 @@ func TestInboxCommitsWhileSegmentsAreDeleted(t *testing.T) {
 	}
 	free()
 }
+
+// TestInboxPause checks the writer's pause between group commits: it lasts
+// at least what was asked, whether taken exactly (up to exactPause) or
+// with a timer, and reports a stopped inbox either way.
+func TestInboxPause(t *testing.T) {
+	ib, _, err := openInbox(context.Background(), t.TempDir(), time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ib.close(context.Background()) })
+	for _, d := range []time.Duration{300 * time.Microsecond, groupWindow, exactPause, exactPause + time.Millisecond} {
+		start := time.Now()
+		if !ib.pause(d) {
+			t.Fatalf("pause(%v) = false before the inbox stopped", d)
+		}
+		if took := time.Since(start); took < d {
+			t.Errorf("pause(%v) returned after %v", d, took)
+		}
+	}
+	if err := ib.stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{300 * time.Microsecond, exactPause + time.Millisecond} {
+		if ib.pause(d) {
+			t.Errorf("pause(%v) = true after the inbox stopped", d)
+		}
+	}
+}
