@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// sleepExact blocks the calling goroutine's thread in clock_nanosleep for
+// sleepExact blocks the calling goroutine's thread in nanosleep(2) for
 // d, to within the kernel's timer slack (50 µs by default). A Go timer is
 // not that precise below a millisecond: when no goroutine is runnable, the
 // runtime waits for its next timer in epoll_wait, whose timeout is whole
