@@ -77,9 +77,15 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 // ends or the subscriber is closed. The topic is created when missing (and
 // allowed).
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.subscribeTracked(ctx, topic, false)
+}
+
+// subscribeTracked subscribes to topic (from its stored records when
+// stored) as a subscription the subscriber tracks.
+func (s *subscriber) subscribeTracked(ctx context.Context, topic string, stored bool) (<-chan *message.Message, error) {
 	var out chan *message.Message
 	err := s.track(fmt.Sprintf("kafka topic %q", topic), func() (finished chan struct{}, err error) {
-		out, finished, err = s.subscribe(ctx, topic, false)
+		out, finished, err = s.subscribe(ctx, topic, stored)
 		return finished, err
 	})
 	if err != nil {
@@ -189,15 +195,7 @@ func (s *subscriber) SubscribeStored(ctx context.Context, topic string) (<-chan 
 	if s.opts.Group != "" {
 		return nil, fmt.Errorf("subscribe to the stored records of kafka topic %q: consumer group %q reads on from its committed offsets; subscribe without a group", topic, s.opts.Group)
 	}
-	var out chan *message.Message
-	err := s.track(fmt.Sprintf("kafka topic %q", topic), func() (finished chan struct{}, err error) {
-		out, finished, err = s.subscribe(ctx, topic, true)
-		return finished, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.subscribeTracked(ctx, topic, true)
 }
 
 // subscribe starts reading topic, up to each partition's high watermark
