@@ -115,6 +115,9 @@ type MemoryConfig struct {
 	// Limit is the soft memory limit in bytes: 0 when the file sets none
 	// (the sidecar's default applies), -1 for off.
 	Limit int64
+	// ReleaseStartupCode drops the binary's start-up code pages from the
+	// resident memory once the sidecar is ready (runtime.ReleaseStartupCode).
+	ReleaseStartupCode bool
 }
 
 // TracingConfig configures OpenTelemetry tracing (the tracing section).
@@ -359,6 +362,7 @@ func (l *loader) build(cfg *Config, v map[string]any) {
 	}
 	cfg.Shutdown.Timeout = durOf(mapOf(v, "shutdown"), "timeout")
 	cfg.Memory.Limit, _ = parseMemoryLimit(strOf(mapOf(v, "memory"), "limit"))
+	cfg.Memory.ReleaseStartupCode = mapOf(v, "memory")["release_startup_code"] != false
 	tr := mapOf(v, "tracing")
 	cfg.Tracing = TracingConfig{Exporter: strOf(tr, "exporter"), Endpoint: strOf(tr, "endpoint"), Protocol: strOf(tr, "protocol"), ServiceName: strOf(tr, "service_name")}
 	cfg.Tracing.SampleRatio, _ = tr["sample_ratio"].(float64)

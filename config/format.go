@@ -118,6 +118,7 @@ func fileFields() []core.Field {
 		}},
 		{Name: "memory", Type: core.TypeObject, Doc: "The Go runtime's memory.", Fields: []core.Field{
 			{Name: "limit", Type: core.TypeString, Default: "", Example: "64MiB", Doc: "Soft limit on the Go runtime's memory (heap and stacks; not the binary's mapped code nor SQLite's page caches), written as GOMEMLIMIT is (bytes, or with a unit: 48MiB, 1GiB), or off; empty: 64MiB. The garbage collector works harder as the heap nears it, and it rises to twice the live heap while that needs more. GOMEMLIMIT in the environment wins."},
+			{Name: "release_startup_code", Type: core.TypeBool, Default: true, Doc: "Once the sidecar is ready (or 10 s after it starts), drop the binary's code and read-only data from its resident memory (Linux: madvise MADV_DONTNEED on the executable's read-only mappings; the page cache keeps them). Start-up runs the initialisation of every package linked in, and the kernel maps each touched page-cache folio whole, so most of the code stays resident though it never runs again (37 MB of the full build); what the sidecar still runs faults back in from the page cache (about 20 MB under the webhook benchmark). A process a debugger traces is left alone; false keeps every page."},
 		}},
 		{Name: "shutdown", Type: core.TypeObject, Doc: "Graceful shutdown.", Fields: []core.Field{
 			{Name: "timeout", Type: core.TypeDuration, Default: "30s", Doc: "Longest time to drain in-flight events and commit checkpoints after a stop signal."},

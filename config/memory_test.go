@@ -47,3 +47,39 @@ func TestMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestReleaseStartupCode(t *testing.T) {
+	tests := []struct {
+		name    string
+		section string // the memory section; "" leaves it out
+		want    bool
+		err     string
+	}{
+		{name: "left out", want: true},
+		{name: "on", section: "memory: {release_startup_code: true}", want: true},
+		{name: "off", section: "memory: {release_startup_code: false}", want: false},
+		{name: "with a limit", section: "memory: {limit: 48MiB}", want: true},
+		{name: "not a boolean", section: "memory: {release_startup_code: sometimes}", err: "memory.release_startup_code"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := validYAML
+			if tt.section != "" {
+				doc = edit(t, doc, "shutdown:\n", tt.section+"\nshutdown:\n")
+			}
+			cfg, err := parse(t, doc)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("%s: error %v, want one naming %s", tt.section, err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Memory.ReleaseStartupCode != tt.want {
+				t.Fatalf("%s: ReleaseStartupCode = %v, want %v", tt.section, cfg.Memory.ReleaseStartupCode, tt.want)
+			}
+		})
+	}
+}

@@ -309,6 +309,36 @@ func subjectFilter(globs []string, filter func(*core.Event) (bool, error)) func(
 	}
 }
 
+// releaseStartupCode drops the binary's start-up code pages from the
+// resident memory (runtime.ReleaseStartupCode) once the runtime is ready,
+// so that the connectors' own start-up has run, or after
+// releaseStartupWait when it is not ready by then.
+func (sc *Sidecar) releaseStartupCode(ctx context.Context) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(releaseStartupWait)
+wait:
+	for !sc.Runtime.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			break wait
+		case <-tick.C:
+		}
+	}
+	n, err := runtime.ReleaseStartupCode()
+	if err != nil {
+		sc.Logger.Warn("start-up code pages kept", "err", err)
+		return
+	}
+	sc.Logger.Debug("start-up code pages released", "bytes", n)
+}
+
+// releaseStartupWait bounds how long releaseStartupCode waits for the
+// runtime to be ready.
+const releaseStartupWait = 10 * time.Second
+
 // Run serves the admin and webhook listeners and runs the runtime until ctx
 // is cancelled, then shuts everything down within the configured timeout.
 // A SIGHUP meanwhile reloads the configuration (Reload).
@@ -356,6 +386,9 @@ func (sc *Sidecar) Run(ctx context.Context) error {
 	}
 	log.Info("tributary starting", "version", Version, "config", cfg.File, "stream", cfg.Stream.Type, "connectors", len(cfg.Connectors))
 	stopReload := sc.reloadOnSIGHUP(ctx)
+	if cfg.Memory.ReleaseStartupCode {
+		go sc.releaseStartupCode(ctx)
+	}
 	err := sc.Runtime.Run(ctx)
 	stopReload()
 	shutdownServers()
