@@ -4,6 +4,7 @@ import (
 	"math"
 	goruntime "runtime"
 	"runtime/debug"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,10 +70,57 @@ func TestLimitMemoryFollowsLiveHeap(t *testing.T) {
 	}
 	goruntime.KeepAlive(live)
 	live = nil
-	waitLimit(t, m, func(l int64) bool { return l == base })
-	if got := currentLimit(); got != base {
-		t.Fatalf("with the heap collected the runtime's limit is %d, want %d", got, base)
+	// Back to base, or below it when collection has been cheap over the
+	// last second (TestLimitMemoryHoldsHeapWhileCollectionIsCheap).
+	down := waitLimit(t, m, func(l int64) bool { return l <= base })
+	if got := currentLimit(); got != down {
+		t.Fatalf("with the heap collected the runtime's limit is %d, the limiter says %d", got, down)
 	}
+}
+
+// TestLimitMemoryHoldsHeapWhileCollectionIsCheap: while the collector
+// takes little CPU, the limit holds the heap to twice the live heap,
+// below the base; once collection keeps a core busy, the limit is the
+// base again.
+func TestLimitMemoryHoldsHeapWhileCollectionIsCheap(t *testing.T) {
+	const base = 512 << 20
+	m := runtime.LimitMemory(base)
+	defer m.Stop()
+	live := make([]byte, 16<<20)
+	for i := range live {
+		live[i] = byte(i)
+	}
+	time.Sleep(1100 * time.Millisecond) // a window with next to no collection
+	tight := waitLimit(t, m, func(l int64) bool { return l < base })
+	if tight < 2*16<<20 || tight > 128<<20 {
+		t.Fatalf("held tight, the limit is %d MiB; want at least twice the 16 MiB live heap and well under the %d MiB base", tight>>20, base>>20)
+	}
+	if got := currentLimit(); got != tight {
+		t.Fatalf("the runtime's limit is %d, the limiter says %d", got, tight)
+	}
+	// Every core allocating garbage over a large heap of pointers, for
+	// more than a window: the collector marks the heap again and again,
+	// in the allocators' assists and its dedicated workers (busy cores
+	// leave its idle workers nothing), and collection is dear.
+	nodes := make([]*[4]*int, 1<<20)
+	for i := range nodes {
+		nodes[i] = &[4]*int{new(int)}
+	}
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for range goruntime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			var ring [256]*[4]*int
+			for i := 0; time.Now().Before(deadline); i++ {
+				ring[i%len(ring)] = &[4]*int{new(int)}
+			}
+			goruntime.KeepAlive(ring)
+		})
+	}
+	wg.Wait()
+	waitLimit(t, m, func(l int64) bool { return l == base })
+	goruntime.KeepAlive(live)
+	goruntime.KeepAlive(nodes)
 }
 
 // waitLimit collects garbage until ok accepts the limiter's limit, and
