@@ -1,13 +1,9 @@
-package runtime_test
+package runtime
 
 import (
 	"os"
 	"regexp"
-	"strconv"
-	"strings"
 	"testing"
-
-	"github.com/tributary/tributary/core/runtime"
 )
 
 // releaseProbe is initialised data: it lives in one of the binary's
@@ -21,23 +17,17 @@ func rssFile(t *testing.T) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RssFile:"); ok {
-			kb, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
+	kb, ok := statusField(b, "RssFile:")
+	if !ok {
+		t.Fatal("no RssFile in /proc/self/status")
 	}
-	t.Fatal("no RssFile in /proc/self/status")
-	return 0
+	return kb << 10
 }
 
 func TestReleaseStartupCode(t *testing.T) {
 	releaseProbe[2] = 42
 	before := rssFile(t)
-	released, err := runtime.ReleaseStartupCode()
+	released, err := ReleaseStartupCode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +49,7 @@ func TestReleaseStartupCode(t *testing.T) {
 		t.Fatal("no code faulted back in after the release")
 	}
 	// Again: nothing breaks when there is less to release.
-	if _, err := runtime.ReleaseStartupCode(); err != nil {
+	if _, err := ReleaseStartupCode(); err != nil {
 		t.Fatal(err)
 	}
 }
