@@ -49,17 +49,15 @@ func ReleaseStartupCode() (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	dev := fmt.Sprintf("%02x:%02x", devMajor(st.Dev), devMinor(st.Dev))
-	ino := strconv.FormatUint(st.Ino, 10)
+	exe := exeFile{
+		dev: fmt.Sprintf("%02x:%02x", devMajor(st.Dev), devMinor(st.Dev)),
+		ino: strconv.FormatUint(st.Ino, 10),
+	}
+	exe.path, _ = os.Readlink("/proc/self/exe")
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// address perms offset dev inode pathname
 		fl := strings.Fields(sc.Text())
-		if len(fl) < 6 || fl[3] != dev || fl[4] != ino {
-			continue
-		}
-		perms := fl[1]
-		if len(perms) != 4 || perms[1] == 'w' || perms[3] != 'p' {
+		if !exe.readOnlyMapping(fl) {
 			continue
 		}
 		lo, hi, ok := strings.Cut(fl[0], "-")
@@ -84,6 +82,27 @@ func ReleaseStartupCode() (int64, error) {
 	}
 	after, _ := statusField(status, "RssFile:")
 	return max(0, before-after) << 10, nil
+}
+
+// exeFile names the running binary as /proc/self/maps does: by device
+// and inode, and by path.
+type exeFile struct {
+	dev, ino, path string
+}
+
+// readOnlyMapping reports whether the fields of a /proc/self/maps line
+// (address, perms, offset, device, inode, path) are a private mapping of
+// the binary that is not writable. The path is the fallback: on overlay
+// filesystems (container images) the mapping shows the underlying file's
+// device and inode, while stat of /proc/self/exe shows the overlay's.
+func (e exeFile) readOnlyMapping(fl []string) bool {
+	if len(fl) < 6 {
+		return false
+	}
+	if perms := fl[1]; len(perms) != 4 || perms[1] == 'w' || perms[3] != 'p' {
+		return false
+	}
+	return fl[3] == e.dev && fl[4] == e.ino || e.path != "" && strings.Join(fl[5:], " ") == e.path
 }
 
 // statusField reads a number from /proc/self/status: a count, or kB for
