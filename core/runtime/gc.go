@@ -66,8 +66,8 @@ type MemoryLimiter struct {
 // tighter saves a third of it: at 5k webhook deliveries a second the
 // collector took 0.5-3% of a core held tight, and the 512 open
 // connections' buffers were most of the live heap. Under a heavy load
-// (30k deliveries a second; polling or CDC at full speed) it takes
-// 4.4-6.2% held tight and GCPercent is worth its memory. The gap between
+// (30k deliveries a second) it took 4.4-6.2% held tight, and GCPercent
+// is worth its memory. The gap between
 // the two keeps the limiter from switching back and forth.
 const (
 	gcCheap  = 0.02
