@@ -48,6 +48,15 @@ type record struct {
 	// fl is the delivery's wait for the stream when it is held in memory
 	// (AckStream) rather than stored.
 	fl *flight
+	// seg, at and flen place the record's frame in the inbox once it is
+	// stored: segment number, offset, length (0 when not stored).
+	seg  uint64
+	at   int64
+	flen int
+	// spilled says body, meta and payload were dropped from memory
+	// (spill.go); size is the body's length then.
+	spilled bool
+	size    int64
 }
 
 // recordMeta is the request detail stored beside the body. The maps hold
@@ -128,6 +137,8 @@ type inbox struct {
 	dclosed bool
 	// warnMu guards warnMsg and warnAt: lookups may warn from handlers.
 	warnMu sync.Mutex
+	// rd reads spilled deliveries back for Read (spill.go).
+	rd spillReader
 
 	// Writer-only state.
 	f        *os.File   // the active segment
@@ -180,6 +191,7 @@ func openInboxLog(ctx context.Context, stateDir string, window time.Duration, no
 	ib := &inbox{
 		dd:           dedupIndex{hotLimit: hotLimit},
 		dir:          dir,
+		rd:           spillReader{dir: dir},
 		window:       window,
 		segmentBytes: segmentBytes,
 		now:          now,
@@ -230,11 +242,13 @@ func (ib *inbox) loadSegments() ([]*record, error) {
 	var all []*record
 	for _, n := range nums {
 		seg := &segment{n: n, path: segmentPath(ib.dir, n)}
-		data, err := os.ReadFile(seg.path)
+		whole, err := os.ReadFile(seg.path)
 		if err != nil {
 			return nil, err
 		}
+		data := whole
 		for {
+			at := int64(len(whole) - len(data))
 			p, rest, ok := nextFrame(data)
 			if !ok {
 				break
@@ -246,6 +260,11 @@ func (ib *inbox) loadSegments() ([]*record, error) {
 				if err != nil {
 					return nil, fmt.Errorf("read %s: %w", seg.path, err)
 				}
+				// Queued as spilled: Read takes the rest back from the
+				// segment, so that opening an inbox holding a large
+				// backlog costs no memory for it.
+				r.seg, r.at, r.flen = n, at, frameHeader+len(p)
+				r.spill()
 				seg.last = r.seq
 				seg.ids = appendSeenID(seg.ids, r.received.UnixNano(), r.id)
 				ib.remember(r.id, r.received)
@@ -583,7 +602,10 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 		if r.rec.head == nil {
 			r.rec.head = appendRecordHead(nil, r.rec)
 		}
+		at := len(buf)
 		buf = appendDelivery(buf, r.rec)
+		// The offset in buf; the segment's offset is added once written.
+		r.rec.at, r.rec.flen = int64(at), len(buf)-at
 		accepted = append(accepted, r.rec)
 	}
 	ib.dmu.Unlock()
@@ -594,6 +616,7 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	if len(accepted) > 0 {
 		ib.lastCommit = time.Now()
 	}
+	base := ib.off
 	if len(buf) > 0 {
 		if err := ib.write(buf, len(accepted) > 0); err != nil {
 			ib.dmu.Lock()
@@ -602,6 +625,9 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 			}
 			ib.dmu.Unlock()
 			ib.nextSeq = startSeq
+			for _, rec := range accepted {
+				rec.at, rec.flen = 0, 0
+			}
 			ib.fail(batch, fmt.Errorf("store %d deliveries in %s: %w", len(accepted), ib.active.path, err))
 			return
 		}
@@ -610,6 +636,7 @@ func (ib *inbox) commitBatch(batch []*writeReq) {
 	ib.stored.Add(int64(len(accepted)))
 	ib.acked = max(ack, ib.acked)
 	for _, rec := range accepted {
+		rec.seg, rec.at = ib.active.n, base+rec.at
 		ib.active.last = rec.seq
 		ib.active.ids = appendSeenID(ib.active.ids, rec.received.UnixNano(), rec.id)
 		if rec.headBuf != nil {
@@ -793,6 +820,7 @@ func (ib *inbox) closeFiles() error {
 		errs = append(errs, ib.seenF.Close())
 		ib.seenF = nil
 	}
+	errs = append(errs, ib.rd.close())
 	errs = append(errs, ib.closeDedup())
 	return errors.Join(errs...)
 }

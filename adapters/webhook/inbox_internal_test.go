@@ -325,6 +325,9 @@ func TestInboxMigratesSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ib.close(ctx)
+	if err := ib.rd.restore(recs); err != nil {
+		t.Fatal(err)
+	}
 	if len(recs) != 1 || recs[0].id != "old-2" || recs[0].seq != 8 || string(recs[0].body) != `{"n":2}` || recs[0].meta.Headers["X-Id"] != "old-2" {
 		t.Fatalf("migrated deliveries = %+v, want old-2 at sequence 8", recs)
 	}

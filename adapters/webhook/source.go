@@ -255,8 +255,11 @@ type run struct {
 	closed chan struct{}
 	unmnt  func()
 
-	qmu    sync.Mutex
-	queue  []*record
+	qmu   sync.Mutex
+	queue []*record
+	// qmem is the memory the queue's records hold (record.memory), at
+	// most queueMemory past which stored records are queued spilled.
+	qmem   int64
 	notify chan struct{}
 	// queuedAt is when the oldest record in queue arrived; linger is how
 	// long Read lets a short queue grow (see readLinger); lastRead is when
@@ -307,6 +310,14 @@ func (r *run) enqueue(recs []*record) {
 	r.qmu.Lock()
 	if len(r.queue) == 0 {
 		r.queuedAt = time.Now()
+	}
+	for _, rec := range recs {
+		m := rec.memory()
+		if m > 0 && r.qmem+m > queueMemory && rec.spillable() {
+			rec.spill()
+			continue
+		}
+		r.qmem += m
 	}
 	r.queue = append(r.queue, recs...)
 	r.qmu.Unlock()
@@ -393,7 +404,7 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	r.push(recs...)
 	var stored int64
 	for _, rec := range recs {
-		stored += int64(len(rec.body))
+		stored += rec.bodySize()
 	}
 	r.pendingN.Store(int64(len(recs)))
 	r.pendingB.Store(stored)
@@ -447,6 +458,9 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 		}
 		recs = r.takeLocked(readLimit)
 		r.qmu.Unlock()
+		if err := r.restore(recs); err != nil {
+			return nil, err
+		}
 		if len(recs) > 0 {
 			break
 		}
@@ -463,6 +477,28 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	return out, nil
 }
 
+// restore reads the spilled records among recs back from the inbox. When
+// that fails, recs return to the head of the queue, spilled again, for the
+// next Read.
+func (r *run) restore(recs []*record) error {
+	err := r.ib.rd.restore(recs)
+	if err == nil {
+		return nil
+	}
+	for _, rec := range recs {
+		if !rec.spilled && rec.spillable() {
+			rec.spill()
+		}
+	}
+	r.qmu.Lock()
+	for _, rec := range recs {
+		r.qmem += rec.memory()
+	}
+	r.queue = append(recs, r.queue...)
+	r.qmu.Unlock()
+	return fmt.Errorf("read webhook deliveries: %w", err)
+}
+
 // takeLocked takes up to n records from the head of the queue; r.qmu is
 // held.
 func (r *run) takeLocked(n int) []*record {
@@ -473,6 +509,7 @@ func (r *run) takeLocked(n int) []*record {
 	recs := make([]*record, n)
 	copy(recs, r.queue)
 	for _, rec := range recs {
+		r.qmem -= rec.memory()
 		if rec.fl != nil {
 			// Taken: its handler can no longer drop it.
 			rec.fl.read = true
@@ -616,6 +653,7 @@ func (s *Source) Status() map[string]any {
 		st["inbox_pending_bytes"] = r.pendingB.Load()
 		st["inbox_commits"] = r.ib.commits.Load()
 		st["inbox_stored"] = r.ib.stored.Load()
+		st["inbox_read_back"] = r.ib.rd.reads.Load()
 	}
 	return st
 }

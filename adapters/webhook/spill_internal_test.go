@@ -1,0 +1,287 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/adapters/webhook/webhooktest"
+	"github.com/tributary/tributary/core"
+)
+
+// spillHarness is a source over a real loopback server whose Read is not
+// called while deliveries arrive: a stalled stream.
+type spillHarness struct {
+	t      *testing.T
+	dir    string
+	router *webhooktest.Router
+	srv    *httptest.Server
+	src    *Source
+}
+
+func newSpillHarness(t *testing.T) *spillHarness {
+	t.Helper()
+	h := &spillHarness{t: t, dir: t.TempDir(), router: webhooktest.NewRouter()}
+	h.srv = httptest.NewServer(h.router)
+	t.Cleanup(h.srv.Close)
+	h.open(core.Position{})
+	t.Cleanup(func() { _ = h.src.Close(context.Background()) })
+	return h
+}
+
+// open opens the source on h.dir; from is the runtime's checkpoint.
+func (h *spillHarness) open(from core.Position) {
+	h.t.Helper()
+	src, err := NewSource(Config{Path: "/hooks/orders", DeliveryID: func(r *Request) string { return r.HTTP.Header.Get("X-Delivery") }})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := src.Open(context.Background(), core.Env{Name: "orders", StateDir: h.dir, HTTP: h.router}, from); err != nil {
+		h.t.Fatal(err)
+	}
+	h.src = src
+}
+
+// spillBody is delivery i's body: about 4 KB, its own.
+func spillBody(i int) string {
+	return `{"n":` + strconv.Itoa(i) + `,"pad":"` + strings.Repeat(strconv.Itoa(i%10), 4000) + `"}`
+}
+
+// post sends deliveries 0..n-1 from several senders and fails unless
+// each is accepted.
+func (h *spillHarness) post(n int) {
+	h.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/hooks/orders", strings.NewReader(spillBody(i)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Delivery", "d-"+strconv.Itoa(i))
+				req.Header.Set("X-Extra", "e-"+strconv.Itoa(i))
+				resp, err := h.srv.Client().Do(req)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("delivery %d: status %d", i, resp.StatusCode)
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		h.t.Fatal(err)
+	}
+}
+
+// queued returns the ids queued for Read, in order, and how many of them
+// are spilled, and checks the queue's memory against its records.
+func (h *spillHarness) queued() (ids []string, spilled int) {
+	h.t.Helper()
+	r := h.src.run
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	var mem int64
+	for _, rec := range r.queue {
+		ids = append(ids, rec.id)
+		if rec.spilled {
+			spilled++
+			if rec.body != nil || rec.meta.Headers != nil || rec.payload != nil {
+				h.t.Errorf("spilled delivery %s still holds its body, meta or payload", rec.id)
+			}
+		}
+		mem += rec.memory()
+	}
+	if mem != r.qmem {
+		h.t.Errorf("queue memory = %d, its records hold %d", r.qmem, mem)
+	}
+	if r.qmem > queueMemory {
+		h.t.Errorf("queue memory = %d, over the bound %d", r.qmem, queueMemory)
+	}
+	return ids, spilled
+}
+
+// checkChanges checks that chs are the deliveries of ids, in order, with
+// their bodies, payloads and headers.
+func checkChanges(t *testing.T, chs []core.Change, ids []string) {
+	t.Helper()
+	if len(chs) != len(ids) {
+		t.Fatalf("%d changes, want %d", len(chs), len(ids))
+	}
+	for k, ch := range chs {
+		id := string(ch.Position.Data)
+		if id != ids[k] {
+			t.Fatalf("change %d is delivery %s, want %s", k, id, ids[k])
+		}
+		i, _ := strconv.Atoi(strings.TrimPrefix(id, "d-"))
+		if string(ch.Raw) != spillBody(i) {
+			t.Fatalf("delivery %s: body %.40q..., want delivery %d's", id, ch.Raw, i)
+		}
+		if p, _ := ch.Payload.(map[string]any); p == nil || fmt.Sprint(p["n"]) != strconv.Itoa(i) {
+			t.Fatalf("delivery %s: payload n = %v, want %d", id, ch.Payload, i)
+		}
+		hdr, _ := ch.Meta["headers"].(map[string]any)
+		if hdr["X-Extra"] != "e-"+strconv.Itoa(i) || ch.Meta["method"] != "POST" || ch.Meta["content_type"] != "application/json" {
+			t.Fatalf("delivery %s: meta %v, want its headers, method and content type", id, ch.Meta)
+		}
+	}
+}
+
+func (h *spillHarness) readAll(n int) []core.Change {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []core.Change
+	for len(out) < n {
+		chs, err := h.src.Read(ctx)
+		if err != nil {
+			h.t.Fatalf("Read() after %d of %d changes: %v", len(out), n, err)
+		}
+		out = append(out, chs...)
+	}
+	return out
+}
+
+// TestBacklogSpillsToInbox queues a backlog of about 5 MB while Read is
+// not called: the queue holds at most queueMemory, the rest is spilled,
+// and Read returns every delivery in order, whole, reading the spilled
+// ones back across segments.
+func TestBacklogSpillsToInbox(t *testing.T) {
+	h := newSpillHarness(t)
+	h.src.run.ib.segmentBytes = 256 << 10 // several segments; set before the first delivery reaches the writer
+	const n = 1200
+	h.post(n)
+	ids, spilled := h.queued()
+	if len(ids) != n {
+		t.Fatalf("%d deliveries queued, want %d", len(ids), n)
+	}
+	inMemory := n - spilled
+	if spilled == 0 || inMemory == 0 || inMemory > queueMemory/4000 {
+		t.Fatalf("%d of %d deliveries spilled: want all but those fitting %d bytes", spilled, n, queueMemory)
+	}
+	if segs, _ := listed(h.src.run.ib.dir, "seg-"); len(segs) < 4 {
+		t.Fatalf("%d segments, want several", len(segs))
+	}
+	if got := h.src.Status()["inbox_read_back"]; got != int64(0) {
+		t.Fatalf("inbox_read_back = %v before Read, want 0", got)
+	}
+	chs := h.readAll(n)
+	checkChanges(t, chs, ids)
+	if got := h.src.Status()["inbox_read_back"]; got != int64(spilled) {
+		t.Errorf("inbox_read_back = %v, want %d", got, spilled)
+	}
+	if rest, _ := h.queued(); len(rest) != 0 || h.src.run.qmem != 0 {
+		t.Errorf("after reading all: %d queued, queue memory %d; want none", len(rest), h.src.run.qmem)
+	}
+	if err := h.src.Ack(context.Background(), chs[len(chs)-1].Position); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.src.Status()["inbox_pending"]; p != int64(0) {
+		t.Errorf("inbox_pending = %v after acknowledging all, want 0", p)
+	}
+}
+
+// TestSpilledBacklogAcrossDrainAndRestart drains a spilled backlog: Drain
+// returns its head, bounded; what it leaves is read after a restart from
+// the checkpoint of the last drained delivery, in order, none lost and
+// none twice; an inbox opened on a backlog queues it spilled.
+func TestSpilledBacklogAcrossDrainAndRestart(t *testing.T) {
+	h := newSpillHarness(t)
+	const n = 1500
+	h.post(n)
+	ids, _ := h.queued()
+	ctx := context.Background()
+	drained, err := h.src.Drain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drained) == 0 || len(drained) >= n {
+		t.Fatalf("Drain returned %d of %d deliveries: want the head, bounded", len(drained), n)
+	}
+	checkChanges(t, drained, ids[:len(drained)])
+	if err := h.src.Ack(ctx, drained[len(drained)-1].Position); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.src.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	h.open(drained[len(drained)-1].Position)
+	rest, spilled := h.queued()
+	if want := ids[len(drained):]; strings.Join(rest, ",") != strings.Join(want, ",") {
+		t.Fatalf("queued after restart: %d deliveries from %v, want %d from %s", len(rest), rest[:min(1, len(rest))], len(want), want[0])
+	}
+	if spilled != len(rest) || h.src.run.qmem != 0 {
+		t.Errorf("after opening on a backlog: %d of %d spilled, queue memory %d; want all spilled, none in memory", spilled, len(rest), h.src.run.qmem)
+	}
+	checkChanges(t, h.readAll(len(rest)), rest)
+}
+
+// TestSpilledDeliveryDamaged damages the frame of a spilled delivery in
+// its segment: Read fails naming the file and the delivery, and loses
+// nothing: the deliveries stay queued, and Read fails the same way again.
+func TestSpilledDeliveryDamaged(t *testing.T) {
+	h := newSpillHarness(t)
+	const n = 800
+	h.post(n)
+	ids, spilled := h.queued()
+	if spilled == 0 {
+		t.Fatal("nothing spilled")
+	}
+	r := h.src.run
+	r.qmu.Lock()
+	victim := r.queue[len(r.queue)-1]
+	r.qmu.Unlock()
+	path := segmentPath(r.ib.dir, victim.seg)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("XXXX"), victim.at+int64(victim.flen)/2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var read []core.Change
+	var readErr error
+	for readErr == nil && len(read) < n {
+		var chs []core.Change
+		chs, readErr = h.src.Read(ctx)
+		read = append(read, chs...)
+	}
+	if readErr == nil {
+		t.Fatal("Read returned every delivery of a damaged segment")
+	}
+	for _, want := range []string{path, victim.id, "no valid delivery frame"} {
+		if !strings.Contains(readErr.Error(), want) {
+			t.Errorf("Read() error = %q, want it to name %q", readErr, want)
+		}
+	}
+	checkChanges(t, read, ids[:len(read)])
+	left, _ := h.queued()
+	if strings.Join(left, ",") != strings.Join(ids[len(read):], ",") {
+		t.Fatalf("after the failed Read, %d queued; want the %d not returned, in order", len(left), n-len(read))
+	}
+	if _, err := h.src.Read(ctx); err == nil || err.Error() != readErr.Error() {
+		t.Errorf("second Read() error = %v, want %v again", err, readErr)
+	}
+}
