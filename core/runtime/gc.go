@@ -47,32 +47,38 @@ type MemoryLimiter struct {
 	stopped bool
 	applied int64
 	samples []metrics.Sample
-	// tight holds the heap to twice the live heap while collection is
-	// cheap (see gcCheap). gcCPU is the collector's CPU seconds read at
-	// since, when the window over which its cost is measured began.
-	tight bool
-	gcCPU float64
+	// headroom is the heap the limit allows beyond the live heap, as a
+	// multiple of the live heap, between minHeadroom and maxHeadroom (see
+	// gcTarget). gcCPU is the collector's CPU seconds read at since, when
+	// the window over which its cost is measured began.
+	headroom float64
+	gcCPU    float64
 	since time.Time
 }
 
 // The collector's cost decides how much memory the limiter lets the heap
-// take below the limit. While collection takes under gcCheap of one core
-// (its own work: assists, dedicated workers and pauses, not the idle
-// workers that soak up cores nothing else wants), measured over
-// gcWindow or more, the limiter holds the heap to twice the live heap,
-// as GOGC=100 would, rather than the three times of GCPercent; once it
-// takes over gcDear, the heap may grow to GCPercent's target again.
-// Under a modest load collection costs little and holding the heap
-// tighter saves a third of it: at 5k webhook deliveries a second the
-// collector took 0.5-3% of a core held tight, and the 512 open
-// connections' buffers were most of the live heap. Under a heavy load
-// (30k deliveries a second) it took 4.4-6.2% held tight, and GCPercent
-// is worth its memory. The gap between
-// the two keeps the limiter from switching back and forth.
+// take below the limit. After each window of gcWindow or more, the heap's
+// headroom over the live heap is scaled so that collection would have
+// taken gcTarget of one core (its own work: assists, dedicated workers and
+// pauses, not the idle workers that soak up cores nothing else wants): a
+// collection marks the live heap, so its cost per second goes as the
+// allocation rate over the headroom. The headroom stays between the live
+// heap once over (twice the live heap in all, as GOGC=100 would hold it)
+// and twice over (GCPercent's target, the limit itself).
+//
+// Under a modest load collection costs little and a tighter heap saves a
+// third of it: at 5k webhook deliveries a second the 512 open
+// connections' buffers are most of the live heap, and the collector took
+// 0.5-3% of a core held to twice it. Under a heavy load (30k deliveries a
+// second) it took 4.4-6.2% held that tight, and GCPercent is worth its
+// memory. A switch between the two alone (tight under 2%, loose over 4%)
+// flipped back and forth at 5k deliveries a second on a slower machine,
+// each loose spell growing the heap by 20 MB for a second.
 const (
-	gcCheap  = 0.02
-	gcDear   = 0.04
-	gcWindow = time.Second
+	gcTarget    = 0.03
+	gcWindow    = time.Second
+	minHeadroom = 1.0
+	maxHeadroom = GCPercent / 100.0
 )
 
 // LimitMemory sets the Go runtime's soft memory limit (heap, stacks and
@@ -89,7 +95,7 @@ const (
 // heap (a snapshot diff of a million keys) then collects as often as with
 // GOGC=100 rather than without a pause, while a small live heap stays
 // under limit. And it is firmer while collection is cheap: then the limit
-// holds the heap to twice the live heap, below limit (see gcCheap).
+// holds the heap down to twice the live heap, below limit (see gcTarget).
 func LimitMemory(limit int64) *MemoryLimiter {
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok || limit < 0 {
 		return &MemoryLimiter{stopped: true}
@@ -110,7 +116,8 @@ func LimitMemory(limit int64) *MemoryLimiter {
 			{Name: "/cpu/classes/gc/mark/dedicated:cpu-seconds"},
 			{Name: "/cpu/classes/gc/pause:cpu-seconds"},
 		},
-		since: time.Now(),
+		since:    time.Now(),
+		headroom: minHeadroom,
 	}
 	metrics.Read(m.samples)
 	m.gcCPU = m.collectorCPU()
@@ -170,10 +177,10 @@ func (m *MemoryLimiter) afterGC() {
 	outside := m.samples[1].Value.Uint64() - min(heap, m.samples[1].Value.Uint64())
 	gc := m.collectorCPU()
 	if now := time.Now(); now.Sub(m.since) >= gcWindow {
-		m.tight = tighten(m.tight, (gc-m.gcCPU)/now.Sub(m.since).Seconds())
+		m.headroom = nextHeadroom(m.headroom, (gc-m.gcCPU)/now.Sub(m.since).Seconds())
 		m.gcCPU, m.since = gc, now
 	}
-	want := limitFor(m.base, live, outside, m.tight)
+	want := limitFor(m.base, live, outside, m.headroom)
 	// A change under a sixteenth is not worth the runtime's pacer
 	// recomputing its goal.
 	if d := want - m.applied; d > m.applied/16 || -d > m.applied/16 || (want == m.base && m.applied != m.base) {
@@ -190,27 +197,22 @@ func (m *MemoryLimiter) collectorCPU() float64 {
 	return m.samples[6].Value.Float64() + m.samples[7].Value.Float64() + m.samples[8].Value.Float64()
 }
 
-// tighten says whether the limiter holds the heap to twice the live heap,
-// given whether it did and the cores the collector took over the last
-// window.
-func tighten(tight bool, cores float64) bool {
-	switch {
-	case cores < gcCheap:
-		return true
-	case cores > gcDear:
-		return false
-	}
-	return tight
+// nextHeadroom is the heap's headroom over the live heap for the next
+// window, given the headroom of the last one and the cores the collector
+// took over it: scaled toward gcTarget, within minHeadroom and
+// maxHeadroom.
+func nextHeadroom(headroom, cores float64) float64 {
+	return min(maxHeadroom, max(minHeadroom, headroom*cores/gcTarget))
 }
 
 // limitFor is the memory limit for a live heap of live bytes with outside
-// bytes of the runtime's memory outside the heap: base, or what twice the
-// live heap needs when that is more; held to twice the live heap when
-// tight.
-func limitFor(base int64, live, outside uint64, tight bool) int64 {
+// bytes of the runtime's memory outside the heap and a headroom (a
+// multiple of live) beyond it: base or less; at maxHeadroom, base; and
+// never less than what twice the live heap needs.
+func limitFor(base int64, live, outside uint64, headroom float64) int64 {
 	need := int64(2*live + outside)
-	if tight {
-		return need
+	if headroom >= maxHeadroom {
+		return max(base, need)
 	}
-	return max(base, need)
+	return max(need, min(base, int64(float64(live)*(1+headroom))+int64(outside)))
 }
