@@ -53,7 +53,7 @@ type MemoryLimiter struct {
 	// the window over which its cost is measured began.
 	headroom float64
 	gcCPU    float64
-	since time.Time
+	since    time.Time
 }
 
 // The collector's cost decides how much memory the limiter lets the heap
