@@ -62,7 +62,7 @@ type spillReader struct {
 	dir string
 
 	mu     sync.Mutex
-	f      *os.File // segment n, open for reading
+	f      *os.File // segment n, open for reading during restore
 	n      uint64
 	closed bool
 	// reads counts the deliveries read back, for status.
@@ -74,6 +74,9 @@ type spillReader struct {
 func (sr *spillReader) restore(recs []*record) error {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
+	// The segment read is closed once done: it may be deleted once its
+	// deliveries are acknowledged, and an open file would keep its space.
+	defer sr.closeFile()
 	for i := 0; i < len(recs); {
 		if sr.closed {
 			return ErrClosed
@@ -103,10 +106,7 @@ func (sr *spillReader) readRun(run []*record, end int64) error {
 	first := run[0]
 	path := segmentPath(sr.dir, first.seg)
 	if sr.f == nil || sr.n != first.seg {
-		if sr.f != nil {
-			_ = sr.f.Close()
-			sr.f = nil
-		}
+		sr.closeFile()
 		f, err := os.Open(path)
 		if err != nil {
 			return fmt.Errorf("read back delivery %q (sequence %d) from the inbox: %w", first.id, first.seq, err)
@@ -141,15 +141,19 @@ func (sr *spillReader) readRun(run []*record, end int64) error {
 	return nil
 }
 
-// close closes the segment open for reading.
+// closeFile closes the segment open for reading, if any; sr.mu is held.
+func (sr *spillReader) closeFile() {
+	if sr.f != nil {
+		_ = sr.f.Close()
+		sr.f = nil
+	}
+}
+
+// close ends reading back: restore fails with ErrClosed from then on.
 func (sr *spillReader) close() error {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
 	sr.closed = true
-	if sr.f == nil {
-		return nil
-	}
-	err := sr.f.Close()
-	sr.f = nil
-	return err
+	sr.closeFile()
+	return nil
 }

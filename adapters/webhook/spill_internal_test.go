@@ -184,6 +184,9 @@ func TestBacklogSpillsToInbox(t *testing.T) {
 	}
 	chs := h.readAll(n)
 	checkChanges(t, chs, ids)
+	if h.src.run.ib.rd.f != nil {
+		t.Error("a segment read back is still open: a deleted segment's space would be kept")
+	}
 	if got := h.src.Status()["inbox_read_back"]; got != int64(spilled) {
 		t.Errorf("inbox_read_back = %v, want %d", got, spilled)
 	}
