@@ -44,7 +44,7 @@ func (s *Source) Drain(ctx context.Context) ([]core.Change, error) {
 // and are read first at the next Open; a stop does not load a backlog of
 // max_pending deliveries into memory. r.qmu is held.
 func (r *run) drainable() int {
-	budget := int64(queueMemory)
+	budget := queueMemory
 	for i, rec := range r.queue {
 		if !rec.spilled {
 			continue

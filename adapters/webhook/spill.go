@@ -17,7 +17,7 @@ import (
 // first deliveries only, not for the whole backlog max_pending allows.
 // Under a steady load the queue stays well under it: Read takes what
 // arrived within its linger (readLinger), about 300 deliveries at 30k/s.
-const queueMemory = 2 << 20
+var queueMemory int64 = 2 << 20 // a variable for BenchmarkBacklogMemory
 
 // recordOverhead is what a queued delivery holds besides its body: the
 // record, its request meta (a map of headers), its parsed payload.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,11 +20,13 @@ import (
 // spillHarness is a source over a real loopback server whose Read is not
 // called while deliveries arrive: a stalled stream.
 type spillHarness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	router *webhooktest.Router
 	srv    *httptest.Server
 	src    *Source
+	// maxPending is the source's MaxPending; 0 takes the default.
+	maxPending int
 }
 
 func newSpillHarness(t *testing.T) *spillHarness {
@@ -39,7 +42,7 @@ func newSpillHarness(t *testing.T) *spillHarness {
 // open opens the source on h.dir; from is the runtime's checkpoint.
 func (h *spillHarness) open(from core.Position) {
 	h.t.Helper()
-	src, err := NewSource(Config{Path: "/hooks/orders", DeliveryID: func(r *Request) string { return r.HTTP.Header.Get("X-Delivery") }})
+	src, err := NewSource(Config{Path: "/hooks/orders", MaxPending: h.maxPending, DeliveryID: func(r *Request) string { return r.HTTP.Header.Get("X-Delivery") }})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -54,9 +57,15 @@ func spillBody(i int) string {
 	return `{"n":` + strconv.Itoa(i) + `,"pad":"` + strings.Repeat(strconv.Itoa(i%10), 4000) + `"}`
 }
 
-// post sends deliveries 0..n-1 from several senders and fails unless
-// each is accepted.
+// post sends deliveries 0..n-1 (spillBody) from several senders and
+// fails unless each is accepted.
 func (h *spillHarness) post(n int) {
+	h.t.Helper()
+	h.postBody(n, spillBody)
+}
+
+// postBody is post with delivery i's body from body.
+func (h *spillHarness) postBody(n int, body func(int) string) {
 	h.t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -64,7 +73,7 @@ func (h *spillHarness) post(n int) {
 	for range 16 {
 		wg.Go(func() {
 			for i := range next {
-				req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/hooks/orders", strings.NewReader(spillBody(i)))
+				req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/hooks/orders", strings.NewReader(body(i)))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-Delivery", "d-"+strconv.Itoa(i))
 				req.Header.Set("X-Extra", "e-"+strconv.Itoa(i))
@@ -173,7 +182,7 @@ func TestBacklogSpillsToInbox(t *testing.T) {
 		t.Fatalf("%d deliveries queued, want %d", len(ids), n)
 	}
 	inMemory := n - spilled
-	if spilled == 0 || inMemory == 0 || inMemory > queueMemory/4000 {
+	if spilled == 0 || inMemory == 0 || int64(inMemory) > queueMemory/4000 {
 		t.Fatalf("%d of %d deliveries spilled: want all but those fitting %d bytes", spilled, n, queueMemory)
 	}
 	if segs, _ := listed(h.src.run.ib.dir, "seg-"); len(segs) < 4 {
@@ -287,4 +296,55 @@ func TestSpilledDeliveryDamaged(t *testing.T) {
 	if _, err := h.src.Read(ctx); err == nil || err.Error() != readErr.Error() {
 		t.Errorf("second Read() error = %v, want %v again", err, readErr)
 	}
+}
+
+// BenchmarkBacklogMemory measures the live heap a backlog of 1 KB
+// deliveries holds while the stream does not read (a stalled broker):
+// with the queue's bound, and with none (every delivery held in memory,
+// as before deliveries were spilled). b.N is ignored: each run queues
+// 20,000 deliveries.
+func BenchmarkBacklogMemory(b *testing.B) {
+	for _, bound := range []struct {
+		name  string
+		bytes int64
+	}{{"bounded", queueMemory}, {"unbounded", 1 << 40}} {
+		b.Run(bound.name, func(b *testing.B) {
+			prev := queueMemory
+			queueMemory = bound.bytes
+			defer func() { queueMemory = prev }()
+			const n = 20000
+			h := &spillHarness{t: b, dir: b.TempDir(), router: webhooktest.NewRouter(), maxPending: 1 << 20}
+			h.srv = httptest.NewServer(h.router)
+			defer h.srv.Close()
+			h.open(core.Position{})
+			defer h.src.Close(context.Background())
+			// The paths bench/webhook.sh's rule reads: the handler keeps
+			// only those of the payload.
+			h.src.SetPayloadPaths([]core.PayloadPath{
+				{Fields: []string{"event"}},
+				{Fields: []string{"order", "id"}},
+				{Fields: []string{"order", "customer"}},
+				{Fields: []string{"order", "total"}},
+				{Fields: []string{"order", "currency"}},
+				{Fields: []string{"order", "lines"}, LenOnly: true},
+			}, false)
+			before := liveHeap()
+			h.postBody(n, func(i int) string {
+				return `{"event":"order.placed","order":{"id":"o-` + strconv.Itoa(i) + `","customer":"c-1","total":12.5,"currency":"EUR","lines":[` + strings.Repeat(`{"sku":"ABC-123","qty":1,"price":9.99},`, 22) + `{"sku":"Z","qty":1,"price":1}]}}`
+			})
+			after := liveHeap()
+			_, spilled := h.queued()
+			b.ReportMetric(float64(after-before)/n, "heap-bytes/delivery")
+			b.ReportMetric(float64(after-before)/(1<<20), "heap-MiB")
+			b.ReportMetric(float64(spilled), "spilled")
+		})
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	goruntime.GC()
+	var m goruntime.MemStats
+	goruntime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
