@@ -104,9 +104,11 @@ func (r *run) drop(fl *flight) bool {
 	r.qmu.Lock()
 	i := -1
 	if !fl.read {
-		i = slices.Index(r.queue, fl.rec)
+		i = slices.IndexFunc(r.queue, func(e qent) bool { return e.rec == fl.rec })
 		if i >= 0 {
 			r.queue = slices.Delete(r.queue, i, i+1)
+			r.qlen--
+			r.qmem -= fl.rec.memory()
 		}
 	}
 	r.qmu.Unlock()

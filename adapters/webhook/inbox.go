@@ -53,10 +53,6 @@ type record struct {
 	seg  uint64
 	at   int64
 	flen int
-	// spilled says body, meta and payload were dropped from memory
-	// (spill.go); size is the body's length then.
-	spilled bool
-	size    int64
 }
 
 // recordMeta is the request detail stored beside the body. The maps hold
@@ -173,20 +169,21 @@ type inbox struct {
 }
 
 // openInbox opens (creating when missing) the inbox in stateDir and
-// returns the deliveries it holds that were not acknowledged, in order. It
-// does not start the writer: call start once onCommit is set.
-func openInbox(ctx context.Context, stateDir string, window time.Duration, now func() time.Time) (*inbox, []*record, error) {
+// returns the deliveries it holds that were not acknowledged, in order, as
+// runs in their segments. It does not start the writer: call start once
+// onCommit is set.
+func openInbox(ctx context.Context, stateDir string, window time.Duration, now func() time.Time) (*inbox, backlog, error) {
 	return openInboxLimit(ctx, stateDir, window, now, defaultHotLimit)
 }
 
 // openInboxLimit is openInbox with the dedup index holding at most
 // hotLimit ids in memory before sealing them into a run.
-func openInboxLimit(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int) (*inbox, []*record, error) {
+func openInboxLimit(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int) (*inbox, backlog, error) {
 	return openInboxLog(ctx, stateDir, window, now, hotLimit, slog.New(slog.DiscardHandler))
 }
 
 // openInboxLog is openInboxLimit logging to log, also while it opens.
-func openInboxLog(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int, log *slog.Logger) (*inbox, []*record, error) {
+func openInboxLog(ctx context.Context, stateDir string, window time.Duration, now func() time.Time, hotLimit int, log *slog.Logger) (*inbox, backlog, error) {
 	dir := filepath.Join(stateDir, inboxDir)
 	ib := &inbox{
 		dd:           dedupIndex{hotLimit: hotLimit},
@@ -202,9 +199,9 @@ func openInboxLog(ctx context.Context, stateDir string, window time.Duration, no
 		quit:         make(chan struct{}),
 		stopped:      make(chan struct{}),
 	}
-	fail := func(err error) (*inbox, []*record, error) {
+	fail := func(err error) (*inbox, backlog, error) {
 		_ = ib.closeFiles()
-		return nil, nil, fmt.Errorf("open webhook inbox %s: %w", dir, err)
+		return nil, backlog{}, fmt.Errorf("open webhook inbox %s: %w", dir, err)
 	}
 	if err := migrateLegacy(ctx, stateDir, dir, now); err != nil {
 		return fail(err)
@@ -218,7 +215,7 @@ func openInboxLog(ctx context.Context, stateDir string, window time.Duration, no
 	if err := ib.loadSeen(); err != nil {
 		return fail(err)
 	}
-	recs, err := ib.loadSegments()
+	bl, err := ib.loadSegments()
 	if err != nil {
 		return fail(err)
 	}
@@ -229,26 +226,34 @@ func openInboxLog(ctx context.Context, stateDir string, window time.Duration, no
 	if err := ib.openSegment(n); err != nil {
 		return fail(err)
 	}
-	return ib, recs, nil
+	return ib, bl, nil
+}
+
+// backlog is the deliveries stored and not acknowledged that an inbox
+// opened on: runs of them in their segments, their count and the bytes
+// of their bodies.
+type backlog struct {
+	runs  []spillRun
+	n     int
+	bytes int64
 }
 
 // loadSegments reads every segment, returns the deliveries not
-// acknowledged, and sets the sequences.
-func (ib *inbox) loadSegments() ([]*record, error) {
+// acknowledged as runs, and sets the sequences. It keeps none of them in
+// memory: an inbox holding a large backlog opens at the cost of a run per
+// segment.
+func (ib *inbox) loadSegments() (backlog, error) {
 	nums, err := listed(ib.dir, "seg-")
 	if err != nil {
-		return nil, err
+		return backlog{}, err
 	}
-	var all []*record
 	for _, n := range nums {
 		seg := &segment{n: n, path: segmentPath(ib.dir, n)}
-		whole, err := os.ReadFile(seg.path)
+		data, err := os.ReadFile(seg.path)
 		if err != nil {
-			return nil, err
+			return backlog{}, err
 		}
-		data := whole
 		for {
-			at := int64(len(whole) - len(data))
 			p, rest, ok := nextFrame(data)
 			if !ok {
 				break
@@ -258,23 +263,17 @@ func (ib *inbox) loadSegments() ([]*record, error) {
 			case frameDelivery:
 				r, err := decodeDelivery(p[1:])
 				if err != nil {
-					return nil, fmt.Errorf("read %s: %w", seg.path, err)
+					return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
 				}
-				// Queued as spilled: Read takes the rest back from the
-				// segment, so that opening an inbox holding a large
-				// backlog costs no memory for it.
-				r.seg, r.at, r.flen = n, at, frameHeader+len(p)
-				r.spill()
 				seg.last = r.seq
 				seg.ids = appendSeenID(seg.ids, r.received.UnixNano(), r.id)
 				ib.remember(r.id, r.received)
 				ib.nextSeq = max(ib.nextSeq, r.seq)
-				all = append(all, r)
 			case frameState:
 				d := decoder{b: p[1:]}
 				acked, next := d.uvarint(), d.uvarint()
 				if d.err != nil {
-					return nil, fmt.Errorf("read %s: state: %w", seg.path, d.err)
+					return backlog{}, fmt.Errorf("read %s: state: %w", seg.path, d.err)
 				}
 				ib.acked = max(ib.acked, acked)
 				ib.nextSeq = max(ib.nextSeq, next)
@@ -283,13 +282,52 @@ func (ib *inbox) loadSegments() ([]*record, error) {
 		ib.segs = append(ib.segs, seg)
 	}
 	ib.nextSeq = max(ib.nextSeq, ib.acked)
-	out := all[:0]
-	for _, r := range all {
-		if r.seq > ib.acked {
-			out = append(out, r)
+	// The acknowledged sequence is known once every segment is read: the
+	// segments holding deliveries after it are read again for their
+	// places.
+	var bl backlog
+	for _, seg := range ib.segs {
+		if seg.last <= ib.acked {
+			continue
+		}
+		whole, err := os.ReadFile(seg.path)
+		if err != nil {
+			return backlog{}, err
+		}
+		data := whole
+		var run spillRun
+		for {
+			at := int64(len(whole) - len(data))
+			p, rest, ok := nextFrame(data)
+			if !ok {
+				break
+			}
+			data = rest
+			if p[0] != frameDelivery {
+				continue
+			}
+			r, err := decodeDelivery(p[1:])
+			if err != nil {
+				return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
+			}
+			if r.seq <= ib.acked {
+				continue
+			}
+			r.seg, r.at, r.flen = seg.n, at, frameHeader+len(p)
+			if run.count == 0 || !run.extend(r) {
+				if run.count > 0 {
+					bl.runs = append(bl.runs, run)
+				}
+				run = runOf(r)
+			}
+			bl.n++
+			bl.bytes += int64(len(r.body))
+		}
+		if run.count > 0 {
+			bl.runs = append(bl.runs, run)
 		}
 	}
-	return out, nil
+	return bl, nil
 }
 
 // openSegment creates segment n, starting with the state, as the active
@@ -329,22 +367,43 @@ func (ib *inbox) openSegment(n uint64) error {
 
 // forget marks the deliveries up to and including the one holding
 // delivery id as acknowledged: the stream already holds them (a checkpoint
-// says so) though their ack did not reach the inbox before a stop. recs
-// are the stored deliveries; forget returns those that remain. It is called
-// before start.
-func (ib *inbox) forget(_ context.Context, recs []*record, id string) ([]*record, error) {
-	for i, r := range recs {
-		if r.id != id {
-			continue
+// says so) though their ack did not reach the inbox before a stop. bl is
+// the stored backlog, read back from the segments to find id; forget
+// returns what remains of it. It is called before start.
+func (ib *inbox) forget(_ context.Context, bl backlog, id string) (backlog, error) {
+	var n int
+	var bytes int64
+	for i, run := range bl.runs {
+		for left := run; left.count > 0; {
+			recs, next, err := ib.rd.read(left, min(left.count, readLimit))
+			if err != nil {
+				return bl, fmt.Errorf("forget checkpointed deliveries through %q: %w", id, err)
+			}
+			for j, r := range recs {
+				n++
+				bytes += int64(len(r.body))
+				if r.id != id {
+					continue
+				}
+				if err := ib.write(appendState(nil, r.seq, ib.nextSeq), true); err != nil {
+					return bl, fmt.Errorf("forget checkpointed deliveries through %q: %w", id, err)
+				}
+				ib.acked = r.seq
+				ib.ackTo.Store(r.seq)
+				rest := backlog{n: bl.n - n, bytes: bl.bytes - bytes}
+				if k := j + 1; left.count > k {
+					// The rest of this run starts after r.
+					cut := left
+					cut.start, cut.seq, cut.count = r.at+int64(r.flen), r.seq+1, left.count-k
+					rest.runs = append(rest.runs, cut)
+				}
+				rest.runs = append(rest.runs, bl.runs[i+1:]...)
+				return rest, nil
+			}
+			left.start, left.seq, left.count = next, left.seq+uint64(len(recs)), left.count-len(recs)
 		}
-		if err := ib.write(appendState(nil, r.seq, ib.nextSeq), true); err != nil {
-			return nil, fmt.Errorf("forget checkpointed deliveries through %q: %w", id, err)
-		}
-		ib.acked = r.seq
-		ib.ackTo.Store(r.seq)
-		return recs[i+1:], nil
 	}
-	return recs, nil
+	return bl, nil
 }
 
 // start runs the writer goroutine.

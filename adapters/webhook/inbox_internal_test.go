@@ -119,6 +119,31 @@ func commitIDs(t *testing.T, ib *inbox, ids ...string) []*writeReq {
 	return batch
 }
 
+// loadBacklog reads back every delivery of bl, in order, and checks its
+// count and bytes.
+func loadBacklog(t *testing.T, ib *inbox, bl backlog) []*record {
+	t.Helper()
+	var out []*record
+	var bytes int64
+	for _, run := range bl.runs {
+		recs, next, err := ib.rd.read(run, run.count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != run.count || next != run.end {
+			t.Fatalf("run of %d deliveries to offset %d: read %d, to offset %d", run.count, run.end, len(recs), next)
+		}
+		for _, r := range recs {
+			bytes += int64(len(r.body))
+		}
+		out = append(out, recs...)
+	}
+	if len(out) != bl.n || bytes != bl.bytes {
+		t.Fatalf("backlog of %d deliveries, %d bytes: read %d, %d bytes", bl.n, bl.bytes, len(out), bytes)
+	}
+	return out
+}
+
 func recIDs(recs []*record) []string {
 	var out []string
 	for _, r := range recs {
@@ -187,7 +212,7 @@ func TestInboxTornTail(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reopen: %v", err)
 			}
-			if got := recIDs(recs); !slices.Equal(got, tt.want) {
+			if got := recIDs(loadBacklog(t, ib, recs)); !slices.Equal(got, tt.want) {
 				t.Fatalf("stored after reopening = %q, want %q", got, tt.want)
 			}
 			if r := commitIDs(t, ib, "a", "c"); !r[0].dup || r[1].dup {
@@ -201,7 +226,7 @@ func TestInboxTornTail(t *testing.T) {
 				t.Fatalf("second reopen: %v", err)
 			}
 			defer ib.close(ctx)
-			if got, want := recIDs(recs), append(slices.Clone(tt.want), "c"); !slices.Equal(got, want) {
+			if got, want := recIDs(loadBacklog(t, ib, recs)), append(slices.Clone(tt.want), "c"); !slices.Equal(got, want) {
 				t.Fatalf("stored after the second reopen = %q, want %q", got, want)
 			}
 		})
@@ -264,7 +289,7 @@ func TestInboxSegmentsRollAndCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ib.close(ctx)
-	if got := recIDs(recs); !slices.Equal(got, all[10:]) {
+	if got := recIDs(loadBacklog(t, ib, recs)); !slices.Equal(got, all[10:]) {
 		t.Fatalf("stored after reopening = %q, want %q", got, all[10:])
 	}
 	for _, r := range commitIDs(t, ib, all...) {
@@ -320,14 +345,12 @@ func TestInboxMigratesSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ib, recs, err := openInbox(ctx, dir, time.Hour, time.Now)
+	ib, bl, err := openInbox(ctx, dir, time.Hour, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ib.close(ctx)
-	if err := ib.rd.restore(recs); err != nil {
-		t.Fatal(err)
-	}
+	recs := loadBacklog(t, ib, bl)
 	if len(recs) != 1 || recs[0].id != "old-2" || recs[0].seq != 8 || string(recs[0].body) != `{"n":2}` || recs[0].meta.Headers["X-Id"] != "old-2" {
 		t.Fatalf("migrated deliveries = %+v, want old-2 at sequence 8", recs)
 	}

@@ -255,10 +255,15 @@ type run struct {
 	closed chan struct{}
 	unmnt  func()
 
-	qmu   sync.Mutex
-	queue []*record
-	// qmem is the memory the queue's records hold (record.memory), at
-	// most queueMemory past which stored records are queued spilled.
+	// qmu guards the queue: what Read has not taken, in order. qlen
+	// counts its deliveries, runs by their count; qmem is the memory its
+	// records hold (record.memory), at most queueMemory past which stored
+	// deliveries join spilled runs. tmu makes one taker at a time (Read,
+	// Drain), the only ones to remove entries from the queue's head.
+	qmu    sync.Mutex
+	tmu    sync.Mutex
+	queue  []qent
+	qlen   int
 	qmem   int64
 	notify chan struct{}
 	// queuedAt is when the oldest record in queue arrived; linger is how
@@ -305,21 +310,47 @@ func (r *run) push(recs ...*record) {
 	r.wake()
 }
 
-// enqueue makes records visible to Read without waking it.
+// qent is an entry of the queue: a delivery held in memory, or (rec nil)
+// a run of deliveries spilled to their segment.
+type qent struct {
+	rec *record
+	run spillRun
+}
+
+// enqueue makes records visible to Read without waking it. A stored
+// record joins a spilled run rather than the memory once the queue holds
+// queueMemory, and as long as the queue ends in a run.
 func (r *run) enqueue(recs []*record) {
 	r.qmu.Lock()
-	if len(r.queue) == 0 {
+	if r.qlen == 0 {
 		r.queuedAt = time.Now()
 	}
 	for _, rec := range recs {
-		m := rec.memory()
-		if m > 0 && r.qmem+m > queueMemory && rec.spillable() {
-			rec.spill()
+		r.qlen++
+		last := len(r.queue) - 1
+		spilling := last >= 0 && r.queue[last].rec == nil
+		if rec.spillable() && (spilling || r.qmem+rec.memory() > queueMemory) {
+			if !spilling || !r.queue[last].run.extend(rec) {
+				r.queue = append(r.queue, qent{run: runOf(rec)})
+			}
 			continue
 		}
-		r.qmem += m
+		r.qmem += rec.memory()
+		r.queue = append(r.queue, qent{rec: rec})
 	}
-	r.queue = append(r.queue, recs...)
+	r.qmu.Unlock()
+}
+
+// enqueueRuns queues runs of spilled deliveries.
+func (r *run) enqueueRuns(runs []spillRun) {
+	r.qmu.Lock()
+	if r.qlen == 0 && len(runs) > 0 {
+		r.queuedAt = time.Now()
+	}
+	for _, run := range runs {
+		r.queue = append(r.queue, qent{run: run})
+		r.qlen += run.count
+	}
 	r.qmu.Unlock()
 }
 
@@ -375,13 +406,13 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ib, recs, err := openInboxLog(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now, s.cfg.DedupMemoryIDs, logger)
+	ib, bl, err := openInboxLog(ctx, env.StateDir, s.cfg.DedupWindow, s.cfg.Now, s.cfg.DedupMemoryIDs, logger)
 	if err != nil {
 		return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 	}
 	ib.log = logger
 	if !from.IsZero() {
-		if recs, err = ib.forget(ctx, recs, string(from.Data)); err != nil {
+		if bl, err = ib.forget(ctx, bl, string(from.Data)); err != nil {
 			_ = ib.close(ctx)
 			return fmt.Errorf("open webhook source %q: %w", env.Name, err)
 		}
@@ -401,13 +432,9 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	// Deliveries an earlier run stored (also with AckMode AckInbox, before
 	// a change to AckStream) are read first and acknowledged in the inbox.
-	r.push(recs...)
-	var stored int64
-	for _, rec := range recs {
-		stored += rec.bodySize()
-	}
-	r.pendingN.Store(int64(len(recs)))
-	r.pendingB.Store(stored)
+	r.enqueueRuns(bl.runs)
+	r.pendingN.Store(int64(bl.n))
+	r.pendingB.Store(bl.bytes)
 	ib.onCommit = r.enqueue
 	ib.onAnswered = r.wake
 	ib.start()
@@ -421,8 +448,8 @@ func (s *Source) Open(ctx context.Context, env core.Env, from core.Position) err
 	}
 	r.unmnt = unmount
 	s.run = r
-	if len(recs) > 0 {
-		logger.Info("webhook inbox holds deliveries from before; reading them first", "deliveries", len(recs))
+	if bl.n > 0 {
+		logger.Info("webhook inbox holds deliveries from before; reading them first", "deliveries", bl.n)
 	}
 	return nil
 }
@@ -447,7 +474,7 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	var recs []*record
 	for len(recs) == 0 {
 		r.qmu.Lock()
-		if n := len(r.queue); n > 0 && n < readLimit && r.linger > 0 && time.Since(r.lastRead) < readBusy {
+		if n := r.qlen; n > 0 && n < readLimit && r.linger > 0 && time.Since(r.lastRead) < readBusy {
 			if wait := time.Until(r.queuedAt.Add(r.linger)); wait > 0 {
 				r.qmu.Unlock()
 				if err := r.sleep(ctx, wait); err != nil {
@@ -456,9 +483,8 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 				r.qmu.Lock()
 			}
 		}
-		recs = r.takeLocked(readLimit)
 		r.qmu.Unlock()
-		if err := r.restore(recs); err != nil {
+		if recs, _, err = r.take(readLimit); err != nil {
 			return nil, err
 		}
 		if len(recs) > 0 {
@@ -477,48 +503,63 @@ func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	return out, nil
 }
 
-// restore reads the spilled records among recs back from the inbox. When
-// that fails, recs return to the head of the queue, spilled again, for the
-// next Read.
-func (r *run) restore(recs []*record) error {
-	err := r.ib.rd.restore(recs)
-	if err == nil {
-		return nil
+// take takes up to n deliveries from the head of the queue: those held
+// in memory, up to the first run, or else the first of the run at the
+// head, read back from its segment (readBack is then true). When reading
+// back fails, nothing is taken: the next take tries again.
+func (r *run) take(n int) (recs []*record, readBack bool, err error) {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	r.qmu.Lock()
+	if len(r.queue) == 0 {
+		r.qmu.Unlock()
+		return nil, false, nil
 	}
-	for _, rec := range recs {
-		if !rec.spilled && rec.spillable() {
-			rec.spill()
+	if r.queue[0].rec != nil {
+		k := 0
+		for k < len(r.queue) && k < n && r.queue[k].rec != nil {
+			k++
 		}
+		recs = make([]*record, k)
+		for i := range recs {
+			rec := r.queue[i].rec
+			recs[i] = rec
+			r.qmem -= rec.memory()
+			if rec.fl != nil {
+				// Taken: its handler can no longer drop it.
+				rec.fl.read = true
+			}
+		}
+		r.dropHead(k)
+		r.qlen -= k
+		r.qmu.Unlock()
+		return recs, false, nil
+	}
+	head := r.queue[0].run
+	r.qmu.Unlock()
+	k := min(n, head.count)
+	recs, next, err := r.ib.rd.read(head, k)
+	if err != nil {
+		return nil, false, fmt.Errorf("read webhook deliveries: %w", err)
 	}
 	r.qmu.Lock()
-	for _, rec := range recs {
-		r.qmem += rec.memory()
+	// Still the head: only a taker removes it; enqueue may have extended
+	// it at its end meanwhile.
+	h := &r.queue[0].run
+	h.start, h.seq, h.count = next, h.seq+uint64(k), h.count-k
+	if h.count == 0 {
+		r.dropHead(1)
 	}
-	r.queue = append(recs, r.queue...)
+	r.qlen -= k
 	r.qmu.Unlock()
-	return fmt.Errorf("read webhook deliveries: %w", err)
+	return recs, true, nil
 }
 
-// takeLocked takes up to n records from the head of the queue; r.qmu is
-// held.
-func (r *run) takeLocked(n int) []*record {
-	n = min(len(r.queue), n)
-	if n == 0 {
-		return nil
-	}
-	recs := make([]*record, n)
-	copy(recs, r.queue)
-	for _, rec := range recs {
-		r.qmem -= rec.memory()
-		if rec.fl != nil {
-			// Taken: its handler can no longer drop it.
-			rec.fl.read = true
-		}
-	}
-	rest := copy(r.queue, r.queue[n:])
+// dropHead removes the first k entries of the queue; r.qmu is held.
+func (r *run) dropHead(k int) {
+	rest := copy(r.queue, r.queue[k:])
 	clear(r.queue[rest:])
 	r.queue = r.queue[:rest]
-	return recs
 }
 
 // changes turns records taken from the queue into changes, and keeps them

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +11,15 @@ import (
 )
 
 // queueMemory bounds the memory of the stored deliveries queued for Read:
-// past it, a delivery the inbox committed is queued as its sequence, id and
-// place in its segment only (spilled), and Read takes it back from the
-// segment file, where it is durable already. A stream that stalls (a
-// broker's first produce of a run, an outage) then costs memory for its
-// first deliveries only, not for the whole backlog max_pending allows.
-// Under a steady load the queue stays well under it: Read takes what
-// arrived within its linger (readLinger), about 300 deliveries at 30k/s.
+// past it, a delivery the inbox committed is not kept in memory at all.
+// It joins a spilled run, the place in a segment of deliveries that follow
+// each other there, and Read takes it back from the segment file, where it
+// is durable already. A stream that stalls (a broker's first produce of a
+// run, an outage) then costs memory for its first deliveries only, not for
+// the backlog max_pending allows, and an inbox opened on a backlog of any
+// size queues it as a run per segment. Under a steady load the queue stays
+// well under it: Read takes what arrived within its linger (readLinger),
+// about 300 deliveries at 30k/s.
 var queueMemory int64 = 2 << 20 // a variable for BenchmarkBacklogMemory
 
 // recordOverhead is what a queued delivery holds besides its body: the
@@ -25,33 +28,40 @@ const recordOverhead = 1 << 10
 
 // memory is what rec holds in the queue.
 func (rec *record) memory() int64 {
-	if rec.spilled {
-		return 0
-	}
 	return int64(len(rec.body)) + recordOverhead
 }
 
-// bodySize is the length of rec's body, also once it is spilled.
-func (rec *record) bodySize() int64 {
-	if rec.spilled {
-		return rec.size
-	}
-	return int64(len(rec.body))
-}
-
-// spillable says rec is stored in a segment (it has a place there) and can
-// be dropped from memory: those of AckStream, held in memory only, cannot.
+// spillable says rec is stored in a segment (it has a place there) and
+// may leave memory: those of AckStream, held in memory only, may not.
 func (rec *record) spillable() bool {
 	return rec.flen > 0 && rec.fl == nil
 }
 
-// spill drops what rec holds besides its sequence, id, accepted time and
-// place: restore reads the rest back.
-func (rec *record) spill() {
-	rec.size = int64(len(rec.body))
-	rec.spilled = true
-	rec.body, rec.meta = nil, recordMeta{}
-	rec.payload, rec.parsed, rec.prunedBy = nil, false, nil
+// spillRun is deliveries stored one after another in segment seg, from
+// offset start to end, that the queue does not hold in memory: count of
+// them, the first with sequence seq and the others with the sequences
+// after it. Between their frames there are only state frames.
+type spillRun struct {
+	seg        uint64
+	start, end int64
+	seq        uint64
+	count      int
+}
+
+// extend adds rec to the run when it is the run's next delivery in the
+// same segment, and reports whether it did.
+func (sr *spillRun) extend(rec *record) bool {
+	if rec.seg != sr.seg || rec.at < sr.end || rec.seq != sr.seq+uint64(sr.count) {
+		return false
+	}
+	sr.end = rec.at + int64(rec.flen)
+	sr.count++
+	return true
+}
+
+// runOf is the run of rec alone.
+func runOf(rec *record) spillRun {
+	return spillRun{seg: rec.seg, start: rec.at, end: rec.at + int64(rec.flen), seq: rec.seq, count: 1}
 }
 
 // spillReader reads spilled deliveries back from the inbox's segments. The
@@ -62,98 +72,96 @@ type spillReader struct {
 	dir string
 
 	mu     sync.Mutex
-	f      *os.File // segment n, open for reading during restore
-	n      uint64
 	closed bool
 	// reads counts the deliveries read back, for status.
 	reads atomic.Int64
 }
 
-// restore reads back the spilled records among recs, in place. Spilled
-// records that follow each other in a segment are read in one read.
-func (sr *spillReader) restore(recs []*record) error {
+// read reads back the first n deliveries of run (n at most run.count) and
+// returns them with the offset where the rest of the run starts. The
+// segment is open only while it reads: it may be deleted once its
+// deliveries are acknowledged, and an open file would keep its space.
+func (sr *spillReader) read(run spillRun, n int) ([]*record, int64, error) {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
-	// The segment read is closed once done: it may be deleted once its
-	// deliveries are acknowledged, and an open file would keep its space.
-	defer sr.closeFile()
-	for i := 0; i < len(recs); {
-		if sr.closed {
-			return ErrClosed
-		}
-		first := recs[i]
-		if !first.spilled {
-			i++
-			continue
-		}
-		j, end := i+1, first.at+int64(first.flen)
-		for j < len(recs) && recs[j].spilled && recs[j].seg == first.seg && recs[j].at == end {
-			end += int64(recs[j].flen)
-			j++
-		}
-		if err := sr.readRun(recs[i:j], end); err != nil {
-			return err
-		}
-		sr.reads.Add(int64(j - i))
-		i = j
+	if sr.closed {
+		return nil, 0, ErrClosed
 	}
-	return nil
+	path := segmentPath(sr.dir, run.seg)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read back delivery %d from the inbox: %w", run.seq, err)
+	}
+	defer f.Close()
+	recs := make([]*record, 0, n)
+	at := run.start
+	// Read about what n deliveries take, judged by the run's average
+	// frame, in one read; a frame cut at the end of a read is read again
+	// whole in the next.
+	avg := (run.end - run.start) / int64(run.count)
+	for len(recs) < n {
+		size := min(run.end-at, int64(n-len(recs))*avg+4<<10)
+		if size <= 0 {
+			return nil, 0, fmt.Errorf("read back deliveries from %s: the run ends at offset %d after %d of %d deliveries", path, run.end, len(recs), n)
+		}
+		data := make([]byte, size)
+		if _, err := f.ReadAt(data, at); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, 0, fmt.Errorf("read back delivery %d from %s at offset %d: %w", run.seq+uint64(len(recs)), path, at, err)
+		}
+		rest := data
+		for len(recs) < n {
+			off := at + int64(len(data)-len(rest))
+			p, next, ok := nextFrame(rest)
+			if !ok {
+				if need := frameNeed(rest); need > int64(len(rest)) && off+need <= run.end {
+					// Cut by the end of this read: the next read starts
+					// at it and takes it whole.
+					avg = max(avg, need)
+					break
+				}
+				return nil, 0, fmt.Errorf("read back delivery %d from %s at offset %d: no valid frame there", run.seq+uint64(len(recs)), path, off)
+			}
+			rest = next
+			if p[0] != frameDelivery {
+				continue
+			}
+			want := run.seq + uint64(len(recs))
+			rec, err := decodeDelivery(p[1:])
+			if err != nil {
+				return nil, 0, fmt.Errorf("read back delivery %d from %s at offset %d: %w", want, path, off, err)
+			}
+			if rec.seq != want {
+				return nil, 0, fmt.Errorf("read back delivery %d from %s at offset %d: the frame there holds sequence %d", want, path, off, rec.seq)
+			}
+			rec.seg, rec.at, rec.flen = run.seg, off, frameHeader+len(p)
+			recs = append(recs, rec)
+		}
+		at += int64(len(data) - len(rest))
+	}
+	sr.reads.Add(int64(len(recs)))
+	return recs, at, nil
 }
 
-// readRun reads back run, spilled records adjacent in one segment whose
-// frames end at end.
-func (sr *spillReader) readRun(run []*record, end int64) error {
-	first := run[0]
-	path := segmentPath(sr.dir, first.seg)
-	if sr.f == nil || sr.n != first.seg {
-		sr.closeFile()
-		f, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("read back delivery %q (sequence %d) from the inbox: %w", first.id, first.seq, err)
-		}
-		sr.f, sr.n = f, first.seg
+// frameNeed is the length of the frame at the start of b, header
+// included, as far as its header tells; 0 when the header cannot be one.
+func frameNeed(b []byte) int64 {
+	if len(b) < frameHeader {
+		return frameHeader
 	}
-	size := int(end - first.at)
-	// A fresh buffer when the last one is held by the records it filled:
-	// the bodies read back point into it.
-	data := make([]byte, size)
-	if _, err := sr.f.ReadAt(data, first.at); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("read back deliveries %d-%d from %s at offset %d: %w", first.seq, run[len(run)-1].seq, path, first.at, err)
+	n := binary.LittleEndian.Uint32(b)
+	if n == 0 || n > maxFrame {
+		return 0
 	}
-	for _, rec := range run {
-		p, rest, ok := nextFrame(data)
-		if !ok || p[0] != frameDelivery {
-			return fmt.Errorf("read back delivery %q (sequence %d) from %s at offset %d: no valid delivery frame there", rec.id, rec.seq, path, rec.at)
-		}
-		data = rest
-		got, err := decodeDelivery(p[1:])
-		if err != nil {
-			return fmt.Errorf("read back delivery %q from %s at offset %d: %w", rec.id, path, rec.at, err)
-		}
-		if got.seq != rec.seq || got.id != rec.id {
-			return fmt.Errorf("read back delivery %q (sequence %d) from %s at offset %d: the frame there holds %q (sequence %d)", rec.id, rec.seq, path, rec.at, got.id, got.seq)
-		}
-		rec.meta, rec.body, rec.spilled = got.meta, got.body, false
-	}
-	return nil
+	return frameHeader + int64(n)
 }
 
-// closeFile closes the segment open for reading, if any; sr.mu is held.
-func (sr *spillReader) closeFile() {
-	if sr.f != nil {
-		_ = sr.f.Close()
-		sr.f = nil
-	}
-}
-
-// close ends reading back: restore fails with ErrClosed from then on.
+// close ends reading back: read fails with ErrClosed from then on.
 func (sr *spillReader) close() error {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
 	sr.closed = true
-	sr.closeFile()
 	return nil
 }

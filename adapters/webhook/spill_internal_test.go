@@ -100,31 +100,66 @@ func (h *spillHarness) postBody(n int, body func(int) string) {
 	}
 }
 
-// queued returns the ids queued for Read, in order, and how many of them
-// are spilled, and checks the queue's memory against its records.
-func (h *spillHarness) queued() (ids []string, spilled int) {
+// queued counts what the queue holds: deliveries in memory, deliveries
+// spilled and the runs holding them; it checks the queue's counts.
+func (h *spillHarness) queued() (inMemory, spilled, runs int) {
 	h.t.Helper()
 	r := h.src.run
 	r.qmu.Lock()
 	defer r.qmu.Unlock()
 	var mem int64
-	for _, rec := range r.queue {
-		ids = append(ids, rec.id)
-		if rec.spilled {
-			spilled++
-			if rec.body != nil || rec.meta.Headers != nil || rec.payload != nil {
-				h.t.Errorf("spilled delivery %s still holds its body, meta or payload", rec.id)
-			}
+	for _, e := range r.queue {
+		if e.rec != nil {
+			inMemory++
+			mem += e.rec.memory()
+			continue
 		}
-		mem += rec.memory()
+		runs++
+		spilled += e.run.count
 	}
-	if mem != r.qmem {
-		h.t.Errorf("queue memory = %d, its records hold %d", r.qmem, mem)
+	if mem != r.qmem || inMemory+spilled != r.qlen {
+		h.t.Errorf("queue memory %d and length %d; its entries hold %d and %d", r.qmem, r.qlen, mem, inMemory+spilled)
 	}
 	if r.qmem > queueMemory {
 		h.t.Errorf("queue memory = %d, over the bound %d", r.qmem, queueMemory)
 	}
-	return ids, spilled
+	return inMemory, spilled, runs
+}
+
+// stored returns the ids of the deliveries the inbox's segments hold, in
+// sequence order, read from the files.
+func (h *spillHarness) stored() []string {
+	h.t.Helper()
+	dir := h.src.run.ib.dir
+	nums, err := listed(dir, "seg-")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var ids []string
+	var last uint64
+	for _, n := range nums {
+		data, err := os.ReadFile(segmentPath(dir, n))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for {
+			p, rest, ok := nextFrame(data)
+			if !ok {
+				break
+			}
+			data = rest
+			if p[0] != frameDelivery {
+				continue
+			}
+			rec, err := decodeDelivery(p[1:])
+			if err != nil || rec.seq <= last {
+				h.t.Fatalf("segment %d: delivery %+v after sequence %d: %v", n, rec, last, err)
+			}
+			last = rec.seq
+			ids = append(ids, rec.id)
+		}
+	}
+	return ids
 }
 
 // checkChanges checks that chs are the deliveries of ids, in order, with
@@ -169,38 +204,36 @@ func (h *spillHarness) readAll(n int) []core.Change {
 }
 
 // TestBacklogSpillsToInbox queues a backlog of about 5 MB while Read is
-// not called: the queue holds at most queueMemory, the rest is spilled,
-// and Read returns every delivery in order, whole, reading the spilled
-// ones back across segments.
+// not called: the queue holds at most queueMemory, the rest is spilled in
+// a few runs, and Read returns every delivery in order, whole, reading the
+// spilled ones back across segments.
 func TestBacklogSpillsToInbox(t *testing.T) {
 	h := newSpillHarness(t)
 	h.src.run.ib.segmentBytes = 256 << 10 // several segments; set before the first delivery reaches the writer
 	const n = 1200
 	h.post(n)
-	ids, spilled := h.queued()
+	ids := h.stored()
 	if len(ids) != n {
-		t.Fatalf("%d deliveries queued, want %d", len(ids), n)
+		t.Fatalf("%d deliveries stored, want %d", len(ids), n)
 	}
-	inMemory := n - spilled
-	if spilled == 0 || inMemory == 0 || int64(inMemory) > queueMemory/4000 {
-		t.Fatalf("%d of %d deliveries spilled: want all but those fitting %d bytes", spilled, n, queueMemory)
+	inMemory, spilled, runs := h.queued()
+	if inMemory+spilled != n || spilled == 0 || inMemory == 0 || int64(inMemory) > queueMemory/4000 {
+		t.Fatalf("%d deliveries in memory, %d spilled: want all %d, but those fitting %d bytes spilled", inMemory, spilled, n, queueMemory)
 	}
-	if segs, _ := listed(h.src.run.ib.dir, "seg-"); len(segs) < 4 {
-		t.Fatalf("%d segments, want several", len(segs))
+	segs, _ := listed(h.src.run.ib.dir, "seg-")
+	if len(segs) < 4 || runs > len(segs) {
+		t.Fatalf("%d runs in %d segments: want several segments, a run in each at most", runs, len(segs))
 	}
 	if got := h.src.Status()["inbox_read_back"]; got != int64(0) {
 		t.Fatalf("inbox_read_back = %v before Read, want 0", got)
 	}
 	chs := h.readAll(n)
 	checkChanges(t, chs, ids)
-	if h.src.run.ib.rd.f != nil {
-		t.Error("a segment read back is still open: a deleted segment's space would be kept")
-	}
 	if got := h.src.Status()["inbox_read_back"]; got != int64(spilled) {
 		t.Errorf("inbox_read_back = %v, want %d", got, spilled)
 	}
-	if rest, _ := h.queued(); len(rest) != 0 || h.src.run.qmem != 0 {
-		t.Errorf("after reading all: %d queued, queue memory %d; want none", len(rest), h.src.run.qmem)
+	if inMemory, spilled, _ := h.queued(); inMemory+spilled != 0 || h.src.run.qmem != 0 {
+		t.Errorf("after reading all: %d queued, queue memory %d; want none", inMemory+spilled, h.src.run.qmem)
 	}
 	if err := h.src.Ack(context.Background(), chs[len(chs)-1].Position); err != nil {
 		t.Fatal(err)
@@ -213,12 +246,12 @@ func TestBacklogSpillsToInbox(t *testing.T) {
 // TestSpilledBacklogAcrossDrainAndRestart drains a spilled backlog: Drain
 // returns its head, bounded; what it leaves is read after a restart from
 // the checkpoint of the last drained delivery, in order, none lost and
-// none twice; an inbox opened on a backlog queues it spilled.
+// none twice; an inbox opened on a backlog queues it as runs.
 func TestSpilledBacklogAcrossDrainAndRestart(t *testing.T) {
 	h := newSpillHarness(t)
 	const n = 1500
 	h.post(n)
-	ids, _ := h.queued()
+	ids := h.stored()
 	ctx := context.Background()
 	drained, err := h.src.Drain(ctx)
 	if err != nil {
@@ -236,37 +269,38 @@ func TestSpilledBacklogAcrossDrainAndRestart(t *testing.T) {
 	}
 
 	h.open(drained[len(drained)-1].Position)
-	rest, spilled := h.queued()
-	if want := ids[len(drained):]; strings.Join(rest, ",") != strings.Join(want, ",") {
-		t.Fatalf("queued after restart: %d deliveries from %v, want %d from %s", len(rest), rest[:min(1, len(rest))], len(want), want[0])
+	rest := ids[len(drained):]
+	inMemory, spilled, runs := h.queued()
+	if inMemory != 0 || spilled != len(rest) || runs != 1 || h.src.run.qmem != 0 {
+		t.Errorf("after opening on a backlog: %d in memory, %d spilled in %d runs, queue memory %d; want none in memory, %d in one run", inMemory, spilled, runs, h.src.run.qmem, len(rest))
 	}
-	if spilled != len(rest) || h.src.run.qmem != 0 {
-		t.Errorf("after opening on a backlog: %d of %d spilled, queue memory %d; want all spilled, none in memory", spilled, len(rest), h.src.run.qmem)
+	if p := h.src.Status()["inbox_pending"]; p != int64(len(rest)) {
+		t.Errorf("inbox_pending = %v after opening, want %d", p, len(rest))
 	}
 	checkChanges(t, h.readAll(len(rest)), rest)
 }
 
-// TestSpilledDeliveryDamaged damages the frame of a spilled delivery in
-// its segment: Read fails naming the file and the delivery, and loses
-// nothing: the deliveries stay queued, and Read fails the same way again.
+// TestSpilledDeliveryDamaged damages the last spilled delivery's frame in
+// its segment: Read fails naming the file, and loses nothing: the
+// deliveries not returned stay queued, and Read fails the same way again.
 func TestSpilledDeliveryDamaged(t *testing.T) {
 	h := newSpillHarness(t)
 	const n = 800
 	h.post(n)
-	ids, spilled := h.queued()
-	if spilled == 0 {
-		t.Fatal("nothing spilled")
-	}
+	ids := h.stored()
 	r := h.src.run
 	r.qmu.Lock()
-	victim := r.queue[len(r.queue)-1]
+	last := r.queue[len(r.queue)-1]
 	r.qmu.Unlock()
-	path := segmentPath(r.ib.dir, victim.seg)
+	if last.rec != nil {
+		t.Fatal("nothing spilled")
+	}
+	path := segmentPath(r.ib.dir, last.run.seg)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte("XXXX"), victim.at+int64(victim.flen)/2); err != nil {
+	if _, err := f.WriteAt([]byte("XXXX"), last.run.end-100); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -283,15 +317,14 @@ func TestSpilledDeliveryDamaged(t *testing.T) {
 	if readErr == nil {
 		t.Fatal("Read returned every delivery of a damaged segment")
 	}
-	for _, want := range []string{path, victim.id, "no valid delivery frame"} {
+	for _, want := range []string{path, "no valid frame"} {
 		if !strings.Contains(readErr.Error(), want) {
 			t.Errorf("Read() error = %q, want it to name %q", readErr, want)
 		}
 	}
 	checkChanges(t, read, ids[:len(read)])
-	left, _ := h.queued()
-	if strings.Join(left, ",") != strings.Join(ids[len(read):], ",") {
-		t.Fatalf("after the failed Read, %d queued; want the %d not returned, in order", len(left), n-len(read))
+	if inMemory, spilled, _ := h.queued(); inMemory+spilled != n-len(read) {
+		t.Fatalf("after the failed Read, %d queued; want the %d not returned", inMemory+spilled, n-len(read))
 	}
 	if _, err := h.src.Read(ctx); err == nil || err.Error() != readErr.Error() {
 		t.Errorf("second Read() error = %v, want %v again", err, readErr)
@@ -333,7 +366,7 @@ func BenchmarkBacklogMemory(b *testing.B) {
 				return `{"event":"order.placed","order":{"id":"o-` + strconv.Itoa(i) + `","customer":"c-1","total":12.5,"currency":"EUR","lines":[` + strings.Repeat(`{"sku":"ABC-123","qty":1,"price":9.99},`, 22) + `{"sku":"Z","qty":1,"price":1}]}}`
 			})
 			after := liveHeap()
-			_, spilled := h.queued()
+			_, spilled, _ := h.queued()
 			b.ReportMetric(float64(after-before)/n, "heap-bytes/delivery")
 			b.ReportMetric(float64(after-before)/(1<<20), "heap-MiB")
 			b.ReportMetric(float64(spilled), "spilled")
