@@ -464,8 +464,8 @@ func (s *Source) current() (*run, error) {
 }
 
 // Read blocks until deliveries are stored and returns them as changes, in
-// the order they were accepted: first those stored before Open (loaded when
-// it opened; max_pending bounds them), then new ones. It returns ctx.Err() once ctx is done and ErrClosed after Close.
+// the order they were accepted: first those stored before Open (read back
+// from the inbox's segments), then new ones. It returns ctx.Err() once ctx is done and ErrClosed after Close.
 func (s *Source) Read(ctx context.Context) ([]core.Change, error) {
 	r, err := s.current()
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,6 +181,9 @@ connectors:
   - name: fault
     type: webhook
     retry: {initial: 50ms, max: 500ms}
+    # Few changes in flight: the outage's backlog waits in the inbox, past
+    # the 2 MiB it queues in memory.
+    max_in_flight: 100
     config:
       path: /hooks/fault
       dedup: {header: X-Delivery-Id}
@@ -283,6 +288,7 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 	defer client.CloseIdleConnections()
 	hook := "http://" + httpAddr + "/hooks/fault"
 
+	pad := strings.Repeat("p", 4000)
 	// Steady load: a ticker hands out delivery numbers; workers post them.
 	var outage atomic.Int32 // incremented at the cut and at the restore
 	jobs := make(chan int)
@@ -296,7 +302,10 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 			for n := range jobs {
 				d := faultDelivery{id: fmt.Sprintf("%s-%d", run, n)}
 				before := outage.Load()
-				req, _ := http.NewRequest(http.MethodPost, hook, strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
+				// 4 KB bodies: the outage's backlog passes the 2 MiB the
+				// inbox queues in memory, and the rest is read back from
+				// its segments.
+				req, _ := http.NewRequest(http.MethodPost, hook, strings.NewReader(fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad)))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-Delivery-Id", d.id)
 				resp, err := client.Do(req)
@@ -389,6 +398,10 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 	// is back; then stop the sidecar so nothing more can be written and read
 	// each partition to its end.
 	readFaultTopic(t, brokers, topic, accepted, false)
+	readBack := faultReadBack(t, admin)
+	if !wantRefused && readBack == 0 {
+		t.Errorf("no delivery was read back from the inbox's segments: the outage's backlog (%v at the restore) stayed in memory", pendingAtRestore)
+	}
 	stop()
 	seen := readFaultTopic(t, brokers, topic, nil, true)
 
@@ -416,8 +429,8 @@ func runKafkaOutage(t *testing.T, brokers []string, faultAddr string, proxy *cut
 	if missing > 0 {
 		t.Errorf("%d of %d accepted deliveries have no event", missing, len(accepted))
 	}
-	t.Logf("%d deliveries: %d accepted (%d during the %v outage, %v pending in the inbox at the restore), %d refused (%d during the outage); %d records, %d distinct ids, %d duplicates",
-		total, len(accepted), acceptedInOutage, outageUntil-outageFrom, pendingAtRestore, len(refused), refusedInOutage, records, len(seen), duplicates)
+	t.Logf("%d deliveries: %d accepted (%d during the %v outage, %v pending in the inbox at the restore, %d read back from its segments), %d refused (%d during the outage); %d records, %d distinct ids, %d duplicates",
+		total, len(accepted), acceptedInOutage, outageUntil-outageFrom, pendingAtRestore, readBack, len(refused), refusedInOutage, records, len(seen), duplicates)
 }
 
 // inboxPending reads the connector's inbox depth from the sidecar's metrics.
@@ -436,6 +449,24 @@ func inboxPending(t *testing.T, sc *cli.Sidecar) float64 {
 	}
 	t.Fatalf("sidecar metrics lack tributary_webhook_inbox_pending")
 	return 0
+}
+
+// faultReadBack reads how many deliveries the connector read back from its
+// inbox's segments, from the admin API's status.
+func faultReadBack(t *testing.T, admin string) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/v1/connectors/fault")
+	if err != nil {
+		t.Fatalf("connector status: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`"inbox_read_back": *([0-9]+)`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatalf("connector status lacks inbox_read_back: %s", raw)
+	}
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n
 }
 
 // faultWaitReady polls the admin API until the sidecar is ready.
