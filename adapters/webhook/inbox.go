@@ -135,6 +135,9 @@ type inbox struct {
 	warnMu sync.Mutex
 	// rd reads spilled deliveries back for Read (spill.go).
 	rd spillReader
+	// damaged counts the damaged stretches of segments skipped when the
+	// inbox opened (scanFrames), for status.
+	damaged int
 
 	// Writer-only state.
 	f        *os.File   // the active segment
@@ -253,18 +256,26 @@ func (ib *inbox) loadSegments() (backlog, error) {
 		if err != nil {
 			return backlog{}, err
 		}
-		for {
-			p, rest, ok := nextFrame(data)
-			if !ok {
-				break
+		// before is the sequence of the segment's last delivery read, to
+		// say which deliveries a damaged stretch held.
+		var before uint64
+		var gaps []skipped
+		damaged, err := scanFrames(data, func(at int64, p []byte, gap *skipped) error {
+			if gap != nil {
+				gaps = append(gaps, *gap)
 			}
-			data = rest
 			switch p[0] {
 			case frameDelivery:
 				r, err := decodeDelivery(p[1:])
 				if err != nil {
-					return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
+					return err
 				}
+				for _, g := range gaps {
+					ib.log.Error("webhook inbox: damaged bytes in a segment skipped (damage on disk, or a write a crash cut before its deliveries were answered); the deliveries they held are lost",
+						"file", seg.path, "offset", g.at, "bytes", g.n, "after_sequence", before, "next_sequence", r.seq)
+				}
+				gaps = gaps[:0]
+				before = r.seq
 				seg.last = r.seq
 				seg.ids = appendSeenID(seg.ids, r.received.UnixNano(), r.id)
 				ib.remember(r.id, r.received)
@@ -273,12 +284,36 @@ func (ib *inbox) loadSegments() (backlog, error) {
 				d := decoder{b: p[1:]}
 				acked, next := d.uvarint(), d.uvarint()
 				if d.err != nil {
-					return backlog{}, fmt.Errorf("read %s: state: %w", seg.path, d.err)
+					return fmt.Errorf("state: %w", d.err)
 				}
 				ib.acked = max(ib.acked, acked)
 				ib.nextSeq = max(ib.nextSeq, next)
+				if at == 0 {
+					seg.floor, seg.floored = next, true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
+		}
+		if k := len(ib.segs); k > 0 && seg.floored {
+			// The segment before this one ended with the deliveries up to
+			// this one's floor, all synced before it was started: those
+			// missing from its end were damaged there, not cut by a crash
+			// (a restart starts its segment from the deliveries it read).
+			prev := ib.segs[k-1]
+			if seen := max(prev.last, prev.floor); prev.n+1 == seg.n && seg.floor > seen {
+				ib.damaged++
+				ib.log.Error("webhook inbox: deliveries missing from the end of a segment (damaged on disk, or a write a crash cut before they were answered)",
+					"file", prev.path, "first_sequence", seen+1, "last_sequence", seg.floor)
 			}
 		}
+		for _, g := range gaps {
+			ib.log.Error("webhook inbox: damaged bytes in a segment skipped (damage on disk, or a write a crash cut before its deliveries were answered); the deliveries they held are lost",
+				"file", seg.path, "offset", g.at, "bytes", g.n, "after_sequence", before)
+		}
+		ib.damaged += damaged
 		ib.segs = append(ib.segs, seg)
 	}
 	ib.nextSeq = max(ib.nextSeq, ib.acked)
@@ -294,24 +329,23 @@ func (ib *inbox) loadSegments() (backlog, error) {
 		if err != nil {
 			return backlog{}, err
 		}
-		data := whole
 		var run spillRun
-		for {
-			at := int64(len(whole) - len(data))
-			p, rest, ok := nextFrame(data)
-			if !ok {
-				break
+		_, err = scanFrames(whole, func(at int64, p []byte, gap *skipped) error {
+			if gap != nil && run.count > 0 {
+				// A run does not span damaged bytes: Read would fail on
+				// them.
+				bl.runs = append(bl.runs, run)
+				run = spillRun{}
 			}
-			data = rest
 			if p[0] != frameDelivery {
-				continue
+				return nil
 			}
 			r, err := decodeDelivery(p[1:])
 			if err != nil {
-				return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
+				return err
 			}
 			if r.seq <= ib.acked {
-				continue
+				return nil
 			}
 			r.seg, r.at, r.flen = seg.n, at, frameHeader+len(p)
 			if run.count == 0 || !run.extend(r) {
@@ -322,6 +356,10 @@ func (ib *inbox) loadSegments() (backlog, error) {
 			}
 			bl.n++
 			bl.bytes += int64(len(r.body))
+			return nil
+		})
+		if err != nil {
+			return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
 		}
 		if run.count > 0 {
 			bl.runs = append(bl.runs, run)

@@ -85,6 +85,78 @@ func nextFrame(data []byte) (payload, rest []byte, ok bool) {
 	return payload, data[frameHeader+int(n):], true
 }
 
+// skipped is a damaged stretch of a segment: bytes that are no valid
+// frame, with a valid frame after them, so not the tail of a write a
+// crash cut.
+type skipped struct {
+	at, n int64
+}
+
+// scanFrames calls fn with the offset and payload of each valid frame of
+// data, a segment's contents, in order. Where a frame is not valid it
+// looks for the next valid frame: when there is one, the bytes before it
+// are damage (bit rot, a bad sector), passed to fn with that frame as gap,
+// and the frames after them are read; when there is none, they are the
+// end (the zeros of a preallocated file, the tail of a write a crash
+// cut). A frame is taken as valid when its length fits and its CRC-32C
+// matches. It returns the damaged stretches.
+func scanFrames(data []byte, fn func(at int64, p []byte, gap *skipped) error) (int, error) {
+	damaged := 0
+	var gap *skipped
+	off := 0
+	for off < len(data) {
+		if p, _, ok := nextFrame(data[off:]); ok {
+			if err := fn(int64(off), p, gap); err != nil {
+				return damaged, err
+			}
+			gap = nil
+			off += frameHeader + len(p)
+			continue
+		}
+		next := resync(data, off+1)
+		if next < 0 {
+			break
+		}
+		damaged++
+		gap = &skipped{at: int64(off), n: int64(next - off)}
+		off = next
+	}
+	return damaged, nil
+}
+
+// resync returns the first offset from i on where a valid frame starts,
+// or -1.
+func resync(data []byte, i int) int {
+	for ; i+frameHeader < len(data); i++ {
+		if data[i] == 0 {
+			// A frame's length is not 0, so one of its first four bytes
+			// is not: skip a run of zeros (a preallocated file's rest)
+			// eight bytes at a time, to three bytes before its end.
+			j := i
+			for j+8 <= len(data) && binary.LittleEndian.Uint64(data[j:]) == 0 {
+				j += 8
+			}
+			if j-3 > i {
+				i = j - 3
+			}
+			if i+frameHeader >= len(data) {
+				break
+			}
+		}
+		n := binary.LittleEndian.Uint32(data[i:])
+		if n == 0 || n > maxFrame || uint64(n) > uint64(len(data)-i-frameHeader) {
+			continue
+		}
+		if t := data[i+frameHeader]; t < frameDelivery || t > frameSeenIDs {
+			continue
+		}
+		if _, _, ok := nextFrame(data[i:]); ok {
+			return i
+		}
+	}
+	return -1
+}
+
 // appendRecordHead encodes what the submitter knows of a delivery before
 // its body: accepted time, id and request meta.
 func appendRecordHead(b []byte, r *record) []byte {
@@ -234,6 +306,10 @@ type segment struct {
 	path string
 	// last is the highest delivery sequence it holds, 0 when none.
 	last uint64
+	// floor is the sequence given last when the segment was started, from
+	// its first frame (its state); floored says there was one.
+	floor   uint64
+	floored bool
 	// ids is the seen-ids payload of its deliveries, written to the
 	// current seen file before the segment is deleted.
 	ids []byte

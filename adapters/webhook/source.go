@@ -695,6 +695,7 @@ func (s *Source) Status() map[string]any {
 		st["inbox_commits"] = r.ib.commits.Load()
 		st["inbox_stored"] = r.ib.stored.Load()
 		st["inbox_read_back"] = r.ib.rd.reads.Load()
+		st["inbox_damaged"] = r.ib.damaged
 	}
 	return st
 }

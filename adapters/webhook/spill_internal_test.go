@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	goruntime "runtime"
 	"strconv"
 	"strings"
@@ -280,9 +281,11 @@ func TestSpilledBacklogAcrossDrainAndRestart(t *testing.T) {
 	checkChanges(t, h.readAll(len(rest)), rest)
 }
 
-// TestSpilledDeliveryDamaged damages the last spilled delivery's frame in
-// its segment: Read fails naming the file, and loses nothing: the
-// deliveries not returned stay queued, and Read fails the same way again.
+// TestSpilledDeliveryDamaged damages a spilled delivery's frame in its
+// segment: Read fails naming the file, and loses nothing: the deliveries
+// not returned stay queued, and Read fails the same way again. Reopened
+// (as the runtime does after a failed Read), the inbox skips the damaged
+// frame, counts it, and the deliveries after it are read.
 func TestSpilledDeliveryDamaged(t *testing.T) {
 	h := newSpillHarness(t)
 	const n = 800
@@ -300,7 +303,7 @@ func TestSpilledDeliveryDamaged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte("XXXX"), last.run.end-100); err != nil {
+	if _, err := f.WriteAt([]byte("XXXX"), last.run.start+(last.run.end-last.run.start)/2); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -328,6 +331,25 @@ func TestSpilledDeliveryDamaged(t *testing.T) {
 	}
 	if _, err := h.src.Read(ctx); err == nil || err.Error() != readErr.Error() {
 		t.Errorf("second Read() error = %v, want %v again", err, readErr)
+	}
+
+	if err := h.src.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.open(read[len(read)-1].Position)
+	rest := ids[len(read):]
+	if d := h.src.Status()["inbox_damaged"]; d != 1 {
+		t.Errorf("inbox_damaged = %v after reopening, want 1", d)
+	}
+	after := h.readAll(len(rest) - 1)
+	lost := 0
+	for lost < len(after) && string(after[lost].Position.Data) == rest[lost] {
+		lost++
+	}
+	want := append(slices.Clone(rest[:lost]), rest[lost+1:]...)
+	checkChanges(t, after, want)
+	if inMemory, spilled, _ := h.queued(); inMemory+spilled != 0 {
+		t.Errorf("%d deliveries still queued after reading all but the damaged one", inMemory+spilled)
 	}
 }
 
