@@ -251,51 +251,9 @@ func (ib *inbox) loadSegments() (backlog, error) {
 		return backlog{}, err
 	}
 	for _, n := range nums {
-		seg := &segment{n: n, path: segmentPath(ib.dir, n)}
-		data, err := os.ReadFile(seg.path)
+		seg, err := ib.loadSegment(n)
 		if err != nil {
 			return backlog{}, err
-		}
-		// before is the sequence of the segment's last delivery read, to
-		// say which deliveries a damaged stretch held.
-		var before uint64
-		var gaps []skipped
-		damaged, err := scanFrames(data, func(at int64, p []byte, gap *skipped) error {
-			if gap != nil {
-				gaps = append(gaps, *gap)
-			}
-			switch p[0] {
-			case frameDelivery:
-				r, err := decodeDelivery(p[1:])
-				if err != nil {
-					return err
-				}
-				for _, g := range gaps {
-					ib.log.Error("webhook inbox: damaged bytes in a segment skipped (damage on disk, or a write a crash cut before its deliveries were answered); the deliveries they held are lost",
-						"file", seg.path, "offset", g.at, "bytes", g.n, "after_sequence", before, "next_sequence", r.seq)
-				}
-				gaps = gaps[:0]
-				before = r.seq
-				seg.last = r.seq
-				seg.ids = appendSeenID(seg.ids, r.received.UnixNano(), r.id)
-				ib.remember(r.id, r.received)
-				ib.nextSeq = max(ib.nextSeq, r.seq)
-			case frameState:
-				d := decoder{b: p[1:]}
-				acked, next := d.uvarint(), d.uvarint()
-				if d.err != nil {
-					return fmt.Errorf("state: %w", d.err)
-				}
-				ib.acked = max(ib.acked, acked)
-				ib.nextSeq = max(ib.nextSeq, next)
-				if at == 0 {
-					seg.floor, seg.floored = next, true
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
 		}
 		if k := len(ib.segs); k > 0 && seg.floored {
 			// The segment before this one ended with the deliveries up to
@@ -309,11 +267,6 @@ func (ib *inbox) loadSegments() (backlog, error) {
 					"file", prev.path, "first_sequence", seen+1, "last_sequence", seg.floor)
 			}
 		}
-		for _, g := range gaps {
-			ib.log.Error("webhook inbox: damaged bytes in a segment skipped (damage on disk, or a write a crash cut before its deliveries were answered); the deliveries they held are lost",
-				"file", seg.path, "offset", g.at, "bytes", g.n, "after_sequence", before)
-		}
-		ib.damaged += damaged
 		ib.segs = append(ib.segs, seg)
 	}
 	ib.nextSeq = max(ib.nextSeq, ib.acked)
@@ -322,50 +275,116 @@ func (ib *inbox) loadSegments() (backlog, error) {
 	// places.
 	var bl backlog
 	for _, seg := range ib.segs {
-		if seg.last <= ib.acked {
-			continue
-		}
-		whole, err := os.ReadFile(seg.path)
-		if err != nil {
-			return backlog{}, err
-		}
-		var run spillRun
-		_, err = scanFrames(whole, func(at int64, p []byte, gap *skipped) error {
-			if gap != nil && run.count > 0 {
-				// A run does not span damaged bytes: Read would fail on
-				// them.
-				bl.runs = append(bl.runs, run)
-				run = spillRun{}
+		if seg.last > ib.acked {
+			if err := ib.segmentBacklog(seg, &bl); err != nil {
+				return backlog{}, err
 			}
-			if p[0] != frameDelivery {
-				return nil
-			}
+		}
+	}
+	return bl, nil
+}
+
+// loadSegment reads segment n: the ids it holds join the dedup index, its
+// states advance the sequences, and damaged bytes in it are logged.
+func (ib *inbox) loadSegment(n uint64) (*segment, error) {
+	seg := &segment{n: n, path: segmentPath(ib.dir, n)}
+	data, err := os.ReadFile(seg.path)
+	if err != nil {
+		return nil, err
+	}
+	// before is the sequence of the segment's last delivery read, to say
+	// which deliveries a damaged stretch held.
+	var before uint64
+	var gaps []skipped
+	logGap := func(g skipped, next ...any) {
+		ib.log.Error("webhook inbox: damaged bytes in a segment skipped (damage on disk, or a write a crash cut before its deliveries were answered); the deliveries they held are lost",
+			append([]any{"file", seg.path, "offset", g.at, "bytes", g.n, "after_sequence", before}, next...)...)
+	}
+	damaged, err := scanFrames(data, func(at int64, p []byte, gap *skipped) error {
+		if gap != nil {
+			gaps = append(gaps, *gap)
+		}
+		switch p[0] {
+		case frameDelivery:
 			r, err := decodeDelivery(p[1:])
 			if err != nil {
 				return err
 			}
-			if r.seq <= ib.acked {
-				return nil
+			for _, g := range gaps {
+				logGap(g, "next_sequence", r.seq)
 			}
-			r.seg, r.at, r.flen = seg.n, at, frameHeader+len(p)
-			if run.count == 0 || !run.extend(r) {
-				if run.count > 0 {
-					bl.runs = append(bl.runs, run)
-				}
-				run = runOf(r)
+			gaps = gaps[:0]
+			before = r.seq
+			seg.last = r.seq
+			seg.ids = appendSeenID(seg.ids, r.received.UnixNano(), r.id)
+			ib.remember(r.id, r.received)
+			ib.nextSeq = max(ib.nextSeq, r.seq)
+		case frameState:
+			d := decoder{b: p[1:]}
+			acked, next := d.uvarint(), d.uvarint()
+			if d.err != nil {
+				return fmt.Errorf("state: %w", d.err)
 			}
-			bl.n++
-			bl.bytes += int64(len(r.body))
-			return nil
-		})
-		if err != nil {
-			return backlog{}, fmt.Errorf("read %s: %w", seg.path, err)
+			ib.acked = max(ib.acked, acked)
+			ib.nextSeq = max(ib.nextSeq, next)
+			if at == 0 {
+				seg.floor, seg.floored = next, true
+			}
 		}
-		if run.count > 0 {
-			bl.runs = append(bl.runs, run)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", seg.path, err)
 	}
-	return bl, nil
+	for _, g := range gaps {
+		logGap(g)
+	}
+	ib.damaged += damaged
+	return seg, nil
+}
+
+// segmentBacklog adds to bl the runs of seg's deliveries after the
+// acknowledged sequence.
+func (ib *inbox) segmentBacklog(seg *segment, bl *backlog) error {
+	whole, err := os.ReadFile(seg.path)
+	if err != nil {
+		return err
+	}
+	var run spillRun
+	_, err = scanFrames(whole, func(at int64, p []byte, gap *skipped) error {
+		if gap != nil && run.count > 0 {
+			// A run does not span damaged bytes: Read would fail on them.
+			bl.runs = append(bl.runs, run)
+			run = spillRun{}
+		}
+		if p[0] != frameDelivery {
+			return nil
+		}
+		r, err := decodeDelivery(p[1:])
+		if err != nil {
+			return err
+		}
+		if r.seq <= ib.acked {
+			return nil
+		}
+		r.seg, r.at, r.flen = seg.n, at, frameHeader+len(p)
+		if run.count == 0 || !run.extend(r) {
+			if run.count > 0 {
+				bl.runs = append(bl.runs, run)
+			}
+			run = runOf(r)
+		}
+		bl.n++
+		bl.bytes += int64(len(r.body))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", seg.path, err)
+	}
+	if run.count > 0 {
+		bl.runs = append(bl.runs, run)
+	}
+	return nil
 }
 
 // openSegment creates segment n, starting with the state, as the active
