@@ -4,6 +4,10 @@
 #
 #   ceiling   bench/httpceiling, a net/http server that only reads the body
 #             and answers 200: what the machine's HTTP stack allows at all
+#   durable   bench/httpceiling -durable: the same, answering 200 only once
+#             the body is fdatasynced, by the inbox's group commit (one
+#             writer, at most one commit a millisecond): what a durable
+#             2xx allows on this disk at all (not in the default set)
 #   peer      the Benthos engine v4.60.0 (the MIT core of Redpanda Connect,
 #             built from the Go module proxy into $PEER_CACHE, as
 #             bench/sink.sh does): http_server input, the HMAC-SHA256
@@ -14,7 +18,8 @@
 #             embedded stream, 2xx once the delivery is durable
 #   kafka     the same on the Kafka stream (KAFKA_BROKERS)
 #
-#   bench/webhook.sh [ceiling|peer|embedded|kafka ...]   default: all four
+#   bench/webhook.sh [ceiling|durable|peer|embedded|kafka ...]
+#                                          default: ceiling peer embedded kafka
 #
 # embedded and kafka take the connector's ack mode after a colon
 # (embedded:inbox, kafka:stream; without one, $ACK, else the connector's
@@ -120,8 +125,8 @@ stream_yaml() {
 	case $1 in
 	embedded) echo "stream: {type: embedded}" ;;
 	kafka) echo "stream: {type: kafka, config: {brokers: [\"$KAFKA_BROKERS\"]}}" ;;
-	ceiling | peer) echo "" ;;
-	*) echo "unknown stream $1: use ceiling, peer, embedded or kafka (with :inbox or :stream)" >&2; exit 2 ;;
+	ceiling | durable | peer) echo "" ;;
+	*) echo "unknown stream $1: use ceiling, durable, peer, embedded or kafka (with :inbox or :stream)" >&2; exit 2 ;;
 	esac
 }
 
@@ -207,6 +212,8 @@ output:
 YAML
 	if [ "$s" = ceiling ]; then
 		"$work/httpceiling" -addr "127.0.0.1:$PORT" >"$work/sidecar.log" 2>&1 &
+	elif [ "$s" = durable ]; then
+		"$work/httpceiling" -addr "127.0.0.1:$PORT" -durable "$work/state" >"$work/sidecar.log" 2>&1 &
 	elif [ "$s" = peer ]; then
 		"$PEER_CACHE/sinkpeer" run "$work/peer.yaml" >"$work/sidecar.log" 2>&1 &
 	else
@@ -226,6 +233,8 @@ YAML
 	fi
 	if [ "$s" = ceiling ]; then
 		echo "== ceiling: net/http reading the body and answering 200, nothing else"
+	elif [ "$s" = durable ]; then
+		echo "== durable: net/http answering 200 once the body is fdatasynced (group commit, 1 ms window), nothing else"
 	elif [ "$s" = peer ]; then
 		echo "== peer: Benthos v4.60.0 http_server, HMAC-SHA256 in Bloblang, file output (no fsync)"
 	else
@@ -258,7 +267,7 @@ YAML
 	cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	echo "-- wrk -t2 -c$CONNS -d$DURATION"
 	profiling=""
-	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != peer ]; then
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != durable ] && [ "$s" != peer ]; then
 		mkdir -p "$PROFILE_DIR"
 		secs=$(( $(echo "$DURATION" | tr -dc '0-9') - 2 ))
 		[ "$secs" -ge 1 ] || secs=1
@@ -290,7 +299,7 @@ YAML
 	echo "-- webhookload -rate $RATE -d $DURATION (open loop)"
 	cpu2=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	profiling=""
-	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != peer ]; then
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != durable ] && [ "$s" != peer ]; then
 		(sleep 1; curl -sf -o "$PROFILE_DIR/${s//:/-}.steady.cpu.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs") &
 		profiling=$!
 	fi
