@@ -6,8 +6,8 @@
 #             and answers 200: what the machine's HTTP stack allows at all
 #   durable   bench/httpceiling -durable: the same, answering 200 only once
 #             the body is fdatasynced, by the inbox's group commit (one
-#             writer, at most one commit a millisecond): what a durable
-#             2xx allows on this disk at all (not in the default set)
+#             writer, at most one commit a millisecond): the floor of a
+#             durable 2xx on this disk, with no other work
 #   peer      the Benthos engine v4.60.0 (the MIT core of Redpanda Connect,
 #             built from the Go module proxy into $PEER_CACHE, as
 #             bench/sink.sh does): http_server input, the HMAC-SHA256
@@ -18,8 +18,7 @@
 #             embedded stream, 2xx once the delivery is durable
 #   kafka     the same on the Kafka stream (KAFKA_BROKERS)
 #
-#   bench/webhook.sh [ceiling|durable|peer|embedded|kafka ...]
-#                                          default: ceiling peer embedded kafka
+#   bench/webhook.sh [ceiling|durable|peer|embedded|kafka ...]   default: all five
 #
 # embedded and kafka take the connector's ack mode after a colon
 # (embedded:inbox, kafka:stream; without one, $ACK, else the connector's
@@ -62,7 +61,7 @@ ADMIN_PORT=${ADMIN_PORT:-19464}
 ACK=${ACK:-}
 PEER_CACHE=${PEER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tributary-bench}
 streams=("$@")
-[ ${#streams[@]} -gt 0 ] || streams=(ceiling peer embedded kafka)
+[ ${#streams[@]} -gt 0 ] || streams=(ceiling durable peer embedded kafka)
 
 if ! command -v wrk >/dev/null; then
 	echo "installing wrk (Debian package)" >&2
