@@ -8,6 +8,9 @@
 #             the body is fdatasynced, by the inbox's group commit (one
 #             writer, at most one commit a millisecond): the floor of a
 #             durable 2xx on this disk, with no other work
+#   source    bench/webhooksource: the webhook connector alone (the bench
+#             connector, its inbox, a reader acknowledging at once), with
+#             no runtime and no stream (not in the default set)
 #   peer      the Benthos engine v4.60.0 (the MIT core of Redpanda Connect,
 #             built from the Go module proxy into $PEER_CACHE, as
 #             bench/sink.sh does): http_server input, the HMAC-SHA256
@@ -18,7 +21,8 @@
 #             embedded stream, 2xx once the delivery is durable
 #   kafka     the same on the Kafka stream (KAFKA_BROKERS)
 #
-#   bench/webhook.sh [ceiling|durable|peer|embedded|kafka ...]   default: all five
+#   bench/webhook.sh [ceiling|durable|source|peer|embedded|kafka ...]
+#                       default: ceiling durable peer embedded kafka
 #
 # embedded and kafka take the connector's ack mode after a colon
 # (embedded:inbox, kafka:stream; without one, $ACK, else the connector's
@@ -83,6 +87,7 @@ cleanup() {
 trap cleanup EXIT
 go build -o "$work/webhookload" ./bench/webhookload
 go build -o "$work/httpceiling" ./bench/httpceiling
+go build -o "$work/webhooksource" ./bench/webhooksource
 peer_ok=""
 if [[ " ${streams[*]} " == *" peer "* ]]; then
 	mkdir -p "$PEER_CACHE"
@@ -124,8 +129,8 @@ stream_yaml() {
 	case $1 in
 	embedded) echo "stream: {type: embedded}" ;;
 	kafka) echo "stream: {type: kafka, config: {brokers: [\"$KAFKA_BROKERS\"]}}" ;;
-	ceiling | durable | peer) echo "" ;;
-	*) echo "unknown stream $1: use ceiling, durable, peer, embedded or kafka (with :inbox or :stream)" >&2; exit 2 ;;
+	ceiling | durable | source | peer) echo "" ;;
+	*) echo "unknown stream $1: use ceiling, durable, source, peer, embedded or kafka (with :inbox or :stream)" >&2; exit 2 ;;
 	esac
 }
 
@@ -213,6 +218,8 @@ YAML
 		"$work/httpceiling" -addr "127.0.0.1:$PORT" >"$work/sidecar.log" 2>&1 &
 	elif [ "$s" = durable ]; then
 		"$work/httpceiling" -addr "127.0.0.1:$PORT" -durable "$work/state" >"$work/sidecar.log" 2>&1 &
+	elif [ "$s" = source ]; then
+		"$work/webhooksource" -addr "127.0.0.1:$PORT" -state "$work/state" >"$work/sidecar.log" 2>&1 &
 	elif [ "$s" = peer ]; then
 		"$PEER_CACHE/sinkpeer" run "$work/peer.yaml" >"$work/sidecar.log" 2>&1 &
 	else
@@ -234,6 +241,8 @@ YAML
 		echo "== ceiling: net/http reading the body and answering 200, nothing else"
 	elif [ "$s" = durable ]; then
 		echo "== durable: net/http answering 200 once the body is fdatasynced (group commit, 1 ms window), nothing else"
+	elif [ "$s" = source ]; then
+		echo "== source: the webhook connector alone, 2xx once durable in the inbox, acknowledged at once (no runtime, no stream)"
 	elif [ "$s" = peer ]; then
 		echo "== peer: Benthos v4.60.0 http_server, HMAC-SHA256 in Bloblang, file output (no fsync)"
 	else
@@ -266,7 +275,7 @@ YAML
 	cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	echo "-- wrk -t2 -c$CONNS -d$DURATION"
 	profiling=""
-	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != durable ] && [ "$s" != peer ]; then
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != durable ] && [ "$s" != source ] && [ "$s" != peer ]; then
 		mkdir -p "$PROFILE_DIR"
 		secs=$(( $(echo "$DURATION" | tr -dc '0-9') - 2 ))
 		[ "$secs" -ge 1 ] || secs=1
@@ -298,7 +307,7 @@ YAML
 	echo "-- webhookload -rate $RATE -d $DURATION (open loop)"
 	cpu2=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	profiling=""
-	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != durable ] && [ "$s" != peer ]; then
+	if [ -n "${PROFILE_DIR:-}" ] && [ "$s" != ceiling ] && [ "$s" != durable ] && [ "$s" != source ] && [ "$s" != peer ]; then
 		(sleep 1; curl -sf -o "$PROFILE_DIR/${s//:/-}.steady.cpu.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$secs") &
 		profiling=$!
 	fi
