@@ -87,6 +87,16 @@ type writer struct {
 }
 
 func openWriter(dir string, window time.Duration, mode string) (*writer, error) {
+	flags := 0
+	switch mode {
+	case "fdatasync":
+	case "dsync":
+		flags = syscall.O_DSYNC
+	case "direct":
+		flags = syscall.O_DSYNC | syscall.O_DIRECT
+	default:
+		return nil, fmt.Errorf("-sync %q: use fdatasync, dsync or direct", mode)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -102,16 +112,6 @@ func openWriter(dir string, window time.Duration, mode string) (*writer, error) 
 	}
 	if err := f.Sync(); err != nil {
 		return nil, err
-	}
-	flags := 0
-	switch mode {
-	case "fdatasync":
-	case "dsync":
-		flags = syscall.O_DSYNC
-	case "direct":
-		flags = syscall.O_DSYNC | syscall.O_DIRECT
-	default:
-		return nil, fmt.Errorf("-sync %q: use fdatasync, dsync or direct", mode)
 	}
 	if flags != 0 {
 		name := f.Name()
